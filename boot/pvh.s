@@ -1,0 +1,121 @@
+/* PVH entry: QEMU's pvh option ROM jumps here in 32-bit protected mode, paging off, interrupts off,
+ * EBX = physical address of hvm_start_info (qemu-7.2-facts.md section 7). The stack and the GDT are the
+ * boot firmware's, so we set our own, build identity page tables for the low 4 GiB with 2 MiB pages,
+ * enter long mode (SDM Vol. 3A 10.8.5 "Initializing IA-32e Mode") and call msifw_entry(start_info).
+ * Mappings above 4 GiB are added later, on demand, by arch::paging. */
+
+    .pushsection .note.pvh, "a", @note
+    .balign 4
+    .long 4                 /* namesz */
+    .long 4                 /* descsz */
+    .long 18                /* XEN_ELFNOTE_PHYS32_ENTRY */
+    .asciz "Xen"
+    .long pvh_start32       /* 32-bit physical entry point */
+    .popsection
+
+    .pushsection .text.boot, "ax"
+    .code32
+    .global pvh_start32
+pvh_start32:
+    cli
+    cld
+    /* EBX (start_info) survives until the call below: nothing here writes it. */
+
+    /* Zero .bss: QEMU zero-fills segments past p_filesz, but a bootloader need not. */
+    movl $__bss_start, %edi
+    movl $__bss_end, %ecx
+    subl %edi, %ecx
+    xorl %eax, %eax
+    rep stosb
+
+    movl $boot_stack_top, %esp
+    lgdt gdt64_pointer
+
+    /* PML4[0] -> PDPT; PDPT[0..4] -> PD[0..4]; each PD entry maps 2 MiB (PS). */
+    movl $boot_pdpt, %eax
+    orl $0x3, %eax                      /* present | writable */
+    movl %eax, boot_pml4
+
+    xorl %ecx, %ecx
+1:  movl %ecx, %eax
+    shll $12, %eax
+    addl $boot_pd, %eax
+    orl $0x3, %eax
+    movl %eax, boot_pdpt(,%ecx,8)
+    incl %ecx
+    cmpl $4, %ecx
+    jb 1b
+
+    xorl %ecx, %ecx
+2:  movl %ecx, %eax
+    shll $21, %eax
+    orl $0x83, %eax                     /* present | writable | 2 MiB page */
+    cmpl $1536, %ecx                    /* 3 GiB and up: the PCI hole, LAPIC, IOAPIC: uncached */
+    jb 3f
+    orl $0x18, %eax                     /* PWT | PCD */
+3:  movl %eax, boot_pd(,%ecx,8)
+    incl %ecx
+    cmpl $2048, %ecx
+    jb 2b
+
+    movl $boot_pml4, %eax
+    movl %eax, %cr3
+    movl %cr4, %eax
+    orl $0x20, %eax                     /* CR4.PAE */
+    movl %eax, %cr4
+    movl $0xC0000080, %ecx              /* IA32_EFER */
+    rdmsr
+    orl $0x100, %eax                    /* EFER.LME */
+    wrmsr
+    movl %cr0, %eax
+    orl $0x80000001, %eax               /* CR0.PG | CR0.PE */
+    movl %eax, %cr0
+    ljmp $0x08, $long_mode_entry
+
+    .code64
+long_mode_entry:
+    movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    xorw %ax, %ax
+    movw %ax, %fs
+    movw %ax, %gs
+    movabsq $boot_stack_top, %rsp
+    xorl %ebp, %ebp
+    movl %ebx, %edi                     /* arg 0: start_info physical address */
+    call msifw_entry
+4:  cli
+    hlt
+    jmp 4b
+    .popsection
+
+    .pushsection .rodata.boot, "a"
+    .balign 8
+gdt64:
+    .quad 0                             /* null */
+    .quad 0x00AF9A000000FFFF            /* 0x08: 64-bit code, DPL 0 */
+    .quad 0x00CF92000000FFFF            /* 0x10: data */
+gdt64_end:
+    .balign 4
+    .word 0
+gdt64_pointer:
+    .word gdt64_end - gdt64 - 1
+    .long gdt64
+    .popsection
+
+    .pushsection .bss.boot, "aw", @nobits
+    .balign 4096
+    .global boot_pml4
+boot_pml4:
+    .skip 4096
+boot_pdpt:
+    .skip 4096
+boot_pd:
+    .skip 4096 * 4
+    .balign 16
+boot_stack_bottom:
+    .skip 64 * 1024
+    .global boot_stack_top
+boot_stack_top:
+    .popsection

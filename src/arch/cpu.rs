@@ -1,0 +1,74 @@
+//! CPU instructions and model-specific registers (SDM Vol. 2 and Vol. 4).
+
+use x86_64::registers::model_specific::Msr;
+
+/// IA32_APIC_BASE (SDM Vol. 4, MSR 0x1B): APIC base address, xAPIC enable (bit 11), x2APIC enable (bit 10).
+pub const IA32_APIC_BASE: u32 = 0x1B;
+
+/// Reads a model-specific register.
+///
+/// # Safety
+/// The MSR must exist on this CPU (reading an unimplemented MSR raises #GP).
+pub unsafe fn rdmsr(msr: u32) -> u64 {
+    // SAFETY: the caller guarantees that the MSR exists.
+    unsafe { Msr::new(msr).read() }
+}
+
+/// Writes a model-specific register.
+///
+/// # Safety
+/// The MSR must exist and the value must be valid for it; MSR writes change CPU behaviour globally.
+pub unsafe fn wrmsr(msr: u32, value: u64) {
+    // SAFETY: forwarded to the caller.
+    unsafe { Msr::new(msr).write(value) }
+}
+
+/// CPUID leaf/subleaf.
+pub fn cpuid(leaf: u32, subleaf: u32) -> core::arch::x86_64::CpuidResult {
+    // `__cpuid_count` is a safe function on x86_64: every x86_64 CPU has CPUID.
+    core::arch::x86_64::__cpuid_count(leaf, subleaf)
+}
+
+/// Time-stamp counter.
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC has no side effects; CR4.TSD is clear (we never set it), so it is allowed at CPL 0.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+/// Whether RFLAGS.IF is set.
+pub fn interrupts_enabled() -> bool {
+    x86_64::instructions::interrupts::are_enabled()
+}
+
+/// Clears RFLAGS.IF.
+pub fn disable_interrupts() {
+    x86_64::instructions::interrupts::disable();
+}
+
+/// Sets RFLAGS.IF.
+pub fn enable_interrupts() {
+    x86_64::instructions::interrupts::enable();
+}
+
+/// Runs `f` with interrupts disabled and restores the previous RFLAGS.IF.
+pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
+    x86_64::instructions::interrupts::without_interrupts(f)
+}
+
+/// Spin-loop hint.
+pub fn relax() {
+    core::hint::spin_loop();
+}
+
+/// Halts forever with interrupts off.
+pub fn halt_forever() -> ! {
+    loop {
+        disable_interrupts();
+        x86_64::instructions::hlt();
+    }
+}
+
+/// The CR2 register (faulting address of the last page fault).
+pub fn cr2() -> u64 {
+    x86_64::registers::control::Cr2::read_raw()
+}

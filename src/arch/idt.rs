@@ -1,0 +1,196 @@
+//! Interrupt descriptor table for all 256 vectors (SDM Vol. 3A 7.10, 7.14).
+//!
+//! Hand-written instead of `x86_64::structures::idt` because that table cannot take raw stub addresses for
+//! the reserved vectors (15, 22-27, 31), which we also want trapped. Each vector has a 16-byte assembly
+//! stub that pushes a zero error code where the CPU pushes none, pushes the vector number, and jumps to a
+//! common path that saves every general-purpose register and calls [`msifw_interrupt`].
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+use x86_64::instructions::tables::lidt;
+use x86_64::structures::DescriptorTablePointer;
+use x86_64::VirtAddr;
+
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.isr, "ax"
+    .balign 16
+    .global msifw_isr_stubs
+msifw_isr_stubs:
+    .set vec, 0
+    .rept 256
+    .balign 16
+    .if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vec
+    jmp msifw_isr_common
+    .set vec, vec + 1
+    .endr
+
+msifw_isr_common:
+    pushq %rax
+    pushq %rbx
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %rbp
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    pushq %r12
+    pushq %r13
+    pushq %r14
+    pushq %r15
+    movq %rsp, %rdi
+    cld
+    call msifw_interrupt
+    popq %r15
+    popq %r14
+    popq %r13
+    popq %r12
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rbp
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rbx
+    popq %rax
+    addq $16, %rsp
+    iretq
+    .popsection
+"#,
+    options(att_syntax)
+);
+
+extern "C" {
+    static msifw_isr_stubs: u8;
+}
+
+/// What the stub and the CPU pushed. 15 saved registers + vector + error code + the CPU's frame
+/// (176 bytes, so the call into Rust happens on a 16-byte aligned stack).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub struct InterruptFrame {
+    pub r15: u64,
+    pub r14: u64,
+    pub r13: u64,
+    pub r12: u64,
+    pub r11: u64,
+    pub r10: u64,
+    pub r9: u64,
+    pub r8: u64,
+    pub rbp: u64,
+    pub rdi: u64,
+    pub rsi: u64,
+    pub rdx: u64,
+    pub rcx: u64,
+    pub rbx: u64,
+    pub rax: u64,
+    pub vector: u64,
+    pub error_code: u64,
+    pub rip: u64,
+    pub cs: u64,
+    pub rflags: u64,
+    pub rsp: u64,
+    pub ss: u64,
+}
+const _: () = assert!(core::mem::size_of::<InterruptFrame>() == 176);
+
+/// The function every vector ends up in: exceptions and interrupts alike.
+pub type Dispatcher = fn(&mut InterruptFrame);
+
+static DISPATCHER: AtomicUsize = AtomicUsize::new(0);
+
+/// Installs the function that handles every vector. Until one is installed, any vector is fatal.
+pub fn set_dispatcher(dispatcher: Dispatcher) {
+    DISPATCHER.store(dispatcher as usize, Ordering::Release);
+}
+
+#[no_mangle]
+extern "C" fn msifw_interrupt(frame: &mut InterruptFrame) {
+    let raw = DISPATCHER.load(Ordering::Acquire);
+    if raw == 0 {
+        crate::console::fatal_exception(frame);
+    }
+    // SAFETY: DISPATCHER only ever holds 0 or a `Dispatcher` stored by `set_dispatcher`.
+    let dispatcher: Dispatcher = unsafe { core::mem::transmute::<usize, Dispatcher>(raw) };
+    dispatcher(frame);
+}
+
+/// One 16-byte interrupt gate (SDM Vol. 3A Figure 7-8).
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct Gate {
+    offset_low: u16,
+    selector: u16,
+    ist: u8,
+    type_attr: u8,
+    offset_mid: u16,
+    offset_high: u32,
+    reserved: u32,
+}
+const _: () = assert!(core::mem::size_of::<Gate>() == 16);
+
+#[repr(C, align(16))]
+struct Idt([Gate; 256]);
+
+static IDT: spin::Once<Idt> = spin::Once::new();
+
+/// Kernel code selector of the boot GDT (boot/pvh.s).
+const CODE_SELECTOR: u16 = 0x08;
+
+/// Builds the IDT with a stub for every vector and loads it.
+pub fn load() {
+    let idt = IDT.call_once(|| {
+        // SAFETY: `msifw_isr_stubs` is defined by the global_asm above; we only take its address.
+        let base = core::ptr::addr_of!(msifw_isr_stubs) as u64;
+        let mut gates = [Gate {
+            offset_low: 0,
+            selector: 0,
+            ist: 0,
+            type_attr: 0,
+            offset_mid: 0,
+            offset_high: 0,
+            reserved: 0,
+        }; 256];
+        for (vector, gate) in gates.iter_mut().enumerate() {
+            let addr = base + vector as u64 * 16;
+            *gate = Gate {
+                offset_low: addr as u16,
+                selector: CODE_SELECTOR,
+                ist: 0,
+                type_attr: 0x8E, // present, DPL 0, 64-bit interrupt gate (IF cleared on entry)
+                offset_mid: (addr >> 16) as u16,
+                offset_high: (addr >> 32) as u32,
+                reserved: 0,
+            };
+        }
+        Idt(gates)
+    });
+    let pointer = DescriptorTablePointer {
+        limit: (core::mem::size_of::<Idt>() - 1) as u16,
+        base: VirtAddr::new(idt as *const Idt as u64),
+    };
+    // SAFETY: the IDT is a static that lives forever and every gate points at a valid stub.
+    unsafe { lidt(&pointer) };
+}
+
+/// Human name of an exception vector.
+pub fn exception_name(vector: u64) -> &'static str {
+    const NAMES: [&str; 32] = [
+        "divide error", "debug", "NMI", "breakpoint", "overflow", "bound range", "invalid opcode",
+        "device not available", "double fault", "coprocessor overrun", "invalid TSS", "segment not present",
+        "stack fault", "general protection", "page fault", "reserved", "x87 FP", "alignment check",
+        "machine check", "SIMD FP", "virtualization", "control protection", "reserved", "reserved",
+        "reserved", "reserved", "reserved", "reserved", "hypervisor injection", "VMM communication",
+        "security", "reserved",
+    ];
+    NAMES.get(vector as usize).copied().unwrap_or("interrupt")
+}

@@ -1,0 +1,14 @@
+//! x86_64 hardware access. Together with `bus::pci::config` and `platform::memory`, the only modules
+//! that contain `unsafe`: ports, MMIO windows, the IDT, the local APIC, the 8259 PIC, paging, and the TSC.
+//! Layout follows the SDM: `cpu` (instructions, MSRs), `idt` (Vol. 3A ch. 7), `lapic` (Vol. 3A ch. 11),
+//! `paging` (Vol. 3A ch. 5); `uart`, `pic`, `pit` and `exit` are PC platform devices.
+
+pub mod cpu;
+pub mod exit;
+pub mod idt;
+pub mod lapic;
+pub mod mmio;
+pub mod paging;
+pub mod pic;
+pub mod pit;
+pub mod uart;

@@ -1,0 +1,86 @@
+//! Identity mappings beyond the boot tables (SDM Vol. 3A 5.5, 4-level paging with 2 MiB pages).
+//! boot/pvh.s maps 0-4 GiB; a 64-bit BAR or an ECAM window placed above 4 GiB is mapped here, uncached.
+
+use spin::Mutex;
+
+const PRESENT: u64 = 1;
+const WRITABLE: u64 = 1 << 1;
+const PWT: u64 = 1 << 3;
+const PCD: u64 = 1 << 4;
+const HUGE: u64 = 1 << 7;
+const ADDR_MASK: u64 = 0x000F_FFFF_FFFF_F000;
+const TWO_MIB: u64 = 2 << 20;
+/// Physical addresses the 4-level tables can reach with an identity map (MAXPHYADDR 46 on common CPUs).
+const MAX_PHYS: u64 = 1 << 46;
+
+extern "C" {
+    static mut boot_pml4: [u64; 512];
+}
+
+#[repr(C, align(4096))]
+struct Table([u64; 512]);
+
+/// Page-table pages for on-demand mappings: each covers 1 GiB (a PD) or 512 GiB (a PDPT).
+const POOL_PAGES: usize = 16;
+struct Pool {
+    pages: [Table; POOL_PAGES],
+    used: usize,
+}
+
+static POOL: Mutex<Pool> = Mutex::new(Pool { pages: [const { Table([0; 512]) }; POOL_PAGES], used: 0 });
+
+/// Why a mapping could not be made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PagingError {
+    /// The range wraps or lies beyond what 4-level paging maps.
+    OutOfRange,
+    /// The page-table pool is exhausted.
+    PoolExhausted,
+}
+
+/// Identity-maps `phys..phys + len` uncached (no-op for the part below 4 GiB, which is always mapped).
+pub fn map_uncached(phys: u64, len: u64) -> Result<(), PagingError> {
+    let end = phys.checked_add(len).ok_or(PagingError::OutOfRange)?;
+    if end > MAX_PHYS {
+        return Err(PagingError::OutOfRange);
+    }
+    let mut pool = POOL.lock();
+    let mut page = (phys & !(TWO_MIB - 1)).max(1 << 32);
+    while page < end {
+        map_2m(&mut pool, page)?;
+        page += TWO_MIB;
+    }
+    x86_64::instructions::tlb::flush_all();
+    Ok(())
+}
+
+fn next_table(pool: &mut Pool, entry: &mut u64) -> Result<*mut u64, PagingError> {
+    if *entry & PRESENT == 0 {
+        if pool.used == POOL_PAGES {
+            return Err(PagingError::PoolExhausted);
+        }
+        let table = &mut pool.pages[pool.used].0;
+        pool.used += 1;
+        table.fill(0);
+        *entry = (table.as_mut_ptr() as u64) | PRESENT | WRITABLE;
+    }
+    Ok((*entry & ADDR_MASK) as *mut u64)
+}
+
+fn map_2m(pool: &mut Pool, addr: u64) -> Result<(), PagingError> {
+    let pml4_index = ((addr >> 39) & 511) as usize;
+    let pdpt_index = ((addr >> 30) & 511) as usize;
+    let pd_index = ((addr >> 21) & 511) as usize;
+    // SAFETY: boot_pml4 is the live top-level table built by boot/pvh.s; we hold POOL's lock, the only path
+    // that edits page tables after boot, and all table pages are identity-mapped (they live in .bss).
+    unsafe {
+        let pml4 = &mut *core::ptr::addr_of_mut!(boot_pml4);
+        let pdpt = next_table(pool, &mut pml4[pml4_index])?;
+        let pd = next_table(pool, &mut *pdpt.add(pdpt_index))?;
+        let entry = &mut *pd.add(pd_index);
+        if *entry & PRESENT == 0 {
+            *entry = addr | PRESENT | WRITABLE | HUGE | PWT | PCD;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,227 @@
+//! What the boot protocol hands over (PVH `hvm_start_info`, qemu-7.2-facts.md section 7), copied out of low
+//! memory into owned storage before anything can reuse that memory.
+
+use heapless::{String, Vec};
+
+/// `hvm_start_info.magic`.
+pub const START_INFO_MAGIC: u32 = 0x336E_C578;
+
+/// One E820 memory-map entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemRegion {
+    /// Physical start.
+    pub addr: u64,
+    /// Length in bytes.
+    pub size: u64,
+    /// E820 type (1 = RAM, 2 = reserved, 3 = ACPI reclaimable, 4 = ACPI NVS).
+    pub kind: u32,
+}
+
+/// Capacity limits of the copied boot information.
+pub const MAX_CMDLINE: usize = 1024;
+/// Memory-map entries kept (pvh.bin collects at most 128).
+pub const MAX_MEMMAP: usize = 128;
+
+/// The boot information msifw keeps.
+#[derive(Debug, Clone, Default)]
+pub struct BootInfo {
+    /// Firmware command line (QEMU `-append`).
+    pub cmdline: String<MAX_CMDLINE>,
+    /// RSDP physical address, if the loader found one.
+    pub rsdp: Option<u64>,
+    /// E820 memory map.
+    pub memmap: Vec<MemRegion, MAX_MEMMAP>,
+    /// Problems met while copying (truncations, bad magic).
+    pub problems: Vec<BootProblem, 4>,
+}
+
+/// Bad or surprising boot information.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BootProblem {
+    /// `hvm_start_info.magic` was not 0x336EC578.
+    BadMagic(u32),
+    /// The start_info pointer could not be read.
+    Unreadable(u64),
+    /// The command line was longer than [`MAX_CMDLINE`] or not terminated; it was cut.
+    CmdlineTruncated,
+    /// The command line was not UTF-8; it was ignored.
+    CmdlineNotUtf8,
+    /// More memory-map entries than [`MAX_MEMMAP`]; the rest were dropped.
+    MemmapTruncated(u32),
+}
+
+impl core::fmt::Display for BootProblem {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::BadMagic(m) => write!(f, "hvm_start_info magic {m:#x}, expected {START_INFO_MAGIC:#x}"),
+            Self::Unreadable(a) => write!(f, "hvm_start_info at {a:#x} is not readable"),
+            Self::CmdlineTruncated => write!(f, "command line longer than {MAX_CMDLINE} bytes; cut"),
+            Self::CmdlineNotUtf8 => write!(f, "command line is not UTF-8; ignored"),
+            Self::MemmapTruncated(n) => write!(f, "{n} memory map entries; only {MAX_MEMMAP} kept"),
+        }
+    }
+}
+
+/// Read access to physical memory: fills `buf` from `addr`, false if the range is not readable.
+pub trait PhysRead {
+    /// Reads `buf.len()` bytes at physical `addr`.
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool;
+}
+
+fn read_u32(mem: &impl PhysRead, addr: u64) -> Option<u32> {
+    let mut b = [0u8; 4];
+    mem.read(addr, &mut b).then(|| u32::from_le_bytes(b))
+}
+
+fn read_u64(mem: &impl PhysRead, addr: u64) -> Option<u64> {
+    let mut b = [0u8; 8];
+    mem.read(addr, &mut b).then(|| u64::from_le_bytes(b))
+}
+
+impl BootInfo {
+    /// Copies `hvm_start_info` at `addr` (layout: include/hw/xen/start_info.h). Never panics.
+    pub fn from_pvh(mem: &impl PhysRead, addr: u64) -> BootInfo {
+        let mut info = BootInfo::default();
+        let Some(magic) = read_u32(mem, addr) else {
+            let _ = info.problems.push(BootProblem::Unreadable(addr));
+            return info;
+        };
+        if magic != START_INFO_MAGIC {
+            let _ = info.problems.push(BootProblem::BadMagic(magic));
+            return info;
+        }
+        let cmdline_paddr = read_u64(mem, addr + 0x18).unwrap_or(0);
+        let rsdp_paddr = read_u64(mem, addr + 0x20).unwrap_or(0);
+        let memmap_paddr = read_u64(mem, addr + 0x28).unwrap_or(0);
+        let memmap_entries = read_u32(mem, addr + 0x30).unwrap_or(0);
+        info.rsdp = (rsdp_paddr != 0).then_some(rsdp_paddr);
+        if cmdline_paddr != 0 {
+            info.copy_cmdline(mem, cmdline_paddr);
+        }
+        if memmap_paddr != 0 {
+            if memmap_entries as usize > MAX_MEMMAP {
+                let _ = info.problems.push(BootProblem::MemmapTruncated(memmap_entries));
+            }
+            for i in 0..(memmap_entries as usize).min(MAX_MEMMAP) {
+                let e = memmap_paddr + i as u64 * 24;
+                let (Some(a), Some(s), Some(k)) = (read_u64(mem, e), read_u64(mem, e + 8), read_u32(mem, e + 16)) else {
+                    break;
+                };
+                let _ = info.memmap.push(MemRegion { addr: a, size: s, kind: k });
+            }
+        }
+        info
+    }
+
+    fn copy_cmdline(&mut self, mem: &impl PhysRead, addr: u64) {
+        let mut bytes: Vec<u8, MAX_CMDLINE> = Vec::new();
+        let mut terminated = false;
+        for i in 0..MAX_CMDLINE as u64 {
+            let mut b = [0u8];
+            if !mem.read(addr + i, &mut b) || b[0] == 0 {
+                terminated = true;
+                break;
+            }
+            let _ = bytes.push(b[0]);
+        }
+        if !terminated {
+            let _ = self.problems.push(BootProblem::CmdlineTruncated);
+        }
+        match core::str::from_utf8(&bytes) {
+            Ok(s) => {
+                let _ = self.cmdline.push_str(s.trim());
+            }
+            Err(_) => {
+                let _ = self.problems.push(BootProblem::CmdlineNotUtf8);
+            }
+        }
+    }
+
+    /// Highest end address of RAM (E820 type 1), or 0.
+    pub fn ram_top(&self) -> u64 {
+        self.memmap.iter().filter(|r| r.kind == 1).map(|r| r.addr.saturating_add(r.size)).max().unwrap_or(0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct Buf(std::vec::Vec<u8>);
+    impl PhysRead for Buf {
+        fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+            let a = addr as usize;
+            match self.0.get(a..a + buf.len()) {
+                Some(s) => {
+                    buf.copy_from_slice(s);
+                    true
+                }
+                None => false,
+            }
+        }
+    }
+
+    fn image(cmdline: &[u8], entries: u32) -> Buf {
+        let mut m = vec![0u8; 0x4000];
+        m[0..4].copy_from_slice(&START_INFO_MAGIC.to_le_bytes());
+        m[0x18..0x20].copy_from_slice(&0x1000u64.to_le_bytes());
+        m[0x20..0x28].copy_from_slice(&0xF59D0u64.to_le_bytes());
+        m[0x28..0x30].copy_from_slice(&0x2000u64.to_le_bytes());
+        m[0x30..0x34].copy_from_slice(&entries.to_le_bytes());
+        m[0x1000..0x1000 + cmdline.len()].copy_from_slice(cmdline);
+        for i in 0..entries.min(100) as usize {
+            let e = 0x2000 + i * 24;
+            m[e..e + 8].copy_from_slice(&(i as u64 * 0x100000).to_le_bytes());
+            m[e + 8..e + 16].copy_from_slice(&0x100000u64.to_le_bytes());
+            m[e + 16..e + 20].copy_from_slice(&1u32.to_le_bytes());
+        }
+        Buf(m)
+    }
+
+    #[test]
+    fn copies_cmdline_rsdp_and_memmap() {
+        let info = BootInfo::from_pvh(&image(b" nomsi scenario=all \0", 3), 0);
+        assert_eq!(info.cmdline.as_str(), "nomsi scenario=all");
+        assert_eq!(info.rsdp, Some(0xF59D0));
+        assert_eq!(info.memmap.len(), 3);
+        assert_eq!(info.ram_top(), 0x300000);
+        assert!(info.problems.is_empty());
+    }
+
+    #[test]
+    fn bad_magic_is_reported_and_nothing_trusted() {
+        let mut img = image(b"x\0", 1);
+        img.0[0] = 0;
+        let info = BootInfo::from_pvh(&img, 0);
+        assert!(matches!(info.problems[0], BootProblem::BadMagic(_)));
+        assert!(info.rsdp.is_none() && info.memmap.is_empty());
+    }
+
+    #[test]
+    fn unreadable_pointer_and_unterminated_cmdline() {
+        let info = BootInfo::from_pvh(&image(b"\0", 0), 0xFFFF_FFFF);
+        assert_eq!(info.problems[0], BootProblem::Unreadable(0xFFFF_FFFF));
+        let mut img = image(b"", 0);
+        for b in &mut img.0[0x1000..0x1000 + 2000] {
+            *b = b'a';
+        }
+        let info = BootInfo::from_pvh(&img, 0);
+        assert!(info.problems.contains(&BootProblem::CmdlineTruncated));
+        assert_eq!(info.cmdline.len(), MAX_CMDLINE);
+    }
+
+    #[test]
+    fn too_many_memmap_entries_and_truncated_table() {
+        let info = BootInfo::from_pvh(&image(b"\0", 500), 0);
+        assert!(info.problems.contains(&BootProblem::MemmapTruncated(500)));
+        // Entries past the end of readable memory stop the copy without a panic.
+        assert!(info.memmap.len() <= MAX_MEMMAP);
+    }
+
+    #[test]
+    fn non_utf8_cmdline_is_ignored() {
+        let info = BootInfo::from_pvh(&image(b"\xff\xfe\0", 0), 0);
+        assert!(info.problems.contains(&BootProblem::CmdlineNotUtf8));
+        assert!(info.cmdline.is_empty());
+    }
+}

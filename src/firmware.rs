@@ -1,0 +1,93 @@
+//! Firmware-only glue: the Rust entry called by boot/pvh.s, the defmt global logger on COM2, the panic
+//! handler and the interrupt dispatcher installation. Everything it calls lives in the layered modules.
+
+use crate::arch::{cpu, exit, uart};
+use crate::boot::{BootInfo, PhysRead};
+use core::sync::atomic::{AtomicBool, Ordering};
+
+/// Identity-mapped physical memory below 4 GiB, as boot/pvh.s maps it.
+#[derive(Debug)]
+pub struct IdentityMemory;
+
+impl PhysRead for IdentityMemory {
+    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
+        let Some(end) = addr.checked_add(buf.len() as u64) else { return false };
+        if addr == 0 || end > 1 << 32 {
+            return false;
+        }
+        // SAFETY: the whole low 4 GiB is identity-mapped; the range was checked to lie inside it and not to
+        // start at the null page. Firmware tables are plain memory, so a byte-wise volatile copy is sound.
+        for (i, b) in buf.iter_mut().enumerate() {
+            *b = unsafe { core::ptr::read_volatile((addr + i as u64) as *const u8) };
+        }
+        true
+    }
+}
+
+/// Called by boot/pvh.s in long mode with the physical address of `hvm_start_info`.
+pub fn start(start_info: u32) -> ! {
+    uart::COM1.init();
+    uart::COM2.init();
+    crate::println!("msifw {}: booting", env!("CARGO_PKG_VERSION"));
+    crate::arch::idt::load();
+    crate::arch::pic::remap_and_mask();
+    crate::time::calibrate();
+    let boot = BootInfo::from_pvh(&IdentityMemory, start_info as u64);
+    let code = crate::app::run(&boot, &IdentityMemory);
+    exit::exit(code)
+}
+
+#[defmt::global_logger]
+struct Com2Logger;
+
+static TAKEN: AtomicBool = AtomicBool::new(false);
+static RESTORE_IF: AtomicBool = AtomicBool::new(false);
+static mut ENCODER: defmt::Encoder = defmt::Encoder::new();
+
+fn com2_write(bytes: &[u8]) {
+    uart::COM2.write_bytes(bytes);
+}
+
+// SAFETY: acquire disables interrupts and refuses re-entry, so only one frame is being encoded at a time on
+// this single CPU; ENCODER is only touched between acquire and release.
+unsafe impl defmt::Logger for Com2Logger {
+    fn acquire() {
+        let was_enabled = cpu::interrupts_enabled();
+        cpu::disable_interrupts();
+        if TAKEN.swap(true, Ordering::Acquire) {
+            // A log call from an exception handler while a frame is open: say so in text and stop.
+            crate::console::write_fmt_unlocked(format_args!("msifw: defmt logger re-entered\n"));
+            exit::exit(exit::ExitCode::Crashed);
+        }
+        RESTORE_IF.store(was_enabled, Ordering::Relaxed);
+        // SAFETY: exclusive access established above.
+        unsafe { (*core::ptr::addr_of_mut!(ENCODER)).start_frame(com2_write) }
+    }
+
+    unsafe fn flush() {
+        uart::COM2.drain();
+    }
+
+    unsafe fn release() {
+        // SAFETY: called after acquire by contract; exclusive access.
+        unsafe { (*core::ptr::addr_of_mut!(ENCODER)).end_frame(com2_write) }
+        TAKEN.store(false, Ordering::Release);
+        if RESTORE_IF.load(Ordering::Relaxed) {
+            cpu::enable_interrupts();
+        }
+    }
+
+    unsafe fn write(bytes: &[u8]) {
+        // SAFETY: called between acquire and release by contract.
+        unsafe { (*core::ptr::addr_of_mut!(ENCODER)).write(bytes, com2_write) }
+    }
+}
+
+defmt::timestamp!("{=u64:us}", crate::time::now_us());
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    cpu::disable_interrupts();
+    crate::console::write_fmt_unlocked(format_args!("\nmsifw: panic: {info}\n"));
+    exit::exit(exit::ExitCode::Crashed)
+}

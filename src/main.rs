@@ -1,0 +1,20 @@
+//! The `msifw` binary. Built for `x86_64-unknown-none` it is the firmware image (PVH entry in
+//! boot/pvh.s); built for the host it is the launcher behind `cargo run`, which builds that image and
+//! boots it in QEMU (qemu-tests/).
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+core::arch::global_asm!(include_str!("../boot/pvh.s"), options(att_syntax));
+
+/// Rust entry, called by boot/pvh.s in long mode.
+#[cfg(target_os = "none")]
+#[no_mangle]
+extern "C" fn msifw_entry(start_info: u32) -> ! {
+    msifw::firmware::start(start_info)
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() -> std::process::ExitCode {
+    msifw_qemu::cli_main()
+}
