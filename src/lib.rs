@@ -17,6 +17,9 @@ pub mod boot;
 pub mod console;
 pub mod time;
 
+pub mod bus;
+pub mod irq;
+
 pub mod app;
 
 #[cfg(target_os = "none")]

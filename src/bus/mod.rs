@@ -1,0 +1,3 @@
+//! Buses. Only PCI (conventional and PCI Express) for now.
+
+pub mod pci;

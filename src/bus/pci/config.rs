@@ -1,0 +1,333 @@
+//! Configuration-space access: ECAM (PCIe memory-mapped, 4 KiB per function) or the legacy 0xCF8/0xCFC
+//! ports (256 bytes per function). The only module of the bus layer with `unsafe`.
+
+use core::fmt;
+use x86_64::instructions::port::Port;
+
+/// Bus/device/function (segment 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Bdf {
+    /// Bus number.
+    pub bus: u8,
+    /// Device (slot), 0-31.
+    pub dev: u8,
+    /// Function, 0-7.
+    pub func: u8,
+}
+
+impl Bdf {
+    /// A BDF; `dev` and `func` are masked to their widths.
+    pub const fn new(bus: u8, dev: u8, func: u8) -> Self {
+        Bdf { bus, dev: dev & 31, func: func & 7 }
+    }
+}
+
+impl fmt::Display for Bdf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:02x}:{:02x}.{}", self.bus, self.dev, self.func)
+    }
+}
+
+#[cfg(target_os = "none")]
+impl defmt::Format for Bdf {
+    fn format(&self, f: defmt::Formatter) {
+        defmt::write!(f, "{=u8:02x}:{=u8:02x}.{=u8}", self.bus, self.dev, self.func)
+    }
+}
+
+/// Reads and writes of configuration space. Accesses must be naturally aligned; offsets past the space
+/// (0x100 for legacy, 0x1000 for ECAM) read all-ones and ignore writes.
+pub trait ConfigRegion {
+    /// 32-bit read.
+    fn read32(&self, bdf: Bdf, offset: u16) -> u32;
+    /// 32-bit write.
+    fn write32(&self, bdf: Bdf, offset: u16, value: u32);
+    /// 16-bit read.
+    fn read16(&self, bdf: Bdf, offset: u16) -> u16 {
+        (self.read32(bdf, offset & !3) >> ((offset & 2) * 8)) as u16
+    }
+    /// 16-bit write. Implementations must do a real 16-bit write: a 32-bit read-modify-write would write
+    /// back the write-one-to-clear bits of the neighbouring register (Status next to Command).
+    fn write16(&self, bdf: Bdf, offset: u16, value: u16);
+    /// 8-bit read.
+    fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
+        (self.read32(bdf, offset & !3) >> ((offset & 3) * 8)) as u8
+    }
+    /// 8-bit write.
+    fn write8(&self, bdf: Bdf, offset: u16, value: u8);
+    /// Size of each function's space: 256 (legacy) or 4096 (PCIe ECAM).
+    fn space_size(&self) -> u16;
+}
+
+/// How configuration space is reached on this platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mechanism {
+    /// ECAM window from ACPI MCFG: `base + (bus << 20 | dev << 15 | func << 12 | offset)`.
+    Ecam {
+        /// Physical base of the window (for bus 0 of the segment).
+        base: u64,
+        /// First decoded bus.
+        bus_start: u8,
+        /// Last decoded bus.
+        bus_end: u8,
+    },
+    /// Configuration mechanism #1 (PCI 3.0 3.2.2.3.2): address to 0xCF8, data at 0xCFC.
+    Port,
+}
+
+/// The platform's configuration access.
+#[derive(Debug, Clone, Copy)]
+pub struct PlatformConfig {
+    mechanism: Mechanism,
+}
+
+impl PlatformConfig {
+    /// Uses `mechanism`.
+    ///
+    /// # Safety
+    /// For ECAM, `base` must be the identity-mapped, uncached ECAM window for buses `bus_start..=bus_end`
+    /// (from a checksummed MCFG). For ports, the platform must have mechanism #1 (every PC does).
+    pub const unsafe fn new(mechanism: Mechanism) -> Self {
+        PlatformConfig { mechanism }
+    }
+
+    /// The mechanism in use.
+    pub fn mechanism(&self) -> Mechanism {
+        self.mechanism
+    }
+
+    fn ecam_addr(&self, bdf: Bdf, offset: u16, size: u16) -> Option<u64> {
+        match self.mechanism {
+            Mechanism::Ecam { base, bus_start, bus_end } => {
+                let aligned = offset % size == 0 && offset + size <= 0x1000;
+                let bus_ok = bdf.bus >= bus_start && bdf.bus <= bus_end;
+                (aligned && bus_ok).then(|| {
+                    base + (((bdf.bus - bus_start) as u64) << 20)
+                        + ((bdf.dev as u64) << 15)
+                        + ((bdf.func as u64) << 12)
+                        + offset as u64
+                })
+            }
+            Mechanism::Port => None,
+        }
+    }
+
+    fn port_address(bdf: Bdf, offset: u16) -> u32 {
+        0x8000_0000 | (bdf.bus as u32) << 16 | (bdf.dev as u32) << 11 | (bdf.func as u32) << 8 | (offset as u32 & 0xFC)
+    }
+
+    fn port_ok(offset: u16, size: u16) -> bool {
+        offset % size == 0 && offset + size <= 0x100
+    }
+}
+
+// SAFETY (for all accesses below): ECAM addresses are computed only for buses inside the MCFG range and
+// offsets inside the function's 4 KiB, which `new`'s contract makes identity-mapped device memory; port
+// accesses go to 0xCF8/0xCFC, which the platform reserves for configuration mechanism #1. Interrupts are
+// disabled across each address/data port pair so an interrupt handler cannot interleave its own pair.
+impl ConfigRegion for PlatformConfig {
+    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+        if let Some(addr) = self.ecam_addr(bdf, offset, 4) {
+            return unsafe { core::ptr::read_volatile(addr as *const u32) };
+        }
+        if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 4) {
+            return u32::MAX;
+        }
+        crate::arch::cpu::without_interrupts(|| unsafe {
+            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
+            Port::<u32>::new(0xCFC).read()
+        })
+    }
+
+    fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+        if let Some(addr) = self.ecam_addr(bdf, offset, 4) {
+            return unsafe { core::ptr::write_volatile(addr as *mut u32, value) };
+        }
+        if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 4) {
+            return;
+        }
+        crate::arch::cpu::without_interrupts(|| unsafe {
+            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
+            Port::<u32>::new(0xCFC).write(value)
+        })
+    }
+
+    fn read16(&self, bdf: Bdf, offset: u16) -> u16 {
+        if let Some(addr) = self.ecam_addr(bdf, offset, 2) {
+            return unsafe { core::ptr::read_volatile(addr as *const u16) };
+        }
+        if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 2) {
+            return u16::MAX;
+        }
+        crate::arch::cpu::without_interrupts(|| unsafe {
+            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
+            Port::<u16>::new(0xCFC + (offset & 2)).read()
+        })
+    }
+
+    fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+        if let Some(addr) = self.ecam_addr(bdf, offset, 2) {
+            return unsafe { core::ptr::write_volatile(addr as *mut u16, value) };
+        }
+        if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 2) {
+            return;
+        }
+        crate::arch::cpu::without_interrupts(|| unsafe {
+            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
+            Port::<u16>::new(0xCFC + (offset & 2)).write(value)
+        })
+    }
+
+    fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
+        if let Some(addr) = self.ecam_addr(bdf, offset, 1) {
+            return unsafe { core::ptr::read_volatile(addr as *const u8) };
+        }
+        if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 1) {
+            return u8::MAX;
+        }
+        crate::arch::cpu::without_interrupts(|| unsafe {
+            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
+            Port::<u8>::new(0xCFC + (offset & 3)).read()
+        })
+    }
+
+    fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+        if let Some(addr) = self.ecam_addr(bdf, offset, 1) {
+            return unsafe { core::ptr::write_volatile(addr as *mut u8, value) };
+        }
+        if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 1) {
+            return;
+        }
+        crate::arch::cpu::without_interrupts(|| unsafe {
+            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
+            Port::<u8>::new(0xCFC + (offset & 3)).write(value)
+        })
+    }
+
+    fn space_size(&self) -> u16 {
+        match self.mechanism {
+            Mechanism::Ecam { .. } => 0x1000,
+            Mechanism::Port => 0x100,
+        }
+    }
+}
+
+/// A simulated configuration space for host tests: a 4 KiB (or 256 B) array per function, with a mask
+/// of read-only bits and BAR sizing emulation.
+#[cfg(test)]
+pub mod sim {
+    use super::*;
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+
+    /// One simulated function.
+    #[derive(Clone, Debug)]
+    pub struct SimFunction {
+        /// Raw bytes.
+        pub bytes: Vec<u8>,
+        /// BAR size masks: a write of all-ones to BAR n reads back `bar_masks[n]` (0 = unimplemented).
+        pub bar_masks: [u32; 6],
+    }
+
+    /// Simulated configuration space.
+    #[derive(Default, Debug)]
+    pub struct SimConfig {
+        /// Functions present.
+        pub functions: RefCell<BTreeMap<Bdf, SimFunction>>,
+        /// Extended (4 KiB) space.
+        pub extended: bool,
+        /// Every write, in order: (bdf, offset, size, value).
+        pub writes: RefCell<Vec<(Bdf, u16, u8, u32)>>,
+    }
+
+    impl SimConfig {
+        /// Adds a type-0 function with vendor/device/class.
+        pub fn add(&self, bdf: Bdf, vendor: u16, device: u16, class: u32) -> Bdf {
+            let size = if self.extended { 4096 } else { 256 };
+            let mut bytes = vec![0u8; size];
+            bytes[0..2].copy_from_slice(&vendor.to_le_bytes());
+            bytes[2..4].copy_from_slice(&device.to_le_bytes());
+            bytes[8..12].copy_from_slice(&(class << 8).to_le_bytes());
+            self.functions.borrow_mut().insert(bdf, SimFunction { bytes, bar_masks: [0; 6] });
+            bdf
+        }
+
+        /// Sets raw bytes.
+        pub fn poke(&self, bdf: Bdf, offset: usize, data: &[u8]) {
+            let mut f = self.functions.borrow_mut();
+            let func = f.get_mut(&bdf).expect("no such function");
+            func.bytes[offset..offset + data.len()].copy_from_slice(data);
+        }
+
+        /// Sets a BAR's size mask and current value.
+        pub fn bar(&self, bdf: Bdf, index: usize, mask: u32, value: u32) {
+            let mut f = self.functions.borrow_mut();
+            let func = f.get_mut(&bdf).expect("no such function");
+            func.bar_masks[index] = mask;
+            let o = 0x10 + index * 4;
+            func.bytes[o..o + 4].copy_from_slice(&value.to_le_bytes());
+        }
+
+        fn raw_read(&self, bdf: Bdf, offset: u16, size: usize) -> u32 {
+            let f = self.functions.borrow();
+            let Some(func) = f.get(&bdf) else { return u32::MAX >> (32 - size * 8) };
+            let o = offset as usize;
+            if o + size > func.bytes.len() {
+                return u32::MAX >> (32 - size * 8);
+            }
+            let mut v = 0u32;
+            for i in 0..size {
+                v |= (func.bytes[o + i] as u32) << (8 * i);
+            }
+            v
+        }
+
+        fn raw_write(&self, bdf: Bdf, offset: u16, size: usize, value: u32) {
+            self.writes.borrow_mut().push((bdf, offset, size as u8, value));
+            let mut f = self.functions.borrow_mut();
+            let Some(func) = f.get_mut(&bdf) else { return };
+            let o = offset as usize;
+            if o + size > func.bytes.len() {
+                return;
+            }
+            let mut value = value;
+            if size == 4 && (0x10..0x28).contains(&o) {
+                let idx = (o - 0x10) / 4;
+                let mask = func.bar_masks[idx];
+                let low_bits = u32::from_le_bytes(func.bytes[o..o + 4].try_into().unwrap()) & 0xF;
+                value = if mask == 0 { 0 } else { (value & mask) | (low_bits & !mask & 0xF) };
+            }
+            for i in 0..size {
+                func.bytes[o + i] = (value >> (8 * i)) as u8;
+            }
+        }
+    }
+
+    impl ConfigRegion for SimConfig {
+        fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+            self.raw_read(bdf, offset, 4)
+        }
+        fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+            self.raw_write(bdf, offset, 4, value)
+        }
+        fn read16(&self, bdf: Bdf, offset: u16) -> u16 {
+            self.raw_read(bdf, offset, 2) as u16
+        }
+        fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+            self.raw_write(bdf, offset, 2, value as u32)
+        }
+        fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
+            self.raw_read(bdf, offset, 1) as u8
+        }
+        fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+            self.raw_write(bdf, offset, 1, value as u32)
+        }
+        fn space_size(&self) -> u16 {
+            if self.extended {
+                4096
+            } else {
+                256
+            }
+        }
+    }
+}

@@ -1,0 +1,62 @@
+//! The interrupt dispatcher: counts every vector, runs the handler registered for it, sends EOI.
+//! Exceptions (0-31) are fatal and reported on COM1.
+
+use crate::arch::{idt::InterruptFrame, lapic};
+use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
+static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+
+/// A handler run in interrupt context for one vector, before EOI.
+pub type Handler = fn(vector: u8);
+
+/// Installs the dispatcher on every IDT vector.
+pub fn install() {
+    crate::arch::idt::set_dispatcher(dispatch);
+}
+
+fn dispatch(frame: &mut InterruptFrame) {
+    let vector = frame.vector as u8;
+    if frame.vector < 32 {
+        crate::console::fatal_exception(frame);
+    }
+    COUNTS[vector as usize].fetch_add(1, Ordering::SeqCst);
+    if vector == lapic::SPURIOUS_VECTOR || (0x20..0x30).contains(&vector) {
+        // LAPIC spurious vectors need no EOI (SDM 11.9); masked-8259 spurious IRQs never reach the LAPIC ISR.
+        SPURIOUS.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let raw = HANDLERS[vector as usize].load(Ordering::Acquire);
+    if raw != 0 {
+        // SAFETY: HANDLERS only holds 0 or a `Handler` stored by `set_handler`.
+        let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(raw) };
+        handler(vector);
+    }
+    lapic::eoi();
+}
+
+/// Registers a handler for `vector` (replacing any other).
+pub fn set_handler(vector: u8, handler: Handler) {
+    HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+}
+
+/// Removes the handler of `vector`.
+pub fn clear_handler(vector: u8) {
+    HANDLERS[vector as usize].store(0, Ordering::Release);
+}
+
+/// Interrupts delivered on `vector` since boot.
+pub fn count(vector: u8) -> u64 {
+    COUNTS[vector as usize].load(Ordering::SeqCst)
+}
+
+/// Interrupts delivered on any vector in `range`.
+pub fn total(range: core::ops::RangeInclusive<u8>) -> u64 {
+    range.map(count).sum()
+}
+
+/// Spurious interrupts (LAPIC spurious vector and 8259 vectors).
+pub fn spurious() -> u64 {
+    SPURIOUS.load(Ordering::Relaxed)
+}
