@@ -19,6 +19,7 @@ pub mod time;
 
 pub mod bus;
 pub mod irq;
+pub mod modes;
 
 pub mod app;
 

@@ -4,6 +4,7 @@
 //! `paging` (Vol. 3A ch. 5); `uart`, `pic`, `pit` and `exit` are PC platform devices.
 
 pub mod cpu;
+pub mod dma;
 pub mod exit;
 pub mod idt;
 pub mod lapic;

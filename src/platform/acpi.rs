@@ -1351,7 +1351,7 @@ fn parse_madt(sdt: Sdt<'_>, out: &mut PlatformTables) -> Option<MadtInfo> {
 
     let mut info = MadtInfo {
         address: sdt.address,
-        local_apic_address: u64::from({ madt.local_apic_address }),
+        local_apic_address: u64::from(madt.local_apic_address),
         pcat_compat: madt.supports_8259(),
         local_apics: Vec::new(),
         io_apics: Vec::new(),
@@ -1429,13 +1429,13 @@ fn parse_madt(sdt: Sdt<'_>, out: &mut PlatformTables) -> Option<MadtInfo> {
             }
             MadtEntry::LocalApicNmi(e) => {
                 let uid = Some(u32::from(e.processor_id)).filter(|&u| u != 0xFF);
-                local_nmi(&mut info, out, &mut full, table, e, 0x4, uid, { e.flags }, e.nmi_line);
+                local_nmi(&mut info, out, &mut full, table, e, 0x4, uid, e.flags, e.nmi_line);
             }
             MadtEntry::X2ApicNmi(e) => {
-                let uid = Some({ e.processor_uid }).filter(|&u| u != u32::MAX);
-                local_nmi(&mut info, out, &mut full, table, e, 0xA, uid, { e.flags }, e.nmi_line);
+                let uid = Some(e.processor_uid).filter(|&u| u != u32::MAX);
+                local_nmi(&mut info, out, &mut full, table, e, 0xA, uid, e.flags, e.nmi_line);
             }
-            MadtEntry::LocalApicAddressOverride(e) => info.local_apic_address = { e.local_apic_address },
+            MadtEntry::LocalApicAddressOverride(e) => info.local_apic_address = e.local_apic_address,
             // SAPIC, GIC and wakeup entries say nothing about x86 APIC interrupt routing.
             _ => {}
         }
@@ -1546,4 +1546,1063 @@ fn mcfg_overlap(a: &McfgEntry, b: &McfgEntry) -> bool {
     let buses = a.segment == b.segment && a.bus_start <= b.bus_end && b.bus_start <= a.bus_end;
     let (wa, wb) = (a.window(), b.window());
     buses || (wa.start < wb.end && wb.start < wa.end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::{format, string::ToString, vec, vec::Vec as StdVec};
+
+    // ---- A byte image standing in for physical memory ----------------------------------------------------
+
+    /// The image covers 0xE0000..0x110000: the BIOS area plus 64 KiB above 1 MiB for tables.
+    const BASE: u64 = 0xE0000;
+    const SIZE: usize = 0x30000;
+    const END: u64 = BASE + SIZE as u64;
+    /// Where QEMU's SeaBIOS puts the RSDP on q35.
+    const RSDP_AT: u64 = 0xF59E0;
+    const TABLES_AT: u64 = 0x100000;
+
+    struct Image {
+        bytes: StdVec<u8>,
+        next: u64,
+    }
+
+    impl Image {
+        fn new() -> Self {
+            Image { bytes: vec![0; SIZE], next: TABLES_AT }
+        }
+        fn put(&mut self, addr: u64, data: &[u8]) {
+            let at = (addr - BASE) as usize;
+            self.bytes[at..at + data.len()].copy_from_slice(data);
+        }
+        /// Places `data` at the next free 16-byte aligned address and returns that address.
+        fn add(&mut self, data: &[u8]) -> u64 {
+            let addr = self.next;
+            self.put(addr, data);
+            self.next = (addr + data.len() as u64 + 15) & !15;
+            addr
+        }
+        fn mem(&self) -> SliceMemory<'_> {
+            SliceMemory::new(BASE, &self.bytes)
+        }
+        fn parse(&self) -> PlatformTables {
+            parse(RSDP_AT, &self.mem())
+        }
+    }
+
+    // ---- Table builders ---------------------------------------------------------------------------------------
+
+    /// Sets `t[at]` so that `t[range]` sums to 0.
+    fn fix_checksum(t: &mut [u8], at: usize, range: Range<usize>) {
+        t[at] = 0;
+        t[at] = 0u8.wrapping_sub(checksum(&t[range]));
+    }
+
+    fn sdt(sig: &[u8; 4], revision: u8, body: &[u8]) -> StdVec<u8> {
+        let mut t = StdVec::new();
+        t.extend_from_slice(sig);
+        t.extend_from_slice(&((SDT_HEADER_LEN + body.len()) as u32).to_le_bytes());
+        t.extend_from_slice(&[revision, 0]);
+        t.extend_from_slice(b"BOCHS BXPC    ");
+        t.extend_from_slice(&1u32.to_le_bytes());
+        t.extend_from_slice(b"BXPC");
+        t.extend_from_slice(&1u32.to_le_bytes());
+        t.extend_from_slice(body);
+        let len = t.len();
+        fix_checksum(&mut t, 9, 0..len);
+        t
+    }
+
+    /// Rewrites a built table's length field (and checksum over the bytes that are there).
+    fn with_length(mut t: StdVec<u8>, length: u32) -> StdVec<u8> {
+        t[4..8].copy_from_slice(&length.to_le_bytes());
+        let len = t.len().min(length as usize).max(10);
+        fix_checksum(&mut t, 9, 0..len);
+        t
+    }
+
+    fn rsdp_v0(rsdt: u32) -> StdVec<u8> {
+        let mut r = StdVec::new();
+        r.extend_from_slice(b"RSD PTR \0BOCHS \0");
+        r.extend_from_slice(&rsdt.to_le_bytes());
+        fix_checksum(&mut r, 8, 0..20);
+        r
+    }
+
+    fn rsdp_v2(rsdt: u32, xsdt: u64) -> StdVec<u8> {
+        let mut r = StdVec::new();
+        r.extend_from_slice(b"RSD PTR \0BOCHS \x02");
+        r.extend_from_slice(&rsdt.to_le_bytes());
+        r.extend_from_slice(&36u32.to_le_bytes());
+        r.extend_from_slice(&xsdt.to_le_bytes());
+        r.extend_from_slice(&[0; 4]);
+        fix_checksum(&mut r, 8, 0..20);
+        fix_checksum(&mut r, 32, 0..36);
+        r
+    }
+
+    fn rsdt(entries: &[u64]) -> StdVec<u8> {
+        let body: StdVec<u8> = entries.iter().flat_map(|&a| (a as u32).to_le_bytes()).collect();
+        sdt(b"RSDT", 1, &body)
+    }
+
+    fn xsdt(entries: &[u64]) -> StdVec<u8> {
+        let body: StdVec<u8> = entries.iter().flat_map(|&a| a.to_le_bytes()).collect();
+        sdt(b"XSDT", 1, &body)
+    }
+
+    #[derive(Clone, Default)]
+    struct MadtBody(StdVec<u8>);
+
+    impl MadtBody {
+        fn raw(mut self, bytes: &[u8]) -> Self {
+            self.0.extend_from_slice(bytes);
+            self
+        }
+        fn lapic(self, uid: u8, id: u8, flags: u32) -> Self {
+            let f = flags.to_le_bytes();
+            self.raw(&[0, 8, uid, id, f[0], f[1], f[2], f[3]])
+        }
+        fn ioapic(self, id: u8, address: u32, gsi_base: u32) -> Self {
+            let mut e = vec![1, 12, id, 0];
+            e.extend_from_slice(&address.to_le_bytes());
+            e.extend_from_slice(&gsi_base.to_le_bytes());
+            self.raw(&e)
+        }
+        fn iso(self, bus: u8, irq: u8, gsi: u32, flags: u16) -> Self {
+            let mut e = vec![2, 10, bus, irq];
+            e.extend_from_slice(&gsi.to_le_bytes());
+            e.extend_from_slice(&flags.to_le_bytes());
+            self.raw(&e)
+        }
+        fn nmi_source(self, flags: u16, gsi: u32) -> Self {
+            let mut e = vec![3, 8];
+            e.extend_from_slice(&flags.to_le_bytes());
+            e.extend_from_slice(&gsi.to_le_bytes());
+            self.raw(&e)
+        }
+        fn lapic_nmi(self, uid: u8, flags: u16, lint: u8) -> Self {
+            let f = flags.to_le_bytes();
+            self.raw(&[4, 6, uid, f[0], f[1], lint])
+        }
+        fn lapic_override(self, address: u64) -> Self {
+            let mut e = vec![5, 12, 0, 0];
+            e.extend_from_slice(&address.to_le_bytes());
+            self.raw(&e)
+        }
+        fn x2apic(self, x2apic_id: u32, flags: u32, uid: u32) -> Self {
+            let mut e = vec![9, 16, 0, 0];
+            for v in [x2apic_id, flags, uid] {
+                e.extend_from_slice(&v.to_le_bytes());
+            }
+            self.raw(&e)
+        }
+        fn x2apic_nmi(self, flags: u16, uid: u32, lint: u8) -> Self {
+            let mut e = vec![0xA, 12];
+            e.extend_from_slice(&flags.to_le_bytes());
+            e.extend_from_slice(&uid.to_le_bytes());
+            e.extend_from_slice(&[lint, 0, 0, 0]);
+            self.raw(&e)
+        }
+        /// The MADT: local APIC at 0xFEE00000, PCAT_COMPAT set.
+        fn table(&self) -> StdVec<u8> {
+            let mut body = StdVec::new();
+            body.extend_from_slice(&0xFEE0_0000u32.to_le_bytes());
+            body.extend_from_slice(&1u32.to_le_bytes());
+            body.extend_from_slice(&self.0);
+            sdt(b"APIC", 1, &body)
+        }
+    }
+
+    /// The MADT QEMU 7.2 builds for two CPUs (hw/i386/acpi-common.c).
+    fn qemu_madt() -> MadtBody {
+        MadtBody::default()
+            .lapic(0, 0, 1)
+            .lapic(1, 1, 1)
+            .ioapic(0, 0xFEC0_0000, 0)
+            .iso(0, 0, 2, 0)
+            .iso(0, 5, 5, 0x000D)
+            .iso(0, 9, 9, 0x000D)
+            .iso(0, 10, 10, 0x000D)
+            .iso(0, 11, 11, 0x000D)
+            .lapic_nmi(0xFF, 0, 1)
+    }
+
+    fn mcfg(entries: &[(u64, u16, u8, u8)]) -> StdVec<u8> {
+        let mut body = vec![0u8; 8];
+        for &(base, segment, start, end) in entries {
+            body.extend_from_slice(&base.to_le_bytes());
+            body.extend_from_slice(&segment.to_le_bytes());
+            body.extend_from_slice(&[start, end, 0, 0, 0, 0]);
+        }
+        sdt(b"MCFG", 1, &body)
+    }
+
+    /// An ACPI 1.0 FADT (116 bytes) pointing at `dsdt`.
+    fn fadt(dsdt: u32) -> StdVec<u8> {
+        let mut body = vec![0u8; 116 - SDT_HEADER_LEN];
+        body[FADT_DSDT_OFFSET - SDT_HEADER_LEN..][..4].copy_from_slice(&dsdt.to_le_bytes());
+        sdt(b"FACP", 1, &body)
+    }
+
+    /// An ACPI 2.0+ FADT (244 bytes, as QEMU q35's) with both DSDT and X_DSDT.
+    fn fadt_v3(dsdt: u32, x_dsdt: u64) -> StdVec<u8> {
+        let mut body = vec![0u8; 244 - SDT_HEADER_LEN];
+        body[FADT_DSDT_OFFSET - SDT_HEADER_LEN..][..4].copy_from_slice(&dsdt.to_le_bytes());
+        body[FADT_X_DSDT_OFFSET - SDT_HEADER_LEN..][..8].copy_from_slice(&x_dsdt.to_le_bytes());
+        sdt(b"FACP", 3, &body)
+    }
+
+    fn dsdt() -> StdVec<u8> {
+        sdt(b"DSDT", 1, &[0x08, b'P', b'I', b'C', b'F', 0x00]) // Name(PICF, Zero)
+    }
+
+    const QEMU_MCFG: (u64, u16, u8, u8) = (0xB000_0000, 0, 0, 255);
+
+    /// Places a DSDT and `tables` in an image, lists them (FADT first) in an RSDT (and an XSDT if `v2`) and
+    /// puts the RSDP at `RSDP_AT`. Returns the image and the tables' addresses (FADT first).
+    fn build(tables: &[StdVec<u8>], v2: bool) -> (Image, StdVec<u64>) {
+        let mut img = Image::new();
+        let dsdt_at = img.add(&dsdt());
+        let mut addrs = vec![img.add(&fadt(dsdt_at as u32))];
+        addrs.extend(tables.iter().map(|t| img.add(t)));
+        let rsdt_at = img.add(&rsdt(&addrs));
+        if v2 {
+            let xsdt_at = img.add(&xsdt(&addrs));
+            img.put(RSDP_AT, &rsdp_v2(rsdt_at as u32, xsdt_at));
+        } else {
+            img.put(RSDP_AT, &rsdp_v0(rsdt_at as u32));
+        }
+        (img, addrs)
+    }
+
+    fn qemu_like(v2: bool) -> (Image, StdVec<u64>) {
+        build(&[qemu_madt().table(), mcfg(&[QEMU_MCFG])], v2)
+    }
+
+    fn problems(t: &PlatformTables) -> StdVec<AcpiProblem> {
+        t.problems.iter().copied().collect()
+    }
+
+    // ---- Good input --------------------------------------------------------------------------------------------
+
+    #[test]
+    fn qemu_like_v0_rsdt_tables_parse_to_their_values() {
+        let (img, addrs) = qemu_like(false);
+        let t = img.parse();
+        assert!(t.is_clean(), "unexpected problems: {:?}", t.problems);
+        assert_eq!(t.rsdp_revision, 0);
+        assert_eq!(t.root_kind(), Some(RootTableKind::Rsdt));
+        assert_eq!(t.oem_id.to_string(), "BOCHS ");
+        let sigs: StdVec<Signature> = t.tables.iter().map(|t| t.signature).collect();
+        assert_eq!(sigs, [Signature::FADT, Signature::MADT, Signature::MCFG]);
+
+        let madt = t.madt.as_ref().expect("MADT parsed");
+        assert_eq!(madt.address, addrs[1]);
+        assert_eq!(madt.local_apic_address, 0xFEE0_0000);
+        assert!(madt.pcat_compat);
+        let cpu = |uid, id| LocalApic { processor_uid: uid, apic_id: id, enabled: true, online_capable: false, x2apic: false };
+        assert_eq!(madt.local_apics, [cpu(0, 0), cpu(1, 1)]);
+        assert_eq!(madt.io_apics, [IoApic { id: 0, address: 0xFEC0_0000, gsi_base: 0 }]);
+        let iso = |irq, gsi, polarity, trigger| InterruptSourceOverride { bus: 0, source_irq: irq, gsi, polarity, trigger };
+        let (high, level) = (Polarity::ActiveHigh, TriggerMode::Level);
+        assert_eq!(
+            madt.overrides,
+            [
+                iso(0, 2, Polarity::Conforming, TriggerMode::Conforming),
+                iso(5, 5, high, level),
+                iso(9, 9, high, level),
+                iso(10, 10, high, level),
+                iso(11, 11, high, level),
+            ]
+        );
+        assert_eq!(
+            madt.local_apic_nmis,
+            [LocalApicNmi {
+                processor_uid: None,
+                line: LocalInterruptLine::Lint1,
+                polarity: Polarity::Conforming,
+                trigger: TriggerMode::Conforming
+            }]
+        );
+        assert!(madt.nmi_sources.is_empty());
+        assert_eq!(t.mcfg, [McfgEntry { base_address: 0xB000_0000, segment: 0, bus_start: 0, bus_end: 255 }]);
+        let dsdt = t.dsdt.expect("DSDT found through the FADT");
+        assert_eq!((dsdt.signature, dsdt.address, dsdt.length), (Signature::DSDT, TABLES_AT, 42));
+    }
+
+    #[test]
+    fn v2_rsdp_uses_the_xsdt_and_x2apic_entries_and_address_override() {
+        let body = MadtBody::default()
+            .lapic(0, 0, 1)
+            .x2apic(0x100, 0b10, 7)
+            .ioapic(2, 0xFEC0_0000, 0)
+            .lapic_override(0x1_FEE0_0000)
+            .nmi_source(0x000F, 23)
+            .x2apic_nmi(0x0005, u32::MAX, 0);
+        let (mut img, addrs) = build(&[body.table(), mcfg(&[QEMU_MCFG])], true);
+        // An RSDT that lists nothing, to show the XSDT is the one used.
+        let empty_rsdt = img.add(&rsdt(&[]));
+        let xsdt_at = img.next - 0x40; // not used; the real XSDT address is in the RSDP
+        let _ = xsdt_at;
+        let xsdt_real = le_u64(&rsdp_bytes(&img), 24).unwrap();
+        img.put(RSDP_AT, &rsdp_v2(empty_rsdt as u32, xsdt_real));
+
+        let t = img.parse();
+        assert!(t.is_clean(), "unexpected problems: {:?}", t.problems);
+        assert_eq!(t.rsdp_revision, 2);
+        assert_eq!(t.root_kind(), Some(RootTableKind::Xsdt));
+        assert_eq!(t.root.unwrap().table.address, xsdt_real);
+        let madt = t.madt.as_ref().unwrap();
+        assert_eq!(madt.address, addrs[1]);
+        assert_eq!(madt.local_apic_address, 0x1_FEE0_0000, "the 64-bit override wins");
+        assert_eq!(
+            madt.local_apics[1],
+            LocalApic { processor_uid: 7, apic_id: 0x100, enabled: false, online_capable: true, x2apic: true }
+        );
+        assert_eq!(madt.io_apics[0].id, 2);
+        assert_eq!(
+            madt.nmi_sources,
+            [NmiSource { gsi: 23, polarity: Polarity::ActiveLow, trigger: TriggerMode::Level }]
+        );
+        assert_eq!(
+            madt.local_apic_nmis,
+            [LocalApicNmi {
+                processor_uid: None,
+                line: LocalInterruptLine::Lint0,
+                polarity: Polarity::ActiveHigh,
+                trigger: TriggerMode::Edge
+            }]
+        );
+        assert_eq!(t.mcfg.len(), 1);
+    }
+
+    fn rsdp_bytes(img: &Image) -> StdVec<u8> {
+        img.mem().bytes(RSDP_AT, 36).unwrap().to_vec()
+    }
+
+    #[test]
+    fn dsdt_is_found_through_x_dsdt_of_a_long_fadt() {
+        let mut img = Image::new();
+        let old = img.add(&dsdt());
+        let new = img.add(&dsdt());
+        let fadt_at = img.add(&fadt_v3(old as u32, new));
+        let rsdt_at = img.add(&rsdt(&[fadt_at]));
+        img.put(RSDP_AT, &rsdp_v0(rsdt_at as u32));
+        let t = img.parse();
+        assert_eq!(t.dsdt.map(|d| d.address), Some(new));
+    }
+
+    #[test]
+    fn a_bad_xsdt_falls_back_to_the_rsdt() {
+        let (mut img, _) = qemu_like(true);
+        let xsdt_at = le_u64(&rsdp_bytes(&img), 24).unwrap();
+        img.put(xsdt_at + 9, &[0x55]);
+        let t = img.parse();
+        assert_eq!(problems(&t), [AcpiProblem::BadSdtChecksum { signature: Signature::XSDT, address: xsdt_at }]);
+        assert_eq!(t.root_kind(), Some(RootTableKind::Rsdt));
+        assert!(t.madt.is_some());
+        assert_eq!(t.mcfg.len(), 1);
+    }
+
+    // ---- RSDP faults ---------------------------------------------------------------------------------------------
+
+    #[test]
+    fn a_bad_rsdp_checksum_stops_the_walk() {
+        let (mut img, _) = qemu_like(false);
+        img.put(RSDP_AT + 8, &[0x42]);
+        let t = img.parse();
+        assert_eq!(problems(&t), [AcpiProblem::BadRsdpChecksum { address: RSDP_AT }]);
+        assert_eq!((t.root, t.madt.is_none(), t.mcfg.len(), t.dsdt), (None, true, 0, None));
+    }
+
+    #[test]
+    fn a_missing_or_unreadable_or_unsigned_rsdp_is_reported() {
+        let (img, _) = qemu_like(false);
+        assert_eq!(problems(&parse(0, &img.mem())), [AcpiProblem::RsdpNotFound]);
+        assert_eq!(problems(&parse(END - 4, &img.mem())), [AcpiProblem::RsdpUnreadable { address: END - 4 }]);
+        assert_eq!(problems(&parse(RSDP_AT + 16, &img.mem())), [AcpiProblem::BadRsdpSignature { address: RSDP_AT + 16 }]);
+    }
+
+    #[test]
+    fn a_bad_extended_checksum_keeps_the_rsdt_but_not_the_xsdt() {
+        let (mut img, _) = qemu_like(true);
+        img.put(RSDP_AT + 33, &[0x99]); // reserved byte, covered only by the extended checksum
+        let t = img.parse();
+        assert_eq!(problems(&t), [AcpiProblem::BadRsdpExtendedChecksum { address: RSDP_AT }]);
+        assert_eq!(t.rsdp_revision, 2);
+        assert_eq!(t.root_kind(), Some(RootTableKind::Rsdt));
+        assert!(t.madt.is_some());
+    }
+
+    #[test]
+    fn a_bad_v2_rsdp_length_keeps_the_rsdt_but_not_the_xsdt() {
+        for length in [20u32, 5000, u32::MAX] {
+            let (mut img, _) = qemu_like(true);
+            let mut r = rsdp_bytes(&img);
+            r[20..24].copy_from_slice(&length.to_le_bytes());
+            fix_checksum(&mut r, 32, 0..36);
+            img.put(RSDP_AT, &r);
+            let t = img.parse();
+            assert_eq!(problems(&t), [AcpiProblem::BadRsdpLength { address: RSDP_AT, length }]);
+            assert_eq!(t.root_kind(), Some(RootTableKind::Rsdt));
+        }
+    }
+
+    #[test]
+    fn an_unreadable_root_table_means_no_tables() {
+        let mut img = Image::new();
+        img.put(RSDP_AT, &rsdp_v0(0x2000_0000));
+        let t = img.parse();
+        assert_eq!(
+            problems(&t),
+            [
+                AcpiProblem::RootTableUnreadable { kind: RootTableKind::Rsdt, address: 0x2000_0000 },
+                AcpiProblem::NoRootTable
+            ]
+        );
+        img.put(RSDP_AT, &rsdp_v0(0));
+        assert_eq!(problems(&img.parse()), [AcpiProblem::NoRootTable]);
+    }
+
+    #[test]
+    fn an_rsdp_pointing_at_the_wrong_table_is_reported() {
+        let (mut img, addrs) = qemu_like(false);
+        img.put(RSDP_AT, &rsdp_v0(addrs[1] as u32)); // the MADT
+        let t = img.parse();
+        assert_eq!(
+            problems(&t),
+            [
+                AcpiProblem::BadSdtSignature {
+                    expected: Some(Signature::RSDT),
+                    found: Signature::MADT,
+                    address: addrs[1]
+                },
+                AcpiProblem::NoRootTable
+            ]
+        );
+    }
+
+    // ---- Root table and SDT faults -----------------------------------------------------------------------------
+
+    #[test]
+    fn root_entries_that_are_null_or_outside_memory_are_skipped() {
+        let mut img = Image::new();
+        let madt = img.add(&qemu_madt().table());
+        let mcfg_at = img.add(&mcfg(&[QEMU_MCFG]));
+        let straddling = END - 8; // header runs past the end of memory
+        let entries = [0, 0xDEAD_0000, straddling, madt, mcfg_at];
+        let rsdt_at = img.add(&rsdt(&entries));
+        img.put(RSDP_AT, &rsdp_v0(rsdt_at as u32));
+        let t = img.parse();
+        let bad = |index, address| AcpiProblem::BadTableAddress { parent: Signature::RSDT, index, address };
+        assert_eq!(problems(&t), [bad(0, 0), bad(1, 0xDEAD_0000), bad(2, straddling)]);
+        assert!(t.madt.is_some());
+        assert_eq!(t.mcfg.len(), 1);
+    }
+
+    #[test]
+    fn a_root_table_ending_in_a_partial_entry_is_reported() {
+        let mut img = Image::new();
+        let madt = img.add(&qemu_madt().table());
+        let mut body = (madt as u32).to_le_bytes().to_vec();
+        body.extend_from_slice(&[1, 2]);
+        let rsdt_at = img.add(&sdt(b"RSDT", 1, &body));
+        img.put(RSDP_AT, &rsdp_v0(rsdt_at as u32));
+        let t = img.parse();
+        assert_eq!(
+            problems(&t),
+            [
+                AcpiProblem::TruncatedEntry { signature: Signature::RSDT, offset: 40 },
+                AcpiProblem::MissingTable { signature: Signature::MCFG }
+            ]
+        );
+        assert!(t.madt.is_some());
+    }
+
+    #[test]
+    fn an_sdt_shorter_than_its_header_or_fixed_part_is_skipped() {
+        // 20 < 36: shorter than the SDT header.
+        let (img, addrs) = build(&[with_length(qemu_madt().table(), 20), mcfg(&[QEMU_MCFG])], false);
+        let t = img.parse();
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::TableTooShort { signature: Signature::MADT, address: addrs[1], length: 20 }]
+        );
+        assert!(t.madt.is_none());
+
+        // 40: a valid header, but shorter than the MADT's 44-byte fixed part; same for the MCFG.
+        let (img, addrs) = build(&[with_length(qemu_madt().table(), 40), with_length(mcfg(&[]), 40)], false);
+        let t = img.parse();
+        assert_eq!(
+            problems(&t),
+            [
+                AcpiProblem::TableTooShort { signature: Signature::MADT, address: addrs[1], length: 40 },
+                AcpiProblem::TableTooShort { signature: Signature::MCFG, address: addrs[2], length: 40 }
+            ]
+        );
+        assert!(t.madt.is_none());
+        assert!(t.mcfg.is_empty());
+    }
+
+    #[test]
+    fn an_sdt_longer_than_memory_is_skipped() {
+        let (img, addrs) = build(&[with_length(qemu_madt().table(), 0x40_0000), mcfg(&[QEMU_MCFG])], false);
+        let t = img.parse();
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::TableOutsideMemory { signature: Signature::MADT, address: addrs[1], length: 0x40_0000 }]
+        );
+        assert!(t.madt.is_none());
+        assert_eq!(t.mcfg.len(), 1);
+    }
+
+    #[test]
+    fn a_madt_with_a_bad_checksum_is_not_used() {
+        let (mut img, addrs) = qemu_like(false);
+        img.put(addrs[1] + 44 + 3, &[7]); // first LAPIC's APIC id
+        let t = img.parse();
+        assert_eq!(problems(&t), [AcpiProblem::BadSdtChecksum { signature: Signature::MADT, address: addrs[1] }]);
+        assert!(t.madt.is_none());
+        assert_eq!(t.mcfg.len(), 1, "the other tables are still used");
+    }
+
+    #[test]
+    fn a_non_ascii_oem_id_is_rejected_by_the_acpi_crate_check() {
+        let mut m = qemu_madt().table();
+        m[10] = 0xFF;
+        fix_checksum(&mut m, 9, 0..m.len());
+        let (img, addrs) = build(&[m, mcfg(&[QEMU_MCFG])], false);
+        assert_eq!(
+            problems(&img.parse()),
+            [AcpiProblem::BadSdtOemId { signature: Signature::MADT, address: addrs[1] }]
+        );
+    }
+
+    #[test]
+    fn missing_and_duplicate_tables_are_reported() {
+        let (img, _) = build(&[], false);
+        let t = img.parse();
+        assert_eq!(
+            problems(&t),
+            [
+                AcpiProblem::MissingTable { signature: Signature::MADT },
+                AcpiProblem::MissingTable { signature: Signature::MCFG }
+            ]
+        );
+        let second = qemu_madt().lapic(2, 2, 1).table();
+        let (img, addrs) = build(&[qemu_madt().table(), second, mcfg(&[QEMU_MCFG])], false);
+        let t = img.parse();
+        assert_eq!(problems(&t), [AcpiProblem::DuplicateTable { signature: Signature::MADT, address: addrs[2] }]);
+        assert_eq!(t.madt.unwrap().local_apics.len(), 2, "the first MADT is used");
+    }
+
+    // ---- MADT entry faults ----------------------------------------------------------------------------------------
+
+    fn parse_madt_body(body: MadtBody) -> PlatformTables {
+        let (img, _) = build(&[body.table(), mcfg(&[QEMU_MCFG])], false);
+        img.parse()
+    }
+
+    #[test]
+    fn a_zero_length_madt_entry_stops_the_walk_and_keeps_what_came_before() {
+        let t = parse_madt_body(qemu_madt().raw(&[0, 0, 0, 0, 0, 0, 0, 0]).lapic(9, 9, 1));
+        let offset = 44 + 2 * 8 + 12 + 5 * 10 + 6;
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::BadMadtEntry { offset, entry_type: 0, fault: MadtEntryFault::TooShort }]
+        );
+        let madt = t.madt.unwrap();
+        assert_eq!(madt.local_apics.len(), 2, "entries after the bad one are not trusted");
+        assert_eq!(madt.overrides.len(), 5);
+        assert_eq!(madt.local_apic_nmis.len(), 1);
+    }
+
+    #[test]
+    fn a_madt_entry_running_past_the_table_end_stops_the_walk() {
+        // An IOAPIC entry claiming 12 bytes with only 6 left, and a lone trailing type byte.
+        let t = parse_madt_body(MadtBody::default().lapic(0, 0, 1).raw(&[1, 12, 0, 0, 0, 0]));
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::BadMadtEntry { offset: 52, entry_type: 1, fault: MadtEntryFault::PastTableEnd }]
+        );
+        assert_eq!(t.madt.as_ref().unwrap().local_apics.len(), 1);
+        assert!(t.madt.unwrap().io_apics.is_empty());
+
+        let t = parse_madt_body(MadtBody::default().lapic(0, 0, 1).raw(&[0x80]));
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::BadMadtEntry { offset: 52, entry_type: 0x80, fault: MadtEntryFault::PastTableEnd }]
+        );
+    }
+
+    #[test]
+    fn a_madt_entry_shorter_than_its_type_is_rejected() {
+        // A LAPIC entry of length 4 (needs 8), followed by enough bytes that it is not past the end.
+        let t = parse_madt_body(MadtBody::default().raw(&[0, 4, 0, 0]).lapic(1, 1, 1));
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::BadMadtEntry { offset: 44, entry_type: 0, fault: MadtEntryFault::TooShort }]
+        );
+        assert!(t.madt.unwrap().local_apics.is_empty());
+    }
+
+    #[test]
+    fn unknown_madt_entry_types_are_skipped_silently() {
+        let body = MadtBody::default()
+            .lapic(0, 0, 1)
+            .raw(&[0x14, 4, 0xAA, 0xBB]) // reserved type
+            .raw(&[0x80, 2]) // OEM type, minimal length
+            .raw(&[0xFF, 7, 1, 2, 3, 4, 5])
+            .ioapic(0, 0xFEC0_0000, 0)
+            .iso(0, 0, 2, 0);
+        let t = parse_madt_body(body);
+        assert!(t.is_clean(), "{:?}", t.problems);
+        let madt = t.madt.unwrap();
+        assert_eq!((madt.local_apics.len(), madt.io_apics.len(), madt.overrides.len()), (1, 1, 1));
+    }
+
+    #[test]
+    fn reserved_inti_flags_and_bad_lint_numbers_skip_only_that_entry() {
+        let body = MadtBody::default()
+            .iso(0, 9, 9, 0b0010) // reserved polarity
+            .iso(0, 10, 10, 0b1000) // reserved trigger
+            .lapic_nmi(0xFF, 0, 2) // LINT2
+            .iso(0, 11, 11, 0x000D);
+        let t = parse_madt_body(body);
+        let bad = |offset, entry_type, fault| AcpiProblem::BadMadtEntry { offset, entry_type, fault };
+        assert_eq!(
+            problems(&t),
+            [
+                bad(44, 2, MadtEntryFault::ReservedFlags(0b0010)),
+                bad(54, 2, MadtEntryFault::ReservedFlags(0b1000)),
+                bad(64, 4, MadtEntryFault::BadLintNumber(2)),
+            ]
+        );
+        let madt = t.madt.unwrap();
+        assert_eq!(madt.overrides.len(), 1);
+        assert_eq!(madt.overrides[0].source_irq, 11);
+        assert!(madt.local_apic_nmis.is_empty());
+    }
+
+    #[test]
+    fn more_io_apics_than_capacity_are_reported_once() {
+        let body = (0..10u8).fold(MadtBody::default(), |b, i| b.ioapic(i, 0xFEC0_0000 + u32::from(i) * 0x1000, u32::from(i) * 24));
+        let t = parse_madt_body(body);
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::TooManyEntries { kind: EntryKind::IoApics, capacity: MAX_IO_APICS as u16 }]
+        );
+        let madt = t.madt.unwrap();
+        assert_eq!(madt.io_apics.len(), MAX_IO_APICS);
+        assert_eq!(madt.io_apics[7].id, 7, "the first ones are kept");
+    }
+
+    #[test]
+    fn more_local_apics_than_capacity_are_reported_once() {
+        let body = (0..70u32).fold(MadtBody::default(), |b, i| b.x2apic(i, 1, i));
+        let t = parse_madt_body(body);
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::TooManyEntries { kind: EntryKind::LocalApics, capacity: MAX_LOCAL_APICS as u16 }]
+        );
+        assert_eq!(t.madt.unwrap().local_apics.len(), MAX_LOCAL_APICS);
+    }
+
+    #[test]
+    fn io_apics_whose_gsi_ranges_collide_are_reported() {
+        let body = MadtBody::default().ioapic(0, 0xFEC0_0000, 0).ioapic(1, 0xFEC0_1000, 0).ioapic(2, 0xFEC0_2000, 16);
+        let t = parse_madt_body(body);
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::IoApicGsiCollision { first_id: 0, second_id: 1, gsi_base: 0 }]
+        );
+        let madt = t.madt.unwrap();
+        assert_eq!(madt.io_apics.iter().map(|a| a.id).collect::<StdVec<_>>(), [0, 2]);
+
+        // With the redirection counts from the version registers: 24 pins at GSI 0 run into the one at 16.
+        let (a, b) = madt.find_gsi_collision(|_| 24).expect("0..24 overlaps 16..40");
+        assert_eq!((a.id, b.id), (0, 2));
+        assert_eq!(madt.find_gsi_collision(|_| 16), None);
+        assert_eq!(madt.io_apic_for_gsi(17, |_| 16).map(|a| a.id), Some(2));
+        assert_eq!(madt.io_apic_for_gsi(32, |_| 16), None);
+    }
+
+    // ---- MCFG faults --------------------------------------------------------------------------------------------
+
+    #[test]
+    fn a_truncated_mcfg_entry_is_reported_and_whole_ones_kept() {
+        let mut m = mcfg(&[QEMU_MCFG]);
+        m.extend_from_slice(&[0xAA; 10]);
+        let len = m.len() as u32;
+        let (img, _) = build(&[qemu_madt().table(), with_length(m, len)], false);
+        let t = img.parse();
+        assert_eq!(problems(&t), [AcpiProblem::TruncatedEntry { signature: Signature::MCFG, offset: 60 }]);
+        assert_eq!(t.mcfg.len(), 1);
+    }
+
+    #[test]
+    fn overlapping_mcfg_allocations_keep_the_first() {
+        // Same segment, buses 0-255 and 128-191 at different bases.
+        let (img, _) = build(&[qemu_madt().table(), mcfg(&[QEMU_MCFG, (0xE000_0000, 0, 128, 191)])], false);
+        let t = img.parse();
+        assert_eq!(problems(&t), [AcpiProblem::OverlappingMcfg { first: 0, second: 1 }]);
+        assert_eq!(t.mcfg.len(), 1);
+
+        // Different segments whose windows share physical bytes.
+        let (img, _) = build(&[qemu_madt().table(), mcfg(&[QEMU_MCFG, (0xB800_0000, 1, 0, 15)])], false);
+        assert_eq!(problems(&img.parse()), [AcpiProblem::OverlappingMcfg { first: 0, second: 1 }]);
+
+        // Disjoint segments and windows are fine; the bus-0 base convention puts segment 1 bus 16 at +16 MiB.
+        let (img, _) = build(&[qemu_madt().table(), mcfg(&[QEMU_MCFG, (0xC000_0000, 1, 16, 31)])], false);
+        let t = img.parse();
+        assert!(t.is_clean(), "{:?}", t.problems);
+        assert_eq!(t.mcfg[1].window(), 0xC100_0000..0xC200_0000);
+    }
+
+    #[test]
+    fn invalid_mcfg_allocations_are_dropped() {
+        let entries = [(0xB000_0000, 0, 10, 5), (0, 1, 0, 0), (u64::MAX - 0x10_0000, 2, 0, 1), QEMU_MCFG];
+        let (img, _) = build(&[qemu_madt().table(), mcfg(&entries)], false);
+        let t = img.parse();
+        let bad = |index| AcpiProblem::BadMcfgEntry { index };
+        assert_eq!(problems(&t), [bad(0), bad(1), bad(2)]);
+        assert_eq!(t.mcfg.len(), 1);
+    }
+
+    #[test]
+    fn more_mcfg_allocations_than_capacity_are_reported_once() {
+        let entries: StdVec<_> = (0..10u16).map(|s| (0x8000_0000 + u64::from(s) * 0x100_0000, s, 0, 15)).collect();
+        let (img, _) = build(&[qemu_madt().table(), mcfg(&entries)], false);
+        let t = img.parse();
+        assert_eq!(
+            problems(&t),
+            [AcpiProblem::TooManyEntries { kind: EntryKind::McfgEntries, capacity: MAX_MCFG_ENTRIES as u16 }]
+        );
+        assert_eq!(t.mcfg.len(), MAX_MCFG_ENTRIES);
+    }
+
+    #[test]
+    fn problems_beyond_capacity_are_counted() {
+        let mut img = Image::new();
+        let rsdt_at = img.add(&rsdt(&[0; 40]));
+        img.put(RSDP_AT, &rsdp_v0(rsdt_at as u32));
+        let t = img.parse();
+        assert_eq!(t.problems.len(), MAX_PROBLEMS);
+        // 40 bad entries + MissingTable x2 = 42 problems.
+        assert_eq!(t.problems_dropped, 42 - MAX_PROBLEMS as u16);
+        assert!(!t.is_clean());
+    }
+
+    // ---- Helpers ------------------------------------------------------------------------------------------------
+
+    #[test]
+    fn isa_irqs_route_through_overrides() {
+        let (img, _) = qemu_like(false);
+        let madt = img.parse().madt.unwrap();
+        let route = |gsi, polarity, trigger| IsaIrqRoute { gsi, polarity, trigger };
+        assert_eq!(madt.isa_irq_route(0), route(2, Polarity::Conforming, TriggerMode::Conforming));
+        assert_eq!(madt.isa_irq_route(9), route(9, Polarity::ActiveHigh, TriggerMode::Level));
+        assert_eq!(madt.isa_irq_route(4), route(4, Polarity::Conforming, TriggerMode::Conforming));
+    }
+
+    #[test]
+    fn mcfg_config_addresses_use_the_bus_0_base() {
+        let e = McfgEntry { base_address: 0xB000_0000, segment: 0, bus_start: 0, bus_end: 255 };
+        assert_eq!(e.config_address(1, 2, 3), Some(0xB000_0000 + (1 << 20) + (2 << 15) + (3 << 12)));
+        assert_eq!(e.config_address(0, 32, 0), None);
+        assert_eq!(e.config_address(0, 0, 8), None);
+        let e = McfgEntry { base_address: 0xC000_0000, segment: 1, bus_start: 16, bus_end: 31 };
+        assert_eq!(e.config_address(16, 0, 0), Some(0xC100_0000));
+        assert_eq!(e.config_address(15, 0, 0), None);
+        assert_eq!(e.window(), 0xC100_0000..0xC200_0000);
+    }
+
+    #[test]
+    fn inti_flags_decode() {
+        assert_eq!(decode_inti_flags(0), Some((Polarity::Conforming, TriggerMode::Conforming)));
+        assert_eq!(decode_inti_flags(0x000D), Some((Polarity::ActiveHigh, TriggerMode::Level)));
+        assert_eq!(decode_inti_flags(0x0007), Some((Polarity::ActiveLow, TriggerMode::Edge)));
+        assert_eq!(decode_inti_flags(0x0002), None);
+        assert_eq!(decode_inti_flags(0x0008), None);
+    }
+
+    #[test]
+    fn rsdp_scan_finds_only_aligned_valid_rsdps() {
+        let mut img = Image::new();
+        let good = rsdp_v2(0x1234, 0x5678);
+        let mut bad = good.clone();
+        bad[8] ^= 1;
+        img.put(0xE0100, &bad); // bad checksum
+        img.put(0xE0208, &good); // not 16-byte aligned
+        let mut bad_ext = good.clone();
+        bad_ext[33] = 1;
+        img.put(0xE0300, &bad_ext); // bad extended checksum
+        img.put(0xF0010, &good);
+        let mem = img.mem();
+        assert_eq!(find_rsdp_in(&mem, &[BIOS_RSDP_AREA]), Some(0xF0010));
+        assert_eq!(find_rsdp_in(&mem, &[0xE0000..0xF0000]), None);
+        assert_eq!(find_rsdp_in(&mem, &[0xF0001..0xF0100]), None, "candidates start on 16-byte boundaries");
+        // Ranges reaching outside memory, or wrapping, end the scan of that range without panicking.
+        assert_eq!(find_rsdp_in(&mem, &[0..0x100, u64::MAX - 20..u64::MAX, 0xF0000..0xF0020]), Some(0xF0010));
+    }
+
+    #[test]
+    fn bios_rsdp_search_looks_at_the_ebda_first() {
+        let mut low = vec![0u8; 0x100000];
+        let mut put = |addr: usize, data: &[u8]| low[addr..addr + data.len()].copy_from_slice(data);
+        put(0x40E, &0x9FC0u16.to_le_bytes());
+        put(0x9FC10, &rsdp_v0(0x1111));
+        put(0xF59E0, &rsdp_v0(0x2222));
+        let mem = SliceMemory::new(0, &low);
+        assert_eq!(bios_rsdp_ranges(&mem), [0x9FC00..0xA0000, BIOS_RSDP_AREA]);
+        assert_eq!(find_rsdp_bios(&mem), Some(0x9FC10));
+        low[0x40E..0x410].copy_from_slice(&0x1234u16.to_le_bytes()); // not an EBDA segment
+        let mem = SliceMemory::new(0, &low);
+        assert_eq!(bios_rsdp_ranges(&mem)[0], 0..0);
+        assert_eq!(find_rsdp_bios(&mem), Some(0xF59E0));
+    }
+
+    #[test]
+    fn identity_memory_refuses_null_and_beyond_the_limit() {
+        // SAFETY: only refused requests are made below, so no memory is read.
+        let mem = unsafe { IdentityMemory::new(0x1000_0000) };
+        assert_eq!(mem.limit(), 0x1000_0000);
+        assert!(mem.bytes(0, 1).is_none());
+        assert!(mem.bytes(0x0FFF_FFFF, 2).is_none());
+        assert!(mem.bytes(0x1000_0000, 0).is_none());
+        assert!(mem.bytes(u64::MAX, 2).is_none());
+        assert!(mem.bytes(1, usize::MAX).is_none());
+    }
+
+    #[test]
+    fn slice_memory_bounds() {
+        let data = [1u8, 2, 3, 4];
+        let mem = SliceMemory::new(0x1000, &data);
+        assert_eq!(mem.bytes(0x1001, 3), Some(&data[1..]));
+        assert_eq!(mem.bytes(0x1004, 0), Some(&[][..]));
+        assert_eq!(mem.bytes(0x1001, 4), None);
+        assert_eq!(mem.bytes(0xFFF, 1), None);
+        assert_eq!(mem.bytes(0x1001, usize::MAX), None);
+        assert_eq!(SliceMemory::new(0, &data).bytes(0, 1), None, "address 0 is null");
+    }
+
+    #[test]
+    fn problems_display_as_actionable_text() {
+        let s = Signature::MADT;
+        let cases = [
+            (AcpiProblem::RsdpNotFound, "no RSDP address given"),
+            (AcpiProblem::BadRsdpChecksum { address: 0xF59E0 }, "RSDP at 0xf59e0 has a bad checksum"),
+            (AcpiProblem::BadSdtChecksum { signature: s, address: 0x100 }, "APIC at 0x100 has a bad checksum"),
+            (
+                AcpiProblem::BadSdtSignature { expected: None, found: Signature([0xFF, b'A', 0, b'B']), address: 1 },
+                "table at 0x1 has an invalid signature \"?A?B\"",
+            ),
+            (
+                AcpiProblem::BadMadtEntry { offset: 44, entry_type: 0, fault: MadtEntryFault::TooShort },
+                "MADT entry type 0x0 at offset 44: length too short",
+            ),
+            (
+                AcpiProblem::TooManyEntries { kind: EntryKind::IoApics, capacity: 8 },
+                "more than 8 I/O APICs; the rest were dropped",
+            ),
+            (AcpiProblem::MissingTable { signature: Signature::MCFG }, "no MCFG table"),
+        ];
+        for (problem, text) in cases {
+            assert_eq!(problem.to_string(), text);
+        }
+        // Every variant formats to something.
+        let all = [
+            AcpiProblem::RsdpUnreadable { address: 1 },
+            AcpiProblem::BadRsdpSignature { address: 1 },
+            AcpiProblem::BadRsdpLength { address: 1, length: 2 },
+            AcpiProblem::BadRsdpExtendedChecksum { address: 1 },
+            AcpiProblem::NoRootTable,
+            AcpiProblem::RootTableUnreadable { kind: RootTableKind::Xsdt, address: 1 },
+            AcpiProblem::BadTableAddress { parent: Signature::RSDT, index: 1, address: 2 },
+            AcpiProblem::TableTooShort { signature: s, address: 1, length: 2 },
+            AcpiProblem::TableOutsideMemory { signature: s, address: 1, length: 2 },
+            AcpiProblem::BadSdtSignature { expected: Some(s), found: s, address: 1 },
+            AcpiProblem::BadSdtOemId { signature: s, address: 1 },
+            AcpiProblem::DuplicateTable { signature: s, address: 1 },
+            AcpiProblem::TruncatedEntry { signature: s, offset: 1 },
+            AcpiProblem::BadMadtEntry { offset: 1, entry_type: 2, fault: MadtEntryFault::PastTableEnd },
+            AcpiProblem::BadMadtEntry { offset: 1, entry_type: 2, fault: MadtEntryFault::ReservedFlags(2) },
+            AcpiProblem::BadMadtEntry { offset: 1, entry_type: 4, fault: MadtEntryFault::BadLintNumber(3) },
+            AcpiProblem::IoApicGsiCollision { first_id: 1, second_id: 2, gsi_base: 0 },
+            AcpiProblem::BadMcfgEntry { index: 1 },
+            AcpiProblem::OverlappingMcfg { first: 0, second: 1 },
+        ];
+        for p in all {
+            assert!(!p.to_string().is_empty());
+        }
+        assert_eq!(format!("{:?}", Signature::MCFG), "\"MCFG\"");
+    }
+
+    // ---- Never panics -------------------------------------------------------------------------------------------
+
+    /// xorshift64*: deterministic, so a failure reproduces.
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_F491_4F6C_DD1D)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    /// Re-checksums every table the image's root lists (and the RSDP), so mutations reach the table walkers.
+    fn refresh_checksums(img: &mut Image, tables: &[u64]) {
+        for &addr in tables {
+            let at = (addr - BASE) as usize;
+            let Some(len) = img.bytes.get(at + 4..at + 8).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as usize)
+            else {
+                continue;
+            };
+            if (10..=0x8000).contains(&len) && at + len <= img.bytes.len() {
+                fix_checksum(&mut img.bytes[at..at + len], 9, 0..len);
+            }
+        }
+        let r = (RSDP_AT - BASE) as usize;
+        fix_checksum(&mut img.bytes[r..r + 36], 8, 0..20);
+        fix_checksum(&mut img.bytes[r..r + 36], 32, 0..36);
+    }
+
+    #[test]
+    fn mutated_tables_never_panic() {
+        let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+        let (base, addrs) = qemu_like(true);
+        let mut tables = addrs.clone();
+        let r = rsdp_bytes(&base);
+        tables.push(u64::from(le_u32(&r, 16).unwrap()));
+        tables.push(le_u64(&r, 24).unwrap());
+        let region = TABLES_AT..base.next;
+        for round in 0..4000 {
+            let mut img = Image { bytes: base.bytes.clone(), next: base.next };
+            for _ in 0..1 + rng.below(8) {
+                let addr = if rng.below(4) == 0 {
+                    // Aim at a header: signature, length or checksum bytes.
+                    tables[rng.below(tables.len() as u64) as usize] + rng.below(10)
+                } else {
+                    region.start + rng.below(region.end - region.start)
+                };
+                img.put(addr, &[rng.next() as u8]);
+            }
+            if round % 2 == 0 {
+                refresh_checksums(&mut img, &tables);
+            }
+            let t = img.parse();
+            assert!(t.problems.len() <= MAX_PROBLEMS);
+            for p in &t.problems {
+                let _ = p.to_string();
+            }
+            let _ = find_rsdp_in(&img.mem(), &[BIOS_RSDP_AREA]);
+        }
+    }
+
+    #[test]
+    fn random_madt_entries_never_panic() {
+        let mut rng = Rng(0xD1B5_4A32_D192_ED03);
+        let types = [0u8, 1, 2, 3, 4, 5, 6, 7, 8, 9, 0xA, 0xB, 0xF, 0x10, 0x11, 0x14, 0x80, 0xFF];
+        for _ in 0..3000 {
+            let mut body = MadtBody::default();
+            for _ in 0..rng.below(12) {
+                let len = rng.below(24) as usize;
+                let mut e: StdVec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                if let Some(b) = e.get_mut(0) {
+                    *b = types[rng.below(types.len() as u64) as usize];
+                }
+                if rng.below(3) != 0 {
+                    if let Some(b) = e.get_mut(1) {
+                        *b = len as u8;
+                    }
+                }
+                body = body.raw(&e);
+            }
+            let t = parse_madt_body(body);
+            assert!(t.madt.is_some() || !t.problems.is_empty());
+        }
+    }
+
+    // ---- Real tables ---------------------------------------------------------------------------------------------
+
+    /// Two memory regions: the RSDP in the F segment and the table block at the top of RAM.
+    struct Regions<'a>([SliceMemory<'a>; 2]);
+
+    impl PhysMemory for Regions<'_> {
+        fn bytes(&self, phys: u64, len: usize) -> Option<&[u8]> {
+            self.0.iter().find_map(|r| r.bytes(phys, len))
+        }
+    }
+
+    /// The table block 0x0FFE0000.. of `qemu-system-x86_64 -M {q35,pc} -m 256 -smp 2 -nodefaults` (QEMU 7.2,
+    /// SeaBIOS), saved with the monitor's `pmemsave`; the RSDP bytes are from the same runs.
+    const DUMP_BASE: u64 = 0x0FFE_0000;
+    const Q35_TABLES: &[u8] = include_bytes!("acpi/qemu-7.2-q35-tables.bin");
+    const Q35_RSDP: (u64, [u8; 20]) = (
+        0xF59E0,
+        [
+            0x52, 0x53, 0x44, 0x20, 0x50, 0x54, 0x52, 0x20, 0x8c, 0x42, 0x4f, 0x43, 0x48, 0x53, 0x20, 0x00, 0x97, 0x22,
+            0xfe, 0x0f,
+        ],
+    );
+    const PC_TABLES: &[u8] = include_bytes!("acpi/qemu-7.2-pc-tables.bin");
+    const PC_RSDP: (u64, [u8; 20]) = (
+        0xF59D0,
+        [
+            0x52, 0x53, 0x44, 0x20, 0x50, 0x54, 0x52, 0x20, 0x87, 0x42, 0x4f, 0x43, 0x48, 0x53, 0x20, 0x00, 0xa4, 0x1a,
+            0xfe, 0x0f,
+        ],
+    );
+
+    fn check_qemu_madt(madt: &MadtInfo) {
+        assert_eq!(madt.local_apic_address, 0xFEE0_0000);
+        assert!(madt.pcat_compat);
+        let cpu = |n| LocalApic { processor_uid: n, apic_id: n, enabled: true, online_capable: false, x2apic: false };
+        assert_eq!(madt.local_apics, [cpu(0), cpu(1)]);
+        assert_eq!(madt.io_apics, [IoApic { id: 0, address: 0xFEC0_0000, gsi_base: 0 }]);
+        let got: StdVec<_> = madt.overrides.iter().map(|o| (o.source_irq, o.gsi, o.polarity, o.trigger)).collect();
+        let (c, h, l) = (Polarity::Conforming, Polarity::ActiveHigh, TriggerMode::Level);
+        assert_eq!(
+            got,
+            [(0, 2, c, TriggerMode::Conforming), (5, 5, h, l), (9, 9, h, l), (10, 10, h, l), (11, 11, h, l)]
+        );
+        assert_eq!(madt.local_apic_nmis.len(), 1);
+        assert_eq!(madt.local_apic_nmis[0].line, LocalInterruptLine::Lint1);
+        assert_eq!(madt.local_apic_nmis[0].processor_uid, None);
+    }
+
+    #[test]
+    fn qemu_7_2_q35_tables_parse() {
+        let mem = Regions([SliceMemory::new(Q35_RSDP.0, &Q35_RSDP.1), SliceMemory::new(DUMP_BASE, Q35_TABLES)]);
+        assert_eq!(find_rsdp_in(&mem, &[BIOS_RSDP_AREA]), Some(Q35_RSDP.0));
+        let t = parse(Q35_RSDP.0, &mem);
+        assert!(t.is_clean(), "{:?}", t.problems);
+        assert_eq!((t.rsdp_revision, t.root_kind()), (0, Some(RootTableKind::Rsdt)));
+        assert_eq!(t.oem_id.to_string(), "BOCHS ");
+        let sigs: StdVec<String> = t.tables.iter().map(|t| t.signature.to_string()).collect();
+        assert_eq!(sigs, ["FACP", "APIC", "HPET", "MCFG", "WAET"]);
+        check_qemu_madt(t.madt.as_ref().unwrap());
+        assert_eq!(t.mcfg, [McfgEntry { base_address: 0xB000_0000, segment: 0, bus_start: 0, bus_end: 255 }]);
+        let dsdt = t.dsdt.unwrap();
+        assert_eq!((dsdt.address, dsdt.length), (0x0FFE_0040, 8263));
+    }
+
+    #[test]
+    fn qemu_7_2_pc_tables_parse() {
+        let mem = Regions([SliceMemory::new(PC_RSDP.0, &PC_RSDP.1), SliceMemory::new(DUMP_BASE, PC_TABLES)]);
+        let t = parse(PC_RSDP.0, &mem);
+        assert_eq!(problems(&t), [AcpiProblem::MissingTable { signature: Signature::MCFG }], "i440fx has no MCFG");
+        check_qemu_madt(t.madt.as_ref().unwrap());
+        assert!(t.mcfg.is_empty());
+        let dsdt = t.dsdt.unwrap();
+        assert_eq!((dsdt.address, dsdt.length), (0x0FFE_0040, 6416));
+    }
+
+    use std::string::String;
 }

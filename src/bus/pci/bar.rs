@@ -209,3 +209,39 @@ mod tests {
         assert_eq!(*writes.last().unwrap(), (bdf, 0x04, 2, 0x0107), "restored last");
     }
 }
+
+/// Why a BAR cannot be used as an MMIO window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MapError {
+    /// I/O BAR.
+    NotMemory,
+    /// The boot firmware left it unassigned.
+    Unassigned,
+    /// Could not be mapped (beyond 4-level paging or out of page-table pages).
+    Paging(crate::arch::paging::PagingError),
+}
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotMemory => write!(f, "BAR is I/O, not memory"),
+            Self::Unassigned => write!(f, "BAR is unassigned"),
+            Self::Paging(e) => write!(f, "BAR cannot be mapped: {e:?}"),
+        }
+    }
+}
+
+/// The MMIO window of a memory BAR, mapped uncached if it lies above 4 GiB.
+pub fn window(bar: &Bar) -> Result<crate::arch::mmio::MmioWindow, MapError> {
+    if bar.kind == BarKind::Io {
+        return Err(MapError::NotMemory);
+    }
+    if !bar.assigned() {
+        return Err(MapError::Unassigned);
+    }
+    crate::arch::paging::map_uncached(bar.address, bar.size).map_err(MapError::Paging)?;
+    // SAFETY: a decoded, assigned memory BAR is device memory at `address..address + size` (the size came
+    // from the BAR's own mask); it is identity-mapped (low 4 GiB by boot/pvh.s, above by map_uncached just
+    // now) and no Rust object lives there. The caller owns the function, as every driver does.
+    Ok(unsafe { crate::arch::mmio::MmioWindow::new(bar.address, bar.size) })
+}

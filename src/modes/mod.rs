@@ -1,0 +1,250 @@
+//! Interrupt modes of a function: MSI-X, MSI (and, later, INTx). Drivers and scenarios use only the
+//! [`DeviceIrq`] handle: allocate and enable, mask, unmask, count, free (on drop).
+
+pub mod msi;
+pub mod msix;
+
+use crate::bus::pci::bar::MapError;
+use crate::bus::pci::enumerate::Function;
+use crate::bus::pci::{regs, Bdf, ConfigRegion};
+use crate::irq::message::{self, MessageError, MsiMessage};
+use crate::irq::vector::{VectorBlock, VectorError};
+use crate::irq::dispatch;
+use heapless::Vec;
+
+/// Most vectors one function gets.
+pub const MAX_VECTORS: usize = 32;
+
+/// The interrupt mode of a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqMode {
+    /// MSI-X.
+    Msix,
+    /// MSI.
+    Msi,
+    /// Legacy INTx.
+    Intx,
+    /// None set up.
+    None,
+}
+
+impl IrqMode {
+    /// Report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            IrqMode::Msix => "msix",
+            IrqMode::Msi => "msi",
+            IrqMode::Intx => "intx",
+            IrqMode::None => "none",
+        }
+    }
+}
+
+/// Why interrupts could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IrqError {
+    /// The function has no capability for the mode.
+    NoCapability(IrqMode),
+    /// Vector allocation failed.
+    Vector(VectorError),
+    /// Message composition failed.
+    Message(MessageError),
+    /// MSI-X capability or table is unusable.
+    Msix(msix::MsixError),
+    /// MSI capability is unusable.
+    Msi(msi::MsiError),
+    /// A BAR could not be mapped.
+    Map(MapError),
+    /// A message written to the device did not read back.
+    ReadBack {
+        /// Entry (MSI-X) or 0 (MSI).
+        entry: u16,
+    },
+    /// More vectors requested than the function offers or than [`MAX_VECTORS`].
+    TooManyVectors {
+        /// Requested.
+        requested: u16,
+        /// Available.
+        available: u16,
+    },
+}
+
+impl core::fmt::Display for IrqError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoCapability(m) => write!(f, "no {} capability", m.name()),
+            Self::Vector(e) => write!(f, "{e}"),
+            Self::Message(e) => write!(f, "{e}"),
+            Self::Msix(e) => write!(f, "{e}"),
+            Self::Msi(e) => write!(f, "{e}"),
+            Self::Map(e) => write!(f, "{e}"),
+            Self::ReadBack { entry } => write!(f, "message of entry {entry} did not read back"),
+            Self::TooManyVectors { requested, available } => {
+                write!(f, "{requested} vectors requested, {available} available")
+            }
+        }
+    }
+}
+
+impl From<VectorError> for IrqError {
+    fn from(e: VectorError) -> Self {
+        IrqError::Vector(e)
+    }
+}
+impl From<MessageError> for IrqError {
+    fn from(e: MessageError) -> Self {
+        IrqError::Message(e)
+    }
+}
+
+enum State {
+    Msix(msix::MsixFunction),
+    Msi(msi::MsiFunction),
+}
+
+impl core::fmt::Debug for State {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            State::Msix(_) => f.write_str("Msix"),
+            State::Msi(_) => f.write_str("Msi"),
+        }
+    }
+}
+
+/// Interrupts of one function: its vectors, the mode, and the programmed capability. Dropping it shuts
+/// the mode down (entries masked, Enable cleared, INTx left disabled: the function stays quiet) and then
+/// frees the vectors.
+#[derive(Debug)]
+pub struct DeviceIrq<'c, C: ConfigRegion> {
+    cfg: &'c C,
+    bdf: Bdf,
+    state: State,
+    vectors: Vec<u8, MAX_VECTORS>,
+    // Declared last: freed after the device is quiet.
+    _blocks: Vec<VectorBlock, MAX_VECTORS>,
+}
+
+fn messages(apic_id: u32, vectors: &[u8]) -> Result<Vec<MsiMessage, MAX_VECTORS>, IrqError> {
+    let mut out = Vec::new();
+    for &v in vectors {
+        let m = message::compose(apic_id, v)?;
+        debug_assert!(message::in_msi_window(m.address));
+        let _ = out.push(m);
+    }
+    Ok(out)
+}
+
+impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
+    /// Enables MSI-X with `count` vectors (table entries 0..count), each targeting `apic_id`.
+    pub fn enable_msix(cfg: &'c C, function: &Function, count: u16, apic_id: u32) -> Result<Self, IrqError> {
+        let cap = function.caps.find(crate::bus::pci::caps::id::MSIX).ok_or(IrqError::NoCapability(IrqMode::Msix))?;
+        let info = msix::read_capability(cfg, function.bdf, cap);
+        if count == 0 || count > info.table_size || count as usize > MAX_VECTORS {
+            return Err(IrqError::TooManyVectors { requested: count, available: info.table_size });
+        }
+        let mut blocks = Vec::new();
+        let mut vectors = Vec::new();
+        for _ in 0..count {
+            let block = VectorBlock::alloc(1)?;
+            let _ = vectors.push(block.base());
+            let _ = blocks.push(block);
+        }
+        let msgs = messages(apic_id, &vectors)?;
+        let state = msix::MsixFunction::enable(cfg, function, info, &msgs)?;
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, _blocks: blocks })
+    }
+
+    /// Enables MSI with `count` vectors (a power of two the function can take), targeting `apic_id`.
+    pub fn enable_msi(cfg: &'c C, function: &Function, count: u16, apic_id: u32) -> Result<Self, IrqError> {
+        let cap = function.caps.find(crate::bus::pci::caps::id::MSI).ok_or(IrqError::NoCapability(IrqMode::Msi))?;
+        let info = msi::read_capability(cfg, function.bdf, cap).map_err(IrqError::Msi)?;
+        if count == 0 || count > info.max_vectors() || !count.is_power_of_two() {
+            return Err(IrqError::TooManyVectors { requested: count, available: info.max_vectors() });
+        }
+        let block = VectorBlock::alloc(count)?;
+        let vectors: Vec<u8, MAX_VECTORS> = block.iter().collect();
+        let msg = message::compose(apic_id, block.base())?;
+        let state = msi::MsiFunction::enable(cfg, function.bdf, info, msg, count)?;
+        let mut blocks = Vec::new();
+        let _ = blocks.push(block);
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msi(state), vectors, _blocks: blocks })
+    }
+
+    /// The mode.
+    pub fn mode(&self) -> IrqMode {
+        match self.state {
+            State::Msix(_) => IrqMode::Msix,
+            State::Msi(_) => IrqMode::Msi,
+        }
+    }
+
+    /// The function.
+    pub fn bdf(&self) -> Bdf {
+        self.bdf
+    }
+
+    /// CPU vectors, in entry order.
+    pub fn vectors(&self) -> &[u8] {
+        &self.vectors
+    }
+
+    /// CPU vector of entry `i`.
+    pub fn vector(&self, i: usize) -> Option<u8> {
+        self.vectors.get(i).copied()
+    }
+
+    /// Interrupts delivered on entry `i`'s vector since boot.
+    pub fn count(&self, i: usize) -> u64 {
+        self.vector(i).map(dispatch::count).unwrap_or(0)
+    }
+
+    /// Interrupts delivered on all of this function's vectors.
+    pub fn total(&self) -> u64 {
+        self.vectors.iter().map(|&v| dispatch::count(v)).sum()
+    }
+
+    /// Masks entry `i` (MSI-X vector control, or the MSI mask bit if the function has one).
+    pub fn mask(&mut self, i: usize, masked: bool) -> bool {
+        match &mut self.state {
+            State::Msix(m) => m.set_entry_mask(i as u16, masked),
+            State::Msi(m) => m.set_mask(self.cfg, i as u16, masked),
+        }
+    }
+
+    /// Whether entry `i` is pending (MSI-X PBA, or MSI pending bits), when the function reports it.
+    pub fn pending(&self, i: usize) -> Option<bool> {
+        match &self.state {
+            State::Msix(m) => Some(m.pending(i as u16)),
+            State::Msi(m) => m.pending(self.cfg, i as u16),
+        }
+    }
+
+    /// Sets or clears the MSI-X Function Mask. `false` for MSI.
+    pub fn function_mask(&mut self, masked: bool) -> bool {
+        match &mut self.state {
+            State::Msix(m) => {
+                m.set_function_mask(self.cfg, masked);
+                true
+            }
+            State::Msi(_) => false,
+        }
+    }
+}
+
+impl<C: ConfigRegion> Drop for DeviceIrq<'_, C> {
+    fn drop(&mut self) {
+        match &mut self.state {
+            State::Msix(m) => m.shutdown(self.cfg),
+            State::Msi(m) => m.shutdown(self.cfg),
+        }
+    }
+}
+
+/// Sets or clears Command bits of `bdf` with a 16-bit read-modify-write (Status is not touched).
+pub fn update_command(cfg: &impl ConfigRegion, bdf: Bdf, set: u16, clear: u16) {
+    let cmd = cfg.read16(bdf, regs::COMMAND);
+    let new = (cmd | set) & !clear;
+    if new != cmd {
+        cfg.write16(bdf, regs::COMMAND, new);
+    }
+}

@@ -1,0 +1,350 @@
+//! MSI-X (PCIe Base 4.0 7.7.2; PCI 3.0 6.8.2), programmed in Linux's order (msix_capability_init,
+//! __pci_write_msi_msg, pci_msix_shutdown; see ../shared/platform/linux-msi-reference.md).
+
+use super::{update_command, IrqError};
+use crate::arch::mmio::MmioWindow;
+use crate::bus::pci::bar::{self, BarKind};
+use crate::bus::pci::enumerate::Function;
+use crate::bus::pci::{regs, Bdf, ConfigRegion};
+use crate::irq::message::MsiMessage;
+
+/// Message Control, at cap + 2.
+pub const CONTROL: u16 = 2;
+/// Table offset/BIR, at cap + 4.
+pub const TABLE: u16 = 4;
+/// PBA offset/BIR, at cap + 8.
+pub const PBA: u16 = 8;
+/// Message Control: MSI-X Enable.
+pub const ENABLE: u16 = 1 << 15;
+/// Message Control: Function Mask.
+pub const FUNCTION_MASK: u16 = 1 << 14;
+/// Message Control: table size N-1.
+pub const TABLE_SIZE_MASK: u16 = 0x7FF;
+
+/// Table entry layout (PCIe 4.0 Figure 7-104): 16 bytes.
+pub mod entry {
+    /// Message Address (low 32 bits).
+    pub const ADDR_LO: u64 = 0x0;
+    /// Message Upper Address.
+    pub const ADDR_HI: u64 = 0x4;
+    /// Message Data.
+    pub const DATA: u64 = 0x8;
+    /// Vector Control; bit 0 = Mask Bit.
+    pub const VECTOR_CONTROL: u64 = 0xC;
+    /// Vector Control Mask Bit.
+    pub const MASKED: u32 = 1;
+    /// Entry size.
+    pub const SIZE: u64 = 16;
+}
+
+/// The MSI-X capability as read from config space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsixCapability {
+    /// Capability offset.
+    pub offset: u16,
+    /// Number of table entries (N).
+    pub table_size: u16,
+    /// BAR indicator of the table (0-5 valid).
+    pub table_bir: u8,
+    /// Offset of the table in its BAR.
+    pub table_offset: u32,
+    /// BAR indicator of the PBA.
+    pub pba_bir: u8,
+    /// Offset of the PBA in its BAR.
+    pub pba_offset: u32,
+}
+
+/// Reads the capability at `offset`.
+pub fn read_capability(cfg: &impl ConfigRegion, bdf: Bdf, offset: u16) -> MsixCapability {
+    let control = cfg.read16(bdf, offset + CONTROL);
+    let table = cfg.read32(bdf, offset + TABLE);
+    let pba = cfg.read32(bdf, offset + PBA);
+    MsixCapability {
+        offset,
+        table_size: (control & TABLE_SIZE_MASK) + 1,
+        table_bir: (table & 7) as u8,
+        table_offset: table & !7,
+        pba_bir: (pba & 7) as u8,
+        pba_offset: pba & !7,
+    }
+}
+
+/// Where the table and PBA live, and why they might not be usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MsixError {
+    /// BIR 6 or 7 (reserved).
+    ReservedBir(u8),
+    /// The BIR names a BAR the function does not implement.
+    BarMissing(u8),
+    /// The BIR names an I/O BAR.
+    BarIsIo(u8),
+    /// The BAR is unassigned.
+    BarUnassigned(u8),
+    /// The table does not fit in its BAR.
+    TableOutsideBar,
+    /// The PBA does not fit in its BAR.
+    PbaOutsideBar,
+    /// Table and PBA overlap.
+    TableOverlapsPba,
+}
+
+impl core::fmt::Display for MsixError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::ReservedBir(b) => write!(f, "MSI-X BIR {b} is reserved"),
+            Self::BarMissing(b) => write!(f, "MSI-X BIR {b} names an unimplemented BAR"),
+            Self::BarIsIo(b) => write!(f, "MSI-X BIR {b} names an I/O BAR"),
+            Self::BarUnassigned(b) => write!(f, "MSI-X BAR {b} is unassigned"),
+            Self::TableOutsideBar => write!(f, "MSI-X table extends past its BAR"),
+            Self::PbaOutsideBar => write!(f, "MSI-X PBA extends past its BAR"),
+            Self::TableOverlapsPba => write!(f, "MSI-X table overlaps the PBA"),
+        }
+    }
+}
+
+/// Table and PBA placement: (BAR index, offset, length) of each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MsixLayout {
+    /// Table BAR, offset, length.
+    pub table: (u8, u64, u64),
+    /// PBA BAR, offset, length.
+    pub pba: (u8, u64, u64),
+}
+
+/// Checks the table and PBA against the function's BARs (pure).
+pub fn locate(cap: &MsixCapability, function: &Function) -> Result<MsixLayout, MsixError> {
+    let table_len = cap.table_size as u64 * entry::SIZE;
+    let pba_len = (cap.table_size as u64).div_ceil(64) * 8;
+    let check = |bir: u8, offset: u64, len: u64, outside: MsixError| -> Result<(u8, u64, u64), MsixError> {
+        if bir > 5 {
+            return Err(MsixError::ReservedBir(bir));
+        }
+        let bar = function.bar(bir).ok_or(MsixError::BarMissing(bir))?;
+        if bar.kind == BarKind::Io {
+            return Err(MsixError::BarIsIo(bir));
+        }
+        if !bar.assigned() {
+            return Err(MsixError::BarUnassigned(bir));
+        }
+        if offset.checked_add(len).is_none_or(|end| end > bar.size) {
+            return Err(outside);
+        }
+        Ok((bir, offset, len))
+    };
+    let table = check(cap.table_bir, cap.table_offset as u64, table_len, MsixError::TableOutsideBar)?;
+    let pba = check(cap.pba_bir, cap.pba_offset as u64, pba_len, MsixError::PbaOutsideBar)?;
+    if table.0 == pba.0 && table.1 < pba.1 + pba.2 && pba.1 < table.1 + table.2 {
+        return Err(MsixError::TableOverlapsPba);
+    }
+    Ok(MsixLayout { table, pba })
+}
+
+/// A function with MSI-X enabled by [`MsixFunction::enable`].
+#[derive(Debug)]
+pub struct MsixFunction {
+    bdf: Bdf,
+    cap: MsixCapability,
+    table: MmioWindow,
+    pba: MmioWindow,
+    used: u16,
+}
+
+impl MsixFunction {
+    /// Enables MSI-X and programs entries `0..messages.len()`, in msix_capability_init's order:
+    /// 1. Enable | Function Mask (some devices need Enable before the table is accessible; the function
+    ///    mask keeps every entry silent meanwhile; PCIe 4.0 7.7.2.2);
+    /// 2. each entry masked, then address and data written, then read back (__pci_write_msi_msg);
+    /// 3. INTx disabled (PCI 3.0 6.8.2: while MSI-X is enabled the function must not use INTx);
+    /// 4. every entry of the table masked, on success only (83dbf898a2d4), so stale entries a previous
+    ///    owner left cannot fire;
+    /// 5. Function Mask cleared, then the entries in use unmasked.
+    ///
+    /// On error Function Mask and Enable are cleared again (94185adbfad5).
+    pub fn enable(
+        cfg: &impl ConfigRegion,
+        function: &Function,
+        cap: MsixCapability,
+        messages: &[MsiMessage],
+    ) -> Result<MsixFunction, IrqError> {
+        let bdf = function.bdf;
+        let layout = locate(&cap, function).map_err(IrqError::Msix)?;
+        let table_bar = function.bar(layout.table.0).ok_or(IrqError::Msix(MsixError::BarMissing(layout.table.0)))?;
+        let pba_bar = function.bar(layout.pba.0).ok_or(IrqError::Msix(MsixError::BarMissing(layout.pba.0)))?;
+        let table = bar::window(table_bar)
+            .map_err(IrqError::Map)?
+            .sub(layout.table.1, layout.table.2)
+            .ok_or(IrqError::Msix(MsixError::TableOutsideBar))?;
+        let pba = bar::window(pba_bar)
+            .map_err(IrqError::Map)?
+            .sub(layout.pba.1, layout.pba.2)
+            .ok_or(IrqError::Msix(MsixError::PbaOutsideBar))?;
+        // Memory decoding for the table; Bus Master so the function can send the message (a memory write).
+        update_command(cfg, bdf, regs::command::MEMORY | regs::command::BUS_MASTER, 0);
+
+        let control_at = cap.offset + CONTROL;
+        let control = cfg.read16(bdf, control_at);
+        cfg.write16(bdf, control_at, control | ENABLE | FUNCTION_MASK);
+
+        let mut this = MsixFunction { bdf, cap, table, pba, used: messages.len() as u16 };
+        for (i, msg) in messages.iter().enumerate() {
+            if !this.write_message(i as u16, msg) {
+                let control = cfg.read16(bdf, control_at);
+                cfg.write16(bdf, control_at, control & !(ENABLE | FUNCTION_MASK));
+                return Err(IrqError::ReadBack { entry: i as u16 });
+            }
+        }
+        update_command(cfg, bdf, regs::command::INTX_DISABLE, 0);
+        for i in 0..cap.table_size {
+            this.set_entry_mask(i, true);
+        }
+        let control = cfg.read16(bdf, control_at);
+        cfg.write16(bdf, control_at, control & !FUNCTION_MASK);
+        for i in 0..this.used {
+            this.set_entry_mask(i, false);
+        }
+        Ok(this)
+    }
+
+    fn entry_offset(i: u16) -> u64 {
+        i as u64 * entry::SIZE
+    }
+
+    /// Writes entry `i`'s message with the entry masked (PCIe 4.0 6.1.4.2: changing an unmasked
+    /// entry's address or data is undefined), restores its mask state and reads the message back.
+    fn write_message(&mut self, i: u16, msg: &MsiMessage) -> bool {
+        let base = Self::entry_offset(i);
+        let control = self.table.read32(base + entry::VECTOR_CONTROL);
+        if control & entry::MASKED == 0 {
+            self.table.write32(base + entry::VECTOR_CONTROL, control | entry::MASKED);
+        }
+        self.table.write32(base + entry::ADDR_LO, msg.address as u32);
+        self.table.write32(base + entry::ADDR_HI, (msg.address >> 32) as u32);
+        self.table.write32(base + entry::DATA, msg.data);
+        if control & entry::MASKED == 0 {
+            self.table.write32(base + entry::VECTOR_CONTROL, control);
+        }
+        // Read-back flushes the posted writes and proves the table took them.
+        let data = self.table.read32(base + entry::DATA);
+        let lo = self.table.read32(base + entry::ADDR_LO);
+        let hi = self.table.read32(base + entry::ADDR_HI);
+        data == msg.data && lo == msg.address as u32 && hi == (msg.address >> 32) as u32
+    }
+
+    /// Sets or clears entry `i`'s Mask Bit, touching only that bit (other Vector Control bits are
+    /// reserved or steering tags: endlessm/linux#514). Flushed by a read. False if `i` is out of range.
+    pub fn set_entry_mask(&mut self, i: u16, masked: bool) -> bool {
+        if i >= self.cap.table_size {
+            return false;
+        }
+        let at = Self::entry_offset(i) + entry::VECTOR_CONTROL;
+        let control = self.table.read32(at);
+        let new = if masked { control | entry::MASKED } else { control & !entry::MASKED };
+        if new != control {
+            self.table.write32(at, new);
+        }
+        let _ = self.table.read32(at);
+        true
+    }
+
+    /// Whether entry `i`'s Pending Bit is set.
+    pub fn pending(&self, i: u16) -> bool {
+        if i >= self.cap.table_size {
+            return false;
+        }
+        let qword = self.pba.read64((i as u64 / 64) * 8);
+        qword & (1 << (i % 64)) != 0
+    }
+
+    /// Sets or clears the Function Mask.
+    pub fn set_function_mask(&mut self, cfg: &impl ConfigRegion, masked: bool) {
+        let at = self.cap.offset + CONTROL;
+        let control = cfg.read16(self.bdf, at);
+        let new = if masked { control | FUNCTION_MASK } else { control & !FUNCTION_MASK };
+        cfg.write16(self.bdf, at, new);
+    }
+
+    /// pci_msix_shutdown: mask every entry in use, then clear Enable. INTx stays disabled, so the
+    /// function is left unable to interrupt.
+    pub fn shutdown(&mut self, cfg: &impl ConfigRegion) {
+        for i in 0..self.used {
+            self.set_entry_mask(i, true);
+        }
+        let at = self.cap.offset + CONTROL;
+        let control = cfg.read16(self.bdf, at);
+        cfg.write16(self.bdf, at, control & !(ENABLE | FUNCTION_MASK));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::pci::bar::Bar;
+    use crate::bus::pci::caps::CapList;
+
+    fn function(bars: &[Bar]) -> Function {
+        Function {
+            bdf: Bdf::new(0, 3, 0),
+            vendor: 0x1b36,
+            device: 0x0010,
+            class: 0x010802,
+            revision: 2,
+            header_type: 0,
+            bars: bars.iter().copied().collect(),
+            caps: CapList::default(),
+            interrupt_pin: 1,
+            interrupt_line: 11,
+            bridge_buses: None,
+            problems: heapless::Vec::new(),
+        }
+    }
+
+    fn mem(index: u8, address: u64, size: u64) -> Bar {
+        Bar { index, kind: BarKind::Mem64, prefetchable: false, address, size }
+    }
+
+    fn cap(table_size: u16, table: (u8, u32), pba: (u8, u32)) -> MsixCapability {
+        MsixCapability { offset: 0x40, table_size, table_bir: table.0, table_offset: table.1, pba_bir: pba.0, pba_offset: pba.1 }
+    }
+
+    #[test]
+    fn reads_capability_fields_with_bir_masked_off() {
+        let sim = crate::bus::pci::config::sim::SimConfig::default();
+        let bdf = sim.add(Bdf::new(0, 3, 0), 0x1b36, 0x0010, 0x010802);
+        sim.poke(bdf, 0x40, &[0x11, 0x00, 0x40, 0x00]);
+        sim.poke(bdf, 0x44, &0x2000u32.to_le_bytes());
+        sim.poke(bdf, 0x48, &0x3000u32.to_le_bytes());
+        let c = read_capability(&sim, bdf, 0x40);
+        assert_eq!(c, cap(65, (0, 0x2000), (0, 0x3000)));
+        sim.poke(bdf, 0x44, &0x2003u32.to_le_bytes());
+        assert_eq!(read_capability(&sim, bdf, 0x40).table_bir, 3);
+        assert_eq!(read_capability(&sim, bdf, 0x40).table_offset, 0x2000, "BIR bits masked off the offset");
+    }
+
+    #[test]
+    fn locates_qemu_layouts() {
+        // nvme: 65 entries in BAR0 at 0x2000, PBA at 0x3000, BAR0 16 KiB.
+        let f = function(&[mem(0, 0xFEA1_0000, 0x4000)]);
+        let l = locate(&cap(65, (0, 0x2000), (0, 0x3000)), &f).unwrap();
+        assert_eq!(l.table, (0, 0x2000, 65 * 16));
+        assert_eq!(l.pba, (0, 0x3000, 16));
+        // e1000e: table and PBA in BAR3.
+        let f = function(&[mem(3, 0xFEA8_0000, 0x4000)]);
+        assert!(locate(&cap(5, (3, 0), (3, 0x2000)), &f).is_ok());
+    }
+
+    #[test]
+    fn rejects_bad_layouts() {
+        let f = function(&[mem(0, 0xFEA1_0000, 0x4000)]);
+        assert_eq!(locate(&cap(1, (6, 0), (0, 0x3000)), &f), Err(MsixError::ReservedBir(6)));
+        assert_eq!(locate(&cap(1, (0, 0), (7, 0)), &f), Err(MsixError::ReservedBir(7)));
+        assert_eq!(locate(&cap(1, (2, 0), (0, 0x3000)), &f), Err(MsixError::BarMissing(2)));
+        assert_eq!(locate(&cap(2048, (0, 0x0), (0, 0x3000)), &f), Err(MsixError::TableOutsideBar));
+        assert_eq!(locate(&cap(1, (0, 0), (0, 0x3FFC)), &f), Err(MsixError::PbaOutsideBar));
+        assert_eq!(locate(&cap(65, (0, 0x2000), (0, 0x2100)), &f), Err(MsixError::TableOverlapsPba));
+        assert_eq!(locate(&cap(1, (0, 0xFFFF_FFF8), (0, 0)), &f), Err(MsixError::TableOutsideBar));
+        let unassigned = function(&[mem(0, 0, 0x4000)]);
+        assert_eq!(locate(&cap(1, (0, 0), (0, 0x1000)), &unassigned), Err(MsixError::BarUnassigned(0)));
+        let io = function(&[Bar { index: 0, kind: BarKind::Io, prefetchable: false, address: 0xC000, size: 0x4000 }]);
+        assert_eq!(locate(&cap(1, (0, 0), (0, 0x1000)), &io), Err(MsixError::BarIsIo(0)));
+    }
+}
