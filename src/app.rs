@@ -1,11 +1,428 @@
-//! The firmware's run: discover, enumerate, set up interrupts, drive the devices, report.
+//! The firmware's run: platform discovery, enumeration, quieting every function, interrupt setup per
+//! device, the checks, and the report.
 
 use crate::arch::exit::ExitCode;
-use crate::boot::{BootInfo, PhysRead};
+use crate::arch::{cpu, ioapic, lapic, paging};
+use crate::boot::BootInfo;
+use crate::bus::pci::config::{Mechanism, PlatformConfig};
+use crate::bus::pci::enumerate::{self, Enumeration, Function};
+use crate::bus::pci::{caps, regs, Bdf, ConfigRegion};
+use crate::cmdline::{self, Options};
+use crate::drivers::{e1000e::E1000e, edu::Edu, nvme::Nvme, DriverKind, InterruptSource};
+use crate::irq::{dispatch, vector};
+use crate::modes::{update_command, DeviceIrq, IrqMode};
+use crate::platform::acpi;
+use crate::report::{Array, Outcome, Record, Summary};
+use crate::scenarios::{delivery, Verdict};
+use crate::time;
+use heapless::{String, Vec};
+
+/// What happened to one function's interrupts.
+#[derive(Debug, Clone, Default)]
+struct FunctionOutcome {
+    driver: Option<&'static str>,
+    mode: Option<IrqMode>,
+    vectors: Vec<u8, 32>,
+    interrupts: u64,
+    problems: Vec<String<160>, 4>,
+}
+
+struct Run {
+    summary: Summary,
+    apic_id: u32,
+    opts: Options,
+}
+
+static PCI: spin::Mutex<Enumeration> = spin::Mutex::new(Enumeration::new());
+static OUTCOMES: spin::Mutex<[Option<FunctionOutcome>; enumerate::MAX_FUNCTIONS]> =
+    spin::Mutex::new([const { None }; enumerate::MAX_FUNCTIONS]);
+
+fn problem(source: &str, args: core::fmt::Arguments) {
+    crate::warn!("problem: {=str}", source);
+    Record::new("problem").str("source", source).fmt("detail", args).emit();
+}
+
+impl Run {
+    fn scenario(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict) {
+        self.summary.add(verdict.outcome);
+        let mut r = Record::new("scenario");
+        r.str("name", name);
+        match bdf {
+            Some(b) => r.fmt("bdf", format_args!("{b}")),
+            None => r.null("bdf"),
+        };
+        r.str("result", verdict.outcome.name()).str("detail", &verdict.detail).bool("control", false).emit();
+    }
+}
 
 /// Runs everything and returns the exit code for the host.
-pub fn run(boot: &BootInfo, _mem: &impl PhysRead) -> ExitCode {
-    crate::println!("msifw: cmdline '{}', rsdp {:?}, {} memory regions", boot.cmdline, boot.rsdp, boot.memmap.len());
-    crate::info!("msifw up");
-    ExitCode::Passed
+pub fn run(boot: &BootInfo) -> ExitCode {
+    let (opts, cmdline_errors) = cmdline::parse(&boot.cmdline);
+    for p in &boot.problems {
+        problem("boot", format_args!("{p}"));
+    }
+    for e in &cmdline_errors {
+        problem("cmdline", format_args!("{e}"));
+    }
+    dispatch::install();
+    let mut run = Run { summary: Summary::default(), apic_id: 0, opts };
+
+    let lapic_mode = match lapic::init(run.opts.x2apic) {
+        Ok(m) => m,
+        Err(e) => {
+            problem("lapic", format_args!("{e:?}"));
+            run.scenario("lapic", None, &Verdict::new(Outcome::Fail, format_args!("local APIC unusable: {e:?}")));
+            return finish(&run);
+        }
+    };
+    run.apic_id = lapic::id();
+    crate::info!("LAPIC {=str} mode, APIC ID {=u32}", if lapic_mode == lapic::Mode::X2Apic { "x2APIC" } else { "xAPIC" }, run.apic_id);
+
+    // ACPI tables live in RAM or the reserved block right after it; reads stop at the end of that.
+    let limit = boot.table_memory_top().clamp(1 << 20, 1 << 32);
+    // SAFETY: everything below the top of RAM is identity-mapped by boot/pvh.s and is ordinary memory
+    // (RAM, firmware ROM shadow and reserved RAM) with no read side effects; msifw writes none of the ACPI
+    // tables while they are parsed.
+    let mem = unsafe { acpi::IdentityMemory::new(limit) };
+    let rsdp = boot.rsdp.or_else(|| acpi::find_rsdp_bios(&mem));
+    let tables = match rsdp {
+        Some(rsdp) => acpi::parse(rsdp, &mem),
+        None => {
+            problem("acpi", format_args!("no RSDP handed over or found"));
+            acpi::parse(0, &mem)
+        }
+    };
+    for p in tables.problems.iter() {
+        problem("acpi", format_args!("{p}"));
+    }
+
+    // IOAPICs: everything masked until a line is deliberately routed (a previous owner's routes must
+    // not fire).
+    let mut ioapics = 0u32;
+    if let Some(madt) = &tables.madt {
+        for io in madt.io_apics.iter() {
+            if !(0xC000_0000..0xFFFF_F000).contains(&(io.address as u64)) {
+                problem("acpi.madt", format_args!("IOAPIC {} at {:#x} outside the uncached window; not used", io.id, io.address));
+                continue;
+            }
+            // SAFETY: the address comes from a checksummed MADT and lies in the identity-mapped uncached
+            // 3-4 GiB window; msifw is the only user of the IOAPIC.
+            let chip = unsafe { ioapic::IoApic::new(io.address as u64) };
+            let n = chip.mask_all();
+            crate::info!("IOAPIC {=u8}: {=u32} entries masked", io.id, n);
+            ioapics += 1;
+        }
+    }
+
+    // Configuration access: ECAM from MCFG (segment 0) when present, else the legacy ports.
+    let ecam = tables.mcfg.iter().find(|e| e.segment == 0).copied();
+    let mechanism = match ecam {
+        Some(e) => match paging::map_uncached(e.window().start, e.window().end - e.window().start) {
+            Ok(()) => Mechanism::Ecam { base: e.base_address, bus_start: e.bus_start, bus_end: e.bus_end },
+            Err(err) => {
+                problem("acpi.mcfg", format_args!("ECAM window not mappable ({err:?}); using port I/O"));
+                Mechanism::Port
+            }
+        },
+        None => Mechanism::Port,
+    };
+    // SAFETY: for ECAM, the window comes from a checksummed MCFG and was just mapped uncached; every PC
+    // has configuration mechanism #1 for the port case.
+    let cfg: &'static PlatformConfig = {
+        static CFG: spin::Once<PlatformConfig> = spin::Once::new();
+        CFG.call_once(|| unsafe { PlatformConfig::new(mechanism) })
+    };
+    let (bus_start, bus_end) = match mechanism {
+        Mechanism::Ecam { bus_start, bus_end, .. } => (bus_start, bus_end),
+        Mechanism::Port => (0, 255),
+    };
+
+    let mut platform = Record::new("platform");
+    platform
+        .num("apic_id", run.apic_id as u64)
+        .bool("x2apic", lapic_mode == lapic::Mode::X2Apic)
+        .str("config_access", if matches!(mechanism, Mechanism::Ecam { .. }) { "ecam" } else { "port" });
+    match mechanism {
+        Mechanism::Ecam { base, .. } => platform.fmt("ecam_base", format_args!("{base:#x}")),
+        Mechanism::Port => platform.null("ecam_base"),
+    };
+    platform.num("ioapics", ioapics as u64).str("cmdline", &boot.cmdline).emit();
+
+    let mut pci = PCI.lock();
+    let t0 = time::now_us();
+    enumerate::enumerate(cfg, bus_start, bus_end, &mut pci);
+    crate::info!("PCI: {=usize} functions on {=usize} buses in {=u64} us", pci.functions.len(), pci.buses_scanned.len(), time::now_us() - t0);
+    for (bdf, p) in pci.problems.iter() {
+        problem("pci", format_args!("{bdf}: {p}"));
+    }
+
+    // Every function is assumed live until proven quiet: MSI and MSI-X off, INTx disabled, and Bus Master
+    // off for endpoints no driver here owns (a bridge keeps its Bus Master: it forwards its children's
+    // MSI writes upstream).
+    for f in pci.functions.iter() {
+        quiet(cfg, f, DriverKind::probe(f).is_none());
+    }
+
+    cpu::enable_interrupts();
+    run_self_ipi(&mut run);
+
+    // Every driven device is set up first and stays live while each is checked in turn, so a device's
+    // interrupts reaching another's vectors would show in the exact counts.
+    let mut active: Vec<Active, 32> = Vec::new();
+    {
+        let mut outcomes = OUTCOMES.lock();
+        for (index, f) in pci.functions.iter().enumerate() {
+            let mut outcome = FunctionOutcome::default();
+            for p in f.problems.iter() {
+                push_problem(&mut outcome, format_args!("{p}"));
+            }
+            if let Some(kind) = DriverKind::probe(f) {
+                outcome.driver = Some(kind.name());
+                let (mode, reason) = choose_mode(&run.opts, f);
+                match setup(&run, cfg, f, kind, mode) {
+                    Ok(dev) => {
+                        outcome.mode = Some(mode);
+                        outcome.vectors = dev.irq.vectors().iter().copied().collect();
+                        if active.push(Active { index, mode, ..dev }).is_err() {
+                            push_problem(&mut outcome, format_args!("more than 32 driven devices; not driven"));
+                        }
+                    }
+                    Err(detail) => {
+                        let outcome_kind = if mode == IrqMode::Intx || mode == IrqMode::None { Outcome::Skip } else { Outcome::Fail };
+                        let v = Verdict::new(
+                            outcome_kind,
+                            format_args!("{detail}{}{}", if reason.is_some() { "; " } else { "" }, reason.unwrap_or("")),
+                        );
+                        push_problem(&mut outcome, format_args!("{}", v.detail));
+                        run.scenario(scenario_name(mode), Some(f.bdf), &v);
+                    }
+                }
+            }
+            outcomes[index] = Some(outcome);
+        }
+    }
+    for dev in active.iter_mut() {
+        let verdict = delivery::run(dev.dev.source(), &dev.irq, run.opts.rounds);
+        let bdf = dev.irq.bdf();
+        crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
+        run.scenario(scenario_name(dev.mode), Some(bdf), &verdict);
+    }
+    // Teardown: each device silenced by its driver, then its interrupt mode shut down, then its vectors
+    // freed (field order of `Active`).
+    while let Some(dev) = active.pop() {
+        if let Some(o) = OUTCOMES.lock()[dev.index].as_mut() {
+            o.interrupts = dev.irq.delivered();
+        }
+        drop(dev);
+    }
+    cpu::disable_interrupts();
+
+    for (index, f) in pci.functions.iter().enumerate() {
+        emit_function(f, OUTCOMES.lock()[index].as_ref());
+    }
+    let spurious = dispatch::spurious();
+    if spurious > 0 {
+        problem("irq", format_args!("{spurious} spurious interrupts"));
+    }
+    finish(&run)
+}
+
+fn finish(run: &Run) -> ExitCode {
+    let s = run.summary;
+    Record::new("end").num("passed", s.passed as u64).num("failed", s.failed as u64).num("skipped", s.skipped as u64).emit();
+    crate::info!("done: {=u32} passed, {=u32} failed, {=u32} skipped", s.passed, s.failed, s.skipped);
+    if s.failed == 0 {
+        ExitCode::Passed
+    } else {
+        ExitCode::Failed
+    }
+}
+
+/// Makes `f` unable to interrupt: MSI Enable cleared, MSI-X Enable cleared with the Function Mask set
+/// (pci_msi_init/pci_msix_init do the same at enumeration), INTx disabled, and Bus Master off when
+/// `unowned` (for endpoints).
+fn quiet(cfg: &PlatformConfig, f: &Function, unowned: bool) {
+    if let Some(at) = f.caps.find(caps::id::MSI) {
+        let control = cfg.read16(f.bdf, at + crate::modes::msi::CONTROL);
+        if control & crate::modes::msi::ENABLE != 0 {
+            cfg.write16(f.bdf, at + crate::modes::msi::CONTROL, control & !crate::modes::msi::ENABLE);
+        }
+    }
+    if let Some(at) = f.caps.find(caps::id::MSIX) {
+        use crate::modes::msix::{CONTROL, ENABLE, FUNCTION_MASK};
+        let control = cfg.read16(f.bdf, at + CONTROL);
+        if control & (ENABLE | FUNCTION_MASK) != FUNCTION_MASK {
+            cfg.write16(f.bdf, at + CONTROL, (control | FUNCTION_MASK) & !ENABLE);
+        }
+    }
+    let clear = if unowned && f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
+    update_command(cfg, f.bdf, regs::command::INTX_DISABLE, clear);
+}
+
+fn run_self_ipi(run: &mut Run) {
+    let v = vector::SELF_IPI_VECTOR;
+    let before = dispatch::count(v);
+    lapic::self_ipi(v);
+    let ok = time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || dispatch::count(v) > before);
+    time::delay_us(1000);
+    let got = dispatch::count(v) - before;
+    let verdict = if ok && got == 1 {
+        Verdict::new(Outcome::Pass, format_args!("self IPI on vector {v:#x} delivered once"))
+    } else {
+        Verdict::new(Outcome::Fail, format_args!("self IPI on vector {v:#x}: {got} deliveries, expected 1"))
+    };
+    run.scenario("lapic-self-ipi", None, &verdict);
+}
+
+/// The mode a driven device gets: the best it offers unless the command line says otherwise.
+fn choose_mode(opts: &Options, f: &Function) -> (IrqMode, Option<&'static str>) {
+    let has_msix = f.caps.find(caps::id::MSIX).is_some();
+    let has_msi = f.caps.find(caps::id::MSI).is_some();
+    if let Some(mode) = opts.override_for(f.bdf) {
+        return (mode, Some("command line override"));
+    }
+    if has_msix && !opts.no_msix && !opts.no_msi {
+        return (IrqMode::Msix, None);
+    }
+    if has_msi && !opts.no_msi {
+        return (IrqMode::Msi, if has_msix { Some("MSI-X disabled on the command line") } else { None });
+    }
+    let why = if opts.no_msi && (has_msi || has_msix) { "MSI disabled on the command line" } else { "no MSI or MSI-X capability" };
+    (IrqMode::Intx, Some(why))
+}
+
+fn scenario_name(mode: IrqMode) -> &'static str {
+    match mode {
+        IrqMode::Msix => "msix-delivery",
+        IrqMode::Msi => "msi-delivery",
+        IrqMode::Intx => "intx-delivery",
+        IrqMode::None => "irq-none",
+    }
+}
+
+fn push_problem(outcome: &mut FunctionOutcome, args: core::fmt::Arguments) {
+    let mut s = String::new();
+    let _ = core::fmt::Write::write_fmt(&mut s, args);
+    let _ = outcome.problems.push(s);
+}
+
+/// A driven device.
+enum Device {
+    E1000e(E1000e),
+    Nvme(Nvme),
+    Edu(Edu),
+}
+
+impl Device {
+    fn source(&mut self) -> &mut dyn InterruptSource {
+        match self {
+            Device::E1000e(d) => d,
+            Device::Nvme(d) => d,
+            Device::Edu(d) => d,
+        }
+    }
+}
+
+/// A device with its interrupts. Field order is drop order: the driver silences the device before the
+/// interrupt mode is shut down and the vectors are freed.
+struct Active {
+    index: usize,
+    mode: IrqMode,
+    dev: Device,
+    irq: DeviceIrq<'static, PlatformConfig>,
+}
+
+fn setup(run: &Run, cfg: &'static PlatformConfig, f: &Function, kind: DriverKind, mode: IrqMode) -> Result<Active, String<256>> {
+    let err = |args: core::fmt::Arguments| {
+        let mut s = String::new();
+        let _ = core::fmt::Write::write_fmt(&mut s, args);
+        s
+    };
+    let enable = |count: u16| -> Result<DeviceIrq<'static, PlatformConfig>, String<256>> {
+        match mode {
+            IrqMode::Msix => DeviceIrq::enable_msix(cfg, f, count, run.apic_id),
+            IrqMode::Msi => DeviceIrq::enable_msi(cfg, f, 1, run.apic_id),
+            IrqMode::Intx | IrqMode::None => {
+                return Err(err(format_args!("{} mode is not implemented yet", mode.name())));
+            }
+        }
+        .map_err(|e| err(format_args!("{} setup failed: {e}", mode.name())))
+    };
+    let active = |dev: Device, irq| Active { index: 0, mode, dev, irq };
+    match kind {
+        DriverKind::E1000e => {
+            let mut dev = E1000e::new(f).map_err(|e| err(format_args!("e1000e: {e}")))?;
+            let irq = enable(5)?;
+            if mode == IrqMode::Msix {
+                dev.use_msix(irq.vectors().len());
+            } else {
+                dev.use_single();
+            }
+            Ok(active(Device::E1000e(dev), irq))
+        }
+        DriverKind::Edu => {
+            let dev = Edu::new(f).map_err(|e| err(format_args!("edu: {e}")))?;
+            let irq = enable(1)?;
+            Ok(active(Device::Edu(dev), irq))
+        }
+        DriverKind::Nvme => {
+            // MSI-X before CC.EN: QEMU binds the admin CQ's vector when the controller is enabled.
+            let mut dev = Nvme::new(f).map_err(|e| err(format_args!("nvme: {e}")))?;
+            let irq = enable(1)?;
+            dev.enable().map_err(|e| err(format_args!("nvme: {e}")))?;
+            Ok(active(Device::Nvme(dev), irq))
+        }
+    }
+}
+
+fn emit_function(f: &Function, outcome: Option<&FunctionOutcome>) {
+    let mut r = Record::new("function");
+    r.fmt("bdf", format_args!("{}", f.bdf))
+        .fmt("vendor", format_args!("{:04x}", f.vendor))
+        .fmt("device", format_args!("{:04x}", f.device))
+        .fmt("class", format_args!("{:06x}", f.class))
+        .num("header_type", f.header_type as u64);
+    let mut bars = Array::new();
+    for b in f.bars.iter() {
+        let mut o = Record::object();
+        o.num("index", b.index as u64)
+            .str("kind", b.kind.name())
+            .bool("prefetchable", b.prefetchable)
+            .fmt("address", format_args!("{:#x}", b.address))
+            .num("size", b.size);
+        bars.object(o.finish());
+    }
+    r.raw("bars", bars.finish());
+    let mut capabilities = Array::new();
+    for c in f.caps.caps.iter() {
+        let mut o = Record::object();
+        o.fmt("id", format_args!("{:#x}", c.id))
+            .str("name", caps::name(c.id, c.extended))
+            .fmt("offset", format_args!("{:#x}", c.offset))
+            .bool("extended", c.extended);
+        capabilities.object(o.finish());
+    }
+    r.raw("capabilities", capabilities.finish());
+    let mode = outcome.and_then(|o| o.mode).unwrap_or(IrqMode::None);
+    r.str("irq_mode", mode.name());
+    let mut vectors = Array::new();
+    let mut interrupts = 0;
+    if let Some(o) = outcome {
+        for &v in o.vectors.iter() {
+            vectors.num(v as u64);
+        }
+        interrupts = o.interrupts;
+    }
+    r.raw("vectors", vectors.finish()).num("interrupts", interrupts);
+    match outcome.and_then(|o| o.driver) {
+        Some(d) => r.str("driver", d),
+        None => r.null("driver"),
+    };
+    let mut problems = Array::new();
+    if let Some(o) = outcome {
+        for p in o.problems.iter() {
+            problems.str(p);
+        }
+    }
+    r.raw("problems", problems.finish()).emit();
 }

@@ -137,6 +137,23 @@ impl BootInfo {
         }
     }
 
+    /// End of the memory that holds firmware tables: RAM, ACPI reclaimable and NVS regions, and reserved
+    /// regions that directly follow one of those (where SeaBIOS puts the ACPI tables). 0 if no map.
+    pub fn table_memory_top(&self) -> u64 {
+        let end = |r: &MemRegion| r.addr.saturating_add(r.size);
+        let mut top = 0;
+        for r in self.memmap.iter().filter(|r| matches!(r.kind, 1 | 3 | 4)) {
+            top = top.max(end(r));
+            // Reserved regions chained after this one.
+            let mut tail = end(r);
+            while let Some(next) = self.memmap.iter().find(|n| n.kind == 2 && n.addr == tail && n.size > 0) {
+                tail = end(next);
+                top = top.max(tail);
+            }
+        }
+        top
+    }
+
     /// Highest end address of RAM (E820 type 1), or 0.
     pub fn ram_top(&self) -> u64 {
         self.memmap.iter().filter(|r| r.kind == 1).map(|r| r.addr.saturating_add(r.size)).max().unwrap_or(0)
@@ -185,6 +202,7 @@ mod tests {
         assert_eq!(info.rsdp, Some(0xF59D0));
         assert_eq!(info.memmap.len(), 3);
         assert_eq!(info.ram_top(), 0x300000);
+        assert_eq!(info.table_memory_top(), 0x300000);
         assert!(info.problems.is_empty());
     }
 
@@ -216,6 +234,16 @@ mod tests {
         assert!(info.problems.contains(&BootProblem::MemmapTruncated(500)));
         // Entries past the end of readable memory stop the copy without a panic.
         assert!(info.memmap.len() <= MAX_MEMMAP);
+    }
+
+    #[test]
+    fn table_memory_includes_reserved_block_after_ram() {
+        let mut info = BootInfo::default();
+        for (addr, size, kind) in [(0, 0x9fc00, 1), (0x100000, 0xfed8000, 1), (0xffd8000, 0x28000, 2), (0xb0000000, 0x10000000, 2)] {
+            info.memmap.push(MemRegion { addr, size, kind }).unwrap();
+        }
+        assert_eq!(info.ram_top(), 0xffd8000);
+        assert_eq!(info.table_memory_top(), 0x10000000, "ACPI tables in the reserved block after RAM");
     }
 
     #[test]

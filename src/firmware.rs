@@ -33,7 +33,7 @@ pub fn start(start_info: u32) -> ! {
     crate::arch::pic::remap_and_mask();
     crate::time::calibrate();
     let boot = BootInfo::from_pvh(&IdentityMemory, start_info as u64);
-    let code = crate::app::run(&boot, &IdentityMemory);
+    let code = crate::app::run(&boot);
     exit::exit(code)
 }
 

@@ -14,12 +14,17 @@ pub mod log;
 
 pub mod arch;
 pub mod boot;
+pub mod cmdline;
 pub mod console;
 pub mod time;
 
+pub mod platform;
 pub mod bus;
 pub mod irq;
 pub mod modes;
+pub mod drivers;
+pub mod scenarios;
+pub mod report;
 
 pub mod app;
 

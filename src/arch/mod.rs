@@ -7,6 +7,7 @@ pub mod cpu;
 pub mod dma;
 pub mod exit;
 pub mod idt;
+pub mod ioapic;
 pub mod lapic;
 pub mod mmio;
 pub mod paging;

@@ -120,6 +120,7 @@ pub struct DeviceIrq<'c, C: ConfigRegion> {
     bdf: Bdf,
     state: State,
     vectors: Vec<u8, MAX_VECTORS>,
+    baseline: Vec<u64, MAX_VECTORS>,
     // Declared last: freed after the device is quiet.
     _blocks: Vec<VectorBlock, MAX_VECTORS>,
 }
@@ -150,8 +151,9 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
             let _ = blocks.push(block);
         }
         let msgs = messages(apic_id, &vectors)?;
+        let baseline = vectors.iter().map(|&v| dispatch::count(v)).collect();
         let state = msix::MsixFunction::enable(cfg, function, info, &msgs)?;
-        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, _blocks: blocks })
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, baseline, _blocks: blocks })
     }
 
     /// Enables MSI with `count` vectors (a power of two the function can take), targeting `apic_id`.
@@ -164,10 +166,11 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         let block = VectorBlock::alloc(count)?;
         let vectors: Vec<u8, MAX_VECTORS> = block.iter().collect();
         let msg = message::compose(apic_id, block.base())?;
+        let baseline = vectors.iter().map(|&v| dispatch::count(v)).collect();
         let state = msi::MsiFunction::enable(cfg, function.bdf, info, msg, count)?;
         let mut blocks = Vec::new();
         let _ = blocks.push(block);
-        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msi(state), vectors, _blocks: blocks })
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msi(state), vectors, baseline, _blocks: blocks })
     }
 
     /// The mode.
@@ -198,9 +201,9 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         self.vector(i).map(dispatch::count).unwrap_or(0)
     }
 
-    /// Interrupts delivered on all of this function's vectors.
-    pub fn total(&self) -> u64 {
-        self.vectors.iter().map(|&v| dispatch::count(v)).sum()
+    /// Interrupts delivered on this function's vectors since they were allocated to it.
+    pub fn delivered(&self) -> u64 {
+        self.vectors.iter().zip(self.baseline.iter()).map(|(&v, &b)| dispatch::count(v) - b).sum()
     }
 
     /// Masks entry `i` (MSI-X vector control, or the MSI mask bit if the function has one).

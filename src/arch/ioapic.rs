@@ -1,0 +1,59 @@
+//! I/O APIC (82093AA datasheet; Intel ICH9 datasheet 13.5): indirect registers through IOREGSEL/IOWIN.
+
+/// IOAPIC version register (max redirection entry in bits 23:16).
+const REG_VERSION: u32 = 0x01;
+/// First redirection table register (two 32-bit halves per entry).
+const REG_REDTBL: u32 = 0x10;
+/// Redirection entry: interrupt mask.
+pub const RTE_MASKED: u32 = 1 << 16;
+
+/// One IOAPIC.
+#[derive(Debug, Clone, Copy)]
+pub struct IoApic {
+    base: u64,
+}
+
+impl IoApic {
+    /// The IOAPIC at `base`.
+    ///
+    /// # Safety
+    /// `base` must be the identity-mapped, uncached register page of an IOAPIC (from a checksummed MADT),
+    /// used by nobody else.
+    pub const unsafe fn new(base: u64) -> Self {
+        IoApic { base }
+    }
+
+    fn read(&self, reg: u32) -> u32 {
+        // SAFETY: `new`'s contract: IOREGSEL at base, IOWIN at base + 0x10. Interrupts are off so a handler
+        // cannot change IOREGSEL between the two accesses.
+        crate::arch::cpu::without_interrupts(|| unsafe {
+            core::ptr::write_volatile(self.base as *mut u32, reg);
+            core::ptr::read_volatile((self.base + 0x10) as *const u32)
+        })
+    }
+
+    fn write(&self, reg: u32, value: u32) {
+        // SAFETY: as in `read`.
+        crate::arch::cpu::without_interrupts(|| unsafe {
+            core::ptr::write_volatile(self.base as *mut u32, reg);
+            core::ptr::write_volatile((self.base + 0x10) as *mut u32, value);
+        })
+    }
+
+    /// Number of redirection entries; `None` if the register reads as absent (all-ones).
+    pub fn entries(&self) -> Option<u32> {
+        let version = self.read(REG_VERSION);
+        (version != u32::MAX).then(|| ((version >> 16) & 0xFF) + 1)
+    }
+
+    /// Masks every redirection entry: whatever a previous owner routed stays silent. Writes a fully
+    /// masked, vector-0 entry rather than OR-ing the mask into stale contents.
+    pub fn mask_all(&self) -> u32 {
+        let n = self.entries().unwrap_or(0).min(240);
+        for i in 0..n {
+            self.write(REG_REDTBL + 2 * i, RTE_MASKED);
+            self.write(REG_REDTBL + 2 * i + 1, 0);
+        }
+        n
+    }
+}

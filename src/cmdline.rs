@@ -1,0 +1,167 @@
+//! The firmware command line (QEMU `-append`): space-separated words, like Linux's `pci=nomsi`.
+//!
+//! - `nomsi`: no MSI or MSI-X anywhere; `nomsix`: no MSI-X;
+//! - `irq.BB:DD.F=msix|msi|intx|none`: the mode for one function;
+//! - `x2apic=on|off`: use x2APIC when the CPU has it (default on);
+//! - `rounds=N`: interrupts per source in the delivery checks (1-1000, default 2).
+//!
+//! Anything else is reported as a problem and otherwise ignored.
+
+use crate::bus::pci::Bdf;
+use crate::modes::IrqMode;
+use heapless::Vec;
+
+/// Parsed options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Options {
+    /// `nomsi`.
+    pub no_msi: bool,
+    /// `nomsix`.
+    pub no_msix: bool,
+    /// `x2apic=`.
+    pub x2apic: bool,
+    /// `rounds=`.
+    pub rounds: u32,
+    /// Per-function modes.
+    pub overrides: Vec<(Bdf, IrqMode), 16>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new() }
+    }
+}
+
+/// A word that could not be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CmdlineError {
+    /// Not a known option.
+    Unknown(heapless::String<64>),
+    /// A known option with a bad value.
+    BadValue(heapless::String<64>),
+    /// More per-function overrides than kept.
+    TooManyOverrides,
+}
+
+impl core::fmt::Display for CmdlineError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Unknown(w) => write!(f, "unknown option '{w}' ignored"),
+            Self::BadValue(w) => write!(f, "bad value in '{w}' ignored"),
+            Self::TooManyOverrides => write!(f, "more than 16 irq.BDF= overrides; the rest ignored"),
+        }
+    }
+}
+
+fn clip(word: &str) -> heapless::String<64> {
+    let mut s = heapless::String::new();
+    for c in word.chars() {
+        if s.push(c).is_err() {
+            break;
+        }
+    }
+    s
+}
+
+/// Parses `BB:DD.F` (hex bus and device, decimal function).
+pub fn parse_bdf(s: &str) -> Option<Bdf> {
+    let (bus, rest) = s.split_once(':')?;
+    let (dev, func) = rest.split_once('.')?;
+    let bus = u8::from_str_radix(bus, 16).ok()?;
+    let dev = u8::from_str_radix(dev, 16).ok()?;
+    let func: u8 = func.parse().ok()?;
+    (dev < 32 && func < 8).then_some(Bdf::new(bus, dev, func))
+}
+
+/// Parses the command line. Never fails: bad words come back as errors next to the options.
+pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
+    let mut opts = Options::default();
+    let mut errors = Vec::new();
+    for word in line.split_ascii_whitespace() {
+        let err = match word.split_once('=') {
+            None => match word {
+                "nomsi" => {
+                    opts.no_msi = true;
+                    None
+                }
+                "nomsix" => {
+                    opts.no_msix = true;
+                    None
+                }
+                _ => Some(CmdlineError::Unknown(clip(word))),
+            },
+            Some(("x2apic", v)) => match v {
+                "on" => {
+                    opts.x2apic = true;
+                    None
+                }
+                "off" => {
+                    opts.x2apic = false;
+                    None
+                }
+                _ => Some(CmdlineError::BadValue(clip(word))),
+            },
+            Some(("rounds", v)) => match v.parse::<u32>() {
+                Ok(n) if (1..=1000).contains(&n) => {
+                    opts.rounds = n;
+                    None
+                }
+                _ => Some(CmdlineError::BadValue(clip(word))),
+            },
+            Some((key, v)) if key.starts_with("irq.") => {
+                let mode = match v {
+                    "msix" => Some(IrqMode::Msix),
+                    "msi" => Some(IrqMode::Msi),
+                    "intx" => Some(IrqMode::Intx),
+                    "none" => Some(IrqMode::None),
+                    _ => None,
+                };
+                match (parse_bdf(&key[4..]), mode) {
+                    (Some(bdf), Some(mode)) => opts.overrides.push((bdf, mode)).err().map(|_| CmdlineError::TooManyOverrides),
+                    _ => Some(CmdlineError::BadValue(clip(word))),
+                }
+            }
+            Some(_) => Some(CmdlineError::Unknown(clip(word))),
+        };
+        if let Some(e) = err {
+            let _ = errors.push(e);
+        }
+    }
+    (opts, errors)
+}
+
+impl Options {
+    /// The mode forced for `bdf`, if any.
+    pub fn override_for(&self, bdf: Bdf) -> Option<IrqMode> {
+        self.overrides.iter().rev().find(|(b, _)| *b == bdf).map(|(_, m)| *m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_options() {
+        let (o, e) = parse("  nomsix irq.00:03.0=intx irq.01:1f.7=msi x2apic=off rounds=5 ");
+        assert!(e.is_empty(), "{e:?}");
+        assert!(o.no_msix && !o.no_msi && !o.x2apic);
+        assert_eq!(o.rounds, 5);
+        assert_eq!(o.override_for(Bdf::new(0, 3, 0)), Some(IrqMode::Intx));
+        assert_eq!(o.override_for(Bdf::new(1, 0x1f, 7)), Some(IrqMode::Msi));
+        assert_eq!(o.override_for(Bdf::new(0, 2, 0)), None);
+    }
+
+    #[test]
+    fn bad_words_are_reported_not_fatal() {
+        let (o, e) = parse("nomsi bogus irq.00:03.0=fast irq.zz:00.0=msi irq.00:20.0=msi rounds=0 x2apic=maybe a=b");
+        assert!(o.no_msi);
+        assert_eq!(e.len(), 7);
+        assert!(matches!(&e[0], CmdlineError::Unknown(w) if w == "bogus"));
+        assert!(matches!(&e[1], CmdlineError::BadValue(_)));
+        assert_eq!(o.rounds, 2);
+        let long = "x".repeat(300);
+        let (_, e) = parse(&long);
+        assert!(matches!(&e[0], CmdlineError::Unknown(w) if w.len() == 64));
+    }
+}

@@ -1,0 +1,78 @@
+//! Device drivers: only what it takes to make each device raise an interrupt on demand, in each mode it
+//! has. Drivers get interrupts through [`crate::modes::DeviceIrq`] and never touch capability registers.
+
+pub mod e1000e;
+pub mod edu;
+pub mod nvme;
+
+use crate::bus::pci::enumerate::Function;
+
+/// A driver failure, reported per device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverError {
+    /// A BAR the driver needs is missing or unusable.
+    Bar(u8),
+    /// The device did not reach a state within the time it is given.
+    Timeout(&'static str),
+    /// The device answered with something unexpected.
+    Unexpected(&'static str, u64),
+    /// No DMA page left.
+    NoDmaMemory,
+    /// Entry out of range for this device.
+    NoSuchSource(usize),
+}
+
+impl core::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Bar(i) => write!(f, "BAR{i} missing or unusable"),
+            Self::Timeout(what) => write!(f, "timed out waiting for {what}"),
+            Self::Unexpected(what, v) => write!(f, "unexpected {what}: {v:#x}"),
+            Self::NoDmaMemory => write!(f, "no DMA memory left"),
+            Self::NoSuchSource(i) => write!(f, "no interrupt source {i}"),
+        }
+    }
+}
+
+/// A device that can be made to interrupt: source `i` raises the interrupt that the device sends on
+/// its `i`-th vector (MSI-X entry `i`, MSI vector `i`).
+pub trait InterruptSource {
+    /// Number of sources (vectors) driven.
+    fn sources(&self) -> usize;
+    /// Makes the device raise source `i`.
+    fn trigger(&mut self, i: usize) -> Result<(), DriverError>;
+    /// Acknowledges source `i` at the device, so it can fire again.
+    fn acknowledge(&mut self, i: usize) -> Result<(), DriverError>;
+}
+
+/// Which driver, if any, takes a function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DriverKind {
+    /// Intel 82574L (e1000e).
+    E1000e,
+    /// NVMe controller.
+    Nvme,
+    /// QEMU's edu device.
+    Edu,
+}
+
+impl DriverKind {
+    /// Matches vendor:device (and class for NVMe).
+    pub fn probe(f: &Function) -> Option<DriverKind> {
+        match (f.vendor, f.device) {
+            (0x8086, 0x10d3) => Some(DriverKind::E1000e),
+            (0x1234, 0x11e8) => Some(DriverKind::Edu),
+            _ if f.class == 0x010802 && f.header_type == 0 => Some(DriverKind::Nvme),
+            _ => None,
+        }
+    }
+
+    /// Report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DriverKind::E1000e => "e1000e",
+            DriverKind::Nvme => "nvme",
+            DriverKind::Edu => "edu",
+        }
+    }
+}

@@ -1,0 +1,3 @@
+//! Platform discovery from firmware tables (ACPI: RSDP, RSDT/XSDT, MADT, MCFG).
+
+pub mod acpi;

@@ -1,0 +1,24 @@
+//! Checks of interrupt behaviour. Each returns an [`Outcome`] and a detail line for the report.
+
+pub mod delivery;
+
+pub use crate::report::Outcome;
+use heapless::String;
+
+/// A scenario's verdict.
+#[derive(Debug, Clone)]
+pub struct Verdict {
+    /// Pass, fail or skip.
+    pub outcome: Outcome,
+    /// What was measured, or what went wrong.
+    pub detail: String<256>,
+}
+
+impl Verdict {
+    /// A verdict with formatted detail.
+    pub fn new(outcome: Outcome, args: core::fmt::Arguments) -> Verdict {
+        let mut detail = String::new();
+        let _ = core::fmt::Write::write_fmt(&mut detail, args);
+        Verdict { outcome, detail }
+    }
+}
