@@ -65,6 +65,15 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         problem("cmdline", format_args!("{e}"));
     }
     dispatch::install();
+    match opts.selftest {
+        Some(cmdline::SelfTest::Exception) => {
+            crate::println!("msifw: selftest: raising #UD");
+            // SAFETY: ud2 raises #UD, which the dispatcher reports as fatal; nothing follows.
+            unsafe { core::arch::asm!("ud2") };
+        }
+        Some(cmdline::SelfTest::Panic) => panic!("selftest: deliberate panic"),
+        None => {}
+    }
     let mut run = Run { summary: Summary::default(), apic_id: 0, opts };
 
     let lapic_mode = match lapic::init(run.opts.x2apic) {
@@ -156,6 +165,15 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         problem("pci", format_args!("{bdf}: {p}"));
     }
 
+    // Identity mappings for every memory BAR the boot firmware placed above 4 GiB (below is mapped at boot).
+    for f in pci.functions.iter() {
+        for b in f.bars.iter().filter(|b| b.kind != crate::bus::pci::bar::BarKind::Io && b.address >= 1 << 32) {
+            if let Err(e) = paging::map_uncached(b.address, b.size) {
+                problem("paging", format_args!("{}: BAR{} at {:#x} not mapped: {e:?}", f.bdf, b.index, b.address));
+            }
+        }
+    }
+
     // Every function is assumed live until proven quiet: MSI and MSI-X off, INTx disabled, and Bus Master
     // off for endpoints no driver here owns (a bridge keeps its Bus Master: it forwards its children's
     // MSI writes upstream).
@@ -179,6 +197,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
             if let Some(kind) = DriverKind::probe(f) {
                 outcome.driver = Some(kind.name());
                 let (mode, reason) = choose_mode(&run.opts, f);
+                enable_upstream_bridges(cfg, &pci, f.bdf);
                 match setup(&run, cfg, f, kind, mode) {
                     Ok(dev) => {
                         outcome.mode = Some(mode);
@@ -272,6 +291,20 @@ fn run_self_ipi(run: &mut Run) {
         Verdict::new(Outcome::Fail, format_args!("self IPI on vector {v:#x}: {got} deliveries, expected 1"))
     };
     run.scenario("lapic-self-ipi", None, &verdict);
+}
+
+/// Memory decoding and Bus Master on every bridge between the root bus and `bdf`: a bridge forwards its
+/// children's memory writes (MSI messages, DMA) upstream only with Bus Master set (PCI-to-PCI Bridge 1.2
+/// 3.2.2.1.1), as Linux's pci_enable_bridge ensures.
+fn enable_upstream_bridges(cfg: &PlatformConfig, pci: &Enumeration, bdf: Bdf) {
+    let mut bus = bdf.bus;
+    for _ in 0..32 {
+        let Some(bridge) = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bus)) else {
+            return;
+        };
+        update_command(cfg, bridge.bdf, regs::command::MEMORY | regs::command::BUS_MASTER, 0);
+        bus = bridge.bdf.bus;
+    }
 }
 
 /// The mode a driven device gets: the best it offers unless the command line says otherwise.

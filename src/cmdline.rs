@@ -3,7 +3,9 @@
 //! - `nomsi`: no MSI or MSI-X anywhere; `nomsix`: no MSI-X;
 //! - `irq.BB:DD.F=msix|msi|intx|none`: the mode for one function;
 //! - `x2apic=on|off`: use x2APIC when the CPU has it (default on);
-//! - `rounds=N`: interrupts per source in the delivery checks (1-1000, default 2).
+//! - `rounds=N`: interrupts per source in the delivery checks (1-1000, default 2);
+//! - `selftest=exception|panic`: raise a CPU exception (ud2) or a panic right after the IDT is up, to check
+//!   that the fatal paths report on COM1 and exit with the crash code.
 //!
 //! Anything else is reported as a problem and otherwise ignored.
 
@@ -24,11 +26,22 @@ pub struct Options {
     pub rounds: u32,
     /// Per-function modes.
     pub overrides: Vec<(Bdf, IrqMode), 16>,
+    /// `selftest=`.
+    pub selftest: Option<SelfTest>,
+}
+
+/// A deliberate failure, to check the fatal paths.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SelfTest {
+    /// Execute ud2 (#UD, vector 6).
+    Exception,
+    /// `panic!`.
+    Panic,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new() }
+        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None }
     }
 }
 
@@ -101,6 +114,17 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                 }
                 _ => Some(CmdlineError::BadValue(clip(word))),
             },
+            Some(("selftest", v)) => match v {
+                "exception" => {
+                    opts.selftest = Some(SelfTest::Exception);
+                    None
+                }
+                "panic" => {
+                    opts.selftest = Some(SelfTest::Panic);
+                    None
+                }
+                _ => Some(CmdlineError::BadValue(clip(word))),
+            },
             Some(("rounds", v)) => match v.parse::<u32>() {
                 Ok(n) if (1..=1000).contains(&n) => {
                     opts.rounds = n;
@@ -143,7 +167,8 @@ mod tests {
 
     #[test]
     fn parses_known_options() {
-        let (o, e) = parse("  nomsix irq.00:03.0=intx irq.01:1f.7=msi x2apic=off rounds=5 ");
+        let (o, e) = parse("  nomsix irq.00:03.0=intx irq.01:1f.7=msi x2apic=off rounds=5 selftest=panic ");
+        assert_eq!(o.selftest, Some(SelfTest::Panic));
         assert!(e.is_empty(), "{e:?}");
         assert!(o.no_msix && !o.no_msi && !o.x2apic);
         assert_eq!(o.rounds, 5);

@@ -593,7 +593,8 @@ pub enum AcpiProblem {
         /// Its address from the RSDP.
         address: u64,
     },
-    /// An RSDT/XSDT entry is null or points outside readable memory. That entry was skipped.
+    /// An RSDT/XSDT entry (or the FADT's DSDT pointer: `parent` FACP, `index` 0) is null or points outside
+    /// readable memory. That entry was skipped.
     BadTableAddress {
         /// RSDT or XSDT.
         parent: Signature,
