@@ -1,0 +1,424 @@
+//! The command line of `cargo run -- ARGS` (the host build of the `msifw` binary).
+
+use std::ffi::OsString;
+use std::fmt;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use crate::qemu::{Accel, Machine, RunConfig};
+use crate::run::run;
+
+/// Exit code for bad arguments.
+pub const EXIT_USAGE: u8 = 2;
+/// Exit code when the run could not be carried out (build failed, QEMU missing) or `--json`
+/// could not be written.
+pub const EXIT_ERROR: u8 = 4;
+
+/// Usage text.
+pub const USAGE: &str = "\
+Usage: cargo run -- [OPTIONS]
+Builds the msifw firmware, boots it in QEMU and reports what it found.
+
+Options:
+  --machine q35|pc        QEMU machine type (default q35)
+  --device SPEC           add `-device SPEC` (repeatable)
+  --no-default-devices    leave out e1000e (02.0), nvme (03.0) and edu (04.0)
+  --qemu-arg ARG          pass ARG to QEMU verbatim (repeatable; ARG may start with a
+                          dash: --qemu-arg -d --qemu-arg int)
+  --append TEXT           firmware command line (QEMU -append)
+  --accel tcg|kvm         accelerator (default tcg)
+  --timeout SECONDS       kill QEMU after this long (default 120)
+  --json FILE             also write the results as JSON to FILE
+  --elf PATH              boot this ELF instead of building the firmware
+  --qemu PATH             QEMU binary (default qemu-system-x86_64)
+  -h, --help              show this help
+
+Exit status: 0 passed, 1 scenario failures or incomplete report, 2 firmware panic
+(or bad arguments), 3 timeout, 4 crash (triple fault, reset, QEMU died) or could not run.";
+
+/// Parsed command line.
+#[derive(Clone, Debug, PartialEq)]
+pub struct CliOptions {
+    /// The run to do.
+    pub config: RunConfig,
+    /// Where to write the JSON results.
+    pub json: Option<PathBuf>,
+}
+
+/// What the command line asks for.
+#[derive(Clone, Debug, PartialEq)]
+pub enum CliCommand {
+    /// Print the usage.
+    Help,
+    /// Build, boot and report.
+    Run(CliOptions),
+}
+
+/// A bad command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CliError {
+    /// An option this program does not have.
+    UnknownOption(String),
+    /// A positional argument (this program takes none).
+    UnexpectedArgument(String),
+    /// An option that needs a value came last.
+    MissingValue(&'static str),
+    /// An option that takes no value was given one (`--help=x`).
+    UnexpectedValue(&'static str),
+    /// A value that does not parse.
+    InvalidValue {
+        /// The option.
+        option: &'static str,
+        /// The value given.
+        value: String,
+        /// What is accepted.
+        expected: &'static str,
+    },
+    /// An argument that is not valid UTF-8.
+    NotUtf8(OsString),
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::UnknownOption(o) => write!(f, "unknown option `{o}`"),
+            CliError::UnexpectedArgument(a) => write!(
+                f,
+                "unexpected argument `{a}` (to pass it to QEMU, use --qemu-arg={a})"
+            ),
+            CliError::MissingValue(o) => write!(f, "`{o}` needs a value"),
+            CliError::UnexpectedValue(o) => write!(f, "`{o}` takes no value"),
+            CliError::InvalidValue {
+                option,
+                value,
+                expected,
+            } => {
+                write!(
+                    f,
+                    "invalid value `{value}` for `{option}`: expected {expected}"
+                )
+            }
+            CliError::NotUtf8(a) => write!(f, "argument {a:?} is not valid UTF-8"),
+        }
+    }
+}
+
+impl std::error::Error for CliError {}
+
+/// Options that take a value, by their canonical name.
+const VALUE_OPTIONS: &[&str] = &[
+    "--machine",
+    "--device",
+    "--qemu-arg",
+    "--append",
+    "--accel",
+    "--timeout",
+    "--json",
+    "--elf",
+    "--qemu",
+];
+
+/// Parses the arguments after the program name. Values may follow as the next argument or after
+/// `=` (`--timeout=30`); `--qemu-arg=-d` passes an argument that starts with a dash.
+pub fn parse_args<I>(args: I) -> Result<CliCommand, CliError>
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let mut cfg = RunConfig::new();
+    let mut json = None;
+    let mut args = args.into_iter().map(Into::into);
+    while let Some(arg) = args.next() {
+        let arg = arg.into_string().map_err(CliError::NotUtf8)?;
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        match name.as_str() {
+            "-h" | "--help" => {
+                if inline.is_some() {
+                    return Err(CliError::UnexpectedValue("--help"));
+                }
+                return Ok(CliCommand::Help);
+            }
+            "--no-default-devices" => {
+                if inline.is_some() {
+                    return Err(CliError::UnexpectedValue("--no-default-devices"));
+                }
+                cfg.default_devices = false;
+            }
+            _ => {
+                let Some(option) = VALUE_OPTIONS.iter().copied().find(|o| *o == name) else {
+                    return Err(if arg.starts_with('-') {
+                        CliError::UnknownOption(name)
+                    } else {
+                        CliError::UnexpectedArgument(arg)
+                    });
+                };
+                let value = match inline {
+                    Some(v) => v,
+                    None => args
+                        .next()
+                        .ok_or(CliError::MissingValue(option))?
+                        .into_string()
+                        .map_err(CliError::NotUtf8)?,
+                };
+                apply(&mut cfg, &mut json, option, value)?;
+            }
+        }
+    }
+    Ok(CliCommand::Run(CliOptions { config: cfg, json }))
+}
+
+fn apply(
+    cfg: &mut RunConfig,
+    json: &mut Option<PathBuf>,
+    option: &'static str,
+    value: String,
+) -> Result<(), CliError> {
+    let invalid = |expected| CliError::InvalidValue {
+        option,
+        value: value.clone(),
+        expected,
+    };
+    let nonempty = |v: &String| {
+        if v.is_empty() {
+            Err(invalid("a non-empty value"))
+        } else {
+            Ok(())
+        }
+    };
+    match option {
+        "--machine" => cfg.machine = Machine::parse(&value).ok_or_else(|| invalid("q35 or pc"))?,
+        "--accel" => cfg.accel = Accel::parse(&value).ok_or_else(|| invalid("tcg or kvm"))?,
+        "--timeout" => {
+            cfg.timeout =
+                parse_timeout(&value).ok_or_else(|| invalid("a positive number of seconds"))?
+        }
+        "--device" => {
+            nonempty(&value)?;
+            cfg.devices.push(value);
+        }
+        "--qemu-arg" => cfg.qemu_args.push(value),
+        "--append" => cfg.append = Some(value),
+        "--json" => {
+            nonempty(&value)?;
+            *json = Some(PathBuf::from(value));
+        }
+        "--elf" => {
+            nonempty(&value)?;
+            cfg.elf = Some(PathBuf::from(value));
+        }
+        "--qemu" => {
+            nonempty(&value)?;
+            cfg.qemu = PathBuf::from(value);
+        }
+        _ => return Err(CliError::UnknownOption(option.to_string())),
+    }
+    Ok(())
+}
+
+fn parse_timeout(s: &str) -> Option<Duration> {
+    let secs: f64 = s.trim().parse().ok()?;
+    if secs.is_finite() && secs > 0.0 && secs < 1e9 {
+        Some(Duration::from_secs_f64(secs))
+    } else {
+        None
+    }
+}
+
+/// The host binary's `main`: parses `std::env::args_os`, runs, prints, and maps the verdict to the
+/// exit code (0 passed, 1 failed, 2 panic or bad arguments, 3 timeout, 4 crash or could not run).
+pub fn cli_main() -> ExitCode {
+    ExitCode::from(cli_run(std::env::args_os().skip(1)))
+}
+
+/// [`cli_main`] for given arguments, returning the exit code.
+pub fn cli_run<I>(args: I) -> u8
+where
+    I: IntoIterator,
+    I::Item: Into<OsString>,
+{
+    let options = match parse_args(args) {
+        Ok(CliCommand::Help) => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Ok(CliCommand::Run(options)) => options,
+        Err(e) => {
+            eprintln!("msifw: error: {e}\nTry `cargo run -- --help`.");
+            return EXIT_USAGE;
+        }
+    };
+    let outcome = match run(&options.config) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            eprintln!("msifw: error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    println!();
+    print!("{}", outcome.render());
+    let mut code = outcome.exit.code();
+    if let Some(path) = &options.json {
+        let text = match serde_json::to_string_pretty(&outcome.to_json()) {
+            Ok(text) => text + "\n",
+            Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
+        };
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("msifw: error: could not write {}: {e}", path.display());
+            if code == 0 {
+                code = EXIT_ERROR;
+            }
+        }
+    }
+    code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run_opts(args: &[&str]) -> CliOptions {
+        match parse_args(args.iter().copied()) {
+            Ok(CliCommand::Run(o)) => o,
+            other => panic!("{args:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults() {
+        let o = run_opts(&[]);
+        assert_eq!(o.config, RunConfig::new());
+        assert_eq!(o.json, None);
+        assert_eq!(o.config.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn every_option() {
+        let o = run_opts(&[
+            "--machine",
+            "pc",
+            "--device",
+            "pci-testdev",
+            "--device=edu,addr=05.0",
+            "--no-default-devices",
+            "--qemu-arg",
+            "-d",
+            "--qemu-arg=int",
+            "--append",
+            "a b=c",
+            "--accel",
+            "kvm",
+            "--timeout",
+            "2.5",
+            "--json",
+            "out.json",
+            "--elf",
+            "fw.elf",
+            "--qemu",
+            "/opt/q",
+        ]);
+        let c = &o.config;
+        assert_eq!(c.machine, Machine::Pc);
+        assert_eq!(c.devices, ["pci-testdev", "edu,addr=05.0"]);
+        assert!(!c.default_devices);
+        assert_eq!(c.qemu_args, ["-d", "int"]);
+        assert_eq!(c.append.as_deref(), Some("a b=c"));
+        assert_eq!(c.accel, Accel::Kvm);
+        assert_eq!(c.timeout, Duration::from_millis(2500));
+        assert_eq!(o.json, Some(PathBuf::from("out.json")));
+        assert_eq!(c.elf, Some(PathBuf::from("fw.elf")));
+        assert_eq!(c.qemu, PathBuf::from("/opt/q"));
+        assert!(c.echo);
+    }
+
+    #[test]
+    fn help() {
+        assert_eq!(parse_args(["-h"]), Ok(CliCommand::Help));
+        assert_eq!(
+            parse_args(["--machine", "pc", "--help"]),
+            Ok(CliCommand::Help)
+        );
+        assert_eq!(cli_run(["--help"]), 0);
+    }
+
+    #[test]
+    fn errors() {
+        let cases: &[(&[&str], CliError)] = &[
+            (&["--bogus"], CliError::UnknownOption("--bogus".into())),
+            (&["--bogus=1"], CliError::UnknownOption("--bogus".into())),
+            (&["-x"], CliError::UnknownOption("-x".into())),
+            (&["stray"], CliError::UnexpectedArgument("stray".into())),
+            (&["--machine"], CliError::MissingValue("--machine")),
+            (&["--help=yes"], CliError::UnexpectedValue("--help")),
+            (
+                &["--no-default-devices=1"],
+                CliError::UnexpectedValue("--no-default-devices"),
+            ),
+            (
+                &["--machine", "virt"],
+                CliError::InvalidValue {
+                    option: "--machine",
+                    value: "virt".into(),
+                    expected: "q35 or pc",
+                },
+            ),
+            (
+                &["--accel=hvf"],
+                CliError::InvalidValue {
+                    option: "--accel",
+                    value: "hvf".into(),
+                    expected: "tcg or kvm",
+                },
+            ),
+            (
+                &["--device", ""],
+                CliError::InvalidValue {
+                    option: "--device",
+                    value: "".into(),
+                    expected: "a non-empty value",
+                },
+            ),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(
+                parse_args(args.iter().copied()).as_ref(),
+                Err(expected),
+                "{args:?}"
+            );
+        }
+        for bad in ["0", "-1", "abc", "inf", "NaN", ""] {
+            let err = parse_args(["--timeout", bad]).unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    CliError::InvalidValue {
+                        option: "--timeout",
+                        ..
+                    }
+                ),
+                "{bad}: {err:?}"
+            );
+        }
+        assert_eq!(cli_run(["--machine", "virt"]), EXIT_USAGE);
+        let msg = CliError::UnexpectedArgument("-d".into()).to_string();
+        assert!(msg.contains("--qemu-arg=-d"), "{msg}");
+    }
+
+    #[test]
+    fn value_may_look_like_an_option() {
+        // `--qemu-arg -d` takes `-d` as its value: the next argument is always the value.
+        let o = run_opts(&["--qemu-arg", "-d", "--append", "--not-an-option"]);
+        assert_eq!(o.config.qemu_args, ["-d"]);
+        assert_eq!(o.config.append.as_deref(), Some("--not-an-option"));
+    }
+
+    #[test]
+    fn non_utf8_argument() {
+        use std::os::unix::ffi::OsStringExt;
+        let bad = OsString::from_vec(vec![0xff, 0xfe]);
+        assert!(matches!(parse_args([bad]), Err(CliError::NotUtf8(_))));
+    }
+}

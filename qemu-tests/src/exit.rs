@@ -1,0 +1,283 @@
+//! From QEMU's exit status and the report to a verdict (docs/protocol.md, "Exit").
+
+use std::fmt;
+use std::process::ExitStatus;
+
+use serde::Serialize;
+
+use crate::report::Report;
+
+/// How QEMU ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QemuExit {
+    /// QEMU exited with this status.
+    Code(i32),
+    /// QEMU was killed by this signal (`None` where signals are unknown).
+    Signal(Option<i32>),
+    /// The host killed QEMU when the timeout was reached.
+    TimedOut,
+}
+
+impl QemuExit {
+    /// From a process exit status.
+    pub fn from_status(status: ExitStatus) -> QemuExit {
+        match status.code() {
+            Some(code) => QemuExit::Code(code),
+            None => QemuExit::Signal(signal_of(status)),
+        }
+    }
+}
+
+#[cfg(unix)]
+fn signal_of(status: ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status.signal()
+}
+
+#[cfg(not(unix))]
+fn signal_of(_: ExitStatus) -> Option<i32> {
+    None
+}
+
+impl fmt::Display for QemuExit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            QemuExit::Code(code) => write!(f, "status {code}"),
+            QemuExit::Signal(Some(sig)) => write!(f, "killed by signal {sig}"),
+            QemuExit::Signal(None) => f.write_str("killed by a signal"),
+            QemuExit::TimedOut => f.write_str("killed at the timeout"),
+        }
+    }
+}
+
+/// The verdict of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Exit {
+    /// Every scenario passed and the report is complete (QEMU status 1).
+    Passed,
+    /// At least one scenario failed (status 3), or the report is incomplete or inconsistent.
+    Failed,
+    /// Firmware panic or CPU exception (status 5).
+    Panic,
+    /// The run did not finish in time.
+    Timeout,
+    /// Anything else: triple fault or reset (status 0 with `-no-reboot`), a signal, or QEMU
+    /// failing before the firmware said anything.
+    Crash,
+}
+
+impl Exit {
+    /// Name used in the JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Exit::Passed => "passed",
+            Exit::Failed => "failed",
+            Exit::Panic => "panic",
+            Exit::Timeout => "timeout",
+            Exit::Crash => "crash",
+        }
+    }
+
+    /// The CLI's exit code: passed 0, failed 1, panic 2, timeout 3, crash 4.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Passed => 0,
+            Exit::Failed => 1,
+            Exit::Panic => 2,
+            Exit::Timeout => 3,
+            Exit::Crash => 4,
+        }
+    }
+
+    /// The verdict from QEMU's exit alone (the protocol's table).
+    pub fn from_qemu(exit: QemuExit) -> Exit {
+        match exit {
+            QemuExit::Code(1) => Exit::Passed,
+            QemuExit::Code(3) => Exit::Failed,
+            QemuExit::Code(5) => Exit::Panic,
+            QemuExit::TimedOut => Exit::Timeout,
+            QemuExit::Code(_) | QemuExit::Signal(_) => Exit::Crash,
+        }
+    }
+}
+
+impl fmt::Display for Exit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A verdict and the reasons found on the host side that explain or override it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verdict {
+    /// The verdict.
+    pub exit: Exit,
+    /// Messages for the user (empty for a clean pass).
+    pub findings: Vec<String>,
+}
+
+/// Judges a run from QEMU's exit, the report, and whether COM1 carried any output at all.
+///
+/// A pass needs QEMU status 1 *and* a complete, consistent report ([`Report::check`]) with no failed
+/// scenario; otherwise it becomes [`Exit::Failed`]. QEMU itself exits with status 1 when it cannot
+/// start (bad option, unloadable ELF), so status 1 with no COM1 output at all is a [`Exit::Crash`].
+pub fn judge(exit: QemuExit, report: &Report, com1_output: bool) -> Verdict {
+    let mut verdict = Exit::from_qemu(exit);
+    let mut findings = Vec::new();
+    match verdict {
+        Exit::Passed if !com1_output && report.is_empty() => {
+            verdict = Exit::Crash;
+            findings.push(
+                "QEMU exited with status 1 before the firmware printed anything: QEMU itself probably \
+                 refused to start (see its stderr below; a bad --device/--qemu-arg or an ELF without a \
+                 PVH note does this)"
+                    .to_string(),
+            );
+        }
+        Exit::Passed => {
+            findings = report.check();
+            let failed = report.counts().failed;
+            if failed > 0 {
+                findings.push(format!(
+                    "the firmware exited with 'passed' but reported {failed} failed scenario(s)"
+                ));
+            }
+            if !findings.is_empty() {
+                verdict = Exit::Failed;
+            }
+        }
+        Exit::Failed => {
+            findings = report.check();
+            if report.counts().failed == 0 && report.end.is_some() {
+                findings.push(
+                    "the firmware exited with 'failed' (status 3) but no scenario record failed".to_string(),
+                );
+            }
+        }
+        Exit::Panic => findings.push(
+            "the firmware panicked or took a CPU exception (QEMU status 5): the message is in the COM1 \
+             output above"
+                .to_string(),
+        ),
+        Exit::Timeout => findings.push(format!(
+            "the firmware did not exit in time; the last COM1 lines and the defmt log show where it \
+             stopped{}",
+            if report.end.is_some() { " (it had sent its `end` record but never wrote the exit port)" } else { "" }
+        )),
+        Exit::Crash => findings.push(match exit {
+            QemuExit::Code(0) => "QEMU exited with status 0: a triple fault or reset (the run uses \
+                                  -no-reboot); look at the last COM1 lines, or rerun the printed QEMU \
+                                  command with --qemu-arg=-d --qemu-arg=int,cpu_reset"
+                .to_string(),
+            other => format!("QEMU ended abnormally ({other}); see its stderr below"),
+        }),
+    }
+    Verdict {
+        exit: verdict,
+        findings,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::tests::sample_report;
+    use crate::report::{End, Report};
+
+    #[test]
+    fn qemu_status_mapping() {
+        assert_eq!(Exit::from_qemu(QemuExit::Code(1)), Exit::Passed);
+        assert_eq!(Exit::from_qemu(QemuExit::Code(3)), Exit::Failed);
+        assert_eq!(Exit::from_qemu(QemuExit::Code(5)), Exit::Panic);
+        assert_eq!(Exit::from_qemu(QemuExit::TimedOut), Exit::Timeout);
+        assert_eq!(Exit::from_qemu(QemuExit::Code(0)), Exit::Crash);
+        assert_eq!(Exit::from_qemu(QemuExit::Code(7)), Exit::Crash);
+        assert_eq!(Exit::from_qemu(QemuExit::Signal(Some(9))), Exit::Crash);
+        let codes: Vec<u8> = [
+            Exit::Passed,
+            Exit::Failed,
+            Exit::Panic,
+            Exit::Timeout,
+            Exit::Crash,
+        ]
+        .iter()
+        .map(|e| e.code())
+        .collect();
+        assert_eq!(codes, [0, 1, 2, 3, 4]);
+        assert_eq!(
+            serde_json::to_string(&Exit::Timeout).unwrap(),
+            "\"timeout\""
+        );
+    }
+
+    #[test]
+    fn clean_pass() {
+        let v = judge(QemuExit::Code(1), &sample_report(), true);
+        assert_eq!(
+            v,
+            Verdict {
+                exit: Exit::Passed,
+                findings: vec![]
+            }
+        );
+    }
+
+    #[test]
+    fn pass_without_end_is_a_failure() {
+        let mut r = sample_report();
+        r.end = None;
+        let v = judge(QemuExit::Code(1), &r, true);
+        assert_eq!(v.exit, Exit::Failed);
+        assert!(v.findings[0].contains("no `end` record"));
+    }
+
+    #[test]
+    fn pass_with_wrong_counts_or_failed_scenarios_is_a_failure() {
+        let mut r = sample_report();
+        r.end = Some(End {
+            passed: 9,
+            failed: 0,
+            skipped: 1,
+        });
+        assert_eq!(judge(QemuExit::Code(1), &r, true).exit, Exit::Failed);
+
+        let mut r = sample_report();
+        r.scenarios[0].result = crate::report::ScenarioResult::Fail;
+        r.end = Some(End {
+            passed: 1,
+            failed: 1,
+            skipped: 1,
+        });
+        let v = judge(QemuExit::Code(1), &r, true);
+        assert_eq!(v.exit, Exit::Failed);
+        assert!(
+            v.findings.iter().any(|f| f.contains("1 failed scenario")),
+            "{:?}",
+            v.findings
+        );
+    }
+
+    #[test]
+    fn status_one_without_any_output_is_a_crash() {
+        let v = judge(QemuExit::Code(1), &Report::new(), false);
+        assert_eq!(v.exit, Exit::Crash);
+        // Output but no records: the firmware ran, so this is an incomplete report.
+        assert_eq!(
+            judge(QemuExit::Code(1), &Report::new(), true).exit,
+            Exit::Failed
+        );
+    }
+
+    #[test]
+    fn other_statuses_keep_their_verdict() {
+        let r = sample_report();
+        assert_eq!(judge(QemuExit::Code(3), &r, true).exit, Exit::Failed);
+        assert_eq!(judge(QemuExit::Code(5), &r, true).exit, Exit::Panic);
+        assert_eq!(judge(QemuExit::TimedOut, &r, true).exit, Exit::Timeout);
+        let v = judge(QemuExit::Code(0), &r, true);
+        assert_eq!(v.exit, Exit::Crash);
+        assert!(v.findings[0].contains("triple fault"));
+        assert_eq!(judge(QemuExit::Signal(Some(9)), &r, true).exit, Exit::Crash);
+    }
+}

@@ -1,0 +1,34 @@
+//! Host side of msifw: builds the firmware, boots it in QEMU, streams and parses its report (COM1),
+//! decodes its defmt log (COM2), judges the run (docs/protocol.md) and asks QEMU itself which PCI
+//! functions exist (the test oracle).
+//!
+//! The root package's host binary is `fn main() -> ExitCode { msifw_qemu::cli_main() }`, so
+//! `cargo run -- ARGS` at the workspace root runs [`cli_main`]. Tests use [`run()`] with a
+//! [`RunConfig`] and compare with [`qmp_query_pci`].
+//!
+//! Modules: [`cli`] (arguments), [`qemu`] (configuration and command line), [`firmware`] (nested
+//! cargo build), [`mod@run`] (booting), [`report`] (records and tables), [`exit`] (verdicts),
+//! [`decode`] (defmt), [`qmp`] (QEMU's view).
+
+pub mod cli;
+pub mod decode;
+pub mod exit;
+pub mod firmware;
+pub mod qemu;
+pub mod qmp;
+pub mod report;
+pub mod run;
+
+pub use cli::{cli_main, cli_run, parse_args, CliCommand, CliError, CliOptions};
+pub use decode::{decode_defmt, DefmtLine, DefmtLog, StreamIssue, TableStatus};
+pub use exit::{judge, Exit, QemuExit, Verdict};
+pub use firmware::{build_firmware, default_elf_path, firmware_elf, workspace_root, FirmwareError};
+pub use qemu::{
+    build_command, shell_quote, Accel, Machine, Purpose, QemuCommand, RunConfig, ScratchDir,
+};
+pub use qmp::{qmp_query_pci, QemuFunction, QemuRegion, QmpError, RegionKind};
+pub use report::{
+    parse_record, Bar, BarKind, Capability, End, Function, IrqMode, Platform, Problem, Record,
+    RecordError, Report, Scenario, ScenarioResult,
+};
+pub use run::{run, RunError, RunOutcome};

@@ -1,0 +1,565 @@
+//! What to boot and how: [`RunConfig`], the QEMU command line built from it, shell quoting for
+//! printing that command, and the per-run scratch directory.
+
+use std::fmt;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Default QEMU binary.
+pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
+/// Default run timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
+/// Size of the NVMe scratch drive created for every run.
+pub const SCRATCH_DRIVE_SIZE: u64 = 1 << 20;
+/// File name of the NVMe scratch drive inside the scratch directory.
+pub const DRIVE_FILE: &str = "nvme0.img";
+/// File name of the COM2 (defmt) capture inside the scratch directory.
+pub const COM2_FILE: &str = "com2.bin";
+
+/// QEMU machine type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Machine {
+    /// `-M q35`: ICH9, PCIe, ECAM (MCFG).
+    #[default]
+    Q35,
+    /// `-M pc`: i440FX + PIIX3, legacy port I/O config access.
+    Pc,
+}
+
+impl Machine {
+    /// Name as QEMU and the CLI spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Machine::Q35 => "q35",
+            Machine::Pc => "pc",
+        }
+    }
+
+    /// Parses `q35` or `pc`.
+    pub fn parse(s: &str) -> Option<Machine> {
+        match s {
+            "q35" => Some(Machine::Q35),
+            "pc" => Some(Machine::Pc),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// QEMU accelerator.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Accel {
+    /// Software emulation (default: fast and deterministic on this kind of machine).
+    #[default]
+    Tcg,
+    /// KVM (nested and slow here; only when asked for).
+    Kvm,
+}
+
+impl Accel {
+    /// Name as QEMU and the CLI spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Accel::Tcg => "tcg",
+            Accel::Kvm => "kvm",
+        }
+    }
+
+    /// Parses `tcg` or `kvm`.
+    pub fn parse(s: &str) -> Option<Accel> {
+        match s {
+            "tcg" => Some(Accel::Tcg),
+            "kvm" => Some(Accel::Kvm),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Accel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Everything that decides one QEMU run. Build it with [`RunConfig::new`] and the builder methods:
+///
+/// ```
+/// use msifw_qemu::{Machine, RunConfig};
+/// let cfg = RunConfig::new().machine(Machine::Pc).device("pci-testdev").timeout_secs(30);
+/// assert_eq!(cfg.machine, Machine::Pc);
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunConfig {
+    /// Machine type (`-M`).
+    pub machine: Machine,
+    /// Accelerator (`-accel`).
+    pub accel: Accel,
+    /// Extra `-device` specs, added after the default devices.
+    pub devices: Vec<String>,
+    /// Whether to add the default e1000e, nvme and edu devices.
+    pub default_devices: bool,
+    /// Extra QEMU arguments, passed verbatim at the end of the command line.
+    pub qemu_args: Vec<String>,
+    /// Firmware command line (`-append`).
+    pub append: Option<String>,
+    /// Wall-clock limit for the run; QEMU is killed when it is reached.
+    pub timeout: Duration,
+    /// Boot this ELF instead of building the firmware.
+    pub elf: Option<PathBuf>,
+    /// QEMU binary.
+    pub qemu: PathBuf,
+    /// Print COM1 lines and report records while the firmware runs (through `println!`, so the
+    /// test harness captures them and shows them for failing tests).
+    pub echo: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            machine: Machine::default(),
+            accel: Accel::default(),
+            devices: Vec::new(),
+            default_devices: true,
+            qemu_args: Vec::new(),
+            append: None,
+            timeout: DEFAULT_TIMEOUT,
+            elf: None,
+            qemu: PathBuf::from(DEFAULT_QEMU),
+            echo: true,
+        }
+    }
+}
+
+impl RunConfig {
+    /// The default configuration: q35, TCG, default devices, 120 s timeout, freshly built firmware.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the machine type.
+    pub fn machine(mut self, machine: Machine) -> Self {
+        self.machine = machine;
+        self
+    }
+
+    /// Sets the accelerator.
+    pub fn accel(mut self, accel: Accel) -> Self {
+        self.accel = accel;
+        self
+    }
+
+    /// Adds a `-device SPEC`.
+    pub fn device(mut self, spec: impl Into<String>) -> Self {
+        self.devices.push(spec.into());
+        self
+    }
+
+    /// Turns the default devices (e1000e at 02.0, nvme at 03.0, edu at 04.0) on or off.
+    pub fn default_devices(mut self, on: bool) -> Self {
+        self.default_devices = on;
+        self
+    }
+
+    /// Adds one verbatim QEMU argument.
+    pub fn qemu_arg(mut self, arg: impl Into<String>) -> Self {
+        self.qemu_args.push(arg.into());
+        self
+    }
+
+    /// Sets the firmware command line.
+    pub fn append(mut self, text: impl Into<String>) -> Self {
+        self.append = Some(text.into());
+        self
+    }
+
+    /// Sets the timeout.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Sets the timeout in whole seconds.
+    pub fn timeout_secs(self, secs: u64) -> Self {
+        self.timeout(Duration::from_secs(secs))
+    }
+
+    /// Boots this ELF instead of building the firmware.
+    pub fn elf(mut self, path: impl Into<PathBuf>) -> Self {
+        self.elf = Some(path.into());
+        self
+    }
+
+    /// Uses this QEMU binary.
+    pub fn qemu(mut self, path: impl Into<PathBuf>) -> Self {
+        self.qemu = path.into();
+        self
+    }
+
+    /// Turns live printing of COM1 and report records on or off.
+    pub fn echo(mut self, on: bool) -> Self {
+        self.echo = on;
+        self
+    }
+}
+
+/// What a QEMU process is started for.
+#[derive(Clone, Copy, Debug)]
+pub enum Purpose<'a> {
+    /// Boot the firmware ELF: COM1 on stdio, COM2 to a file, exit through isa-debug-exit.
+    Boot {
+        /// The firmware image (`-kernel`).
+        elf: &'a Path,
+    },
+    /// Build the machine but never run it (`-S`), with QMP on stdio: QEMU's own view of the PCI
+    /// devices.
+    Inspect,
+}
+
+/// A QEMU program and its arguments.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QemuCommand {
+    /// The QEMU binary.
+    pub program: PathBuf,
+    /// Its arguments, in order.
+    pub args: Vec<String>,
+}
+
+impl QemuCommand {
+    /// The whole command line, shell-quoted so it can be pasted into a POSIX shell.
+    pub fn shell(&self) -> String {
+        let mut out = shell_quote(&self.program.to_string_lossy());
+        for arg in &self.args {
+            out.push(' ');
+            out.push_str(&shell_quote(arg));
+        }
+        out
+    }
+}
+
+impl fmt::Display for QemuCommand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shell())
+    }
+}
+
+/// Builds the QEMU command line for `cfg` (a pure function: it touches no file).
+///
+/// `scratch` is the directory holding the NVMe drive image ([`DRIVE_FILE`]) and, for a boot, the COM2
+/// capture ([`COM2_FILE`]). The order is: machine and fixed options, the boot specifics (or `-S -qmp
+/// stdio`), isa-debug-exit, the default devices, the user's `-device`s, then the verbatim QEMU args.
+pub fn build_command(cfg: &RunConfig, purpose: Purpose<'_>, scratch: &Path) -> QemuCommand {
+    let mut args: Vec<String> = Vec::new();
+    let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
+    push(&["-M", cfg.machine.as_str(), "-accel", cfg.accel.as_str()]);
+    push(&[
+        "-m",
+        "256M",
+        "-smp",
+        "1",
+        "-nodefaults",
+        "-display",
+        "none",
+        "-no-reboot",
+    ]);
+    match purpose {
+        Purpose::Boot { elf } => {
+            args.push("-kernel".into());
+            args.push(path_arg(elf));
+            if let Some(text) = &cfg.append {
+                args.push("-append".into());
+                args.push(text.clone());
+            }
+            // COM1 (0x3f8): text and report records. COM2 (0x2f8): defmt frames.
+            args.extend(["-serial".into(), "stdio".into()]);
+            args.push("-serial".into());
+            args.push(format!("file:{}", path_arg(&scratch.join(COM2_FILE))));
+        }
+        Purpose::Inspect => {
+            args.extend(["-S".into(), "-qmp".into(), "stdio".into()]);
+        }
+    }
+    args.extend([
+        "-device".into(),
+        "isa-debug-exit,iobase=0xf4,iosize=0x04".into(),
+    ]);
+    if cfg.default_devices {
+        args.extend(["-device".into(), "e1000e,romfile=,addr=02.0".into()]);
+        args.push("-drive".into());
+        args.push(format!(
+            "file={},if=none,id=nvm0,format=raw",
+            qemu_opt_escape(&path_arg(&scratch.join(DRIVE_FILE)))
+        ));
+        args.extend([
+            "-device".into(),
+            "nvme,serial=msifw0,drive=nvm0,addr=03.0".into(),
+        ]);
+        args.extend(["-device".into(), "edu,addr=04.0".into()]);
+    }
+    for spec in &cfg.devices {
+        args.push("-device".into());
+        args.push(spec.clone());
+    }
+    args.extend(cfg.qemu_args.iter().cloned());
+    QemuCommand {
+        program: cfg.qemu.clone(),
+        args,
+    }
+}
+
+fn path_arg(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}
+
+/// Escapes a value inside a QEMU `key=value,...` option string: a comma is written twice.
+pub fn qemu_opt_escape(value: &str) -> String {
+    value.replace(',', ",,")
+}
+
+/// Quotes one word for a POSIX shell: unchanged when it only has safe characters, otherwise in
+/// single quotes (with `'` written as `'\''`).
+pub fn shell_quote(word: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        return word.to_string();
+    }
+    let mut out = String::with_capacity(word.len() + 2);
+    out.push('\'');
+    for c in word.chars() {
+        if c == '\'' {
+            out.push_str("'\\''");
+        } else {
+            out.push(c);
+        }
+    }
+    out.push('\'');
+    out
+}
+
+/// A fresh directory under [`std::env::temp_dir`] for one run, holding the NVMe drive image and the
+/// COM2 capture. It is removed (with its contents) when dropped.
+#[derive(Debug)]
+pub struct ScratchDir {
+    path: PathBuf,
+}
+
+impl ScratchDir {
+    /// Creates the directory (unique name from pid, time and a counter) and the 1 MiB drive image.
+    pub fn create() -> io::Result<ScratchDir> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let base = std::env::temp_dir();
+        let nanos = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        let mut attempt = 0;
+        loop {
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let path = base.join(format!("msifw-{}-{}-{}", std::process::id(), nanos, n));
+            match fs::create_dir(&path) {
+                Ok(()) => {
+                    let dir = ScratchDir { path };
+                    let drive = fs::File::create(dir.drive())?;
+                    drive.set_len(SCRATCH_DRIVE_SIZE)?;
+                    return Ok(dir);
+                }
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The NVMe drive image.
+    pub fn drive(&self) -> PathBuf {
+        self.path.join(DRIVE_FILE)
+    }
+
+    /// The COM2 capture.
+    pub fn com2(&self) -> PathBuf {
+        self.path.join(COM2_FILE)
+    }
+
+    /// A shell command that recreates this directory's drive image, so a printed QEMU command can be
+    /// run again after the directory is gone.
+    pub fn recreate_hint(&self) -> String {
+        let dir = shell_quote(&self.path.to_string_lossy());
+        let drive = shell_quote(&self.drive().to_string_lossy());
+        format!("mkdir -p {dir} && truncate -s {SCRATCH_DRIVE_SIZE} {drive}")
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.path);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strs(cmd: &QemuCommand) -> Vec<&str> {
+        cmd.args.iter().map(String::as_str).collect()
+    }
+
+    #[test]
+    fn boot_command_default_devices() {
+        let cfg = RunConfig::new();
+        let cmd = build_command(
+            &cfg,
+            Purpose::Boot {
+                elf: Path::new("/fw/msifw"),
+            },
+            Path::new("/tmp/s"),
+        );
+        assert_eq!(cmd.program, PathBuf::from("qemu-system-x86_64"));
+        assert_eq!(
+            strs(&cmd),
+            [
+                "-M",
+                "q35",
+                "-accel",
+                "tcg",
+                "-m",
+                "256M",
+                "-smp",
+                "1",
+                "-nodefaults",
+                "-display",
+                "none",
+                "-no-reboot",
+                "-kernel",
+                "/fw/msifw",
+                "-serial",
+                "stdio",
+                "-serial",
+                "file:/tmp/s/com2.bin",
+                "-device",
+                "isa-debug-exit,iobase=0xf4,iosize=0x04",
+                "-device",
+                "e1000e,romfile=,addr=02.0",
+                "-drive",
+                "file=/tmp/s/nvme0.img,if=none,id=nvm0,format=raw",
+                "-device",
+                "nvme,serial=msifw0,drive=nvm0,addr=03.0",
+                "-device",
+                "edu,addr=04.0",
+            ]
+        );
+    }
+
+    #[test]
+    fn boot_command_user_options_in_order() {
+        let cfg = RunConfig::new()
+            .machine(Machine::Pc)
+            .accel(Accel::Kvm)
+            .default_devices(false)
+            .device("pci-testdev")
+            .device("edu,addr=05.0")
+            .qemu_arg("-d")
+            .qemu_arg("int")
+            .append("scenario=msi verbose")
+            .qemu("/opt/qemu");
+        let cmd = build_command(
+            &cfg,
+            Purpose::Boot {
+                elf: Path::new("fw.elf"),
+            },
+            Path::new("/s"),
+        );
+        assert_eq!(cmd.program, PathBuf::from("/opt/qemu"));
+        let args = strs(&cmd);
+        assert_eq!(&args[..4], ["-M", "pc", "-accel", "kvm"]);
+        let kernel = args.iter().position(|a| *a == "-kernel").unwrap();
+        assert_eq!(
+            &args[kernel..kernel + 4],
+            ["-kernel", "fw.elf", "-append", "scenario=msi verbose"]
+        );
+        assert!(!args
+            .iter()
+            .any(|a| a.contains("e1000e") || a.contains("nvme")));
+        assert_eq!(
+            &args[args.len() - 6..],
+            [
+                "-device",
+                "pci-testdev",
+                "-device",
+                "edu,addr=05.0",
+                "-d",
+                "int"
+            ]
+        );
+    }
+
+    #[test]
+    fn inspect_command_has_no_kernel_or_serial() {
+        let cfg = RunConfig::new().append("ignored");
+        let cmd = build_command(&cfg, Purpose::Inspect, Path::new("/s"));
+        let args = strs(&cmd);
+        assert!(args.windows(3).any(|w| w == ["-S", "-qmp", "stdio"]));
+        for absent in ["-kernel", "-serial", "-append"] {
+            assert!(!args.contains(&absent), "{absent} in {args:?}");
+        }
+        assert!(args.contains(&"edu,addr=04.0"));
+    }
+
+    #[test]
+    fn drive_path_commas_are_escaped() {
+        let cmd = build_command(&RunConfig::new(), Purpose::Inspect, Path::new("/tmp/a,b"));
+        assert!(cmd
+            .args
+            .contains(&"file=/tmp/a,,b/nvme0.img,if=none,id=nvm0,format=raw".to_string()));
+    }
+
+    #[test]
+    fn shell_quoting() {
+        assert_eq!(
+            shell_quote("plain-word_1.2/x=y:z,w"),
+            "plain-word_1.2/x=y:z,w"
+        );
+        assert_eq!(shell_quote(""), "''");
+        assert_eq!(shell_quote("two words"), "'two words'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote("$HOME;rm"), "'$HOME;rm'");
+        assert_eq!(shell_quote("e1000e,romfile="), "e1000e,romfile=");
+        let cmd = QemuCommand {
+            program: "q".into(),
+            args: vec!["-append".into(), "a b".into()],
+        };
+        assert_eq!(cmd.shell(), "q -append 'a b'");
+    }
+
+    #[test]
+    fn scratch_dir_lifecycle() {
+        let dir = ScratchDir::create().unwrap();
+        let path = dir.path().to_path_buf();
+        assert_eq!(fs::metadata(dir.drive()).unwrap().len(), SCRATCH_DRIVE_SIZE);
+        let other = ScratchDir::create().unwrap();
+        assert_ne!(other.path(), dir.path());
+        assert!(dir.recreate_hint().starts_with("mkdir -p "));
+        drop(dir);
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn machine_and_accel_names() {
+        assert_eq!(Machine::parse("q35"), Some(Machine::Q35));
+        assert_eq!(Machine::parse("pc"), Some(Machine::Pc));
+        assert_eq!(Machine::parse("Q35"), None);
+        assert_eq!(Accel::parse("kvm"), Some(Accel::Kvm));
+        assert_eq!(Accel::parse("hvf"), None);
+        assert_eq!(Machine::Pc.to_string(), "pc");
+    }
+}

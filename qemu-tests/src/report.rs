@@ -1,0 +1,860 @@
+//! The firmware's report (docs/protocol.md): `msifw-report {json}` lines on COM1, parsed into typed
+//! records, collected into a [`Report`], checked for consistency and rendered as tables.
+//!
+//! Records are parsed in two steps (a `serde_json::Value` first, then the typed struct for its
+//! `kind`) instead of a `#[serde(tag = "kind")]` enum: defmt-decoder turns on serde_json's
+//! `arbitrary_precision` feature, with which internally tagged enums cannot hold numbers.
+
+use std::fmt;
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+/// Prefix of a report line on COM1.
+pub const REPORT_PREFIX: &str = "msifw-report ";
+
+/// The `platform` record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// APIC id of the CPU that ran the firmware.
+    pub apic_id: u32,
+    /// Whether the local APIC runs in x2APIC mode.
+    pub x2apic: bool,
+    /// `"ecam"` or `"port"`.
+    pub config_access: String,
+    /// ECAM base address (hex string), or null with port I/O config access.
+    pub ecam_base: Option<String>,
+    /// Number of I/O APICs found.
+    pub ioapics: u32,
+    /// The firmware command line as the firmware saw it.
+    pub cmdline: String,
+}
+
+/// Kind of a BAR.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BarKind {
+    /// 32-bit memory BAR.
+    Mem32,
+    /// 64-bit memory BAR (occupies two BAR slots; `index` is the lower one).
+    Mem64,
+    /// I/O port BAR.
+    Io,
+}
+
+impl BarKind {
+    /// Short name used in tables: `m32`, `m64`, `io`.
+    pub fn short(self) -> &'static str {
+        match self {
+            BarKind::Mem32 => "m32",
+            BarKind::Mem64 => "m64",
+            BarKind::Io => "io",
+        }
+    }
+}
+
+/// One implemented BAR of a function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Bar {
+    /// BAR index (0..=5).
+    pub index: u8,
+    /// Kind of BAR.
+    pub kind: BarKind,
+    /// Prefetchable memory.
+    pub prefetchable: bool,
+    /// Assigned address (hex string).
+    pub address: String,
+    /// Size in bytes.
+    pub size: u64,
+}
+
+impl Bar {
+    /// Compact form, e.g. `0:m32 fea00000/128K` (a `p` after the kind marks prefetchable memory).
+    pub fn compact(&self) -> String {
+        let p = if self.prefetchable { "p" } else { "" };
+        format!(
+            "{}:{}{} {}/{}",
+            self.index,
+            self.kind.short(),
+            p,
+            short_hex(&self.address),
+            human_size(self.size)
+        )
+    }
+}
+
+/// One capability of a function.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capability {
+    /// Capability id (hex string).
+    pub id: String,
+    /// Name, e.g. `msi`, `msix`, `pcie`.
+    pub name: String,
+    /// Offset in config space (hex string).
+    pub offset: String,
+    /// Whether it is a PCIe extended capability.
+    pub extended: bool,
+}
+
+/// How the firmware drives a function's interrupts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IrqMode {
+    /// MSI-X.
+    Msix,
+    /// MSI.
+    Msi,
+    /// Legacy INTx through the I/O APIC.
+    Intx,
+    /// No interrupt set up.
+    None,
+}
+
+impl IrqMode {
+    /// Name as in the protocol.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IrqMode::Msix => "msix",
+            IrqMode::Msi => "msi",
+            IrqMode::Intx => "intx",
+            IrqMode::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for IrqMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The `function` record: one PCI function as the firmware found and drove it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Function {
+    /// `"00:02.0"`.
+    pub bdf: String,
+    /// Vendor id, 4 lower-case hex digits.
+    pub vendor: String,
+    /// Device id, 4 lower-case hex digits.
+    pub device: String,
+    /// Class, subclass and prog-if, 6 hex digits.
+    pub class: String,
+    /// Header type byte.
+    pub header_type: u8,
+    /// Implemented BARs.
+    pub bars: Vec<Bar>,
+    /// Capabilities.
+    pub capabilities: Vec<Capability>,
+    /// Interrupt mode in use.
+    pub irq_mode: IrqMode,
+    /// IDT vectors assigned.
+    pub vectors: Vec<u8>,
+    /// Interrupts received.
+    pub interrupts: u64,
+    /// Driver that ran on it, if any.
+    pub driver: Option<String>,
+    /// Problems found with this function.
+    pub problems: Vec<String>,
+}
+
+/// Result of a scenario.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ScenarioResult {
+    /// Passed.
+    Pass,
+    /// Failed.
+    Fail,
+    /// Not run (e.g. not applicable on this machine).
+    Skip,
+}
+
+impl ScenarioResult {
+    /// Upper-case label for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            ScenarioResult::Pass => "PASS",
+            ScenarioResult::Fail => "FAIL",
+            ScenarioResult::Skip => "SKIP",
+        }
+    }
+}
+
+/// The `scenario` record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scenario {
+    /// Scenario name.
+    pub name: String,
+    /// Function it ran on, or `None` for platform-wide checks.
+    pub bdf: Option<String>,
+    /// Outcome.
+    pub result: ScenarioResult,
+    /// What happened.
+    pub detail: String,
+    /// Whether this is a control (a check that something must *not* happen).
+    pub control: bool,
+}
+
+/// The `problem` record: bad input the firmware reported and did not trust.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    /// Where it came from, e.g. `acpi.mcfg`, `pci`, `cmdline` (`host` for problems the host found).
+    pub source: String,
+    /// What is wrong.
+    pub detail: String,
+}
+
+/// The `end` record: the firmware's own counts, the last record of a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct End {
+    /// Scenarios passed.
+    pub passed: u32,
+    /// Scenarios failed.
+    pub failed: u32,
+    /// Scenarios skipped.
+    pub skipped: u32,
+}
+
+/// One parsed report record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Record {
+    /// `platform`
+    Platform(Platform),
+    /// `function`
+    Function(Function),
+    /// `scenario`
+    Scenario(Scenario),
+    /// `problem`
+    Problem(Problem),
+    /// `end`
+    End(End),
+}
+
+/// Why a report line could not be parsed.
+#[derive(Debug)]
+pub enum RecordError {
+    /// The text after the prefix is not JSON.
+    Json(serde_json::Error),
+    /// The JSON is not an object.
+    NotAnObject,
+    /// The object has no string `kind`.
+    MissingKind,
+    /// `kind` is not one of the protocol's.
+    UnknownKind(String),
+    /// The fields do not match the protocol for this kind.
+    Fields {
+        /// The record's kind.
+        kind: String,
+        /// What serde found.
+        error: serde_json::Error,
+    },
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RecordError::Json(e) => write!(f, "not valid JSON: {e}"),
+            RecordError::NotAnObject => f.write_str("not a JSON object"),
+            RecordError::MissingKind => f.write_str("no string \"kind\" field"),
+            RecordError::UnknownKind(k) => write!(f, "unknown kind {k:?}"),
+            RecordError::Fields { kind, error } => {
+                write!(f, "{kind} record does not match docs/protocol.md: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for RecordError {}
+
+/// The JSON text of a report line (`msifw-report {...}`), or `None` for a plain text line.
+pub fn report_payload(line: &str) -> Option<&str> {
+    line.strip_prefix(REPORT_PREFIX)
+}
+
+/// Parses the JSON text of one report record.
+pub fn parse_record(json: &str) -> Result<Record, RecordError> {
+    let mut value: serde_json::Value = serde_json::from_str(json).map_err(RecordError::Json)?;
+    let object = value.as_object_mut().ok_or(RecordError::NotAnObject)?;
+    let kind = match object.remove("kind") {
+        Some(serde_json::Value::String(kind)) => kind,
+        _ => return Err(RecordError::MissingKind),
+    };
+    fn typed<T: serde::de::DeserializeOwned>(
+        kind: &str,
+        value: serde_json::Value,
+    ) -> Result<T, RecordError> {
+        serde_json::from_value(value).map_err(|error| RecordError::Fields {
+            kind: kind.to_string(),
+            error,
+        })
+    }
+    Ok(match kind.as_str() {
+        "platform" => Record::Platform(typed(&kind, value)?),
+        "function" => Record::Function(typed(&kind, value)?),
+        "scenario" => Record::Scenario(typed(&kind, value)?),
+        "problem" => Record::Problem(typed(&kind, value)?),
+        "end" => Record::End(typed(&kind, value)?),
+        _ => return Err(RecordError::UnknownKind(kind)),
+    })
+}
+
+/// A report line that could not be parsed.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct MalformedRecord {
+    /// The whole COM1 line.
+    pub line: String,
+    /// Why it was rejected.
+    pub error: String,
+}
+
+/// Scenario counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize)]
+pub struct Counts {
+    /// Passed scenarios.
+    pub passed: u32,
+    /// Failed scenarios.
+    pub failed: u32,
+    /// Skipped scenarios.
+    pub skipped: u32,
+}
+
+/// Everything the firmware reported in one run, in arrival order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Report {
+    /// The `platform` record (the last one, if several were sent).
+    pub platform: Option<Platform>,
+    /// `function` records.
+    pub functions: Vec<Function>,
+    /// `scenario` records.
+    pub scenarios: Vec<Scenario>,
+    /// `problem` records.
+    pub problems: Vec<Problem>,
+    /// The `end` record (the first one).
+    pub end: Option<End>,
+    /// Report lines that could not be parsed.
+    pub malformed: Vec<MalformedRecord>,
+    /// Records (of any kind, including a second `end`) that arrived after `end`.
+    pub after_end: usize,
+    /// Number of `platform` records received.
+    pub platform_records: usize,
+}
+
+impl Report {
+    /// An empty report.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds one record.
+    pub fn push(&mut self, record: Record) {
+        if self.end.is_some() {
+            self.after_end += 1;
+        }
+        match record {
+            Record::Platform(p) => {
+                self.platform = Some(p);
+                self.platform_records += 1;
+            }
+            Record::Function(f) => self.functions.push(f),
+            Record::Scenario(s) => self.scenarios.push(s),
+            Record::Problem(p) => self.problems.push(p),
+            Record::End(e) => {
+                if self.end.is_none() {
+                    self.end = Some(e);
+                }
+            }
+        }
+    }
+
+    /// Feeds one COM1 line. Returns `None` for a plain text line, `Some(Ok(record))` for a report
+    /// record (already added), `Some(Err(..))` for a malformed one (remembered in `malformed`).
+    pub fn push_line(&mut self, line: &str) -> Option<Result<Record, RecordError>> {
+        let payload = report_payload(line)?;
+        match parse_record(payload) {
+            Ok(record) => {
+                self.push(record.clone());
+                Some(Ok(record))
+            }
+            Err(error) => {
+                self.malformed.push(MalformedRecord {
+                    line: line.to_string(),
+                    error: error.to_string(),
+                });
+                Some(Err(error))
+            }
+        }
+    }
+
+    /// Whether any record (or malformed record) arrived.
+    pub fn is_empty(&self) -> bool {
+        self.platform_records == 0
+            && self.functions.is_empty()
+            && self.scenarios.is_empty()
+            && self.problems.is_empty()
+            && self.end.is_none()
+            && self.malformed.is_empty()
+    }
+
+    /// Scenario counts from the scenario records.
+    pub fn counts(&self) -> Counts {
+        let mut c = Counts::default();
+        for s in &self.scenarios {
+            match s.result {
+                ScenarioResult::Pass => c.passed += 1,
+                ScenarioResult::Fail => c.failed += 1,
+                ScenarioResult::Skip => c.skipped += 1,
+            }
+        }
+        c
+    }
+
+    /// The function record for `bdf` (e.g. `"00:02.0"`).
+    pub fn function(&self, bdf: &str) -> Option<&Function> {
+        self.functions.iter().find(|f| f.bdf == bdf)
+    }
+
+    /// The scenarios that ran on `bdf`.
+    pub fn scenarios_for<'a>(&'a self, bdf: &'a str) -> impl Iterator<Item = &'a Scenario> + 'a {
+        self.scenarios
+            .iter()
+            .filter(move |s| s.bdf.as_deref() == Some(bdf))
+    }
+
+    /// Protocol violations in this report, as messages for the user: no `end` record, `end` counts
+    /// that disagree with the scenario records, records after `end`, malformed lines.
+    pub fn check(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let counts = self.counts();
+        match self.end {
+            None => out.push(
+                "the report has no `end` record: the firmware stopped before finishing its run \
+                 (look at the last COM1 lines and the defmt log)"
+                    .to_string(),
+            ),
+            Some(end) => {
+                if (end.passed, end.failed, end.skipped)
+                    != (counts.passed, counts.failed, counts.skipped)
+                {
+                    out.push(format!(
+                        "the `end` record says {} passed, {} failed, {} skipped but the scenario records \
+                         add up to {} passed, {} failed, {} skipped (a scenario record was lost or the \
+                         firmware counts wrongly)",
+                        end.passed, end.failed, end.skipped, counts.passed, counts.failed, counts.skipped
+                    ));
+                }
+            }
+        }
+        if self.after_end > 0 {
+            out.push(format!(
+                "{} record(s) arrived after the `end` record, which must be the last one",
+                self.after_end
+            ));
+        }
+        for m in &self.malformed {
+            out.push(format!("malformed report line ({}): {}", m.error, m.line));
+        }
+        out
+    }
+
+    /// The per-function table.
+    pub fn render_functions(&self) -> String {
+        if self.functions.is_empty() {
+            return "functions: none reported\n".to_string();
+        }
+        let header = [
+            "BDF",
+            "ID",
+            "CLASS",
+            "IRQ",
+            "VECTORS",
+            "INTS",
+            "DRIVER",
+            "BARS",
+            "CAPABILITIES",
+        ];
+        // Each function is one or more rows: one per BAR (at least one).
+        let mut rows: Vec<[String; 9]> = Vec::new();
+        for f in &self.functions {
+            let bars: Vec<String> = f.bars.iter().map(Bar::compact).collect();
+            let caps: Vec<&str> = f
+                .capabilities
+                .iter()
+                .map(|c| {
+                    if c.name.is_empty() {
+                        c.id.as_str()
+                    } else {
+                        c.name.as_str()
+                    }
+                })
+                .collect();
+            let vectors: Vec<String> = f.vectors.iter().map(u8::to_string).collect();
+            let first = [
+                f.bdf.clone(),
+                format!("{}:{}", f.vendor, f.device),
+                f.class.clone(),
+                f.irq_mode.to_string(),
+                if vectors.is_empty() {
+                    "-".to_string()
+                } else {
+                    vectors.join(",")
+                },
+                f.interrupts.to_string(),
+                f.driver.clone().unwrap_or_else(|| "-".to_string()),
+                bars.first().cloned().unwrap_or_else(|| "-".to_string()),
+                if caps.is_empty() {
+                    "-".to_string()
+                } else {
+                    caps.join(",")
+                },
+            ];
+            rows.push(first);
+            for bar in bars.iter().skip(1) {
+                let mut row: [String; 9] = Default::default();
+                row[7] = bar.clone();
+                rows.push(row);
+            }
+        }
+        let mut widths = header.map(str::len);
+        for row in &rows {
+            for (w, cell) in widths.iter_mut().zip(row.iter()) {
+                *w = (*w).max(cell.chars().count());
+            }
+        }
+        let mut out = String::from("functions:\n");
+        let header_row = header.map(str::to_string);
+        for row in std::iter::once(&header_row).chain(rows.iter()) {
+            let mut line = String::from(" ");
+            for (i, cell) in row.iter().enumerate() {
+                line.push(' ');
+                // INTS is right-aligned, everything else left-aligned.
+                if i == 5 {
+                    let _ = write!(line, "{cell:>w$}", w = widths[i]);
+                } else {
+                    let _ = write!(line, "{cell:<w$}", w = widths[i]);
+                }
+                line.push(' ');
+            }
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        for f in &self.functions {
+            for p in &f.problems {
+                let _ = writeln!(out, "  {}: {p}", f.bdf);
+            }
+        }
+        out
+    }
+
+    /// The scenario list.
+    pub fn render_scenarios(&self) -> String {
+        if self.scenarios.is_empty() {
+            return "scenarios: none reported\n".to_string();
+        }
+        let names: Vec<String> = self
+            .scenarios
+            .iter()
+            .map(|s| {
+                if s.control {
+                    format!("{} (control)", s.name)
+                } else {
+                    s.name.clone()
+                }
+            })
+            .collect();
+        let name_w = names.iter().map(|n| n.chars().count()).max().unwrap_or(0);
+        let bdf_w = self
+            .scenarios
+            .iter()
+            .map(|s| s.bdf.as_deref().unwrap_or("-").len())
+            .max()
+            .unwrap_or(1);
+        let mut out = String::from("scenarios:\n");
+        for (s, name) in self.scenarios.iter().zip(&names) {
+            let line = format!(
+                "  {}  {:<bdf_w$}  {:<name_w$}  {}",
+                s.result.label(),
+                s.bdf.as_deref().unwrap_or("-"),
+                name,
+                s.detail
+            );
+            out.push_str(line.trim_end());
+            out.push('\n');
+        }
+        out
+    }
+
+    /// The firmware's problem records (empty string when there are none).
+    pub fn render_problems(&self) -> String {
+        if self.problems.is_empty() {
+            return String::new();
+        }
+        let mut out = String::from("problems:\n");
+        for p in &self.problems {
+            let _ = writeln!(out, "  [{}] {}", p.source, p.detail);
+        }
+        out
+    }
+}
+
+/// One-line summary of a record, for live output.
+pub fn describe_record(record: &Record) -> String {
+    match record {
+        Record::Platform(p) => format!(
+            "platform: apic {} x2apic={} config={} ecam={} ioapics={} cmdline={:?}",
+            p.apic_id,
+            p.x2apic,
+            p.config_access,
+            p.ecam_base.as_deref().unwrap_or("-"),
+            p.ioapics,
+            p.cmdline
+        ),
+        Record::Function(f) => format!(
+            "function {} {}:{} class {} irq {} vectors {:?} interrupts {}",
+            f.bdf, f.vendor, f.device, f.class, f.irq_mode, f.vectors, f.interrupts
+        ),
+        Record::Scenario(s) => format!(
+            "{} {} {}{}: {}",
+            s.result.label(),
+            s.bdf.as_deref().unwrap_or("-"),
+            s.name,
+            if s.control { " (control)" } else { "" },
+            s.detail
+        ),
+        Record::Problem(p) => format!("problem [{}] {}", p.source, p.detail),
+        Record::End(e) => format!(
+            "end: {} passed, {} failed, {} skipped",
+            e.passed, e.failed, e.skipped
+        ),
+    }
+}
+
+/// A hex string without `0x` and leading zeros, lower case (`"0xFEA00000"` -> `"fea00000"`).
+pub fn short_hex(s: &str) -> String {
+    let digits = s
+        .strip_prefix("0x")
+        .or_else(|| s.strip_prefix("0X"))
+        .unwrap_or(s);
+    let trimmed = digits.trim_start_matches('0');
+    if trimmed.is_empty() {
+        "0".to_string()
+    } else {
+        trimmed.to_ascii_lowercase()
+    }
+}
+
+/// A size in bytes as `32`, `4K`, `128K`, `1M`, `2G` (exact multiples only; otherwise bytes).
+pub fn human_size(size: u64) -> String {
+    const UNITS: [(u64, &str); 4] = [
+        (1 << 40, "T"),
+        (1 << 30, "G"),
+        (1 << 20, "M"),
+        (1 << 10, "K"),
+    ];
+    for (unit, suffix) in UNITS {
+        if size >= unit && size.is_multiple_of(unit) {
+            return format!("{}{suffix}", size / unit);
+        }
+    }
+    size.to_string()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    pub(crate) const SAMPLE: &[&str] = &[
+        r#"msifw-report {"kind":"platform","apic_id":0,"x2apic":false,"config_access":"ecam","ecam_base":"0xb0000000","ioapics":1,"cmdline":""}"#,
+        r#"msifw-report {"kind":"function","bdf":"00:02.0","vendor":"8086","device":"10d3","class":"020000","header_type":0,"bars":[{"index":0,"kind":"mem32","prefetchable":false,"address":"0xfebc0000","size":131072},{"index":2,"kind":"io","prefetchable":false,"address":"0xc000","size":32}],"capabilities":[{"id":"0x01","name":"pm","offset":"0xc8","extended":false},{"id":"0x11","name":"msix","offset":"0xa0","extended":false}],"irq_mode":"msix","vectors":[48,49],"interrupts":3,"driver":"e1000e","problems":[]}"#,
+        r#"msifw-report {"kind":"function","bdf":"00:03.0","vendor":"1b36","device":"0010","class":"010802","header_type":0,"bars":[{"index":0,"kind":"mem64","prefetchable":false,"address":"0xfebd0000","size":16384}],"capabilities":[],"irq_mode":"none","vectors":[],"interrupts":0,"driver":null,"problems":["no MSI-X table"]}"#,
+        r#"msifw-report {"kind":"scenario","name":"msix-fire","bdf":"00:02.0","result":"pass","detail":"3 interrupts on vector 48","control":false}"#,
+        r#"msifw-report {"kind":"scenario","name":"msix-masked","bdf":"00:02.0","result":"pass","detail":"no interrupt while masked","control":true}"#,
+        r#"msifw-report {"kind":"scenario","name":"ioapic","bdf":null,"result":"skip","detail":"not on this machine","control":false}"#,
+        r#"msifw-report {"kind":"problem","source":"acpi.mcfg","detail":"two segments; using the first"}"#,
+        r#"msifw-report {"kind":"end","passed":2,"failed":0,"skipped":1}"#,
+    ];
+
+    pub(crate) fn sample_report() -> Report {
+        let mut r = Report::new();
+        for line in SAMPLE {
+            assert!(matches!(r.push_line(line), Some(Ok(_))), "{line}");
+        }
+        r
+    }
+
+    #[test]
+    fn parses_every_kind() {
+        let r = sample_report();
+        let p = r.platform.as_ref().unwrap();
+        assert_eq!(p.config_access, "ecam");
+        assert_eq!(p.ecam_base.as_deref(), Some("0xb0000000"));
+        assert_eq!(r.functions.len(), 2);
+        let e1000e = r.function("00:02.0").unwrap();
+        assert_eq!(e1000e.irq_mode, IrqMode::Msix);
+        assert_eq!(e1000e.vectors, vec![48, 49]);
+        assert_eq!(e1000e.bars[1].kind, BarKind::Io);
+        assert_eq!(r.function("00:03.0").unwrap().driver, None);
+        assert_eq!(r.scenarios_for("00:02.0").count(), 2);
+        assert_eq!(r.problems[0].source, "acpi.mcfg");
+        assert_eq!(
+            r.end,
+            Some(End {
+                passed: 2,
+                failed: 0,
+                skipped: 1
+            })
+        );
+        assert_eq!(
+            r.counts(),
+            Counts {
+                passed: 2,
+                failed: 0,
+                skipped: 1
+            }
+        );
+        assert!(r.check().is_empty(), "{:?}", r.check());
+    }
+
+    #[test]
+    fn plain_lines_are_not_records() {
+        let mut r = Report::new();
+        assert!(r.push_line("msifw: booting").is_none());
+        assert!(r.push_line(" msifw-report {}").is_none());
+        assert!(r.is_empty());
+    }
+
+    #[test]
+    fn malformed_lines_are_kept_and_reported() {
+        let mut r = Report::new();
+        let cases = [
+            ("msifw-report {not json", "not valid JSON"),
+            ("msifw-report [1,2]", "not a JSON object"),
+            (r#"msifw-report {"passed":1}"#, "no string \"kind\""),
+            (r#"msifw-report {"kind":"bogus"}"#, "unknown kind"),
+            (
+                r#"msifw-report {"kind":"end","passed":1}"#,
+                "end record does not match",
+            ),
+            (
+                r#"msifw-report {"kind":"end","passed":-1,"failed":0,"skipped":0}"#,
+                "end record",
+            ),
+            (
+                r#"msifw-report {"kind":"scenario","name":"x","bdf":null,"result":"maybe","detail":"","control":false}"#,
+                "scenario record",
+            ),
+        ];
+        for (line, expected) in cases {
+            match r.push_line(line) {
+                Some(Err(e)) => assert!(e.to_string().contains(expected), "{line}: {e}"),
+                other => panic!("{line}: {other:?}"),
+            }
+        }
+        assert_eq!(r.malformed.len(), cases.len());
+        assert!(!r.is_empty());
+        let issues = r.check();
+        assert!(issues.iter().any(|i| i.contains("no `end` record")));
+        assert_eq!(
+            issues
+                .iter()
+                .filter(|i| i.starts_with("malformed report line"))
+                .count(),
+            cases.len()
+        );
+    }
+
+    #[test]
+    fn end_counts_must_match_scenarios() {
+        let mut r = sample_report();
+        r.end = Some(End {
+            passed: 3,
+            failed: 0,
+            skipped: 1,
+        });
+        let issues = r.check();
+        assert_eq!(issues.len(), 1, "{issues:?}");
+        assert!(issues[0].contains("says 3 passed") && issues[0].contains("add up to 2 passed"));
+    }
+
+    #[test]
+    fn records_after_end_are_flagged() {
+        let mut r = sample_report();
+        r.push_line(SAMPLE[3]);
+        r.push_line(SAMPLE[7]);
+        assert_eq!(r.after_end, 2);
+        assert!(r
+            .check()
+            .iter()
+            .any(|i| i.contains("after the `end` record")));
+    }
+
+    #[test]
+    fn function_table() {
+        let table = sample_report().render_functions();
+        let expected = "\
+functions:
+  BDF      ID         CLASS   IRQ   VECTORS  INTS  DRIVER  BARS                 CAPABILITIES
+  00:02.0  8086:10d3  020000  msix  48,49       3  e1000e  0:m32 febc0000/128K  pm,msix
+                                                           2:io c000/32
+  00:03.0  1b36:0010  010802  none  -           0  -       0:m64 febd0000/16K   -
+  00:03.0: no MSI-X table
+";
+        assert_eq!(table, expected, "\n{table}");
+        assert_eq!(
+            Report::new().render_functions(),
+            "functions: none reported\n"
+        );
+    }
+
+    #[test]
+    fn scenario_and_problem_lists() {
+        let r = sample_report();
+        let expected = "\
+scenarios:
+  PASS  00:02.0  msix-fire              3 interrupts on vector 48
+  PASS  00:02.0  msix-masked (control)  no interrupt while masked
+  SKIP  -        ioapic                 not on this machine
+";
+        assert_eq!(r.render_scenarios(), expected, "\n{}", r.render_scenarios());
+        assert_eq!(
+            r.render_problems(),
+            "problems:\n  [acpi.mcfg] two segments; using the first\n"
+        );
+        assert_eq!(Report::new().render_problems(), "");
+    }
+
+    #[test]
+    fn compact_bars_and_sizes() {
+        let bar = Bar {
+            index: 4,
+            kind: BarKind::Mem64,
+            prefetchable: true,
+            address: "0x00000000C0000000".into(),
+            size: 1 << 30,
+        };
+        assert_eq!(bar.compact(), "4:m64p c0000000/1G");
+        assert_eq!(human_size(32), "32");
+        assert_eq!(human_size(4096), "4K");
+        assert_eq!(human_size(1536), "1536");
+        assert_eq!(human_size(1 << 20), "1M");
+        assert_eq!(short_hex("0x0"), "0");
+        assert_eq!(short_hex("c000"), "c000");
+    }
+
+    #[test]
+    fn live_descriptions() {
+        let r = sample_report();
+        let d = describe_record(&Record::Scenario(r.scenarios[1].clone()));
+        assert_eq!(
+            d,
+            "PASS 00:02.0 msix-masked (control): no interrupt while masked"
+        );
+        assert_eq!(
+            describe_record(&Record::End(End {
+                passed: 1,
+                failed: 2,
+                skipped: 3
+            })),
+            "end: 1 passed, 2 failed, 3 skipped"
+        );
+    }
+}

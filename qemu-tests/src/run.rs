@@ -1,0 +1,623 @@
+//! Booting the firmware in QEMU: streaming COM1, enforcing the timeout, decoding COM2 and judging
+//! the result.
+
+use std::fmt;
+use std::fmt::Write as _;
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::{self, RecvTimeoutError};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::decode::{decode_defmt, DefmtLog, TableStatus};
+use crate::exit::{judge, Exit, QemuExit};
+use crate::firmware::{firmware_elf, FirmwareError};
+use crate::qemu::{build_command, Accel, Machine, Purpose, QemuCommand, RunConfig, ScratchDir};
+use crate::report::{describe_record, Problem, Report};
+
+/// Prefix of echoed COM1 text lines.
+pub const COM1_PREFIX: &str = "com1| ";
+/// Prefix of echoed report records.
+pub const REPORT_ECHO_PREFIX: &str = "report| ";
+/// How often QEMU is polled while COM1 is quiet.
+const POLL: Duration = Duration::from_millis(100);
+/// How long to wait for the last output after QEMU ended.
+const GRACE: Duration = Duration::from_secs(2);
+
+/// Why a run could not be carried out (as opposed to a run whose firmware failed, which is an
+/// [`Exit`] in a [`RunOutcome`]).
+#[derive(Debug)]
+pub enum RunError {
+    /// The firmware could not be built.
+    Firmware(FirmwareError),
+    /// The ELF given with `--elf` / [`RunConfig::elf`] does not exist.
+    ElfNotFound(PathBuf),
+    /// The scratch directory could not be created.
+    Scratch(io::Error),
+    /// QEMU could not be started.
+    Spawn {
+        /// The QEMU program.
+        program: PathBuf,
+        /// The error.
+        source: io::Error,
+    },
+    /// Waiting for QEMU failed.
+    Wait(io::Error),
+}
+
+impl fmt::Display for RunError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RunError::Firmware(e) => write!(f, "{e}"),
+            RunError::ElfNotFound(p) => write!(f, "the ELF {} does not exist", p.display()),
+            RunError::Scratch(e) => write!(f, "could not create the scratch directory: {e}"),
+            RunError::Spawn { program, source } => write!(
+                f,
+                "could not start {}: {source} (is QEMU installed? `apt-get install qemu-system-x86`, or pass --qemu PATH)",
+                program.display()
+            ),
+            RunError::Wait(e) => write!(f, "waiting for QEMU failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            RunError::Firmware(e) => Some(e),
+            RunError::Scratch(e) | RunError::Wait(e) | RunError::Spawn { source: e, .. } => Some(e),
+            RunError::ElfNotFound(_) => None,
+        }
+    }
+}
+
+impl From<FirmwareError> for RunError {
+    fn from(e: FirmwareError) -> Self {
+        RunError::Firmware(e)
+    }
+}
+
+/// Everything one run produced.
+#[derive(Clone, Debug)]
+pub struct RunOutcome {
+    /// The verdict.
+    pub exit: Exit,
+    /// How QEMU ended.
+    pub qemu_exit: QemuExit,
+    /// Host-side findings that explain the verdict (empty for a clean pass).
+    pub findings: Vec<String>,
+    /// The parsed report.
+    pub report: Report,
+    /// All COM1 output, report lines included, as received (lines joined with `\n`).
+    pub com1: String,
+    /// The decoded COM2 defmt log.
+    pub defmt: DefmtLog,
+    /// The QEMU command that ran.
+    pub qemu_command: QemuCommand,
+    /// QEMU's stderr.
+    pub qemu_stderr: String,
+    /// The firmware ELF that was booted.
+    pub elf: PathBuf,
+    /// Machine type.
+    pub machine: Machine,
+    /// Accelerator.
+    pub accel: Accel,
+    /// Wall time of the QEMU run.
+    pub elapsed: Duration,
+}
+
+impl RunOutcome {
+    /// Whether the run passed.
+    pub fn passed(&self) -> bool {
+        self.exit == Exit::Passed
+    }
+
+    /// The firmware's problem records followed by the host's findings (source `host`).
+    pub fn problems(&self) -> Vec<Problem> {
+        let mut all = self.report.problems.clone();
+        all.extend(self.findings.iter().map(|f| Problem {
+            source: "host".into(),
+            detail: f.clone(),
+        }));
+        all
+    }
+
+    /// The closing line: `msifw: N passed, N failed, N skipped`. A run that did not pass but has no
+    /// failed scenario counts as one failure, so the line never reads `0 failed` for a failed run.
+    pub fn summary_line(&self) -> String {
+        let c = self.report.counts();
+        let failed = if self.exit != Exit::Passed && c.failed == 0 {
+            1
+        } else {
+            c.failed
+        };
+        format!(
+            "msifw: {} passed, {} failed, {} skipped",
+            c.passed, failed, c.skipped
+        )
+    }
+
+    /// The end-of-run text: defmt log, function table, scenarios, problems, verdict (with QEMU's
+    /// stderr when the run did not pass) and the summary line.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        out.push_str(&self.defmt.render());
+        out.push('\n');
+        out.push_str(&self.report.render_functions());
+        out.push('\n');
+        out.push_str(&self.report.render_scenarios());
+        let problems = self.problems();
+        if !problems.is_empty() {
+            out.push_str("\nproblems:\n");
+            for p in &problems {
+                let _ = writeln!(out, "  [{}] {}", p.source, p.detail);
+            }
+        }
+        out.push('\n');
+        let _ = writeln!(
+            out,
+            "msifw: {} on {} ({}) in {:.2}s: QEMU {}",
+            self.exit,
+            self.machine,
+            self.accel,
+            self.elapsed.as_secs_f64(),
+            self.qemu_exit
+        );
+        if !self.passed() {
+            let stderr = self.qemu_stderr.trim_end();
+            if stderr.is_empty() {
+                out.push_str("qemu stderr: (empty)\n");
+            } else {
+                out.push_str("qemu stderr:\n");
+                for line in stderr.lines() {
+                    let _ = writeln!(out, "  {line}");
+                }
+            }
+            let _ = writeln!(out, "rerun QEMU by hand: {}", self.qemu_command.shell());
+        }
+        out.push_str(&self.summary_line());
+        out.push('\n');
+        out
+    }
+
+    /// The `--json` document.
+    pub fn to_json(&self) -> Value {
+        let mut platform = serde_json::Map::new();
+        platform.insert("machine".into(), json!(self.machine.as_str()));
+        platform.insert("accel".into(), json!(self.accel.as_str()));
+        platform.insert("qemu_command".into(), json!(self.qemu_command.shell()));
+        if let Some(p) = &self.report.platform {
+            if let Ok(Value::Object(fields)) = serde_json::to_value(p) {
+                platform.extend(fields);
+            }
+        }
+        let c = self.report.counts();
+        json!({
+            "platform": platform,
+            "functions": self.report.functions,
+            "scenarios": self.report.scenarios,
+            "problems": self.problems(),
+            "summary": {"passed": c.passed, "failed": c.failed, "skipped": c.skipped},
+            "exit": self.exit.as_str(),
+        })
+    }
+}
+
+enum Com1 {
+    Line(String),
+    Error(io::Error),
+}
+
+/// Builds the firmware (unless `cfg.elf` is set), boots it in QEMU and returns what happened.
+///
+/// With `cfg.echo`, the QEMU command (`qemu: ...`), COM1 lines (`com1| ...`) and report records
+/// (`report| ...`) are printed with `println!`/`eprintln!` while QEMU runs.
+pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
+    let elf = match &cfg.elf {
+        // Absolute, so the printed QEMU command works from any directory.
+        Some(path) if path.is_file() => fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
+        Some(path) => return Err(RunError::ElfNotFound(path.clone())),
+        None => firmware_elf()?,
+    };
+    let scratch = ScratchDir::create().map_err(RunError::Scratch)?;
+    let cmd = build_command(cfg, Purpose::Boot { elf: &elf }, scratch.path());
+    if cfg.echo {
+        eprintln!("qemu: {}", cmd.shell());
+        if cfg.default_devices {
+            eprintln!(
+                "qemu: scratch files are removed after the run; to rerun: {}",
+                scratch.recreate_hint()
+            );
+        }
+    }
+    let start = Instant::now();
+    let mut qemu = Command::new(&cmd.program)
+        .args(&cmd.args)
+        // Not the terminal: `-serial stdio` would put it in raw mode.
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|source| RunError::Spawn {
+            program: cmd.program.clone(),
+            source,
+        })
+        .map(KillOnDrop)?;
+    let child = &mut qemu.0;
+
+    let (tx, rx) = mpsc::channel();
+    let stdout = child.stdout.take();
+    thread::spawn(move || {
+        let Some(stdout) = stdout else { return };
+        let mut reader = BufReader::new(stdout);
+        let mut buf = Vec::new();
+        loop {
+            buf.clear();
+            match reader.read_until(b'\n', &mut buf) {
+                Ok(0) => return,
+                Ok(_) => {
+                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
+                        buf.pop();
+                    }
+                    if tx
+                        .send(Com1::Line(String::from_utf8_lossy(&buf).into_owned()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = tx.send(Com1::Error(e));
+                    return;
+                }
+            }
+        }
+    });
+    let mut stderr = child.stderr.take();
+    let (err_tx, err_rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut buf = Vec::new();
+        if let Some(s) = stderr.as_mut() {
+            let _ = s.read_to_end(&mut buf);
+        }
+        let _ = err_tx.send(String::from_utf8_lossy(&buf).into_owned());
+    });
+
+    let mut com1 = String::new();
+    let mut report = Report::new();
+    let mut com1_output = false;
+    let mut handle = |msg: Com1| match msg {
+        Com1::Line(line) => {
+            com1_output = true;
+            com1.push_str(&line);
+            com1.push('\n');
+            match report.push_line(&line) {
+                None if cfg.echo => println!("{COM1_PREFIX}{line}"),
+                None => {}
+                Some(Ok(record)) if cfg.echo => {
+                    println!("{REPORT_ECHO_PREFIX}{}", describe_record(&record))
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) if cfg.echo => {
+                    println!("{COM1_PREFIX}{line}");
+                    println!("{REPORT_ECHO_PREFIX}malformed record: {e}");
+                }
+                Some(Err(_)) => {}
+            }
+        }
+        Com1::Error(e) => {
+            if cfg.echo {
+                eprintln!("msifw: reading COM1 failed: {e}");
+            }
+        }
+    };
+
+    let deadline = start + cfg.timeout;
+    // Stream COM1 until QEMU exits and closes it, or the deadline passes. QEMU is polled as well, so
+    // an exited QEMU whose stdout is somehow still held open does not look like a timeout.
+    let mut status = None;
+    let mut closed = false;
+    while status.is_none() && !closed {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break;
+        }
+        match rx.recv_timeout(left.min(POLL)) {
+            Ok(msg) => handle(msg),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => closed = true,
+        }
+        if let Some(s) = child.try_wait().map_err(RunError::Wait)? {
+            status = Some(s);
+        }
+    }
+    if status.is_none() && closed {
+        status = wait_until(child, deadline).map_err(RunError::Wait)?;
+    }
+    let qemu_exit = match status {
+        Some(status) => QemuExit::from_status(status),
+        None => {
+            let _ = child.kill();
+            child.wait().map_err(RunError::Wait)?;
+            QemuExit::TimedOut
+        }
+    };
+    let elapsed = start.elapsed();
+    // QEMU is gone and its stdout closed: take what the reader still has. The grace period only
+    // matters if something else holds the pipe open; the reader thread is then left behind.
+    let grace = Instant::now() + GRACE;
+    while let Ok(msg) = rx.recv_timeout(grace.saturating_duration_since(Instant::now())) {
+        handle(msg);
+    }
+    let qemu_stderr = err_rx
+        .recv_timeout(grace.saturating_duration_since(Instant::now()))
+        .unwrap_or_default();
+    if qemu_exit == QemuExit::TimedOut && cfg.echo {
+        eprintln!(
+            "msifw: timeout after {}s: QEMU killed",
+            cfg.timeout.as_secs_f64()
+        );
+    }
+
+    let com2 = fs::read(scratch.com2()).unwrap_or_default();
+    let defmt = match fs::read(&elf) {
+        Ok(bytes) => decode_defmt(&bytes, &com2),
+        Err(e) => DefmtLog::without_table(TableStatus::ElfUnreadable(e.to_string()), com2.len()),
+    };
+    let verdict = judge(qemu_exit, &report, com1_output);
+    Ok(RunOutcome {
+        exit: verdict.exit,
+        qemu_exit,
+        findings: verdict.findings,
+        report,
+        com1,
+        defmt,
+        qemu_command: cmd,
+        qemu_stderr,
+        elf,
+        machine: cfg.machine,
+        accel: cfg.accel,
+        elapsed,
+    })
+}
+
+/// Kills QEMU if the run is left early (an error while waiting), so no VM is left behind.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+/// Waits for the child until `deadline`; `None` if it is still running then.
+fn wait_until(
+    child: &mut Child,
+    deadline: Instant,
+) -> io::Result<Option<std::process::ExitStatus>> {
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if Instant::now() >= deadline {
+            return Ok(None);
+        }
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::DefmtLog;
+    use crate::report::tests::sample_report;
+
+    fn outcome(exit: Exit, report: Report) -> RunOutcome {
+        RunOutcome {
+            exit,
+            qemu_exit: QemuExit::Code(1),
+            findings: vec![],
+            report,
+            com1: String::new(),
+            defmt: DefmtLog::without_table(TableStatus::Missing, 0),
+            qemu_command: QemuCommand {
+                program: "qemu-system-x86_64".into(),
+                args: vec!["-M".into(), "q35".into()],
+            },
+            qemu_stderr: "warning: nic e1000e.0 has no peer\n".into(),
+            elf: "/fw".into(),
+            machine: Machine::Q35,
+            accel: Accel::Tcg,
+            elapsed: Duration::from_millis(150),
+        }
+    }
+
+    #[test]
+    fn json_document() {
+        let o = outcome(Exit::Passed, sample_report());
+        let j = o.to_json();
+        assert_eq!(j["platform"]["machine"], "q35");
+        assert_eq!(j["platform"]["accel"], "tcg");
+        assert_eq!(j["platform"]["qemu_command"], "qemu-system-x86_64 -M q35");
+        assert_eq!(j["platform"]["ecam_base"], "0xb0000000");
+        assert_eq!(j["platform"]["x2apic"], false);
+        assert_eq!(j["functions"][0]["bdf"], "00:02.0");
+        assert_eq!(j["functions"][0]["bars"][0]["kind"], "mem32");
+        assert_eq!(j["functions"][0]["irq_mode"], "msix");
+        assert!(j["functions"][0].get("kind").is_none());
+        assert_eq!(j["scenarios"][1]["control"], true);
+        assert_eq!(j["scenarios"][2]["bdf"], Value::Null);
+        assert_eq!(j["problems"][0]["source"], "acpi.mcfg");
+        assert_eq!(
+            j["summary"],
+            json!({"passed": 2, "failed": 0, "skipped": 1})
+        );
+        assert_eq!(j["exit"], "passed");
+    }
+
+    #[test]
+    fn rendering_and_summary() {
+        let o = outcome(Exit::Passed, sample_report());
+        let text = o.render();
+        assert!(
+            text.ends_with("msifw: 2 passed, 0 failed, 1 skipped\n"),
+            "{text}"
+        );
+        assert!(text.contains("functions:\n") && text.contains("scenarios:\n"));
+        assert!(!text.contains("qemu stderr"), "stderr only for failed runs");
+
+        let mut o = outcome(Exit::Crash, Report::new());
+        o.findings.push("QEMU exited with status 0".into());
+        o.qemu_exit = QemuExit::Code(0);
+        let text = o.render();
+        assert!(
+            text.contains("qemu stderr:\n  warning: nic e1000e.0 has no peer"),
+            "{text}"
+        );
+        assert!(text.contains("[host] QEMU exited with status 0"), "{text}");
+        assert!(
+            text.ends_with("msifw: 0 passed, 1 failed, 0 skipped\n"),
+            "{text}"
+        );
+        assert_eq!(o.to_json()["problems"][0]["source"], "host");
+    }
+
+    #[test]
+    fn missing_elf_and_qemu_are_errors() {
+        let cfg = RunConfig::new().elf("/nonexistent/msifw.elf");
+        assert!(matches!(run(&cfg), Err(RunError::ElfNotFound(_))));
+        let exe = std::env::current_exe().unwrap();
+        let cfg = RunConfig::new()
+            .elf(exe)
+            .qemu("/nonexistent/qemu")
+            .echo(false);
+        let err = run(&cfg).unwrap_err();
+        assert!(matches!(err, RunError::Spawn { .. }));
+        assert!(err.to_string().contains("--qemu"), "{err}");
+    }
+
+    /// Boots something that is not a PVH kernel: QEMU refuses it with status 1 and no output,
+    /// which must be a crash, not a pass.
+    #[test]
+    fn qemu_refusing_the_elf_is_a_crash() {
+        let exe = std::env::current_exe().unwrap();
+        let cfg = RunConfig::new().elf(exe).echo(false).timeout_secs(30);
+        let o = run(&cfg).unwrap();
+        assert_eq!(o.exit, Exit::Crash, "{}", o.render());
+        assert_eq!(o.qemu_exit, QemuExit::Code(1));
+        assert!(!o.qemu_stderr.is_empty());
+        assert!(o.render().contains("qemu stderr:"));
+    }
+
+    /// A stand-in for QEMU: a shell script that ignores its arguments.
+    struct FakeQemu {
+        dir: ScratchDir,
+    }
+
+    impl FakeQemu {
+        fn new(body: &str) -> FakeQemu {
+            use std::os::unix::fs::PermissionsExt;
+            let dir = ScratchDir::create().unwrap();
+            let path = dir.path().join("fake-qemu");
+            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            FakeQemu { dir }
+        }
+
+        fn config(&self) -> RunConfig {
+            // Any existing file will do as the ELF: it is only read for its (absent) defmt table.
+            RunConfig::new()
+                .qemu(self.dir.path().join("fake-qemu"))
+                .elf(self.dir.drive())
+                .echo(false)
+        }
+    }
+
+    #[test]
+    fn streams_com1_and_parses_records() {
+        let fake = FakeQemu::new(
+            r#"printf 'msifw: booting\r\n'
+echo 'msifw-report {"kind":"scenario","name":"s","bdf":"00:04.0","result":"pass","detail":"ok","control":false}'
+echo 'msifw-report {"kind":"end","passed":1,"failed":0,"skipped":0}'
+printf 'no newline at the end'
+echo 'qemu-ish warning' >&2
+exit 1"#,
+        );
+        let o = run(&fake.config()).unwrap();
+        assert_eq!(o.exit, Exit::Passed, "{}", o.render());
+        assert_eq!(o.report.scenarios.len(), 1);
+        assert!(
+            o.com1.starts_with("msifw: booting\nmsifw-report "),
+            "{:?}",
+            o.com1
+        );
+        assert!(o.com1.ends_with("no newline at the end\n"), "{:?}", o.com1);
+        assert_eq!(o.qemu_stderr, "qemu-ish warning\n");
+        assert!(
+            matches!(o.defmt.table, TableStatus::Invalid(_)),
+            "{:?}",
+            o.defmt.table
+        );
+        assert!(o
+            .render()
+            .ends_with("msifw: 1 passed, 0 failed, 0 skipped\n"));
+    }
+
+    #[test]
+    fn exit_codes_from_the_firmware() {
+        for (code, exit) in [
+            (3, Exit::Failed),
+            (5, Exit::Panic),
+            (0, Exit::Crash),
+            (1, Exit::Failed),
+        ] {
+            let fake = FakeQemu::new(&format!("echo 'msifw: started'\nexit {code}"));
+            let o = run(&fake.config()).unwrap();
+            assert_eq!(o.exit, exit, "status {code}: {}", o.render());
+        }
+        let fake = FakeQemu::new("kill -9 $$");
+        let o = run(&fake.config()).unwrap();
+        assert_eq!(o.qemu_exit, QemuExit::Signal(Some(9)));
+        assert_eq!(o.exit, Exit::Crash);
+    }
+
+    #[test]
+    fn timeout_kills_qemu_and_keeps_the_output() {
+        let fake = FakeQemu::new("echo 'msifw: waiting for an interrupt'\nexec sleep 30");
+        let start = Instant::now();
+        let o = run(&fake.config().timeout(Duration::from_millis(700))).unwrap();
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(o.exit, Exit::Timeout);
+        assert_eq!(o.qemu_exit, QemuExit::TimedOut);
+        assert_eq!(o.com1, "msifw: waiting for an interrupt\n");
+        assert!(o.findings[0].contains("did not exit in time"));
+        assert_eq!(o.to_json()["exit"], "timeout");
+    }
+
+    #[test]
+    fn timeout_with_a_grandchild_holding_the_pipe() {
+        // `sleep` inherits stdout and survives the kill of the shell.
+        let fake = FakeQemu::new("echo started\nsleep 5\necho never");
+        let start = Instant::now();
+        let o = run(&fake.config().timeout(Duration::from_millis(500))).unwrap();
+        assert_eq!(o.exit, Exit::Timeout);
+        assert!(
+            start.elapsed() < Duration::from_secs(3),
+            "{:?}",
+            start.elapsed()
+        );
+        assert_eq!(o.com1, "started\n");
+    }
+}

@@ -1,0 +1,44 @@
+//! Helpers shared by the QEMU integration tests.
+#![allow(dead_code)] // each test file uses a different subset
+
+use msifw_qemu::{run, Machine, RunConfig, RunOutcome};
+
+/// Timeout for one boot in the tests. Generous: two QEMUs may run at once on two cores, and the
+/// firmware build (done once per test binary, before the clock starts) is not included.
+pub const TIMEOUT_SECS: u64 = 120;
+
+/// The default configuration for `machine` used by the tests.
+pub fn config(machine: Machine) -> RunConfig {
+    RunConfig::new().machine(machine).timeout_secs(TIMEOUT_SECS)
+}
+
+/// Boots the firmware, panicking with an explanation if the run could not be carried out at all
+/// (firmware build failed, QEMU missing).
+pub fn boot(cfg: &RunConfig) -> RunOutcome {
+    match run(cfg) {
+        Ok(outcome) => outcome,
+        Err(e) => panic!(
+            "could not run the firmware on {}: {e}\n(the firmware build's own messages are above; \
+             check `cargo build --target x86_64-unknown-none --bin msifw` and that qemu-system-x86_64 \
+             is installed)",
+            cfg.machine
+        ),
+    }
+}
+
+/// Everything a user needs to see about a run in a failure message: the host's report, the last
+/// COM1 lines, and the command to rerun.
+pub fn explain(o: &RunOutcome) -> String {
+    let lines: Vec<&str> = o.com1.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(40)..];
+    format!(
+        "\n--- run on {} ---\n{}\n--- last COM1 lines ({} of {}) ---\n{}\n--- rerun ---\ncargo run -- --machine {}\n(or QEMU directly: {})\n",
+        o.machine,
+        o.render(),
+        tail.len(),
+        lines.len(),
+        tail.join("\n"),
+        o.machine,
+        o.qemu_command.shell()
+    )
+}
