@@ -237,7 +237,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
     cpu::disable_interrupts();
 
     for (index, f) in pci.functions.iter().enumerate() {
-        emit_function(f, OUTCOMES.lock()[index].as_ref());
+        emit_function(cfg, f, OUTCOMES.lock()[index].as_ref());
     }
     let spurious = dispatch::spurious();
     if spurious > 0 {
@@ -408,7 +408,7 @@ fn setup(run: &Run, cfg: &'static PlatformConfig, f: &Function, kind: DriverKind
     }
 }
 
-fn emit_function(f: &Function, outcome: Option<&FunctionOutcome>) {
+fn emit_function(cfg: &PlatformConfig, f: &Function, outcome: Option<&FunctionOutcome>) {
     let mut r = Record::new("function");
     r.fmt("bdf", format_args!("{}", f.bdf))
         .fmt("vendor", format_args!("{:04x}", f.vendor))
@@ -457,5 +457,21 @@ fn emit_function(f: &Function, outcome: Option<&FunctionOutcome>) {
             problems.str(p);
         }
     }
-    r.raw("problems", problems.finish()).emit();
+    r.raw("problems", problems.finish());
+    // What the function is left able to do, read back from the hardware.
+    let command = cfg.read16(f.bdf, regs::COMMAND);
+    let mut state = Record::object();
+    state
+        .fmt("command", format_args!("{command:#06x}"))
+        .bool("bus_master", command & regs::command::BUS_MASTER != 0)
+        .bool("intx_disabled", command & regs::command::INTX_DISABLE != 0);
+    match f.caps.find(caps::id::MSI) {
+        Some(at) => state.bool("msi_enabled", cfg.read16(f.bdf, at + crate::modes::msi::CONTROL) & crate::modes::msi::ENABLE != 0),
+        None => state.null("msi_enabled"),
+    };
+    match f.caps.find(caps::id::MSIX) {
+        Some(at) => state.bool("msix_enabled", cfg.read16(f.bdf, at + crate::modes::msix::CONTROL) & crate::modes::msix::ENABLE != 0),
+        None => state.null("msix_enabled"),
+    };
+    r.raw("final_state", state.finish()).emit();
 }

@@ -10,10 +10,10 @@ use crate::qemu::{Accel, Machine, RunConfig};
 use crate::run::run;
 
 /// Exit code for bad arguments.
-pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_USAGE: u8 = 64;
 /// Exit code when the run could not be carried out (build failed, QEMU missing) or `--json`
 /// could not be written.
-pub const EXIT_ERROR: u8 = 4;
+pub const EXIT_ERROR: u8 = 5;
 
 /// Usage text.
 pub const USAGE: &str = "\
@@ -34,8 +34,9 @@ Options:
   --qemu PATH             QEMU binary (default qemu-system-x86_64)
   -h, --help              show this help
 
-Exit status: 0 passed, 1 scenario failures or incomplete report, 2 firmware panic
-(or bad arguments), 3 timeout, 4 crash (triple fault, reset, QEMU died) or could not run.";
+Exit status: 0 passed, 1 scenario failures or incomplete report, 2 firmware panic or CPU
+exception, 3 timeout, 4 crash (triple fault, reset, QEMU died), 5 could not run (firmware
+build failed, QEMU missing) or --json not written, 64 bad arguments.";
 
 /// Parsed command line.
 #[derive(Clone, Debug, PartialEq)]

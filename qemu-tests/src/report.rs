@@ -155,6 +155,24 @@ pub struct Function {
     pub driver: Option<String>,
     /// Problems found with this function.
     pub problems: Vec<String>,
+    /// Interrupt-relevant register state when the firmware finished with the function.
+    #[serde(default)]
+    pub final_state: Option<FinalState>,
+}
+
+/// What a function was left able to do (the `final_state` object of a function record).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalState {
+    /// Command register, hex.
+    pub command: String,
+    /// Command.Bus Master.
+    pub bus_master: bool,
+    /// Command.Interrupt Disable.
+    pub intx_disabled: bool,
+    /// MSI Enable, if the function has MSI.
+    pub msi_enabled: Option<bool>,
+    /// MSI-X Enable, if the function has MSI-X.
+    pub msix_enabled: Option<bool>,
 }
 
 /// Result of a scenario.
