@@ -365,26 +365,38 @@ struct Active {
     irq: DeviceIrq<'static, PlatformConfig>,
 }
 
-fn setup(run: &Run, cfg: &'static PlatformConfig, f: &Function, kind: DriverKind, mode: IrqMode) -> Result<Active, String<256>> {
-    let err = |args: core::fmt::Arguments| {
-        let mut s = String::new();
-        let _ = core::fmt::Write::write_fmt(&mut s, args);
-        s
-    };
-    let enable = |count: u16| -> Result<DeviceIrq<'static, PlatformConfig>, String<256>> {
+/// Why a device could not be set up.
+#[derive(Debug, Clone, Copy)]
+enum SetupError {
+    Driver(DriverKind, crate::drivers::DriverError),
+    Irq(IrqMode, crate::modes::IrqError),
+    NotImplemented(IrqMode),
+}
+
+impl core::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Driver(kind, e) => write!(f, "{}: {e}", kind.name()),
+            Self::Irq(mode, e) => write!(f, "{} setup failed: {e}", mode.name()),
+            Self::NotImplemented(mode) => write!(f, "{} mode is not implemented yet", mode.name()),
+        }
+    }
+}
+
+fn setup(run: &Run, cfg: &'static PlatformConfig, f: &Function, kind: DriverKind, mode: IrqMode) -> Result<Active, SetupError> {
+    let enable = |count: u16| -> Result<DeviceIrq<'static, PlatformConfig>, SetupError> {
         match mode {
             IrqMode::Msix => DeviceIrq::enable_msix(cfg, f, count, run.apic_id),
             IrqMode::Msi => DeviceIrq::enable_msi(cfg, f, 1, run.apic_id),
-            IrqMode::Intx | IrqMode::None => {
-                return Err(err(format_args!("{} mode is not implemented yet", mode.name())));
-            }
+            IrqMode::Intx | IrqMode::None => return Err(SetupError::NotImplemented(mode)),
         }
-        .map_err(|e| err(format_args!("{} setup failed: {e}", mode.name())))
+        .map_err(|e| SetupError::Irq(mode, e))
     };
+    let driver = |e| SetupError::Driver(kind, e);
     let active = |dev: Device, irq| Active { index: 0, mode, dev, irq };
     match kind {
         DriverKind::E1000e => {
-            let mut dev = E1000e::new(f).map_err(|e| err(format_args!("e1000e: {e}")))?;
+            let mut dev = E1000e::new(f).map_err(driver)?;
             let irq = enable(5)?;
             if mode == IrqMode::Msix {
                 dev.use_msix(irq.vectors().len());
@@ -394,15 +406,15 @@ fn setup(run: &Run, cfg: &'static PlatformConfig, f: &Function, kind: DriverKind
             Ok(active(Device::E1000e(dev), irq))
         }
         DriverKind::Edu => {
-            let dev = Edu::new(f).map_err(|e| err(format_args!("edu: {e}")))?;
+            let dev = Edu::new(f).map_err(driver)?;
             let irq = enable(1)?;
             Ok(active(Device::Edu(dev), irq))
         }
         DriverKind::Nvme => {
             // MSI-X before CC.EN: QEMU binds the admin CQ's vector when the controller is enabled.
-            let mut dev = Nvme::new(f).map_err(|e| err(format_args!("nvme: {e}")))?;
+            let mut dev = Nvme::new(f).map_err(driver)?;
             let irq = enable(1)?;
-            dev.enable().map_err(|e| err(format_args!("nvme: {e}")))?;
+            dev.enable().map_err(driver)?;
             Ok(active(Device::Nvme(dev), irq))
         }
     }

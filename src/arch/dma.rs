@@ -41,7 +41,7 @@ impl DmaPage {
     }
 
     fn ptr(&self, offset: usize, size: usize) -> usize {
-        assert!(offset % size == 0 && offset + size <= 4096, "DMA page access at {offset:#x} out of bounds");
+        assert!(offset.is_multiple_of(size) && offset + size <= 4096, "DMA page access at {offset:#x} out of bounds");
         self.phys() as usize + offset
     }
 

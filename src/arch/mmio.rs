@@ -40,7 +40,7 @@ impl MmioWindow {
 
     fn check(&self, offset: u64, size: u64) -> u64 {
         assert!(
-            offset % size == 0 && offset.checked_add(size).is_some_and(|end| end <= self.len),
+            offset.is_multiple_of(size) && offset.checked_add(size).is_some_and(|end| end <= self.len),
             "MMIO access at {offset:#x} (size {size}) outside window {:#x}+{:#x}",
             self.base,
             self.len

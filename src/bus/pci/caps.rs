@@ -142,7 +142,7 @@ fn walk_extended(cfg: &impl ConfigRegion, bdf: Bdf, list: &mut CapList) -> Resul
     let mut ptr: u16 = 0x100;
     // (4096 - 256) / 8: the most 8-byte-apart headers that fit, Linux's bound too.
     for _ in 0..480 {
-        if ptr < 0x100 || ptr > 0xFFC {
+        if !(0x100..=0xFFC).contains(&ptr) {
             return Err(CapError::BadPointer { from, to: ptr });
         }
         let dword = ptr as usize / 4;

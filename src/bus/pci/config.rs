@@ -99,7 +99,7 @@ impl PlatformConfig {
     fn ecam_addr(&self, bdf: Bdf, offset: u16, size: u16) -> Option<u64> {
         match self.mechanism {
             Mechanism::Ecam { base, bus_start, bus_end } => {
-                let aligned = offset % size == 0 && offset + size <= 0x1000;
+                let aligned = offset.is_multiple_of(size) && offset + size <= 0x1000;
                 let bus_ok = bdf.bus >= bus_start && bdf.bus <= bus_end;
                 (aligned && bus_ok).then(|| {
                     base + (((bdf.bus - bus_start) as u64) << 20)
@@ -117,7 +117,7 @@ impl PlatformConfig {
     }
 
     fn port_ok(offset: u16, size: u16) -> bool {
-        offset % size == 0 && offset + size <= 0x100
+        offset.is_multiple_of(size) && offset + size <= 0x100
     }
 }
 
