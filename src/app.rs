@@ -34,8 +34,8 @@ struct Run {
 }
 
 static PCI: spin::Mutex<Enumeration> = spin::Mutex::new(Enumeration::new());
-static OUTCOMES: spin::Mutex<[Option<FunctionOutcome>; enumerate::MAX_FUNCTIONS]> =
-    spin::Mutex::new([const { None }; enumerate::MAX_FUNCTIONS]);
+/// One outcome per enumerated function, in the same order (a Vec, so the static lives in .bss).
+static OUTCOMES: spin::Mutex<Vec<FunctionOutcome, { enumerate::MAX_FUNCTIONS }>> = spin::Mutex::new(Vec::new());
 
 fn problem(source: &str, args: core::fmt::Arguments) {
     crate::warn!("problem: {=str}", source);
@@ -189,6 +189,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
     let mut active: Vec<Active, 32> = Vec::new();
     {
         let mut outcomes = OUTCOMES.lock();
+        outcomes.clear();
         for (index, f) in pci.functions.iter().enumerate() {
             let mut outcome = FunctionOutcome::default();
             for p in f.problems.iter() {
@@ -217,7 +218,8 @@ pub fn run(boot: &BootInfo) -> ExitCode {
                     }
                 }
             }
-            outcomes[index] = Some(outcome);
+            // Capacity equals MAX_FUNCTIONS, the most functions enumeration keeps.
+            let _ = outcomes.push(outcome);
         }
     }
     for dev in active.iter_mut() {
@@ -229,7 +231,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
     // Teardown: each device silenced by its driver, then its interrupt mode shut down, then its vectors
     // freed (field order of `Active`).
     while let Some(dev) = active.pop() {
-        if let Some(o) = OUTCOMES.lock()[dev.index].as_mut() {
+        if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
             o.interrupts = dev.irq.delivered();
         }
         drop(dev);
@@ -237,7 +239,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
     cpu::disable_interrupts();
 
     for (index, f) in pci.functions.iter().enumerate() {
-        emit_function(cfg, f, OUTCOMES.lock()[index].as_ref());
+        emit_function(cfg, f, OUTCOMES.lock().get(index));
     }
     let spurious = dispatch::spurious();
     if spurious > 0 {
