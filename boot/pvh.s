@@ -115,7 +115,7 @@ boot_pd:
     .skip 4096 * 4
     .balign 16
 boot_stack_bottom:
-    .skip 64 * 1024
+    .skip 128 * 1024
     .global boot_stack_top
 boot_stack_top:
     .popsection

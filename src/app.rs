@@ -10,7 +10,8 @@ use crate::bus::pci::{caps, regs, Bdf, ConfigRegion};
 use crate::cmdline::{self, Options};
 use crate::drivers::{e1000e::E1000e, edu::Edu, nvme::Nvme, DriverKind, InterruptSource};
 use crate::irq::{dispatch, vector};
-use crate::modes::{update_command, DeviceIrq, IrqMode};
+use crate::bus::pci::trace;
+use crate::modes::{order, update_command, DeviceIrq, IrqMode};
 use crate::platform::acpi;
 use crate::report::{Array, Outcome, Record, Summary};
 use crate::scenarios::{delivery, Verdict};
@@ -181,6 +182,9 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         quiet(cfg, f, DriverKind::probe(f).is_none());
     }
 
+    // From here on every configuration and MSI-X table access is recorded and later held against the
+    // spec's rules (modes::order).
+    trace::start();
     cpu::enable_interrupts();
     run_self_ipi(&mut run);
 
@@ -196,6 +200,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
                 push_problem(&mut outcome, format_args!("{p}"));
             }
             if let Some(kind) = DriverKind::probe(f) {
+                trace::own(f.bdf);
                 outcome.driver = Some(kind.name());
                 let (mode, reason) = choose_mode(&run.opts, f);
                 enable_upstream_bridges(cfg, &pci, f.bdf);
@@ -237,6 +242,8 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         drop(dev);
     }
     cpu::disable_interrupts();
+    trace::stop();
+    check_write_order(&mut run, cfg, &pci);
 
     for (index, f) in pci.functions.iter().enumerate() {
         emit_function(cfg, f, OUTCOMES.lock().get(index));
@@ -295,6 +302,44 @@ fn run_self_ipi(run: &mut Run) {
     run.scenario("lapic-self-ipi", None, &verdict);
 }
 
+/// Holds the access trace of every function that was owned or written against the programming rules
+/// (modes::order) and reports one `write-order` scenario per such function.
+fn check_write_order(run: &mut Run, cfg: &PlatformConfig, pci: &Enumeration) {
+    let overflowed = trace::inspect(|t| t.overflowed);
+    for f in pci.functions.iter() {
+        let msi = f.caps.find(caps::id::MSI).and_then(|at| crate::modes::msi::read_capability(cfg, f.bdf, at).ok());
+        let msix = f.caps.find(caps::id::MSIX).map(|at| crate::modes::msix::read_capability(cfg, f.bdf, at));
+        let verdict = trace::inspect(|t| {
+            let owned = t.owns(f.bdf);
+            let written = t.events.iter().any(|e| {
+                e.bdf == f.bdf && matches!(e.access, trace::Access::ConfigWrite { .. } | trace::Access::TableWrite { .. })
+            });
+            if !owned && !written {
+                return None;
+            }
+            let layout = order::Layout { bdf: f.bdf, msi, msix, owned };
+            let findings = order::check(&layout, &t.events);
+            Some(match findings.violations.first() {
+                _ if overflowed > 0 => Verdict::new(
+                    Outcome::Fail,
+                    format_args!("trace overflowed ({overflowed} accesses not recorded); order not provable"),
+                ),
+                Some(v) => Verdict::new(
+                    Outcome::Fail,
+                    format_args!("{v} ({} rule(s) broken)", findings.violations.len()),
+                ),
+                None => Verdict::new(
+                    Outcome::Pass,
+                    format_args!("{} accesses checked against rules R1-R7, no violation", findings.events),
+                ),
+            })
+        });
+        if let Some(v) = verdict {
+            run.scenario("write-order", Some(f.bdf), &v);
+        }
+    }
+}
+
 /// Memory decoding and Bus Master on every bridge between the root bus and `bdf`: a bridge forwards its
 /// children's memory writes (MSI messages, DMA) upstream only with Bus Master set (PCI-to-PCI Bridge 1.2
 /// 3.2.2.1.1), as Linux's pci_enable_bridge ensures.
@@ -304,6 +349,7 @@ fn enable_upstream_bridges(cfg: &PlatformConfig, pci: &Enumeration, bdf: Bdf) {
         let Some(bridge) = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bus)) else {
             return;
         };
+        trace::own(bridge.bdf);
         update_command(cfg, bridge.bdf, regs::command::MEMORY | regs::command::BUS_MASTER, 0);
         bus = bridge.bdf.bus;
     }

@@ -35,24 +35,35 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+// In host builds (unit tests) the interrupt-flag functions do nothing: `cli`/`sti` fault in a user
+// process, and host tests exercise only the logic around them.
+
 /// Whether RFLAGS.IF is set.
 pub fn interrupts_enabled() -> bool {
-    x86_64::instructions::interrupts::are_enabled()
+    #[cfg(target_os = "none")]
+    return x86_64::instructions::interrupts::are_enabled();
+    #[cfg(not(target_os = "none"))]
+    false
 }
 
 /// Clears RFLAGS.IF.
 pub fn disable_interrupts() {
+    #[cfg(target_os = "none")]
     x86_64::instructions::interrupts::disable();
 }
 
 /// Sets RFLAGS.IF.
 pub fn enable_interrupts() {
+    #[cfg(target_os = "none")]
     x86_64::instructions::interrupts::enable();
 }
 
 /// Runs `f` with interrupts disabled and restores the previous RFLAGS.IF.
 pub fn without_interrupts<R>(f: impl FnOnce() -> R) -> R {
-    x86_64::instructions::interrupts::without_interrupts(f)
+    #[cfg(target_os = "none")]
+    return x86_64::instructions::interrupts::without_interrupts(f);
+    #[cfg(not(target_os = "none"))]
+    f()
 }
 
 /// Spin-loop hint.

@@ -3,6 +3,7 @@
 
 pub mod msi;
 pub mod msix;
+pub mod order;
 
 use crate::bus::pci::bar::MapError;
 use crate::bus::pci::enumerate::Function;
@@ -152,7 +153,8 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         }
         let msgs = messages(apic_id, &vectors)?;
         let baseline = vectors.iter().map(|&v| dispatch::count(v)).collect();
-        let state = msix::MsixFunction::enable(cfg, function, info, &msgs)?;
+        let (table, pba) = msix::map(&info, function)?;
+        let state = msix::MsixFunction::enable(cfg, function.bdf, info, table, pba, &msgs)?;
         Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, baseline, _blocks: blocks })
     }
 

@@ -3,8 +3,9 @@
 
 use super::{update_command, IrqError};
 use crate::arch::mmio::MmioWindow;
-use crate::bus::pci::bar::{self, BarKind};
+use crate::bus::pci::bar::BarKind;
 use crate::bus::pci::enumerate::Function;
+use crate::bus::pci::trace::{self, Access, TableField};
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::irq::message::MsiMessage;
 
@@ -139,12 +140,68 @@ pub fn locate(cap: &MsixCapability, function: &Function) -> Result<MsixLayout, M
     Ok(MsixLayout { table, pba })
 }
 
+/// The MSI-X table of one function: typed entry accesses, each recorded in the access trace.
+#[derive(Debug, Clone, Copy)]
+pub struct MsixTable {
+    bdf: Bdf,
+    window: MmioWindow,
+    size: u16,
+}
+
+impl MsixTable {
+    /// The table of `bdf` in `window` (`size` entries; the window must hold them).
+    pub fn new(bdf: Bdf, window: MmioWindow, size: u16) -> Option<MsixTable> {
+        (window.len() >= size as u64 * entry::SIZE).then_some(MsixTable { bdf, window, size })
+    }
+
+    /// Entries.
+    pub fn size(&self) -> u16 {
+        self.size
+    }
+
+    fn offset(i: u16, field: TableField) -> u64 {
+        i as u64 * entry::SIZE
+            + match field {
+                TableField::AddrLo => entry::ADDR_LO,
+                TableField::AddrHi => entry::ADDR_HI,
+                TableField::Data => entry::DATA,
+                TableField::Control => entry::VECTOR_CONTROL,
+            }
+    }
+
+    /// Reads a field of entry `i` (`i` < size).
+    pub fn read(&self, i: u16, field: TableField) -> u32 {
+        let value = self.window.read32(Self::offset(i, field));
+        trace::record(self.bdf, Access::TableRead { entry: i, field, value });
+        value
+    }
+
+    /// Writes a field of entry `i` (`i` < size).
+    pub fn write(&self, i: u16, field: TableField, value: u32) {
+        trace::record(self.bdf, Access::TableWrite { entry: i, field, value });
+        self.window.write32(Self::offset(i, field), value);
+    }
+}
+
+/// Maps the table and PBA windows of `function` (checked by [`locate`]).
+pub fn map(cap: &MsixCapability, function: &Function) -> Result<(MsixTable, MmioWindow), IrqError> {
+    let layout = locate(cap, function).map_err(IrqError::Msix)?;
+    let window = |(bir, offset, len): (u8, u64, u64), outside: MsixError| -> Result<MmioWindow, IrqError> {
+        let bar = function.bar(bir).ok_or(IrqError::Msix(MsixError::BarMissing(bir)))?;
+        crate::bus::pci::bar::window(bar).map_err(IrqError::Map)?.sub(offset, len).ok_or(IrqError::Msix(outside))
+    };
+    let table = window(layout.table, MsixError::TableOutsideBar)?;
+    let pba = window(layout.pba, MsixError::PbaOutsideBar)?;
+    let table = MsixTable::new(function.bdf, table, cap.table_size).ok_or(IrqError::Msix(MsixError::TableOutsideBar))?;
+    Ok((table, pba))
+}
+
 /// A function with MSI-X enabled by [`MsixFunction::enable`].
 #[derive(Debug)]
 pub struct MsixFunction {
     bdf: Bdf,
     cap: MsixCapability,
-    table: MmioWindow,
+    table: MsixTable,
     pba: MmioWindow,
     used: u16,
 }
@@ -162,22 +219,15 @@ impl MsixFunction {
     /// On error Function Mask and Enable are cleared again (94185adbfad5).
     pub fn enable(
         cfg: &impl ConfigRegion,
-        function: &Function,
+        bdf: Bdf,
         cap: MsixCapability,
+        table: MsixTable,
+        pba: MmioWindow,
         messages: &[MsiMessage],
     ) -> Result<MsixFunction, IrqError> {
-        let bdf = function.bdf;
-        let layout = locate(&cap, function).map_err(IrqError::Msix)?;
-        let table_bar = function.bar(layout.table.0).ok_or(IrqError::Msix(MsixError::BarMissing(layout.table.0)))?;
-        let pba_bar = function.bar(layout.pba.0).ok_or(IrqError::Msix(MsixError::BarMissing(layout.pba.0)))?;
-        let table = bar::window(table_bar)
-            .map_err(IrqError::Map)?
-            .sub(layout.table.1, layout.table.2)
-            .ok_or(IrqError::Msix(MsixError::TableOutsideBar))?;
-        let pba = bar::window(pba_bar)
-            .map_err(IrqError::Map)?
-            .sub(layout.pba.1, layout.pba.2)
-            .ok_or(IrqError::Msix(MsixError::PbaOutsideBar))?;
+        if messages.len() > table.size() as usize {
+            return Err(IrqError::TooManyVectors { requested: messages.len() as u16, available: table.size() });
+        }
         // Memory decoding for the table; Bus Master so the function can send the message (a memory write).
         update_command(cfg, bdf, regs::command::MEMORY | regs::command::BUS_MASTER, 0);
 
@@ -194,7 +244,7 @@ impl MsixFunction {
             }
         }
         update_command(cfg, bdf, regs::command::INTX_DISABLE, 0);
-        for i in 0..cap.table_size {
+        for i in 0..table.size() {
             this.set_entry_mask(i, true);
         }
         let control = cfg.read16(bdf, control_at);
@@ -205,44 +255,39 @@ impl MsixFunction {
         Ok(this)
     }
 
-    fn entry_offset(i: u16) -> u64 {
-        i as u64 * entry::SIZE
-    }
-
     /// Writes entry `i`'s message with the entry masked (PCIe 4.0 6.1.4.2: changing an unmasked
     /// entry's address or data is undefined), restores its mask state and reads the message back.
     fn write_message(&mut self, i: u16, msg: &MsiMessage) -> bool {
-        let base = Self::entry_offset(i);
-        let control = self.table.read32(base + entry::VECTOR_CONTROL);
+        let t = &self.table;
+        let control = t.read(i, TableField::Control);
         if control & entry::MASKED == 0 {
-            self.table.write32(base + entry::VECTOR_CONTROL, control | entry::MASKED);
+            t.write(i, TableField::Control, control | entry::MASKED);
         }
-        self.table.write32(base + entry::ADDR_LO, msg.address as u32);
-        self.table.write32(base + entry::ADDR_HI, (msg.address >> 32) as u32);
-        self.table.write32(base + entry::DATA, msg.data);
+        t.write(i, TableField::AddrLo, msg.address as u32);
+        t.write(i, TableField::AddrHi, (msg.address >> 32) as u32);
+        t.write(i, TableField::Data, msg.data);
         if control & entry::MASKED == 0 {
-            self.table.write32(base + entry::VECTOR_CONTROL, control);
+            t.write(i, TableField::Control, control);
         }
         // Read-back flushes the posted writes and proves the table took them.
-        let data = self.table.read32(base + entry::DATA);
-        let lo = self.table.read32(base + entry::ADDR_LO);
-        let hi = self.table.read32(base + entry::ADDR_HI);
+        let data = t.read(i, TableField::Data);
+        let lo = t.read(i, TableField::AddrLo);
+        let hi = t.read(i, TableField::AddrHi);
         data == msg.data && lo == msg.address as u32 && hi == (msg.address >> 32) as u32
     }
 
     /// Sets or clears entry `i`'s Mask Bit, touching only that bit (other Vector Control bits are
     /// reserved or steering tags: endlessm/linux#514). Flushed by a read. False if `i` is out of range.
     pub fn set_entry_mask(&mut self, i: u16, masked: bool) -> bool {
-        if i >= self.cap.table_size {
+        if i >= self.table.size() {
             return false;
         }
-        let at = Self::entry_offset(i) + entry::VECTOR_CONTROL;
-        let control = self.table.read32(at);
+        let control = self.table.read(i, TableField::Control);
         let new = if masked { control | entry::MASKED } else { control & !entry::MASKED };
         if new != control {
-            self.table.write32(at, new);
+            self.table.write(i, TableField::Control, new);
+            let _ = self.table.read(i, TableField::Control);
         }
-        let _ = self.table.read32(at);
         true
     }
 

@@ -1,6 +1,7 @@
 //! Configuration-space access: ECAM (PCIe memory-mapped, 4 KiB per function) or the legacy 0xCF8/0xCFC
 //! ports (256 bytes per function). The only module of the bus layer with `unsafe`.
 
+use super::trace::{self, Access};
 use core::fmt;
 use x86_64::instructions::port::Port;
 
@@ -121,12 +122,49 @@ impl PlatformConfig {
     }
 }
 
-// SAFETY (for all accesses below): ECAM addresses are computed only for buses inside the MCFG range and
+/// Every access is recorded in the [`trace`] (when tracing is on) before or after it is made.
+impl ConfigRegion for PlatformConfig {
+    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+        let value = self.raw_read32(bdf, offset);
+        trace::record(bdf, Access::ConfigRead { offset, size: 4, value });
+        value
+    }
+    fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+        trace::record(bdf, Access::ConfigWrite { offset, size: 4, value });
+        self.raw_write32(bdf, offset, value)
+    }
+    fn read16(&self, bdf: Bdf, offset: u16) -> u16 {
+        let value = self.raw_read16(bdf, offset);
+        trace::record(bdf, Access::ConfigRead { offset, size: 2, value: value as u32 });
+        value
+    }
+    fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+        trace::record(bdf, Access::ConfigWrite { offset, size: 2, value: value as u32 });
+        self.raw_write16(bdf, offset, value)
+    }
+    fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
+        let value = self.raw_read8(bdf, offset);
+        trace::record(bdf, Access::ConfigRead { offset, size: 1, value: value as u32 });
+        value
+    }
+    fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+        trace::record(bdf, Access::ConfigWrite { offset, size: 1, value: value as u32 });
+        self.raw_write8(bdf, offset, value)
+    }
+    fn space_size(&self) -> u16 {
+        match self.mechanism {
+            Mechanism::Ecam { .. } => 0x1000,
+            Mechanism::Port => 0x100,
+        }
+    }
+}
+
+// SAFETY (for the raw accesses of PlatformConfig below): ECAM addresses are computed only for buses inside the MCFG range and
 // offsets inside the function's 4 KiB, which `new`'s contract makes identity-mapped device memory; port
 // accesses go to 0xCF8/0xCFC, which the platform reserves for configuration mechanism #1. Interrupts are
 // disabled across each address/data port pair so an interrupt handler cannot interleave its own pair.
-impl ConfigRegion for PlatformConfig {
-    fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+impl PlatformConfig {
+    fn raw_read32(&self, bdf: Bdf, offset: u16) -> u32 {
         if let Some(addr) = self.ecam_addr(bdf, offset, 4) {
             return unsafe { core::ptr::read_volatile(addr as *const u32) };
         }
@@ -139,7 +177,7 @@ impl ConfigRegion for PlatformConfig {
         })
     }
 
-    fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+    fn raw_write32(&self, bdf: Bdf, offset: u16, value: u32) {
         if let Some(addr) = self.ecam_addr(bdf, offset, 4) {
             return unsafe { core::ptr::write_volatile(addr as *mut u32, value) };
         }
@@ -152,7 +190,7 @@ impl ConfigRegion for PlatformConfig {
         })
     }
 
-    fn read16(&self, bdf: Bdf, offset: u16) -> u16 {
+    fn raw_read16(&self, bdf: Bdf, offset: u16) -> u16 {
         if let Some(addr) = self.ecam_addr(bdf, offset, 2) {
             return unsafe { core::ptr::read_volatile(addr as *const u16) };
         }
@@ -165,7 +203,7 @@ impl ConfigRegion for PlatformConfig {
         })
     }
 
-    fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+    fn raw_write16(&self, bdf: Bdf, offset: u16, value: u16) {
         if let Some(addr) = self.ecam_addr(bdf, offset, 2) {
             return unsafe { core::ptr::write_volatile(addr as *mut u16, value) };
         }
@@ -178,7 +216,7 @@ impl ConfigRegion for PlatformConfig {
         })
     }
 
-    fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
+    fn raw_read8(&self, bdf: Bdf, offset: u16) -> u8 {
         if let Some(addr) = self.ecam_addr(bdf, offset, 1) {
             return unsafe { core::ptr::read_volatile(addr as *const u8) };
         }
@@ -191,7 +229,7 @@ impl ConfigRegion for PlatformConfig {
         })
     }
 
-    fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+    fn raw_write8(&self, bdf: Bdf, offset: u16, value: u8) {
         if let Some(addr) = self.ecam_addr(bdf, offset, 1) {
             return unsafe { core::ptr::write_volatile(addr as *mut u8, value) };
         }
@@ -204,12 +242,6 @@ impl ConfigRegion for PlatformConfig {
         })
     }
 
-    fn space_size(&self) -> u16 {
-        match self.mechanism {
-            Mechanism::Ecam { .. } => 0x1000,
-            Mechanism::Port => 0x100,
-        }
-    }
 }
 
 /// A simulated configuration space for host tests: a 4 KiB (or 256 B) array per function, with a mask
@@ -303,24 +335,37 @@ pub mod sim {
         }
     }
 
+    impl SimConfig {
+        fn traced_read(&self, bdf: Bdf, offset: u16, size: usize) -> u32 {
+            let value = self.raw_read(bdf, offset, size);
+            trace::record(bdf, Access::ConfigRead { offset, size: size as u8, value });
+            value
+        }
+        fn traced_write(&self, bdf: Bdf, offset: u16, size: usize, value: u32) {
+            trace::record(bdf, Access::ConfigWrite { offset, size: size as u8, value });
+            self.raw_write(bdf, offset, size, value)
+        }
+    }
+
+    /// Like the platform accessor, every access goes to the (thread-local, in tests) trace.
     impl ConfigRegion for SimConfig {
         fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
-            self.raw_read(bdf, offset, 4)
+            self.traced_read(bdf, offset, 4)
         }
         fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
-            self.raw_write(bdf, offset, 4, value)
+            self.traced_write(bdf, offset, 4, value)
         }
         fn read16(&self, bdf: Bdf, offset: u16) -> u16 {
-            self.raw_read(bdf, offset, 2) as u16
+            self.traced_read(bdf, offset, 2) as u16
         }
         fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
-            self.raw_write(bdf, offset, 2, value as u32)
+            self.traced_write(bdf, offset, 2, value as u32)
         }
         fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
-            self.raw_read(bdf, offset, 1) as u8
+            self.traced_read(bdf, offset, 1) as u8
         }
         fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
-            self.raw_write(bdf, offset, 1, value as u32)
+            self.traced_write(bdf, offset, 1, value as u32)
         }
         fn space_size(&self) -> u16 {
             if self.extended {

@@ -9,5 +9,6 @@ pub mod caps;
 pub mod config;
 pub mod enumerate;
 pub mod regs;
+pub mod trace;
 
 pub use config::{Bdf, ConfigRegion};

@@ -1,0 +1,181 @@
+//! The access trace: every configuration-space access the platform accessor makes, and every MSI-X table
+//! access (recorded by `modes::msix`), in order, while tracing is on, together with which functions the
+//! firmware owns. `modes::order` holds the record against the spec's rules.
+//!
+//! The trace is bounded; running out of room is itself reported (`overflowed`), never silent.
+
+use super::config::Bdf;
+#[cfg(not(test))]
+use spin::Mutex;
+
+/// Events kept.
+pub const CAPACITY: usize = 8192;
+/// Functions that can be owned at once.
+pub const MAX_OWNED: usize = 64;
+
+/// A field of an MSI-X table entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableField {
+    /// Message Address (low).
+    AddrLo,
+    /// Message Upper Address.
+    AddrHi,
+    /// Message Data.
+    Data,
+    /// Vector Control.
+    Control,
+}
+
+/// One access.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Configuration read of `size` bytes at `offset`.
+    ConfigRead {
+        /// Offset.
+        offset: u16,
+        /// 1, 2 or 4.
+        size: u8,
+        /// Value read.
+        value: u32,
+    },
+    /// Configuration write.
+    ConfigWrite {
+        /// Offset.
+        offset: u16,
+        /// 1, 2 or 4.
+        size: u8,
+        /// Value written.
+        value: u32,
+    },
+    /// MSI-X table read.
+    TableRead {
+        /// Entry index.
+        entry: u16,
+        /// Field.
+        field: TableField,
+        /// Value read.
+        value: u32,
+    },
+    /// MSI-X table write.
+    TableWrite {
+        /// Entry index.
+        entry: u16,
+        /// Field.
+        field: TableField,
+        /// Value written.
+        value: u32,
+    },
+}
+
+/// An access to one function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Event {
+    /// The function.
+    pub bdf: Bdf,
+    /// What was done.
+    pub access: Access,
+}
+
+impl core::fmt::Display for Event {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.access {
+            Access::ConfigRead { offset, size, value } => write!(f, "{} cfg read{} {offset:#x} = {value:#x}", self.bdf, size * 8),
+            Access::ConfigWrite { offset, size, value } => write!(f, "{} cfg write{} {offset:#x} <- {value:#x}", self.bdf, size * 8),
+            Access::TableRead { entry, field, value } => write!(f, "{} table[{entry}].{field:?} = {value:#x}", self.bdf),
+            Access::TableWrite { entry, field, value } => write!(f, "{} table[{entry}].{field:?} <- {value:#x}", self.bdf),
+        }
+    }
+}
+
+/// The trace itself (pure data; the firmware keeps one in a static).
+#[derive(Debug)]
+pub struct Trace {
+    /// Events in order.
+    pub events: heapless::Vec<Event, CAPACITY>,
+    /// Functions the firmware owns (it may write them).
+    pub owned: heapless::Vec<Bdf, MAX_OWNED>,
+    /// Events dropped for lack of room.
+    pub overflowed: u32,
+    /// Recording on.
+    pub on: bool,
+}
+
+impl Trace {
+    /// Empty, off.
+    pub const fn new() -> Self {
+        Trace { events: heapless::Vec::new(), owned: heapless::Vec::new(), overflowed: 0, on: false }
+    }
+
+    /// Appends an event if recording.
+    pub fn record(&mut self, bdf: Bdf, access: Access) {
+        if self.on && self.events.push(Event { bdf, access }).is_err() {
+            self.overflowed = self.overflowed.saturating_add(1);
+        }
+    }
+
+    /// Marks `bdf` as owned.
+    pub fn own(&mut self, bdf: Bdf) {
+        if !self.owned.contains(&bdf) {
+            let _ = self.owned.push(bdf);
+        }
+    }
+
+    /// Whether `bdf` is owned.
+    pub fn owns(&self, bdf: Bdf) -> bool {
+        self.owned.contains(&bdf)
+    }
+}
+
+impl Default for Trace {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(not(test))]
+static TRACE: Mutex<Trace> = Mutex::new(Trace::new());
+
+#[cfg(not(test))]
+fn with<R>(f: impl FnOnce(&mut Trace) -> R) -> R {
+    crate::arch::cpu::without_interrupts(|| f(&mut TRACE.lock()))
+}
+
+// Host tests run in parallel threads: each gets its own trace.
+#[cfg(test)]
+std::thread_local! {
+    static TRACE: std::cell::RefCell<Box<Trace>> = std::cell::RefCell::new(Box::new(Trace::new()));
+}
+
+#[cfg(test)]
+fn with<R>(f: impl FnOnce(&mut Trace) -> R) -> R {
+    TRACE.with(|t| f(&mut t.borrow_mut()))
+}
+
+/// Records an access in the global trace (no-op while tracing is off).
+pub fn record(bdf: Bdf, access: Access) {
+    with(|t| t.record(bdf, access));
+}
+
+/// Starts recording (clearing what was there).
+pub fn start() {
+    with(|t| {
+        t.events.clear();
+        t.overflowed = 0;
+        t.on = true;
+    });
+}
+
+/// Stops recording.
+pub fn stop() {
+    with(|t| t.on = false);
+}
+
+/// Marks `bdf` as owned by the firmware (a driver or a bridge it enabled).
+pub fn own(bdf: Bdf) {
+    with(|t| t.own(bdf));
+}
+
+/// Runs `f` over the global trace.
+pub fn inspect<R>(f: impl FnOnce(&Trace) -> R) -> R {
+    with(|t| f(t))
+}
