@@ -1,6 +1,7 @@
 //! What the boot protocol hands over (PVH `hvm_start_info`, qemu-7.2-facts.md section 7), copied out of low
 //! memory into owned storage before anything can reuse that memory.
 
+use crate::physmem::PhysMemory;
 use heapless::{String, Vec};
 
 /// `hvm_start_info.magic`.
@@ -62,25 +63,17 @@ impl core::fmt::Display for BootProblem {
     }
 }
 
-/// Read access to physical memory: fills `buf` from `addr`, false if the range is not readable.
-pub trait PhysRead {
-    /// Reads `buf.len()` bytes at physical `addr`.
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool;
+fn read_u32(mem: &impl PhysMemory, addr: u64) -> Option<u32> {
+    Some(u32::from_le_bytes(mem.bytes(addr, 4)?.try_into().ok()?))
 }
 
-fn read_u32(mem: &impl PhysRead, addr: u64) -> Option<u32> {
-    let mut b = [0u8; 4];
-    mem.read(addr, &mut b).then(|| u32::from_le_bytes(b))
-}
-
-fn read_u64(mem: &impl PhysRead, addr: u64) -> Option<u64> {
-    let mut b = [0u8; 8];
-    mem.read(addr, &mut b).then(|| u64::from_le_bytes(b))
+fn read_u64(mem: &impl PhysMemory, addr: u64) -> Option<u64> {
+    Some(u64::from_le_bytes(mem.bytes(addr, 8)?.try_into().ok()?))
 }
 
 impl BootInfo {
     /// Copies `hvm_start_info` at `addr` (layout: include/hw/xen/start_info.h). Never panics.
-    pub fn from_pvh(mem: &impl PhysRead, addr: u64) -> BootInfo {
+    pub fn from_pvh(mem: &impl PhysMemory, addr: u64) -> BootInfo {
         let mut info = BootInfo::default();
         let Some(magic) = read_u32(mem, addr) else {
             let _ = info.problems.push(BootProblem::Unreadable(addr));
@@ -113,16 +106,19 @@ impl BootInfo {
         info
     }
 
-    fn copy_cmdline(&mut self, mem: &impl PhysRead, addr: u64) {
+    fn copy_cmdline(&mut self, mem: &impl PhysMemory, addr: u64) {
         let mut bytes: Vec<u8, MAX_CMDLINE> = Vec::new();
         let mut terminated = false;
         for i in 0..MAX_CMDLINE as u64 {
-            let mut b = [0u8];
-            if !mem.read(addr + i, &mut b) || b[0] == 0 {
-                terminated = true;
-                break;
+            match mem.bytes(addr + i, 1) {
+                Some(&[b]) if b != 0 => {
+                    let _ = bytes.push(b);
+                }
+                _ => {
+                    terminated = true;
+                    break;
+                }
             }
-            let _ = bytes.push(b[0]);
         }
         if !terminated {
             let _ = self.problems.push(BootProblem::CmdlineTruncated);
@@ -164,26 +160,23 @@ impl BootInfo {
 mod tests {
     use super::*;
 
+    use crate::physmem::SliceMemory;
+
+    /// A memory image whose byte 0 sits at physical address 0x10000 (address 0 is never readable).
     struct Buf(std::vec::Vec<u8>);
-    impl PhysRead for Buf {
-        fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-            let a = addr as usize;
-            match self.0.get(a..a + buf.len()) {
-                Some(s) => {
-                    buf.copy_from_slice(s);
-                    true
-                }
-                None => false,
-            }
+    const BASE: u64 = 0x10000;
+    impl Buf {
+        fn mem(&self) -> SliceMemory<'_> {
+            SliceMemory::new(BASE, &self.0)
         }
     }
 
     fn image(cmdline: &[u8], entries: u32) -> Buf {
         let mut m = vec![0u8; 0x4000];
         m[0..4].copy_from_slice(&START_INFO_MAGIC.to_le_bytes());
-        m[0x18..0x20].copy_from_slice(&0x1000u64.to_le_bytes());
+        m[0x18..0x20].copy_from_slice(&(BASE + 0x1000).to_le_bytes());
         m[0x20..0x28].copy_from_slice(&0xF59D0u64.to_le_bytes());
-        m[0x28..0x30].copy_from_slice(&0x2000u64.to_le_bytes());
+        m[0x28..0x30].copy_from_slice(&(BASE + 0x2000).to_le_bytes());
         m[0x30..0x34].copy_from_slice(&entries.to_le_bytes());
         m[0x1000..0x1000 + cmdline.len()].copy_from_slice(cmdline);
         for i in 0..entries.min(100) as usize {
@@ -197,7 +190,7 @@ mod tests {
 
     #[test]
     fn copies_cmdline_rsdp_and_memmap() {
-        let info = BootInfo::from_pvh(&image(b" nomsi scenario=all \0", 3), 0);
+        let info = BootInfo::from_pvh(&image(b" nomsi scenario=all \0", 3).mem(), BASE);
         assert_eq!(info.cmdline.as_str(), "nomsi scenario=all");
         assert_eq!(info.rsdp, Some(0xF59D0));
         assert_eq!(info.memmap.len(), 3);
@@ -210,27 +203,27 @@ mod tests {
     fn bad_magic_is_reported_and_nothing_trusted() {
         let mut img = image(b"x\0", 1);
         img.0[0] = 0;
-        let info = BootInfo::from_pvh(&img, 0);
+        let info = BootInfo::from_pvh(&img.mem(), BASE);
         assert!(matches!(info.problems[0], BootProblem::BadMagic(_)));
         assert!(info.rsdp.is_none() && info.memmap.is_empty());
     }
 
     #[test]
     fn unreadable_pointer_and_unterminated_cmdline() {
-        let info = BootInfo::from_pvh(&image(b"\0", 0), 0xFFFF_FFFF);
+        let info = BootInfo::from_pvh(&image(b"\0", 0).mem(), 0xFFFF_FFFF);
         assert_eq!(info.problems[0], BootProblem::Unreadable(0xFFFF_FFFF));
         let mut img = image(b"", 0);
         for b in &mut img.0[0x1000..0x1000 + 2000] {
             *b = b'a';
         }
-        let info = BootInfo::from_pvh(&img, 0);
+        let info = BootInfo::from_pvh(&img.mem(), BASE);
         assert!(info.problems.contains(&BootProblem::CmdlineTruncated));
         assert_eq!(info.cmdline.len(), MAX_CMDLINE);
     }
 
     #[test]
     fn too_many_memmap_entries_and_truncated_table() {
-        let info = BootInfo::from_pvh(&image(b"\0", 500), 0);
+        let info = BootInfo::from_pvh(&image(b"\0", 500).mem(), BASE);
         assert!(info.problems.contains(&BootProblem::MemmapTruncated(500)));
         // Entries past the end of readable memory stop the copy without a panic.
         assert!(info.memmap.len() <= MAX_MEMMAP);
@@ -248,7 +241,7 @@ mod tests {
 
     #[test]
     fn non_utf8_cmdline_is_ignored() {
-        let info = BootInfo::from_pvh(&image(b"\xff\xfe\0", 0), 0);
+        let info = BootInfo::from_pvh(&image(b"\xff\xfe\0", 0).mem(), BASE);
         assert!(info.problems.contains(&BootProblem::CmdlineNotUtf8));
         assert!(info.cmdline.is_empty());
     }

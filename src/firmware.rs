@@ -2,27 +2,8 @@
 //! handler and the interrupt dispatcher installation. Everything it calls lives in the layered modules.
 
 use crate::arch::{cpu, exit, uart};
-use crate::boot::{BootInfo, PhysRead};
+use crate::boot::BootInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
-
-/// Identity-mapped physical memory below 4 GiB, as boot/pvh.s maps it.
-#[derive(Debug)]
-pub struct IdentityMemory;
-
-impl PhysRead for IdentityMemory {
-    fn read(&self, addr: u64, buf: &mut [u8]) -> bool {
-        let Some(end) = addr.checked_add(buf.len() as u64) else { return false };
-        if addr == 0 || end > 1 << 32 {
-            return false;
-        }
-        // SAFETY: the whole low 4 GiB is identity-mapped; the range was checked to lie inside it and not to
-        // start at the null page. Firmware tables are plain memory, so a byte-wise volatile copy is sound.
-        for (i, b) in buf.iter_mut().enumerate() {
-            *b = unsafe { core::ptr::read_volatile((addr + i as u64) as *const u8) };
-        }
-        true
-    }
-}
 
 /// Called by boot/pvh.s in long mode with the physical address of `hvm_start_info`.
 pub fn start(start_info: u32) -> ! {
@@ -32,7 +13,10 @@ pub fn start(start_info: u32) -> ! {
     crate::arch::idt::load();
     crate::arch::pic::remap_and_mask();
     crate::time::calibrate();
-    let boot = BootInfo::from_pvh(&IdentityMemory, start_info as u64);
+    // SAFETY: boot/pvh.s identity-maps the low 4 GiB; hvm_start_info, its command line and memory map
+    // are ordinary RAM below 1 MiB that nothing writes while they are copied.
+    let low_memory = unsafe { crate::physmem::IdentityMemory::new(1 << 20) };
+    let boot = BootInfo::from_pvh(&low_memory, start_info as u64);
     let code = crate::app::run(&boot);
     exit::exit(code)
 }

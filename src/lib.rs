@@ -16,6 +16,7 @@ pub mod arch;
 pub mod boot;
 pub mod cmdline;
 pub mod console;
+pub mod physmem;
 pub mod time;
 
 pub mod platform;

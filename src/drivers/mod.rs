@@ -43,6 +43,11 @@ pub trait InterruptSource {
     fn trigger(&mut self, i: usize) -> Result<(), DriverError>;
     /// Acknowledges source `i` at the device, so it can fire again.
     fn acknowledge(&mut self, i: usize) -> Result<(), DriverError>;
+    /// The shortest time the device promises between two interrupts of one source (interrupt
+    /// moderation); a checker keeps at least this gap before triggering again.
+    fn min_interval_us(&self) -> u64 {
+        0
+    }
 }
 
 /// Which driver, if any, takes a function.

@@ -1,6 +1,7 @@
 //! Checks of interrupt behaviour. Each returns an [`Outcome`] and a detail line for the report.
 
 pub mod delivery;
+pub mod masking;
 
 pub use crate::report::Outcome;
 use heapless::String;

@@ -102,8 +102,10 @@ impl PlatformConfig {
             Mechanism::Ecam { base, bus_start, bus_end } => {
                 let aligned = offset.is_multiple_of(size) && offset + size <= 0x1000;
                 let bus_ok = bdf.bus >= bus_start && bdf.bus <= bus_end;
+                // The MCFG base address is that of bus 0, even when the range starts above it
+                // (PCI Firmware 3.2 4.1.2; Linux's pci_mmcfg address computation does the same).
                 (aligned && bus_ok).then(|| {
-                    base + (((bdf.bus - bus_start) as u64) << 20)
+                    base + ((bdf.bus as u64) << 20)
                         + ((bdf.dev as u64) << 15)
                         + ((bdf.func as u64) << 12)
                         + offset as u64
