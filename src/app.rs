@@ -11,6 +11,8 @@ use crate::cmdline::{self, Options};
 use crate::drivers::{e1000e::E1000e, edu::Edu, nvme::Nvme, DriverKind, InterruptSource};
 use crate::irq::{dispatch, vector};
 use crate::bus::pci::trace;
+use crate::irq::intx;
+use crate::modes::route::{self, Chipset, RouteError, Routed};
 use crate::modes::{order, update_command, DeviceIrq, IrqMode};
 use crate::platform::acpi;
 use crate::report::{Array, Outcome, Record, Summary};
@@ -23,6 +25,8 @@ use heapless::{String, Vec};
 struct FunctionOutcome {
     driver: Option<&'static str>,
     mode: Option<IrqMode>,
+    reason: Option<&'static str>,
+    route: Option<Routed>,
     vectors: Vec<u8, 32>,
     interrupts: u64,
     problems: Vec<String<160>, 4>,
@@ -114,6 +118,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
     // IOAPICs: everything masked until a line is deliberately routed (a previous owner's routes must
     // not fire).
     let mut ioapics = 0u32;
+    let mut ioapic_ranges: Vec<intx::IoApicRange, 8> = Vec::new();
     if let Some(madt) = &tables.madt {
         for io in madt.io_apics.iter() {
             if !(0xC000_0000..0xFFFF_F000).contains(&(io.address as u64)) {
@@ -126,6 +131,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
             let n = chip.mask_all();
             crate::info!("IOAPIC {=u8}: {=u32} entries masked", io.id, n);
             ioapics += 1;
+            let _ = ioapic_ranges.push(intx::IoApicRange { chip, gsi_base: io.gsi_base, entries: n });
         }
     }
 
@@ -171,6 +177,10 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         problem("pci", format_args!("{bdf}: {p}"));
     }
 
+    let chipset = Chipset::detect(&pci);
+    intx::init(&ioapic_ranges, cfg, run.apic_id as u8);
+    let routing = Routing { chipset, madt: tables.madt.as_ref() };
+
     // Identity mappings for every memory BAR the boot firmware placed above 4 GiB (below is mapped at boot).
     for f in pci.functions.iter() {
         for b in f.bars.iter().filter(|b| b.kind != crate::bus::pci::bar::BarKind::Io && b.address >= 1 << 32) {
@@ -208,11 +218,16 @@ pub fn run(boot: &BootInfo) -> ExitCode {
                 trace::own(f.bdf);
                 outcome.driver = Some(kind.name());
                 let (mode, reason) = choose_mode(&run.opts, f);
+                outcome.reason = reason;
                 enable_upstream_bridges(cfg, &pci, f.bdf);
-                match setup(&run, cfg, f, kind, mode) {
+                match setup(&run, cfg, &pci, &routing, f, kind, mode) {
                     Ok(dev) => {
                         outcome.mode = Some(mode);
+                        outcome.route = dev.route;
                         outcome.vectors = dev.irq.vectors().iter().copied().collect();
+                        if let Some(r) = dev.route.and_then(|r| r.disagreement.map(|rule| (r.route.gsi, rule))) {
+                            problem("routing", format_args!("{}: DSDT routes to GSI {}, the chipset rule to GSI {}; using the DSDT", f.bdf, r.0, r.1));
+                        }
                         if active.push(Active { index, mode, ..dev }).is_err() {
                             push_problem(&mut outcome, format_args!("more than 32 driven devices; not driven"));
                         }
@@ -233,7 +248,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         }
     }
     for dev in active.iter_mut() {
-        let verdict = delivery::run(dev.dev.source(), &dev.irq, run.opts.rounds);
+        let verdict = delivery::run(dev.dev.source(), &mut dev.irq, run.opts.rounds);
         let bdf = dev.irq.bdf();
         crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
         run.scenario(scenario_name(dev.mode), Some(bdf), &verdict);
@@ -380,6 +395,9 @@ fn choose_mode(opts: &Options, f: &Function) -> (IrqMode, Option<&'static str>) 
         return (IrqMode::Msi, if has_msix { Some("MSI-X disabled on the command line") } else { None });
     }
     let why = if opts.no_msi && (has_msi || has_msix) { "MSI disabled on the command line" } else { "no MSI or MSI-X capability" };
+    if f.interrupt_pin == 0 {
+        return (IrqMode::None, Some("no MSI, MSI-X or INTx available"));
+    }
     (IrqMode::Intx, Some(why))
 }
 
@@ -420,6 +438,7 @@ impl Device {
 struct Active {
     index: usize,
     mode: IrqMode,
+    route: Option<Routed>,
     dev: Device,
     irq: DeviceIrq<'static, PlatformConfig>,
 }
@@ -430,6 +449,7 @@ enum SetupError {
     Driver(DriverKind, crate::drivers::DriverError),
     Irq(IrqMode, crate::modes::IrqError),
     NotImplemented(IrqMode),
+    Route(RouteError),
 }
 
 impl core::fmt::Display for SetupError {
@@ -438,21 +458,41 @@ impl core::fmt::Display for SetupError {
             Self::Driver(kind, e) => write!(f, "{}: {e}", kind.name()),
             Self::Irq(mode, e) => write!(f, "{} setup failed: {e}", mode.name()),
             Self::NotImplemented(mode) => write!(f, "{} mode is not implemented yet", mode.name()),
+            Self::Route(e) => write!(f, "INTx not routable: {e}"),
         }
     }
 }
 
-fn setup(run: &Run, cfg: &'static PlatformConfig, f: &Function, kind: DriverKind, mode: IrqMode) -> Result<Active, SetupError> {
+/// What INTx routing needs from the platform.
+struct Routing<'a> {
+    chipset: Chipset,
+    madt: Option<&'a acpi::MadtInfo>,
+}
+
+fn setup(
+    run: &Run,
+    cfg: &'static PlatformConfig,
+    pci: &Enumeration,
+    routing: &Routing,
+    f: &Function,
+    kind: DriverKind,
+    mode: IrqMode,
+) -> Result<Active, SetupError> {
+    let routed = match mode {
+        IrqMode::Intx => Some(route::resolve(pci, cfg, routing.chipset, None, routing.madt, f).map_err(SetupError::Route)?),
+        _ => None,
+    };
     let enable = |count: u16| -> Result<DeviceIrq<'static, PlatformConfig>, SetupError> {
-        match mode {
-            IrqMode::Msix => DeviceIrq::enable_msix(cfg, f, count, run.apic_id),
-            IrqMode::Msi => DeviceIrq::enable_msi(cfg, f, 1, run.apic_id),
-            IrqMode::Intx | IrqMode::None => return Err(SetupError::NotImplemented(mode)),
+        match (mode, routed) {
+            (IrqMode::Msix, _) => DeviceIrq::enable_msix(cfg, f, count, run.apic_id),
+            (IrqMode::Msi, _) => DeviceIrq::enable_msi(cfg, f, 1, run.apic_id),
+            (IrqMode::Intx, Some(r)) => DeviceIrq::enable_intx(cfg, f, r.route),
+            _ => return Err(SetupError::NotImplemented(mode)),
         }
         .map_err(|e| SetupError::Irq(mode, e))
     };
     let driver = |e| SetupError::Driver(kind, e);
-    let active = |dev: Device, irq| Active { index: 0, mode, dev, irq };
+    let active = |dev: Device, irq| Active { index: 0, mode, route: routed, dev, irq };
     match kind {
         DriverKind::E1000e => {
             let mut dev = E1000e::new(f).map_err(driver)?;
@@ -509,6 +549,32 @@ fn emit_function(cfg: &PlatformConfig, f: &Function, outcome: Option<&FunctionOu
     r.raw("capabilities", capabilities.finish());
     let mode = outcome.and_then(|o| o.mode).unwrap_or(IrqMode::None);
     r.str("irq_mode", mode.name());
+    let mut offered = Array::new();
+    if f.caps.find(caps::id::MSIX).is_some() {
+        offered.str("msix");
+    }
+    if f.caps.find(caps::id::MSI).is_some() {
+        offered.str("msi");
+    }
+    if (1..=4).contains(&f.interrupt_pin) {
+        offered.str("intx");
+    }
+    r.raw("modes_offered", offered.finish());
+    match outcome.and_then(|o| o.reason) {
+        Some(why) => r.str("irq_reason", why),
+        None => r.null("irq_reason"),
+    };
+    match outcome.and_then(|o| o.route) {
+        Some(rt) => {
+            r.num("gsi", rt.route.gsi as u64)
+                .str("trigger", if rt.route.level { "level" } else { "edge" })
+                .str("polarity", if rt.route.active_low { "low" } else { "high" })
+                .str("route_source", rt.source.name());
+        }
+        None => {
+            r.null("gsi").null("trigger").null("polarity").null("route_source");
+        }
+    }
     let mut vectors = Array::new();
     let mut interrupts = 0;
     if let Some(o) = outcome {

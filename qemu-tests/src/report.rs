@@ -158,6 +158,24 @@ pub struct Function {
     /// Interrupt-relevant register state when the firmware finished with the function.
     #[serde(default)]
     pub final_state: Option<FinalState>,
+    /// Modes the function offers (`msix`, `msi`, `intx`).
+    #[serde(default)]
+    pub modes_offered: Vec<String>,
+    /// Why the mode in use is not the best offered, if it is not.
+    #[serde(default)]
+    pub irq_reason: Option<String>,
+    /// INTx: the GSI.
+    #[serde(default)]
+    pub gsi: Option<u32>,
+    /// INTx: `level` or `edge`.
+    #[serde(default)]
+    pub trigger: Option<String>,
+    /// INTx: `high` or `low`.
+    #[serde(default)]
+    pub polarity: Option<String>,
+    /// INTx: where the route came from (`dsdt`, `chipset`, `piix-pirq`).
+    #[serde(default)]
+    pub route_source: Option<String>,
 }
 
 /// What a function was left able to do (the `final_state` object of a function record).
@@ -510,7 +528,10 @@ impl Report {
                 f.bdf.clone(),
                 format!("{}:{}", f.vendor, f.device),
                 f.class.clone(),
-                f.irq_mode.to_string(),
+                match f.gsi {
+                    Some(gsi) => format!("{} gsi{gsi}", f.irq_mode),
+                    None => f.irq_mode.to_string(),
+                },
                 if vectors.is_empty() {
                     "-".to_string()
                 } else {

@@ -46,6 +46,33 @@ impl IoApic {
         (version != u32::MAX).then(|| ((version >> 16) & 0xFF) + 1)
     }
 
+    /// Programs redirection entry `index` (ICH9 datasheet 13.5.8; 82093AA 3.2.4): fixed delivery,
+    /// physical destination `apic_id`, `vector`, trigger and polarity, masked or not. The entry is written
+    /// masked first, high half before low, so it never fires half-programmed.
+    pub fn program(&self, index: u32, vector: u8, apic_id: u8, level: bool, active_low: bool, masked: bool) {
+        let low = vector as u32
+            | if active_low { 1 << 13 } else { 0 }
+            | if level { 1 << 15 } else { 0 }
+            | if masked { RTE_MASKED } else { 0 };
+        self.write(REG_REDTBL + 2 * index, RTE_MASKED);
+        self.write(REG_REDTBL + 2 * index + 1, (apic_id as u32) << 24);
+        self.write(REG_REDTBL + 2 * index, low);
+    }
+
+    /// Masks or unmasks entry `index`, keeping the rest.
+    pub fn set_masked(&self, index: u32, masked: bool) {
+        let low = self.read(REG_REDTBL + 2 * index);
+        let new = if masked { low | RTE_MASKED } else { low & !RTE_MASKED };
+        if new != low {
+            self.write(REG_REDTBL + 2 * index, new);
+        }
+    }
+
+    /// The low half of entry `index` (vector, flags, Remote IRR in bit 14, delivery status in bit 12).
+    pub fn entry_low(&self, index: u32) -> u32 {
+        self.read(REG_REDTBL + 2 * index)
+    }
+
     /// Masks every redirection entry: whatever a previous owner routed stays silent. Writes a fully
     /// masked, vector-0 entry rather than OR-ing the mask into stale contents.
     pub fn mask_all(&self) -> u32 {

@@ -2,5 +2,7 @@
 //! every delivered vector.
 
 pub mod dispatch;
+pub mod intx;
 pub mod message;
+pub mod routing;
 pub mod vector;

@@ -4,13 +4,14 @@
 pub mod msi;
 pub mod msix;
 pub mod order;
+pub mod route;
 
 use crate::bus::pci::bar::MapError;
 use crate::bus::pci::enumerate::Function;
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::irq::message::{self, MessageError, MsiMessage};
 use crate::irq::vector::{VectorBlock, VectorError};
-use crate::irq::dispatch;
+use crate::irq::{dispatch, intx};
 use heapless::Vec;
 
 /// Most vectors one function gets.
@@ -61,6 +62,8 @@ pub enum IrqError {
         /// Entry (MSI-X) or 0 (MSI).
         entry: u16,
     },
+    /// INTx line setup failed.
+    Intx(crate::irq::intx::IntxError),
     /// More vectors requested than the function offers or than [`MAX_VECTORS`].
     TooManyVectors {
         /// Requested.
@@ -80,6 +83,7 @@ impl core::fmt::Display for IrqError {
             Self::Msi(e) => write!(f, "{e}"),
             Self::Map(e) => write!(f, "{e}"),
             Self::ReadBack { entry } => write!(f, "message of entry {entry} did not read back"),
+            Self::Intx(e) => write!(f, "{e}"),
             Self::TooManyVectors { requested, available } => {
                 write!(f, "{requested} vectors requested, {available} available")
             }
@@ -101,6 +105,7 @@ impl From<MessageError> for IrqError {
 enum State {
     Msix(msix::MsixFunction),
     Msi(msi::MsiFunction),
+    Intx(intx::IntxRoute),
 }
 
 impl core::fmt::Debug for State {
@@ -108,6 +113,7 @@ impl core::fmt::Debug for State {
         match self {
             State::Msix(_) => f.write_str("Msix"),
             State::Msi(_) => f.write_str("Msi"),
+            State::Intx(r) => write!(f, "Intx(GSI {})", r.gsi),
         }
     }
 }
@@ -175,11 +181,41 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msi(state), vectors, baseline, _blocks: blocks })
     }
 
+    /// Enables INTx through `route` (the line is shared with any other function routed there).
+    pub fn enable_intx(cfg: &'c C, function: &Function, route: intx::IntxRoute) -> Result<Self, IrqError> {
+        if function.interrupt_pin == 0 || function.interrupt_pin > 4 {
+            return Err(IrqError::NoCapability(IrqMode::Intx));
+        }
+        let vector = intx::attach(function.bdf, route).map_err(IrqError::Intx)?;
+        let mut vectors = Vec::new();
+        let _ = vectors.push(vector);
+        let mut baseline = Vec::new();
+        let _ = baseline.push(intx::count(function.bdf));
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Intx(route), vectors, baseline, _blocks: Vec::new() })
+    }
+
     /// The mode.
     pub fn mode(&self) -> IrqMode {
         match self.state {
             State::Msix(_) => IrqMode::Msix,
             State::Msi(_) => IrqMode::Msi,
+            State::Intx(_) => IrqMode::Intx,
+        }
+    }
+
+    /// The INTx route, in INTx mode.
+    pub fn intx_route(&self) -> Option<intx::IntxRoute> {
+        match self.state {
+            State::Intx(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// After the driver acknowledged source `i` at the device: re-enables a level-triggered INTx that the
+    /// handler masked (mask-ack-unmask). Nothing to do for MSI and MSI-X, which are edge messages.
+    pub fn rearm(&mut self, _i: usize) {
+        if let State::Intx(_) = self.state {
+            intx::rearm(self.bdf);
         }
     }
 
@@ -198,14 +234,18 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         self.vectors.get(i).copied()
     }
 
-    /// Interrupts delivered on entry `i`'s vector since boot.
+    /// Interrupts delivered for entry `i` (a running count: compare two readings). For INTx, those the
+    /// handler attributed to this function through Status.Interrupt (the vector may be shared).
     pub fn count(&self, i: usize) -> u64 {
-        self.vector(i).map(dispatch::count).unwrap_or(0)
+        match self.state {
+            State::Intx(_) => intx::count(self.bdf),
+            _ => self.vector(i).map(dispatch::count).unwrap_or(0),
+        }
     }
 
-    /// Interrupts delivered on this function's vectors since they were allocated to it.
+    /// Interrupts delivered to this function since its interrupts were set up.
     pub fn delivered(&self) -> u64 {
-        self.vectors.iter().zip(self.baseline.iter()).map(|(&v, &b)| dispatch::count(v) - b).sum()
+        (0..self.vectors.len()).zip(self.baseline.iter()).map(|(i, &b)| self.count(i) - b).sum()
     }
 
     /// Masks entry `i` (MSI-X vector control, or the MSI mask bit if the function has one).
@@ -213,6 +253,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         match &mut self.state {
             State::Msix(m) => m.set_entry_mask(i as u16, masked),
             State::Msi(m) => m.set_mask(self.cfg, i as u16, masked),
+            State::Intx(_) => intx::mask(self.bdf, masked),
         }
     }
 
@@ -221,6 +262,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         match &self.state {
             State::Msix(m) => Some(m.pending(i as u16)),
             State::Msi(m) => m.pending(self.cfg, i as u16),
+            State::Intx(_) => intx::asserted(self.bdf),
         }
     }
 
@@ -231,7 +273,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
                 m.set_function_mask(self.cfg, masked);
                 true
             }
-            State::Msi(_) => false,
+            State::Msi(_) | State::Intx(_) => false,
         }
     }
 }
@@ -241,6 +283,7 @@ impl<C: ConfigRegion> Drop for DeviceIrq<'_, C> {
         match &mut self.state {
             State::Msix(m) => m.shutdown(self.cfg),
             State::Msi(m) => m.shutdown(self.cfg),
+            State::Intx(_) => intx::detach(self.bdf),
         }
     }
 }

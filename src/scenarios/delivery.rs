@@ -4,7 +4,6 @@
 use super::{Outcome, Verdict};
 use crate::bus::pci::ConfigRegion;
 use crate::drivers::InterruptSource;
-use crate::irq::dispatch;
 use crate::modes::DeviceIrq;
 use crate::time;
 
@@ -15,12 +14,12 @@ pub const SETTLE_US: u64 = 5_000;
 
 /// Triggers each source `rounds` times, waits for its interrupt, acknowledges it; then checks the exact
 /// counts on every vector of the device.
-pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &DeviceIrq<'_, C>, rounds: u32) -> Verdict {
+pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIrq<'_, C>, rounds: u32) -> Verdict {
     let n = source.sources().min(irq.vectors().len());
     if n == 0 {
         return Verdict::new(Outcome::Skip, format_args!("no interrupt source driven"));
     }
-    let before: heapless::Vec<u64, { crate::modes::MAX_VECTORS }> = irq.vectors().iter().map(|&v| dispatch::count(v)).collect();
+    let before: heapless::Vec<u64, { crate::modes::MAX_VECTORS }> = (0..irq.vectors().len()).map(|i| irq.count(i)).collect();
     let start = time::now_us();
     for round in 0..rounds {
         for i in 0..n {
@@ -31,7 +30,7 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &DeviceIrq<'_
             if let Err(e) = source.trigger(i) {
                 return Verdict::new(Outcome::Fail, format_args!("source {i}: trigger failed: {e}"));
             }
-            if !time::wait_until(ARRIVAL_TIMEOUT_US, || dispatch::count(vector) >= expected) {
+            if !time::wait_until(ARRIVAL_TIMEOUT_US, || irq.count(i) >= expected) {
                 return Verdict::new(
                     Outcome::Fail,
                     format_args!(
@@ -43,13 +42,14 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &DeviceIrq<'_
             if let Err(e) = source.acknowledge(i) {
                 return Verdict::new(Outcome::Fail, format_args!("source {i}: acknowledge failed: {e}"));
             }
+            irq.rearm(i);
         }
     }
     time::delay_us(SETTLE_US);
     let elapsed = time::now_us() - start;
     let mut mismatches: heapless::String<200> = heapless::String::new();
     for (i, &vector) in irq.vectors().iter().enumerate() {
-        let got = dispatch::count(vector) - before[i];
+        let got = irq.count(i) - before[i];
         let want = if i < n { rounds as u64 } else { 0 };
         if got != want {
             let sep = if mismatches.is_empty() { "" } else { "; " };

@@ -5,7 +5,6 @@
 use super::{Outcome, Verdict};
 use crate::bus::pci::ConfigRegion;
 use crate::drivers::InterruptSource;
-use crate::irq::dispatch;
 use crate::modes::DeviceIrq;
 use crate::time;
 
@@ -45,7 +44,7 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIr
     let mut checked = 0;
     for i in 0..n {
         let vector = irq.vectors()[i];
-        let before = dispatch::count(vector);
+        let before = irq.count(i);
         time::delay_us(source.min_interval_us());
         if !set(irq, mask, i, true) {
             return Verdict::new(Outcome::Skip, format_args!("entry {i} cannot be masked this way"));
@@ -55,7 +54,7 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIr
             return Verdict::new(Outcome::Fail, format_args!("source {i}: trigger failed: {e}"));
         }
         time::delay_us(MASKED_WATCH_US);
-        let leaked = dispatch::count(vector) - before;
+        let leaked = irq.count(i) - before;
         let pending = irq.pending(i);
         set(irq, mask, i, false);
         if leaked != 0 {
@@ -68,11 +67,11 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIr
             }
             None => return Verdict::new(Outcome::Skip, format_args!("the function has no pending bits")),
         }
-        if !time::wait_until(super::delivery::ARRIVAL_TIMEOUT_US, || dispatch::count(vector) > before) {
+        if !time::wait_until(super::delivery::ARRIVAL_TIMEOUT_US, || irq.count(i) > before) {
             return Verdict::new(Outcome::Fail, format_args!("entry {i} (vector {vector:#x}): pending interrupt not delivered on unmask"));
         }
         time::delay_us(super::delivery::SETTLE_US);
-        let got = dispatch::count(vector) - before;
+        let got = irq.count(i) - before;
         if got != 1 {
             return Verdict::new(Outcome::Fail, format_args!("entry {i} (vector {vector:#x}): {got} deliveries on unmask, expected exactly 1"));
         }
@@ -82,6 +81,7 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIr
         if let Err(e) = source.acknowledge(i) {
             return Verdict::new(Outcome::Fail, format_args!("source {i}: acknowledge failed: {e}"));
         }
+        irq.rearm(i);
         checked += 1;
     }
     Verdict::new(

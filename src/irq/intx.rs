@@ -1,0 +1,307 @@
+//! Legacy INTx through the IOAPIC: shared, level-triggered lines.
+//!
+//! A line (GSI) gets one vector and one redirection entry, shared by every function routed to it. The
+//! handler, run in interrupt context, asks each sharer's Status.Interrupt (PCI 3.0 6.2.3) whether it is the
+//! one asserting, counts it, and masks it until its driver has acknowledged the device: with
+//! Command.Interrupt Disable where the function supports it (probed like Linux's pci_intx_mask_supported),
+//! else by masking the redirection entry. Without that, the still-asserted level would be delivered again
+//! right after EOI. A line that keeps firing with no sharer claiming it is masked by the storm guard.
+
+use crate::arch::ioapic::IoApic;
+use crate::bus::pci::{regs, Bdf, ConfigRegion};
+use crate::irq::dispatch;
+use crate::irq::vector::{VectorBlock, VectorError};
+use heapless::Vec;
+use spin::{Mutex, Once};
+
+/// Unclaimed interrupts in a row after which a line is masked as a storm.
+pub const STORM_THRESHOLD: u32 = 1000;
+/// Lines kept.
+pub const MAX_LINES: usize = 16;
+/// Sharers per line.
+pub const MAX_SHARERS: usize = 8;
+
+/// An IOAPIC and the GSIs it serves.
+#[derive(Debug, Clone, Copy)]
+pub struct IoApicRange {
+    /// The chip.
+    pub chip: IoApic,
+    /// First GSI.
+    pub gsi_base: u32,
+    /// Redirection entries.
+    pub entries: u32,
+}
+
+/// Where a function's INTx arrives, and how.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntxRoute {
+    /// Global system interrupt.
+    pub gsi: u32,
+    /// Level-triggered (PCI INTx always is).
+    pub level: bool,
+    /// Active-low polarity.
+    pub active_low: bool,
+}
+
+/// Why a line could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntxError {
+    /// No IOAPIC serves the GSI.
+    NoIoApic(u32),
+    /// No vector left.
+    Vector(VectorError),
+    /// Too many lines or sharers.
+    Full,
+    /// The line exists with another trigger or polarity.
+    Conflict(u32),
+}
+
+impl core::fmt::Display for IntxError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoIoApic(gsi) => write!(f, "no IOAPIC serves GSI {gsi}"),
+            Self::Vector(e) => write!(f, "{e}"),
+            Self::Full => write!(f, "too many INTx lines or sharers"),
+            Self::Conflict(gsi) => write!(f, "GSI {gsi} already set up with another trigger or polarity"),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Sharer {
+    bdf: Bdf,
+    /// Command.Interrupt Disable works on this function.
+    intx_disable: bool,
+    /// Interrupts claimed.
+    count: u64,
+    /// Masked by the handler, waiting for `rearm`.
+    held: bool,
+}
+
+#[derive(Debug)]
+struct Line {
+    route: IntxRoute,
+    chip: IoApic,
+    index: u32,
+    block: VectorBlock,
+    sharers: Vec<Sharer, MAX_SHARERS>,
+    unclaimed_in_a_row: u32,
+    unclaimed: u64,
+    storm_masked: bool,
+    /// Entry masked by the handler for a sharer without Interrupt Disable.
+    held_by_entry: bool,
+}
+
+static IOAPICS: Mutex<Vec<IoApicRange, 8>> = Mutex::new(Vec::new());
+static LINES: Mutex<Vec<Line, MAX_LINES>> = Mutex::new(Vec::new());
+static CONFIG: Once<&'static (dyn ConfigRegion + Sync)> = Once::new();
+static APIC_ID: Once<u8> = Once::new();
+
+fn lines<R>(f: impl FnOnce(&mut Vec<Line, MAX_LINES>) -> R) -> R {
+    crate::arch::cpu::without_interrupts(|| f(&mut LINES.lock()))
+}
+
+/// Tells the INTx layer about the platform: its IOAPICs, configuration access and the CPU to target.
+pub fn init(ioapics: &[IoApicRange], cfg: &'static (dyn ConfigRegion + Sync), apic_id: u8) {
+    let mut list = IOAPICS.lock();
+    list.clear();
+    for r in ioapics {
+        let _ = list.push(*r);
+    }
+    CONFIG.call_once(|| cfg);
+    APIC_ID.call_once(|| apic_id);
+}
+
+fn locate(gsi: u32) -> Option<(IoApic, u32)> {
+    IOAPICS
+        .lock()
+        .iter()
+        .find(|r| gsi >= r.gsi_base && gsi < r.gsi_base + r.entries)
+        .map(|r| (r.chip, gsi - r.gsi_base))
+}
+
+/// Whether Command.Interrupt Disable works on `bdf`: toggle it and check that exactly that bit changed
+/// (Linux's pci_intx_mask_supported). Command is restored.
+pub fn probe_intx_disable(cfg: &dyn ConfigRegion, bdf: Bdf) -> bool {
+    let orig = cfg.read16(bdf, regs::COMMAND);
+    let toggled = orig ^ regs::command::INTX_DISABLE;
+    cfg.write16(bdf, regs::COMMAND, toggled);
+    let read = cfg.read16(bdf, regs::COMMAND);
+    cfg.write16(bdf, regs::COMMAND, orig);
+    read == toggled
+}
+
+fn set_intx_disable(cfg: &dyn ConfigRegion, bdf: Bdf, disabled: bool) {
+    let cmd = cfg.read16(bdf, regs::COMMAND);
+    let new = if disabled { cmd | regs::command::INTX_DISABLE } else { cmd & !regs::command::INTX_DISABLE };
+    if new != cmd {
+        cfg.write16(bdf, regs::COMMAND, new);
+    }
+}
+
+/// Joins `bdf` to the line of `route` (creating it: vector, redirection entry, handler) and enables its
+/// INTx (Command.Interrupt Disable cleared). Returns the line's vector.
+pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
+    let cfg = *CONFIG.get().ok_or(IntxError::NoIoApic(route.gsi))?;
+    let apic_id = *APIC_ID.get().unwrap_or(&0);
+    let intx_disable = probe_intx_disable(cfg, bdf);
+    let vector = lines(|lines| {
+        let idx = match lines.iter().position(|l| l.route.gsi == route.gsi) {
+            Some(i) => {
+                if lines[i].route != route {
+                    return Err(IntxError::Conflict(route.gsi));
+                }
+                i
+            }
+            None => {
+                let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
+                let block = VectorBlock::alloc(1).map_err(IntxError::Vector)?;
+                let line = Line {
+                    route,
+                    chip,
+                    index,
+                    block,
+                    sharers: Vec::new(),
+                    unclaimed_in_a_row: 0,
+                    unclaimed: 0,
+                    storm_masked: false,
+                    held_by_entry: false,
+                };
+                lines.push(line).map_err(|_| IntxError::Full)?;
+                lines.len() - 1
+            }
+        };
+        let line = &mut lines[idx];
+        if !line.sharers.iter().any(|s| s.bdf == bdf) {
+            line.sharers.push(Sharer { bdf, intx_disable, count: 0, held: false }).map_err(|_| IntxError::Full)?;
+        }
+        Ok(line.block.base())
+    })?;
+    dispatch::set_handler(vector, handle);
+    // The sharer is registered before its INTx is enabled, so its first assertion is claimed.
+    set_intx_disable(cfg, bdf, false);
+    lines(|lines| {
+        if let Some(line) = lines.iter().find(|l| l.block.base() == vector) {
+            if !line.storm_masked {
+                line.chip.program(line.index, vector, apic_id, route.level, route.active_low, false);
+            }
+        }
+    });
+    Ok(vector)
+}
+
+/// Removes `bdf` from its line: INTx disabled at the function; the last sharer masks the entry and frees
+/// the vector.
+pub fn detach(bdf: Bdf) {
+    if let Some(cfg) = CONFIG.get() {
+        set_intx_disable(*cfg, bdf, true);
+    }
+    lines(|lines| {
+        let Some(i) = lines.iter().position(|l| l.sharers.iter().any(|s| s.bdf == bdf)) else { return };
+        let line = &mut lines[i];
+        line.sharers.retain(|s| s.bdf != bdf);
+        if line.sharers.is_empty() {
+            line.chip.set_masked(line.index, true);
+            dispatch::clear_handler(line.block.base());
+            lines.swap_remove(i);
+        }
+    });
+}
+
+/// Interrupts claimed by `bdf`.
+pub fn count(bdf: Bdf) -> u64 {
+    lines(|lines| lines.iter().flat_map(|l| l.sharers.iter()).find(|s| s.bdf == bdf).map_or(0, |s| s.count))
+}
+
+/// Re-enables `bdf`'s INTx after its driver acknowledged the device (the second half of mask-ack-unmask).
+pub fn rearm(bdf: Bdf) {
+    let Some(cfg) = CONFIG.get() else { return };
+    lines(|lines| {
+        for line in lines.iter_mut() {
+            let Some(s) = line.sharers.iter_mut().find(|s| s.bdf == bdf) else { continue };
+            if s.held {
+                s.held = false;
+                if s.intx_disable {
+                    set_intx_disable(*cfg, bdf, false);
+                } else if line.held_by_entry && !line.storm_masked {
+                    line.held_by_entry = false;
+                    line.chip.set_masked(line.index, false);
+                }
+            }
+        }
+    });
+}
+
+/// Masks (`true`) or unmasks `bdf`'s INTx at the function (Interrupt Disable), for mask/pending checks.
+/// False if the function does not support it.
+pub fn mask(bdf: Bdf, masked: bool) -> bool {
+    let Some(cfg) = CONFIG.get() else { return false };
+    let supported = lines(|lines| lines.iter().flat_map(|l| l.sharers.iter()).any(|s| s.bdf == bdf && s.intx_disable));
+    if supported {
+        set_intx_disable(*cfg, bdf, masked);
+    }
+    supported
+}
+
+/// Whether `bdf` asserts INTx now (Status.Interrupt).
+pub fn asserted(bdf: Bdf) -> Option<bool> {
+    let cfg = CONFIG.get()?;
+    Some(cfg.read16(bdf, regs::STATUS) & regs::status::INTERRUPT != 0)
+}
+
+/// What the storm guard did to a line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineReport {
+    /// GSI.
+    pub gsi: u32,
+    /// Vector.
+    pub vector: u8,
+    /// Interrupts no sharer claimed.
+    pub unclaimed: u64,
+    /// Masked by the storm guard.
+    pub storm_masked: bool,
+}
+
+/// Every line's counters.
+pub fn report() -> Vec<LineReport, MAX_LINES> {
+    lines(|lines| {
+        lines
+            .iter()
+            .map(|l| LineReport { gsi: l.route.gsi, vector: l.block.base(), unclaimed: l.unclaimed, storm_masked: l.storm_masked })
+            .collect()
+    })
+}
+
+/// The interrupt handler of every INTx vector (interrupt context, before EOI).
+fn handle(vector: u8) {
+    let Some(cfg) = CONFIG.get() else { return };
+    // Interrupts are off in the handler, so the lock cannot be held by the interrupted code path
+    // (every other user takes it with interrupts disabled).
+    let mut lines = LINES.lock();
+    let Some(line) = lines.iter_mut().find(|l| l.block.base() == vector) else { return };
+    let mut claimed = false;
+    for s in line.sharers.iter_mut() {
+        if cfg.read16(s.bdf, regs::STATUS) & regs::status::INTERRUPT == 0 {
+            continue;
+        }
+        claimed = true;
+        s.count += 1;
+        s.held = true;
+        if s.intx_disable {
+            set_intx_disable(*cfg, s.bdf, true);
+        } else {
+            line.held_by_entry = true;
+            line.chip.set_masked(line.index, true);
+        }
+    }
+    if claimed {
+        line.unclaimed_in_a_row = 0;
+        return;
+    }
+    line.unclaimed += 1;
+    line.unclaimed_in_a_row += 1;
+    if line.unclaimed_in_a_row >= STORM_THRESHOLD && !line.storm_masked {
+        line.storm_masked = true;
+        line.chip.set_masked(line.index, true);
+    }
+}

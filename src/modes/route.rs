@@ -1,0 +1,259 @@
+//! Where a function's INTx arrives: the pin swizzled through every bridge up to the root bus, then the
+//! platform's routing for that root slot and pin: the DSDT's APIC-mode `_PRT` (cross-checked with the q35
+//! chipset rule), or on i440fx the PIIX3 PIRQ route registers and the MADT's interrupt source overrides.
+
+use crate::bus::pci::enumerate::{Enumeration, Function};
+use crate::bus::pci::{Bdf, ConfigRegion};
+use crate::irq::intx::IntxRoute;
+use crate::irq::routing::{self, Pin};
+use crate::platform::acpi::{MadtInfo, Polarity, TriggerMode};
+
+/// The host chipset, told apart by the host bridge at 00:00.0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Chipset {
+    /// Q35 / ICH9 (host bridge 8086:29c0).
+    Q35,
+    /// i440FX / PIIX3 (host bridge 8086:1237).
+    I440fx,
+    /// Anything else.
+    Unknown,
+}
+
+impl Chipset {
+    /// Identifies the chipset from the enumeration.
+    pub fn detect(pci: &Enumeration) -> Chipset {
+        match pci.get(Bdf::new(0, 0, 0)).map(|f| (f.vendor, f.device)) {
+            Some((0x8086, 0x29c0)) => Chipset::Q35,
+            Some((0x8086, 0x1237)) => Chipset::I440fx,
+            _ => Chipset::Unknown,
+        }
+    }
+}
+
+/// Which table or rule gave the route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteSource {
+    /// The DSDT's APIC-mode routing package.
+    Dsdt,
+    /// The q35 chipset rule (no usable DSDT routing).
+    ChipsetRule,
+    /// PIIX3 PIRQ route registers, through the MADT overrides.
+    PiixPirq,
+}
+
+impl RouteSource {
+    /// Report name.
+    pub fn name(self) -> &'static str {
+        match self {
+            RouteSource::Dsdt => "dsdt",
+            RouteSource::ChipsetRule => "chipset",
+            RouteSource::PiixPirq => "piix-pirq",
+        }
+    }
+}
+
+/// A resolved route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Routed {
+    /// GSI, trigger and polarity.
+    pub route: IntxRoute,
+    /// Where it came from.
+    pub source: RouteSource,
+    /// The bus-0 slot and pin the interrupt arrives at after swizzling.
+    pub root: (u8, Pin),
+    /// q35: the chipset rule's GSI when it disagrees with the DSDT.
+    pub disagreement: Option<u32>,
+}
+
+/// Why no route was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RouteError {
+    /// Interrupt Pin is 0 (no INTx) or above 4.
+    NoPin(u8),
+    /// No bridge leads to the function's bus.
+    NoBridgeTo(u8),
+    /// The DSDT has no entry for the root slot and pin, and no rule applies.
+    Unrouted {
+        /// Root slot.
+        slot: u8,
+        /// Root pin (0 = INTA).
+        pin: Pin,
+    },
+    /// The PIIX3 route register for the PIRQ is disabled or reserved.
+    PirqDisabled {
+        /// PIRQ (0 = A).
+        pirq: u8,
+        /// The register's value.
+        value: u8,
+    },
+    /// No PIIX3 at 00:01.0.
+    NoPiix,
+}
+
+impl core::fmt::Display for RouteError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NoPin(p) => write!(f, "no INTx (Interrupt Pin {p})"),
+            Self::NoBridgeTo(b) => write!(f, "no bridge leads to bus {b:#x}"),
+            Self::Unrouted { slot, pin } => write!(f, "no route for root slot {slot} INT{}", (b'A' + pin) as char),
+            Self::PirqDisabled { pirq, value } => {
+                write!(f, "PIRQ{} route register {value:#x} is disabled or reserved", (b'A' + pirq) as char)
+            }
+            Self::NoPiix => write!(f, "no PIIX3 at 00:01.0 to read the PIRQ routing from"),
+        }
+    }
+}
+
+/// The bus-0 slot and pin that `f`'s INTx arrives at, swizzled through each bridge on the way up.
+pub fn root_slot_pin(pci: &Enumeration, f: &Function) -> Result<(u8, Pin), RouteError> {
+    if f.interrupt_pin == 0 || f.interrupt_pin > 4 {
+        return Err(RouteError::NoPin(f.interrupt_pin));
+    }
+    let mut pin = f.interrupt_pin - 1;
+    let mut bdf = f.bdf;
+    let root = pci.buses_scanned.first().copied().unwrap_or(0);
+    for _ in 0..256 {
+        if bdf.bus == root {
+            return Ok((bdf.dev, pin));
+        }
+        let bridge = pci
+            .functions
+            .iter()
+            .find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bdf.bus))
+            .ok_or(RouteError::NoBridgeTo(bdf.bus))?;
+        pin = routing::swizzle(bdf.dev, pin);
+        bdf = bridge.bdf;
+    }
+    Err(RouteError::NoBridgeTo(bdf.bus))
+}
+
+/// A DSDT lookup: root slot and pin to (GSI, level, active-low).
+pub type DsdtLookup<'a> = &'a dyn Fn(u8, Pin) -> Option<(u32, bool, bool)>;
+
+/// Resolves `f`'s INTx route on this platform.
+pub fn resolve(
+    pci: &Enumeration,
+    cfg: &dyn ConfigRegion,
+    chipset: Chipset,
+    dsdt: Option<DsdtLookup<'_>>,
+    madt: Option<&MadtInfo>,
+    f: &Function,
+) -> Result<Routed, RouteError> {
+    let (slot, pin) = root_slot_pin(pci, f)?;
+    if let Some((gsi, level, active_low)) = dsdt.and_then(|lookup| lookup(slot, pin)) {
+        let rule = (chipset == Chipset::Q35).then(|| routing::q35_chipset_gsi(slot, pin));
+        return Ok(Routed {
+            route: IntxRoute { gsi, level, active_low },
+            source: RouteSource::Dsdt,
+            root: (slot, pin),
+            disagreement: rule.filter(|&g| g != gsi),
+        });
+    }
+    match chipset {
+        Chipset::Q35 => Ok(Routed {
+            route: IntxRoute { gsi: routing::q35_chipset_gsi(slot, pin), level: true, active_low: false },
+            source: RouteSource::ChipsetRule,
+            root: (slot, pin),
+            disagreement: None,
+        }),
+        Chipset::I440fx => {
+            let piix = Bdf::new(0, 1, 0);
+            if cfg.read16(piix, 0) != 0x8086 {
+                return Err(RouteError::NoPiix);
+            }
+            let pirq = routing::piix_pirq(slot, pin);
+            let value = cfg.read8(piix, 0x60 + pirq as u16);
+            let irq = routing::piix_route_irq(value).ok_or(RouteError::PirqDisabled { pirq, value })?;
+            // PCI interrupts routed to an ISA IRQ: the MADT override gives the GSI and may give trigger and
+            // polarity; "conforming" means the PCI default, level and active-low (ACPI 6.5 5.2.12.5).
+            let (gsi, level, active_low) = match madt.map(|m| m.isa_irq_route(irq)) {
+                Some(r) => (
+                    r.gsi,
+                    !matches!(r.trigger, TriggerMode::Edge),
+                    !matches!(r.polarity, Polarity::ActiveHigh),
+                ),
+                None => (irq as u32, true, true),
+            };
+            Ok(Routed { route: IntxRoute { gsi, level, active_low }, source: RouteSource::PiixPirq, root: (slot, pin), disagreement: None })
+        }
+        Chipset::Unknown => Err(RouteError::Unrouted { slot, pin }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::pci::config::sim::SimConfig;
+    use crate::bus::pci::enumerate;
+
+    fn q35_with_root_port() -> (SimConfig, Enumeration) {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x29c0, 0x060000);
+        let rp = sim.add(Bdf::new(0, 7, 0), 0x1b36, 0x000c, 0x060400);
+        sim.poke(rp, 0x0E, &[0x01]);
+        sim.poke(rp, 0x19, &[1, 1]);
+        let edu = sim.add(Bdf::new(1, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.poke(edu, 0x3D, &[1]);
+        let e1000e = sim.add(Bdf::new(0, 2, 0), 0x8086, 0x10d3, 0x020000);
+        sim.poke(e1000e, 0x3D, &[1]);
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        (sim, e)
+    }
+
+    #[test]
+    fn q35_rule_and_swizzle() {
+        let (sim, e) = q35_with_root_port();
+        let edu = e.get(Bdf::new(1, 0, 0)).unwrap();
+        let r = resolve(&e, &sim, Chipset::Q35, None, None, edu).unwrap();
+        assert_eq!((r.route.gsi, r.root, r.source), (23, (7, 0), RouteSource::ChipsetRule));
+        assert!(r.route.level && !r.route.active_low);
+        assert_eq!(Chipset::detect(&e), Chipset::Q35);
+    }
+
+    #[test]
+    fn dsdt_wins_and_disagreement_is_reported() {
+        let (sim, e) = q35_with_root_port();
+        let f = e.get(Bdf::new(0, 2, 0)).unwrap();
+        let good = |slot: u8, pin: u8| Some((routing::q35_chipset_gsi(slot, pin), true, false));
+        let r = resolve(&e, &sim, Chipset::Q35, Some(&good), None, f).unwrap();
+        assert_eq!((r.route.gsi, r.source, r.disagreement), (22, RouteSource::Dsdt, None));
+        let odd = |_: u8, _: u8| Some((19, true, false));
+        let r = resolve(&e, &sim, Chipset::Q35, Some(&odd), None, f).unwrap();
+        assert_eq!((r.route.gsi, r.disagreement), (19, Some(22)));
+    }
+
+    #[test]
+    fn piix_pirq_registers() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x1237, 0x060000);
+        let piix = sim.add(Bdf::new(0, 1, 0), 0x8086, 0x7000, 0x060100);
+        sim.poke(piix, 0x60, &[10, 10, 11, 0x80]);
+        let nvme = sim.add(Bdf::new(0, 3, 0), 0x1b36, 0x0010, 0x010802);
+        sim.poke(nvme, 0x3D, &[1]);
+        let odd = sim.add(Bdf::new(0, 4, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.poke(odd, 0x3D, &[1]);
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        assert_eq!(Chipset::detect(&e), Chipset::I440fx);
+        let r = resolve(&e, &sim, Chipset::I440fx, None, None, e.get(nvme).unwrap()).unwrap();
+        assert_eq!((r.route.gsi, r.source), (11, RouteSource::PiixPirq));
+        assert!(r.route.level && r.route.active_low, "no MADT: PCI default level, active-low");
+        // Slot 4 INTA -> PIRQD, which is disabled.
+        assert_eq!(
+            resolve(&e, &sim, Chipset::I440fx, None, None, e.get(odd).unwrap()),
+            Err(RouteError::PirqDisabled { pirq: 3, value: 0x80 })
+        );
+    }
+
+    #[test]
+    fn no_pin_and_broken_bridge_chain() {
+        let (sim, mut e) = q35_with_root_port();
+        let mut f = e.get(Bdf::new(0, 2, 0)).unwrap().clone();
+        f.interrupt_pin = 0;
+        assert_eq!(resolve(&e, &sim, Chipset::Q35, None, None, &f), Err(RouteError::NoPin(0)));
+        e.functions.retain(|f| f.bdf != Bdf::new(0, 7, 0));
+        let edu = e.get(Bdf::new(1, 0, 0)).unwrap().clone();
+        assert_eq!(resolve(&e, &sim, Chipset::Q35, None, None, &edu), Err(RouteError::NoBridgeTo(1)));
+    }
+}
