@@ -233,7 +233,13 @@ pub fn run(boot: &BootInfo) -> ExitCode {
                         }
                     }
                     Err(detail) => {
-                        let outcome_kind = if mode == IrqMode::Intx || mode == IrqMode::None { Outcome::Skip } else { Outcome::Fail };
+                        // Asking for a mode the function does not have is a configuration mismatch (skip);
+                        // a mode it has that does not work is a failure.
+                        let unavailable = matches!(
+                            detail,
+                            SetupError::Irq(_, crate::modes::IrqError::NoCapability(_)) | SetupError::NotImplemented(_)
+                        ) || matches!(detail, SetupError::Route(RouteError::NoPin(_)));
+                        let outcome_kind = if unavailable { Outcome::Skip } else { Outcome::Fail };
                         let v = Verdict::new(
                             outcome_kind,
                             format_args!("{detail}{}{}", if reason.is_some() { "; " } else { "" }, reason.unwrap_or("")),
