@@ -469,6 +469,9 @@ impl core::fmt::Display for SetupError {
     }
 }
 
+/// I/O queue pairs (and so MSI-X vectors beyond the admin queue's) driven on each NVMe controller.
+const NVME_IO_QUEUES: usize = 4;
+
 /// What INTx routing needs from the platform.
 struct Routing<'a> {
     chipset: Chipset,
@@ -518,8 +521,14 @@ fn setup(
         DriverKind::Nvme => {
             // MSI-X before CC.EN: QEMU binds the admin CQ's vector when the controller is enabled.
             let mut dev = Nvme::new(f).map_err(driver)?;
-            let irq = enable(1)?;
+            // Admin queue on vector 0, and in MSI-X mode I/O queues 1..=N on vectors 1..=N (QEMU rejects a
+            // CQ vector other than 0 without MSI-X).
+            let irq = enable(1 + NVME_IO_QUEUES as u16)?;
             dev.enable().map_err(driver)?;
+            if mode == IrqMode::Msix {
+                let queues = irq.vectors().len().saturating_sub(1);
+                dev.create_io_queues(queues).map_err(driver)?;
+            }
             Ok(active(Device::Nvme(dev), irq))
         }
     }

@@ -64,3 +64,14 @@ fn q35_nomsix_and_overrides() {
     expect(&o, "00:03.0", IrqMode::Intx, Some(11));
     expect(&o, "00:04.0", IrqMode::Msi, None);
 }
+
+#[test]
+fn nvme_msix_completes_on_admin_and_io_queue_vectors() {
+    let o = boot(Machine::Q35, "");
+    let why = common::explain(&o);
+    let f = o.report.function("00:03.0").unwrap_or_else(|| panic!("nvme missing{why}"));
+    assert_eq!(f.vectors.len(), 5, "admin queue + 4 I/O completion queues, one MSI-X vector each{why}");
+    let d = o.report.scenarios_for("00:03.0").find(|s| s.name == "msix-delivery").unwrap_or_else(|| panic!("no delivery{why}"));
+    assert_eq!(d.result, ScenarioResult::Pass, "{}{why}", d.detail);
+    assert!(d.detail.starts_with("10 interrupts on 5 vector(s)"), "every queue's vector delivered, 2 rounds: {}{why}", d.detail);
+}

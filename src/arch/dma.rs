@@ -3,14 +3,15 @@
 
 use spin::Mutex;
 
-/// Pages in the pool.
-pub const POOL_PAGES: usize = 32;
+/// Pages in the pool (768 KiB of .bss).
+pub const POOL_PAGES: usize = 192;
+const WORDS: usize = POOL_PAGES / 64;
 
 #[repr(C, align(4096))]
 struct Page([u8; 4096]);
 
 static mut POOL: [Page; POOL_PAGES] = [const { Page([0; 4096]) }; POOL_PAGES];
-static USED: Mutex<u64> = Mutex::new(0);
+static USED: Mutex<[u64; WORDS]> = Mutex::new([0; WORDS]);
 
 /// A zeroed 4 KiB page a device may read and write.
 #[derive(Debug)]
@@ -23,8 +24,8 @@ impl DmaPage {
     pub fn alloc() -> Option<DmaPage> {
         let index = crate::arch::cpu::without_interrupts(|| {
             let mut used = USED.lock();
-            let index = (0..POOL_PAGES).find(|i| *used & (1 << i) == 0)?;
-            *used |= 1 << index;
+            let index = (0..POOL_PAGES).find(|i| used[i / 64] & (1 << (i % 64)) == 0)?;
+            used[index / 64] |= 1 << (index % 64);
             Some(index)
         })?;
         let page = DmaPage { index };
@@ -73,6 +74,6 @@ impl DmaPage {
 
 impl Drop for DmaPage {
     fn drop(&mut self) {
-        crate::arch::cpu::without_interrupts(|| *USED.lock() &= !(1 << self.index));
+        crate::arch::cpu::without_interrupts(|| USED.lock()[self.index / 64] &= !(1 << (self.index % 64)));
     }
 }

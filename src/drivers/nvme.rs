@@ -1,7 +1,10 @@
-//! NVMe controller (QEMU nvme; NVMe Base 1.4 sections 3.1 and 7.6): taken back from the boot firmware,
-//! admin queues set up, Identify Controller commands completing on the admin CQ, which always signals
-//! vector 0. MSI-X must be enabled before the controller is (qemu-7.2-facts.md section 2: QEMU binds the
-//! admin CQ's vector at CC.EN; enabled later, the completion interrupt is lost).
+//! NVMe controller (QEMU nvme; NVMe Base 1.4 sections 3.1, 5 and 7.6): taken back from the boot firmware,
+//! admin queues set up, and optionally I/O queue pairs whose completion queues signal their own interrupt
+//! vectors. Source 0 is an Identify Controller on the admin queue (whose CQ always uses vector 0); source
+//! k >= 1 is a Flush on I/O queue k, completing on vector k.
+//!
+//! MSI-X must be enabled before the controller is (qemu-7.2-facts.md section 2: QEMU binds a CQ's vector
+//! when the CQ is created; enabled later, the completion interrupt is lost).
 
 use super::{DriverError, InterruptSource};
 use crate::arch::dma::DmaPage;
@@ -9,6 +12,7 @@ use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar;
 use crate::bus::pci::enumerate::Function;
 use crate::time;
+use heapless::Vec;
 
 /// Controller registers (NVMe 1.4 Figure 78).
 pub mod reg {
@@ -16,7 +20,7 @@ pub mod reg {
     pub const CAP: u64 = 0x00;
     /// Version.
     pub const VS: u64 = 0x08;
-    /// Interrupt Mask Set.
+    /// Interrupt Mask Set (INTx and MSI only).
     pub const INTMS: u64 = 0x0C;
     /// Interrupt Mask Clear.
     pub const INTMC: u64 = 0x10;
@@ -36,11 +40,50 @@ pub mod reg {
 
 /// CC value: EN, CSS = NVM, MPS = 4 KiB, IOSQES = 6 (64 B), IOCQES = 4 (16 B).
 pub const CC_ENABLE: u32 = 0x0046_0001;
-/// Admin queue depth used here.
-pub const ADMIN_DEPTH: u16 = 16;
+/// Depth of every queue used here.
+pub const DEPTH: u16 = 16;
+/// Most I/O queue pairs driven.
+pub const MAX_IO_QUEUES: usize = 8;
 const CSTS_RDY: u32 = 1;
 const CSTS_CFS: u32 = 1 << 1;
-const OPC_IDENTIFY: u32 = 0x06;
+/// Admin opcodes (NVMe 1.4 Figure 139) and the NVM Flush opcode.
+mod opc {
+    pub const CREATE_IO_SQ: u32 = 0x01;
+    pub const CREATE_IO_CQ: u32 = 0x05;
+    pub const IDENTIFY: u32 = 0x06;
+    pub const FLUSH: u32 = 0x00;
+}
+/// All namespaces (NVMe 1.4 3.2.1.1): a Flush needs no particular namespace to exist.
+const NSID_BROADCAST: u32 = 0xFFFF_FFFF;
+
+/// One submission/completion queue pair.
+#[derive(Debug)]
+struct QueuePair {
+    qid: u16,
+    sq: DmaPage,
+    cq: DmaPage,
+    sq_tail: u16,
+    cq_head: u16,
+    phase: bool,
+    outstanding: Option<u16>,
+}
+
+impl QueuePair {
+    fn new(qid: u16) -> Result<QueuePair, DriverError> {
+        let page = || DmaPage::alloc().ok_or(DriverError::NoDmaMemory);
+        Ok(QueuePair { qid, sq: page()?, cq: page()?, sq_tail: 0, cq_head: 0, phase: true, outstanding: None })
+    }
+
+    fn reset(&mut self) {
+        self.sq_tail = 0;
+        self.cq_head = 0;
+        self.phase = true;
+        self.outstanding = None;
+        for off in (0..4096).step_by(8) {
+            self.cq.write64(off, 0);
+        }
+    }
+}
 
 /// The NVMe driver state.
 #[derive(Debug)]
@@ -49,14 +92,9 @@ pub struct Nvme {
     vendor: u16,
     stride: u64,
     timeout_us: u64,
-    asq: DmaPage,
-    acq: DmaPage,
+    queues: Vec<QueuePair, { MAX_IO_QUEUES + 1 }>,
     data: DmaPage,
-    sq_tail: u16,
-    cq_head: u16,
-    phase: bool,
     next_cid: u16,
-    outstanding: Option<u16>,
     enabled: bool,
 }
 
@@ -75,37 +113,38 @@ impl Nvme {
         let stride = 4u64 << ((cap >> 32) & 0xF);
         // CAP.TO is in 500 ms units: the longest the controller may take to change CSTS.RDY.
         let timeout_us = ((cap >> 24) & 0xFF).max(1) * 500_000;
-        let alloc = || DmaPage::alloc().ok_or(DriverError::NoDmaMemory);
+        let mut queues = Vec::new();
+        let _ = queues.push(QueuePair::new(0)?);
         let mut this = Nvme {
             regs,
             vendor: function.vendor,
             stride,
             timeout_us,
-            asq: alloc()?,
-            acq: alloc()?,
-            data: alloc()?,
-            sq_tail: 0,
-            cq_head: 0,
-            phase: true,
+            queues,
+            data: DmaPage::alloc().ok_or(DriverError::NoDmaMemory)?,
             next_cid: 1,
-            outstanding: None,
             enabled: false,
         };
         this.disable()?;
         Ok(this)
     }
 
-    fn doorbell(&self, index: u64) -> u64 {
-        reg::DOORBELLS + index * self.stride
+    fn sq_doorbell(&self, qid: u16) -> u64 {
+        reg::DOORBELLS + (2 * qid as u64) * self.stride
     }
 
-    /// CC.EN = 0 and wait for CSTS.RDY = 0 (NVMe 1.4 7.6.2: a controller reset).
+    fn cq_doorbell(&self, qid: u16) -> u64 {
+        reg::DOORBELLS + (2 * qid as u64 + 1) * self.stride
+    }
+
+    /// CC.EN = 0 and wait for CSTS.RDY = 0 (NVMe 1.4 7.6.2: a controller reset; I/O queues are gone).
     pub fn disable(&mut self) -> Result<(), DriverError> {
         let cc = self.regs.read32(reg::CC);
         if cc & 1 != 0 {
             self.regs.write32(reg::CC, cc & !1);
         }
         self.enabled = false;
+        self.queues.truncate(1);
         if !time::wait_until(self.timeout_us, || self.regs.read32(reg::CSTS) & CSTS_RDY == 0) {
             return Err(DriverError::Timeout("CSTS.RDY = 0"));
         }
@@ -114,17 +153,13 @@ impl Nvme {
 
     /// Programs the admin queues and enables the controller (NVMe 1.4 7.6.1).
     pub fn enable(&mut self) -> Result<(), DriverError> {
-        self.sq_tail = 0;
-        self.cq_head = 0;
-        self.phase = true;
-        self.outstanding = None;
-        for off in (0..4096).step_by(8) {
-            self.acq.write64(off, 0);
-        }
-        let depth = (ADMIN_DEPTH - 1) as u32;
+        self.queues.truncate(1);
+        let admin = &mut self.queues[0];
+        admin.reset();
+        let depth = (DEPTH - 1) as u32;
         self.regs.write32(reg::AQA, depth << 16 | depth);
-        self.regs.write64(reg::ASQ, self.asq.phys());
-        self.regs.write64(reg::ACQ, self.acq.phys());
+        self.regs.write64(reg::ASQ, admin.sq.phys());
+        self.regs.write64(reg::ACQ, admin.cq.phys());
         self.regs.write32(reg::CC, CC_ENABLE);
         let ready = time::wait_until(self.timeout_us, || self.regs.read32(reg::CSTS) & (CSTS_RDY | CSTS_CFS) != 0);
         let csts = self.regs.read32(reg::CSTS);
@@ -138,48 +173,74 @@ impl Nvme {
         Ok(())
     }
 
-    /// Submits Identify Controller (CNS 1) into the admin SQ and rings its doorbell.
-    fn submit_identify(&mut self) -> u16 {
+    /// Creates `n` I/O queue pairs; pair k's completion queue signals interrupt vector k (MSI-X entry k).
+    /// Admin commands here are polled; their completions still raise vector 0.
+    pub fn create_io_queues(&mut self, n: usize) -> Result<(), DriverError> {
+        for k in 1..=n.min(MAX_IO_QUEUES) as u16 {
+            let pair = QueuePair::new(k)?;
+            let (cq, sq) = (pair.cq.phys(), pair.sq.phys());
+            let size = ((DEPTH - 1) as u32) << 16 | k as u32;
+            // Create I/O Completion Queue: CDW11 = interrupt vector << 16 | IEN | PC (NVMe 1.4 5.3).
+            self.admin(opc::CREATE_IO_CQ, cq, size, (k as u32) << 16 | 0b11)?;
+            // Create I/O Submission Queue: CDW11 = CQID << 16 | PC (NVMe 1.4 5.4).
+            self.admin(opc::CREATE_IO_SQ, sq, size, (k as u32) << 16 | 0b1)?;
+            self.queues.push(pair).map_err(|_| DriverError::NoSuchSource(k as usize))?;
+        }
+        Ok(())
+    }
+
+    fn admin(&mut self, opcode: u32, prp1: u64, cdw10: u32, cdw11: u32) -> Result<(), DriverError> {
+        let cid = self.submit(0, opcode, 0, prp1, cdw10, cdw11);
+        let q = &self.queues[0];
+        let at = q.cq_head as usize * 16 + 12;
+        let phase = q.phase;
+        if !time::wait_until(self.timeout_us, || (q.cq.read32(at) & (1 << 16) != 0) == phase) {
+            return Err(DriverError::Timeout("admin command completion"));
+        }
+        self.complete(0, cid)
+    }
+
+    fn submit(&mut self, q: usize, opcode: u32, nsid: u32, prp1: u64, cdw10: u32, cdw11: u32) -> u16 {
         let cid = self.next_cid;
         self.next_cid = self.next_cid.wrapping_add(1).max(1);
-        let sqe = self.sq_tail as usize * 64;
+        let queue = &mut self.queues[q];
+        let sqe = queue.sq_tail as usize * 64;
         for off in (0..64).step_by(8) {
-            self.asq.write64(sqe + off, 0);
+            queue.sq.write64(sqe + off, 0);
         }
-        self.asq.write32(sqe, OPC_IDENTIFY | (cid as u32) << 16);
-        self.asq.write64(sqe + 24, self.data.phys()); // PRP1
-        self.asq.write32(sqe + 40, 1); // CDW10: CNS = 1, Identify Controller
-        self.sq_tail = (self.sq_tail + 1) % ADMIN_DEPTH;
-        self.regs.write32(self.doorbell(0), self.sq_tail as u32);
+        queue.sq.write32(sqe, opcode | (cid as u32) << 16);
+        queue.sq.write32(sqe + 4, nsid);
+        queue.sq.write64(sqe + 24, prp1);
+        queue.sq.write32(sqe + 40, cdw10);
+        queue.sq.write32(sqe + 44, cdw11);
+        queue.sq_tail = (queue.sq_tail + 1) % DEPTH;
+        let (qid, tail) = (queue.qid, queue.sq_tail);
+        self.regs.write32(self.sq_doorbell(qid), tail as u32);
         cid
     }
 
-    /// Consumes the completion at the CQ head, checks it, and writes the CQ head doorbell (which also
+    /// Consumes the completion at queue `q`'s head, checks it, and writes the CQ head doorbell (which also
     /// deasserts INTx when the queue is empty).
-    fn complete(&mut self, expected_cid: u16) -> Result<(), DriverError> {
-        let cqe = self.cq_head as usize * 16;
-        let dw3 = self.acq.read32(cqe + 12);
-        let phase = dw3 & (1 << 16) != 0;
-        if phase != self.phase {
+    fn complete(&mut self, q: usize, expected_cid: u16) -> Result<(), DriverError> {
+        let queue = &mut self.queues[q];
+        let cqe = queue.cq_head as usize * 16;
+        let dw3 = queue.cq.read32(cqe + 12);
+        if (dw3 & (1 << 16) != 0) != queue.phase {
             return Err(DriverError::Timeout("completion queue entry"));
         }
         let cid = (dw3 & 0xFFFF) as u16;
         let status = dw3 >> 17;
-        self.cq_head = (self.cq_head + 1) % ADMIN_DEPTH;
-        if self.cq_head == 0 {
-            self.phase = !self.phase;
+        queue.cq_head = (queue.cq_head + 1) % DEPTH;
+        if queue.cq_head == 0 {
+            queue.phase = !queue.phase;
         }
-        self.regs.write32(self.doorbell(1), self.cq_head as u32);
+        let (qid, head) = (queue.qid, queue.cq_head);
+        self.regs.write32(self.cq_doorbell(qid), head as u32);
         if cid != expected_cid {
             return Err(DriverError::Unexpected("completion command id", cid as u64));
         }
         if status != 0 {
             return Err(DriverError::Unexpected("completion status", status as u64));
-        }
-        // The identify data came by DMA: its PCI vendor ID field must match config space.
-        let vid = (self.data.read32(0) & 0xFFFF) as u16;
-        if vid != self.vendor {
-            return Err(DriverError::Unexpected("Identify VID", vid as u64));
         }
         Ok(())
     }
@@ -188,35 +249,51 @@ impl Nvme {
     pub fn version(&self) -> u32 {
         self.regs.read32(reg::VS)
     }
+
+    /// Masks (`true`) or unmasks the INTx/MSI interrupt at the controller (INTMS/INTMC, vector 0).
+    pub fn mask_interrupt(&mut self, masked: bool) {
+        self.regs.write32(if masked { reg::INTMS } else { reg::INTMC }, 1);
+    }
 }
 
 impl InterruptSource for Nvme {
     fn sources(&self) -> usize {
-        1
+        self.queues.len()
     }
 
     fn trigger(&mut self, i: usize) -> Result<(), DriverError> {
-        if i != 0 {
+        if i >= self.queues.len() {
             return Err(DriverError::NoSuchSource(i));
         }
         if !self.enabled {
             self.enable()?;
         }
-        let cid = self.submit_identify();
-        self.outstanding = Some(cid);
+        let cid = if i == 0 {
+            let data = self.data.phys();
+            self.submit(0, opc::IDENTIFY, 0, data, 1, 0) // CNS 1: Identify Controller
+        } else {
+            self.submit(i, opc::FLUSH, NSID_BROADCAST, 0, 0, 0)
+        };
+        self.queues[i].outstanding = Some(cid);
         Ok(())
     }
 
     fn acknowledge(&mut self, i: usize) -> Result<(), DriverError> {
-        if i != 0 {
-            return Err(DriverError::NoSuchSource(i));
-        }
-        let cid = self.outstanding.take().ok_or(DriverError::NoSuchSource(i))?;
+        let cid = self.queues.get_mut(i).and_then(|q| q.outstanding.take()).ok_or(DriverError::NoSuchSource(i))?;
         // The interrupt may race the CQE's visibility only on real hardware; give it a moment.
-        let cqe = self.cq_head as usize * 16;
-        let phase = self.phase;
-        time::wait_until(100_000, || (self.acq.read32(cqe + 12) & (1 << 16) != 0) == phase);
-        self.complete(cid)
+        let q = &self.queues[i];
+        let at = q.cq_head as usize * 16 + 12;
+        let phase = q.phase;
+        time::wait_until(100_000, || (q.cq.read32(at) & (1 << 16) != 0) == phase);
+        self.complete(i, cid)?;
+        if i == 0 {
+            // The identify data came by DMA: its PCI vendor ID field must match config space.
+            let vid = (self.data.read32(0) & 0xFFFF) as u16;
+            if vid != self.vendor {
+                return Err(DriverError::Unexpected("Identify VID", vid as u64));
+            }
+        }
+        Ok(())
     }
 }
 
