@@ -12,9 +12,11 @@ use crate::drivers::{e1000e::E1000e, edu::Edu, nvme::Nvme, DriverKind, Interrupt
 use crate::irq::{dispatch, vector};
 use crate::bus::pci::trace;
 use crate::irq::intx;
+use crate::irq::vector::VectorError;
 use crate::modes::route::{self, Chipset, RouteError, Routed};
 use crate::modes::{order, update_command, DeviceIrq, IrqMode};
-use crate::platform::acpi;
+use crate::platform::acpi::{self, PhysMemory};
+use crate::platform::prt;
 use crate::report::{Array, Outcome, Record, Summary};
 use crate::scenarios::{delivery, masking, Verdict};
 use crate::time;
@@ -25,7 +27,7 @@ use heapless::{String, Vec};
 struct FunctionOutcome {
     driver: Option<&'static str>,
     mode: Option<IrqMode>,
-    reason: Option<&'static str>,
+    reason: Option<String<96>>,
     route: Option<Routed>,
     vectors: Vec<u8, 32>,
     interrupts: u64,
@@ -179,7 +181,17 @@ pub fn run(boot: &BootInfo) -> ExitCode {
 
     let chipset = Chipset::detect(&pci);
     intx::init(&ioapic_ranges, cfg, run.apic_id as u8);
-    let routing = Routing { chipset, madt: tables.madt.as_ref() };
+    // The DSDT's static APIC-mode routing package (q35); pc has none, and then the PIIX3 registers serve.
+    let dsdt_bytes = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize));
+    let dsdt = match dsdt_bytes.map(prt::resolve) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(prt::PrtError::NotFound)) | None => None,
+        Some(Err(e)) => {
+            problem("acpi.dsdt", format_args!("INTx routing package unusable ({e}); using the chipset's rules"));
+            None
+        }
+    };
+    let routing = Routing { chipset, madt: tables.madt.as_ref(), dsdt: dsdt.as_ref() };
 
     // Identity mappings for every memory BAR the boot firmware placed above 4 GiB (below is mapped at boot).
     for f in pci.functions.iter() {
@@ -205,7 +217,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
 
     // Every driven device is set up first and stays live while each is checked in turn, so a device's
     // interrupts reaching another's vectors would show in the exact counts.
-    let mut active: Vec<Active, 32> = Vec::new();
+    let mut active: Vec<Active, MAX_ACTIVE> = Vec::new();
     {
         let mut outcomes = OUTCOMES.lock();
         outcomes.clear();
@@ -217,19 +229,48 @@ pub fn run(boot: &BootInfo) -> ExitCode {
             if let Some(kind) = DriverKind::probe(f) {
                 trace::own(f.bdf);
                 outcome.driver = Some(kind.name());
-                let (mode, reason) = choose_mode(&run.opts, f);
-                outcome.reason = reason;
+                let (mut mode, reason) = choose_mode(&run.opts, f);
+                let automatic = run.opts.override_for(f.bdf).is_none();
+                outcome.reason = reason.map(|r| String::try_from(r).unwrap_or_default());
                 enable_upstream_bridges(cfg, &pci, f.bdf);
-                match setup(&run, cfg, &pci, &routing, f, kind, mode) {
+                // Linux's pci_alloc_irq_vectors order when vectors run out: fewer MSI-X vectors (inside
+                // `setup`), then MSI, then INTx (whose lines have their own vector pool).
+                let result = loop {
+                    match setup(&run, cfg, &pci, &routing, f, kind, mode) {
+                        Err(SetupError::Irq(m, crate::modes::IrqError::Vector(e))) if automatic => {
+                            let next = match m {
+                                IrqMode::Msix if f.caps.find(caps::id::MSI).is_some() => IrqMode::Msi,
+                                IrqMode::Msix | IrqMode::Msi if f.interrupt_pin != 0 => IrqMode::Intx,
+                                _ => break Err(SetupError::Irq(m, crate::modes::IrqError::Vector(e))),
+                            };
+                            let mut why = match outcome.reason.take() {
+                                Some(w) if w.starts_with("vectors exhausted") => w,
+                                _ => String::try_from("vectors exhausted:").unwrap_or_default(),
+                            };
+                            let _ = core::fmt::Write::write_fmt(&mut why, format_args!(" no {} ({e});", m.name()));
+                            outcome.reason = Some(why);
+                            mode = next;
+                        }
+                        other => break other,
+                    }
+                };
+                match result {
                     Ok(dev) => {
                         outcome.mode = Some(mode);
                         outcome.route = dev.route;
                         outcome.vectors = dev.irq.vectors().iter().copied().collect();
+                        if let Some((got, wanted)) = dev.reduced {
+                            let mut why = String::new();
+                            let _ = core::fmt::Write::write_fmt(&mut why, format_args!("vectors exhausted: MSI-X with {got} of {wanted} vectors"));
+                            outcome.reason = Some(why);
+                        }
                         if let Some(r) = dev.route.and_then(|r| r.disagreement.map(|rule| (r.route.gsi, rule))) {
                             problem("routing", format_args!("{}: DSDT routes to GSI {}, the chipset rule to GSI {}; using the DSDT", f.bdf, r.0, r.1));
                         }
                         if active.push(Active { index, mode, ..dev }).is_err() {
-                            push_problem(&mut outcome, format_args!("more than 32 driven devices; not driven"));
+                            outcome.mode = None;
+                            outcome.vectors.clear();
+                            push_problem(&mut outcome, format_args!("more than {MAX_ACTIVE} driven devices; not driven"));
                         }
                     }
                     Err(detail) => {
@@ -240,9 +281,10 @@ pub fn run(boot: &BootInfo) -> ExitCode {
                             SetupError::Irq(_, crate::modes::IrqError::NoCapability(_)) | SetupError::NotImplemented(_)
                         ) || matches!(detail, SetupError::Route(RouteError::NoPin(_)));
                         let outcome_kind = if unavailable { Outcome::Skip } else { Outcome::Fail };
+                        let reason = outcome.reason.clone();
                         let v = Verdict::new(
                             outcome_kind,
-                            format_args!("{detail}{}{}", if reason.is_some() { "; " } else { "" }, reason.unwrap_or("")),
+                            format_args!("{detail}{}{}", if reason.is_some() { "; " } else { "" }, reason.as_deref().unwrap_or("")),
                         );
                         push_problem(&mut outcome, format_args!("{}", v.detail));
                         run.scenario(scenario_name(mode), Some(f.bdf), &v);
@@ -423,6 +465,9 @@ fn push_problem(outcome: &mut FunctionOutcome, args: core::fmt::Arguments) {
 }
 
 /// A driven device.
+// Variants differ in size (nvme keeps its queue pairs inline); boxing would need an allocator, which the
+// firmware does not have, and there is one of these per driven device.
+#[allow(clippy::large_enum_variant)]
 enum Device {
     E1000e(E1000e),
     Nvme(Nvme),
@@ -445,6 +490,8 @@ struct Active {
     index: usize,
     mode: IrqMode,
     route: Option<Routed>,
+    /// MSI-X with fewer vectors than wanted: (got, wanted).
+    reduced: Option<(u16, u16)>,
     dev: Device,
     irq: DeviceIrq<'static, PlatformConfig>,
 }
@@ -469,6 +516,9 @@ impl core::fmt::Display for SetupError {
     }
 }
 
+/// Devices driven at once.
+const MAX_ACTIVE: usize = 64;
+
 /// I/O queue pairs (and so MSI-X vectors beyond the admin queue's) driven on each NVMe controller.
 const NVME_IO_QUEUES: usize = 4;
 
@@ -476,6 +526,7 @@ const NVME_IO_QUEUES: usize = 4;
 struct Routing<'a> {
     chipset: Chipset,
     madt: Option<&'a acpi::MadtInfo>,
+    dsdt: Option<&'a prt::Routing>,
 }
 
 fn setup(
@@ -488,10 +539,31 @@ fn setup(
     mode: IrqMode,
 ) -> Result<Active, SetupError> {
     let routed = match mode {
-        IrqMode::Intx => Some(route::resolve(pci, cfg, routing.chipset, None, routing.madt, f).map_err(SetupError::Route)?),
+        IrqMode::Intx => {
+            let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+            let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
+            Some(route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f).map_err(SetupError::Route)?)
+        }
         _ => None,
     };
-    let enable = |count: u16| -> Result<DeviceIrq<'static, PlatformConfig>, SetupError> {
+    let mut reduced = None;
+    let mut enable = |count: u16| -> Result<DeviceIrq<'static, PlatformConfig>, SetupError> {
+        if mode == IrqMode::Msix {
+            // As many as wanted, else as many as the allocator can give (a smaller MSI-X table use).
+            let mut n = count;
+            loop {
+                match DeviceIrq::enable_msix(cfg, f, n, run.apic_id) {
+                    Err(crate::modes::IrqError::Vector(VectorError::Exhausted { .. })) if n > 1 => n -= 1,
+                    Ok(irq) => {
+                        if n < count {
+                            reduced = Some((n, count));
+                        }
+                        return Ok(irq);
+                    }
+                    Err(e) => return Err(SetupError::Irq(mode, e)),
+                }
+            }
+        }
         match (mode, routed) {
             (IrqMode::Msix, _) => DeviceIrq::enable_msix(cfg, f, count, run.apic_id),
             (IrqMode::Msi, _) => DeviceIrq::enable_msi(cfg, f, 1, run.apic_id),
@@ -501,7 +573,7 @@ fn setup(
         .map_err(|e| SetupError::Irq(mode, e))
     };
     let driver = |e| SetupError::Driver(kind, e);
-    let active = |dev: Device, irq| Active { index: 0, mode, route: routed, dev, irq };
+    let active = |dev: Device, irq, reduced| Active { index: 0, mode, route: routed, reduced, dev, irq };
     match kind {
         DriverKind::E1000e => {
             let mut dev = E1000e::new(f).map_err(driver)?;
@@ -511,12 +583,12 @@ fn setup(
             } else {
                 dev.use_single();
             }
-            Ok(active(Device::E1000e(dev), irq))
+            Ok(active(Device::E1000e(dev), irq, reduced))
         }
         DriverKind::Edu => {
             let dev = Edu::new(f).map_err(driver)?;
             let irq = enable(1)?;
-            Ok(active(Device::Edu(dev), irq))
+            Ok(active(Device::Edu(dev), irq, reduced))
         }
         DriverKind::Nvme => {
             // MSI-X before CC.EN: QEMU binds the admin CQ's vector when the controller is enabled.
@@ -529,7 +601,7 @@ fn setup(
                 let queues = irq.vectors().len().saturating_sub(1);
                 dev.create_io_queues(queues).map_err(driver)?;
             }
-            Ok(active(Device::Nvme(dev), irq))
+            Ok(active(Device::Nvme(dev), irq, reduced))
         }
     }
 }
@@ -575,7 +647,7 @@ fn emit_function(cfg: &PlatformConfig, f: &Function, outcome: Option<&FunctionOu
         offered.str("intx");
     }
     r.raw("modes_offered", offered.finish());
-    match outcome.and_then(|o| o.reason) {
+    match outcome.and_then(|o| o.reason.as_deref()) {
         Some(why) => r.str("irq_reason", why),
         None => r.null("irq_reason"),
     };

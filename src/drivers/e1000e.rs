@@ -51,6 +51,17 @@ pub mod cause {
 /// IVAR mapping RxQ0..Other to vectors 0..4, each with the valid bit (0x8): fields at shifts 0, 4, 8, 12, 16.
 pub const IVAR_ALL_FIVE: u32 = 0x000C_BA98;
 
+/// IVAR for the first `n` causes on vectors 0..n; the rest left invalid (never enabled in IMS either).
+pub const fn ivar_for(n: usize) -> u32 {
+    let mut ivar = 0;
+    let mut i = 0;
+    while i < n && i < 5 {
+        ivar |= (0x8 | i as u32) << (4 * i);
+        i += 1;
+    }
+    ivar
+}
+
 /// Causes raised for sources 0-4 in MSI-X mode (4 = LSC, delivered through Other).
 const MSIX_CAUSES: [u32; 5] = [cause::RXQ0, cause::RXQ1, cause::TXQ0, cause::TXQ1, cause::LSC];
 
@@ -89,7 +100,7 @@ impl E1000e {
     pub fn use_msix(&mut self, vectors: usize) {
         self.msix = true;
         self.sources = vectors.min(5);
-        self.regs.write32(reg::IVAR, IVAR_ALL_FIVE);
+        self.regs.write32(reg::IVAR, ivar_for(self.sources));
         let mut ims = 0;
         for c in &MSIX_CAUSES[..self.sources] {
             ims |= if *c == cause::LSC { cause::LSC | cause::OTHER } else { *c };
@@ -148,5 +159,18 @@ impl InterruptSource for E1000e {
 impl Drop for E1000e {
     fn drop(&mut self) {
         self.quiesce();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ivar_maps_only_the_vectors_granted() {
+        assert_eq!(ivar_for(5), IVAR_ALL_FIVE);
+        assert_eq!(ivar_for(1), 0x8);
+        assert_eq!(ivar_for(2), 0x98);
+        assert_eq!(ivar_for(0), 0);
     }
 }

@@ -10,7 +10,7 @@
 use crate::arch::ioapic::IoApic;
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::irq::dispatch;
-use crate::irq::vector::{VectorBlock, VectorError};
+use crate::irq::vector::{Pool, VectorBlock, VectorError};
 use heapless::Vec;
 use spin::{Mutex, Once};
 
@@ -155,7 +155,7 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
             }
             None => {
                 let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
-                let block = VectorBlock::alloc(1).map_err(IntxError::Vector)?;
+                let block = VectorBlock::alloc_in(Pool::Intx, 1).map_err(IntxError::Vector)?;
                 let line = Line {
                     route,
                     chip,

@@ -6,8 +6,9 @@
 //! - 0xF0-0xFF: system vectors: 0xFF LAPIC spurious, 0xFE LAPIC error, 0xFD self-IPI check, the rest
 //!   kept for LAPIC timer and future system use.
 //!
-//! Devices get 0x30-0xEF (192 vectors), in blocks of a power of two aligned to their size, because a
-//! multi-message MSI function modifies the low bits of the message data (PCI 3.0 6.8.1.6).
+//! MSI and MSI-X get 0x30-0xDF (176 vectors), in blocks of a power of two aligned to their size, because a
+//! multi-message MSI function modifies the low bits of the message data (PCI 3.0 6.8.1.6). INTx lines get
+//! 0xE0-0xEF (16 lines), kept apart so legacy interrupts still work when message vectors run out.
 
 use spin::Mutex;
 
@@ -15,6 +16,26 @@ use spin::Mutex;
 pub const FIRST_DEVICE_VECTOR: u8 = 0x30;
 /// Last vector handed to devices.
 pub const LAST_DEVICE_VECTOR: u8 = 0xEF;
+/// First vector of the INTx pool; MSI and MSI-X get the device vectors below it.
+pub const FIRST_INTX_VECTOR: u8 = 0xE0;
+
+/// Which part of the device vectors an allocation comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pool {
+    /// 0x30-0xDF: MSI and MSI-X.
+    Message,
+    /// 0xE0-0xEF: INTx lines.
+    Intx,
+}
+
+impl Pool {
+    fn range(self) -> (usize, usize) {
+        match self {
+            Pool::Message => (FIRST_DEVICE_VECTOR as usize, FIRST_INTX_VECTOR as usize - 1),
+            Pool::Intx => (FIRST_INTX_VECTOR as usize, LAST_DEVICE_VECTOR as usize),
+        }
+    }
+}
 /// Vector of the LAPIC self-IPI check.
 pub const SELF_IPI_VECTOR: u8 = 0xFD;
 
@@ -71,14 +92,20 @@ impl VectorMap {
         }
     }
 
-    /// Allocates `count` (power of two, 1-32) contiguous vectors aligned to `count`; lowest first.
+    /// Allocates `count` (power of two, 1-32) contiguous message vectors aligned to `count`; lowest first.
     pub fn alloc(&mut self, count: u16) -> Result<u8, VectorError> {
+        self.alloc_in(Pool::Message, count)
+    }
+
+    /// Allocates from `pool`.
+    pub fn alloc_in(&mut self, pool: Pool, count: u16) -> Result<u8, VectorError> {
         if count == 0 || count > 32 || !count.is_power_of_two() {
             return Err(VectorError::BadCount(count));
         }
         let count = count as usize;
-        let mut base = (FIRST_DEVICE_VECTOR as usize).next_multiple_of(count);
-        while base + count <= LAST_DEVICE_VECTOR as usize + 1 {
+        let (first, last) = pool.range();
+        let mut base = first.next_multiple_of(count);
+        while base + count <= last + 1 {
             if (base..base + count).all(|v| !self.is_used(v)) {
                 (base..base + count).for_each(|v| self.set(v, true));
                 return Ok(base as u8);
@@ -101,6 +128,12 @@ impl VectorMap {
     pub fn free_count(&self) -> usize {
         (FIRST_DEVICE_VECTOR as usize..=LAST_DEVICE_VECTOR as usize).filter(|&v| !self.is_used(v)).count()
     }
+
+    /// Free vectors in `pool`.
+    pub fn free_in(&self, pool: Pool) -> usize {
+        let (first, last) = pool.range();
+        (first..=last).filter(|&v| !self.is_used(v)).count()
+    }
 }
 
 impl Default for VectorMap {
@@ -119,9 +152,14 @@ pub struct VectorBlock {
 }
 
 impl VectorBlock {
-    /// Allocates from the global map.
+    /// Allocates message vectors from the global map.
     pub fn alloc(count: u16) -> Result<VectorBlock, VectorError> {
-        let base = crate::arch::cpu::without_interrupts(|| VECTORS.lock().alloc(count))?;
+        Self::alloc_in(Pool::Message, count)
+    }
+
+    /// Allocates from `pool` of the global map.
+    pub fn alloc_in(pool: Pool, count: u16) -> Result<VectorBlock, VectorError> {
+        let base = crate::arch::cpu::without_interrupts(|| VECTORS.lock().alloc_in(pool, count))?;
         Ok(VectorBlock { base, count })
     }
 
@@ -157,6 +195,11 @@ pub fn free_count() -> usize {
     crate::arch::cpu::without_interrupts(|| VECTORS.lock().free_count())
 }
 
+/// Free vectors in `pool` of the global map.
+pub fn free_in(pool: Pool) -> usize {
+    crate::arch::cpu::without_interrupts(|| VECTORS.lock().free_in(pool))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,9 +212,12 @@ mod tests {
         while let Ok(v) = m.alloc(1) {
             got.push(v);
         }
-        assert_eq!(got.len(), 192);
-        assert!(got.iter().all(|&v| (0x30..=0xEF).contains(&v)));
+        assert_eq!(got.len(), 176, "message vectors");
+        assert!(got.iter().all(|&v| (0x30..=0xDF).contains(&v)));
         assert_eq!(m.alloc(1), Err(VectorError::Exhausted { requested: 1 }));
+        // INTx lines still get vectors when message vectors are gone.
+        assert_eq!(m.free_in(Pool::Intx), 16);
+        assert_eq!(m.alloc_in(Pool::Intx, 1), Ok(0xE0));
     }
 
     #[test]
@@ -202,7 +248,7 @@ mod tests {
         assert_eq!(m.alloc(0), Err(VectorError::BadCount(0)));
         assert_eq!(m.alloc(3), Err(VectorError::BadCount(3)));
         assert_eq!(m.alloc(64), Err(VectorError::BadCount(64)));
-        // Take one vector in every 32-block: no 32-block is left, though 186 vectors are free.
+        // Take one vector in every 32-block: no 32-block is left, though most vectors are free.
         for base in (0x30..0xF0).step_by(32) {
             m.set(base + 5, true);
         }

@@ -321,7 +321,11 @@ impl fmt::Display for PrtError {
                 write!(f, "_PRT entry uses resource {index} of Device({}); only the first is supported", Seg(link))
             }
             Self::ConflictingRoutes { slot, pin } => {
-                write!(f, "_PRT routes device {slot} pin INT{} to two different interrupts", char::from(b'A' + pin))
+                let pin = match pin {
+                    0..=3 => char::from(b'A' + pin),
+                    _ => '?',
+                };
+                write!(f, "_PRT routes device {slot} pin INT{pin} to two different interrupts")
             }
         }
     }
@@ -483,7 +487,7 @@ fn crs_irq(dsdt: &[u8], at: usize, limit: usize, link: [u8; 4]) -> Result<LinkIr
     let size = inner.integer()?;
     // BufferSize beyond the initializer is zero-filled, which never forms an end tag; so only the initializer
     // (cut to BufferSize) can hold a valid template.
-    let data_len = (end - inner.pos).min(usize::try_from(size).unwrap_or(usize::MAX));
+    let data_len = end.saturating_sub(inner.pos).min(usize::try_from(size).unwrap_or(usize::MAX));
     let data = dsdt.get(inner.pos..inner.pos + data_len).ok_or(PrtError::Truncated { at: inner.pos })?;
     walk_resource_template(data, inner.pos, link)?.ok_or(PrtError::NoInterruptDescriptor(link))
 }
@@ -523,7 +527,6 @@ fn walk_resource_template(data: &[u8], base: usize, link: [u8; 4]) -> Result<Opt
 /// IRQ descriptor body (§6.4.2.1): 16-bit mask, optional information byte. `None` if malformed; `Some(None)` if
 /// the mask is empty (no interrupt assigned). Without the information byte the IRQ is edge, active-high,
 /// exclusive.
-#[allow(clippy::option_option)]
 fn irq_descriptor(body: &[u8]) -> Option<Option<LinkIrq>> {
     let (mask, info) = match *body {
         [lo, hi] => (u16::from_le_bytes([lo, hi]), IRQ_INFO_EDGE),
@@ -856,13 +859,7 @@ impl<'a> Aml<'a> {
             Some(name) => Source::Link(name),
             None => Source::Gsi(source_index),
         };
-        Ok(PrtEntry {
-            slot,
-            function_all: u64::from(address) & 0xFFFF == ALL_FUNCTIONS,
-            pin,
-            source,
-            source_index,
-        })
+        Ok(PrtEntry { slot, function_all: u64::from(address) & 0xFFFF == ALL_FUNCTIONS, pin, source, source_index })
     }
 }
 
@@ -1024,8 +1021,8 @@ mod tests {
         package(4, &cat(&[&int((slot << 16) | 0xFFFF), &int(pin), source, &int(index)]))
     }
 
-    fn name(seg: &[u8; 4], object: &[u8]) -> StdVec<u8> {
-        cat(&[&[NAME_OP], seg, object])
+    fn name(path: &[u8], object: &[u8]) -> StdVec<u8> {
+        cat(&[&[NAME_OP], path, object])
     }
 
     fn prta(entries: &[StdVec<u8>]) -> StdVec<u8> {
@@ -1047,7 +1044,8 @@ mod tests {
     const END_TAG: [u8; 2] = [0x79, 0x00];
 
     fn ext_irq(flags: u8, gsis: &[u32]) -> StdVec<u8> {
-        let body: StdVec<u8> = cat(&[&[flags, gsis.len() as u8], &gsis.iter().flat_map(|g| g.to_le_bytes()).collect::<StdVec<_>>()]);
+        let body: StdVec<u8> =
+            cat(&[&[flags, gsis.len() as u8], &gsis.iter().flat_map(|g| g.to_le_bytes()).collect::<StdVec<_>>()]);
         cat(&[&[LARGE_EXTENDED_INTERRUPT], &(body.len() as u16).to_le_bytes(), &body])
     }
 
@@ -1066,12 +1064,8 @@ mod tests {
 
     /// PRTA with two slots routed through two links, plus the links.
     fn small_dsdt() -> StdVec<u8> {
-        let prt = prta(&[
-            entry(1, 0, b"LNKA", 0),
-            entry(1, 1, b"LNKB", 0),
-            entry(2, 0, b"LNKB", 0),
-            entry(2, 1, b"LNKA", 0),
-        ]);
+        let prt =
+            prta(&[entry(1, 0, b"LNKA", 0), entry(1, 1, b"LNKB", 0), entry(2, 0, b"LNKB", 0), entry(2, 1, b"LNKA", 0)]);
         table(&cat(&[
             &scope(b"_SB_", &cat(&[&device(b"PCI0", &prt)])),
             &link_device(b"LNKA", &cat(&[&ext_irq(0x09, &[16]), &END_TAG])),
@@ -1091,7 +1085,10 @@ mod tests {
         let r = resolve(&dsdt).unwrap();
         let high_level = RoutedIrq { gsi: 16, level: true, active_low: false };
         let low_edge = RoutedIrq { gsi: 17, level: false, active_low: true };
-        assert_eq!([r.gsi(1, 0), r.gsi(1, 1), r.gsi(2, 0), r.gsi(2, 1)], [Some(high_level), Some(low_edge), Some(low_edge), Some(high_level)]);
+        assert_eq!(
+            [r.gsi(1, 0), r.gsi(1, 1), r.gsi(2, 0), r.gsi(2, 1)],
+            [Some(high_level), Some(low_edge), Some(low_edge), Some(high_level)]
+        );
         assert_eq!(r.gsi(1, 2), None);
         assert_eq!(r.gsi(0, 0), None);
     }
@@ -1122,7 +1119,10 @@ mod tests {
         }
         assert_eq!(Aml::new(&[ONES_OP], 0, 1).integer(), Ok(u64::MAX));
         // Address as DWord and as QWord.
-        for address in [cat(&[&[DWORD_PREFIX], &0x001F_FFFFu32.to_le_bytes()]), cat(&[&[QWORD_PREFIX], &0x001F_FFFFu64.to_le_bytes()])] {
+        for address in [
+            cat(&[&[DWORD_PREFIX], &0x001F_FFFFu32.to_le_bytes()]),
+            cat(&[&[QWORD_PREFIX], &0x001F_FFFFu64.to_le_bytes()]),
+        ] {
             let e = package(4, &cat(&[&address, &[ONE_OP], b"LNKA", &[ZERO_OP]]));
             let t = parse_prta(&table(&name(b"PRTA", &package(1, &e)))).unwrap();
             assert_eq!((t.entries()[0].slot, t.entries()[0].pin, t.entries()[0].function_all), (0x1F, 1, true));
@@ -1131,13 +1131,7 @@ mod tests {
 
     #[test]
     fn name_prefixes_keep_the_last_segment() {
-        let sources: [&[u8]; 5] = [
-            b"GSIA",
-            b"\\GSIA",
-            b"^^GSIA",
-            b"\\\x2e_SB_GSIA",
-            b"\x2f\x03_SB_PCI0GSIA",
-        ];
+        let sources: [&[u8]; 5] = [b"GSIA", b"\\GSIA", b"^^GSIA", b"\\\x2e_SB_GSIA", b"\x2f\x03_SB_PCI0GSIA"];
         for source in sources {
             let dsdt = table(&prta(&[entry(3, 2, source, 0)]));
             let t = parse_prta(&dsdt).unwrap();
@@ -1201,7 +1195,8 @@ mod tests {
 
     #[test]
     fn too_many_entries_are_reported() {
-        let entries: StdVec<u8> = (0..MAX_PRT_ENTRIES as u64 + 1).flat_map(|i| entry(i % 32, 0, &[ZERO_OP], i)).collect();
+        let entries: StdVec<u8> =
+            (0..MAX_PRT_ENTRIES as u64 + 1).flat_map(|i| entry(i % 32, 0, &[ZERO_OP], i)).collect();
         let var = cat(&[&[VAR_PACKAGE_OP], &pkg(&cat(&[&int(entries.len() as u64), &entries]))]);
         let dsdt = table(&name(b"PRTA", &var));
         match parse_prta(&dsdt) {
@@ -1249,8 +1244,8 @@ mod tests {
 
     #[test]
     fn legacy_irq_descriptors_are_accepted() {
-        // IRQ(Level, ActiveLow, Shared){11}: 23 00 08 19.
-        let dsdt = table(&link_device(b"LNKZ", &cat(&[&[0x23, 0x00, 0x08, 0x19], &END_TAG])));
+        // IRQ(Level, ActiveLow, Shared){11}: 23 00 08 18.
+        let dsdt = table(&link_device(b"LNKZ", &cat(&[&[0x23, 0x00, 0x08, 0x18], &END_TAG])));
         let want = LinkIrq { gsi: 11, level: true, active_low: true, shared: true };
         assert_eq!(parse_link_gsi(&dsdt, *b"LNKZ"), Ok(want));
         // IRQNoFlags(){5}: 22 20 00 (edge, active-high, exclusive).
@@ -1314,7 +1309,7 @@ mod tests {
         let good = small_dsdt();
         // The outer package claims 0x3FF bytes more than there are.
         let mut dsdt = table(&name(b"PRTA", &[PACKAGE_OP, 0x7F, 0xFF, 1]));
-        assert_eq!(parse_prta(&dsdt), Err(PrtError::BadPkgLength { at: 41 }));
+        assert_eq!(parse_prta(&dsdt), Err(PrtError::BadPkgLength { at: 42 }));
         dsdt.extend_from_slice(&good[36..]);
         assert_eq!(parse_prta(&dsdt).map(|t| t.entries().len()), Ok(4), "the real PRTA further on is still found");
         // An entry package reaching past its enclosing package.
@@ -1325,10 +1320,10 @@ mod tests {
         assert!(matches!(parse_prta(&dsdt), Err(PrtError::BadPkgLength { .. })), "{:?}", parse_prta(&dsdt));
         // A 4-byte PkgLength of 0x0FFF_FFFF.
         let dsdt = table(&name(b"PRTA", &[PACKAGE_OP, 0xCF, 0xFF, 0xFF, 0xFF, 1]));
-        assert_eq!(parse_prta(&dsdt), Err(PrtError::BadPkgLength { at: 41 }));
+        assert_eq!(parse_prta(&dsdt), Err(PrtError::BadPkgLength { at: 42 }));
         // A PkgLength shorter than itself.
         let dsdt = table(&name(b"PRTA", &[PACKAGE_OP, 0x40, 0x00, 1]));
-        assert_eq!(parse_prta(&dsdt), Err(PrtError::BadPkgLength { at: 41 }));
+        assert_eq!(parse_prta(&dsdt), Err(PrtError::BadPkgLength { at: 42 }));
     }
 
     #[test]
@@ -1362,9 +1357,12 @@ mod tests {
         let dsdt = q35_dsdt();
         let gsia = 0x15B1;
         assert_eq!(&dsdt[gsia..gsia + 2], [EXT_OP_PREFIX, DEVICE_OP]);
-        for cut in gsia..gsia + 0x50 {
-            assert!(parse_link_gsi(&dsdt[..cut], *b"GSIA").is_err(), "cut at {cut}");
+        // Device(GSIA) has a 2-byte PkgLength of 0x4D: it ends at 0x1600.
+        let gsia_end = gsia + 2 + 0x4D;
+        for cut in gsia..gsia_end {
+            assert!(parse_link_gsi(&dsdt[..cut], *b"GSIA").is_err(), "cut at {cut:#x}");
         }
+        assert_eq!(parse_link_gsi(&dsdt[..gsia_end], *b"GSIA").map(|l| l.gsi), Ok(16));
     }
 
     /// xorshift64* with a fixed seed, so failures reproduce.
@@ -1433,7 +1431,10 @@ mod tests {
         let cases = [
             (PrtError::NotFound, "no static Name(PRTA, Package) in the DSDT"),
             (PrtError::LinkNotFound(*b"GS\x00A"), "no Device(GS?A) for a _PRT link"),
-            (PrtError::ConflictingRoutes { slot: 3, pin: 1 }, "_PRT routes device 3 pin INTB to two different interrupts"),
+            (
+                PrtError::ConflictingRoutes { slot: 3, pin: 1 },
+                "_PRT routes device 3 pin INTB to two different interrupts",
+            ),
             (
                 PrtError::BadEntry { at: 0x44, field: EntryField::Pin },
                 "_PRT entry at offset 0x44: its Pin is above 3 (INTD)",
@@ -1442,6 +1443,9 @@ mod tests {
         for (e, s) in cases {
             assert_eq!(e.to_string(), s);
         }
-        assert_eq!(format!("{}", PrtError::UnexpectedOpcode { at: 16, op: 0x12 }), "unexpected AML opcode 0x12 at offset 0x10");
+        assert_eq!(
+            format!("{}", PrtError::UnexpectedOpcode { at: 16, op: 0x12 }),
+            "unexpected AML opcode 0x12 at offset 0x10"
+        );
     }
 }
