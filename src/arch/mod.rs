@@ -11,6 +11,7 @@ pub mod ioapic;
 pub mod lapic;
 pub mod mmio;
 pub mod paging;
+pub mod pio;
 pub mod pic;
 pub mod pit;
 pub mod uart;

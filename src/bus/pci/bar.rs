@@ -245,3 +245,15 @@ pub fn window(bar: &Bar) -> Result<crate::arch::mmio::MmioWindow, MapError> {
     // now) and no Rust object lives there. The caller owns the function, as every driver does.
     Ok(unsafe { crate::arch::mmio::MmioWindow::new(bar.address, bar.size) })
 }
+
+/// The I/O-port window of an I/O BAR.
+pub fn io_window(bar: &Bar) -> Result<crate::arch::pio::IoWindow, MapError> {
+    if bar.kind != BarKind::Io {
+        return Err(MapError::NotMemory);
+    }
+    if !bar.assigned() || bar.address > 0xFFFF || bar.size > 0x1_0000 - bar.address {
+        return Err(MapError::Unassigned);
+    }
+    // SAFETY: a decoded, assigned I/O BAR of a function its driver owns: the ports answer only to it.
+    Ok(unsafe { crate::arch::pio::IoWindow::new(bar.address as u16, bar.size as u16) })
+}
