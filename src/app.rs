@@ -8,7 +8,8 @@ use crate::bus::pci::config::{Mechanism, PlatformConfig};
 use crate::bus::pci::enumerate::{self, Enumeration, Function};
 use crate::bus::pci::{caps, regs, Bdf, ConfigRegion};
 use crate::cmdline::{self, Options};
-use crate::drivers::{e1000e::E1000e, edu::Edu, nvme::Nvme, DriverKind, InterruptSource};
+use crate::drivers::pcie_port::{self, PciePort};
+use crate::drivers::{e1000e::E1000e, edu::Edu, nvme::Nvme, virtio_net::VirtioNet, DriverKind, InterruptSource};
 use crate::irq::{dispatch, vector};
 use crate::bus::pci::trace;
 use crate::irq::intx;
@@ -18,7 +19,7 @@ use crate::modes::{order, update_command, DeviceIrq, IrqMode};
 use crate::platform::acpi::{self, PhysMemory};
 use crate::platform::prt;
 use crate::report::{Array, Outcome, Record, Summary};
-use crate::scenarios::{delivery, masking, Verdict};
+use crate::scenarios::{delivery, masking, storm, Verdict};
 use crate::time;
 use heapless::{String, Vec};
 
@@ -206,7 +207,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
     // off for endpoints no driver here owns (a bridge keeps its Bus Master: it forwards its children's
     // MSI writes upstream).
     for f in pci.functions.iter() {
-        quiet(cfg, f, DriverKind::probe(f).is_none());
+        quiet(cfg, f, driver_for(cfg, f).is_none());
     }
 
     // From here on every configuration and MSI-X table access is recorded and later held against the
@@ -226,7 +227,7 @@ pub fn run(boot: &BootInfo) -> ExitCode {
             for p in f.problems.iter() {
                 push_problem(&mut outcome, format_args!("{p}"));
             }
-            if let Some(kind) = DriverKind::probe(f) {
+            if let Some(kind) = driver_for(cfg, f) {
                 trace::own(f.bdf);
                 outcome.driver = Some(kind.name());
                 let (mut mode, reason) = choose_mode(&run.opts, f);
@@ -255,7 +256,13 @@ pub fn run(boot: &BootInfo) -> ExitCode {
                     }
                 };
                 match result {
-                    Ok(dev) => {
+                    Ok(mut dev) => {
+                        // Setup may itself have raised an interrupt (a port's enabling write is a hot-plug
+                        // command); the driver acknowledged it, so a level-triggered line held by the
+                        // handler is re-armed now.
+                        for i in 0..dev.irq.vectors().len() {
+                            dev.irq.rearm(i);
+                        }
                         outcome.mode = Some(mode);
                         outcome.route = dev.route;
                         outcome.vectors = dev.irq.vectors().iter().copied().collect();
@@ -278,7 +285,9 @@ pub fn run(boot: &BootInfo) -> ExitCode {
                         // a mode it has that does not work is a failure.
                         let unavailable = matches!(
                             detail,
-                            SetupError::Irq(_, crate::modes::IrqError::NoCapability(_)) | SetupError::NotImplemented(_)
+                            SetupError::Irq(_, crate::modes::IrqError::NoCapability(_))
+                                | SetupError::NotImplemented(_)
+                                | SetupError::Declined(_)
                         ) || matches!(detail, SetupError::Route(RouteError::NoPin(_)));
                         let outcome_kind = if unavailable { Outcome::Skip } else { Outcome::Fail };
                         let reason = outcome.reason.clone();
@@ -300,11 +309,14 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         let bdf = dev.irq.bdf();
         crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
         run.scenario(scenario_name(dev.mode), Some(bdf), &verdict);
-        if dev.mode == IrqMode::Msix {
-            for mask in [masking::Mask::PerVector, masking::Mask::Function] {
-                let verdict = masking::run(dev.dev.source(), &mut dev.irq, mask);
-                run.scenario(mask.scenario(), Some(bdf), &verdict);
-            }
+        let masks: &[masking::Mask] = match dev.mode {
+            IrqMode::Msix => &[masking::Mask::PerVector, masking::Mask::Function],
+            IrqMode::Msi if dev.irq.msi_maskable() => &[masking::Mask::PerVector],
+            _ => &[],
+        };
+        for &mask in masks {
+            let verdict = masking::run(dev.dev.source(), &mut dev.irq, mask);
+            run.scenario(mask.scenario(dev.mode), Some(bdf), &verdict);
         }
     }
     // Teardown: each device silenced by its driver, then its interrupt mode shut down, then its vectors
@@ -315,12 +327,21 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         }
         drop(dev);
     }
+    if run.opts.wants("intx-storm") {
+        run_storm(&mut run, cfg, &pci, &routing);
+    }
     cpu::disable_interrupts();
     trace::stop();
     check_write_order(&mut run, cfg, &pci);
 
     for (index, f) in pci.functions.iter().enumerate() {
         emit_function(cfg, f, OUTCOMES.lock().get(index));
+    }
+    for line in intx::history() {
+        problem(
+            "intx",
+            format_args!("GSI {} (vector {:#x}): {} interrupts no function claimed{}", line.gsi, line.vector, line.unclaimed, if line.storm_masked { "; masked as a storm" } else { "" }),
+        );
     }
     let spurious = dispatch::spurious();
     if spurious > 0 {
@@ -414,6 +435,26 @@ fn check_write_order(run: &mut Run, cfg: &PlatformConfig, pci: &Enumeration) {
     }
 }
 
+/// The optional storm scenario, on the first edu function (after teardown, so nothing else uses it).
+fn run_storm(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing) {
+    let Some(edu) = pci.functions.iter().find(|f| DriverKind::probe(f) == Some(DriverKind::Edu)) else {
+        run.scenario("intx-storm", None, &Verdict::new(Outcome::Skip, format_args!("needs an edu function (-device edu)")));
+        return;
+    };
+    let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+    let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
+    let verdict = match route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, edu) {
+        Ok(r) => storm::run(cfg, edu, r.route),
+        Err(e) => Verdict::new(Outcome::Skip, format_args!("edu INTx not routable: {e}")),
+    };
+    run.scenario("intx-storm", Some(edu.bdf), &verdict);
+}
+
+/// The driver for `f`, if msifw has one that can make it interrupt.
+fn driver_for(cfg: &PlatformConfig, f: &Function) -> Option<DriverKind> {
+    DriverKind::probe(f).filter(|k| *k != DriverKind::PciePort || pcie_port::is_hotplug_port(cfg, f))
+}
+
 /// Memory decoding and Bus Master on every bridge between the root bus and `bdf`: a bridge forwards its
 /// children's memory writes (MSI messages, DMA) upstream only with Bus Master set (PCI-to-PCI Bridge 1.2
 /// 3.2.2.1.1), as Linux's pci_enable_bridge ensures.
@@ -472,6 +513,8 @@ enum Device {
     E1000e(E1000e),
     Nvme(Nvme),
     Edu(Edu),
+    VirtioNet(VirtioNet),
+    PciePort(PciePort<'static>),
 }
 
 impl Device {
@@ -480,6 +523,8 @@ impl Device {
             Device::E1000e(d) => d,
             Device::Nvme(d) => d,
             Device::Edu(d) => d,
+            Device::VirtioNet(d) => d,
+            Device::PciePort(d) => d,
         }
     }
 }
@@ -503,6 +548,8 @@ enum SetupError {
     Irq(IrqMode, crate::modes::IrqError),
     NotImplemented(IrqMode),
     Route(RouteError),
+    /// The driver does not drive the device in this mode, for the reason given.
+    Declined(&'static str),
 }
 
 impl core::fmt::Display for SetupError {
@@ -512,6 +559,7 @@ impl core::fmt::Display for SetupError {
             Self::Irq(mode, e) => write!(f, "{} setup failed: {e}", mode.name()),
             Self::NotImplemented(mode) => write!(f, "{} mode is not implemented yet", mode.name()),
             Self::Route(e) => write!(f, "INTx not routable: {e}"),
+            Self::Declined(why) => write!(f, "{why}"),
         }
     }
 }
@@ -566,7 +614,7 @@ fn setup(
         }
         match (mode, routed) {
             (IrqMode::Msix, _) => DeviceIrq::enable_msix(cfg, f, count, run.apic_id),
-            (IrqMode::Msi, _) => DeviceIrq::enable_msi(cfg, f, 1, run.apic_id),
+            (IrqMode::Msi, _) => DeviceIrq::enable_msi(cfg, f, count, run.apic_id),
             (IrqMode::Intx, Some(r)) => DeviceIrq::enable_intx(cfg, f, r.route),
             _ => return Err(SetupError::NotImplemented(mode)),
         }
@@ -602,6 +650,36 @@ fn setup(
                 dev.create_io_queues(queues).map_err(driver)?;
             }
             Ok(active(Device::Nvme(dev), irq, reduced))
+        }
+        DriverKind::VirtioNet => {
+            // pci_enable_device + pci_set_master: I/O decoding for BAR0, Bus Master for the rings. QEMU's
+            // virtio-pci clears DRIVER_OK and stops the queues on any Command write that leaves Bus Master
+            // clear (the INTx mask-ack-unmask writes Command), so it is set before the device is touched.
+            update_command(cfg, f.bdf, regs::command::IO | regs::command::BUS_MASTER, 0);
+            let mut dev = VirtioNet::new(f).map_err(driver)?;
+            // Vectors before DRIVER_OK: TX queue, RX queue, configuration changes (MSI-X entries 0-2).
+            let irq = enable(3)?;
+            let live = if mode == IrqMode::Msix { dev.use_msix(irq.vectors().len()) } else { dev.use_intx() };
+            if let Err(e) = live {
+                drop(dev); // reset the device before its interrupts are shut down
+                return Err(driver(e));
+            }
+            Ok(active(Device::VirtioNet(dev), irq, reduced))
+        }
+        DriverKind::PciePort => {
+            if mode == IrqMode::Intx {
+                // Measured on QEMU 7.2 (ioh3420, pcie-root-port): the hot-plug interrupt arrives on the
+                // port's GSI but Status.Interrupt stays clear, so no shared-line handler can attribute it.
+                return Err(SetupError::Declined(
+                    "port hot-plug interrupts through INTx are not attributable (Status.Interrupt stays clear on QEMU 7.2)",
+                ));
+            }
+            let mut dev = PciePort::new(cfg, f).map_err(driver)?;
+            // Hot-plug events use the message number in the PCIe Capabilities register (0 on QEMU's
+            // ports); ask for 2 so a port with multi-message MSI (ioh3420) gets an aligned block.
+            let irq = enable(2)?;
+            dev.enable().map_err(driver)?;
+            Ok(active(Device::PciePort(dev), irq, reduced))
         }
     }
 }

@@ -5,13 +5,18 @@
 //! - `x2apic=on|off`: use x2APIC when the CPU has it (default on);
 //! - `rounds=N`: interrupts per source in the delivery checks (1-1000, default 2);
 //! - `selftest=exception|panic`: raise a CPU exception (ud2) or a panic right after the IDT is up, to check
-//!   that the fatal paths report on COM1 and exit with the crash code.
+//!   that the fatal paths report on COM1 and exit with the crash code;
+//! - `scenario=NAME[,NAME...]` (repeatable): run optional scenarios as well (see [`SCENARIOS`]); `all` runs
+//!   every one.
 //!
 //! Anything else is reported as a problem and otherwise ignored.
 
 use crate::bus::pci::Bdf;
 use crate::modes::IrqMode;
 use heapless::Vec;
+
+/// Optional scenarios, run only when asked for with `scenario=`.
+pub const SCENARIOS: &[&str] = &["intx-storm"];
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +33,8 @@ pub struct Options {
     pub overrides: Vec<(Bdf, IrqMode), 16>,
     /// `selftest=`.
     pub selftest: Option<SelfTest>,
+    /// `scenario=`: indexes into [`SCENARIOS`].
+    pub scenarios: Vec<u8, 16>,
 }
 
 /// A deliberate failure, to check the fatal paths.
@@ -41,7 +48,7 @@ pub enum SelfTest {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None }
+        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new() }
     }
 }
 
@@ -125,6 +132,25 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                 }
                 _ => Some(CmdlineError::BadValue(clip(word))),
             },
+            Some(("scenario", list)) => {
+                let mut bad = None;
+                for name in list.split(',') {
+                    if name == "all" {
+                        for i in 0..SCENARIOS.len() as u8 {
+                            if !opts.scenarios.contains(&i) {
+                                let _ = opts.scenarios.push(i);
+                            }
+                        }
+                    } else if let Some(i) = SCENARIOS.iter().position(|s| *s == name) {
+                        if !opts.scenarios.contains(&(i as u8)) {
+                            let _ = opts.scenarios.push(i as u8);
+                        }
+                    } else {
+                        bad = Some(CmdlineError::BadValue(clip(word)));
+                    }
+                }
+                bad
+            }
             Some(("rounds", v)) => match v.parse::<u32>() {
                 Ok(n) if (1..=1000).contains(&n) => {
                     opts.rounds = n;
@@ -155,6 +181,11 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
 }
 
 impl Options {
+    /// Whether the optional scenario `name` was asked for.
+    pub fn wants(&self, name: &str) -> bool {
+        self.scenarios.iter().any(|&i| SCENARIOS.get(i as usize) == Some(&name))
+    }
+
     /// The mode forced for `bdf`, if any.
     pub fn override_for(&self, bdf: Bdf) -> Option<IrqMode> {
         self.overrides.iter().rev().find(|(b, _)| *b == bdf).map(|(_, m)| *m)
@@ -175,6 +206,18 @@ mod tests {
         assert_eq!(o.override_for(Bdf::new(0, 3, 0)), Some(IrqMode::Intx));
         assert_eq!(o.override_for(Bdf::new(1, 0x1f, 7)), Some(IrqMode::Msi));
         assert_eq!(o.override_for(Bdf::new(0, 2, 0)), None);
+    }
+
+    #[test]
+    fn scenarios_by_name_list_and_all() {
+        let (o, e) = parse("scenario=intx-storm");
+        assert!(e.is_empty() && o.wants("intx-storm"));
+        let (o, e) = parse("scenario=all");
+        assert!(e.is_empty() && SCENARIOS.iter().all(|s| o.wants(s)));
+        let (o, e) = parse("scenario=nope,intx-storm");
+        assert!(o.wants("intx-storm"));
+        assert!(matches!(&e[0], CmdlineError::BadValue(_)));
+        assert!(!parse("").0.wants("intx-storm"));
     }
 
     #[test]

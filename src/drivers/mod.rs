@@ -4,6 +4,8 @@
 pub mod e1000e;
 pub mod edu;
 pub mod nvme;
+pub mod pcie_port;
+pub mod virtio_net;
 
 use crate::bus::pci::enumerate::Function;
 
@@ -59,6 +61,11 @@ pub enum DriverKind {
     Nvme,
     /// QEMU's edu device.
     Edu,
+    /// Legacy (transitional) virtio-net over its I/O BAR.
+    VirtioNet,
+    /// PCI Express root or downstream port (hot-plug Command Completed interrupt). Taken only when the port
+    /// is hot-plug capable: see [`pcie_port::is_hotplug_port`].
+    PciePort,
 }
 
 impl DriverKind {
@@ -67,7 +74,12 @@ impl DriverKind {
         match (f.vendor, f.device) {
             (0x8086, 0x10d3) => Some(DriverKind::E1000e),
             (0x1234, 0x11e8) => Some(DriverKind::Edu),
+            // Transitional virtio-net: 0x1000 is the legacy ID (a modern-only device is 0x1041).
+            (0x1af4, 0x1000) => Some(DriverKind::VirtioNet),
             _ if f.class == 0x010802 && f.header_type == 0 => Some(DriverKind::Nvme),
+            _ if f.class >> 8 == 0x0604 && f.header_type == 1 && f.caps.find(crate::bus::pci::caps::id::PCIE).is_some() => {
+                Some(DriverKind::PciePort)
+            }
             _ => None,
         }
     }
@@ -78,6 +90,8 @@ impl DriverKind {
             DriverKind::E1000e => "e1000e",
             DriverKind::Nvme => "nvme",
             DriverKind::Edu => "edu",
+            DriverKind::VirtioNet => "virtio-net",
+            DriverKind::PciePort => "pcie-port",
         }
     }
 }

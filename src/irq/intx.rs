@@ -93,6 +93,20 @@ struct Line {
 }
 
 static IOAPICS: Mutex<Vec<IoApicRange, 8>> = Mutex::new(Vec::new());
+/// Lines released after taking interrupts nobody claimed, for the report.
+static HISTORY: Mutex<Vec<LineReport, MAX_LINES>> = Mutex::new(Vec::new());
+
+fn remember(line: &Line) {
+    if line.unclaimed > 0 {
+        let mut h = HISTORY.lock();
+        let _ = h.push(LineReport { gsi: line.route.gsi, vector: line.block.base(), unclaimed: line.unclaimed, storm_masked: line.storm_masked });
+    }
+}
+
+/// Lines that were released after taking unclaimed interrupts (spurious for the firmware).
+pub fn history() -> Vec<LineReport, MAX_LINES> {
+    crate::arch::cpu::without_interrupts(|| HISTORY.lock().clone())
+}
 static LINES: Mutex<Vec<Line, MAX_LINES>> = Mutex::new(Vec::new());
 static CONFIG: Once<&'static (dyn ConfigRegion + Sync)> = Once::new();
 static APIC_ID: Once<u8> = Once::new();
@@ -201,11 +215,63 @@ pub fn detach(bdf: Bdf) {
         let line = &mut lines[i];
         line.sharers.retain(|s| s.bdf != bdf);
         if line.sharers.is_empty() {
+            remember(line);
             line.chip.set_masked(line.index, true);
             dispatch::clear_handler(line.block.base());
             lines.swap_remove(i);
         }
     });
+}
+
+/// Sets up the line of `route` with no sharer (unmasked): whatever asserts it is unclaimed, which is how
+/// the storm guard is exercised. Released with [`release`].
+pub fn watch(route: IntxRoute) -> Result<u8, IntxError> {
+    let apic_id = *APIC_ID.get().unwrap_or(&0);
+    let vector = lines(|lines| {
+        if lines.iter().any(|l| l.route.gsi == route.gsi) {
+            return Err(IntxError::Conflict(route.gsi));
+        }
+        let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
+        let block = VectorBlock::alloc_in(Pool::Intx, 1).map_err(IntxError::Vector)?;
+        let vector = block.base();
+        let line = Line {
+            route,
+            chip,
+            index,
+            block,
+            sharers: Vec::new(),
+            unclaimed_in_a_row: 0,
+            unclaimed: 0,
+            storm_masked: false,
+            held_by_entry: false,
+        };
+        lines.push(line).map_err(|_| IntxError::Full)?;
+        Ok(vector)
+    })?;
+    dispatch::set_handler(vector, handle);
+    lines(|lines| {
+        if let Some(line) = lines.iter().find(|l| l.block.base() == vector) {
+            line.chip.program(line.index, vector, apic_id, route.level, route.active_low, false);
+        }
+    });
+    Ok(vector)
+}
+
+/// Masks and removes the line of `gsi` (sharers or not) and frees its vector.
+pub fn release(gsi: u32) {
+    lines(|lines| {
+        if let Some(i) = lines.iter().position(|l| l.route.gsi == gsi) {
+            let line = &lines[i];
+            line.chip.set_masked(line.index, true);
+            dispatch::clear_handler(line.block.base());
+            lines.swap_remove(i);
+        }
+    });
+}
+
+/// The counters of the line of `gsi`.
+pub fn line(gsi: u32) -> Option<LineReport> {
+    report().into_iter().find(|l| l.gsi == gsi)
 }
 
 /// Interrupts claimed by `bdf`.

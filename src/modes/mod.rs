@@ -143,13 +143,16 @@ fn messages(apic_id: u32, vectors: &[u8]) -> Result<Vec<MsiMessage, MAX_VECTORS>
 }
 
 impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
-    /// Enables MSI-X with `count` vectors (table entries 0..count), each targeting `apic_id`.
+    /// Enables MSI-X with up to `count` vectors (table entries 0..n, n limited by the table size), each
+    /// targeting `apic_id`.
     pub fn enable_msix(cfg: &'c C, function: &Function, count: u16, apic_id: u32) -> Result<Self, IrqError> {
         let cap = function.caps.find(crate::bus::pci::caps::id::MSIX).ok_or(IrqError::NoCapability(IrqMode::Msix))?;
         let info = msix::read_capability(cfg, function.bdf, cap);
-        if count == 0 || count > info.table_size || count as usize > MAX_VECTORS {
+        if count == 0 {
             return Err(IrqError::TooManyVectors { requested: count, available: info.table_size });
         }
+        // As many as asked for, up to the table's size and MAX_VECTORS.
+        let count = count.min(info.table_size).min(MAX_VECTORS as u16);
         let mut blocks = Vec::new();
         let mut vectors = Vec::new();
         for _ in 0..count {
@@ -164,13 +167,16 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, baseline, _blocks: blocks })
     }
 
-    /// Enables MSI with `count` vectors (a power of two the function can take), targeting `apic_id`.
+    /// Enables MSI with up to `count` vectors: the largest power of two not above `count` or the
+    /// function's Multiple Message Capable, as one aligned block, targeting `apic_id`.
     pub fn enable_msi(cfg: &'c C, function: &Function, count: u16, apic_id: u32) -> Result<Self, IrqError> {
         let cap = function.caps.find(crate::bus::pci::caps::id::MSI).ok_or(IrqError::NoCapability(IrqMode::Msi))?;
         let info = msi::read_capability(cfg, function.bdf, cap).map_err(IrqError::Msi)?;
-        if count == 0 || count > info.max_vectors() || !count.is_power_of_two() {
+        if count == 0 {
             return Err(IrqError::TooManyVectors { requested: count, available: info.max_vectors() });
         }
+        let wanted = count.min(info.max_vectors());
+        let count = 1u16 << (15 - wanted.leading_zeros());
         let block = VectorBlock::alloc(count)?;
         let vectors: Vec<u8, MAX_VECTORS> = block.iter().collect();
         let msg = message::compose(apic_id, block.base())?;
@@ -257,6 +263,11 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         }
     }
 
+    /// Whether the function is in MSI mode with per-vector mask bits.
+    pub fn msi_maskable(&self) -> bool {
+        matches!(&self.state, State::Msi(m) if m.maskable())
+    }
+
     /// Whether entry `i` is pending (MSI-X PBA, or MSI pending bits), when the function reports it.
     pub fn pending(&self, i: usize) -> Option<bool> {
         match &self.state {
@@ -289,7 +300,7 @@ impl<C: ConfigRegion> Drop for DeviceIrq<'_, C> {
 }
 
 /// Sets or clears Command bits of `bdf` with a 16-bit read-modify-write (Status is not touched).
-pub fn update_command(cfg: &impl ConfigRegion, bdf: Bdf, set: u16, clear: u16) {
+pub fn update_command<C: ConfigRegion + ?Sized>(cfg: &C, bdf: Bdf, set: u16, clear: u16) {
     let cmd = cfg.read16(bdf, regs::COMMAND);
     let new = (cmd | set) & !clear;
     if new != cmd {

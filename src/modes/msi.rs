@@ -131,6 +131,11 @@ impl MsiFunction {
         Ok(MsiFunction { bdf, cap, count })
     }
 
+    /// Whether the function has per-vector mask bits.
+    pub fn maskable(&self) -> bool {
+        self.cap.maskable
+    }
+
     /// Masks or unmasks vector `i`; false when the function has no mask bits or `i` is out of range.
     pub fn set_mask(&mut self, cfg: &impl ConfigRegion, i: u16, masked: bool) -> bool {
         let Some(mask) = self.cap.mask() else { return false };

@@ -21,11 +21,12 @@ pub enum Mask {
 }
 
 impl Mask {
-    /// Scenario name.
-    pub fn scenario(self) -> &'static str {
-        match self {
-            Mask::PerVector => "msix-vector-mask",
-            Mask::Function => "msix-function-mask",
+    /// Scenario name for a function in `mode`.
+    pub fn scenario(self, mode: crate::modes::IrqMode) -> &'static str {
+        match (self, mode) {
+            (Mask::PerVector, crate::modes::IrqMode::Msi) => "msi-vector-mask",
+            (Mask::PerVector, _) => "msix-vector-mask",
+            (Mask::Function, _) => "msix-function-mask",
         }
     }
 }

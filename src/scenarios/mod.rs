@@ -2,6 +2,7 @@
 
 pub mod delivery;
 pub mod masking;
+pub mod storm;
 
 pub use crate::report::Outcome;
 use heapless::String;

@@ -1,0 +1,57 @@
+//! The storm guard: a level-triggered line that stays asserted with no function claiming it is masked
+//! after [`crate::irq::intx::STORM_THRESHOLD`] unclaimed interrupts, reported, and the firmware carries on
+//! (Linux's note_interrupt "nobody cared" does the same after 99,900 of 100,000).
+//!
+//! The storm is made on purpose: an edu function asserts INTx on a line msifw set up with no sharer, so
+//! the handler finds nobody to claim it and, the line being level-triggered, gets it again after each EOI.
+
+use super::{Outcome, Verdict};
+use crate::bus::pci::enumerate::Function;
+use crate::bus::pci::{regs, ConfigRegion};
+use crate::drivers::edu::Edu;
+use crate::drivers::InterruptSource;
+use crate::irq::intx::{self, IntxRoute, STORM_THRESHOLD};
+use crate::modes::update_command;
+use crate::time;
+
+/// Runs the storm on `edu` (not driven by anything else at the time) whose INTx arrives at `route`.
+pub fn run(cfg: &dyn ConfigRegion, edu: &Function, route: IntxRoute) -> Verdict {
+    let mut dev = match Edu::new(edu) {
+        Ok(d) => d,
+        Err(e) => return Verdict::new(Outcome::Fail, format_args!("edu: {e}")),
+    };
+    let vector = match intx::watch(route) {
+        Ok(v) => v,
+        Err(e) => return Verdict::new(Outcome::Skip, format_args!("cannot watch GSI {}: {e}", route.gsi)),
+    };
+    // Let the function assert INTx (MSI is off after teardown), then assert it and keep it asserted.
+    update_command(cfg, edu.bdf, 0, regs::command::INTX_DISABLE);
+    let start = time::now_us();
+    let _ = dev.trigger(0);
+    let masked = time::wait_until(2_000_000, || intx::line(route.gsi).is_some_and(|l| l.storm_masked));
+    let elapsed = time::now_us() - start;
+    let report = intx::line(route.gsi);
+    // Quiet again: deassert at the device, INTx off at the function, line gone.
+    let _ = dev.acknowledge(0);
+    update_command(cfg, edu.bdf, regs::command::INTX_DISABLE, 0);
+    intx::release(route.gsi);
+    let Some(line) = report else {
+        return Verdict::new(Outcome::Fail, format_args!("line of GSI {} vanished", route.gsi));
+    };
+    if !masked {
+        return Verdict::new(
+            Outcome::Fail,
+            format_args!("GSI {} (vector {vector:#x}) not masked after {} unclaimed interrupts in {elapsed} us", route.gsi, line.unclaimed),
+        );
+    }
+    if line.unclaimed < STORM_THRESHOLD as u64 {
+        return Verdict::new(Outcome::Fail, format_args!("masked after only {} unclaimed interrupts", line.unclaimed));
+    }
+    Verdict::new(
+        Outcome::Pass,
+        format_args!(
+            "GSI {} asserted with nobody claiming it: masked after {} unclaimed interrupts in {elapsed} us; the firmware carried on",
+            route.gsi, line.unclaimed
+        ),
+    )
+}
