@@ -79,6 +79,7 @@ fn check(machine: Machine) {
         "query-pci on {machine} listed no function"
     );
     let o = common::boot(&cfg);
+    common::assert_passed(&o);
     let why = common::explain(&o);
     assert!(
         o.report.end.is_some(),

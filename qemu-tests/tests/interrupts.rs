@@ -14,6 +14,7 @@ const EXPECTED: &[(&str, &str, IrqMode)] = &[
 
 fn check(machine: Machine) {
     let o = common::boot(&common::config(machine));
+    common::assert_passed(&o);
     let why = common::explain(&o);
     let mut failures = Vec::new();
     for &(bdf, name, mode) in EXPECTED {

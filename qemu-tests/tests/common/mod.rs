@@ -42,3 +42,23 @@ pub fn explain(o: &RunOutcome) -> String {
         o.qemu_command.shell()
     )
 }
+
+/// Asserts the whole run passed: exit status, and every scenario (write-order checks included), naming
+/// each one that did not.
+pub fn assert_passed(o: &RunOutcome) {
+    let failed: Vec<String> = o
+        .report
+        .scenarios
+        .iter()
+        .filter(|s| s.result == msifw_qemu::ScenarioResult::Fail)
+        .map(|s| format!("{} {}: {}", s.bdf.as_deref().unwrap_or("-"), s.name, s.detail))
+        .collect();
+    assert!(
+        o.exit == msifw_qemu::Exit::Passed && failed.is_empty(),
+        "run on {} did not pass ({:?}); failed scenarios:\n  {}{}",
+        o.machine,
+        o.exit,
+        failed.join("\n  "),
+        explain(o)
+    );
+}
