@@ -42,7 +42,7 @@ pub fn is_hotplug_port(cfg: &dyn ConfigRegion, f: &Function) -> bool {
 
 /// The port driver.
 pub struct PciePort<'c> {
-    cfg: &'c dyn ConfigRegion,
+    cfg: &'c (dyn ConfigRegion + Sync),
     bdf: Bdf,
     cap: u16,
     saved_ctl: u16,
@@ -57,7 +57,7 @@ impl core::fmt::Debug for PciePort<'_> {
 impl<'c> PciePort<'c> {
     /// Checks the port and clears any stale Command Completed status. Slot Control keeps its value until
     /// [`PciePort::enable`].
-    pub fn new(cfg: &'c dyn ConfigRegion, f: &Function) -> Result<PciePort<'c>, DriverError> {
+    pub fn new(cfg: &'c (dyn ConfigRegion + Sync), f: &Function) -> Result<PciePort<'c>, DriverError> {
         let cap = f.caps.find(id::PCIE).ok_or(DriverError::Unexpected("PCIe capability", 0))?;
         if !is_hotplug_port(cfg, f) {
             return Err(DriverError::Unexpected("port without command-completed hot-plug events", cap as u64));

@@ -1,0 +1,84 @@
+//! Platform-wide checks: the LAPIC self IPI, the write-order check over the access trace, and the
+//! optional storm scenario.
+
+use super::devices::Routing;
+use super::Run;
+use crate::arch::lapic;
+use crate::bus::pci::config::PlatformConfig;
+use crate::bus::pci::enumerate::Enumeration;
+use crate::bus::pci::{caps, trace};
+use crate::drivers::DriverKind;
+use crate::irq::{dispatch, vector};
+use crate::modes::{order, route};
+use crate::report::Outcome;
+use crate::scenarios::{delivery, storm, Verdict};
+use crate::time;
+
+/// The LAPIC delivers a self IPI exactly once.
+pub(super) fn run_self_ipi(run: &mut Run) {
+    let v = vector::SELF_IPI_VECTOR;
+    let before = dispatch::count(v);
+    lapic::self_ipi(v);
+    let ok = time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || dispatch::count(v) > before);
+    time::delay_us(1000);
+    let got = dispatch::count(v) - before;
+    let verdict = if ok && got == 1 {
+        Verdict::new(Outcome::Pass, format_args!("self IPI on vector {v:#x} delivered once"))
+    } else {
+        Verdict::new(Outcome::Fail, format_args!("self IPI on vector {v:#x}: {got} deliveries, expected 1"))
+    };
+    run.scenario("lapic-self-ipi", None, &verdict);
+}
+
+/// Holds the access trace of every function that was owned or written against the programming rules
+/// (modes::order) and reports one `write-order` scenario per such function.
+pub(super) fn check_write_order(run: &mut Run, cfg: &PlatformConfig, pci: &Enumeration) {
+    let overflowed = trace::inspect(|t| t.overflowed);
+    for f in pci.functions.iter() {
+        let msi = f.caps.find(caps::id::MSI).and_then(|at| crate::modes::msi::read_capability(cfg, f.bdf, at).ok());
+        let msix = f.caps.find(caps::id::MSIX).map(|at| crate::modes::msix::read_capability(cfg, f.bdf, at));
+        let verdict = trace::inspect(|t| {
+            let owned = t.owns(f.bdf);
+            let written = t.events.iter().any(|e| {
+                e.bdf == f.bdf && matches!(e.access, trace::Access::ConfigWrite { .. } | trace::Access::TableWrite { .. })
+            });
+            if !owned && !written {
+                return None;
+            }
+            let layout = order::Layout { bdf: f.bdf, msi, msix, owned };
+            let findings = order::check(&layout, &t.events);
+            Some(match findings.violations.first() {
+                _ if overflowed > 0 => Verdict::new(
+                    Outcome::Fail,
+                    format_args!("trace overflowed ({overflowed} accesses not recorded); order not provable"),
+                ),
+                Some(v) => Verdict::new(
+                    Outcome::Fail,
+                    format_args!("{v} ({} rule(s) broken)", findings.violations.len()),
+                ),
+                None => Verdict::new(
+                    Outcome::Pass,
+                    format_args!("{} accesses checked against rules R1-R7, no violation", findings.events),
+                ),
+            })
+        });
+        if let Some(v) = verdict {
+            run.scenario("write-order", Some(f.bdf), &v);
+        }
+    }
+}
+
+/// The optional storm scenario, on the first edu function (after teardown, so nothing else uses it).
+pub(super) fn run_storm(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing) {
+    let Some(edu) = pci.functions.iter().find(|f| DriverKind::probe(f) == Some(DriverKind::Edu)) else {
+        run.scenario("intx-storm", None, &Verdict::new(Outcome::Skip, format_args!("needs an edu function (-device edu)")));
+        return;
+    };
+    let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+    let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
+    let verdict = match route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, edu) {
+        Ok(r) => storm::run(cfg, edu, r.route),
+        Err(e) => Verdict::new(Outcome::Skip, format_args!("edu INTx not routable: {e}")),
+    };
+    run.scenario("intx-storm", Some(edu.bdf), &verdict);
+}

@@ -1,0 +1,366 @@
+//! Driven devices: which driver and mode each function gets, setting them all up (with Linux's fallbacks
+//! when vectors run out), the checks run on each while all are live, and teardown.
+
+use super::{problem, push_problem, FunctionOutcome, Run, OUTCOMES};
+use crate::bus::pci::config::PlatformConfig;
+use crate::bus::pci::enumerate::{Enumeration, Function};
+use crate::bus::pci::{caps, regs, trace, Bdf};
+use crate::cmdline::Options;
+use crate::drivers::pcie_port::{self, PciePort};
+use crate::drivers::{e1000e::E1000e, edu::Edu, nvme::Nvme, virtio_net::VirtioNet, DriverKind, InterruptSource};
+use crate::irq::vector::VectorError;
+use crate::modes::route::{self, Chipset, RouteError, Routed};
+use crate::modes::{update_command, DeviceIrq, IrqMode};
+use crate::platform::{acpi, prt};
+use crate::report::Outcome;
+use crate::scenarios::{delivery, masking, Verdict};
+use heapless::{String, Vec};
+
+/// The live devices: in .bss, because up to [`MAX_ACTIVE`] drivers with their queues are far too big
+/// for the stack.
+pub(super) static ACTIVE: spin::Mutex<Vec<Active, MAX_ACTIVE>> = spin::Mutex::new(Vec::new());
+
+/// Sets up every function a driver takes, all at once, into `active`. Fills [`OUTCOMES`].
+pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut Vec<Active, MAX_ACTIVE>) {
+    let mut outcomes = OUTCOMES.lock();
+    outcomes.clear();
+    for (index, f) in pci.functions.iter().enumerate() {
+        let mut outcome = FunctionOutcome::default();
+        for p in f.problems.iter() {
+            push_problem(&mut outcome, format_args!("{p}"));
+        }
+        if let Some(kind) = driver_for(cfg, f) {
+            trace::own(f.bdf);
+            outcome.driver = Some(kind.name());
+            let (mut mode, reason) = choose_mode(&run.opts, f);
+            let automatic = run.opts.override_for(f.bdf).is_none();
+            outcome.reason = reason.map(|r| String::try_from(r).unwrap_or_default());
+            enable_upstream_bridges(cfg, pci, f.bdf);
+            // Linux's pci_alloc_irq_vectors order when vectors run out: fewer MSI-X vectors (inside
+            // `setup`), then MSI, then INTx (whose lines have their own vector pool).
+            let result = loop {
+                match setup(run, cfg, pci, routing, f, kind, mode) {
+                    Err(SetupError::Irq(m, crate::modes::IrqError::Vector(e))) if automatic => {
+                        let next = match m {
+                            IrqMode::Msix if f.caps.find(caps::id::MSI).is_some() => IrqMode::Msi,
+                            IrqMode::Msix | IrqMode::Msi if f.interrupt_pin != 0 => IrqMode::Intx,
+                            _ => break Err(SetupError::Irq(m, crate::modes::IrqError::Vector(e))),
+                        };
+                        let mut why = match outcome.reason.take() {
+                            Some(w) if w.starts_with("vectors exhausted") => w,
+                            _ => String::try_from("vectors exhausted:").unwrap_or_default(),
+                        };
+                        let _ = core::fmt::Write::write_fmt(&mut why, format_args!(" no {} ({e});", m.name()));
+                        outcome.reason = Some(why);
+                        mode = next;
+                    }
+                    other => break other,
+                }
+            };
+            match result {
+                Ok(mut dev) => {
+                    // Setup may itself have raised an interrupt (a port's enabling write is a hot-plug
+                    // command); the driver acknowledged it, so a level-triggered line held by the
+                    // handler is re-armed now.
+                    for i in 0..dev.irq.vectors().len() {
+                        dev.irq.rearm(i);
+                    }
+                    outcome.mode = Some(mode);
+                    outcome.route = dev.route;
+                    outcome.vectors = dev.irq.vectors().iter().copied().collect();
+                    if let Some((got, wanted)) = dev.reduced {
+                        let mut why = String::new();
+                        let _ = core::fmt::Write::write_fmt(&mut why, format_args!("vectors exhausted: MSI-X with {got} of {wanted} vectors"));
+                        outcome.reason = Some(why);
+                    }
+                    if let Some(r) = dev.route.and_then(|r| r.disagreement.map(|rule| (r.route.gsi, rule))) {
+                        problem("routing", format_args!("{}: DSDT routes to GSI {}, the chipset rule to GSI {}; using the DSDT", f.bdf, r.0, r.1));
+                    }
+                    if active.push(Active { index, mode, ..dev }).is_err() {
+                        outcome.mode = None;
+                        outcome.vectors.clear();
+                        push_problem(&mut outcome, format_args!("more than {MAX_ACTIVE} driven devices; not driven"));
+                    }
+                }
+                Err(detail) => {
+                    // Asking for a mode the function does not have is a configuration mismatch (skip);
+                    // a mode it has that does not work is a failure.
+                    let unavailable = matches!(
+                        detail,
+                        SetupError::Irq(_, crate::modes::IrqError::NoCapability(_))
+                            | SetupError::NotImplemented(_)
+                            | SetupError::Declined(_)
+                    ) || matches!(detail, SetupError::Route(RouteError::NoPin(_)));
+                    let outcome_kind = if unavailable { Outcome::Skip } else { Outcome::Fail };
+                    let reason = outcome.reason.clone();
+                    let v = Verdict::new(
+                        outcome_kind,
+                        format_args!("{detail}{}{}", if reason.is_some() { "; " } else { "" }, reason.as_deref().unwrap_or("")),
+                    );
+                    push_problem(&mut outcome, format_args!("{}", v.detail));
+                    run.scenario(scenario_name(mode), Some(f.bdf), &v);
+                }
+            }
+        }
+        // Capacity equals MAX_FUNCTIONS, the most functions enumeration keeps.
+        let _ = outcomes.push(outcome);
+    }
+}
+
+/// Runs the per-device checks on every live device: delivery, then the masks its mode has.
+pub(super) fn check_all(run: &mut Run, active: &mut [Active]) {
+    for dev in active.iter_mut() {
+        let verdict = delivery::run(dev.dev.source(), &mut dev.irq, run.opts.rounds);
+        let bdf = dev.irq.bdf();
+        crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
+        run.scenario(scenario_name(dev.mode), Some(bdf), &verdict);
+        let masks: &[masking::Mask] = match dev.mode {
+            IrqMode::Msix => &[masking::Mask::PerVector, masking::Mask::Function],
+            IrqMode::Msi if dev.irq.msi_maskable() => &[masking::Mask::PerVector],
+            _ => &[],
+        };
+        for &mask in masks {
+            let verdict = masking::run(dev.dev.source(), &mut dev.irq, mask);
+            run.scenario(mask.scenario(dev.mode), Some(bdf), &verdict);
+        }
+    }
+}
+
+/// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
+/// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
+pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {
+    while let Some(dev) = active.pop() {
+        if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
+            o.interrupts = dev.irq.delivered();
+        }
+        drop(dev);
+    }
+}
+
+/// The driver for `f`, if msifw has one that can make it interrupt.
+pub(super) fn driver_for(cfg: &PlatformConfig, f: &Function) -> Option<DriverKind> {
+    DriverKind::probe(f).filter(|k| *k != DriverKind::PciePort || pcie_port::is_hotplug_port(cfg, f))
+}
+
+/// Memory decoding and Bus Master on every bridge between the root bus and `bdf`: a bridge forwards its
+/// children's memory writes (MSI messages, DMA) upstream only with Bus Master set (PCI-to-PCI Bridge 1.2
+/// 3.2.2.1.1), as Linux's pci_enable_bridge ensures.
+fn enable_upstream_bridges(cfg: &PlatformConfig, pci: &Enumeration, bdf: Bdf) {
+    let mut bus = bdf.bus;
+    for _ in 0..32 {
+        let Some(bridge) = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bus)) else {
+            return;
+        };
+        trace::own(bridge.bdf);
+        update_command(cfg, bridge.bdf, regs::command::MEMORY | regs::command::BUS_MASTER, 0);
+        bus = bridge.bdf.bus;
+    }
+}
+
+/// The mode a driven device gets: the best it offers unless the command line says otherwise.
+fn choose_mode(opts: &Options, f: &Function) -> (IrqMode, Option<&'static str>) {
+    let has_msix = f.caps.find(caps::id::MSIX).is_some();
+    let has_msi = f.caps.find(caps::id::MSI).is_some();
+    if let Some(mode) = opts.override_for(f.bdf) {
+        return (mode, Some("command line override"));
+    }
+    if has_msix && !opts.no_msix && !opts.no_msi {
+        return (IrqMode::Msix, None);
+    }
+    if has_msi && !opts.no_msi {
+        return (IrqMode::Msi, if has_msix { Some("MSI-X disabled on the command line") } else { None });
+    }
+    let why = if opts.no_msi && (has_msi || has_msix) { "MSI disabled on the command line" } else { "no MSI or MSI-X capability" };
+    if f.interrupt_pin == 0 {
+        return (IrqMode::None, Some("no MSI, MSI-X or INTx available"));
+    }
+    (IrqMode::Intx, Some(why))
+}
+
+pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
+    match mode {
+        IrqMode::Msix => "msix-delivery",
+        IrqMode::Msi => "msi-delivery",
+        IrqMode::Intx => "intx-delivery",
+        IrqMode::None => "irq-none",
+    }
+}
+
+/// A driven device.
+// Variants differ in size (nvme keeps its queue pairs inline); boxing would need an allocator, which the
+// firmware does not have, and there is one of these per driven device.
+#[allow(clippy::large_enum_variant)]
+enum Device {
+    E1000e(E1000e),
+    Nvme(Nvme),
+    Edu(Edu),
+    VirtioNet(VirtioNet),
+    PciePort(PciePort<'static>),
+}
+
+impl Device {
+    fn source(&mut self) -> &mut dyn InterruptSource {
+        match self {
+            Device::E1000e(d) => d,
+            Device::Nvme(d) => d,
+            Device::Edu(d) => d,
+            Device::VirtioNet(d) => d,
+            Device::PciePort(d) => d,
+        }
+    }
+}
+
+/// A device with its interrupts. Field order is drop order: the driver silences the device before the
+/// interrupt mode is shut down and the vectors are freed.
+pub(super) struct Active {
+    pub(super) index: usize,
+    pub(super) mode: IrqMode,
+    route: Option<Routed>,
+    /// MSI-X with fewer vectors than wanted: (got, wanted).
+    reduced: Option<(u16, u16)>,
+    dev: Device,
+    pub(super) irq: DeviceIrq<'static, PlatformConfig>,
+}
+
+/// Why a device could not be set up.
+#[derive(Debug, Clone, Copy)]
+enum SetupError {
+    Driver(DriverKind, crate::drivers::DriverError),
+    Irq(IrqMode, crate::modes::IrqError),
+    NotImplemented(IrqMode),
+    Route(RouteError),
+    /// The driver does not drive the device in this mode, for the reason given.
+    Declined(&'static str),
+}
+
+impl core::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Driver(kind, e) => write!(f, "{}: {e}", kind.name()),
+            Self::Irq(mode, e) => write!(f, "{} setup failed: {e}", mode.name()),
+            Self::NotImplemented(mode) => write!(f, "{} mode is not implemented yet", mode.name()),
+            Self::Route(e) => write!(f, "INTx not routable: {e}"),
+            Self::Declined(why) => write!(f, "{why}"),
+        }
+    }
+}
+
+/// Devices driven at once.
+pub(super) const MAX_ACTIVE: usize = 64;
+
+/// I/O queue pairs (and so MSI-X vectors beyond the admin queue's) driven on each NVMe controller.
+const NVME_IO_QUEUES: usize = 4;
+
+/// What INTx routing needs from the platform.
+pub(super) struct Routing<'a> {
+    pub(super) chipset: Chipset,
+    pub(super) madt: Option<&'a acpi::MadtInfo>,
+    pub(super) dsdt: Option<&'a prt::Routing>,
+}
+
+fn setup(
+    run: &Run,
+    cfg: &'static PlatformConfig,
+    pci: &Enumeration,
+    routing: &Routing,
+    f: &Function,
+    kind: DriverKind,
+    mode: IrqMode,
+) -> Result<Active, SetupError> {
+    let routed = match mode {
+        IrqMode::Intx => {
+            let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+            let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
+            Some(route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f).map_err(SetupError::Route)?)
+        }
+        _ => None,
+    };
+    let mut reduced = None;
+    let mut enable = |count: u16| -> Result<DeviceIrq<'static, PlatformConfig>, SetupError> {
+        if mode == IrqMode::Msix {
+            // As many as wanted, else as many as the allocator can give (a smaller MSI-X table use).
+            let mut n = count;
+            loop {
+                match DeviceIrq::enable_msix(cfg, f, n, run.apic_id) {
+                    Err(crate::modes::IrqError::Vector(VectorError::Exhausted { .. })) if n > 1 => n -= 1,
+                    Ok(irq) => {
+                        if n < count {
+                            reduced = Some((n, count));
+                        }
+                        return Ok(irq);
+                    }
+                    Err(e) => return Err(SetupError::Irq(mode, e)),
+                }
+            }
+        }
+        match (mode, routed) {
+            (IrqMode::Msix, _) => DeviceIrq::enable_msix(cfg, f, count, run.apic_id),
+            (IrqMode::Msi, _) => DeviceIrq::enable_msi(cfg, f, count, run.apic_id),
+            (IrqMode::Intx, Some(r)) => DeviceIrq::enable_intx(cfg, f, r.route),
+            _ => return Err(SetupError::NotImplemented(mode)),
+        }
+        .map_err(|e| SetupError::Irq(mode, e))
+    };
+    let driver = |e| SetupError::Driver(kind, e);
+    let active = |dev: Device, irq, reduced| Active { index: 0, mode, route: routed, reduced, dev, irq };
+    match kind {
+        DriverKind::E1000e => {
+            let mut dev = E1000e::new(f).map_err(driver)?;
+            let irq = enable(5)?;
+            if mode == IrqMode::Msix {
+                dev.use_msix(irq.vectors().len());
+            } else {
+                dev.use_single();
+            }
+            Ok(active(Device::E1000e(dev), irq, reduced))
+        }
+        DriverKind::Edu => {
+            let dev = Edu::new(f).map_err(driver)?;
+            let irq = enable(1)?;
+            Ok(active(Device::Edu(dev), irq, reduced))
+        }
+        DriverKind::Nvme => {
+            // MSI-X before CC.EN: QEMU binds the admin CQ's vector when the controller is enabled.
+            let mut dev = Nvme::new(f).map_err(driver)?;
+            // Admin queue on vector 0, and in MSI-X mode I/O queues 1..=N on vectors 1..=N (QEMU rejects a
+            // CQ vector other than 0 without MSI-X).
+            let irq = enable(1 + NVME_IO_QUEUES as u16)?;
+            dev.enable().map_err(driver)?;
+            if mode == IrqMode::Msix {
+                let queues = irq.vectors().len().saturating_sub(1);
+                dev.create_io_queues(queues).map_err(driver)?;
+            }
+            Ok(active(Device::Nvme(dev), irq, reduced))
+        }
+        DriverKind::VirtioNet => {
+            // pci_enable_device + pci_set_master: I/O decoding for BAR0, Bus Master for the rings. QEMU's
+            // virtio-pci clears DRIVER_OK and stops the queues on any Command write that leaves Bus Master
+            // clear (the INTx mask-ack-unmask writes Command), so it is set before the device is touched.
+            update_command(cfg, f.bdf, regs::command::IO | regs::command::BUS_MASTER, 0);
+            let mut dev = VirtioNet::new(f).map_err(driver)?;
+            // Vectors before DRIVER_OK: TX queue, RX queue, configuration changes (MSI-X entries 0-2).
+            let irq = enable(3)?;
+            let live = if mode == IrqMode::Msix { dev.use_msix(irq.vectors().len()) } else { dev.use_intx() };
+            if let Err(e) = live {
+                drop(dev); // reset the device before its interrupts are shut down
+                return Err(driver(e));
+            }
+            Ok(active(Device::VirtioNet(dev), irq, reduced))
+        }
+        DriverKind::PciePort => {
+            if mode == IrqMode::Intx {
+                // Measured on QEMU 7.2 (ioh3420, pcie-root-port): the hot-plug interrupt arrives on the
+                // port's GSI but Status.Interrupt stays clear, so no shared-line handler can attribute it.
+                return Err(SetupError::Declined(
+                    "port hot-plug interrupts through INTx are not attributable (Status.Interrupt stays clear on QEMU 7.2)",
+                ));
+            }
+            let mut dev = PciePort::new(cfg, f).map_err(driver)?;
+            // Hot-plug events use the message number in the PCIe Capabilities register (0 on QEMU's
+            // ports); ask for 2 so a port with multi-message MSI (ioh3420) gets an aligned block.
+            let irq = enable(2)?;
+            dev.enable().map_err(driver)?;
+            Ok(active(Device::PciePort(dev), irq, reduced))
+        }
+    }
+}

@@ -1,0 +1,200 @@
+//! The firmware's run: platform discovery, enumeration, quieting every function, interrupt setup per
+//! device, the checks, and the report. Each phase lives in its own submodule.
+
+mod checks;
+mod devices;
+mod emit;
+mod platform;
+
+use crate::arch::cpu;
+use crate::arch::exit::ExitCode;
+use crate::boot::BootInfo;
+use crate::bus::pci::config::PlatformConfig;
+use crate::bus::pci::enumerate::{self, Enumeration, Function};
+use crate::bus::pci::{caps, regs, trace, Bdf, ConfigRegion};
+use crate::cmdline::{self, Options};
+use crate::irq::{dispatch, intx};
+use crate::modes::route::{Chipset, Routed};
+use crate::modes::{update_command, IrqMode};
+use crate::report::{Outcome, Record, Summary};
+use crate::scenarios::Verdict;
+use crate::time;
+use heapless::{String, Vec};
+
+/// What happened to one function's interrupts.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct FunctionOutcome {
+    driver: Option<&'static str>,
+    mode: Option<IrqMode>,
+    reason: Option<String<96>>,
+    route: Option<Routed>,
+    vectors: Vec<u8, 32>,
+    interrupts: u64,
+    problems: Vec<String<160>, 4>,
+}
+
+/// State of the run: counts, the CPU messages target, the command line.
+struct Run {
+    summary: Summary,
+    apic_id: u32,
+    opts: Options,
+}
+
+static PCI: spin::Mutex<Enumeration> = spin::Mutex::new(Enumeration::new());
+/// One outcome per enumerated function, in the same order (a Vec, so the static lives in .bss).
+static OUTCOMES: spin::Mutex<Vec<FunctionOutcome, { enumerate::MAX_FUNCTIONS }>> = spin::Mutex::new(Vec::new());
+
+fn problem(source: &str, args: core::fmt::Arguments) {
+    crate::warn!("problem: {=str}", source);
+    Record::new("problem").str("source", source).fmt("detail", args).emit();
+}
+
+impl Run {
+    fn scenario(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict) {
+        self.summary.add(verdict.outcome);
+        let mut r = Record::new("scenario");
+        r.str("name", name);
+        match bdf {
+            Some(b) => r.fmt("bdf", format_args!("{b}")),
+            None => r.null("bdf"),
+        };
+        r.str("result", verdict.outcome.name()).str("detail", &verdict.detail).bool("control", false).emit();
+    }
+}
+
+/// Runs everything and returns the exit code for the host.
+pub fn run(boot: &BootInfo) -> ExitCode {
+    let (opts, cmdline_errors) = cmdline::parse(&boot.cmdline);
+    for p in &boot.problems {
+        problem("boot", format_args!("{p}"));
+    }
+    for e in &cmdline_errors {
+        problem("cmdline", format_args!("{e}"));
+    }
+    dispatch::install();
+    match opts.selftest {
+        Some(cmdline::SelfTest::Exception) => {
+            crate::println!("msifw: selftest: raising #UD");
+            // SAFETY: ud2 raises #UD, which the dispatcher reports as fatal; nothing follows.
+            unsafe { core::arch::asm!("ud2") };
+        }
+        Some(cmdline::SelfTest::Panic) => panic!("selftest: deliberate panic"),
+        None => {}
+    }
+    let mut run = Run { summary: Summary::default(), apic_id: 0, opts };
+
+    let platform = match platform::discover(&mut run, boot) {
+        Ok(p) => p,
+        Err(platform::Fatal::Lapic(e)) => {
+            problem("lapic", format_args!("{e:?}"));
+            run.scenario("lapic", None, &Verdict::new(Outcome::Fail, format_args!("local APIC unusable: {e:?}")));
+            return finish(&run);
+        }
+    };
+    let cfg = platform.cfg;
+
+    let mut pci = PCI.lock();
+    let t0 = time::now_us();
+    let (bus_start, bus_end) = platform.bus_range();
+    enumerate::enumerate(cfg, bus_start, bus_end, &mut pci);
+    crate::info!("PCI: {=usize} functions on {=usize} buses in {=u64} us", pci.functions.len(), pci.buses_scanned.len(), time::now_us() - t0);
+    for (bdf, p) in pci.problems.iter() {
+        problem("pci", format_args!("{bdf}: {p}"));
+    }
+    intx::init(&platform.ioapics, cfg, run.apic_id as u8);
+    let routing = devices::Routing {
+        chipset: Chipset::detect(&pci),
+        madt: platform.tables.madt.as_ref(),
+        dsdt: platform.dsdt_routing.as_ref(),
+    };
+
+    // Identity mappings for every memory BAR the boot firmware placed above 4 GiB (below is mapped at boot).
+    for f in pci.functions.iter() {
+        for b in f.bars.iter().filter(|b| b.kind != crate::bus::pci::bar::BarKind::Io && b.address >= 1 << 32) {
+            if let Err(e) = crate::arch::paging::map_uncached(b.address, b.size) {
+                problem("paging", format_args!("{}: BAR{} at {:#x} not mapped: {e:?}", f.bdf, b.index, b.address));
+            }
+        }
+    }
+
+    // Every function is assumed live until proven quiet: MSI and MSI-X off, INTx disabled, and Bus Master
+    // off for endpoints no driver here owns (a bridge keeps its Bus Master: it forwards its children's
+    // MSI writes upstream).
+    for f in pci.functions.iter() {
+        quiet(cfg, f, devices::driver_for(cfg, f).is_none());
+    }
+
+    // From here on every configuration and MSI-X table access is recorded and later held against the
+    // spec's rules (modes::order).
+    trace::start();
+    cpu::enable_interrupts();
+    checks::run_self_ipi(&mut run);
+
+    // Every driven device is set up first and stays live while each is checked in turn, so a device's
+    // interrupts reaching another's vectors would show in the exact counts.
+    {
+        let mut active = devices::ACTIVE.lock();
+        devices::set_up_all(&mut run, cfg, &pci, &routing, &mut active);
+        devices::check_all(&mut run, &mut active);
+        devices::tear_down(&mut active);
+    }
+    if run.opts.wants("intx-storm") {
+        checks::run_storm(&mut run, cfg, &pci, &routing);
+    }
+    cpu::disable_interrupts();
+    trace::stop();
+    checks::check_write_order(&mut run, cfg, &pci);
+
+    for (index, f) in pci.functions.iter().enumerate() {
+        emit::emit_function(cfg, f, OUTCOMES.lock().get(index));
+    }
+    for line in intx::history() {
+        problem(
+            "intx",
+            format_args!("GSI {} (vector {:#x}): {} interrupts no function claimed{}", line.gsi, line.vector, line.unclaimed, if line.storm_masked { "; masked as a storm" } else { "" }),
+        );
+    }
+    let spurious = dispatch::spurious();
+    if spurious > 0 {
+        problem("irq", format_args!("{spurious} spurious interrupts"));
+    }
+    finish(&run)
+}
+
+fn finish(run: &Run) -> ExitCode {
+    let s = run.summary;
+    Record::new("end").num("passed", s.passed as u64).num("failed", s.failed as u64).num("skipped", s.skipped as u64).emit();
+    crate::info!("done: {=u32} passed, {=u32} failed, {=u32} skipped", s.passed, s.failed, s.skipped);
+    if s.failed == 0 {
+        ExitCode::Passed
+    } else {
+        ExitCode::Failed
+    }
+}
+
+/// Makes `f` unable to interrupt: MSI Enable cleared, MSI-X Enable cleared with the Function Mask set
+/// (pci_msi_init/pci_msix_init do the same at enumeration), INTx disabled, and Bus Master off when
+/// `unowned` (for endpoints).
+fn quiet(cfg: &PlatformConfig, f: &Function, unowned: bool) {
+    if let Some(at) = f.caps.find(caps::id::MSI) {
+        let control = cfg.read16(f.bdf, at + crate::modes::msi::CONTROL);
+        if control & crate::modes::msi::ENABLE != 0 {
+            cfg.write16(f.bdf, at + crate::modes::msi::CONTROL, control & !crate::modes::msi::ENABLE);
+        }
+    }
+    if let Some(at) = f.caps.find(caps::id::MSIX) {
+        use crate::modes::msix::{CONTROL, ENABLE, FUNCTION_MASK};
+        let control = cfg.read16(f.bdf, at + CONTROL);
+        if control & (ENABLE | FUNCTION_MASK) != FUNCTION_MASK {
+            cfg.write16(f.bdf, at + CONTROL, (control | FUNCTION_MASK) & !ENABLE);
+        }
+    }
+    let clear = if unowned && f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
+    update_command(cfg, f.bdf, regs::command::INTX_DISABLE, clear);
+}
+
+fn push_problem(outcome: &mut FunctionOutcome, args: core::fmt::Arguments) {
+    let mut s = String::new();
+    let _ = core::fmt::Write::write_fmt(&mut s, args);
+    let _ = outcome.problems.push(s);
+}

@@ -1,0 +1,128 @@
+//! Platform discovery for the run: local APIC, ACPI tables, IOAPICs (all entries masked), configuration
+//! access (ECAM from MCFG, else ports) and the INTx routing sources.
+
+use super::{problem, Run};
+use crate::arch::{ioapic, lapic, paging};
+use crate::boot::BootInfo;
+use crate::bus::pci::config::{Mechanism, PlatformConfig};
+use crate::irq::intx;
+use crate::platform::acpi::{self, PhysMemory, PlatformTables};
+use crate::platform::prt;
+use crate::report::Record;
+use heapless::Vec;
+
+/// What the rest of the run needs from the platform.
+pub(super) struct Platform {
+    pub tables: PlatformTables,
+    pub ioapics: Vec<intx::IoApicRange, 8>,
+    pub mechanism: Mechanism,
+    pub cfg: &'static PlatformConfig,
+    /// The DSDT's static APIC-mode INTx routing (q35), if usable.
+    pub dsdt_routing: Option<prt::Routing>,
+}
+
+impl Platform {
+    /// Buses configuration access reaches.
+    pub fn bus_range(&self) -> (u8, u8) {
+        match self.mechanism {
+            Mechanism::Ecam { bus_start, bus_end, .. } => (bus_start, bus_end),
+            Mechanism::Port => (0, 255),
+        }
+    }
+}
+
+/// Why the run cannot go on.
+pub(super) enum Fatal {
+    Lapic(lapic::LapicError),
+}
+
+/// Discovers the platform and emits the `platform` record.
+pub(super) fn discover(run: &mut Run, boot: &BootInfo) -> Result<Platform, Fatal> {
+    let lapic_mode = lapic::init(run.opts.x2apic).map_err(Fatal::Lapic)?;
+    run.apic_id = lapic::id();
+    crate::info!("LAPIC {=str} mode, APIC ID {=u32}", if lapic_mode == lapic::Mode::X2Apic { "x2APIC" } else { "xAPIC" }, run.apic_id);
+
+    // ACPI tables live in RAM or the reserved block right after it; reads stop at the end of that.
+    let limit = boot.table_memory_top().clamp(1 << 20, 1 << 32);
+    // SAFETY: everything below the top of RAM is identity-mapped by boot/pvh.s and is ordinary memory
+    // (RAM, firmware ROM shadow and reserved RAM) with no read side effects; msifw writes none of the ACPI
+    // tables while they are parsed.
+    let mem = unsafe { acpi::IdentityMemory::new(limit) };
+    let rsdp = boot.rsdp.or_else(|| acpi::find_rsdp_bios(&mem));
+    let tables = match rsdp {
+        Some(rsdp) => acpi::parse(rsdp, &mem),
+        None => {
+            problem("acpi", format_args!("no RSDP handed over or found"));
+            acpi::parse(0, &mem)
+        }
+    };
+    for p in tables.problems.iter() {
+        // i440fx (`-M pc`) has no ECAM and so no MCFG: configuration space through ports is expected there.
+        if *p == (acpi::AcpiProblem::MissingTable { signature: acpi::Signature::MCFG }) {
+            crate::info!("no MCFG: configuration space through ports 0xCF8/0xCFC");
+            continue;
+        }
+        problem("acpi", format_args!("{p}"));
+    }
+
+    // IOAPICs: everything masked until a line is deliberately routed (a previous owner's routes must
+    // not fire).
+    let mut ioapics: Vec<intx::IoApicRange, 8> = Vec::new();
+    if let Some(madt) = &tables.madt {
+        for io in madt.io_apics.iter() {
+            if !(0xC000_0000..0xFFFF_F000).contains(&(io.address as u64)) {
+                problem("acpi.madt", format_args!("IOAPIC {} at {:#x} outside the uncached window; not used", io.id, io.address));
+                continue;
+            }
+            // SAFETY: the address comes from a checksummed MADT and lies in the identity-mapped uncached
+            // 3-4 GiB window; msifw is the only user of the IOAPIC.
+            let chip = unsafe { ioapic::IoApic::new(io.address as u64) };
+            let n = chip.mask_all();
+            crate::info!("IOAPIC {=u8}: {=u32} entries masked", io.id, n);
+            let _ = ioapics.push(intx::IoApicRange { chip, gsi_base: io.gsi_base, entries: n });
+        }
+    }
+
+    // Configuration access: ECAM from MCFG (segment 0) when present, else the legacy ports.
+    let ecam = tables.mcfg.iter().find(|e| e.segment == 0).copied();
+    let mechanism = match ecam {
+        Some(e) => match paging::map_uncached(e.window().start, e.window().end - e.window().start) {
+            Ok(()) => Mechanism::Ecam { base: e.base_address, bus_start: e.bus_start, bus_end: e.bus_end },
+            Err(err) => {
+                problem("acpi.mcfg", format_args!("ECAM window not mappable ({err:?}); using port I/O"));
+                Mechanism::Port
+            }
+        },
+        None => Mechanism::Port,
+    };
+    // SAFETY: for ECAM, the window comes from a checksummed MCFG and was just mapped uncached; every PC
+    // has configuration mechanism #1 for the port case.
+    let cfg: &'static PlatformConfig = {
+        static CFG: spin::Once<PlatformConfig> = spin::Once::new();
+        CFG.call_once(|| unsafe { PlatformConfig::new(mechanism) })
+    };
+
+    // The DSDT's static APIC-mode routing package (q35); pc has none, and then the PIIX3 registers serve.
+    let dsdt_bytes = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize));
+    let dsdt_routing = match dsdt_bytes.map(prt::resolve) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(prt::PrtError::NotFound)) | None => None,
+        Some(Err(e)) => {
+            problem("acpi.dsdt", format_args!("INTx routing package unusable ({e}); using the chipset's rules"));
+            None
+        }
+    };
+
+    let mut record = Record::new("platform");
+    record
+        .num("apic_id", run.apic_id as u64)
+        .bool("x2apic", lapic_mode == lapic::Mode::X2Apic)
+        .str("config_access", if matches!(mechanism, Mechanism::Ecam { .. }) { "ecam" } else { "port" });
+    match mechanism {
+        Mechanism::Ecam { base, .. } => record.fmt("ecam_base", format_args!("{base:#x}")),
+        Mechanism::Port => record.null("ecam_base"),
+    };
+    record.num("ioapics", ioapics.len() as u64).str("cmdline", &boot.cmdline).emit();
+
+    Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing })
+}
