@@ -113,7 +113,10 @@ boot_pdpt:
     .skip 4096
 boot_pd:
     .skip 4096 * 4
-    .balign 16
+    .balign 4096
+    .global boot_stack_guard
+boot_stack_guard:                       /* unmapped by arch::paging::unmap_4k: overflow faults here */
+    .skip 4096
 boot_stack_bottom:
     .skip 128 * 1024
     .global boot_stack_top

@@ -4,8 +4,9 @@
 //! - `irq.BB:DD.F=msix|msi|intx|none`: the mode for one function;
 //! - `x2apic=on|off`: use x2APIC when the CPU has it (default on);
 //! - `rounds=N`: interrupts per source in the delivery checks (1-1000, default 2);
-//! - `selftest=exception|panic`: raise a CPU exception (ud2) or a panic right after the IDT is up, to check
-//!   that the fatal paths report on COM1 and exit with the crash code;
+//! - `selftest=exception|panic|stack-overflow`: raise a CPU exception (ud2), a panic, or run into the
+//!   stack's guard page right after the IDT is up, to check that the fatal paths report on COM1 and exit
+//!   with the crash code;
 //! - `scenario=NAME[,NAME...]` (repeatable): run optional scenarios as well (see [`SCENARIOS`]); `all` runs
 //!   every one.
 //!
@@ -44,6 +45,8 @@ pub enum SelfTest {
     Exception,
     /// `panic!`.
     Panic,
+    /// Unbounded recursion into the stack's guard page.
+    StackOverflow,
 }
 
 impl Default for Options {
@@ -128,6 +131,10 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                 }
                 "panic" => {
                     opts.selftest = Some(SelfTest::Panic);
+                    None
+                }
+                "stack-overflow" => {
+                    opts.selftest = Some(SelfTest::StackOverflow);
                     None
                 }
                 _ => Some(CmdlineError::BadValue(clip(word))),

@@ -10,7 +10,16 @@ pub fn start(start_info: u32) -> ! {
     uart::COM1.init();
     uart::COM2.init();
     crate::println!("msifw {}: booting", env!("CARGO_PKG_VERSION"));
+    crate::arch::gdt::init();
     crate::arch::idt::load();
+    extern "C" {
+        static boot_stack_guard: u8;
+    }
+    // Only the address of the symbol defined in boot/pvh.s is taken.
+    let guard = core::ptr::addr_of!(boot_stack_guard) as u64;
+    if let Err(e) = crate::arch::paging::unmap_4k(guard) {
+        crate::println!("msifw: stack guard page not set up: {e:?}");
+    }
     crate::arch::pic::remap_and_mask();
     crate::time::calibrate();
     // SAFETY: boot/pvh.s identity-maps the low 4 GiB; hvm_start_info, its command line and memory map

@@ -23,3 +23,12 @@ fn panic_is_reported_with_its_message() {
     assert_eq!(o.exit, Exit::Panic, "a panic must end the run as a firmware crash (QEMU status 5){why}");
     assert!(o.com1.contains("panic: panicked at") && o.com1.contains("selftest: deliberate panic"), "panic message missing{why}");
 }
+
+#[test]
+fn stack_overflow_hits_the_guard_page_and_is_reported() {
+    let o = common::boot(&common::config(Machine::Q35).default_devices(false).append("selftest=stack-overflow"));
+    let why = common::explain(&o);
+    assert_eq!(o.exit, Exit::Panic, "an overflow must be a reported page fault, not a triple fault (crash){why}");
+    let line = o.com1.lines().find(|l| l.contains("CPU exception")).unwrap_or_else(|| panic!("no exception line{why}"));
+    assert!(line.contains("exception 14 (page fault)"), "{line}");
+}

@@ -62,6 +62,13 @@ impl Run {
     }
 }
 
+/// Recursion without end, each frame a kilobyte (the `selftest=stack-overflow` check).
+#[allow(unconditional_recursion)]
+fn recurse(depth: u64) -> u64 {
+    let frame = core::hint::black_box([depth; 128]);
+    recurse(depth + 1) + frame[0]
+}
+
 /// Runs everything and returns the exit code for the host.
 pub fn run(boot: &BootInfo) -> ExitCode {
     let (opts, cmdline_errors) = cmdline::parse(&boot.cmdline);
@@ -79,6 +86,10 @@ pub fn run(boot: &BootInfo) -> ExitCode {
             unsafe { core::arch::asm!("ud2") };
         }
         Some(cmdline::SelfTest::Panic) => panic!("selftest: deliberate panic"),
+        Some(cmdline::SelfTest::StackOverflow) => {
+            crate::println!("msifw: selftest: recursing into the stack guard page");
+            recurse(0);
+        }
         None => {}
     }
     let mut run = Run { summary: Summary::default(), apic_id: 0, opts };

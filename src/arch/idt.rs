@@ -165,7 +165,8 @@ pub fn load() {
             *gate = Gate {
                 offset_low: addr as u16,
                 selector: CODE_SELECTOR,
-                ist: 0,
+                // Exceptions (all fatal here) run on their own stack; interrupts on the interrupted one.
+                ist: if vector < 32 { super::gdt::EXCEPTION_IST } else { 0 },
                 type_attr: 0x8E, // present, DPL 0, 64-bit interrupt gate (IF cleared on entry)
                 offset_mid: (addr >> 16) as u16,
                 offset_high: (addr >> 32) as u32,

@@ -38,6 +38,44 @@ pub enum PagingError {
     PoolExhausted,
 }
 
+/// Makes the 4 KiB page at `addr` (in the low 4 GiB) not present, splitting its 2 MiB page into 4 KiB
+/// pages first: a guard page, so running into it faults at once.
+pub fn unmap_4k(addr: u64) -> Result<(), PagingError> {
+    if addr >= 1 << 32 {
+        return Err(PagingError::OutOfRange);
+    }
+    let mut pool = POOL.lock();
+    let pdpt_index = ((addr >> 30) & 511) as usize;
+    let pd_index = ((addr >> 21) & 511) as usize;
+    // SAFETY: as in `map_2m`: the boot tables are live and identity-mapped, and POOL's lock serialises
+    // every change. The 4 KiB table mirrors the 2 MiB entry's flags, so nothing but the guard page changes
+    // before the TLB flush.
+    unsafe {
+        let pml4 = &mut *core::ptr::addr_of_mut!(boot_pml4);
+        let pdpt = (pml4[0] & ADDR_MASK) as *mut u64;
+        let pd = (*pdpt.add(pdpt_index) & ADDR_MASK) as *mut u64;
+        let entry = &mut *pd.add(pd_index);
+        if *entry & HUGE != 0 {
+            if pool.used == POOL_PAGES {
+                return Err(PagingError::PoolExhausted);
+            }
+            let slot = pool.used;
+            pool.used += 1;
+            let table = &mut pool.pages[slot].0;
+            let base = *entry & 0x000F_FFFF_FFE0_0000;
+            let flags = *entry & (PRESENT | WRITABLE | PWT | PCD);
+            for (i, pte) in table.iter_mut().enumerate() {
+                *pte = (base + i as u64 * 4096) | flags;
+            }
+            *entry = (table.as_mut_ptr() as u64) | PRESENT | WRITABLE;
+        }
+        let pt = (*entry & ADDR_MASK) as *mut u64;
+        *pt.add(((addr >> 12) & 511) as usize) &= !PRESENT;
+    }
+    x86_64::instructions::tlb::flush_all();
+    Ok(())
+}
+
 /// Identity-maps `phys..phys + len` uncached (no-op for the part below 4 GiB, which is always mapped).
 pub fn map_uncached(phys: u64, len: u64) -> Result<(), PagingError> {
     let end = phys.checked_add(len).ok_or(PagingError::OutOfRange)?;
