@@ -13,6 +13,8 @@ use crate::modes::route::{self, Chipset, RouteError, Routed};
 use crate::modes::{update_command, DeviceIrq, IrqMode};
 use crate::platform::{acpi, prt};
 use crate::report::Outcome;
+use crate::bus::pci::reset;
+use crate::scenarios::reset as reset_scenario;
 use crate::scenarios::{delivery, masking, Verdict};
 use heapless::{String, Vec};
 
@@ -123,6 +125,28 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active]) {
             let verdict = masking::run(dev.dev.source(), &mut dev.irq, mask);
             run.scenario(mask.scenario(dev.mode), Some(bdf), &verdict);
         }
+    }
+}
+
+/// The reset-wipes-the-table scenario and its control on every MSI-X device that can be reset on its
+/// own: by FLR, or by the Secondary Bus Reset of a bridge it is alone below.
+pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, active: &mut [Active]) {
+    for dev in active.iter_mut().filter(|d| d.mode == IrqMode::Msix && !matches!(d.dev, Device::PciePort(_))) {
+        let Some(f) = pci.functions.get(dev.index) else { continue };
+        let method = if reset::has_flr(cfg, f) {
+            Some(reset_scenario::Method::Flr)
+        } else {
+            reset::private_bridge(&pci.functions, f).map(reset_scenario::Method::SecondaryBusReset)
+        };
+        let Some(method) = method else {
+            let v = Verdict::new(Outcome::Skip, format_args!("no FLR, and no bridge it is alone below for a secondary bus reset"));
+            run.scenario("reset-restore", Some(f.bdf), &v);
+            continue;
+        };
+        let verdict = reset_scenario::run(cfg, f, method, dev.dev.source(), &mut dev.irq, false);
+        run.scenario("reset-restore", Some(f.bdf), &verdict);
+        let verdict = reset_scenario::run(cfg, f, method, dev.dev.source(), &mut dev.irq, true);
+        run.control("reset-restore", Some(f.bdf), &verdict);
     }
 }
 

@@ -51,6 +51,15 @@ fn problem(source: &str, args: core::fmt::Arguments) {
 
 impl Run {
     fn scenario(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict) {
+        self.scenario_record(name, bdf, verdict, false)
+    }
+
+    /// A negative control: the same scenario with the guard off; it passes when the failure was seen.
+    fn control(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict) {
+        self.scenario_record(name, bdf, verdict, true)
+    }
+
+    fn scenario_record(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict, control: bool) {
         self.summary.add(verdict.outcome);
         let mut r = Record::new("scenario");
         r.str("name", name);
@@ -58,7 +67,7 @@ impl Run {
             Some(b) => r.fmt("bdf", format_args!("{b}")),
             None => r.null("bdf"),
         };
-        r.str("result", verdict.outcome.name()).str("detail", &verdict.detail).bool("control", false).emit();
+        r.str("result", verdict.outcome.name()).str("detail", &verdict.detail).bool("control", control).emit();
     }
 }
 
@@ -147,6 +156,9 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         let mut active = devices::ACTIVE.lock();
         devices::set_up_all(&mut run, cfg, &pci, &routing, &mut active);
         devices::check_all(&mut run, &mut active);
+        if run.opts.wants("reset-restore") {
+            devices::reset_restore(&mut run, cfg, &pci, &mut active);
+        }
         devices::tear_down(&mut active);
     }
     if run.opts.wants("intx-storm") {

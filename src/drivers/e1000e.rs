@@ -85,15 +85,21 @@ impl E1000e {
         if status == u32::MAX {
             return Err(DriverError::Unexpected("STATUS", status as u64));
         }
-        regs.write32(reg::IMC, u32::MAX);
-        regs.write32(reg::EIAC, 0);
-        regs.write32(reg::ICR, u32::MAX);
-        // A known moderation interval on both QEMU and hardware: at most one interrupt per 128 us per vector.
-        regs.write32(reg::ITR, THROTTLE);
+        let this = E1000e { regs, msix: false, sources: 0 };
+        this.silence();
+        Ok(this)
+    }
+
+    /// All causes masked and cleared, no auto-clear, and a known moderation interval on both QEMU and
+    /// hardware: at most one interrupt per 128 us per vector.
+    fn silence(&self) {
+        self.regs.write32(reg::IMC, u32::MAX);
+        self.regs.write32(reg::EIAC, 0);
+        self.regs.write32(reg::ICR, u32::MAX);
+        self.regs.write32(reg::ITR, THROTTLE);
         for n in 0..5 {
-            regs.write32(reg::EITR + 4 * n, THROTTLE);
+            self.regs.write32(reg::EITR + 4 * n, THROTTLE);
         }
-        Ok(E1000e { regs, msix: false, sources: 0 })
     }
 
     /// Routes the five MSI-X causes to entries 0-4 (call after MSI-X is enabled with 5 vectors).
@@ -144,6 +150,17 @@ impl InterruptSource for E1000e {
         let c = if self.msix { MSIX_CAUSES[i] } else { cause::LSC };
         let extra = if c == cause::LSC { cause::OTHER } else { 0 };
         self.regs.write32(reg::ICR, c | extra);
+        Ok(())
+    }
+
+    fn reinitialize(&mut self, vectors: usize) -> Result<(), DriverError> {
+        // A bus reset cleared IMS, IVAR and the throttle registers (qemu-7.2-facts.md section 1).
+        self.silence();
+        if self.msix {
+            self.use_msix(vectors);
+        } else {
+            self.use_single();
+        }
         Ok(())
     }
 

@@ -50,6 +50,11 @@ pub trait InterruptSource {
     fn min_interval_us(&self) -> u64 {
         0
     }
+    /// Brings the device back after a reset of the function cleared its registers, with `vectors`
+    /// interrupt vectors (MSI-X and the interrupt mode itself are restored first, by the caller).
+    fn reinitialize(&mut self, _vectors: usize) -> Result<(), DriverError> {
+        Err(DriverError::Unexpected("reinitialization after a reset is not supported by this driver", 0))
+    }
 }
 
 /// Which driver, if any, takes a function.

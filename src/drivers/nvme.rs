@@ -278,6 +278,15 @@ impl InterruptSource for Nvme {
         Ok(())
     }
 
+    fn reinitialize(&mut self, vectors: usize) -> Result<(), DriverError> {
+        // After a reset the controller is disabled and its queues are gone; AQA/ASQ/ACQ may survive, but
+        // are rewritten anyway (qemu-7.2-facts.md section 9).
+        self.enabled = false;
+        self.queues.truncate(1);
+        self.enable()?;
+        self.create_io_queues(vectors.saturating_sub(1))
+    }
+
     fn acknowledge(&mut self, i: usize) -> Result<(), DriverError> {
         let cid = self.queues.get_mut(i).and_then(|q| q.outstanding.take()).ok_or(DriverError::NoSuchSource(i))?;
         // The interrupt may race the CQE's visibility only on real hardware; give it a moment.

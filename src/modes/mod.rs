@@ -277,6 +277,25 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         }
     }
 
+    /// MSI-X: the first entry in use whose table no longer holds the message written to it (a reset wiped
+    /// it): (entry, address, data) found. `None` when the table is intact or the mode has no table.
+    pub fn table_mismatch(&self) -> Option<(u16, u64, u32)> {
+        match &self.state {
+            State::Msix(m) => m.table_mismatch(),
+            _ => None,
+        }
+    }
+
+    /// After a function reset (header already restored): writes the interrupt state back. `Full`
+    /// rewrites the MSI-X table from the cache; `ConfigOnly` restores what a configuration-space save
+    /// holds, which for MSI-X leaves the table as the reset left it. False if a message did not read back.
+    pub fn restore(&mut self, what: msix::Restore) -> bool {
+        match &mut self.state {
+            State::Msix(m) => m.restore(self.cfg, what),
+            State::Msi(_) | State::Intx(_) => true,
+        }
+    }
+
     /// Sets or clears the MSI-X Function Mask. `false` for MSI.
     pub fn function_mask(&mut self, masked: bool) -> bool {
         match &mut self.state {

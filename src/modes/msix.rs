@@ -204,6 +204,19 @@ pub struct MsixFunction {
     table: MsixTable,
     pba: MmioWindow,
     used: u16,
+    /// The message and mask state of each entry in use, as last written: what a restore rewrites (Linux's
+    /// desc->msg and desc->pci.msix_ctrl).
+    cache: heapless::Vec<(MsiMessage, bool), { super::MAX_VECTORS }>,
+}
+
+/// What a restore after a reset writes back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restore {
+    /// Message Control and every entry in use from the cache (__pci_restore_msix_state).
+    Full,
+    /// Only Message Control, as a configuration-space save holds it: the table, in BAR memory, is not in
+    /// such a save.
+    ConfigOnly,
 }
 
 impl MsixFunction {
@@ -235,7 +248,8 @@ impl MsixFunction {
         let control = cfg.read16(bdf, control_at);
         cfg.write16(bdf, control_at, control | ENABLE | FUNCTION_MASK);
 
-        let mut this = MsixFunction { bdf, cap, table, pba, used: messages.len() as u16 };
+        let cache = messages.iter().map(|m| (*m, false)).collect();
+        let mut this = MsixFunction { bdf, cap, table, pba, used: messages.len() as u16, cache };
         for (i, msg) in messages.iter().enumerate() {
             if !this.write_message(i as u16, msg) {
                 let control = cfg.read16(bdf, control_at);
@@ -288,7 +302,45 @@ impl MsixFunction {
             self.table.write(i, TableField::Control, new);
             let _ = self.table.read(i, TableField::Control);
         }
+        if let Some(entry) = self.cache.get_mut(i as usize) {
+            entry.1 = masked;
+        }
         true
+    }
+
+    /// The first entry in use whose table contents differ from the cache: (entry, address, data) found.
+    pub fn table_mismatch(&self) -> Option<(u16, u64, u32)> {
+        self.cache.iter().enumerate().find_map(|(i, (msg, _))| {
+            let i = i as u16;
+            let lo = self.table.read(i, TableField::AddrLo) as u64;
+            let hi = self.table.read(i, TableField::AddrHi) as u64;
+            let data = self.table.read(i, TableField::Data);
+            let addr = hi << 32 | lo;
+            (addr != msg.address || data != msg.data).then_some((i, addr, data))
+        })
+    }
+
+    /// After a reset of the function (and its header restored): writes back what `what` says, in
+    /// __pci_restore_msix_state's order: INTx disabled; Enable and Function Mask; each entry's message
+    /// (masked while written) and its mask state from the cache; Function Mask cleared.
+    pub fn restore(&mut self, cfg: &impl ConfigRegion, what: Restore) -> bool {
+        let at = self.cap.offset + CONTROL;
+        update_command(cfg, self.bdf, regs::command::INTX_DISABLE, 0);
+        let control = cfg.read16(self.bdf, at);
+        if what == Restore::ConfigOnly {
+            cfg.write16(self.bdf, at, (control | ENABLE) & !FUNCTION_MASK);
+            return true;
+        }
+        cfg.write16(self.bdf, at, control | ENABLE | FUNCTION_MASK);
+        let mut ok = true;
+        for i in 0..self.cache.len() {
+            let (msg, masked) = self.cache[i];
+            ok &= self.write_message(i as u16, &msg);
+            self.set_entry_mask(i as u16, masked);
+        }
+        let control = cfg.read16(self.bdf, at);
+        cfg.write16(self.bdf, at, control & !FUNCTION_MASK);
+        ok
     }
 
     /// Whether entry `i`'s Pending Bit is set.

@@ -9,6 +9,7 @@ pub mod caps;
 pub mod config;
 pub mod enumerate;
 pub mod regs;
+pub mod reset;
 pub mod trace;
 
 pub use config::{Bdf, ConfigRegion};

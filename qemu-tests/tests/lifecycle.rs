@@ -1,0 +1,41 @@
+//! Lifecycle scenarios from field bugs, each with its negative control (`"control": true`, passing when the
+//! failure was detected).
+
+mod common;
+
+use msifw_qemu::{Machine, RunOutcome, ScenarioResult};
+
+fn scenario(o: &RunOutcome, bdf: &str, name: &str, control: bool) {
+    let why = common::explain(o);
+    let s = o
+        .report
+        .scenarios_for(bdf)
+        .find(|s| s.name == name && s.control == control)
+        .unwrap_or_else(|| panic!("{bdf}: no {name} scenario (control {control}){why}"));
+    assert_eq!(s.result, ScenarioResult::Pass, "{bdf} {name} (control {control}): {}{why}", s.detail);
+}
+
+/// Seed 001: a reset wipes the MSI-X table; rewriting it from the cache brings interrupts back, and a
+/// configuration-space-only restore (the control) leaves them dead.
+#[test]
+fn reset_wipes_the_msix_table_and_the_cache_restores_it() {
+    let cfg = common::config(Machine::Q35)
+        .append("scenario=reset-restore")
+        .device("pcie-root-port,id=rp1,chassis=1,slot=1,addr=06.0")
+        .device("e1000e,romfile=,bus=rp1");
+    let o = common::boot(&cfg);
+    common::assert_passed(&o);
+    for bdf in ["00:03.0", "01:00.0"] {
+        scenario(&o, bdf, "reset-restore", false);
+        scenario(&o, bdf, "reset-restore", true);
+    }
+    let nvme = o.report.scenarios_for("00:03.0").find(|s| s.name == "reset-restore" && !s.control).unwrap();
+    assert!(nvme.detail.starts_with("FLR wiped the table"), "{}", nvme.detail);
+    let nic = o.report.scenarios_for("01:00.0").find(|s| s.name == "reset-restore" && !s.control).unwrap();
+    assert!(nic.detail.starts_with("secondary bus reset wiped the table"), "{}", nic.detail);
+
+    let o = common::boot(&common::config(Machine::Pc).append("scenario=reset-restore"));
+    common::assert_passed(&o);
+    scenario(&o, "00:03.0", "reset-restore", false);
+    scenario(&o, "00:03.0", "reset-restore", true);
+}

@@ -1,0 +1,89 @@
+//! Reset wipes the MSI-X table (seed 001, "vfio/pci: Restore MSIx message prior to enabling"): a reset of
+//! the function (FLR, or the parent bridge's Secondary Bus Reset) clears its BARs, Command and MSI-X table.
+//! A configuration-space save holds the header and the capability registers but not the table, which
+//! lives in BAR memory, so restoring only that leaves every entry zeroed and masked: interrupts are dead.
+//! The guard rewrites the entries from the firmware's own cache of each message before enabling, as
+//! Linux's __pci_restore_msix_state does.
+//!
+//! The control restores only what a configuration-space save holds; it passes when it sees the interrupts
+//! stay dead (the failure the guard prevents).
+
+use super::{delivery, Outcome, Verdict};
+use crate::bus::pci::enumerate::Function;
+use crate::bus::pci::reset::{self, SavedHeader};
+use crate::bus::pci::ConfigRegion;
+use crate::drivers::InterruptSource;
+use crate::modes::msix::Restore;
+use crate::modes::DeviceIrq;
+
+/// How the function is reset.
+#[derive(Debug, Clone, Copy)]
+pub enum Method<'a> {
+    /// Function Level Reset.
+    Flr,
+    /// Secondary Bus Reset of this bridge (the function is alone below it).
+    SecondaryBusReset(&'a Function),
+}
+
+/// Resets `f`, restores it (fully, or as a configuration-space save would with `control`), brings the
+/// device back and checks whether its interrupts flow.
+pub fn run<C: ConfigRegion>(
+    cfg: &C,
+    f: &Function,
+    method: Method<'_>,
+    source: &mut dyn InterruptSource,
+    irq: &mut DeviceIrq<'_, C>,
+    control: bool,
+) -> Verdict {
+    let saved = SavedHeader::save(cfg, f);
+    let how = match method {
+        Method::Flr => "FLR",
+        Method::SecondaryBusReset(_) => "secondary bus reset",
+    };
+    let done = match method {
+        Method::Flr => reset::function_level_reset(cfg, f),
+        Method::SecondaryBusReset(bridge) => reset::secondary_bus_reset(cfg, bridge, f.bdf),
+    };
+    if let Err(e) = done {
+        return Verdict::new(Outcome::Fail, format_args!("{how}: {e}"));
+    }
+    let bars_wiped = !saved.bars_intact(cfg);
+    saved.restore(cfg);
+    let Some((entry, addr, data)) = irq.table_mismatch() else {
+        return Verdict::new(
+            Outcome::Fail,
+            format_args!("{how} left the MSI-X table as it was (BARs {}); nothing to show", if bars_wiped { "cleared" } else { "kept" }),
+        );
+    };
+    let restored = irq.restore(if control { Restore::ConfigOnly } else { Restore::Full });
+    if let Err(e) = source.reinitialize(irq.vectors().len()) {
+        return Verdict::new(Outcome::Fail, format_args!("device did not come back after the {how}: {e}"));
+    }
+    let delivery = delivery::run(source, irq, 1);
+    let wiped = |v: &Verdict| {
+        let mut s: heapless::String<256> = heapless::String::new();
+        let _ = core::fmt::Write::write_fmt(
+            &mut s,
+            format_args!(
+                "{how} wiped the table (entry {entry} read {addr:#x}/{data:#x}){}: {}",
+                if bars_wiped { " and the BARs" } else { "" },
+                v.detail
+            ),
+        );
+        s
+    };
+    match (control, delivery.outcome) {
+        (false, Outcome::Pass) if restored => {
+            Verdict::new(Outcome::Pass, format_args!("{}; table rewritten from the cache", wiped(&delivery)))
+        }
+        (false, _) => Verdict::new(Outcome::Fail, format_args!("after restoring from the cache: {}", wiped(&delivery))),
+        (true, Outcome::Fail) => Verdict::new(
+            Outcome::Pass,
+            format_args!("detected: with only a configuration-space restore, {}", wiped(&delivery)),
+        ),
+        (true, _) => Verdict::new(
+            Outcome::Fail,
+            format_args!("interrupts still arrive after a configuration-space-only restore: the control shows nothing ({})", delivery.detail),
+        ),
+    }
+}
