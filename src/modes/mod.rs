@@ -102,6 +102,9 @@ impl From<MessageError> for IrqError {
     }
 }
 
+// The MSI-X variant carries its cache of up to MAX_VECTORS messages; boxing it would need an allocator,
+// which the firmware does not have, and there is one State per driven function.
+#[allow(clippy::large_enum_variant)]
 enum State {
     Msix(msix::MsixFunction),
     Msi(msi::MsiFunction),
