@@ -17,7 +17,7 @@ use crate::modes::IrqMode;
 use heapless::Vec;
 
 /// Optional scenarios, run only when asked for with `scenario=`.
-pub const SCENARIOS: &[&str] = &["intx-storm", "reset-restore"];
+pub const SCENARIOS: &[&str] = &["intx-storm", "reset-restore", "reenable"];
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -39,3 +39,17 @@ fn reset_wipes_the_msix_table_and_the_cache_restores_it() {
     scenario(&o, "00:03.0", "reset-restore", false);
     scenario(&o, "00:03.0", "reset-restore", true);
 }
+
+/// Seed 002: re-enabling MSI-X with another vector count composes every message afresh; reusing round
+/// one's message (the control) sends interrupts to the freed vector, and that is caught.
+#[test]
+fn reenable_with_another_vector_count_uses_fresh_messages() {
+    for machine in [Machine::Q35, Machine::Pc] {
+        let o = common::boot(&common::config(machine).append("scenario=reenable"));
+        common::assert_passed(&o);
+        scenario(&o, "00:03.0", "reenable", false);
+        scenario(&o, "00:03.0", "reenable", true);
+        let nvme = o.report.function("00:03.0").unwrap();
+        assert_eq!(nvme.vectors.len(), 5, "ends on all five vectors");
+    }
+}

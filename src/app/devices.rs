@@ -150,6 +150,23 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
     }
 }
 
+/// The re-enable scenario and its control on every NVMe controller in MSI-X mode (the driver that does
+/// this at probe in Linux); the control runs last, and each ends with MSI-X on all the controller's vectors.
+pub(super) fn reenable(run: &mut Run, pci: &Enumeration, active: &mut [Active]) {
+    for dev in active.iter_mut().filter(|d| d.mode == IrqMode::Msix && matches!(d.dev, Device::Nvme(_))) {
+        let Some(f) = pci.functions.get(dev.index) else { continue };
+        let full = dev.irq.vectors().len() as u16;
+        for control in [false, true] {
+            let verdict = crate::scenarios::reenable::run(f, run.apic_id, full, dev.dev.source(), &mut dev.irq, control);
+            if control {
+                run.control("reenable", Some(f.bdf), &verdict);
+            } else {
+                run.scenario("reenable", Some(f.bdf), &verdict);
+            }
+        }
+    }
+}
+
 /// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
 /// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
 pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {

@@ -159,6 +159,9 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         if run.opts.wants("reset-restore") {
             devices::reset_restore(&mut run, cfg, &pci, &mut active);
         }
+        if run.opts.wants("reenable") {
+            devices::reenable(&mut run, &pci, &mut active);
+        }
         devices::tear_down(&mut active);
     }
     if run.opts.wants("intx-storm") {

@@ -153,6 +153,11 @@ impl InterruptSource for E1000e {
         Ok(())
     }
 
+    fn stop(&mut self) -> Result<(), DriverError> {
+        self.silence();
+        Ok(())
+    }
+
     fn reinitialize(&mut self, vectors: usize) -> Result<(), DriverError> {
         // A bus reset cleared IMS, IVAR and the throttle registers (qemu-7.2-facts.md section 1).
         self.silence();

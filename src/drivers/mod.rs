@@ -50,6 +50,10 @@ pub trait InterruptSource {
     fn min_interval_us(&self) -> u64 {
         0
     }
+    /// Stops the device raising interrupts and doing DMA (before its interrupt mode is shut down).
+    fn stop(&mut self) -> Result<(), DriverError> {
+        Ok(())
+    }
     /// Brings the device back after a reset of the function cleared its registers, with `vectors`
     /// interrupt vectors (MSI-X and the interrupt mode itself are restored first, by the caller).
     fn reinitialize(&mut self, _vectors: usize) -> Result<(), DriverError> {

@@ -278,6 +278,10 @@ impl InterruptSource for Nvme {
         Ok(())
     }
 
+    fn stop(&mut self) -> Result<(), DriverError> {
+        self.disable()
+    }
+
     fn reinitialize(&mut self, vectors: usize) -> Result<(), DriverError> {
         // After a reset the controller is disabled and its queues are gone; AQA/ASQ/ACQ may survive, but
         // are rewritten anyway (qemu-7.2-facts.md section 9).

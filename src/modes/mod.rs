@@ -131,6 +131,8 @@ pub struct DeviceIrq<'c, C: ConfigRegion> {
     state: State,
     vectors: Vec<u8, MAX_VECTORS>,
     baseline: Vec<u64, MAX_VECTORS>,
+    /// The mode is set up (cleared by an explicit shutdown, so Drop does not shut it down twice).
+    live: bool,
     // Declared last: freed after the device is quiet.
     _blocks: Vec<VectorBlock, MAX_VECTORS>,
 }
@@ -167,7 +169,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         let baseline = vectors.iter().map(|&v| dispatch::count(v)).collect();
         let (table, pba) = msix::map(&info, function)?;
         let state = msix::MsixFunction::enable(cfg, function.bdf, info, table, pba, &msgs)?;
-        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, baseline, _blocks: blocks })
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, baseline, live: true, _blocks: blocks })
     }
 
     /// Enables MSI with up to `count` vectors: the largest power of two not above `count` or the
@@ -187,7 +189,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         let state = msi::MsiFunction::enable(cfg, function.bdf, info, msg, count)?;
         let mut blocks = Vec::new();
         let _ = blocks.push(block);
-        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msi(state), vectors, baseline, _blocks: blocks })
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msi(state), vectors, baseline, live: true, _blocks: blocks })
     }
 
     /// Enables INTx through `route` (the line is shared with any other function routed there).
@@ -200,7 +202,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         let _ = vectors.push(vector);
         let mut baseline = Vec::new();
         let _ = baseline.push(intx::count(function.bdf));
-        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Intx(route), vectors, baseline, _blocks: Vec::new() })
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Intx(route), vectors, baseline, live: true, _blocks: Vec::new() })
     }
 
     /// The mode.
@@ -299,6 +301,39 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         }
     }
 
+    /// Shuts the mode down now (MSI-X entries masked and Enable cleared, MSI disabled, or INTx detached) and
+    /// frees the vectors; later calls and Drop do nothing more.
+    pub fn shutdown(&mut self) {
+        if !self.live {
+            return;
+        }
+        self.live = false;
+        match &mut self.state {
+            State::Msix(m) => m.shutdown(self.cfg),
+            State::Msi(m) => m.shutdown(self.cfg),
+            State::Intx(_) => intx::detach(self.bdf),
+        }
+        self._blocks.clear();
+    }
+
+    /// Disables the current mode, frees its vectors, and enables MSI-X afresh with up to `count` vectors:
+    /// new vectors from the allocator, every message composed anew, nothing taken from the device's table
+    /// or an earlier setup (seed 002: re-enabling must not reuse a stale message).
+    pub fn reenable_msix(&mut self, function: &Function, count: u16, apic_id: u32) -> Result<(), IrqError> {
+        self.shutdown();
+        *self = DeviceIrq::enable_msix(self.cfg, function, count, apic_id)?;
+        Ok(())
+    }
+
+    /// For negative controls only: writes `msg` into MSI-X entry `entry` (masked while written, as any
+    /// message), whatever vector it names, the way a buggy driver reusing a stale message would.
+    pub fn write_stale_message(&mut self, entry: u16, msg: MsiMessage) -> bool {
+        match &mut self.state {
+            State::Msix(m) => m.rewrite_entry(entry, msg),
+            _ => false,
+        }
+    }
+
     /// Sets or clears the MSI-X Function Mask. `false` for MSI.
     pub fn function_mask(&mut self, masked: bool) -> bool {
         match &mut self.state {
@@ -313,11 +348,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
 
 impl<C: ConfigRegion> Drop for DeviceIrq<'_, C> {
     fn drop(&mut self) {
-        match &mut self.state {
-            State::Msix(m) => m.shutdown(self.cfg),
-            State::Msi(m) => m.shutdown(self.cfg),
-            State::Intx(_) => intx::detach(self.bdf),
-        }
+        self.shutdown();
     }
 }
 

@@ -320,6 +320,21 @@ impl MsixFunction {
         })
     }
 
+    /// Rewrites entry `i` with `msg` (masked while written, mask state kept) and updates the cache.
+    pub fn rewrite_entry(&mut self, i: u16, msg: MsiMessage) -> bool {
+        let Some(&(_, masked)) = self.cache.get(i as usize) else { return false };
+        let was = self.table.read(i, TableField::Control) & entry::MASKED != 0;
+        if !was {
+            self.set_entry_mask(i, true);
+        }
+        let ok = self.write_message(i, &msg);
+        self.cache[i as usize] = (msg, masked);
+        if !was {
+            self.set_entry_mask(i, false);
+        }
+        ok
+    }
+
     /// After a reset of the function (and its header restored): writes back what `what` says, in
     /// __pci_restore_msix_state's order: INTx disabled; Enable and Function Mask; each entry's message
     /// (masked while written) and its mask state from the cache; Function Mask cleared.

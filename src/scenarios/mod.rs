@@ -2,6 +2,7 @@
 
 pub mod delivery;
 pub mod masking;
+pub mod reenable;
 pub mod reset;
 pub mod storm;
 

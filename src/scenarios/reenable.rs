@@ -1,0 +1,87 @@
+//! Re-enable with another vector count (seed 002, "xen: do not re-use pirq number cached in pci device msi
+//! msg data"): a driver brings MSI-X up on one vector, uses it, disables MSI-X, and re-enables it on N
+//! vectors, as the Linux NVMe driver does at probe. The second setup must compose every message afresh
+//! from the allocator: a message taken from the device's table (where the first round's message stays
+//! after a disable) or from a stale cache names a vector that was freed.
+//!
+//! The freed vector is held by a placeholder allocation during the second round, so a message that still
+//! names it is caught there. The control reuses round one's message for entry 0, as the Xen bug did, and
+//! passes when an interrupt reaches the freed vector.
+
+use super::{delivery, Outcome, Verdict};
+use crate::bus::pci::enumerate::Function;
+use crate::bus::pci::ConfigRegion;
+use crate::drivers::InterruptSource;
+use crate::irq::message::{self, MsiMessage};
+use crate::irq::vector::VectorBlock;
+use crate::irq::dispatch;
+use crate::modes::DeviceIrq;
+
+/// Runs both rounds on `f` (currently driven through `irq`), ending with MSI-X on up to `full` vectors.
+pub fn run<C: ConfigRegion>(
+    f: &Function,
+    apic_id: u32,
+    full: u16,
+    source: &mut dyn InterruptSource,
+    irq: &mut DeviceIrq<'_, C>,
+    control: bool,
+) -> Verdict {
+    // Round one: MSI-X on one vector, used once.
+    let _ = source.stop();
+    if let Err(e) = irq.reenable_msix(f, 1, apic_id) {
+        return Verdict::new(Outcome::Fail, format_args!("round 1: MSI-X on 1 vector: {e}"));
+    }
+    if let Err(e) = source.reinitialize(1) {
+        return Verdict::new(Outcome::Fail, format_args!("round 1: device: {e}"));
+    }
+    let first = delivery::run(source, irq, 1);
+    if first.outcome != Outcome::Pass {
+        return Verdict::new(Outcome::Fail, format_args!("round 1: {}", first.detail));
+    }
+    let old = irq.vectors()[0];
+    let stale: MsiMessage = match message::compose(apic_id, old) {
+        Ok(m) => m,
+        Err(e) => return Verdict::new(Outcome::Fail, format_args!("{e}")),
+    };
+
+    // Disable: the device stops, MSI-X is shut down and its vector freed.
+    let _ = source.stop();
+    irq.shutdown();
+    let placeholder = VectorBlock::alloc(1);
+    let freed = placeholder.as_ref().is_ok_and(|b| b.base() == old);
+    let stray_before = dispatch::count(old);
+
+    // Round two: MSI-X on `full` vectors.
+    if let Err(e) = irq.reenable_msix(f, full, apic_id) {
+        return Verdict::new(Outcome::Fail, format_args!("round 2: MSI-X on {full} vectors: {e}"));
+    }
+    if control {
+        irq.write_stale_message(0, stale);
+    }
+    let second = match source.reinitialize(irq.vectors().len()) {
+        Ok(()) => delivery::run(source, irq, 1),
+        Err(e) => Verdict::new(Outcome::Fail, format_args!("round 2: device: {e}")),
+    };
+    let stray = dispatch::count(old) - stray_before;
+    drop(placeholder);
+    let n = irq.vectors().len();
+    match (control, stray) {
+        (false, 0) if second.outcome == Outcome::Pass && freed => Verdict::new(
+            Outcome::Pass,
+            format_args!("round 1 on vector {old:#x}, freed on disable; round 2: {n} fresh messages, {}", second.detail),
+        ),
+        (false, _) => Verdict::new(
+            Outcome::Fail,
+            format_args!(
+                "round 2: {stray} interrupt(s) on freed vector {old:#x}{}; {}",
+                if freed { "" } else { " (it was not freed)" },
+                second.detail
+            ),
+        ),
+        (true, 0) => Verdict::new(Outcome::Fail, format_args!("the reused message did not reach freed vector {old:#x}: {}", second.detail)),
+        (true, _) => Verdict::new(
+            Outcome::Pass,
+            format_args!("caught: {stray} interrupt(s) reached freed vector {old:#x} through round 1's reused message"),
+        ),
+    }
+}
