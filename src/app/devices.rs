@@ -150,18 +150,24 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
     }
 }
 
-/// The re-enable scenario and its control on every NVMe controller in MSI-X mode (the driver that does
-/// this at probe in Linux); the control runs last, and each ends with MSI-X on all the controller's vectors.
-pub(super) fn reenable(run: &mut Run, pci: &Enumeration, active: &mut [Active]) {
+/// The re-enable scenario (or, with `incremental`, the incremental-enable one) and its control on every
+/// NVMe controller in MSI-X mode: the device whose driver does this at probe in Linux, and that can add
+/// interrupt sources (I/O queues) one at a time. The control runs last.
+pub(super) fn reenable(run: &mut Run, pci: &Enumeration, active: &mut [Active], incremental: bool) {
+    let name = if incremental { "incremental" } else { "reenable" };
     for dev in active.iter_mut().filter(|d| d.mode == IrqMode::Msix && matches!(d.dev, Device::Nvme(_))) {
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let full = dev.irq.vectors().len() as u16;
         for control in [false, true] {
-            let verdict = crate::scenarios::reenable::run(f, run.apic_id, full, dev.dev.source(), &mut dev.irq, control);
-            if control {
-                run.control("reenable", Some(f.bdf), &verdict);
+            let verdict = if incremental {
+                crate::scenarios::incremental::run(f, run.apic_id, full, dev.dev.source(), &mut dev.irq, control)
             } else {
-                run.scenario("reenable", Some(f.bdf), &verdict);
+                crate::scenarios::reenable::run(f, run.apic_id, full, dev.dev.source(), &mut dev.irq, control)
+            };
+            if control {
+                run.control(name, Some(f.bdf), &verdict);
+            } else {
+                run.scenario(name, Some(f.bdf), &verdict);
             }
         }
     }

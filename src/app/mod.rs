@@ -160,7 +160,10 @@ pub fn run(boot: &BootInfo) -> ExitCode {
             devices::reset_restore(&mut run, cfg, &pci, &mut active);
         }
         if run.opts.wants("reenable") {
-            devices::reenable(&mut run, &pci, &mut active);
+            devices::reenable(&mut run, &pci, &mut active, false);
+        }
+        if run.opts.wants("incremental") {
+            devices::reenable(&mut run, &pci, &mut active, true);
         }
         devices::tear_down(&mut active);
     }

@@ -10,6 +10,7 @@ pub mod gdt;
 pub mod idt;
 pub mod ioapic;
 pub mod lapic;
+pub mod lowmem;
 pub mod mmio;
 pub mod paging;
 pub mod pio;

@@ -54,6 +54,10 @@ pub trait InterruptSource {
     fn stop(&mut self) -> Result<(), DriverError> {
         Ok(())
     }
+    /// Adds one more interrupt source, signalling on the next vector (an NVMe I/O queue pair, say).
+    fn add_source(&mut self) -> Result<(), DriverError> {
+        Err(DriverError::Unexpected("this driver cannot add interrupt sources", 0))
+    }
     /// Brings the device back after a reset of the function cleared its registers, with `vectors`
     /// interrupt vectors (MSI-X and the interrupt mode itself are restored first, by the caller).
     fn reinitialize(&mut self, _vectors: usize) -> Result<(), DriverError> {

@@ -176,16 +176,26 @@ impl Nvme {
     /// Creates `n` I/O queue pairs; pair k's completion queue signals interrupt vector k (MSI-X entry k).
     /// Admin commands here are polled; their completions still raise vector 0.
     pub fn create_io_queues(&mut self, n: usize) -> Result<(), DriverError> {
-        for k in 1..=n.min(MAX_IO_QUEUES) as u16 {
-            let pair = QueuePair::new(k)?;
-            let (cq, sq) = (pair.cq.phys(), pair.sq.phys());
-            let size = ((DEPTH - 1) as u32) << 16 | k as u32;
-            // Create I/O Completion Queue: CDW11 = interrupt vector << 16 | IEN | PC (NVMe 1.4 5.3).
-            self.admin(opc::CREATE_IO_CQ, cq, size, (k as u32) << 16 | 0b11)?;
-            // Create I/O Submission Queue: CDW11 = CQID << 16 | PC (NVMe 1.4 5.4).
-            self.admin(opc::CREATE_IO_SQ, sq, size, (k as u32) << 16 | 0b1)?;
-            self.queues.push(pair).map_err(|_| DriverError::NoSuchSource(k as usize))?;
+        for _ in 0..n.min(MAX_IO_QUEUES) {
+            self.create_io_queue()?;
         }
+        Ok(())
+    }
+
+    /// Creates the next I/O queue pair k, whose completion queue signals vector k.
+    pub fn create_io_queue(&mut self) -> Result<(), DriverError> {
+        let k = self.queues.len() as u16;
+        if k as usize > MAX_IO_QUEUES {
+            return Err(DriverError::NoSuchSource(k as usize));
+        }
+        let pair = QueuePair::new(k)?;
+        let (cq, sq) = (pair.cq.phys(), pair.sq.phys());
+        let size = ((DEPTH - 1) as u32) << 16 | k as u32;
+        // Create I/O Completion Queue: CDW11 = interrupt vector << 16 | IEN | PC (NVMe 1.4 5.3).
+        self.admin(opc::CREATE_IO_CQ, cq, size, (k as u32) << 16 | 0b11)?;
+        // Create I/O Submission Queue: CDW11 = CQID << 16 | PC (NVMe 1.4 5.4).
+        self.admin(opc::CREATE_IO_SQ, sq, size, (k as u32) << 16 | 0b1)?;
+        self.queues.push(pair).map_err(|_| DriverError::NoSuchSource(k as usize))?;
         Ok(())
     }
 
@@ -280,6 +290,10 @@ impl InterruptSource for Nvme {
 
     fn stop(&mut self) -> Result<(), DriverError> {
         self.disable()
+    }
+
+    fn add_source(&mut self) -> Result<(), DriverError> {
+        self.create_io_queue()
     }
 
     fn reinitialize(&mut self, vectors: usize) -> Result<(), DriverError> {

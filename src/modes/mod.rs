@@ -259,6 +259,11 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         (0..self.vectors.len()).zip(self.baseline.iter()).map(|(i, &b)| self.count(i) - b).sum()
     }
 
+    /// Interrupts counted on all of this function's vectors (a running total: compare two readings).
+    pub fn total_counts(&self) -> u64 {
+        (0..self.vectors.len()).map(|i| self.count(i)).sum()
+    }
+
     /// Masks entry `i` (MSI-X vector control, or the MSI mask bit if the function has one).
     pub fn mask(&mut self, i: usize, masked: bool) -> bool {
         match &mut self.state {
@@ -323,6 +328,30 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         self.shutdown();
         *self = DeviceIrq::enable_msix(self.cfg, function, count, apic_id)?;
         Ok(())
+    }
+
+    /// MSI-X: adds one vector while enabled: a new vector from the allocator, its message composed and
+    /// written to the next entry (masked while written, read back), then unmasked. Returns the vector.
+    pub fn add_msix_vector(&mut self, apic_id: u32) -> Result<u8, IrqError> {
+        let State::Msix(m) = &mut self.state else { return Err(IrqError::NoCapability(IrqMode::Msix)) };
+        let block = VectorBlock::alloc(1)?;
+        let vector = block.base();
+        let msg = message::compose(apic_id, vector)?;
+        let entry = m.add_entry(msg).ok_or(IrqError::TooManyVectors { requested: self.vectors.len() as u16 + 1, available: m.used() })?;
+        if self.vectors.push(vector).is_err() || self._blocks.push(block).is_err() {
+            return Err(IrqError::TooManyVectors { requested: entry + 1, available: MAX_VECTORS as u16 });
+        }
+        let _ = self.baseline.push(dispatch::count(vector));
+        Ok(vector)
+    }
+
+    /// For negative controls only: unmasks the next unused MSI-X entry with its message zeroed (never
+    /// programmed), as a buggy incremental enable would. Returns the entry.
+    pub fn expose_unprogrammed_entry(&mut self) -> Option<u16> {
+        match &mut self.state {
+            State::Msix(m) => m.expose_unprogrammed(),
+            _ => None,
+        }
     }
 
     /// For negative controls only: writes `msg` into MSI-X entry `entry` (masked while written, as any

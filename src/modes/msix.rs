@@ -320,6 +320,45 @@ impl MsixFunction {
         })
     }
 
+    /// Entries in use.
+    pub fn used(&self) -> u16 {
+        self.used
+    }
+
+    /// Programs the next unused entry with `msg` (masked while written, read back) and unmasks it: MSI-X
+    /// grown by one vector while enabled (Linux's pci_msix_alloc_irq_at; VFIO's incremental enable).
+    /// Returns the entry, or `None` when the table is full or the message did not read back.
+    pub fn add_entry(&mut self, msg: MsiMessage) -> Option<u16> {
+        let i = self.used;
+        if i >= self.table.size() || self.cache.push((msg, false)).is_err() {
+            return None;
+        }
+        self.set_entry_mask(i, true);
+        let ok = self.write_message(i, &msg);
+        self.used += 1;
+        if !ok {
+            return None;
+        }
+        self.set_entry_mask(i, false);
+        Some(i)
+    }
+
+    /// For negative controls only: zeroes the next unused entry's message (as a reset leaves it) and
+    /// unmasks it without programming it. Returns the entry.
+    pub fn expose_unprogrammed(&mut self) -> Option<u16> {
+        let i = self.used;
+        if i >= self.table.size() {
+            return None;
+        }
+        self.set_entry_mask(i, true);
+        self.table.write(i, TableField::AddrLo, 0);
+        self.table.write(i, TableField::AddrHi, 0);
+        self.table.write(i, TableField::Data, 0);
+        let _ = self.table.read(i, TableField::Data);
+        self.set_entry_mask(i, false);
+        Some(i)
+    }
+
     /// Rewrites entry `i` with `msg` (masked while written, mask state kept) and updates the cache.
     pub fn rewrite_entry(&mut self, i: u16, msg: MsiMessage) -> bool {
         let Some(&(_, masked)) = self.cache.get(i as usize) else { return false };

@@ -1,6 +1,7 @@
 //! Checks of interrupt behaviour. Each returns an [`Outcome`] and a detail line for the report.
 
 pub mod delivery;
+pub mod incremental;
 pub mod masking;
 pub mod reenable;
 pub mod reset;

@@ -56,6 +56,9 @@ pub enum Access {
         /// Value read.
         value: u32,
     },
+    /// A negative control begins (`true`) or ends (`false`) for this function: rule breaks in between
+    /// are deliberate.
+    Control(bool),
     /// MSI-X table write.
     TableWrite {
         /// Entry index.
@@ -83,6 +86,7 @@ impl core::fmt::Display for Event {
             Access::ConfigWrite { offset, size, value } => write!(f, "{} cfg write{} {offset:#x} <- {value:#x}", self.bdf, size * 8),
             Access::TableRead { entry, field, value } => write!(f, "{} table[{entry}].{field:?} = {value:#x}", self.bdf),
             Access::TableWrite { entry, field, value } => write!(f, "{} table[{entry}].{field:?} <- {value:#x}", self.bdf),
+            Access::Control(on) => write!(f, "{} negative control {}", self.bdf, if on { "begins" } else { "ends" }),
         }
     }
 }
@@ -168,6 +172,11 @@ pub fn start() {
 /// Stops recording.
 pub fn stop() {
     with(|t| t.on = false);
+}
+
+/// Marks the start (`true`) or end of a negative control on `bdf`: rule breaks in between are deliberate.
+pub fn control(bdf: Bdf, on: bool) {
+    record(bdf, Access::Control(on));
 }
 
 /// Marks `bdf` as owned by the firmware (a driver or a bridge it enabled).
