@@ -17,7 +17,7 @@ use crate::modes::IrqMode;
 use heapless::Vec;
 
 /// Optional scenarios, run only when asked for with `scenario=`.
-pub const SCENARIOS: &[&str] = &["intx-storm", "reset-restore", "reenable", "incremental"];
+pub const SCENARIOS: &[&str] = &["intx-storm", "reset-restore", "reenable", "incremental", "shutdown", "shutdown-control"];
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -68,3 +68,34 @@ fn incremental_enable_loses_nothing_and_never_uses_an_unprogrammed_entry() {
         assert!(wo.detail.contains("broken on purpose there, first: R4"), "{}", wo.detail);
     }
 }
+
+/// Seed 000: after the firmware's shutdown path nothing reaches the CPU, INTx included, and legacy
+/// virtio keeps MSI-X enabled (quirk) so its device config does not move; the control (MSI disabled, INTx
+/// left enabled, as Linux did before 2017) catches the stray INTx and shows the virtio window moving.
+#[test]
+fn shutdown_leaves_nothing_able_to_interrupt() {
+    for machine in [Machine::Q35, Machine::Pc] {
+        let cfg = |sc: &str| {
+            common::config(machine)
+                .append(format!("scenario={sc}"))
+                .qemu_arg("-netdev")
+                .qemu_arg("user,id=n0")
+                .device("virtio-net-pci,disable-modern=on,netdev=n0,romfile=,addr=05.0")
+        };
+        let o = common::boot(&cfg("shutdown"));
+        common::assert_passed(&o);
+        for bdf in ["00:02.0", "00:03.0", "00:04.0", "00:05.0"] {
+            scenario(&o, bdf, "shutdown", false);
+        }
+        let virtio = o.report.scenarios_for("00:05.0").find(|s| s.name == "shutdown").unwrap();
+        assert!(virtio.detail.contains("quirk") && virtio.detail.contains("0x18 after"), "{}", virtio.detail);
+
+        let o = common::boot(&cfg("shutdown-control"));
+        common::assert_passed(&o);
+        for bdf in ["00:02.0", "00:03.0", "00:04.0", "00:05.0"] {
+            scenario(&o, bdf, "shutdown", true);
+        }
+        let virtio = o.report.scenarios_for("00:05.0").find(|s| s.name == "shutdown").unwrap();
+        assert!(virtio.detail.contains("0x18 before, 0x14 after"), "{}", virtio.detail);
+    }
+}

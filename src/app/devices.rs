@@ -173,6 +173,126 @@ pub(super) fn reenable(run: &mut Run, pci: &Enumeration, active: &mut [Active], 
     }
 }
 
+/// The shutdown scenario (seed 000) or its control, on every live device at once (INTx lines may be
+/// shared). The firmware's shutdown path (the device itself left running, still raising causes): the
+/// interrupt mode is shut down
+/// (entries masked, Enable cleared), INTx stays disabled and Bus Master goes off; devices in
+/// [`crate::drivers::SHUTDOWN_KEEP_MSI`] keep MSI/MSI-X enabled and only lose Bus Master. Then every device
+/// raises each of its causes while each one's INTx line is watched (set up with no sharer): nothing may
+/// reach the CPU. The control shuts down the pre-2017 Linux way (MSI disabled, INTx enabled again) and
+/// passes when a stray interrupt is caught.
+pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut [Active], control: bool) {
+    struct Watch {
+        vectors: Vec<u8, 32>,
+        before: u64,
+        gsi: Option<u32>,
+        kept: Option<&'static str>,
+        window: Option<(Option<u16>, Option<u16>)>,
+    }
+    let mut watches: Vec<Watch, MAX_ACTIVE> = Vec::new();
+    let mut watched_gsis: Vec<u32, 16> = Vec::new();
+    for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
+        let Some(f) = pci.functions.get(dev.index) else { continue };
+        let window_before = match &dev.dev {
+            Device::VirtioNet(v) => Some(v.config_window()),
+            _ => None,
+        };
+        // The device is left as its driver had it, still able to raise causes: what protects the CPU here
+        // is the PCI-level shutdown alone.
+        let kept = crate::drivers::shutdown_keep_msi(f.vendor, f.device).filter(|_| !control);
+        let vectors: Vec<u8, 32> = dev.irq.vectors().iter().copied().collect();
+        if kept.is_none() {
+            dev.irq.shutdown();
+        }
+        if control {
+            // Linux before 2017: MSI off and INTx enabled again (pci_msi_shutdown); Bus Master untouched.
+            update_command(cfg, f.bdf, 0, regs::command::INTX_DISABLE);
+        } else {
+            update_command(cfg, f.bdf, regs::command::INTX_DISABLE, regs::command::BUS_MASTER);
+        }
+        let window = window_before.map(|before| {
+            let after = match &dev.dev {
+                Device::VirtioNet(v) => v.config_window(),
+                _ => None,
+            };
+            (before, after)
+        });
+        let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+        let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
+        let gsi = route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f).ok().map(|r| {
+            if !watched_gsis.contains(&r.route.gsi) && crate::irq::intx::watch(r.route).is_ok() {
+                let _ = watched_gsis.push(r.route.gsi);
+            }
+            r.route.gsi
+        });
+        let before = vectors.iter().map(|&v| crate::irq::dispatch::count(v)).sum();
+        let _ = watches.push(Watch { vectors, before, gsi, kept, window });
+    }
+    let unclaimed_before: Vec<(u32, u64), 16> =
+        watched_gsis.iter().map(|&g| (g, crate::irq::intx::line(g).map_or(0, |l| l.unclaimed))).collect();
+    // Every device raises every cause it has.
+    for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
+        let src = dev.dev.source();
+        for i in 0..src.sources() {
+            crate::time::delay_us(src.min_interval_us());
+            let _ = src.trigger(i);
+        }
+    }
+    crate::time::delay_us(50_000);
+    let stray_intx = |gsi: u32| {
+        let before = unclaimed_before.iter().find(|(g, _)| *g == gsi).map_or(0, |(_, n)| *n);
+        crate::irq::intx::line(gsi).map_or(0, |l| l.unclaimed) - before
+    };
+    let mut verdicts: Vec<(Bdf, Verdict), MAX_ACTIVE> = Vec::new();
+    for (dev, w) in active.iter_mut().filter(|d| d.mode != IrqMode::None).zip(watches.iter()) {
+        let Some(f) = pci.functions.get(dev.index) else { continue };
+        let messages: u64 = w.vectors.iter().map(|&v| crate::irq::dispatch::count(v)).sum::<u64>() - w.before;
+        let intx = w.gsi.map_or(0, stray_intx);
+        let mut note: String<160> = String::new();
+        if let Some((before, after)) = w.window {
+            let _ = core::fmt::Write::write_fmt(
+                &mut note,
+                format_args!("; virtio device config at {:#x} before, {:#x} after", before.unwrap_or(0), after.unwrap_or(0)),
+            );
+        }
+        let how = match w.kept {
+            Some(_) => "MSI-X kept enabled (quirk), Bus Master off",
+            None => "interrupts shut down, INTx disabled, Bus Master off",
+        };
+        let v = match (control, messages + intx) {
+            (false, 0) => Verdict::new(Outcome::Pass, format_args!("{how}: every cause raised, nothing reached the CPU{note}")),
+            (false, n) => Verdict::new(Outcome::Fail, format_args!("{how}, yet {n} interrupt(s) reached the CPU ({messages} messages, {intx} INTx){note}")),
+            (true, 0) => Verdict::new(Outcome::Fail, format_args!("MSI disabled and INTx enabled, but no stray interrupt showed{note}")),
+            (true, _) => Verdict::new(
+                Outcome::Pass,
+                format_args!("caught: with MSI disabled and INTx left enabled, {intx} stray INTx on GSI {}{}{note}", w.gsi.unwrap_or(0), if messages > 0 { " (and messages)" } else { "" }),
+            ),
+        };
+        let _ = verdicts.push((f.bdf, v));
+    }
+    // Quiet again: causes acknowledged, INTx disabled, watched lines gone.
+    for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
+        let src = dev.dev.source();
+        for i in 0..src.sources() {
+            let _ = src.acknowledge(i);
+        }
+        let _ = src.stop();
+        if let Some(f) = pci.functions.get(dev.index) {
+            update_command(cfg, f.bdf, regs::command::INTX_DISABLE, 0);
+        }
+    }
+    for gsi in watched_gsis {
+        crate::irq::intx::release(gsi);
+    }
+    for (bdf, v) in verdicts {
+        if control {
+            run.control("shutdown", Some(bdf), &v);
+        } else {
+            run.scenario("shutdown", Some(bdf), &v);
+        }
+    }
+}
+
 /// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
 /// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
 pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {

@@ -165,6 +165,12 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         if run.opts.wants("incremental") {
             devices::reenable(&mut run, &pci, &mut active, true);
         }
+        // Shutdown leaves the devices shut down, so it comes last; its control needs a run of its own.
+        if run.opts.wants("shutdown") {
+            devices::shutdown(&mut run, cfg, &pci, &routing, &mut active, false);
+        } else if run.opts.wants("shutdown-control") {
+            devices::shutdown(&mut run, cfg, &pci, &routing, &mut active, true);
+        }
         devices::tear_down(&mut active);
     }
     if run.opts.wants("intx-storm") {

@@ -65,6 +65,21 @@ pub trait InterruptSource {
     }
 }
 
+/// Devices whose MSI or MSI-X must stay enabled at shutdown, Bus Master being cleared instead, and why.
+/// Linux has done this for every device since fda78d7a0ead ("PCI/MSI: Stop disabling MSI/MSI-X in
+/// pci_device_shutdown()", 2017); msifw disables MSI elsewhere and keeps this list of the exceptions.
+pub const SHUTDOWN_KEEP_MSI: &[(u16, u16, &str)] = &[(
+    0x1af4,
+    0x1000,
+    "legacy virtio: disabling MSI-X moves the device-specific configuration from 0x18 to 0x14 under a \
+     driver still using it, and can wedge the device (seed 000; Linux fda78d7a0ead)",
+)];
+
+/// The shutdown quirk of vendor:device, if any.
+pub fn shutdown_keep_msi(vendor: u16, device: u16) -> Option<&'static str> {
+    SHUTDOWN_KEEP_MSI.iter().find(|q| q.0 == vendor && q.1 == device).map(|q| q.2)
+}
+
 /// Which driver, if any, takes a function.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DriverKind {

@@ -351,6 +351,14 @@ pub struct VirtioNet {
 }
 
 impl VirtioNet {
+    /// Where the device-specific configuration (the MAC) sits now: 0x18 while MSI-X is enabled, 0x14
+    /// otherwise (virtio 1.x 4.1.4.8); `None` if the MAC is found at neither.
+    pub fn config_window(&self) -> Option<u16> {
+        [device_config_offset(true), device_config_offset(false)].into_iter().find(|&at| {
+            (0..6).all(|i| self.io.read8(at + i as u16) == self.device_mac[i])
+        })
+    }
+
     /// Takes BAR0 and brings the device to "queues set up, not live": reset, ACKNOWLEDGE, DRIVER,
     /// features, RX and TX queues (virtio 1.x 3.1.2 "Legacy Interface: Device Initialization"; virtio
     /// 0.9.5 "Device Initialization Sequence"). DRIVER_OK waits for [`use_msix`](Self::use_msix) or
