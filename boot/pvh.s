@@ -19,8 +19,28 @@
 pvh_start32:
     cli
     cld
-    /* EBX (start_info) survives until the call below: nothing here writes it. */
+    /* EBX (start_info) and EBP (0 = cold boot, 1 = restart) survive until the call below. */
+    xorl %ebp, %ebp
+    /* Keep a pristine copy of .data for a later restart. */
+    movl $__data_start, %esi
+    movl $__data_save, %edi
+    movl $__data_end, %ecx
+    subl $__data_start, %ecx
+    rep movsb
+    jmp pvh_common32
 
+    /* Restart (scenario crash-restart): entered from msifw_restart with paging off, EBX = start_info,
+     * as a crash kernel starts: devices untouched, memory fresh (.data put back, .bss zeroed below). */
+pvh_restart32:
+    cld
+    movl $1, %ebp
+    movl $__data_save, %esi
+    movl $__data_start, %edi
+    movl $__data_end, %ecx
+    subl $__data_start, %ecx
+    rep movsb
+
+pvh_common32:
     /* Zero .bss: QEMU zero-fills segments past p_filesz, but a bootloader need not. */
     movl $__bss_start, %edi
     movl $__bss_end, %ecx
@@ -82,12 +102,39 @@ long_mode_entry:
     movw %ax, %fs
     movw %ax, %gs
     movabsq $boot_stack_top, %rsp
-    xorl %ebp, %ebp
     movl %ebx, %edi                     /* arg 0: start_info physical address */
+    movl %ebp, %esi                     /* arg 1: restart marker (zero-extended) */
+    xorl %ebp, %ebp
     call msifw_entry
 4:  cli
     hlt
     jmp 4b
+
+    /* msifw_restart(start_info): back to the 32-bit entry without touching any device (SDM Vol. 3A
+     * 10.8.5.4, "Switching Out of IA-32e Mode"): to compatibility mode through the 32-bit code segment
+     * 0x28 of arch::gdt, paging off (which leaves IA-32e mode), EFER.LME off, then pvh_restart32. The code
+     * runs identity-mapped, so the addresses stay valid with paging off. */
+    .global msifw_restart
+msifw_restart:
+    cli
+    movl %edi, %ebx
+    leaq 5f(%rip), %rax
+    pushq $0x28
+    pushq %rax
+    lretq
+    .code32
+5:  movw $0x10, %ax
+    movw %ax, %ds
+    movw %ax, %es
+    movw %ax, %ss
+    movl %cr0, %eax
+    andl $0x7FFFFFFF, %eax              /* CR0.PG off: IA-32e mode off */
+    movl %eax, %cr0
+    movl $0xC0000080, %ecx              /* IA32_EFER */
+    rdmsr
+    andl $0xFFFFFEFF, %eax              /* EFER.LME off */
+    wrmsr
+    jmp pvh_restart32
     .popsection
 
     .pushsection .rodata.boot, "a"

@@ -8,7 +8,7 @@
 //!   stack's guard page right after the IDT is up, to check that the fatal paths report on COM1 and exit
 //!   with the crash code;
 //! - `scenario=NAME[,NAME...]` (repeatable): run optional scenarios as well (see [`SCENARIOS`]); `all` runs
-//!   every one.
+//!   every one that can share a run (not those in [`OWN_RUN`]).
 //!
 //! Anything else is reported as a problem and otherwise ignored.
 
@@ -16,8 +16,12 @@ use crate::bus::pci::Bdf;
 use crate::modes::IrqMode;
 use heapless::Vec;
 
+/// Optional scenarios that need a run of their own (they leave the devices shut down or restart the
+/// firmware); `all` leaves them out.
+pub const OWN_RUN: &[&str] = &["shutdown-control", "crash-restart", "crash-restart-control"];
+
 /// Optional scenarios, run only when asked for with `scenario=`.
-pub const SCENARIOS: &[&str] = &["intx-storm", "reset-restore", "reenable", "incremental", "shutdown", "shutdown-control"];
+pub const SCENARIOS: &[&str] = &["intx-storm", "reset-restore", "reenable", "incremental", "shutdown", "shutdown-control", "crash-restart", "crash-restart-control"];
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,7 +148,7 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                 for name in list.split(',') {
                     if name == "all" {
                         for i in 0..SCENARIOS.len() as u8 {
-                            if !opts.scenarios.contains(&i) {
+                            if !OWN_RUN.contains(&SCENARIOS[i as usize]) && !opts.scenarios.contains(&i) {
                                 let _ = opts.scenarios.push(i);
                             }
                         }
@@ -220,7 +224,8 @@ mod tests {
         let (o, e) = parse("scenario=intx-storm");
         assert!(e.is_empty() && o.wants("intx-storm"));
         let (o, e) = parse("scenario=all");
-        assert!(e.is_empty() && SCENARIOS.iter().all(|s| o.wants(s)));
+        assert!(e.is_empty() && SCENARIOS.iter().filter(|s| !OWN_RUN.contains(s)).all(|s| o.wants(s)));
+        assert!(!o.wants("crash-restart") && !o.wants("shutdown-control"));
         let (o, e) = parse("scenario=nope,intx-storm");
         assert!(o.wants("intx-storm"));
         assert!(matches!(&e[0], CmdlineError::BadValue(_)));

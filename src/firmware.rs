@@ -5,11 +5,26 @@ use crate::arch::{cpu, exit, uart};
 use crate::boot::BootInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+/// Jumps back to the firmware's 32-bit entry without touching any device, as a crash kernel starts: the
+/// next run finds every device as this one left it.
+pub fn restart(start_info: u32) -> ! {
+    extern "C" {
+        fn msifw_restart(start_info: u32) -> !;
+    }
+    cpu::disable_interrupts();
+    uart::COM2.drain();
+    uart::COM1.drain();
+    // SAFETY: msifw_restart (boot/pvh.s) leaves long mode through the 32-bit code segment 0x28 that
+    // arch::gdt installed and re-enters the PVH entry, which rebuilds everything from scratch; nothing of
+    // this run is used afterwards.
+    unsafe { msifw_restart(start_info) }
+}
+
 /// Called by boot/pvh.s in long mode with the physical address of `hvm_start_info`.
-pub fn start(start_info: u32) -> ! {
+pub fn start(start_info: u32, restarted: bool) -> ! {
     uart::COM1.init();
     uart::COM2.init();
-    crate::println!("msifw {}: booting", env!("CARGO_PKG_VERSION"));
+    crate::println!("msifw {}: {}", env!("CARGO_PKG_VERSION"), if restarted { "restarted in place (devices untouched)" } else { "booting" });
     crate::arch::gdt::init();
     crate::arch::idt::load();
     extern "C" {
@@ -26,7 +41,7 @@ pub fn start(start_info: u32) -> ! {
     // are ordinary RAM below 1 MiB that nothing writes while they are copied.
     let low_memory = unsafe { crate::physmem::IdentityMemory::new(1 << 20) };
     let boot = BootInfo::from_pvh(&low_memory, start_info as u64);
-    let code = crate::app::run(&boot);
+    let code = crate::app::run(&boot, start_info, restarted);
     exit::exit(code)
 }
 

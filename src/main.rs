@@ -10,8 +10,8 @@ core::arch::global_asm!(include_str!("../boot/pvh.s"), options(att_syntax));
 /// Rust entry, called by boot/pvh.s in long mode.
 #[cfg(target_os = "none")]
 #[no_mangle]
-extern "C" fn msifw_entry(start_info: u32) -> ! {
-    msifw::firmware::start(start_info)
+extern "C" fn msifw_entry(start_info: u32, restarted: u32) -> ! {
+    msifw::firmware::start(start_info, restarted != 0)
 }
 
 #[cfg(not(target_os = "none"))]

@@ -357,7 +357,7 @@ pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
 // Variants differ in size (nvme keeps its queue pairs inline); boxing would need an allocator, which the
 // firmware does not have, and there is one of these per driven device.
 #[allow(clippy::large_enum_variant)]
-enum Device {
+pub(super) enum Device {
     E1000e(E1000e),
     Nvme(Nvme),
     Edu(Edu),
@@ -366,7 +366,7 @@ enum Device {
 }
 
 impl Device {
-    fn source(&mut self) -> &mut dyn InterruptSource {
+    pub(super) fn source(&mut self) -> &mut dyn InterruptSource {
         match self {
             Device::E1000e(d) => d,
             Device::Nvme(d) => d,
@@ -385,7 +385,7 @@ pub(super) struct Active {
     route: Option<Routed>,
     /// MSI-X with fewer vectors than wanted: (got, wanted).
     reduced: Option<(u16, u16)>,
-    dev: Device,
+    pub(super) dev: Device,
     pub(super) irq: DeviceIrq<'static, PlatformConfig>,
 }
 
@@ -468,6 +468,11 @@ fn setup(
         }
         .map_err(|e| SetupError::Irq(mode, e))
     };
+    // pci_enable_device + pci_set_master: decoding for the BARs the function has, and Bus Master (quieting
+    // turned it off on every endpoint).
+    let io = if f.bars.iter().any(|b| b.kind == crate::bus::pci::bar::BarKind::Io) { regs::command::IO } else { 0 };
+    let mem = if f.bars.iter().any(|b| b.kind != crate::bus::pci::bar::BarKind::Io) { regs::command::MEMORY } else { 0 };
+    update_command(cfg, f.bdf, io | mem | regs::command::BUS_MASTER, 0);
     let driver = |e| SetupError::Driver(kind, e);
     let active = |dev: Device, irq, reduced| Active { index: 0, mode, route: routed, reduced, dev, irq };
     match kind {

@@ -2,6 +2,7 @@
 //! device, the checks, and the report. Each phase lives in its own submodule.
 
 mod checks;
+mod crash;
 mod devices;
 mod emit;
 mod platform;
@@ -79,7 +80,7 @@ fn recurse(depth: u64) -> u64 {
 }
 
 /// Runs everything and returns the exit code for the host.
-pub fn run(boot: &BootInfo) -> ExitCode {
+pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let (opts, cmdline_errors) = cmdline::parse(&boot.cmdline);
     for p in &boot.problems {
         problem("boot", format_args!("{p}"));
@@ -102,8 +103,17 @@ pub fn run(boot: &BootInfo) -> ExitCode {
         None => {}
     }
     let mut run = Run { summary: Summary::default(), apic_id: 0, opts };
+    // Crash restart: stage A leaves the devices live and restarts in place; stage B finds the handoff.
+    let stage_b = if restarted { crash::stage_b() } else { None };
+    if let Some(h) = &stage_b {
+        run.summary = crash::summary(h);
+    }
+    let crash_control = run.opts.wants("crash-restart-control");
+    let crash_stage_a = stage_b.is_none() && (run.opts.wants("crash-restart") || crash_control);
+    // The control delays every quieting step until after its trap window.
+    let delay_quiet = stage_b.is_some_and(|h| crash::is_control(&h));
 
-    let platform = match platform::discover(&mut run, boot) {
+    let platform = match platform::discover(&mut run, boot, !delay_quiet) {
         Ok(p) => p,
         Err(platform::Fatal::Lapic(e)) => {
             problem("lapic", format_args!("{e:?}"));
@@ -140,21 +150,44 @@ pub fn run(boot: &BootInfo) -> ExitCode {
     // Every function is assumed live until proven quiet: MSI and MSI-X off, INTx disabled, and Bus Master
     // off for endpoints no driver here owns (a bridge keeps its Bus Master: it forwards its children's
     // MSI writes upstream).
-    for f in pci.functions.iter() {
-        quiet(cfg, f, devices::driver_for(cfg, f).is_none());
+    if !delay_quiet {
+        for f in pci.functions.iter() {
+            quiet(cfg, f);
+        }
+    }
+    if let Some(h) = &stage_b {
+        const WINDOW_US: u64 = 200_000;
+        let (retired, inherited, stale) = crash::trap_window(WINDOW_US);
+        if delay_quiet {
+            intx::mask_every_entry();
+            for f in pci.functions.iter() {
+                quiet(cfg, f);
+            }
+        }
+        let v = crash::verdict(h, pci.functions.len() as u32, retired, inherited, stale, WINDOW_US);
+        if delay_quiet {
+            run.control("crash-restart", None, &v);
+        } else {
+            run.scenario("crash-restart", None, &v);
+        }
     }
 
     // From here on every configuration and MSI-X table access is recorded and later held against the
     // spec's rules (modes::order).
     trace::start();
     cpu::enable_interrupts();
-    checks::run_self_ipi(&mut run);
+    if !crash_stage_a {
+        checks::run_self_ipi(&mut run);
+    }
 
     // Every driven device is set up first and stays live while each is checked in turn, so a device's
     // interrupts reaching another's vectors would show in the exact counts.
     {
         let mut active = devices::ACTIVE.lock();
         devices::set_up_all(&mut run, cfg, &pci, &routing, &mut active);
+        if crash_stage_a {
+            crash::leave_live_and_restart(&mut run, &mut active, crash_control, start_info);
+        }
         devices::check_all(&mut run, &mut active);
         if run.opts.wants("reset-restore") {
             devices::reset_restore(&mut run, cfg, &pci, &mut active);
@@ -207,10 +240,13 @@ fn finish(run: &Run) -> ExitCode {
     }
 }
 
-/// Makes `f` unable to interrupt: MSI Enable cleared, MSI-X Enable cleared with the Function Mask set
-/// (pci_msi_init/pci_msix_init do the same at enumeration), INTx disabled, and Bus Master off when
-/// `unowned` (for endpoints).
-fn quiet(cfg: &PlatformConfig, f: &Function, unowned: bool) {
+/// Makes `f` unable to interrupt, as if a crashed kernel had left it live: MSI Enable cleared, MSI-X
+/// Enable cleared with the Function Mask set (pci_msi_init/pci_msix_init do the same at enumeration),
+/// INTx disabled, and Bus Master off for every endpoint until a driver owns it (a bridge keeps its Bus
+/// Master: it forwards its children's MSI writes upstream). MSI-X entries are not masked one by one here:
+/// that happens when MSI-X is enabled successfully, as in Linux (a device that honours the mask bits while
+/// MSI-X is disabled would otherwise be blocked in MSI mode).
+fn quiet(cfg: &PlatformConfig, f: &Function) {
     if let Some(at) = f.caps.find(caps::id::MSI) {
         let control = cfg.read16(f.bdf, at + crate::modes::msi::CONTROL);
         if control & crate::modes::msi::ENABLE != 0 {
@@ -224,7 +260,7 @@ fn quiet(cfg: &PlatformConfig, f: &Function, unowned: bool) {
             cfg.write16(f.bdf, at + CONTROL, (control | FUNCTION_MASK) & !ENABLE);
         }
     }
-    let clear = if unowned && f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
+    let clear = if f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
     update_command(cfg, f.bdf, regs::command::INTX_DISABLE, clear);
 }
 

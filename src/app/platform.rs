@@ -37,7 +37,9 @@ pub(super) enum Fatal {
 }
 
 /// Discovers the platform and emits the `platform` record.
-pub(super) fn discover(run: &mut Run, boot: &BootInfo) -> Result<Platform, Fatal> {
+/// `mask_ioapics`: mask every redirection entry (off only for the crash-restart control, which delays
+/// every quieting step until after its trap window).
+pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Result<Platform, Fatal> {
     let lapic_mode = lapic::init(run.opts.x2apic).map_err(Fatal::Lapic)?;
     run.apic_id = lapic::id();
     crate::info!("LAPIC {=str} mode, APIC ID {=u32}", if lapic_mode == lapic::Mode::X2Apic { "x2APIC" } else { "xAPIC" }, run.apic_id);
@@ -77,8 +79,8 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo) -> Result<Platform, Fatal
             // SAFETY: the address comes from a checksummed MADT and lies in the identity-mapped uncached
             // 3-4 GiB window; msifw is the only user of the IOAPIC.
             let chip = unsafe { ioapic::IoApic::new(io.address as u64) };
-            let n = chip.mask_all();
-            crate::info!("IOAPIC {=u8}: {=u32} entries masked", io.id, n);
+            let n = if mask_ioapics { chip.mask_all() } else { chip.entries().unwrap_or(0) };
+            crate::info!("IOAPIC {=u8}: {=u32} entries {=str}", io.id, n, if mask_ioapics { "masked" } else { "left as found" });
             let _ = ioapics.push(intx::IoApicRange { chip, gsi_base: io.gsi_base, entries: n });
         }
     }

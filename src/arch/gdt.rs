@@ -20,7 +20,8 @@ static mut EXCEPTION_STACK: Stack = Stack([0; IST_STACK_SIZE]);
 static TSS: spin::Once<TaskStateSegment> = spin::Once::new();
 static GDT: spin::Once<GlobalDescriptorTable> = spin::Once::new();
 
-/// Loads a GDT with the same code (0x08) and data (0x10) selectors as the boot GDT plus a TSS, and the TSS.
+/// Loads a GDT with the same code (0x08) and data (0x10) selectors as the boot GDT, a TSS (0x18) and a
+/// 32-bit code segment (0x28), and loads the TSS.
 pub fn init() {
     let tss = TSS.call_once(|| {
         let mut tss = TaskStateSegment::new();
@@ -33,7 +34,9 @@ pub fn init() {
         let mut gdt = GlobalDescriptorTable::new();
         gdt.append(Descriptor::kernel_code_segment()); // 0x08, as in boot/pvh.s and the IDT gates
         gdt.append(Descriptor::kernel_data_segment()); // 0x10
-        gdt.append(Descriptor::tss_segment(tss)); // 0x18
+        gdt.append(Descriptor::tss_segment(tss)); // 0x18 (two entries)
+        // 0x28: 32-bit code (base 0, 4 GiB, D=1, L=0), for leaving long mode in boot/pvh.s msifw_restart.
+        gdt.append(Descriptor::UserSegment(0x00CF_9A00_0000_FFFF));
         gdt
     });
     gdt.load();

@@ -6,6 +6,10 @@ const REG_VERSION: u32 = 0x01;
 const REG_REDTBL: u32 = 0x10;
 /// Redirection entry: interrupt mask.
 pub const RTE_MASKED: u32 = 1 << 16;
+/// Redirection entry: level-triggered.
+pub const RTE_LEVEL: u32 = 1 << 15;
+/// Redirection entry: Remote IRR (a level interrupt delivered and not yet ended by EOI).
+pub const RTE_REMOTE_IRR: u32 = 1 << 14;
 
 /// One IOAPIC.
 #[derive(Debug, Clone, Copy)]
@@ -73,13 +77,29 @@ impl IoApic {
         self.read(REG_REDTBL + 2 * index)
     }
 
-    /// Masks every redirection entry: whatever a previous owner routed stays silent. Writes a fully
-    /// masked, vector-0 entry rather than OR-ing the mask into stale contents.
+    /// Masks every redirection entry: whatever a previous owner routed stays silent. As Linux's
+    /// clear_IO_APIC_pin: the mask bit is set with the rest of the entry kept (a level entry stays level, so
+    /// the IOAPIC keeps following its pin: rewriting it as edge would leave a level a crashed owner left
+    /// asserted latched, and it would fire as a phantom level interrupt once the entry is reprogrammed), and
+    /// a Remote IRR the previous owner never acknowledged is cleared: through the EOI register (IOAPIC
+    /// version 0x20 and later) or by switching the entry to edge and back.
     pub fn mask_all(&self) -> u32 {
         let n = self.entries().unwrap_or(0).min(240);
+        let version = self.read(REG_VERSION) & 0xFF;
         for i in 0..n {
-            self.write(REG_REDTBL + 2 * i, RTE_MASKED);
-            self.write(REG_REDTBL + 2 * i + 1, 0);
+            let low = self.read(REG_REDTBL + 2 * i);
+            let masked = low | RTE_MASKED;
+            self.write(REG_REDTBL + 2 * i, masked);
+            if low & RTE_LEVEL != 0 && low & RTE_REMOTE_IRR != 0 {
+                if version >= 0x20 {
+                    // SAFETY: the EOI register of an IOAPIC 0x20+ is at base + 0x40 (ICH9 datasheet 13.5.5);
+                    // writing a vector ends the pending level interrupt of entries with that vector.
+                    unsafe { core::ptr::write_volatile((self.base + 0x40) as *mut u32, low & 0xFF) };
+                } else {
+                    self.write(REG_REDTBL + 2 * i, masked & !RTE_LEVEL);
+                    self.write(REG_REDTBL + 2 * i, masked);
+                }
+            }
         }
         n
     }

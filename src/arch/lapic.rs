@@ -173,6 +173,18 @@ pub fn requested(vector: u8) -> bool {
     word & (1 << (vector % 32)) != 0
 }
 
+/// Retires every vector left in service by a previous owner of this CPU (a crashed kernel that never sent
+/// EOI): EOI until the In-Service Register is empty, at most 256 times (Linux's setup_local_APIC does the
+/// same). Returns how many were retired.
+pub fn drain_in_service() -> u32 {
+    let mut retired = 0;
+    while retired < 256 && (0..8).any(|i| read_offset(Reg::Isr0 as u32 + i * 0x10) != 0) {
+        eoi();
+        retired += 1;
+    }
+    retired
+}
+
 /// Sends a fixed-delivery interrupt to this CPU (self IPI, SDM 11.6.1 shorthand 01).
 pub fn self_ipi(vector: u8) {
     match mode() {

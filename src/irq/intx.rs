@@ -257,6 +257,16 @@ pub fn watch(route: IntxRoute) -> Result<u8, IntxError> {
     Ok(vector)
 }
 
+/// Masks every redirection entry of every IOAPIC (the storm breaker of the crash-restart trap window).
+/// Safe to call from an interrupt handler: it takes no lock.
+pub fn mask_every_entry() {
+    if let Some(list) = IOAPICS.try_lock() {
+        for r in list.iter() {
+            r.chip.mask_all();
+        }
+    }
+}
+
 /// Masks and removes the line of `gsi` (sharers or not) and frees its vector.
 pub fn release(gsi: u32) {
     lines(|lines| {

@@ -1,0 +1,186 @@
+//! Crash restart with live devices (seed 003, "PCI/MSI: Mask MSI-X vectors only on success"): stage A sets
+//! every device up and leaves it live (MSI-X enabled and unmasked with an interrupt pending on a masked
+//! entry, INTx asserted with its IOAPIC entry unmasked, Bus Master on), then jumps back to the firmware's
+//! entry with no device reset, as a kdump kernel starts. Stage B must quiet everything before it enables
+//! interrupts (MSI and MSI-X off with the function mask set, INTx disabled, Bus Master off, every IOAPIC
+//! entry and the 8259 masked), retire what the LAPIC still holds, and then see no stale vector fire while
+//! it traps all device vectors; only then are the devices set up afresh. Entries are masked one by one only
+//! where Linux does it, when MSI-X is enabled successfully, so a device that honours the mask bits while
+//! MSI-X is disabled still works in MSI mode. The control delays the quieting until after the trap window
+//! and passes when stale interrupts are caught.
+
+use super::devices::Active;
+use super::Run;
+use crate::arch::{cpu, lapic};
+use crate::irq::{dispatch, intx, vector};
+use crate::modes::IrqMode;
+use crate::report::Outcome;
+use crate::scenarios::Verdict;
+use crate::time;
+
+const MAGIC: u32 = 0x6D73_6966; // "msif"
+
+/// What survives the restart (in the `.handoff` section, which the entry code never zeroes).
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Handoff {
+    magic: u32,
+    control: u32,
+    passed: u32,
+    failed: u32,
+    skipped: u32,
+    /// Functions stage A left with MSI or MSI-X live.
+    messages: u32,
+    /// Functions stage A left asserting INTx.
+    intx: u32,
+}
+
+#[link_section = ".handoff"]
+static mut HANDOFF: Handoff = Handoff { magic: 0, control: 0, passed: 0, failed: 0, skipped: 0, messages: 0, intx: 0 };
+
+/// Stage A's scenario counts, carried into stage B's summary.
+pub(super) fn summary(h: &Handoff) -> crate::report::Summary {
+    crate::report::Summary { passed: h.passed, failed: h.failed, skipped: h.skipped }
+}
+
+/// Whether stage A asked for the control.
+pub(super) fn is_control(h: &Handoff) -> bool {
+    h.control != 0
+}
+
+/// The handoff from stage A, if this run is stage B.
+pub(super) fn stage_b() -> Option<Handoff> {
+    // SAFETY: a single-CPU firmware; HANDOFF is only touched here and in `leave_live_and_restart`, never
+    // from interrupt context.
+    let h = unsafe { core::ptr::addr_of!(HANDOFF).read() };
+    (h.magic == MAGIC).then_some(h)
+}
+
+/// Stage A: makes every live device as hostile as a crashed kernel leaves it, records the handoff and
+/// restarts in place. Never returns on the firmware target.
+pub(super) fn leave_live_and_restart(run: &mut Run, active: &mut [Active], control: bool, start_info: u32) -> ! {
+    let (mut messages, mut intx) = (0u32, 0u32);
+    // From here nothing is handled: whatever the devices raise stays raised into the next run.
+    cpu::disable_interrupts();
+    for dev in active.iter_mut() {
+        let src = dev.dev.source();
+        match dev.mode {
+            IrqMode::Msix | IrqMode::Msi => {
+                // An interrupt pending on a masked entry (MSI-X), everything else live and unmasked.
+                if dev.irq.mask(0, true) {
+                    let _ = src.trigger(0);
+                    time::delay_us(2_000);
+                }
+                messages += 1;
+            }
+            IrqMode::Intx => {
+                // Raised with interrupts off and never acknowledged: the level stays asserted, with the
+                // function's INTx enabled and its IOAPIC entry unmasked, into the next run.
+                let _ = src.trigger(0);
+                time::delay_us(2_000);
+                intx += 1;
+            }
+            IrqMode::None => {}
+        }
+    }
+    let s = run.summary;
+    let handoff = Handoff {
+        magic: MAGIC,
+        control: control as u32,
+        passed: s.passed,
+        failed: s.failed,
+        skipped: s.skipped,
+        messages,
+        intx,
+    };
+    // SAFETY: as in `stage_b`.
+    unsafe { core::ptr::addr_of_mut!(HANDOFF).write(handoff) };
+    crate::println!("msifw: crash-restart stage A: {messages} function(s) with live messages, {intx} asserting INTx; restarting in place");
+    #[cfg(target_os = "none")]
+    crate::firmware::restart(start_info);
+    #[cfg(not(target_os = "none"))]
+    {
+        let _ = start_info;
+        unreachable!("restart exists only on the firmware target")
+    }
+}
+
+static STALE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
+/// Stale interrupts after which the trap masks every IOAPIC entry (a level line nobody quieted would
+/// otherwise keep the CPU in its handler for ever).
+const STORM_BREAK: u64 = 200;
+
+fn stale(_vector: u8) {
+    if STALE.fetch_add(1, core::sync::atomic::Ordering::Relaxed) + 1 == STORM_BREAK {
+        intx::mask_every_entry();
+    }
+}
+
+/// Stage B, before any device is set up: retires what the LAPIC holds from stage A (interrupts accepted
+/// before this run could quiet anything), then traps every vector from 0x20 to 0xFE for `window_us` and
+/// counts what arrives. Returns (retired in service, inherited from the IRR, stale in the window).
+pub(super) fn trap_window(window_us: u64) -> (u32, u64, u64) {
+    const FIRST: u8 = vector::FIRST_DEVICE_VECTOR;
+    const LAST: u8 = vector::LAST_DEVICE_VECTOR;
+    let retired = lapic::drain_in_service();
+    for v in FIRST..=LAST {
+        dispatch::set_handler(v, stale);
+    }
+    // Inherited: what the LAPIC had already accepted arrives at the first sti, at most once per vector
+    // (one IRR bit each). A vector that comes again is a source still firing: stale.
+    let mut before = [0u64; (LAST - FIRST + 1) as usize];
+    for (i, v) in (FIRST..=LAST).enumerate() {
+        before[i] = dispatch::count(v);
+    }
+    cpu::enable_interrupts();
+    time::delay_us(2_000);
+    cpu::disable_interrupts();
+    let mut inherited = 0;
+    let mut stale_at_sti = 0;
+    for (i, v) in (FIRST..=LAST).enumerate() {
+        let n = dispatch::count(v) - before[i];
+        inherited += n.min(1);
+        stale_at_sti += n.saturating_sub(1);
+    }
+    STALE.store(stale_at_sti, core::sync::atomic::Ordering::Relaxed);
+    // Outside the device vectors: the remapped 8259's 0x20-0x2F and the system vectors 0xF0-0xFE (the
+    // dispatcher counts them all; 0xFF, the LAPIC's own spurious vector, is not a device's).
+    let others = || dispatch::total(0x20..=0x2F) + dispatch::total(0xF0..=0xFE);
+    let others_before = others();
+    cpu::enable_interrupts();
+    time::delay_us(window_us);
+    cpu::disable_interrupts();
+    let stale = STALE.load(core::sync::atomic::Ordering::Relaxed) + (others() - others_before);
+    for v in FIRST..=LAST {
+        dispatch::clear_handler(v);
+    }
+    (retired, inherited, stale)
+}
+
+/// The verdict of stage B's trap window.
+pub(super) fn verdict(h: &Handoff, quieted: u32, retired: u32, inherited: u64, stale: u64, window_us: u64) -> Verdict {
+    let control = h.control != 0;
+    let left = |s: &mut heapless::String<128>| {
+        let _ = core::fmt::Write::write_fmt(
+            s,
+            format_args!("stage A left {} function(s) with live messages and {} asserting INTx", h.messages, h.intx),
+        );
+    };
+    let mut what: heapless::String<128> = heapless::String::new();
+    left(&mut what);
+    match (control, stale) {
+        (false, 0) => Verdict::new(
+            Outcome::Pass,
+            format_args!(
+                "{what}; stage B quieted {quieted} function(s) and every IOAPIC entry before sti, retired {retired} in-service and {inherited} inherited LAPIC interrupt(s), then no stale vector fired in {} ms",
+                window_us / 1000
+            ),
+        ),
+        (false, n) => Verdict::new(Outcome::Fail, format_args!("{what}; {n} stale interrupt(s) after stage B quieted everything")),
+        (true, 0) => Verdict::new(Outcome::Fail, format_args!("{what}; with the quieting delayed, no stale interrupt showed")),
+        (true, n) => Verdict::new(
+            Outcome::Pass,
+            format_args!("caught: {what}; with the quieting delayed, {n} stale interrupt(s) arrived in the trap window{}", if n >= STORM_BREAK { " (a level storm, stopped by masking every IOAPIC entry)" } else { "" }),
+        ),
+    }
+}
