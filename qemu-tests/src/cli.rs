@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::qemu::{Accel, Machine, RunConfig};
-use crate::run::run;
+use crate::run::run_all;
 
 /// Exit code for bad arguments.
 pub const EXIT_USAGE: u8 = 64;
@@ -252,7 +252,7 @@ where
             return EXIT_USAGE;
         }
     };
-    let outcome = match run(&options.config) {
+    let outcome = match run_all(&options.config) {
         Ok(outcome) => outcome,
         Err(e) => {
             eprintln!("msifw: error: {e}");

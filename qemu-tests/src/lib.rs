@@ -31,4 +31,4 @@ pub use report::{
     parse_record, Bar, BarKind, Capability, End, Function, IrqMode, Platform, Problem, Record,
     RecordError, Report, Scenario, ScenarioResult,
 };
-pub use run::{run, RunError, RunOutcome};
+pub use run::{run, run_all, split_scenario_all, RunError, RunOutcome, OWN_RUN_SCENARIOS};

@@ -621,3 +621,78 @@ exit 1"#,
         assert_eq!(o.com1, "started\n");
     }
 }
+
+/// Scenarios that need a QEMU run of their own (they restart the firmware or leave the devices shut
+/// down); the firmware's `scenario=all` leaves them out, and [`run_all`] boots each separately.
+pub const OWN_RUN_SCENARIOS: &[&str] = &["crash-restart", "crash-restart-control", "shutdown-control"];
+
+/// The firmware command lines a `scenario=all` run needs: the line itself (every scenario that can share
+/// a run), then one per [`OWN_RUN_SCENARIOS`] entry with `scenario=all` replaced by that scenario. `None`
+/// when the line does not ask for `scenario=all`.
+pub fn split_scenario_all(append: &str) -> Option<Vec<String>> {
+    let words: Vec<&str> = append.split_ascii_whitespace().collect();
+    if !words.contains(&"scenario=all") {
+        return None;
+    }
+    let mut lines = vec![append.trim().to_string()];
+    for name in OWN_RUN_SCENARIOS {
+        let line: Vec<String> = words
+            .iter()
+            .map(|w| if *w == "scenario=all" { format!("scenario={name}") } else { (*w).to_string() })
+            .collect();
+        lines.push(line.join(" "));
+    }
+    Some(lines)
+}
+
+/// Like [`run`], but a firmware command line with `scenario=all` becomes several QEMU runs (see
+/// [`split_scenario_all`]) whose scenarios, problems and findings are merged into one outcome: the
+/// functions and log of the first run, the worst verdict of all.
+pub fn run_all(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
+    let Some(lines) = cfg.append.as_deref().and_then(split_scenario_all) else {
+        return run(cfg);
+    };
+    let mut merged: Option<RunOutcome> = None;
+    for line in lines {
+        let part = run(&cfg.clone().append(line.clone()))?;
+        match merged.as_mut() {
+            None => merged = Some(part),
+            Some(m) => {
+                m.report.scenarios.extend(part.report.scenarios);
+                m.report.problems.extend(part.report.problems);
+                m.findings.extend(part.findings.into_iter().map(|f| format!("[{line}] {f}")));
+                m.elapsed += part.elapsed;
+                if part.exit.code() > m.exit.code() {
+                    m.exit = part.exit;
+                    m.qemu_exit = part.qemu_exit;
+                    m.qemu_command = part.qemu_command;
+                    m.qemu_stderr = part.qemu_stderr;
+                }
+            }
+        }
+    }
+    let mut m = merged.expect("at least one run");
+    let c = m.report.counts();
+    m.report.end = Some(crate::report::End { passed: c.passed, failed: c.failed, skipped: c.skipped });
+    Ok(m)
+}
+
+#[cfg(test)]
+mod scenario_all_tests {
+    use super::*;
+
+    #[test]
+    fn scenario_all_becomes_one_run_per_own_run_scenario() {
+        assert_eq!(split_scenario_all("nomsix"), None);
+        let lines = split_scenario_all("nomsix scenario=all rounds=3").unwrap();
+        assert_eq!(
+            lines,
+            [
+                "nomsix scenario=all rounds=3",
+                "nomsix scenario=crash-restart rounds=3",
+                "nomsix scenario=crash-restart-control rounds=3",
+                "nomsix scenario=shutdown-control rounds=3",
+            ]
+        );
+    }
+}

@@ -123,3 +123,21 @@ fn crash_restart_with_live_devices_is_quiet_before_sti() {
         assert_eq!(s.result, ScenarioResult::Pass, "{}", s.detail);
     }
 }
+
+/// `cargo run -- --append scenario=all`: the launcher boots the shared run and one run per scenario that
+/// needs its own, and the merged report has every lifecycle scenario with its control, each passing.
+#[test]
+fn scenario_all_reports_every_lifecycle_scenario_and_control() {
+    let cfg = common::config(Machine::Q35)
+        .append("scenario=all")
+        .device("pcie-root-port,id=rp1,chassis=1,slot=1,addr=06.0")
+        .device("e1000e,romfile=,bus=rp1");
+    let o = msifw_qemu::run_all(&cfg).unwrap_or_else(|e| panic!("{e}"));
+    common::assert_passed(&o);
+    for name in ["crash-restart", "reset-restore", "shutdown", "reenable", "incremental"] {
+        for control in [false, true] {
+            let found = o.report.scenarios.iter().any(|s| s.name == name && s.control == control && s.result == ScenarioResult::Pass);
+            assert!(found, "{name} (control {control}) missing or not passing{}", common::explain(&o));
+        }
+    }
+}

@@ -58,7 +58,33 @@ pub(super) fn stage_b() -> Option<Handoff> {
 
 /// Stage A: makes every live device as hostile as a crashed kernel leaves it, records the handoff and
 /// restarts in place. Never returns on the firmware target.
-pub(super) fn leave_live_and_restart(run: &mut Run, active: &mut [Active], control: bool, start_info: u32) -> ! {
+#[allow(clippy::too_many_arguments)]
+pub(super) fn leave_live_and_restart(
+    run: &mut Run,
+    cfg: &'static crate::bus::pci::config::PlatformConfig,
+    pci: &crate::bus::pci::enumerate::Enumeration,
+    routing: &super::devices::Routing,
+    active: &mut [Active],
+    control: bool,
+    start_info: u32,
+) -> ! {
+    // A level INTx line left asserted is what a careless successor cannot miss: if no device is in INTx
+    // mode, an edu is moved to INTx for stage A.
+    if !active.iter().any(|d| d.mode == IrqMode::Intx) {
+        if let Some(dev) = active.iter_mut().find(|d| matches!(d.dev, super::devices::Device::Edu(_))) {
+            if let Some(f) = pci.functions.get(dev.index) {
+                let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+                let dsdt: Option<crate::modes::route::DsdtLookup> = routing.dsdt.map(|_| &lookup as crate::modes::route::DsdtLookup);
+                if let Ok(r) = crate::modes::route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f) {
+                    dev.irq.shutdown();
+                    if let Ok(irq) = crate::modes::DeviceIrq::enable_intx(cfg, f, r.route) {
+                        dev.irq = irq;
+                        dev.mode = IrqMode::Intx;
+                    }
+                }
+            }
+        }
+    }
     let (mut messages, mut intx) = (0u32, 0u32);
     // From here nothing is handled: whatever the devices raise stays raised into the next run.
     cpu::disable_interrupts();

@@ -186,7 +186,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         let mut active = devices::ACTIVE.lock();
         devices::set_up_all(&mut run, cfg, &pci, &routing, &mut active);
         if crash_stage_a {
-            crash::leave_live_and_restart(&mut run, &mut active, crash_control, start_info);
+            crash::leave_live_and_restart(&mut run, cfg, &pci, &routing, &mut active, crash_control, start_info);
         }
         devices::check_all(&mut run, &mut active);
         if run.opts.wants("reset-restore") {
