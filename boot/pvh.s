@@ -135,6 +135,9 @@ msifw_restart:
     andl $0xFFFFFEFF, %eax              /* EFER.LME off */
     wrmsr
     jmp pvh_restart32
+    /* Back to 64-bit mode for whatever assembly follows in the same unit (with LTO, every global_asm!
+     * block of the image is assembled together). */
+    .code64
     .popsection
 
     .pushsection .rodata.boot, "a"

@@ -4,6 +4,7 @@
 //! - `irq.BB:DD.F=msix|msi|intx|none`: the mode for one function;
 //! - `x2apic=on|off`: use x2APIC when the CPU has it (default on);
 //! - `rounds=N`: interrupts per source in the delivery checks (1-1000, default 2);
+//! - `soak=N`: drive N interrupts (1-100,000,000) across every live device and report lost and duplicated;
 //! - `selftest=exception|panic|stack-overflow`: raise a CPU exception (ud2), a panic, or run into the
 //!   stack's guard page right after the IDT is up, to check that the fatal paths report on COM1 and exit
 //!   with the crash code;
@@ -40,6 +41,8 @@ pub struct Options {
     pub selftest: Option<SelfTest>,
     /// `scenario=`: indexes into [`SCENARIOS`].
     pub scenarios: Vec<u8, 16>,
+    /// `soak=N`: interrupts to drive across every live device (0 = no soak).
+    pub soak: u64,
 }
 
 /// A deliberate failure, to check the fatal paths.
@@ -55,7 +58,7 @@ pub enum SelfTest {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new() }
+        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0 }
     }
 }
 
@@ -162,6 +165,13 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                 }
                 bad
             }
+            Some(("soak", v)) => match v.parse::<u64>() {
+                Ok(n) if (1..=100_000_000).contains(&n) => {
+                    opts.soak = n;
+                    None
+                }
+                _ => Some(CmdlineError::BadValue(clip(word))),
+            },
             Some(("rounds", v)) => match v.parse::<u32>() {
                 Ok(n) if (1..=1000).contains(&n) => {
                     opts.rounds = n;

@@ -128,6 +128,17 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active]) {
     }
 }
 
+/// The soak over every live device with interrupts (`soak=N`).
+pub(super) fn soak(run: &mut Run, active: &mut [Active], n: u64) {
+    let mut targets: Vec<crate::scenarios::soak::Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+    for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
+        let _ = targets.push((a.dev.source(), &mut a.irq));
+    }
+    let (r, verdict) = crate::scenarios::soak::run(&mut targets, n);
+    crate::println!("soak: {} interrupts, {} lost, {} duplicated, {} per second", r.triggered, r.lost, r.duplicated, r.rate());
+    run.scenario("soak", None, &verdict);
+}
+
 /// The reset-wipes-the-table scenario and its control on every MSI-X device that can be reset on its
 /// own: by FLR, or by the Secondary Bus Reset of a bridge it is alone below.
 pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, active: &mut [Active]) {

@@ -189,6 +189,10 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
             crash::leave_live_and_restart(&mut run, cfg, &pci, &routing, &mut active, crash_control, start_info);
         }
         devices::check_all(&mut run, &mut active);
+        let soak = run.opts.soak;
+        if soak > 0 {
+            devices::soak(&mut run, &mut active, soak);
+        }
         if run.opts.wants("reset-restore") {
             devices::reset_restore(&mut run, cfg, &pci, &mut active);
         }

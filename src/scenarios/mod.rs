@@ -5,6 +5,7 @@ pub mod incremental;
 pub mod masking;
 pub mod reenable;
 pub mod reset;
+pub mod soak;
 pub mod storm;
 
 pub use crate::report::Outcome;
