@@ -49,6 +49,8 @@ pub enum BootProblem {
     CmdlineNotUtf8,
     /// More memory-map entries than [`MAX_MEMMAP`]; the rest were dropped.
     MemmapTruncated(u32),
+    /// The memory map at this address could not be read (or wrapped past 2^64); entries from there on were dropped.
+    MemmapUnreadable(u64),
 }
 
 impl core::fmt::Display for BootProblem {
@@ -59,23 +61,25 @@ impl core::fmt::Display for BootProblem {
             Self::CmdlineTruncated => write!(f, "command line longer than {MAX_CMDLINE} bytes; cut"),
             Self::CmdlineNotUtf8 => write!(f, "command line is not UTF-8; ignored"),
             Self::MemmapTruncated(n) => write!(f, "{n} memory map entries; only {MAX_MEMMAP} kept"),
+            Self::MemmapUnreadable(a) => write!(f, "memory map at {a:#x} unreadable; later entries dropped"),
         }
     }
 }
 
-fn read_u32(mem: &impl PhysMemory, addr: u64) -> Option<u32> {
-    Some(u32::from_le_bytes(mem.bytes(addr, 4)?.try_into().ok()?))
+/// Reads at `base + off`; an address that wraps past 2^64 reads as absent (found by `fuzz/boot_info`).
+fn read_u32(mem: &impl PhysMemory, base: u64, off: u64) -> Option<u32> {
+    Some(u32::from_le_bytes(mem.bytes(base.checked_add(off)?, 4)?.try_into().ok()?))
 }
 
-fn read_u64(mem: &impl PhysMemory, addr: u64) -> Option<u64> {
-    Some(u64::from_le_bytes(mem.bytes(addr, 8)?.try_into().ok()?))
+fn read_u64(mem: &impl PhysMemory, base: u64, off: u64) -> Option<u64> {
+    Some(u64::from_le_bytes(mem.bytes(base.checked_add(off)?, 8)?.try_into().ok()?))
 }
 
 impl BootInfo {
     /// Copies `hvm_start_info` at `addr` (layout: include/hw/xen/start_info.h). Never panics.
     pub fn from_pvh(mem: &impl PhysMemory, addr: u64) -> BootInfo {
         let mut info = BootInfo::default();
-        let Some(magic) = read_u32(mem, addr) else {
+        let Some(magic) = read_u32(mem, addr, 0) else {
             let _ = info.problems.push(BootProblem::Unreadable(addr));
             return info;
         };
@@ -83,10 +87,10 @@ impl BootInfo {
             let _ = info.problems.push(BootProblem::BadMagic(magic));
             return info;
         }
-        let cmdline_paddr = read_u64(mem, addr + 0x18).unwrap_or(0);
-        let rsdp_paddr = read_u64(mem, addr + 0x20).unwrap_or(0);
-        let memmap_paddr = read_u64(mem, addr + 0x28).unwrap_or(0);
-        let memmap_entries = read_u32(mem, addr + 0x30).unwrap_or(0);
+        let cmdline_paddr = read_u64(mem, addr, 0x18).unwrap_or(0);
+        let rsdp_paddr = read_u64(mem, addr, 0x20).unwrap_or(0);
+        let memmap_paddr = read_u64(mem, addr, 0x28).unwrap_or(0);
+        let memmap_entries = read_u32(mem, addr, 0x30).unwrap_or(0);
         info.rsdp = (rsdp_paddr != 0).then_some(rsdp_paddr);
         if cmdline_paddr != 0 {
             info.copy_cmdline(mem, cmdline_paddr);
@@ -96,8 +100,11 @@ impl BootInfo {
                 let _ = info.problems.push(BootProblem::MemmapTruncated(memmap_entries));
             }
             for i in 0..(memmap_entries as usize).min(MAX_MEMMAP) {
-                let e = memmap_paddr + i as u64 * 24;
-                let (Some(a), Some(s), Some(k)) = (read_u64(mem, e), read_u64(mem, e + 8), read_u32(mem, e + 16)) else {
+                let e = i as u64 * 24;
+                let (Some(a), Some(s), Some(k)) =
+                    (read_u64(mem, memmap_paddr, e), read_u64(mem, memmap_paddr, e + 8), read_u32(mem, memmap_paddr, e + 16))
+                else {
+                    let _ = info.problems.push(BootProblem::MemmapUnreadable(memmap_paddr));
                     break;
                 };
                 let _ = info.memmap.push(MemRegion { addr: a, size: s, kind: k });
@@ -110,7 +117,7 @@ impl BootInfo {
         let mut bytes: Vec<u8, MAX_CMDLINE> = Vec::new();
         let mut terminated = false;
         for i in 0..MAX_CMDLINE as u64 {
-            match mem.bytes(addr + i, 1) {
+            match addr.checked_add(i).and_then(|a| mem.bytes(a, 1)) {
                 Some(&[b]) if b != 0 => {
                     let _ = bytes.push(b);
                 }
@@ -141,8 +148,10 @@ impl BootInfo {
         for r in self.memmap.iter().filter(|r| matches!(r.kind, 1 | 3 | 4)) {
             top = top.max(end(r));
             // Reserved regions chained after this one.
+            // Each step strictly advances `tail`, so the walk ends (fuzz/boot_info found a region at 2^64-1
+            // whose saturated end equalled its start, which looped forever).
             let mut tail = end(r);
-            while let Some(next) = self.memmap.iter().find(|n| n.kind == 2 && n.addr == tail && n.size > 0) {
+            while let Some(next) = self.memmap.iter().find(|n| n.kind == 2 && n.addr == tail && end(n) > tail) {
                 tail = end(next);
                 top = top.max(tail);
             }
@@ -227,6 +236,25 @@ mod tests {
         assert!(info.problems.contains(&BootProblem::MemmapTruncated(500)));
         // Entries past the end of readable memory stop the copy without a panic.
         assert!(info.memmap.len() <= MAX_MEMMAP);
+    }
+
+    #[test]
+    fn reserved_region_at_the_top_of_the_address_space_ends_the_walk() {
+        let mut info = BootInfo::default();
+        let _ = info.memmap.push(MemRegion { addr: 0, size: u64::MAX, kind: 1 });
+        let _ = info.memmap.push(MemRegion { addr: u64::MAX, size: 5, kind: 2 });
+        assert_eq!(info.table_memory_top(), u64::MAX);
+    }
+
+    #[test]
+    fn memmap_pointer_that_wraps_is_reported_not_a_panic() {
+        // Found by fuzz/boot_info: memmap_paddr near 2^64 made `paddr + i * 24` overflow.
+        let mut img = image(b"\0", 0);
+        img.0[0x28..0x30].copy_from_slice(&(u64::MAX - 7).to_le_bytes());
+        img.0[0x30..0x34].copy_from_slice(&2u32.to_le_bytes());
+        let info = BootInfo::from_pvh(&img.mem(), BASE);
+        assert!(info.problems.contains(&BootProblem::MemmapUnreadable(u64::MAX - 7)));
+        assert!(info.memmap.is_empty());
     }
 
     #[test]

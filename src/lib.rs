@@ -6,25 +6,32 @@
 //! `console`, `log` and `time` are services every layer may use.
 //! Pure logic is built for the host too and tested there (`cargo test`).
 
-#![cfg_attr(not(test), no_std)]
+#![cfg_attr(not(any(test, feature = "sim")), no_std)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
 pub mod log;
 
 pub mod arch;
+#[deny(unsafe_code)]
 pub mod boot;
+#[deny(unsafe_code)]
 pub mod cmdline;
+#[deny(unsafe_code)]
 pub mod console;
 pub mod physmem;
+#[deny(unsafe_code)]
 pub mod time;
 
 pub mod platform;
 pub mod bus;
 pub mod irq;
 pub mod modes;
+#[deny(unsafe_code)]
 pub mod drivers;
+#[deny(unsafe_code)]
 pub mod scenarios;
+#[deny(unsafe_code)]
 pub mod report;
 
 pub mod app;

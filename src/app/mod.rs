@@ -151,18 +151,14 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // off for endpoints no driver here owns (a bridge keeps its Bus Master: it forwards its children's
     // MSI writes upstream).
     if !delay_quiet {
-        for f in pci.functions.iter() {
-            quiet(cfg, f);
-        }
+        quiet_all(cfg, &pci.functions);
     }
     if let Some(h) = &stage_b {
         const WINDOW_US: u64 = 200_000;
         let (retired, inherited, stale) = crash::trap_window(WINDOW_US);
         if delay_quiet {
             intx::mask_every_entry();
-            for f in pci.functions.iter() {
-                quiet(cfg, f);
-            }
+            quiet_all(cfg, &pci.functions);
         }
         let v = crash::verdict(h, pci.functions.len() as u32, retired, inherited, stale, WINDOW_US);
         if delay_quiet {
@@ -250,22 +246,41 @@ fn finish(run: &Run) -> ExitCode {
 /// Master: it forwards its children's MSI writes upstream). MSI-X entries are not masked one by one here:
 /// that happens when MSI-X is enabled successfully, as in Linux (a device that honours the mask bits while
 /// MSI-X is disabled would otherwise be blocked in MSI mode).
-fn quiet(cfg: &PlatformConfig, f: &Function) {
-    if let Some(at) = f.caps.find(caps::id::MSI) {
-        let control = cfg.read16(f.bdf, at + crate::modes::msi::CONTROL);
-        if control & crate::modes::msi::ENABLE != 0 {
-            cfg.write16(f.bdf, at + crate::modes::msi::CONTROL, control & !crate::modes::msi::ENABLE);
+///
+/// Two passes: the first sets every Function Mask (and does the rest), the second clears MSI-X Enable
+/// [`crate::modes::msix::DISABLE_SETTLE_US`] later, once, for all functions.
+fn quiet_all(cfg: &PlatformConfig, functions: &[Function]) {
+    use crate::modes::msix::{CONTROL, DISABLE_SETTLE_US, ENABLE, FUNCTION_MASK};
+    let mut msix_was_enabled = false;
+    for f in functions {
+        if let Some(at) = f.caps.find(caps::id::MSI) {
+            let control = cfg.read16(f.bdf, at + crate::modes::msi::CONTROL);
+            if control & crate::modes::msi::ENABLE != 0 {
+                cfg.write16(f.bdf, at + crate::modes::msi::CONTROL, control & !crate::modes::msi::ENABLE);
+            }
+        }
+        if let Some(at) = f.caps.find(caps::id::MSIX) {
+            let control = cfg.read16(f.bdf, at + CONTROL);
+            msix_was_enabled |= control & ENABLE != 0;
+            if control & FUNCTION_MASK == 0 {
+                cfg.write16(f.bdf, at + CONTROL, control | FUNCTION_MASK);
+            }
+        }
+        let clear = if f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
+        update_command(cfg, f.bdf, regs::command::INTX_DISABLE, clear);
+    }
+    if !msix_was_enabled {
+        return;
+    }
+    crate::time::delay_us(DISABLE_SETTLE_US);
+    for f in functions {
+        if let Some(at) = f.caps.find(caps::id::MSIX) {
+            let control = cfg.read16(f.bdf, at + CONTROL);
+            if control & ENABLE != 0 {
+                cfg.write16(f.bdf, at + CONTROL, control & !ENABLE);
+            }
         }
     }
-    if let Some(at) = f.caps.find(caps::id::MSIX) {
-        use crate::modes::msix::{CONTROL, ENABLE, FUNCTION_MASK};
-        let control = cfg.read16(f.bdf, at + CONTROL);
-        if control & (ENABLE | FUNCTION_MASK) != FUNCTION_MASK {
-            cfg.write16(f.bdf, at + CONTROL, (control | FUNCTION_MASK) & !ENABLE);
-        }
-    }
-    let clear = if f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
-    update_command(cfg, f.bdf, regs::command::INTX_DISABLE, clear);
 }
 
 fn push_problem(outcome: &mut FunctionOutcome, args: core::fmt::Arguments) {

@@ -81,7 +81,9 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
             let chip = unsafe { ioapic::IoApic::new(io.address as u64) };
             let n = if mask_ioapics { chip.mask_all() } else { chip.entries().unwrap_or(0) };
             crate::info!("IOAPIC {=u8}: {=u32} entries {=str}", io.id, n, if mask_ioapics { "masked" } else { "left as found" });
-            let _ = ioapics.push(intx::IoApicRange { chip, gsi_base: io.gsi_base, entries: n });
+            if ioapics.push(intx::IoApicRange { chip, gsi_base: io.gsi_base, entries: n }).is_err() {
+                problem("acpi.madt", format_args!("IOAPIC {} beyond the 8 supported; its GSIs are not used", io.id));
+            }
         }
     }
 

@@ -52,13 +52,14 @@ impl IoApic {
 
     /// Programs redirection entry `index` (ICH9 datasheet 13.5.8; 82093AA 3.2.4): fixed delivery,
     /// physical destination `apic_id`, `vector`, trigger and polarity, masked or not. The entry is written
-    /// masked first, high half before low, so it never fires half-programmed.
+    /// masked first (with its final trigger and polarity: a transient edge entry would clear Remote IRR in
+    /// QEMU), high half before low, so it never fires half-programmed.
     pub fn program(&self, index: u32, vector: u8, apic_id: u8, level: bool, active_low: bool, masked: bool) {
         let low = vector as u32
             | if active_low { 1 << 13 } else { 0 }
             | if level { 1 << 15 } else { 0 }
             | if masked { RTE_MASKED } else { 0 };
-        self.write(REG_REDTBL + 2 * index, RTE_MASKED);
+        self.write(REG_REDTBL + 2 * index, low | RTE_MASKED);
         self.write(REG_REDTBL + 2 * index + 1, (apic_id as u32) << 24);
         self.write(REG_REDTBL + 2 * index, low);
     }

@@ -1,5 +1,5 @@
-//! x86_64 hardware access. Together with `bus::pci::config` and `platform::memory`, the only modules
-//! that contain `unsafe`: ports, MMIO windows, the IDT, the local APIC, the 8259 PIC, paging, and the TSC.
+//! x86_64 hardware access, where most of the firmware's `unsafe` lives (README "Where unsafe lives" lists
+//! the rest): ports, MMIO windows, the IDT, the local APIC, the 8259 PIC, paging, and the TSC.
 //! Layout follows the SDM: `cpu` (instructions, MSRs), `idt` (Vol. 3A ch. 7), `lapic` (Vol. 3A ch. 11),
 //! `paging` (Vol. 3A ch. 5); `uart`, `pic`, `pit` and `exit` are PC platform devices.
 

@@ -76,14 +76,16 @@ pub fn unmap_4k(addr: u64) -> Result<(), PagingError> {
     Ok(())
 }
 
-/// Identity-maps `phys..phys + len` uncached (no-op for the part below 4 GiB, which is always mapped).
+/// Identity-maps `phys..phys + len` uncached. Below 4 GiB the boot tables already map everything, uncached
+/// only from 3 GiB up: pages there are re-flagged PCD|PWT (q35's ECAM window sits at 0xB0000000, and a
+/// real machine's MMIO may lie anywhere in the hole), so the result does not depend on the MTRRs.
 pub fn map_uncached(phys: u64, len: u64) -> Result<(), PagingError> {
     let end = phys.checked_add(len).ok_or(PagingError::OutOfRange)?;
     if end > MAX_PHYS {
         return Err(PagingError::OutOfRange);
     }
     let mut pool = POOL.lock();
-    let mut page = (phys & !(TWO_MIB - 1)).max(1 << 32);
+    let mut page = phys & !(TWO_MIB - 1);
     while page < end {
         map_2m(&mut pool, page)?;
         page += TWO_MIB;
@@ -118,6 +120,14 @@ fn map_2m(pool: &mut Pool, addr: u64) -> Result<(), PagingError> {
         let entry = &mut *pd.add(pd_index);
         if *entry & PRESENT == 0 {
             *entry = addr | PRESENT | WRITABLE | HUGE | PWT | PCD;
+        } else if *entry & HUGE != 0 {
+            *entry |= PWT | PCD;
+        } else {
+            // Split earlier into 4 KiB pages (a guard page): each one uncached, present or not as it was.
+            let pt = (*entry & ADDR_MASK) as *mut u64;
+            for i in 0..512 {
+                *pt.add(i) |= PWT | PCD;
+            }
         }
     }
     Ok(())

@@ -8,6 +8,7 @@
 //! right after EOI. A line that keeps firing with no sharer claiming it is masked by the storm guard.
 
 use crate::arch::ioapic::IoApic;
+use crate::bus::pci::config::update_command;
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::irq::dispatch;
 use crate::irq::vector::{Pool, VectorBlock, VectorError};
@@ -54,6 +55,8 @@ pub enum IntxError {
     Full,
     /// The line exists with another trigger or polarity.
     Conflict(u32),
+    /// The storm guard masked the line; a new sharer would never be heard.
+    StormMasked(u32),
 }
 
 impl core::fmt::Display for IntxError {
@@ -63,6 +66,7 @@ impl core::fmt::Display for IntxError {
             Self::Vector(e) => write!(f, "{e}"),
             Self::Full => write!(f, "too many INTx lines or sharers"),
             Self::Conflict(gsi) => write!(f, "GSI {gsi} already set up with another trigger or polarity"),
+            Self::StormMasked(gsi) => write!(f, "GSI {gsi} was masked by the storm guard"),
         }
     }
 }
@@ -130,27 +134,28 @@ fn locate(gsi: u32) -> Option<(IoApic, u32)> {
     IOAPICS
         .lock()
         .iter()
-        .find(|r| gsi >= r.gsi_base && gsi < r.gsi_base + r.entries)
+        // `gsi - base < entries`, not `gsi < base + entries`: a hostile MADT's base near 2^32 must not overflow.
+        .find(|r| gsi >= r.gsi_base && gsi - r.gsi_base < r.entries)
         .map(|r| (r.chip, gsi - r.gsi_base))
 }
 
 /// Whether Command.Interrupt Disable works on `bdf`: toggle it and check that exactly that bit changed
 /// (Linux's pci_intx_mask_supported). Command is restored.
+/// Interrupts are off throughout, so the handler cannot change Command in between.
 pub fn probe_intx_disable(cfg: &dyn ConfigRegion, bdf: Bdf) -> bool {
-    let orig = cfg.read16(bdf, regs::COMMAND);
-    let toggled = orig ^ regs::command::INTX_DISABLE;
-    cfg.write16(bdf, regs::COMMAND, toggled);
-    let read = cfg.read16(bdf, regs::COMMAND);
-    cfg.write16(bdf, regs::COMMAND, orig);
-    read == toggled
+    crate::arch::cpu::without_interrupts(|| {
+        let orig = cfg.read16(bdf, regs::COMMAND);
+        let toggled = orig ^ regs::command::INTX_DISABLE;
+        cfg.write16(bdf, regs::COMMAND, toggled);
+        let read = cfg.read16(bdf, regs::COMMAND);
+        cfg.write16(bdf, regs::COMMAND, orig);
+        read == toggled
+    })
 }
 
 fn set_intx_disable(cfg: &dyn ConfigRegion, bdf: Bdf, disabled: bool) {
-    let cmd = cfg.read16(bdf, regs::COMMAND);
-    let new = if disabled { cmd | regs::command::INTX_DISABLE } else { cmd & !regs::command::INTX_DISABLE };
-    if new != cmd {
-        cfg.write16(bdf, regs::COMMAND, new);
-    }
+    let (set, clear) = if disabled { (regs::command::INTX_DISABLE, 0) } else { (0, regs::command::INTX_DISABLE) };
+    update_command(cfg, bdf, set, clear);
 }
 
 /// Joins `bdf` to the line of `route` (creating it: vector, redirection entry, handler) and enables its
@@ -164,6 +169,9 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
             Some(i) => {
                 if lines[i].route != route {
                     return Err(IntxError::Conflict(route.gsi));
+                }
+                if lines[i].storm_masked {
+                    return Err(IntxError::StormMasked(route.gsi));
                 }
                 i
             }
@@ -196,7 +204,8 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
     set_intx_disable(cfg, bdf, false);
     lines(|lines| {
         if let Some(line) = lines.iter().find(|l| l.block.base() == vector) {
-            if !line.storm_masked {
+            // Left alone while another sharer holds the line masked at the entry; rearm unmasks it.
+            if !line.storm_masked && !line.held_by_entry {
                 line.chip.program(line.index, vector, apic_id, route.level, route.active_low, false);
             }
         }
@@ -357,7 +366,10 @@ fn handle(vector: u8) {
     let Some(line) = lines.iter_mut().find(|l| l.block.base() == vector) else { return };
     let mut claimed = false;
     for s in line.sharers.iter_mut() {
-        if cfg.read16(s.bdf, regs::STATUS) & regs::status::INTERRUPT == 0 {
+        // A held sharer is masked and waits for its driver: Interrupt Disable does not clear
+        // Status.Interrupt (PCI 3.0 6.2.3), so without this check another sharer's interrupt, or an EOI
+        // that beat the Deassert_INTx message, would count it twice (VFIO checks `!masked` the same way).
+        if s.held || cfg.read16(s.bdf, regs::STATUS) & regs::status::INTERRUPT == 0 {
             continue;
         }
         claimed = true;

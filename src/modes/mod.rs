@@ -1,14 +1,17 @@
 //! Interrupt modes of a function: MSI-X, MSI (and, later, INTx). Drivers and scenarios use only the
 //! [`DeviceIrq`] handle: allocate and enable, mask, unmask, count, free (on drop).
 
+#[deny(unsafe_code)]
 pub mod msi;
+#[deny(unsafe_code)]
 pub mod msix;
 pub mod order;
+#[deny(unsafe_code)]
 pub mod route;
 
 use crate::bus::pci::bar::MapError;
 use crate::bus::pci::enumerate::Function;
-use crate::bus::pci::{regs, Bdf, ConfigRegion};
+use crate::bus::pci::{Bdf, ConfigRegion};
 use crate::irq::message::{self, MessageError, MsiMessage};
 use crate::irq::vector::{VectorBlock, VectorError};
 use crate::irq::{dispatch, intx};
@@ -381,11 +384,4 @@ impl<C: ConfigRegion> Drop for DeviceIrq<'_, C> {
     }
 }
 
-/// Sets or clears Command bits of `bdf` with a 16-bit read-modify-write (Status is not touched).
-pub fn update_command<C: ConfigRegion + ?Sized>(cfg: &C, bdf: Bdf, set: u16, clear: u16) {
-    let cmd = cfg.read16(bdf, regs::COMMAND);
-    let new = (cmd | set) & !clear;
-    if new != cmd {
-        cfg.write16(bdf, regs::COMMAND, new);
-    }
-}
+pub use crate::bus::pci::config::update_command;

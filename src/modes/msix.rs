@@ -23,6 +23,12 @@ pub const FUNCTION_MASK: u16 = 1 << 14;
 pub const TABLE_SIZE_MASK: u16 = 0x7FF;
 
 /// Table entry layout (PCIe 4.0 Figure 7-104): 16 bytes.
+/// Time between the last message a function may have sent and clearing its MSI-X Enable. QEMU 7.2's e1000e
+/// arms a per-vector throttle timer (128 us) with every message and asserts, when it expires, that MSI-X
+/// is still enabled: clearing Enable inside that window aborts the whole VM
+/// (`e1000e_intrmgr_on_msix_throttling_timer`). 2 ms leaves room for a loaded host running timers late.
+pub const DISABLE_SETTLE_US: u64 = 2_000;
+
 pub mod entry {
     /// Message Address (low 32 bits).
     pub const ADDR_LO: u64 = 0x0;
@@ -415,13 +421,17 @@ impl MsixFunction {
     }
 
     /// pci_msix_shutdown: mask every entry in use, then clear Enable. INTx stays disabled, so the
-    /// function is left unable to interrupt.
+    /// function is left unable to interrupt. Enable is cleared [`DISABLE_SETTLE_US`] after the last entry
+    /// was masked (Function Mask set meanwhile).
     pub fn shutdown(&mut self, cfg: &impl ConfigRegion) {
         for i in 0..self.used {
             self.set_entry_mask(i, true);
         }
         let at = self.cap.offset + CONTROL;
         let control = cfg.read16(self.bdf, at);
+        // PCIe r5.0 7.7.2.2: Function Mask blocks every vector while Enable still keeps INTx off.
+        cfg.write16(self.bdf, at, control | FUNCTION_MASK);
+        crate::time::delay_us(DISABLE_SETTLE_US);
         cfg.write16(self.bdf, at, control & !(ENABLE | FUNCTION_MASK));
     }
 }

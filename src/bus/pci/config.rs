@@ -1,5 +1,5 @@
 //! Configuration-space access: ECAM (PCIe memory-mapped, 4 KiB per function) or the legacy 0xCF8/0xCFC
-//! ports (256 bytes per function). The only module of the bus layer with `unsafe`.
+//! ports (256 bytes per function). With `bar.rs`, the only module of the bus layer with `unsafe`.
 
 use super::trace::{self, Access};
 use core::fmt;
@@ -34,6 +34,21 @@ impl defmt::Format for Bdf {
     fn format(&self, f: defmt::Formatter) {
         defmt::write!(f, "{=u8:02x}:{=u8:02x}.{=u8}", self.bus, self.dev, self.func)
     }
+}
+
+/// Sets or clears Command bits of `bdf` with a 16-bit read-modify-write (Status is not touched). The
+/// read and the write happen with interrupts disabled: the INTx handler sets Interrupt Disable from
+/// interrupt context, and a read-modify-write it interrupted would write that bit back cleared (the
+/// race Linux closes with `pci_lock`). Returns the value written (or left).
+pub fn update_command<C: ConfigRegion + ?Sized>(cfg: &C, bdf: Bdf, set: u16, clear: u16) -> u16 {
+    crate::arch::cpu::without_interrupts(|| {
+        let cmd = cfg.read16(bdf, super::regs::COMMAND);
+        let new = (cmd | set) & !clear;
+        if new != cmd {
+            cfg.write16(bdf, super::regs::COMMAND, new);
+        }
+        new
+    })
 }
 
 /// Reads and writes of configuration space. Accesses must be naturally aligned; offsets past the space
@@ -246,9 +261,9 @@ impl PlatformConfig {
 
 }
 
-/// A simulated configuration space for host tests: a 4 KiB (or 256 B) array per function, with a mask
-/// of read-only bits and BAR sizing emulation.
-#[cfg(test)]
+/// A simulated configuration space for host tests and fuzzing: a 4 KiB (or 256 B) array per function,
+/// with BAR sizing emulation.
+#[cfg(any(test, feature = "sim"))]
 pub mod sim {
     use super::*;
     use std::cell::RefCell;

@@ -5,11 +5,16 @@
 //! (toolchain-facts.md); every parser here must survive hostile config space and report what it met.
 
 pub mod bar;
+#[deny(unsafe_code)]
 pub mod caps;
 pub mod config;
+#[deny(unsafe_code)]
 pub mod enumerate;
+#[deny(unsafe_code)]
 pub mod regs;
+#[deny(unsafe_code)]
 pub mod reset;
+#[deny(unsafe_code)]
 pub mod trace;
 
 pub use config::{Bdf, ConfigRegion};

@@ -1,0 +1,53 @@
+#!/usr/bin/env python3
+"""Builds fuzz/corpus/<target>/ seed files from the real QEMU 7.2 table dumps kept in the repository
+(src/platform/acpi/qemu-7.2-{q35,pc}-tables.dat, a table image at 0x0FFE0000) and a few hand-made inputs.
+The corpus is made at run time and not committed."""
+import os, struct
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DUMPS = os.path.join(HERE, "..", "src", "platform", "acpi")
+# The RSDPs QEMU 7.2 + SeaBIOS placed (20 bytes each; the same values the host tests use).
+RSDP = {
+    "q35": bytes([0x52, 0x53, 0x44, 0x20, 0x50, 0x54, 0x52, 0x20, 0x8c, 0x42, 0x4f, 0x43, 0x48, 0x53, 0x20, 0x00, 0x97, 0x22, 0xfe, 0x0f]),
+    "pc": bytes([0x52, 0x53, 0x44, 0x20, 0x50, 0x54, 0x52, 0x20, 0x87, 0x42, 0x4f, 0x43, 0x48, 0x53, 0x20, 0x00, 0xa4, 0x1a, 0xfe, 0x0f]),
+}
+DSDT_AT = 0x40  # 0x0FFE0040 in both dumps
+
+def put(target, name, data):
+    d = os.path.join(HERE, "corpus", target)
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, name), "wb") as f:
+        f.write(data)
+
+for machine in ("q35", "pc"):
+    image = open(os.path.join(DUMPS, f"qemu-7.2-{machine}-tables.dat"), "rb").read()
+    put("acpi", machine, RSDP[machine] + image)
+    length = struct.unpack_from("<I", image, DSDT_AT + 4)[0]
+    put("prt", machine, image[DSDT_AT:DSDT_AT + length])
+
+for i, line in enumerate(["", "nomsi", "nomsix irq.00:03.0=intx x2apic=off rounds=5", "scenario=all soak=1000",
+                          "irq.zz:00.0=msi rounds=0 bogus"]):
+    put("cmdline", f"line{i}", line.encode())
+
+# An e1000e-like function: MSI-X at 0xA0 (5 entries in BAR3), MSI at 0xD0, PCIe at 0xE0, AER at 0x100.
+cfg = bytearray(4096)
+struct.pack_into("<HHHH", cfg, 0, 0x8086, 0x10D3, 0x0006, 0x0010)
+cfg[0x34] = 0xA0
+cfg[0xA0:0xA4] = bytes([0x11, 0xD0, 0x04, 0x00]); struct.pack_into("<II", cfg, 0xA4, 3, 0x2003)
+cfg[0xD0:0xD4] = bytes([0x05, 0xE0, 0x80, 0x00])
+cfg[0xE0:0xE2] = bytes([0x10, 0x00])
+struct.pack_into("<I", cfg, 0x100, 0x0001 | 1 << 16)
+masks = struct.pack("<6I", 0xFFFE0000, 0xFFFE0000, 0xFFFFFFE1, 0xFFFFC000, 0, 0)
+struct.pack_into("<4I", cfg, 0x10, 0xFEA00000, 0xFEA20000, 0xC001, 0xFEA40000)
+put("pci_function", "e1000e", bytes(cfg) + masks)
+
+# hvm_start_info at 0x1000 with a command line at 0x1100 and two memory-map entries at 0x1200.
+low = bytearray(0x400)
+struct.pack_into("<IIII", low, 0, 0x336EC578, 1, 0, 0)
+struct.pack_into("<QQQI", low, 0x18, 0x1100, 0xF59E0, 0x1200, 2)
+low[0x100:0x106] = b"nomsi\0"
+struct.pack_into("<QQI", low, 0x200, 0, 0x9FC00, 1)
+struct.pack_into("<QQI", low, 0x218, 0x100000, 0xFF00000, 1)
+put("boot_info", "pvh", bytes(low))
+put("write_order", "empty", b"")
+print("seeds written to", os.path.join(HERE, "corpus"))
