@@ -1,15 +1,26 @@
 //! Time from the TSC, calibrated once against the PIT.
 
 use crate::arch::{cpu, pit};
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static TSC_PER_US: AtomicU64 = AtomicU64::new(1000);
 static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 
-/// Measures the TSC rate (10 ms against PIT channel 2) and records the boot instant.
+static CALIBRATED: AtomicBool = AtomicBool::new(false);
+
+/// Measures the TSC rate (10 ms against PIT channel 2) and records the boot instant. Without a PIT the
+/// rate stays at an assumed 1 GHz, and [`calibrated`] says so (the report carries it as a problem).
 pub fn calibrate() {
     TSC_AT_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
-    TSC_PER_US.store(pit::tsc_per_us(10), Ordering::Relaxed);
+    if let Some(rate) = pit::tsc_per_us(10) {
+        TSC_PER_US.store(rate, Ordering::Relaxed);
+        CALIBRATED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Whether [`calibrate`] measured the TSC rate (false: every timeout is off by an unknown factor).
+pub fn calibrated() -> bool {
+    CALIBRATED.load(Ordering::Relaxed)
 }
 
 /// TSC ticks per microsecond.

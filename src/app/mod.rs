@@ -88,6 +88,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     for e in &cmdline_errors {
         problem("cmdline", format_args!("{e}"));
     }
+    if !time::calibrated() {
+        problem("time", format_args!("the PIT did not count: TSC rate assumed 1 GHz, every timeout is approximate"));
+    }
     dispatch::install();
     match opts.selftest {
         Some(cmdline::SelfTest::Exception) => {
@@ -128,10 +131,23 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let (bus_start, bus_end) = platform.bus_range();
     enumerate::enumerate(cfg, bus_start, bus_end, &mut pci);
     crate::info!("PCI: {=usize} functions on {=usize} buses in {=u64} us", pci.functions.len(), pci.buses_scanned.len(), time::now_us() - t0);
+    for (bdf, _) in run.opts.overrides.iter() {
+        if !pci.functions.iter().any(|f| f.bdf == *bdf) {
+            problem("cmdline", format_args!("irq.{bdf}= names no function found on the bus; ignored"));
+        }
+    }
     for (bdf, p) in pci.problems.iter() {
         problem("pci", format_args!("{bdf}: {p}"));
     }
-    intx::init(&platform.ioapics, cfg, run.apic_id as u8);
+    // An IOAPIC entry's physical destination is 8 bits wide; a wider ID would be truncated silently.
+    let ioapic_dest = match u8::try_from(run.apic_id) {
+        Ok(id) if id != 0xFF => id,
+        _ => {
+            problem("ioapic", format_args!("APIC ID {} does not fit an 8-bit IOAPIC destination; INTx entries use the broadcast destination 0xff", run.apic_id));
+            0xFF
+        }
+    };
+    intx::init(&platform.ioapics, cfg, ioapic_dest);
     let routing = devices::Routing {
         chipset: Chipset::detect(&pci),
         madt: platform.tables.madt.as_ref(),

@@ -5,9 +5,9 @@ use x86_64::instructions::port::Port;
 
 const PIT_HZ: u64 = 1_193_182;
 
-/// TSC ticks per microsecond, measured over `ms` milliseconds of PIT time. Falls back to 1000 (1 GHz)
-/// when the PIT does not count (no PIT).
-pub fn tsc_per_us(ms: u64) -> u64 {
+/// TSC ticks per microsecond, measured over `ms` milliseconds of PIT time; `None` when the PIT does not
+/// count (no PIT, or a gate that never opens).
+pub fn tsc_per_us(ms: u64) -> Option<u64> {
     let count = (PIT_HZ * ms / 1000).min(0xFFFF) as u16;
     // SAFETY: ports 0x42/0x43/0x61 are the PIT channel 2 and the NMI status/control port of every PC; we
     // only use channel 2 (the speaker channel) with the speaker output off.
@@ -25,12 +25,12 @@ pub fn tsc_per_us(ms: u64) -> u64 {
             spins += 1;
             if spins > 50_000_000 {
                 ctrl.write(gate);
-                return 1000;
+                return None;
             }
         }
         let end = cpu::rdtsc();
         ctrl.write(gate);
         let us = count as u64 * 1_000_000 / PIT_HZ;
-        ((end - start) / us.max(1)).max(1)
+        Some(((end - start) / us.max(1)).max(1))
     }
 }

@@ -23,8 +23,14 @@ fn dispatch(frame: &mut InterruptFrame) {
     }
     COUNTS[vector as usize].fetch_add(1, Ordering::SeqCst);
     if vector == lapic::SPURIOUS_VECTOR || (0x20..0x30).contains(&vector) {
-        // LAPIC spurious vectors need no EOI (SDM 11.9); masked-8259 spurious IRQs never reach the LAPIC ISR.
+        // The LAPIC spurious vector sets no in-service bit and takes no EOI (SDM 11.9). 0x20-0x2F is where
+        // the 8259 is remapped, but LINT0 is masked, so anything arriving there came as a fixed interrupt
+        // (a stale IOAPIC entry or MSI) with its in-service bit set: it must be ended, or every lower
+        // priority class stays blocked and a level entry's Remote IRR stays set.
         SPURIOUS.fetch_add(1, Ordering::Relaxed);
+        if vector != lapic::SPURIOUS_VECTOR && lapic::in_service(vector) {
+            lapic::eoi();
+        }
         return;
     }
     let raw = HANDLERS[vector as usize].load(Ordering::Acquire);

@@ -19,6 +19,10 @@ pub enum MessageError {
     /// The destination APIC ID does not fit the 8-bit destination field (needs interrupt remapping or
     /// the extended destination ID).
     DestinationTooWide(u32),
+    /// APIC ID 0xFF is the xAPIC physical-mode broadcast, not one CPU.
+    Broadcast,
+    /// A composed address outside the LAPIC window 0xFEEx_xxxx (checked before anything is written).
+    OutsideMsiWindow(u64),
     /// Vectors 0-15 are illegal for fixed delivery (SDM 11.5.2) and 16-31 are exceptions.
     ReservedVector(u8),
 }
@@ -28,6 +32,8 @@ impl core::fmt::Display for MessageError {
         match self {
             Self::DestinationTooWide(id) => write!(f, "APIC ID {id} does not fit an 8-bit MSI destination"),
             Self::ReservedVector(v) => write!(f, "vector {v:#x} is reserved"),
+            Self::Broadcast => write!(f, "APIC ID 0xff is the broadcast destination"),
+            Self::OutsideMsiWindow(a) => write!(f, "message address {a:#x} outside the LAPIC window"),
         }
     }
 }
@@ -41,6 +47,9 @@ impl core::fmt::Display for MessageError {
 pub const fn compose(apic_id: u32, vector: u8) -> Result<MsiMessage, MessageError> {
     if apic_id > 0xFF {
         return Err(MessageError::DestinationTooWide(apic_id));
+    }
+    if apic_id == 0xFF {
+        return Err(MessageError::Broadcast);
     }
     if vector < 0x20 {
         return Err(MessageError::ReservedVector(vector));
@@ -73,6 +82,8 @@ mod tests {
     #[test]
     fn rejects_wide_ids_and_reserved_vectors() {
         assert_eq!(compose(256, 0x30), Err(MessageError::DestinationTooWide(256)));
+        assert_eq!(compose(0xFF, 0x30), Err(MessageError::Broadcast));
+        assert!(compose(0xFE, 0x30).is_ok());
         assert_eq!(compose(0, 0x0F), Err(MessageError::ReservedVector(0x0F)));
         assert!(!in_msi_window(0xFED0_0000));
         assert!(!in_msi_window(0));

@@ -144,7 +144,9 @@ fn messages(apic_id: u32, vectors: &[u8]) -> Result<Vec<MsiMessage, MAX_VECTORS>
     let mut out = Vec::new();
     for &v in vectors {
         let m = message::compose(apic_id, v)?;
-        debug_assert!(message::in_msi_window(m.address));
+        if !message::in_msi_window(m.address) {
+            return Err(MessageError::OutsideMsiWindow(m.address).into());
+        }
         let _ = out.push(m);
     }
     Ok(out)
