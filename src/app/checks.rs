@@ -30,6 +30,33 @@ pub(super) fn run_self_ipi(run: &mut Run) {
     run.scenario("lapic-self-ipi", None, &verdict);
 }
 
+/// An interrupt on a vector nobody owns (freed, no handler) is counted as unowned and reported, not lost
+/// and not mistaken for a device's: a vector is allocated and freed again, then a self IPI is sent on it.
+pub(super) fn run_unowned_vector(run: &mut Run) {
+    let v = match vector::VectorBlock::alloc(1) {
+        Ok(block) => block.base(),
+        Err(e) => {
+            run.scenario("unowned-vector", None, &Verdict::new(Outcome::Fail, format_args!("no vector to free: {e}")));
+            return;
+        }
+    };
+    let before = dispatch::count(v);
+    let unowned_before = dispatch::take_unowned(v);
+    lapic::self_ipi(v);
+    let ok = time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || dispatch::count(v) > before);
+    time::delay_us(1000);
+    let (got, unowned) = (dispatch::count(v) - before, dispatch::take_unowned(v));
+    let verdict = if ok && got == 1 && unowned == 1 {
+        Verdict::new(Outcome::Pass, format_args!("interrupt on freed vector {v:#x} arrived once and was counted as unowned"))
+    } else {
+        Verdict::new(
+            Outcome::Fail,
+            format_args!("freed vector {v:#x}: {got} arrivals, {unowned} counted unowned (expected 1 and 1; {unowned_before} before)"),
+        )
+    };
+    run.scenario("unowned-vector", None, &verdict);
+}
+
 /// Holds the access trace of every function that was owned or written against the programming rules
 /// (modes::order) and reports one `write-order` scenario per such function.
 pub(super) fn check_write_order(run: &mut Run, cfg: &PlatformConfig, pci: &Enumeration) {

@@ -190,6 +190,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     cpu::enable_interrupts();
     if !crash_stage_a {
         checks::run_self_ipi(&mut run);
+        checks::run_unowned_vector(&mut run);
     }
 
     // Every driven device is set up first and stays live while each is checked in turn, so a device's
@@ -237,6 +238,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
             "intx",
             format_args!("GSI {} (vector {:#x}): {} interrupts no function claimed{}", line.gsi, line.vector, line.unclaimed, if line.storm_masked { "; masked as a storm" } else { "" }),
         );
+    }
+    for (v, n) in dispatch::unowned() {
+        problem("irq", format_args!("{n} interrupts on vector {v:#x}, which nobody owned"));
     }
     let spurious = dispatch::spurious();
     if spurious > 0 {

@@ -2,11 +2,15 @@
 //! Exceptions (0-31) are fatal and reported on COM1.
 
 use crate::arch::{idt::InterruptFrame, lapic};
-use core::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
 static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
+/// Device vectors (0x30-0xEF) currently allocated; kept lock-free so the handler can read it.
+static OWNED: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
+/// Interrupts that arrived on a device vector no one owned (not allocated, no handler).
+static UNOWNED: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
 /// A handler run in interrupt context for one vector, before EOI.
 pub type Handler = fn(vector: u8);
@@ -34,6 +38,9 @@ fn dispatch(frame: &mut InterruptFrame) {
         return;
     }
     let raw = HANDLERS[vector as usize].load(Ordering::Acquire);
+    if raw == 0 && (0x30..=0xEF).contains(&vector) && !OWNED[vector as usize].load(Ordering::Acquire) {
+        UNOWNED[vector as usize].fetch_add(1, Ordering::Relaxed);
+    }
     if raw != 0 {
         // SAFETY: HANDLERS only holds 0 or a `Handler` stored by `set_handler`.
         let handler: Handler = unsafe { core::mem::transmute::<usize, Handler>(raw) };
@@ -60,6 +67,24 @@ pub fn count(vector: u8) -> u64 {
 /// Interrupts delivered on any vector in `range`.
 pub fn total(range: core::ops::RangeInclusive<u8>) -> u64 {
     range.map(count).sum()
+}
+
+/// Marks `vector` allocated (`true`) or free; called by the vector allocator.
+pub fn set_owned(vector: u8, owned: bool) {
+    OWNED[vector as usize].store(owned, Ordering::Release);
+}
+
+/// Interrupts that arrived on device vectors nobody owned, as (vector, count), for the report.
+pub fn unowned() -> impl Iterator<Item = (u8, u64)> {
+    (0x30u8..=0xEF).filter_map(|v| {
+        let n = UNOWNED[v as usize].load(Ordering::Relaxed);
+        (n > 0).then_some((v, n))
+    })
+}
+
+/// Reads and clears the unowned count of `vector` (a check that provoked them on purpose takes its own).
+pub fn take_unowned(vector: u8) -> u64 {
+    UNOWNED[vector as usize].swap(0, Ordering::Relaxed)
 }
 
 /// Spurious interrupts (LAPIC spurious vector and 8259 vectors).

@@ -160,6 +160,7 @@ impl VectorBlock {
     /// Allocates from `pool` of the global map.
     pub fn alloc_in(pool: Pool, count: u16) -> Result<VectorBlock, VectorError> {
         let base = crate::arch::cpu::without_interrupts(|| VECTORS.lock().alloc_in(pool, count))?;
+        (0..count).for_each(|i| crate::irq::dispatch::set_owned(base + i as u8, true));
         Ok(VectorBlock { base, count })
     }
 
@@ -186,6 +187,7 @@ impl VectorBlock {
 
 impl Drop for VectorBlock {
     fn drop(&mut self) {
+        self.iter().for_each(|v| crate::irq::dispatch::set_owned(v, false));
         crate::arch::cpu::without_interrupts(|| VECTORS.lock().free(self.base, self.count));
     }
 }
