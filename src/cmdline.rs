@@ -22,7 +22,17 @@ use heapless::Vec;
 pub const OWN_RUN: &[&str] = &["shutdown-control", "crash-restart", "crash-restart-control"];
 
 /// Optional scenarios, run only when asked for with `scenario=`.
-pub const SCENARIOS: &[&str] = &["intx-storm", "reset-restore", "reenable", "incremental", "shutdown", "shutdown-control", "crash-restart", "crash-restart-control"];
+pub const SCENARIOS: &[&str] = &[
+    "intx-storm",
+    "reset-restore",
+    "reenable",
+    "incremental",
+    "shutdown",
+    "shutdown-control",
+    "crash-restart",
+    "crash-restart-control",
+    "stuck-command",
+];
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -161,6 +161,16 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
     }
 }
 
+/// A command that never completes, on every NVMe controller in MSI-X or MSI mode (scenarios::stuck).
+pub(super) fn stuck_command(run: &mut Run, pci: &Enumeration, active: &mut [Active]) {
+    for dev in active.iter_mut().filter(|d| matches!(d.mode, IrqMode::Msix | IrqMode::Msi)) {
+        let Some(f) = pci.functions.get(dev.index) else { continue };
+        let Device::Nvme(nvme) = &mut dev.dev else { continue };
+        let verdict = crate::scenarios::stuck::run(nvme, &dev.irq);
+        run.scenario("stuck-command", Some(f.bdf), &verdict);
+    }
+}
+
 /// The re-enable scenario (or, with `incremental`, the incremental-enable one) and its control on every
 /// NVMe controller in MSI-X mode: the device whose driver does this at probe in Linux, and that can add
 /// interrupt sources (I/O queues) one at a time. The control runs last.

@@ -51,6 +51,7 @@ mod opc {
     pub const CREATE_IO_SQ: u32 = 0x01;
     pub const CREATE_IO_CQ: u32 = 0x05;
     pub const IDENTIFY: u32 = 0x06;
+    pub const ASYNC_EVENT_REQUEST: u32 = 0x0C;
     pub const FLUSH: u32 = 0x00;
 }
 /// All namespaces (NVMe 1.4 3.2.1.1): a Flush needs no particular namespace to exist.
@@ -253,6 +254,28 @@ impl Nvme {
             return Err(DriverError::Unexpected("completion status", status as u64));
         }
         Ok(())
+    }
+
+    /// Submits an Asynchronous Event Request on the admin queue (NVMe 1.4 5.2): it completes only when the
+    /// controller has an event to report, so on an idle controller never. Returns its command id.
+    pub fn submit_async_event_request(&mut self) -> Result<u16, DriverError> {
+        if !self.enabled {
+            self.enable()?;
+        }
+        Ok(self.submit(0, opc::ASYNC_EVENT_REQUEST, 0, 0, 0, 0))
+    }
+
+    /// Waits up to `us` for admin command `cid` to complete and consumes its completion; a typed
+    /// [`DriverError::Timeout`] if none came (the command stays outstanding until the controller is
+    /// disabled).
+    pub fn wait_admin_completion(&mut self, cid: u16, us: u64) -> Result<(), DriverError> {
+        let q = &self.queues[0];
+        let at = q.cq_head as usize * 16 + 12;
+        let phase = q.phase;
+        if !time::wait_until(us, || (q.cq.read32(at) & (1 << 16) != 0) == phase) {
+            return Err(DriverError::Timeout("admin command completion"));
+        }
+        self.complete(0, cid)
     }
 
     /// NVMe version register.

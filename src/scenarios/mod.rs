@@ -7,6 +7,7 @@ pub mod reenable;
 pub mod reset;
 pub mod soak;
 pub mod storm;
+pub mod stuck;
 
 pub use crate::report::Outcome;
 use heapless::String;
