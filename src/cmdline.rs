@@ -17,9 +17,10 @@ use crate::bus::pci::Bdf;
 use crate::modes::IrqMode;
 use heapless::Vec;
 
-/// Optional scenarios that need a run of their own (they leave the devices shut down or restart the
-/// firmware); `all` leaves them out.
-pub const OWN_RUN: &[&str] = &["shutdown-control", "crash-restart", "crash-restart-control"];
+/// Optional scenarios that need a run of their own (they leave the devices shut down, restart the
+/// firmware, or need the host to remove a device: `hot-unplug` with the launcher's `--unplug ID`); `all`
+/// leaves them out.
+pub const OWN_RUN: &[&str] = &["shutdown-control", "crash-restart", "crash-restart-control", "hot-unplug"];
 
 /// Optional scenarios, run only when asked for with `scenario=`.
 pub const SCENARIOS: &[&str] = &[
@@ -32,6 +33,7 @@ pub const SCENARIOS: &[&str] = &[
     "crash-restart",
     "crash-restart-control",
     "stuck-command",
+    "hot-unplug",
 ];
 
 /// Parsed options.

@@ -27,6 +27,8 @@ Options:
   --qemu-arg ARG          pass ARG to QEMU verbatim (repeatable; ARG may start with a
                           dash: --qemu-arg -d --qemu-arg int)
   --append TEXT           firmware command line (QEMU -append)
+  --unplug ID             hot-remove device ID (QMP device_del) when the firmware asks for it
+                          (with --append scenario=hot-unplug)
   --accel tcg|kvm         accelerator (default tcg)
   --timeout SECONDS       kill QEMU after this long (default 120)
   --json FILE             also write the results as JSON to FILE
@@ -113,6 +115,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--device",
     "--qemu-arg",
     "--append",
+    "--unplug",
     "--accel",
     "--timeout",
     "--json",
@@ -203,6 +206,10 @@ fn apply(
         }
         "--qemu-arg" => cfg.qemu_args.push(value),
         "--append" => cfg.append = Some(value),
+        "--unplug" => {
+            nonempty(&value)?;
+            cfg.unplug = Some(value);
+        }
         "--json" => {
             nonempty(&value)?;
             *json = Some(PathBuf::from(value));

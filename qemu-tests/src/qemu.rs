@@ -119,7 +119,15 @@ pub struct RunConfig {
     /// Print COM1 lines and report records while the firmware runs (through `println!`, so the
     /// test harness captures them and shows them for failing tests).
     pub echo: bool,
+    /// QOM id of a device to hot-remove with QMP `device_del` once the firmware prints
+    /// [`UNPLUG_MARKER`] (its `scenario=hot-unplug`); adds a QMP socket to the boot.
+    pub unplug: Option<String>,
 }
+
+/// The COM1 text after which the host sends `device_del` for [`RunConfig::unplug`].
+pub const UNPLUG_MARKER: &str = "hot-unplug: waiting for device_del";
+/// The QMP socket of a boot with [`RunConfig::unplug`], in the scratch directory.
+pub const QMP_SOCKET: &str = "qmp.sock";
 
 impl Default for RunConfig {
     fn default() -> Self {
@@ -134,6 +142,7 @@ impl Default for RunConfig {
             elf: None,
             qemu: PathBuf::from(DEFAULT_QEMU),
             echo: true,
+            unplug: None,
         }
     }
 }
@@ -171,6 +180,12 @@ impl RunConfig {
     /// Adds one verbatim QEMU argument.
     pub fn qemu_arg(mut self, arg: impl Into<String>) -> Self {
         self.qemu_args.push(arg.into());
+        self
+    }
+
+    /// Hot-removes device `id` (QMP `device_del`) when the firmware asks for it.
+    pub fn unplug(mut self, id: impl Into<String>) -> Self {
+        self.unplug = Some(id.into());
         self
     }
 
@@ -281,6 +296,10 @@ pub fn build_command(cfg: &RunConfig, purpose: Purpose<'_>, scratch: &Path) -> Q
             args.extend(["-serial".into(), "stdio".into()]);
             args.push("-serial".into());
             args.push(format!("file:{}", path_arg(&scratch.join(COM2_FILE))));
+            if cfg.unplug.is_some() {
+                args.push("-qmp".into());
+                args.push(format!("unix:{},server=on,wait=off", path_arg(&scratch.join(QMP_SOCKET))));
+            }
         }
         Purpose::Inspect => {
             args.extend(["-S".into(), "-qmp".into(), "stdio".into()]);

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use crate::decode::{decode_defmt, DefmtLog, TableStatus};
 use crate::exit::{judge, Exit, QemuExit};
 use crate::firmware::{firmware_elf, FirmwareError};
-use crate::qemu::{build_command, Accel, Machine, Purpose, QemuCommand, RunConfig, ScratchDir};
+use crate::qemu::{build_command, Accel, Machine, Purpose, QemuCommand, RunConfig, ScratchDir, QMP_SOCKET, UNPLUG_MARKER};
 use crate::report::{describe_record, Problem, Report};
 
 /// Prefix of echoed COM1 text lines.
@@ -212,6 +212,39 @@ enum Com1 {
     Error(io::Error),
 }
 
+/// Sends `device_del` for `id` over the QMP socket at `socket` and waits for its answer.
+fn device_del(socket: &std::path::Path, id: &str) -> io::Result<()> {
+    use std::io::Write;
+    let stream = std::os::unix::net::UnixStream::connect(socket)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut writer = stream;
+    let mut line = String::new();
+    reader.read_line(&mut line)?; // greeting
+    let commands = [
+        json!({"execute": "qmp_capabilities"}),
+        json!({"execute": "device_del", "arguments": {"id": id}}),
+    ];
+    for command in commands {
+        writeln!(writer, "{command}")?;
+        // Skip asynchronous events until this command's answer.
+        loop {
+            line.clear();
+            if reader.read_line(&mut line)? == 0 {
+                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "QMP closed"));
+            }
+            let answer: Value = serde_json::from_str(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if let Some(err) = answer.get("error") {
+                return Err(io::Error::other(format!("{}: {err}", command["execute"])));
+            }
+            if answer.get("return").is_some() {
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Builds the firmware (unless `cfg.elf` is set), boots it in QEMU and returns what happened.
 ///
 /// With `cfg.echo`, the QEMU command (`qemu: ...`), COM1 lines (`com1| ...`) and report records
@@ -291,9 +324,23 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     let mut com1 = String::new();
     let mut report = Report::new();
     let mut com1_output = false;
+    let mut unplug = cfg.unplug.clone();
+    let qmp_socket = scratch.path().join(QMP_SOCKET);
+    let echo = cfg.echo;
     let mut handle = |msg: Com1| match msg {
         Com1::Line(line) => {
             com1_output = true;
+            if line.contains(UNPLUG_MARKER) {
+                if let Some(id) = unplug.take() {
+                    let socket = qmp_socket.clone();
+                    // Off the COM1 thread: QMP answers while the guest keeps running.
+                    thread::spawn(move || match device_del(&socket, &id) {
+                        Ok(()) if echo => println!("{COM1_PREFIX}(host) QMP device_del {id} sent"),
+                        Ok(()) => {}
+                        Err(e) => eprintln!("msifw: QMP device_del {id} failed: {e}"),
+                    });
+                }
+            }
             com1.push_str(&line);
             com1.push('\n');
             match report.push_line(&line) {

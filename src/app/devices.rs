@@ -1,6 +1,7 @@
 //! Driven devices: which driver and mode each function gets, setting them all up (with Linux's fallbacks
 //! when vectors run out), the checks run on each while all are live, and teardown.
 
+use crate::time;
 use super::{problem, push_problem, FunctionOutcome, Run, OUTCOMES};
 use crate::bus::pci::config::PlatformConfig;
 use crate::bus::pci::enumerate::{Enumeration, Function};
@@ -159,6 +160,108 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
         let verdict = reset_scenario::run(cfg, f, method, dev.dev.source(), &mut dev.irq, true);
         run.control("reset-restore", Some(f.bdf), &verdict);
     }
+}
+
+/// How long `hot-unplug` waits for the host's `device_del` (the attention button), and then for the
+/// function to vanish once its slot is powered off.
+const UNPLUG_WAIT_US: u64 = 10_000_000;
+const GONE_WAIT_US: u64 = 1_000_000;
+
+/// Hot removal while interrupts are live (`scenario=hot-unplug`; the host sends QMP `device_del` when it
+/// sees the `hot-unplug: waiting` line). On the attention button the slot is powered off; the function
+/// then reads all-ones, and it is torn down (vectors freed) while every other device keeps delivering.
+pub(super) fn hot_unplug(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, active: &mut [Active]) {
+    let ports: Vec<usize, 16> = pci
+        .functions
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| pcie_port::is_hotplug_port(cfg, p))
+        .filter(|(_, p)| {
+            let Some((lo, hi)) = p.bridge_buses else { return false };
+            active.iter().any(|a| a.mode != IrqMode::None && pci.functions.get(a.index).is_some_and(|c| (lo..=hi).contains(&c.bdf.bus)))
+        })
+        .map(|(i, _)| i)
+        .collect();
+    if ports.is_empty() {
+        let v = Verdict::new(Outcome::Skip, format_args!("no driven device below a hot-plug port"));
+        run.scenario("hot-unplug", None, &v);
+        return;
+    }
+    crate::println!("msifw: hot-unplug: waiting for device_del below {} port(s)", ports.len());
+    let t0 = time::now_us();
+    let mut pressed = None;
+    // Polled every millisecond, untraced (the Slot Status reads and the RW1C write of the button break
+    // no ordering rule and would fill the trace).
+    crate::bus::pci::trace::paused(|| {
+        time::wait_until(UNPLUG_WAIT_US, || {
+            pressed = ports.iter().copied().find(|&i| pcie_port::take_attention_button(cfg, &pci.functions[i]));
+            if pressed.is_none() {
+                time::delay_us(1000);
+            }
+            pressed.is_some()
+        })
+    });
+    let Some(port_index) = pressed else {
+        let v = Verdict::new(Outcome::Fail, format_args!("no attention button within {} s: the host sent no device_del", UNPLUG_WAIT_US / 1_000_000));
+        run.scenario("hot-unplug", None, &v);
+        return;
+    };
+    let port = &pci.functions[port_index];
+    let button_us = time::now_us() - t0;
+    let Some((lo, hi)) = port.bridge_buses else { return };
+    let children: Vec<usize, 8> = active
+        .iter()
+        .enumerate()
+        .filter(|(_, a)| a.mode != IrqMode::None && pci.functions.get(a.index).is_some_and(|c| (lo..=hi).contains(&c.bdf.bus)))
+        .map(|(i, _)| i)
+        .collect();
+    pcie_port::power_off_slot(cfg, port);
+    let t1 = time::now_us();
+    let gone = crate::bus::pci::trace::paused(|| {
+        time::wait_until(GONE_WAIT_US, || {
+            children.iter().all(|&i| crate::bus::pci::ConfigRegion::read32(cfg, pci.functions[active[i].index].bdf, 0) == u32::MAX)
+        })
+    });
+    let gone_us = time::now_us() - t1;
+    pcie_port::acknowledge_slot_events(cfg, port);
+    // Torn down: the mode's shutdown writes to a function that is no longer there (the writes go nowhere),
+    // and its vectors return to the allocator.
+    let mut freed = 0;
+    for &i in children.iter() {
+        let a = &mut active[i];
+        freed += a.irq.vectors().len();
+        a.irq.shutdown();
+        a.mode = IrqMode::None;
+        if let Some(o) = OUTCOMES.lock().get_mut(a.index) {
+            super::push_problem(o, format_args!("hot-removed during the run; its mode was shut down"));
+        }
+    }
+    // The others keep working.
+    let (mut others, mut failed) = (0, 0);
+    for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
+        others += 1;
+        let v = delivery::run(a.dev.source(), &mut a.irq, 1);
+        if v.outcome != Outcome::Pass {
+            failed += 1;
+            run.scenario("hot-unplug", Some(a.irq.bdf()), &v);
+        }
+    }
+    let v = if !gone {
+        Verdict::new(Outcome::Fail, format_args!("slot of {} powered off, but its function still answers after {gone_us} us", port.bdf))
+    } else if failed > 0 {
+        Verdict::new(Outcome::Fail, format_args!("{failed} of {others} remaining devices stopped delivering after the removal"))
+    } else {
+        Verdict::new(
+            Outcome::Pass,
+            format_args!(
+                "device_del below {}: attention button after {} ms, slot off, {} function(s) read all-ones after {gone_us} us, {freed} vectors freed; {others} other devices still deliver",
+                port.bdf,
+                button_us / 1000,
+                children.len()
+            ),
+        )
+    };
+    run.scenario("hot-unplug", Some(port.bdf), &v);
 }
 
 /// A command that never completes, on every NVMe controller in MSI-X or MSI mode (scenarios::stuck).

@@ -206,6 +206,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         if soak > 0 {
             devices::soak(&mut run, &mut active, soak);
         }
+        if run.opts.wants("hot-unplug") {
+            devices::hot_unplug(&mut run, cfg, &pci, &mut active);
+        }
         if run.opts.wants("stuck-command") {
             devices::stuck_command(&mut run, &pci, &mut active);
         }

@@ -30,6 +30,49 @@ const SLTCTL_HPIE: u16 = 1 << 5;
 /// Slot Status: Command Completed (RW1C).
 const SLTSTA_CC: u16 = 1 << 4;
 
+/// Slot Status: Attention Button Pressed (RW1C).
+const SLTSTA_ABP: u16 = 1 << 0;
+/// Slot Control: Power Indicator Control (bits 9:8; 11b = off).
+const SLTCTL_PIC_MASK: u16 = 0b11 << 8;
+const SLTCTL_PIC_OFF: u16 = 0b11 << 8;
+/// Slot Control: Power Controller Control (1 = power off).
+const SLTCTL_PCC_OFF: u16 = 1 << 10;
+
+/// Whether the slot below hot-plug port `f` reports Attention Button Pressed (how QEMU's `device_del`
+/// asks the guest for a slot: PCIe 4.0 6.7.1.5, 7.5.3.11). Clears the status when set.
+pub fn take_attention_button(cfg: &dyn ConfigRegion, f: &Function) -> bool {
+    let Some(cap) = f.caps.find(id::PCIE) else { return false };
+    let status = cfg.read16(f.bdf, cap + SLOT_STA);
+    if status == u16::MAX || status & SLTSTA_ABP == 0 {
+        return false;
+    }
+    // PCIe 4.0 7.5.3.11: RW1C; only ABP is written as 1.
+    cfg.write16(f.bdf, cap + SLOT_STA, SLTSTA_ABP);
+    true
+}
+
+/// Acknowledges every hot-plug event the slot reports (Attention Button Pressed, Power Fault, MRL Sensor
+/// Changed, Presence Detect Changed, Command Completed, Data Link Layer State Changed; PCIe 4.0 7.5.3.11,
+/// all RW1C), writing 1 only to the bits that are set (QEMU ignores the whole write otherwise). While an
+/// enabled event stays set the port's interrupt condition stays true, so the next event raises no new
+/// message (PCIe 4.0 6.7.3.4): the Command Completed of the power-off command is one such.
+pub fn acknowledge_slot_events(cfg: &dyn ConfigRegion, f: &Function) {
+    let Some(cap) = f.caps.find(id::PCIE) else { return };
+    let status = cfg.read16(f.bdf, cap + SLOT_STA);
+    let events = status & (0x001F | (1 << 8));
+    if status != u16::MAX && events != 0 {
+        cfg.write16(f.bdf, cap + SLOT_STA, events);
+    }
+}
+
+/// Powers off the slot below hot-plug port `f` with its power indicator off (PCIe 4.0 7.5.3.10), the
+/// answer to an attention button that lets the device go (Linux pciehp's `pciehp_power_off_slot`).
+pub fn power_off_slot(cfg: &dyn ConfigRegion, f: &Function) {
+    let Some(cap) = f.caps.find(id::PCIE) else { return };
+    let ctl = cfg.read16(f.bdf, cap + SLOT_CTL);
+    cfg.write16(f.bdf, cap + SLOT_CTL, (ctl & !SLTCTL_PIC_MASK) | SLTCTL_PIC_OFF | SLTCTL_PCC_OFF);
+}
+
 /// Whether `f` is a hot-plug-capable root or downstream port with command-completed events.
 pub fn is_hotplug_port(cfg: &dyn ConfigRegion, f: &Function) -> bool {
     let Some(cap) = f.caps.find(id::PCIE) else { return false };

@@ -174,6 +174,15 @@ pub fn stop() {
     with(|t| t.on = false);
 }
 
+/// Runs `f` with recording paused (kept events stay): for long polling loops of status reads, which would
+/// fill the trace and break no rule.
+pub fn paused<R>(f: impl FnOnce() -> R) -> R {
+    let was = with(|t| core::mem::replace(&mut t.on, false));
+    let r = f();
+    with(|t| t.on = was);
+    r
+}
+
 /// Marks the start (`true`) or end of a negative control on `bdf`: rule breaks in between are deliberate.
 pub fn control(bdf: Bdf, on: bool) {
     record(bdf, Access::Control(on));
