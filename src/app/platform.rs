@@ -85,6 +85,11 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
                 problem("acpi.madt", format_args!("IOAPIC {} beyond the 8 supported; its GSIs are not used", io.id));
             }
         }
+        // Ranges need the entry counts just read; the MADT gives only each IOAPIC's first GSI.
+        let entries = |io: &acpi::IoApic| ioapics.iter().find(|r| r.gsi_base == io.gsi_base).map_or(0, |r| r.entries);
+        if let Some(p) = madt.gsi_overlap(entries) {
+            problem("acpi.madt", format_args!("{p}"));
+        }
     }
 
     // Configuration access: ECAM from MCFG (segment 0) when present, else the legacy ports.

@@ -193,6 +193,17 @@ mod tests {
     }
 
     #[test]
+    fn reserved_multiple_message_capable_values_are_refused() {
+        for mmc in [6u16, 7] {
+            let (sim, bdf) = msi_device(ADDR64 | PER_VECTOR_MASK | (mmc << MMC_SHIFT));
+            assert_eq!(read_capability(&sim, bdf, 0x40), Err(MsiError::ReservedMultipleMessage(mmc as u8)));
+        }
+        // A function that vanished reads Message Control 0xFFFF: MMC 7, refused rather than 128 vectors.
+        let sim = SimConfig::default();
+        assert_eq!(read_capability(&sim, Bdf::new(7, 0, 0), 0x40), Err(MsiError::ReservedMultipleMessage(7)));
+    }
+
+    #[test]
     fn enable_writes_in_linux_order() {
         let (sim, bdf) = msi_device(ADDR64 | PER_VECTOR_MASK | (1 << MMC_SHIFT));
         let cap = read_capability(&sim, bdf, 0x40).unwrap();

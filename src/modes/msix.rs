@@ -481,6 +481,57 @@ mod tests {
         assert_eq!(read_capability(&sim, bdf, 0x40).table_offset, 0x2000, "BIR bits masked off the offset");
     }
 
+    /// A function read from simulated config space: BAR0 a 16 KiB mem64 BAR at `bar0`, BAR2 a 32-byte
+    /// I/O BAR, MSI-X at 0x40 with `entries` entries, Table and PBA offset/BIR registers as given.
+    fn sim_function(bar0: u32, entries: u16, table: u32, pba: u32) -> (Function, MsixCapability) {
+        use crate::bus::pci::config::sim::SimConfig;
+        let sim = SimConfig::default();
+        let bdf = sim.add(Bdf::new(0, 3, 0), 0x1b36, 0x0010, 0x010802);
+        sim.bar(bdf, 0, 0xFFFF_C004, bar0 | 0x4);
+        sim.bar(bdf, 1, 0xFFFF_FFFF, 0);
+        sim.bar(bdf, 2, 0xFFFF_FFE1, 0xC001);
+        sim.poke(bdf, 0x06, &regs::status::CAP_LIST.to_le_bytes());
+        sim.poke(bdf, 0x34, &[0x40]);
+        sim.poke(bdf, 0x40, &[0x11, 0x00]);
+        sim.poke(bdf, 0x42, &(entries - 1).to_le_bytes());
+        sim.poke(bdf, 0x44, &table.to_le_bytes());
+        sim.poke(bdf, 0x48, &pba.to_le_bytes());
+        let f = crate::bus::pci::enumerate::read_function(&sim, bdf);
+        assert!(f.problems.is_empty(), "{:?}", f.problems);
+        let at = f.caps.find(crate::bus::pci::caps::id::MSIX).expect("MSI-X listed");
+        let c = read_capability(&sim, bdf, at);
+        (f, c)
+    }
+
+    #[test]
+    fn bad_layouts_read_from_config_space_are_typed_errors() {
+        let check = |bar0, entries, table, pba| {
+            let (f, c) = sim_function(bar0, entries, table, pba);
+            locate(&c, &f)
+        };
+        assert!(check(0xFEA1_0000, 65, 0x2000, 0x3000).is_ok(), "QEMU nvme layout");
+        assert_eq!(check(0xFEA1_0000, 1, 0x2006, 0x3000), Err(MsixError::ReservedBir(6)));
+        assert_eq!(check(0xFEA1_0000, 1, 0x2000, 0x3007), Err(MsixError::ReservedBir(7)));
+        // 1024 entries * 16 B at 0x2000 run 8 KiB past the 16 KiB BAR.
+        assert_eq!(check(0xFEA1_0000, 1024, 0x2000, 0x1000), Err(MsixError::TableOutsideBar));
+        assert_eq!(check(0xFEA1_0000, 1, 0x0000, 0x4000), Err(MsixError::PbaOutsideBar));
+        assert_eq!(check(0xFEA1_0000, 65, 0x2000, 0x2100), Err(MsixError::TableOverlapsPba));
+        assert_eq!(check(0xFEA1_0000, 65, 0x2000, 0x2000), Err(MsixError::TableOverlapsPba));
+        assert_eq!(check(0, 1, 0x2000, 0x3000), Err(MsixError::BarUnassigned(0)), "BAR0 left at address 0");
+        assert_eq!(check(0xFEA1_0000, 1, 0x0002, 0x3000), Err(MsixError::BarIsIo(2)));
+        assert_eq!(check(0xFEA1_0000, 1, 0x0004, 0x3000), Err(MsixError::BarMissing(4)));
+        // The largest table (2048 entries) at the largest offset: no overflow, just outside.
+        assert_eq!(check(0xFEA1_0000, 2048, 0xFFFF_FFF8, 0x3000), Err(MsixError::TableOutsideBar));
+    }
+
+    #[test]
+    fn vanished_function_reads_a_reserved_bir() {
+        let sim = crate::bus::pci::config::sim::SimConfig::default();
+        let c = read_capability(&sim, Bdf::new(5, 0, 0), 0x40);
+        assert_eq!((c.table_bir, c.pba_bir), (7, 7));
+        assert_eq!(locate(&c, &function(&[mem(0, 0xFEA1_0000, 0x4000)])), Err(MsixError::ReservedBir(7)));
+    }
+
     #[test]
     fn locates_qemu_layouts() {
         // nvme: 65 entries in BAR0 at 0x2000, PBA at 0x3000, BAR0 16 KiB.

@@ -380,6 +380,18 @@ impl MadtInfo {
                 .map(|b| (*a, *b))
         })
     }
+
+    /// [`Self::find_gsi_collision`] as the problem the report prints.
+    pub fn gsi_overlap(&self, redirection_entries: impl Fn(&IoApic) -> u32) -> Option<AcpiProblem> {
+        let (a, b) = self.find_gsi_collision(&redirection_entries)?;
+        // Both ranges are non-empty (they overlap), so `end - 1` is the last GSI; past the 32-bit GSI space it
+        // is shown as u32::MAX.
+        let gsis = |x: &IoApic| {
+            let r = gsi_range(x, &redirection_entries);
+            (x.gsi_base, u32::try_from(r.end.saturating_sub(1)).unwrap_or(u32::MAX))
+        };
+        Some(AcpiProblem::IoApicGsiOverlap { first_id: a.id, first_gsis: gsis(&a), second_id: b.id, second_gsis: gsis(&b) })
+    }
 }
 
 fn gsi_range(a: &IoApic, redirection_entries: &impl Fn(&IoApic) -> u32) -> Range<u64> {
@@ -611,6 +623,19 @@ pub enum AcpiProblem {
         /// The shared GSI base.
         gsi_base: u32,
     },
+    /// Two I/O APICs' GSI ranges overlap: one's base lies inside the other's range, known once their version
+    /// registers give each one's number of redirection entries (found by [`MadtInfo::gsi_overlap`], not by
+    /// [`parse`], which only rejects equal bases). GSIs in both ranges go to the first in table order.
+    IoApicGsiOverlap {
+        /// Id of the first I/O APIC in table order.
+        first_id: u8,
+        /// Its GSIs, `first ..= last`.
+        first_gsis: (u32, u32),
+        /// Id of the other.
+        second_id: u8,
+        /// Its GSIs, `first ..= last`.
+        second_gsis: (u32, u32),
+    },
     /// An MCFG allocation with `bus_start > bus_end`, a zero base or a window past the 64-bit space. Dropped.
     BadMcfgEntry {
         /// Index of the allocation in the MCFG.
@@ -689,6 +714,11 @@ impl fmt::Display for AcpiProblem {
             Self::IoApicGsiCollision { first_id, second_id, gsi_base } => {
                 write!(f, "I/O APICs {first_id} and {second_id} both start at GSI {gsi_base}; {second_id} dropped")
             }
+            Self::IoApicGsiOverlap { first_id, first_gsis: (a0, a1), second_id, second_gsis: (b0, b1) } => write!(
+                f,
+                "I/O APICs {first_id} (GSIs {a0}..={a1}) and {second_id} (GSIs {b0}..={b1}) overlap; \
+                 shared GSIs go to {first_id}"
+            ),
             Self::BadMcfgEntry { index } => write!(f, "MCFG entry {index} has an invalid bus range or base"),
             Self::OverlappingMcfg { first, second } => {
                 write!(f, "MCFG entries {first} and {second} overlap; {second} dropped")
@@ -2007,6 +2037,34 @@ mod tests {
     }
 
     #[test]
+    fn bad_rsdt_xsdt_and_mcfg_checksums_are_reported() {
+        // RSDT (revision 0 RSDP, so no XSDT to fall back on): nothing is found.
+        let (mut img, _) = qemu_like(false);
+        let rsdt_at = u64::from(le_u32(&rsdp_bytes(&img), 16).unwrap());
+        img.put(rsdt_at + 9, &[0x55]);
+        let t = img.parse();
+        assert_eq!(problems(&t)[0], AcpiProblem::BadSdtChecksum { signature: Signature::RSDT, address: rsdt_at });
+        assert!(problems(&t).contains(&AcpiProblem::NoRootTable), "{:?}", t.problems);
+        assert!(t.madt.is_none() && t.mcfg.is_empty());
+        // XSDT and RSDT both bad: nothing is found either.
+        let (mut img, _) = qemu_like(true);
+        let r = rsdp_bytes(&img);
+        let (rsdt_at, xsdt_at) = (u64::from(le_u32(&r, 16).unwrap()), le_u64(&r, 24).unwrap());
+        img.put(rsdt_at + 9, &[0x55]);
+        img.put(xsdt_at + 9, &[0x55]);
+        let t = img.parse();
+        assert!(problems(&t).contains(&AcpiProblem::BadSdtChecksum { signature: Signature::XSDT, address: xsdt_at }));
+        assert!(problems(&t).contains(&AcpiProblem::NoRootTable), "{:?}", t.problems);
+        // MCFG: not used, so configuration access falls back to ports; the MADT is still used.
+        let (mut img, addrs) = qemu_like(false);
+        img.put(addrs[2] + 44, &[0x01]); // first allocation's base address, low byte
+        let t = img.parse();
+        assert_eq!(problems(&t)[0], AcpiProblem::BadSdtChecksum { signature: Signature::MCFG, address: addrs[2] });
+        assert!(t.mcfg.is_empty());
+        assert!(t.madt.is_some());
+    }
+
+    #[test]
     fn a_non_ascii_oem_id_is_rejected_by_the_acpi_crate_check() {
         let mut m = qemu_madt().table();
         m[10] = 0xFF;
@@ -2151,6 +2209,30 @@ mod tests {
     }
 
     #[test]
+    fn an_io_apic_based_inside_an_earlier_ones_range_is_a_typed_problem() {
+        // The later I/O APIC starts lower and its 24 pins cover the first one's base.
+        let t = parse_madt_body(MadtBody::default().ioapic(4, 0xFEC0_0000, 8).ioapic(5, 0xFEC0_1000, 0));
+        assert!(t.is_clean(), "distinct bases pass the table parse: {:?}", t.problems);
+        let madt = t.madt.unwrap();
+        let p = madt.gsi_overlap(|_| 24).expect("0..=23 covers 8");
+        assert_eq!(p, AcpiProblem::IoApicGsiOverlap { first_id: 4, first_gsis: (8, 31), second_id: 5, second_gsis: (0, 23) });
+        assert_eq!(p.to_string(), "I/O APICs 4 (GSIs 8..=31) and 5 (GSIs 0..=23) overlap; shared GSIs go to 4");
+        assert_eq!(madt.io_apic_for_gsi(10, |_| 24).map(|a| a.id), Some(4), "the first in table order wins");
+        // Redirection counts at the top of the GSI space do not overflow: the last GSI is clipped to u32::MAX.
+        let t = parse_madt_body(MadtBody::default().ioapic(0, 0xFEC0_0000, u32::MAX - 1).ioapic(1, 0xFEC0_1000, u32::MAX));
+        let p = t.madt.unwrap().gsi_overlap(|_| 240);
+        assert_eq!(
+            p,
+            Some(AcpiProblem::IoApicGsiOverlap {
+                first_id: 0,
+                first_gsis: (u32::MAX - 1, u32::MAX),
+                second_id: 1,
+                second_gsis: (u32::MAX, u32::MAX)
+            })
+        );
+    }
+
+    #[test]
     fn io_apics_whose_gsi_ranges_collide_are_reported() {
         let body = MadtBody::default().ioapic(0, 0xFEC0_0000, 0).ioapic(1, 0xFEC0_1000, 0).ioapic(2, 0xFEC0_2000, 16);
         let t = parse_madt_body(body);
@@ -2162,6 +2244,11 @@ mod tests {
         let (a, b) = madt.find_gsi_collision(|_| 24).expect("0..24 overlaps 16..40");
         assert_eq!((a.id, b.id), (0, 2));
         assert_eq!(madt.find_gsi_collision(|_| 16), None);
+        assert_eq!(
+            madt.gsi_overlap(|_| 24),
+            Some(AcpiProblem::IoApicGsiOverlap { first_id: 0, first_gsis: (0, 23), second_id: 2, second_gsis: (16, 39) })
+        );
+        assert_eq!(madt.gsi_overlap(|_| 16), None, "0..=15 and 16..=31 touch but do not overlap");
         assert_eq!(madt.io_apic_for_gsi(17, |_| 16).map(|a| a.id), Some(2));
         assert_eq!(madt.io_apic_for_gsi(32, |_| 16), None);
     }
@@ -2370,6 +2457,7 @@ mod tests {
             AcpiProblem::BadMadtEntry { offset: 1, entry_type: 2, fault: MadtEntryFault::ReservedFlags(2) },
             AcpiProblem::BadMadtEntry { offset: 1, entry_type: 4, fault: MadtEntryFault::BadLintNumber(3) },
             AcpiProblem::IoApicGsiCollision { first_id: 1, second_id: 2, gsi_base: 0 },
+            AcpiProblem::IoApicGsiOverlap { first_id: 1, first_gsis: (0, 23), second_id: 2, second_gsis: (16, 39) },
             AcpiProblem::BadMcfgEntry { index: 1 },
             AcpiProblem::OverlappingMcfg { first: 0, second: 1 },
         ];

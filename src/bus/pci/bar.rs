@@ -69,6 +69,12 @@ pub enum BarError {
         /// BAR index.
         index: u8,
     },
+    /// Only the type bits read back: the BAR implements no address bits, so it decodes nothing (Linux's
+    /// pci_size returns 0 and leaves it unused too).
+    ZeroSize {
+        /// BAR index.
+        index: u8,
+    },
 }
 
 impl core::fmt::Display for BarError {
@@ -77,6 +83,7 @@ impl core::fmt::Display for BarError {
             Self::Mem64InLastSlot { index } => write!(f, "BAR{index} is 64-bit but has no upper half"),
             Self::BadSizeMask { index, mask } => write!(f, "BAR{index} size mask {mask:#x} is not contiguous"),
             Self::ReservedType { index } => write!(f, "BAR{index} has a reserved memory type"),
+            Self::ZeroSize { index } => write!(f, "BAR{index} implements no address bits (zero-sized); not used"),
         }
     }
 }
@@ -88,6 +95,9 @@ pub fn decode(index: u8, orig_lo: u32, mask_lo: u32, orig_hi: u32, mask_hi: u32)
         return Ok(None);
     }
     if orig_lo & 1 == 1 {
+        if mask_lo & 0xFFFF_FFFC == 0 {
+            return Err(BarError::ZeroSize { index });
+        }
         let mask = (mask_lo & 0xFFFF_FFFC) as u64 | 0xFFFF_FFFF_0000_0000;
         let mask = if mask_lo >> 16 == 0 { mask | 0xFFFF_0000 } else { mask }; // 16-bit I/O decoders
         let size = size_from_mask(index, mask)?;
@@ -96,6 +106,9 @@ pub fn decode(index: u8, orig_lo: u32, mask_lo: u32, orig_hi: u32, mask_hi: u32)
     let prefetchable = orig_lo & 0x8 != 0;
     match (orig_lo >> 1) & 3 {
         0 => {
+            if mask_lo & 0xFFFF_FFF0 == 0 {
+                return Err(BarError::ZeroSize { index });
+            }
             let mask = (mask_lo & 0xFFFF_FFF0) as u64 | 0xFFFF_FFFF_0000_0000;
             let size = size_from_mask(index, mask)?;
             Ok(Some(Bar { index, kind: BarKind::Mem32, prefetchable, address: (orig_lo & !0xF) as u64, size }))
@@ -105,6 +118,9 @@ pub fn decode(index: u8, orig_lo: u32, mask_lo: u32, orig_hi: u32, mask_hi: u32)
                 return Err(BarError::Mem64InLastSlot { index });
             }
             let mask = (mask_lo & 0xFFFF_FFF0) as u64 | (mask_hi as u64) << 32;
+            if mask == 0 {
+                return Err(BarError::ZeroSize { index });
+            }
             let size = size_from_mask(index, mask)?;
             let address = (orig_lo & !0xF) as u64 | (orig_hi as u64) << 32;
             Ok(Some(Bar { index, kind: BarKind::Mem64, prefetchable, address, size }))
@@ -189,6 +205,37 @@ mod tests {
         assert_eq!(decode(5, 0x4, 0xFFFF_0004, 0, 0), Err(BarError::Mem64InLastSlot { index: 5 }));
         assert_eq!(decode(1, 0x6, 0xFFFF_0006, 0, 0), Err(BarError::ReservedType { index: 1 }));
         assert!(matches!(decode(0, 0, 0xFF0F_0000, 0, 0), Err(BarError::BadSizeMask { .. })));
+    }
+
+    #[test]
+    fn zero_sized_bars_are_typed_errors_not_4_gib_windows() {
+        // Only the type bits read back after all-ones: mem32 prefetchable, mem64, I/O.
+        assert_eq!(decode(0, 0x8, 0x8, 0, 0), Err(BarError::ZeroSize { index: 0 }));
+        assert_eq!(decode(2, 0x4, 0x4, 0, 0), Err(BarError::ZeroSize { index: 2 }));
+        assert_eq!(decode(4, 0x1, 0x1, 0, 0), Err(BarError::ZeroSize { index: 4 }));
+        // The same through BAR sizing on a simulated function: the problem is typed, no BAR is listed.
+        let sim = SimConfig::default();
+        let bdf = sim.add(Bdf::new(0, 5, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.bar(bdf, 0, 0x0000_0008, 0x0000_0008);
+        sim.bar(bdf, 1, 0xFFFF_F000, 0xFEB0_0000);
+        let (bars, problems) = probe(&sim, bdf, 6);
+        assert_eq!(problems.as_slice(), &[BarError::ZeroSize { index: 0 }], "BAR0 decodes nothing");
+        assert_eq!(bars.iter().map(|b| b.index).collect::<std::vec::Vec<_>>(), [1], "BAR1 still used");
+    }
+
+    #[test]
+    fn unassigned_bars_are_probed_but_never_mapped() {
+        let sim = SimConfig::default();
+        let bdf = sim.add(Bdf::new(0, 5, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.bar(bdf, 0, 0xFFFF_F000, 0); // 4 KiB, address 0: the boot firmware did not place it
+        sim.bar(bdf, 1, 0xFFFF_FFE1, 0x1); // 32-byte I/O BAR at port 0
+        let (bars, problems) = probe(&sim, bdf, 6);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(bars.len(), 2);
+        assert!(!bars[0].assigned() && !bars[1].assigned());
+        assert_eq!(window(&bars[0]).err(), Some(MapError::Unassigned));
+        assert_eq!(io_window(&bars[1]).err(), Some(MapError::Unassigned));
+        assert_eq!(window(&bars[1]).err(), Some(MapError::NotMemory));
     }
 
     #[test]

@@ -48,6 +48,14 @@ pub enum CapError {
         /// The pointer.
         to: u16,
     },
+    /// A capability whose registers run past the end of the 256-byte standard space (an MSI or MSI-X
+    /// structure placed too high). It is not listed, so its mode is not used.
+    PastEnd {
+        /// Offset of the capability.
+        at: u16,
+        /// Its ID.
+        id: u16,
+    },
     /// More capabilities than the walk keeps (32 standard + extended).
     TooMany,
     /// The capability header read all-ones: the function vanished or the list is garbage.
@@ -62,6 +70,9 @@ impl core::fmt::Display for CapError {
         match self {
             Self::Loop { from, to } => write!(f, "capability loop: {from:#x} points back to {to:#x}"),
             Self::BadPointer { from, to } => write!(f, "capability pointer at {from:#x} is invalid ({to:#x})"),
+            Self::PastEnd { at, id } => {
+                write!(f, "{} capability at {at:#x} runs past the end of the standard space", name(*id, false))
+            }
             Self::TooMany => write!(f, "more than 32 capabilities; rest ignored"),
             Self::AllOnes { at } => write!(f, "capability header at {at:#x} reads all-ones"),
         }
@@ -86,6 +97,16 @@ impl CapList {
     /// First capability with `id` in the extended list.
     pub fn find_extended(&self, id: u16) -> Option<u16> {
         self.caps.iter().find(|c| c.extended && c.id == id).map(|c| c.offset)
+    }
+}
+
+/// Smallest size of the standard capabilities whose registers are read here (PCI 3.0 6.8.1: 32-bit MSI
+/// without masking; 6.8.2: MSI-X), so none of those reads leaves the 256-byte space.
+fn min_len(id: u16) -> u16 {
+    match id {
+        id::MSI => 0x0A,
+        id::MSIX => 0x0C,
+        _ => 2,
     }
 }
 
@@ -129,7 +150,11 @@ fn walk_standard(cfg: &impl ConfigRegion, bdf: Bdf, list: &mut CapList) -> Resul
         if header == 0xFFFF {
             return Err(CapError::AllOnes { at: ptr });
         }
-        list.caps.push(Capability { id: header & 0xFF, offset: ptr, extended: false }).map_err(|_| CapError::TooMany)?;
+        let id = header & 0xFF;
+        if ptr + min_len(id) > 0x100 {
+            return Err(CapError::PastEnd { at: ptr, id });
+        }
+        list.caps.push(Capability { id, offset: ptr, extended: false }).map_err(|_| CapError::TooMany)?;
         from = ptr + 1;
         ptr = (header >> 8) & 0xFC;
     }
@@ -267,6 +292,58 @@ mod tests {
         let list = walk(&sim, bdf);
         assert!(list.caps.is_empty());
         assert_eq!(list.problems[0], CapError::BadPointer { from: 0x34, to: 0x10 });
+    }
+
+    #[test]
+    fn pointers_past_the_space_cannot_be_formed_and_structures_past_it_are_rejected() {
+        // An 8-bit pointer of 0xFF is masked to 0xFC (as Linux does): it cannot point past 0xFF.
+        let (sim, bdf) = device(false);
+        sim.poke(bdf, 0x34, &[0xFF]);
+        sim.poke(bdf, 0xFC, &[0x01, 0x00]);
+        let list = walk(&sim, bdf);
+        assert_eq!((list.caps[0].offset, list.problems.len()), (0xFC, 0));
+        // An MSI-X structure (12 bytes) at 0xF8 would be read from 0x100..0x104: refused, not listed.
+        sim.poke(bdf, 0x34, &[0x40]);
+        sim.poke(bdf, 0x40, &[0x01, 0xF8]);
+        sim.poke(bdf, 0xF8, &[0x11, 0x00]);
+        let list = walk(&sim, bdf);
+        assert_eq!(list.problems.as_slice(), &[CapError::PastEnd { at: 0xF8, id: id::MSIX }]);
+        assert_eq!(list.find(id::MSIX), None, "the mode is not offered");
+        // An MSI structure (at least 10 bytes) at 0xF8 likewise.
+        sim.poke(bdf, 0xF8, &[0x05, 0x00]);
+        assert_eq!(walk(&sim, bdf).problems[0], CapError::PastEnd { at: 0xF8, id: id::MSI });
+        // An extended next pointer of 0xFFF is masked to 0xFFC, the last dword of the 4 KiB space.
+        let (sim, bdf) = device(true);
+        sim.poke(bdf, 0x34, &[0x40]);
+        sim.poke(bdf, 0x40, &[0x10, 0x00]);
+        sim.poke(bdf, 0x100, &(0x0001u32 | 0xFFF << 20).to_le_bytes());
+        sim.poke(bdf, 0xFFC, &0x0003u32.to_le_bytes());
+        let list = walk(&sim, bdf);
+        assert!(list.problems.is_empty(), "{:?}", list.problems);
+        assert_eq!(list.find_extended(0x0003), Some(0xFFC));
+    }
+
+    #[test]
+    fn extended_pointer_into_the_standard_space_is_rejected() {
+        let (sim, bdf) = device(true);
+        sim.poke(bdf, 0x34, &[0x40]);
+        sim.poke(bdf, 0x40, &[0x10, 0x00]);
+        sim.poke(bdf, 0x100, &(0x0001u32 | 0x140 << 20).to_le_bytes());
+        sim.poke(bdf, 0x140, &(0x0003u32 | 0x0FC << 20).to_le_bytes());
+        assert_eq!(walk(&sim, bdf).problems[0], CapError::BadPointer { from: 0x140, to: 0xFC });
+    }
+
+    #[test]
+    fn function_vanishing_mid_walk_reads_all_ones() {
+        // Extended list: the second header reads all-ones (the function went away).
+        let (sim, bdf) = device(true);
+        sim.poke(bdf, 0x34, &[0x40]);
+        sim.poke(bdf, 0x40, &[0x10, 0x00]);
+        sim.poke(bdf, 0x100, &(0x0001u32 | 0x140 << 20).to_le_bytes());
+        sim.poke(bdf, 0x140, &u32::MAX.to_le_bytes());
+        let list = walk(&sim, bdf);
+        assert_eq!(list.problems.as_slice(), &[CapError::AllOnes { at: 0x140 }]);
+        assert_eq!(list.caps.len(), 2, "capabilities before the all-ones header are kept");
     }
 
     #[test]

@@ -62,6 +62,9 @@ pub enum PciProblem {
     },
     /// More functions than [`MAX_FUNCTIONS`]: the rest were not listed.
     TooManyFunctions,
+    /// The Vendor ID read all-ones while the function was being read, after it had answered: it was
+    /// surprise-removed (or config reads fail). What was read is garbage; the function is not listed.
+    Vanished,
 }
 
 impl core::fmt::Display for PciProblem {
@@ -74,6 +77,7 @@ impl core::fmt::Display for PciProblem {
                 write!(f, "bridge secondary bus {secondary:#x} is not a new bus below this one; not followed")
             }
             Self::TooManyFunctions => write!(f, "more than {MAX_FUNCTIONS} functions; the rest are not listed"),
+            Self::Vanished => write!(f, "function vanished while being read (all-ones); not listed"),
         }
     }
 }
@@ -132,6 +136,10 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
                     continue;
                 }
                 let function = read_function(cfg, bdf);
+                if function.problems.contains(&PciProblem::Vanished) {
+                    let _ = out.problems.push((bdf, PciProblem::Vanished));
+                    continue;
+                }
                 if let Some((secondary, _)) = function.bridge_buses {
                     let valid = secondary > bus
                         && secondary >= bus_start
@@ -158,8 +166,10 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
     out.functions.sort_unstable_by_key(|f| f.bdf);
 }
 
-/// Reads one function's identity, BARs and capabilities.
+/// Reads one function's identity, BARs and capabilities. A function whose Vendor ID reads all-ones before
+/// or after (absent, or surprise-removed meanwhile) comes back with nothing but [`PciProblem::Vanished`].
 pub fn read_function(cfg: &impl ConfigRegion, bdf: Bdf) -> Function {
+    let vendor = cfg.read16(bdf, regs::VENDOR_ID);
     let class_rev = cfg.read32(bdf, regs::CLASS_REVISION);
     let header_type = cfg.read8(bdf, regs::HEADER_TYPE) & 0x7F;
     let mut problems = Vec::new();
@@ -187,9 +197,9 @@ pub fn read_function(cfg: &impl ConfigRegion, bdf: Bdf) -> Function {
     for p in caps.problems.iter() {
         let _ = problems.push(PciProblem::Capability(*p));
     }
-    Function {
+    let mut function = Function {
         bdf,
-        vendor: cfg.read16(bdf, regs::VENDOR_ID),
+        vendor,
         device: cfg.read16(bdf, regs::DEVICE_ID),
         class: class_rev >> 8,
         revision: class_rev as u8,
@@ -200,7 +210,16 @@ pub fn read_function(cfg: &impl ConfigRegion, bdf: Bdf) -> Function {
         interrupt_line: cfg.read8(bdf, regs::INTERRUPT_LINE),
         bridge_buses,
         problems,
+    };
+    // Read last: a function removed at any point above reads all-ones here, and everything read is dropped.
+    if vendor == 0xFFFF || cfg.read16(bdf, regs::VENDOR_ID) == 0xFFFF {
+        function.bars.clear();
+        function.caps = CapList::default();
+        function.bridge_buses = None;
+        function.problems.clear();
+        let _ = function.problems.push(PciProblem::Vanished);
     }
+    function
 }
 
 #[cfg(test)]
@@ -247,6 +266,81 @@ mod tests {
         enumerate(&sim, 0, 255, &mut e);
         assert_eq!(e.buses_scanned.as_slice(), &[0, 1]);
         assert_eq!(e.problems.len(), 2);
+    }
+
+    /// A configuration space whose functions all vanish (read all-ones, ignore writes) after `reads` reads.
+    struct Vanishing {
+        sim: SimConfig,
+        reads: core::cell::Cell<u32>,
+    }
+
+    impl ConfigRegion for Vanishing {
+        fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+            if self.reads.get() == 0 {
+                return u32::MAX;
+            }
+            self.reads.set(self.reads.get() - 1);
+            self.sim.read32(bdf, offset)
+        }
+        fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+            if self.reads.get() > 0 {
+                self.sim.write32(bdf, offset, value)
+            }
+        }
+        fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+            if self.reads.get() > 0 {
+                self.sim.write16(bdf, offset, value)
+            }
+        }
+        fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+            if self.reads.get() > 0 {
+                self.sim.write8(bdf, offset, value)
+            }
+        }
+        fn space_size(&self) -> u16 {
+            self.sim.space_size()
+        }
+    }
+
+    #[test]
+    fn absent_function_reads_as_vanished_not_as_a_device() {
+        let sim = SimConfig::default();
+        let f = read_function(&sim, Bdf::new(3, 0, 0));
+        assert_eq!(f.problems.as_slice(), &[PciProblem::Vanished]);
+        assert!(f.bars.is_empty() && f.caps.caps.is_empty() && f.bridge_buses.is_none());
+    }
+
+    #[test]
+    fn function_removed_mid_read_is_reported_and_not_listed() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x29c0, 0x060000);
+        let nvme = sim.add(Bdf::new(0, 3, 0), 0x1b36, 0x0010, 0x010802);
+        sim.bar(nvme, 0, 0xFFFF_C004, 0xFEA1_0004);
+        sim.bar(nvme, 1, 0xFFFF_FFFF, 0);
+        sim.poke(nvme, 0x06, &regs::status::CAP_LIST.to_le_bytes());
+        sim.poke(nvme, 0x34, &[0x40]);
+        sim.poke(nvme, 0x40, &[0x11, 0x00]);
+        // Count the reads a full enumeration takes, then pull the plug at every point of 00:03.0's read.
+        let full = Vanishing { sim, reads: core::cell::Cell::new(u32::MAX) };
+        let mut e = Enumeration::new();
+        enumerate(&full, 0, 0, &mut e);
+        assert_eq!(e.functions.len(), 2);
+        assert!(e.get(nvme).is_some_and(|f| f.problems.is_empty()), "the uncut read is clean");
+        let total = u32::MAX - full.reads.get();
+        let mut vanished_seen = 0;
+        for n in 0..total {
+            full.reads.set(n);
+            enumerate(&full, 0, 0, &mut e);
+            // Listed only if read whole (the plug was pulled after its last read).
+            if let Some(f) = e.get(nvme) {
+                assert!(f.problems.is_empty() && f.bars.len() == 1, "cut at read {n}: half-read function listed: {f:?}");
+                assert_eq!(f.caps.find(caps::id::MSIX), Some(0x40), "cut at read {n}");
+            }
+            if e.problems.as_slice() == [(nvme, PciProblem::Vanished)] {
+                vanished_seen += 1;
+            }
+        }
+        assert!(vanished_seen > 0, "removal after the Vendor ID check is reported as Vanished");
     }
 
     #[test]
