@@ -162,6 +162,38 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
     }
 }
 
+/// The storm guard while other devices are live (`scenario=intx-storm` with the edu not driven, e.g.
+/// `irq.00:04.0=none`): the storm is masked, then every live device must still deliver. Returns false
+/// (nothing run) when every edu is driven; the storm then runs after the devices are torn down.
+pub(super) fn intx_storm_with_others(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut [Active]) -> bool {
+    let driven = |bdf| active.iter().any(|a| a.mode != IrqMode::None && pci.functions.get(a.index).is_some_and(|f| f.bdf == bdf));
+    let Some(edu) = pci.functions.iter().find(|f| DriverKind::probe(f) == Some(DriverKind::Edu) && !driven(f.bdf)) else {
+        return false;
+    };
+    let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+    let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
+    let mut verdict = match route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, edu) {
+        Ok(r) => crate::scenarios::storm::run(cfg, edu, r.route),
+        Err(e) => Verdict::new(Outcome::Skip, format_args!("edu INTx not routable: {e}")),
+    };
+    if verdict.outcome == Outcome::Pass {
+        let (mut others, mut failed) = (0u32, 0u32);
+        for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
+            others += 1;
+            let v = delivery::run(a.dev.source(), &mut a.irq, 1);
+            if v.outcome != Outcome::Pass {
+                failed += 1;
+                run.scenario("intx-storm", Some(a.irq.bdf()), &v);
+            }
+        }
+        let mut detail = verdict.detail.clone();
+        let _ = core::fmt::Write::write_fmt(&mut detail, format_args!("; {} of {others} live devices still deliver", others - failed));
+        verdict = Verdict { outcome: if failed == 0 { Outcome::Pass } else { Outcome::Fail }, detail };
+    }
+    run.scenario("intx-storm", Some(edu.bdf), &verdict);
+    true
+}
+
 /// How long `hot-unplug` waits for the host's `device_del` (the attention button), and then for the
 /// function to vanish once its slot is powered off.
 const UNPLUG_WAIT_US: u64 = 10_000_000;
