@@ -3,7 +3,7 @@
 
 use super::trace::{self, Access};
 use core::fmt;
-use x86_64::instructions::port::Port;
+use x86_64::instructions::port::{Port, PortRead, PortWrite};
 
 /// Bus/device/function (segment 0).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -176,87 +176,102 @@ impl ConfigRegion for PlatformConfig {
     }
 }
 
-// SAFETY (for the raw accesses of PlatformConfig below): ECAM addresses are computed only for buses inside the MCFG range and
-// offsets inside the function's 4 KiB, which `new`'s contract makes identity-mapped device memory; port
-// accesses go to 0xCF8/0xCFC, which the platform reserves for configuration mechanism #1. Interrupts are
-// disabled across each address/data port pair so an interrupt handler cannot interleave its own pair.
+/// Volatile ECAM read. `addr` must come from `ecam_addr`.
+fn ecam_read<T: Copy>(addr: u64) -> T {
+    // SAFETY: `ecam_addr` yields only addresses of buses inside the MCFG range and offsets inside the
+    // function's 4 KiB, naturally aligned for T; `PlatformConfig::new`'s contract makes that window
+    // identity-mapped uncached device memory (map_uncached, also below 4 GiB).
+    unsafe { core::ptr::read_volatile(addr as *const T) }
+}
+
+/// Volatile ECAM write. `addr` must come from `ecam_addr`.
+fn ecam_write<T: Copy>(addr: u64, value: T) {
+    // SAFETY: as in `ecam_read`.
+    unsafe { core::ptr::write_volatile(addr as *mut T, value) }
+}
+
+/// Configuration mechanism #1 read: address to 0xCF8, data from `data` (0xCFC-0xCFF).
+fn port_read<T: PortRead>(address: u32, data: u16) -> T {
+    crate::arch::cpu::without_interrupts(|| {
+        // SAFETY: 0xCF8 and 0xCFC-0xCFF are the PC's configuration ports, reserved for this use; with
+        // interrupts off no handler can interleave its own address/data pair.
+        unsafe {
+            Port::<u32>::new(0xCF8).write(address);
+            Port::<T>::new(data).read()
+        }
+    })
+}
+
+/// Configuration mechanism #1 write: address to 0xCF8, `value` to `data` (0xCFC-0xCFF).
+fn port_write<T: PortWrite>(address: u32, data: u16, value: T) {
+    crate::arch::cpu::without_interrupts(|| {
+        // SAFETY: as in `port_read`.
+        unsafe {
+            Port::<u32>::new(0xCF8).write(address);
+            Port::<T>::new(data).write(value)
+        }
+    })
+}
+
 impl PlatformConfig {
     fn raw_read32(&self, bdf: Bdf, offset: u16) -> u32 {
         if let Some(addr) = self.ecam_addr(bdf, offset, 4) {
-            return unsafe { core::ptr::read_volatile(addr as *const u32) };
+            return ecam_read::<u32>(addr);
         }
         if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 4) {
             return u32::MAX;
         }
-        crate::arch::cpu::without_interrupts(|| unsafe {
-            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
-            Port::<u32>::new(0xCFC).read()
-        })
+        port_read::<u32>(Self::port_address(bdf, offset), 0xCFC)
     }
 
     fn raw_write32(&self, bdf: Bdf, offset: u16, value: u32) {
         if let Some(addr) = self.ecam_addr(bdf, offset, 4) {
-            return unsafe { core::ptr::write_volatile(addr as *mut u32, value) };
+            return ecam_write::<u32>(addr, value);
         }
         if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 4) {
             return;
         }
-        crate::arch::cpu::without_interrupts(|| unsafe {
-            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
-            Port::<u32>::new(0xCFC).write(value)
-        })
+        port_write::<u32>(Self::port_address(bdf, offset), 0xCFC, value)
     }
 
     fn raw_read16(&self, bdf: Bdf, offset: u16) -> u16 {
         if let Some(addr) = self.ecam_addr(bdf, offset, 2) {
-            return unsafe { core::ptr::read_volatile(addr as *const u16) };
+            return ecam_read::<u16>(addr);
         }
         if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 2) {
             return u16::MAX;
         }
-        crate::arch::cpu::without_interrupts(|| unsafe {
-            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
-            Port::<u16>::new(0xCFC + (offset & 2)).read()
-        })
+        port_read::<u16>(Self::port_address(bdf, offset), 0xCFC + (offset & 2))
     }
 
     fn raw_write16(&self, bdf: Bdf, offset: u16, value: u16) {
         if let Some(addr) = self.ecam_addr(bdf, offset, 2) {
-            return unsafe { core::ptr::write_volatile(addr as *mut u16, value) };
+            return ecam_write::<u16>(addr, value);
         }
         if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 2) {
             return;
         }
-        crate::arch::cpu::without_interrupts(|| unsafe {
-            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
-            Port::<u16>::new(0xCFC + (offset & 2)).write(value)
-        })
+        port_write::<u16>(Self::port_address(bdf, offset), 0xCFC + (offset & 2), value)
     }
 
     fn raw_read8(&self, bdf: Bdf, offset: u16) -> u8 {
         if let Some(addr) = self.ecam_addr(bdf, offset, 1) {
-            return unsafe { core::ptr::read_volatile(addr as *const u8) };
+            return ecam_read::<u8>(addr);
         }
         if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 1) {
             return u8::MAX;
         }
-        crate::arch::cpu::without_interrupts(|| unsafe {
-            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
-            Port::<u8>::new(0xCFC + (offset & 3)).read()
-        })
+        port_read::<u8>(Self::port_address(bdf, offset), 0xCFC + (offset & 3))
     }
 
     fn raw_write8(&self, bdf: Bdf, offset: u16, value: u8) {
         if let Some(addr) = self.ecam_addr(bdf, offset, 1) {
-            return unsafe { core::ptr::write_volatile(addr as *mut u8, value) };
+            return ecam_write::<u8>(addr, value);
         }
         if self.mechanism != Mechanism::Port || !Self::port_ok(offset, 1) {
             return;
         }
-        crate::arch::cpu::without_interrupts(|| unsafe {
-            Port::<u32>::new(0xCF8).write(Self::port_address(bdf, offset));
-            Port::<u8>::new(0xCFC + (offset & 3)).write(value)
-        })
+        port_write::<u8>(Self::port_address(bdf, offset), 0xCFC + (offset & 3), value)
     }
 
 }
