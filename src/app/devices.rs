@@ -162,6 +162,21 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
     }
 }
 
+/// After a fault: one delivery round on every live device; each failure is reported under `scenario`.
+/// Returns (devices checked, devices that failed).
+fn live_devices_deliver(run: &mut Run, active: &mut [Active], scenario: &str) -> (u32, u32) {
+    let (mut checked, mut failed) = (0, 0);
+    for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
+        checked += 1;
+        let v = delivery::run(a.dev.source(), &mut a.irq, 1);
+        if v.outcome != Outcome::Pass {
+            failed += 1;
+            run.scenario(scenario, Some(a.irq.bdf()), &v);
+        }
+    }
+    (checked, failed)
+}
+
 /// The storm guard while other devices are live (`scenario=intx-storm` with the edu not driven, e.g.
 /// `irq.00:04.0=none`): the storm is masked, then every live device must still deliver. Returns false
 /// (nothing run) when every edu is driven; the storm then runs after the devices are torn down.
@@ -177,15 +192,7 @@ pub(super) fn intx_storm_with_others(run: &mut Run, cfg: &'static PlatformConfig
         Err(e) => Verdict::new(Outcome::Skip, format_args!("edu INTx not routable: {e}")),
     };
     if verdict.outcome == Outcome::Pass {
-        let (mut others, mut failed) = (0u32, 0u32);
-        for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
-            others += 1;
-            let v = delivery::run(a.dev.source(), &mut a.irq, 1);
-            if v.outcome != Outcome::Pass {
-                failed += 1;
-                run.scenario("intx-storm", Some(a.irq.bdf()), &v);
-            }
-        }
+        let (others, failed) = live_devices_deliver(run, active, "intx-storm");
         let mut detail = verdict.detail.clone();
         let _ = core::fmt::Write::write_fmt(&mut detail, format_args!("; {} of {others} live devices still deliver", others - failed));
         verdict = Verdict { outcome: if failed == 0 { Outcome::Pass } else { Outcome::Fail }, detail };
@@ -269,15 +276,7 @@ pub(super) fn hot_unplug(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
         }
     }
     // The others keep working.
-    let (mut others, mut failed) = (0, 0);
-    for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
-        others += 1;
-        let v = delivery::run(a.dev.source(), &mut a.irq, 1);
-        if v.outcome != Outcome::Pass {
-            failed += 1;
-            run.scenario("hot-unplug", Some(a.irq.bdf()), &v);
-        }
-    }
+    let (others, failed) = live_devices_deliver(run, active, "hot-unplug");
     let v = if !gone {
         Verdict::new(Outcome::Fail, format_args!("slot of {} powered off, but its function still answers after {gone_us} us", port.bdf))
     } else if failed > 0 {
