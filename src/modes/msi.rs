@@ -101,9 +101,12 @@ impl MsiFunction {
         let control_at = cap.offset + CONTROL;
         let control = cfg.read16(bdf, control_at);
         cfg.write16(bdf, control_at, control & !ENABLE);
-        let all = if count >= 32 { u32::MAX } else { (1u32 << count) - 1 };
+        let bits = |n: u16| if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
+        let all = bits(count);
+        // Linux msi_capability_init (msi_multi_mask): every vector the function can send is masked, not
+        // only those about to be enabled; the enabled ones are unmasked once MSI is on.
         if let Some(mask) = cap.mask() {
-            cfg.write32(bdf, mask, cfg.read32(bdf, mask) | all);
+            cfg.write32(bdf, mask, cfg.read32(bdf, mask) | bits(cap.max_vectors().max(count)));
         }
         update_command(cfg, bdf, regs::command::BUS_MASTER, 0);
         // __pci_write_msi_msg: Multiple Message Enable, address, data, then a read of Control to flush.
@@ -223,5 +226,18 @@ mod tests {
         assert_eq!(sim.read32(bdf, 0x50) & 3, 2);
         f.shutdown(&sim);
         assert_eq!(sim.read16(bdf, 0x42) & ENABLE, 0);
+    }
+
+    #[test]
+    fn vectors_the_function_can_send_but_not_enabled_stay_masked() {
+        // 8 capable (MMC = 3), 2 enabled: the first mask write covers all 8 (msi_multi_mask), and only the
+        // 2 enabled are unmasked.
+        let (sim, bdf) = msi_device(ADDR64 | PER_VECTOR_MASK | (3 << MMC_SHIFT));
+        let cap = read_capability(&sim, bdf, 0x40).unwrap();
+        let msg = crate::irq::message::compose(0, 0x40).unwrap();
+        let _f = MsiFunction::enable(&sim, bdf, cap, msg, 2).unwrap();
+        let first_mask = sim.writes.borrow().iter().find(|w| w.1 == 0x50).map(|w| w.3).unwrap();
+        assert_eq!(first_mask & 0xFF, 0xFF);
+        assert_eq!(sim.read32(bdf, 0x50) & 0xFF, 0xFC);
     }
 }
