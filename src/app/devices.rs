@@ -57,6 +57,21 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         outcome.reason = Some(why);
                         mode = next;
                     }
+                    // Any other failure of MSI-X or MSI (a table outside its BAR, a reserved BIR, a message
+                    // that did not read back) falls back too, as pci_alloc_irq_vectors does; the error
+                    // stays in the function's problems.
+                    Err(SetupError::Irq(m, e)) if automatic && m != IrqMode::Intx => {
+                        let next = match m {
+                            IrqMode::Msix if f.caps.find(caps::id::MSI).is_some() => IrqMode::Msi,
+                            _ if f.interrupt_pin != 0 => IrqMode::Intx,
+                            _ => break Err(SetupError::Irq(m, e)),
+                        };
+                        push_problem(&mut outcome, format_args!("{} failed: {e}; falling back to {}", m.name(), next.name()));
+                        let mut why = outcome.reason.take().unwrap_or_default();
+                        let _ = core::fmt::Write::write_fmt(&mut why, format_args!("{} failed: {e};", m.name()));
+                        outcome.reason = Some(why);
+                        mode = next;
+                    }
                     other => break other,
                 }
             };
