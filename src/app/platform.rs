@@ -42,6 +42,9 @@ pub(super) enum Fatal {
 pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Result<Platform, Fatal> {
     let lapic_mode = lapic::init(run.opts.x2apic).map_err(Fatal::Lapic)?;
     run.apic_id = lapic::id();
+    if lapic_mode == lapic::Mode::X2Apic && !run.opts.x2apic {
+        problem("lapic", format_args!("x2apic=off not honoured: x2APIC was already enabled (leaving it needs the APIC disabled)"));
+    }
     crate::info!("LAPIC {=str} mode, APIC ID {=u32}", if lapic_mode == lapic::Mode::X2Apic { "x2APIC" } else { "xAPIC" }, run.apic_id);
 
     // ACPI tables live in RAM or the reserved block right after it; reads stop at the end of that.

@@ -107,7 +107,11 @@ pub fn init(prefer_x2apic: bool) -> Result<Mode, LapicError> {
     // SAFETY: IA32_APIC_BASE exists on every CPU with an APIC (checked above).
     let apic_base = unsafe { cpu::rdmsr(cpu::IA32_APIC_BASE) };
     let base = apic_base & 0x000F_FFFF_FFFF_F000;
-    let mode = if prefer_x2apic && has_x2apic {
+    // x2APIC already on (a previous owner, e.g. a crashed kernel, left EXTD set): the only way back to xAPIC
+    // is through the disabled state (SDM 11.12.5, Figure 11-28), so stay in x2APIC whatever was preferred
+    // rather than drive an x2APIC-mode APIC through MMIO.
+    let already_x2apic = apic_base & (1 << 11) != 0 && apic_base & (1 << 10) != 0;
+    let mode = if (prefer_x2apic && has_x2apic) || already_x2apic {
         // SAFETY: setting EN (bit 11) and EXTD (bit 10) together is the documented xAPIC->x2APIC
         // transition (SDM Vol. 3A 11.12.5).
         unsafe { cpu::wrmsr(cpu::IA32_APIC_BASE, apic_base | (1 << 11) | (1 << 10)) };
