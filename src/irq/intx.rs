@@ -96,6 +96,25 @@ struct Line {
     held_by_entry: bool,
 }
 
+impl Line {
+    /// A line for `route` with its own vector from the INTx pool; nothing programmed yet.
+    fn new(route: IntxRoute) -> Result<Line, IntxError> {
+        let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
+        let block = VectorBlock::alloc_in(Pool::Intx, 1).map_err(IntxError::Vector)?;
+        Ok(Line {
+            route,
+            chip,
+            index,
+            block,
+            sharers: Vec::new(),
+            unclaimed_in_a_row: 0,
+            unclaimed: 0,
+            storm_masked: false,
+            held_by_entry: false,
+        })
+    }
+}
+
 static IOAPICS: Mutex<Vec<IoApicRange, 8>> = Mutex::new(Vec::new());
 /// Lines released after taking interrupts nobody claimed, for the report.
 static HISTORY: Mutex<Vec<LineReport, MAX_LINES>> = Mutex::new(Vec::new());
@@ -176,20 +195,7 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
                 i
             }
             None => {
-                let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
-                let block = VectorBlock::alloc_in(Pool::Intx, 1).map_err(IntxError::Vector)?;
-                let line = Line {
-                    route,
-                    chip,
-                    index,
-                    block,
-                    sharers: Vec::new(),
-                    unclaimed_in_a_row: 0,
-                    unclaimed: 0,
-                    storm_masked: false,
-                    held_by_entry: false,
-                };
-                lines.push(line).map_err(|_| IntxError::Full)?;
+                lines.push(Line::new(route)?).map_err(|_| IntxError::Full)?;
                 lines.len() - 1
             }
         };
@@ -240,20 +246,8 @@ pub fn watch(route: IntxRoute) -> Result<u8, IntxError> {
         if lines.iter().any(|l| l.route.gsi == route.gsi) {
             return Err(IntxError::Conflict(route.gsi));
         }
-        let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
-        let block = VectorBlock::alloc_in(Pool::Intx, 1).map_err(IntxError::Vector)?;
-        let vector = block.base();
-        let line = Line {
-            route,
-            chip,
-            index,
-            block,
-            sharers: Vec::new(),
-            unclaimed_in_a_row: 0,
-            unclaimed: 0,
-            storm_masked: false,
-            held_by_entry: false,
-        };
+        let line = Line::new(route)?;
+        let vector = line.block.base();
         lines.push(line).map_err(|_| IntxError::Full)?;
         Ok(vector)
     })?;
