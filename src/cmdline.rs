@@ -8,6 +8,9 @@
 //! - `selftest=exception|panic|stack-overflow`: raise a CPU exception (ud2), a panic, or run into the
 //!   stack's guard page right after the IDT is up, to check that the fatal paths report on COM1 and exit
 //!   with the crash code;
+//! - `bench`: report the configuration and MMIO accesses per function and the time of each phase
+//!   (`cargo run --release -- bench` sets it);
+//! - `dispatch=N`: the interrupt-dispatch benchmark, N interrupts (1-100,000) per source and path;
 //! - `scenario=NAME[,NAME...]` (repeatable): run optional scenarios as well (see [`SCENARIOS`]); `all` runs
 //!   every one that can share a run (not those in [`OWN_RUN`]).
 //!
@@ -55,6 +58,10 @@ pub struct Options {
     pub scenarios: Vec<u8, 16>,
     /// `soak=N`: interrupts to drive across every live device (0 = no soak).
     pub soak: u64,
+    /// `bench`: report access counts and phase times.
+    pub bench: bool,
+    /// `dispatch=N`: interrupts per source and path in the dispatch benchmark (0 = not run).
+    pub dispatch: u32,
 }
 
 /// A deliberate failure, to check the fatal paths.
@@ -70,7 +77,7 @@ pub enum SelfTest {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0 }
+        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0, bench: false, dispatch: 0 }
     }
 }
 
@@ -130,6 +137,10 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                     opts.no_msix = true;
                     None
                 }
+                "bench" => {
+                    opts.bench = true;
+                    None
+                }
                 _ => Some(CmdlineError::Unknown(clip(word))),
             },
             Some(("x2apic", v)) => match v {
@@ -184,6 +195,13 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                 }
                 _ => Some(CmdlineError::BadValue(clip(word))),
             },
+            Some(("dispatch", v)) => match v.parse::<u32>() {
+                Ok(n) if (1..=100_000).contains(&n) => {
+                    opts.dispatch = n;
+                    None
+                }
+                _ => Some(CmdlineError::BadValue(clip(word))),
+            },
             Some(("rounds", v)) => match v.parse::<u32>() {
                 Ok(n) if (1..=1000).contains(&n) => {
                     opts.rounds = n;
@@ -231,8 +249,12 @@ mod tests {
 
     #[test]
     fn parses_known_options() {
-        let (o, e) = parse("  nomsix irq.00:03.0=intx irq.01:1f.7=msi x2apic=off rounds=5 selftest=panic ");
+        let (o, e) = parse("  nomsix irq.00:03.0=intx irq.01:1f.7=msi x2apic=off rounds=5 selftest=panic bench dispatch=10000");
         assert_eq!(o.selftest, Some(SelfTest::Panic));
+        assert!(o.bench);
+        assert_eq!(o.dispatch, 10_000);
+        assert_eq!(parse("dispatch=0").1.len(), 1);
+        assert_eq!(parse("dispatch=100001").0.dispatch, 0);
         assert!(e.is_empty(), "{e:?}");
         assert!(o.no_msix && !o.no_msi && !o.x2apic);
         assert_eq!(o.rounds, 5);

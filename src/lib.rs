@@ -12,6 +12,9 @@
 
 pub mod log;
 
+#[deny(unsafe_code)]
+pub mod accounting;
+
 pub mod arch;
 #[deny(unsafe_code)]
 pub mod boot;

@@ -251,6 +251,72 @@ pub struct End {
     pub skipped: u32,
 }
 
+/// The `phase` record (`bench`): how long a phase of the firmware took.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhaseTime {
+    /// `enumeration`, `quiet` or `setup`.
+    pub name: String,
+    /// Microseconds (TSC, calibrated against the PIT).
+    pub us: u64,
+}
+
+/// The `accesses` record (`bench`): configuration and MMIO accesses of one function in one phase.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Accesses {
+    /// The function (or a probed slot that held none).
+    pub bdf: String,
+    /// Whether a function answered there.
+    pub present: bool,
+    /// `enumeration` or `setup`.
+    pub phase: String,
+    /// Configuration reads.
+    pub config_reads: u64,
+    /// Configuration writes.
+    pub config_writes: u64,
+    /// MMIO reads of the function's BARs.
+    pub mmio_reads: u64,
+    /// MMIO writes of the function's BARs.
+    pub mmio_writes: u64,
+}
+
+impl Accesses {
+    /// All four kinds.
+    pub fn total(&self) -> u64 {
+        self.config_reads + self.config_writes + self.mmio_reads + self.mmio_writes
+    }
+}
+
+/// The `dispatch` record (`dispatch=N`): one source through one interrupt path, in TSC ticks.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dispatch {
+    /// `self-ipi`, `msix`, `msi` or `intx`.
+    pub source: String,
+    /// The device, or `None` for the self IPI.
+    pub bdf: Option<String>,
+    /// First vector used.
+    pub vector: u8,
+    /// `handler` (the firmware's path) or `minimal` (EOI-only stub).
+    pub path: String,
+    /// Interrupts measured.
+    pub n: u64,
+    /// Of them, those that went through the firmware's dispatcher.
+    pub dispatched: u64,
+    /// Trigger write to first instruction of the entry: min.
+    pub entry_min: u64,
+    /// ... median.
+    pub entry_median: u64,
+    /// ... 99th percentile.
+    pub entry_p99: u64,
+    /// Entry to return: min.
+    pub path_min: u64,
+    /// ... median.
+    pub path_median: u64,
+    /// ... 99th percentile.
+    pub path_p99: u64,
+    /// TSC ticks per microsecond, as calibrated.
+    pub tsc_per_us: u64,
+}
+
 /// One parsed report record.
 // A `function` record is much larger than the others; records are short-lived parse results, so the size
 // difference costs nothing worth an extra allocation per record.
@@ -267,6 +333,12 @@ pub enum Record {
     Problem(Problem),
     /// `end`
     End(End),
+    /// `phase` (bench)
+    Phase(PhaseTime),
+    /// `accesses` (bench)
+    Accesses(Accesses),
+    /// `dispatch` (bench)
+    Dispatch(Dispatch),
 }
 
 /// Why a report line could not be parsed.
@@ -333,6 +405,9 @@ pub fn parse_record(json: &str) -> Result<Record, RecordError> {
         "scenario" => Record::Scenario(typed(&kind, value)?),
         "problem" => Record::Problem(typed(&kind, value)?),
         "end" => Record::End(typed(&kind, value)?),
+        "phase" => Record::Phase(typed(&kind, value)?),
+        "accesses" => Record::Accesses(typed(&kind, value)?),
+        "dispatch" => Record::Dispatch(typed(&kind, value)?),
         _ => return Err(RecordError::UnknownKind(kind)),
     })
 }
@@ -376,6 +451,12 @@ pub struct Report {
     pub after_end: usize,
     /// Number of `platform` records received.
     pub platform_records: usize,
+    /// `phase` records (bench).
+    pub phases: Vec<PhaseTime>,
+    /// `accesses` records (bench).
+    pub accesses: Vec<Accesses>,
+    /// `dispatch` records (bench).
+    pub dispatch: Vec<Dispatch>,
 }
 
 impl Report {
@@ -402,6 +483,9 @@ impl Report {
                     self.end = Some(e);
                 }
             }
+            Record::Phase(p) => self.phases.push(p),
+            Record::Accesses(a) => self.accesses.push(a),
+            Record::Dispatch(d) => self.dispatch.push(d),
         }
     }
 
@@ -666,6 +750,21 @@ pub fn describe_record(record: &Record) -> String {
         Record::End(e) => format!(
             "end: {} passed, {} failed, {} skipped",
             e.passed, e.failed, e.skipped
+        ),
+        Record::Phase(p) => format!("phase {}: {} us", p.name, p.us),
+        Record::Accesses(a) => format!(
+            "accesses {} ({}) {}: config {}r/{}w, mmio {}r/{}w",
+            a.bdf,
+            if a.present { "present" } else { "absent" },
+            a.phase,
+            a.config_reads,
+            a.config_writes,
+            a.mmio_reads,
+            a.mmio_writes
+        ),
+        Record::Dispatch(d) => format!(
+            "dispatch {} {}: {} interrupts, entry median {} ticks, path median {} ticks",
+            d.source, d.path, d.n, d.entry_median, d.path_median
         ),
     }
 }

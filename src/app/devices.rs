@@ -545,6 +545,16 @@ impl Device {
             Device::PciePort(d) => d,
         }
     }
+
+    pub(super) fn source_ref(&self) -> &dyn InterruptSource {
+        match self {
+            Device::E1000e(d) => d,
+            Device::Nvme(d) => d,
+            Device::Edu(d) => d,
+            Device::VirtioNet(d) => d,
+            Device::PciePort(d) => d,
+        }
+    }
 }
 
 /// A device with its interrupts. Field order is drop order: the driver silences the device before the

@@ -141,46 +141,80 @@ const _: () = assert!(core::mem::size_of::<Gate>() == 16);
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
 
-static IDT: spin::Once<Idt> = spin::Once::new();
+/// The IDT. Built once by [`load`]; afterwards only [`set_gate`] changes a gate (the dispatch benchmark's
+/// instrumented stubs), with interrupts off.
+struct IdtCell(core::cell::UnsafeCell<Idt>);
+// SAFETY: written by `load` before `lidt` and by `set_gate`, both with interrupts off on the only CPU.
+unsafe impl Sync for IdtCell {}
+
+static IDT: IdtCell = IdtCell(core::cell::UnsafeCell::new(Idt([Gate::EMPTY; 256])));
+static LOADED: AtomicUsize = AtomicUsize::new(0);
 
 /// Kernel code selector of the boot GDT (boot/pvh.s).
 const CODE_SELECTOR: u16 = 0x08;
 
+impl Gate {
+    const EMPTY: Gate = Gate { offset_low: 0, selector: 0, ist: 0, type_attr: 0, offset_mid: 0, offset_high: 0, reserved: 0 };
+
+    fn interrupt(addr: u64, ist: u8) -> Gate {
+        Gate {
+            offset_low: addr as u16,
+            selector: CODE_SELECTOR,
+            ist,
+            type_attr: 0x8E, // present, DPL 0, 64-bit interrupt gate (IF cleared on entry)
+            offset_mid: (addr >> 16) as u16,
+            offset_high: (addr >> 32) as u32,
+            reserved: 0,
+        }
+    }
+}
+
+/// Address of the normal stub of `vector` (16 bytes each, in vector order).
+pub fn stub_address(vector: u8) -> u64 {
+    // Only the address of `msifw_isr_stubs` (defined by the global_asm above) is taken.
+    let base = core::ptr::addr_of!(msifw_isr_stubs) as u64;
+    base + vector as u64 * 16
+}
+
 /// Builds the IDT with a stub for every vector and loads it.
 pub fn load() {
-    let idt = IDT.call_once(|| {
-        // SAFETY: `msifw_isr_stubs` is defined by the global_asm above; we only take its address.
-        let base = core::ptr::addr_of!(msifw_isr_stubs) as u64;
-        let mut gates = [Gate {
-            offset_low: 0,
-            selector: 0,
-            ist: 0,
-            type_attr: 0,
-            offset_mid: 0,
-            offset_high: 0,
-            reserved: 0,
-        }; 256];
-        for (vector, gate) in gates.iter_mut().enumerate() {
-            let addr = base + vector as u64 * 16;
-            *gate = Gate {
-                offset_low: addr as u16,
-                selector: CODE_SELECTOR,
+    super::cpu::without_interrupts(|| {
+        if LOADED.swap(1, Ordering::AcqRel) == 0 {
+            // SAFETY: interrupts are off and the table is not loaded yet, so nothing else reads or writes it.
+            let idt = unsafe { &mut *IDT.0.get() };
+            for (vector, gate) in idt.0.iter_mut().enumerate() {
                 // Exceptions (all fatal here) run on their own stack; interrupts on the interrupted one.
-                ist: if vector < 32 { super::gdt::EXCEPTION_IST } else { 0 },
-                type_attr: 0x8E, // present, DPL 0, 64-bit interrupt gate (IF cleared on entry)
-                offset_mid: (addr >> 16) as u16,
-                offset_high: (addr >> 32) as u32,
-                reserved: 0,
-            };
+                let ist = if vector < 32 { super::gdt::EXCEPTION_IST } else { 0 };
+                *gate = Gate::interrupt(stub_address(vector as u8), ist);
+            }
         }
-        Idt(gates)
+        let pointer = DescriptorTablePointer {
+            limit: (core::mem::size_of::<Idt>() - 1) as u16,
+            base: VirtAddr::new(IDT.0.get() as u64),
+        };
+        // SAFETY: the IDT is a static that lives forever and every gate points at a valid stub.
+        unsafe { lidt(&pointer) };
     });
-    let pointer = DescriptorTablePointer {
-        limit: (core::mem::size_of::<Idt>() - 1) as u16,
-        base: VirtAddr::new(idt as *const Idt as u64),
-    };
-    // SAFETY: the IDT is a static that lives forever and every gate points at a valid stub.
-    unsafe { lidt(&pointer) };
+}
+
+/// Points the gate of device vector `vector` (32-255) at `handler`; [`restore_gate`] undoes it.
+///
+/// # Safety
+/// `handler` must be the address of an interrupt entry that saves and restores every register it
+/// touches, ends the interrupt as the vector needs, and returns with `iretq`.
+pub unsafe fn set_gate(vector: u8, handler: u64) {
+    assert!(vector >= 32, "exception gates are never replaced");
+    super::cpu::without_interrupts(|| {
+        // SAFETY: interrupts are off on the only CPU, so no delivery reads the gate while it changes; the
+        // caller vouches for `handler`.
+        unsafe { core::ptr::write_volatile(&mut (*IDT.0.get()).0[vector as usize], Gate::interrupt(handler, 0)) };
+    });
+}
+
+/// Points the gate of `vector` back at its normal stub.
+pub fn restore_gate(vector: u8) {
+    // SAFETY: the normal stub is a complete interrupt entry.
+    unsafe { set_gate(vector, stub_address(vector)) }
 }
 
 /// Human name of an exception vector.

@@ -165,6 +165,11 @@ pub fn eoi() {
     unsafe { write(Reg::Eoi, 0) }
 }
 
+/// Address of the xAPIC EOI register, or None in x2APIC mode (EOI is MSR 0x80B) or before [`init`].
+pub fn eoi_address() -> Option<u64> {
+    (mode() == Some(Mode::XApic)).then(|| BASE.load(Ordering::Relaxed) + Reg::Eoi as u64)
+}
+
 /// Whether `vector` is set in the In-Service Register (SDM 11.8.4).
 pub fn in_service(vector: u8) -> bool {
     let word = read_offset(Reg::Isr0 as u32 + (vector as u32 / 32) * 0x10);

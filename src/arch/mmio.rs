@@ -5,6 +5,8 @@
 pub struct MmioWindow {
     base: u64,
     len: u64,
+    /// Routing ID of the function whose BAR this is, for [`crate::accounting`] (None: not a function's).
+    owner: Option<u16>,
 }
 
 impl MmioWindow {
@@ -14,7 +16,12 @@ impl MmioWindow {
     /// `base..base + len` must be identity-mapped device memory (uncached) that no Rust object aliases,
     /// and the caller must own the device behind it for as long as the window is used.
     pub const unsafe fn new(base: u64, len: u64) -> Self {
-        Self { base, len }
+        Self { base, len, owner: None }
+    }
+
+    /// The same window, its accesses counted for the function with routing ID `id`.
+    pub const fn owned_by(self, id: u16) -> Self {
+        Self { owner: Some(id), ..self }
     }
 
     /// Physical (= virtual) base address.
@@ -35,7 +42,13 @@ impl MmioWindow {
     /// A sub-window `offset..offset + len`, or `None` if it does not fit.
     pub fn sub(&self, offset: u64, len: u64) -> Option<MmioWindow> {
         let end = offset.checked_add(len)?;
-        (end <= self.len).then_some(MmioWindow { base: self.base + offset, len })
+        (end <= self.len).then_some(MmioWindow { base: self.base + offset, len, owner: self.owner })
+    }
+
+    fn count(&self, kind: crate::accounting::Kind) {
+        if let Some(id) = self.owner {
+            crate::accounting::count(id, kind);
+        }
     }
 
     fn check(&self, offset: u64, size: u64) -> u64 {
@@ -51,6 +64,7 @@ impl MmioWindow {
     /// 32-bit volatile read.
     pub fn read32(&self, offset: u64) -> u32 {
         let addr = self.check(offset, 4);
+        self.count(crate::accounting::Kind::MmioRead);
         // SAFETY: in bounds and aligned (checked); `new`'s contract makes the window valid device memory.
         unsafe { core::ptr::read_volatile(addr as *const u32) }
     }
@@ -58,6 +72,7 @@ impl MmioWindow {
     /// 32-bit volatile write.
     pub fn write32(&self, offset: u64, value: u32) {
         let addr = self.check(offset, 4);
+        self.count(crate::accounting::Kind::MmioWrite);
         // SAFETY: as in `read32`.
         unsafe { core::ptr::write_volatile(addr as *mut u32, value) }
     }
@@ -65,6 +80,7 @@ impl MmioWindow {
     /// 64-bit volatile read.
     pub fn read64(&self, offset: u64) -> u64 {
         let addr = self.check(offset, 8);
+        self.count(crate::accounting::Kind::MmioRead);
         // SAFETY: as in `read32`.
         unsafe { core::ptr::read_volatile(addr as *const u64) }
     }
@@ -72,6 +88,7 @@ impl MmioWindow {
     /// 64-bit volatile write.
     pub fn write64(&self, offset: u64, value: u64) {
         let addr = self.check(offset, 8);
+        self.count(crate::accounting::Kind::MmioWrite);
         // SAFETY: as in `read32`.
         unsafe { core::ptr::write_volatile(addr as *mut u64, value) }
     }

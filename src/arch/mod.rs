@@ -9,6 +9,7 @@ pub mod exit;
 pub mod gdt;
 pub mod idt;
 pub mod ioapic;
+pub mod irqbench;
 pub mod lapic;
 pub mod lowmem;
 pub mod mmio;

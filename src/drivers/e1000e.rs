@@ -77,7 +77,7 @@ impl E1000e {
     /// Maps BAR0 and silences the device: all causes masked, pending causes cleared, no auto-clear.
     pub fn new(function: &Function) -> Result<E1000e, DriverError> {
         let bar0 = function.bar(0).ok_or(DriverError::Bar(0))?;
-        let regs = bar::window(bar0).map_err(|_| DriverError::Bar(0))?;
+        let regs = bar::window(function.bdf, bar0).map_err(|_| DriverError::Bar(0))?;
         if regs.len() < 0x20000 {
             return Err(DriverError::Bar(0));
         }

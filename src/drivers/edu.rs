@@ -32,7 +32,7 @@ impl Edu {
     /// Maps BAR0, checks identity and liveness, clears pending status.
     pub fn new(function: &Function) -> Result<Edu, DriverError> {
         let bar0 = function.bar(0).ok_or(DriverError::Bar(0))?;
-        let regs = bar::window(bar0).map_err(|_| DriverError::Bar(0))?;
+        let regs = bar::window(function.bdf, bar0).map_err(|_| DriverError::Bar(0))?;
         if regs.len() < 0x100 {
             return Err(DriverError::Bar(0));
         }
@@ -70,6 +70,11 @@ impl InterruptSource for Edu {
         }
         self.regs.write32(reg::IRQ_ACK, TRIGGER_BIT);
         Ok(())
+    }
+
+    fn deassert_write(&self, i: usize) -> Option<(u64, u32)> {
+        // IRQ_ACK clears the status bit and lowers INTx when no bit is left (edu_lower_irq).
+        (i == 0).then_some((self.regs.base() + reg::IRQ_ACK, TRIGGER_BIT))
     }
 }
 

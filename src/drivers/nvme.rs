@@ -103,7 +103,7 @@ impl Nvme {
     /// Maps BAR0 and disables the controller (SeaBIOS leaves it enabled with queues in its own memory).
     pub fn new(function: &Function) -> Result<Nvme, DriverError> {
         let bar0 = function.bar(0).ok_or(DriverError::Bar(0))?;
-        let regs = bar::window(bar0).map_err(|_| DriverError::Bar(0))?;
+        let regs = bar::window(function.bdf, bar0).map_err(|_| DriverError::Bar(0))?;
         if regs.len() < 0x2000 {
             return Err(DriverError::Bar(0));
         }

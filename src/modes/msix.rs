@@ -194,7 +194,7 @@ pub fn map(cap: &MsixCapability, function: &Function) -> Result<(MsixTable, Mmio
     let layout = locate(cap, function).map_err(IrqError::Msix)?;
     let window = |(bir, offset, len): (u8, u64, u64), outside: MsixError| -> Result<MmioWindow, IrqError> {
         let bar = function.bar(bir).ok_or(IrqError::Msix(MsixError::BarMissing(bir)))?;
-        crate::bus::pci::bar::window(bar).map_err(IrqError::Map)?.sub(offset, len).ok_or(IrqError::Msix(outside))
+        crate::bus::pci::bar::window(function.bdf, bar).map_err(IrqError::Map)?.sub(offset, len).ok_or(IrqError::Msix(outside))
     };
     let table = window(layout.table, MsixError::TableOutsideBar)?;
     let pba = window(layout.pba, MsixError::PbaOutsideBar)?;

@@ -233,9 +233,9 @@ mod tests {
         assert!(problems.is_empty(), "{problems:?}");
         assert_eq!(bars.len(), 2);
         assert!(!bars[0].assigned() && !bars[1].assigned());
-        assert_eq!(window(&bars[0]).err(), Some(MapError::Unassigned));
+        assert_eq!(window(Bdf::new(0, 0, 0), &bars[0]).err(), Some(MapError::Unassigned));
         assert_eq!(io_window(&bars[1]).err(), Some(MapError::Unassigned));
-        assert_eq!(window(&bars[1]).err(), Some(MapError::NotMemory));
+        assert_eq!(window(Bdf::new(0, 0, 0), &bars[1]).err(), Some(MapError::NotMemory));
     }
 
     #[test]
@@ -278,8 +278,9 @@ impl core::fmt::Display for MapError {
     }
 }
 
-/// The MMIO window of a memory BAR, mapped uncached if it lies above 4 GiB.
-pub fn window(bar: &Bar) -> Result<crate::arch::mmio::MmioWindow, MapError> {
+/// The MMIO window of a memory BAR of `bdf`, mapped uncached if it lies above 4 GiB. Its accesses are
+/// counted for `bdf` ([`crate::accounting`]).
+pub fn window(bdf: super::Bdf, bar: &Bar) -> Result<crate::arch::mmio::MmioWindow, MapError> {
     if bar.kind == BarKind::Io {
         return Err(MapError::NotMemory);
     }
@@ -290,7 +291,8 @@ pub fn window(bar: &Bar) -> Result<crate::arch::mmio::MmioWindow, MapError> {
     // SAFETY: a decoded, assigned memory BAR is device memory at `address..address + size` (the size came
     // from the BAR's own mask); it is identity-mapped (low 4 GiB by boot/pvh.s, above by map_uncached just
     // now) and no Rust object lives there. The caller owns the function, as every driver does.
-    Ok(unsafe { crate::arch::mmio::MmioWindow::new(bar.address, bar.size) })
+    let window = unsafe { crate::arch::mmio::MmioWindow::new(bar.address, bar.size) };
+    Ok(window.owned_by(crate::accounting::routing_id(bdf.bus, bdf.dev, bdf.func)))
 }
 
 /// The I/O-port window of an I/O BAR.

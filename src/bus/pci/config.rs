@@ -2,6 +2,7 @@
 //! ports (256 bytes per function). With `bar.rs`, the only module of the bus layer with `unsafe`.
 
 use super::trace::{self, Access};
+use crate::accounting::Kind;
 use core::fmt;
 use x86_64::instructions::port::{Port, PortRead, PortWrite};
 
@@ -139,32 +140,44 @@ impl PlatformConfig {
     }
 }
 
-/// Every access is recorded in the [`trace`] (when tracing is on) before or after it is made.
+/// Counts an access in [`crate::accounting`].
+fn count(bdf: Bdf, kind: Kind) {
+    crate::accounting::count(crate::accounting::routing_id(bdf.bus, bdf.dev, bdf.func), kind);
+}
+
+/// Every access is counted ([`crate::accounting`]) and recorded in the [`trace`] (when tracing is on)
+/// before or after it is made.
 impl ConfigRegion for PlatformConfig {
     fn read32(&self, bdf: Bdf, offset: u16) -> u32 {
+        count(bdf, Kind::ConfigRead);
         let value = self.raw_read32(bdf, offset);
         trace::record(bdf, Access::ConfigRead { offset, size: 4, value });
         value
     }
     fn write32(&self, bdf: Bdf, offset: u16, value: u32) {
+        count(bdf, Kind::ConfigWrite);
         trace::record(bdf, Access::ConfigWrite { offset, size: 4, value });
         self.raw_write32(bdf, offset, value)
     }
     fn read16(&self, bdf: Bdf, offset: u16) -> u16 {
+        count(bdf, Kind::ConfigRead);
         let value = self.raw_read16(bdf, offset);
         trace::record(bdf, Access::ConfigRead { offset, size: 2, value: value as u32 });
         value
     }
     fn write16(&self, bdf: Bdf, offset: u16, value: u16) {
+        count(bdf, Kind::ConfigWrite);
         trace::record(bdf, Access::ConfigWrite { offset, size: 2, value: value as u32 });
         self.raw_write16(bdf, offset, value)
     }
     fn read8(&self, bdf: Bdf, offset: u16) -> u8 {
+        count(bdf, Kind::ConfigRead);
         let value = self.raw_read8(bdf, offset);
         trace::record(bdf, Access::ConfigRead { offset, size: 1, value: value as u32 });
         value
     }
     fn write8(&self, bdf: Bdf, offset: u16, value: u8) {
+        count(bdf, Kind::ConfigWrite);
         trace::record(bdf, Access::ConfigWrite { offset, size: 1, value: value as u32 });
         self.raw_write8(bdf, offset, value)
     }

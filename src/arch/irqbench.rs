@@ -1,0 +1,143 @@
+//! Instrumented interrupt entries for the dispatch benchmark (`dispatch=N`).
+//!
+//! Two entries share one prologue that stores the TSC at entry:
+//! - *handler path*: the prologue, then a jump to the vector's normal stub, so everything the firmware
+//!   does for an interrupt (register save, dispatcher, the vector's handler, EOI, `iretq`) follows;
+//! - *minimal stub*: the prologue, one optional 32-bit MMIO write that deasserts a level-triggered
+//!   source (nothing for edge sources), EOI, `iretq`: the least any handler must do.
+//!
+//! Both read the TSC at the same point, so the difference of their costs is the firmware's own.
+
+use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+
+/// TSC at the last instrumented entry (0: none since [`arm`]).
+static ENTRY_TSC: AtomicU64 = AtomicU64::new(0);
+/// The normal stub the handler-path entry jumps to.
+static TARGET: AtomicU64 = AtomicU64::new(0);
+/// xAPIC EOI register address, or 0 for x2APIC (EOI through MSR 0x80B).
+static EOI_ADDR: AtomicU64 = AtomicU64::new(0);
+/// Address of the minimal stub's deasserting write, or 0 for none.
+static QUIET_ADDR: AtomicU64 = AtomicU64::new(0);
+/// The value written there.
+static QUIET_VALUE: AtomicU32 = AtomicU32::new(0);
+
+core::arch::global_asm!(
+    r#"
+    .pushsection .text.irqbench, "ax"
+    .balign 16
+    .global msifw_bench_handler_path
+msifw_bench_handler_path:
+    pushq %rax
+    pushq %rdx
+    rdtsc
+    shlq $32, %rdx
+    orq %rdx, %rax
+    movq %rax, {entry}(%rip)
+    popq %rdx
+    popq %rax
+    jmpq *{target}(%rip)
+
+    .balign 16
+    .global msifw_bench_minimal
+msifw_bench_minimal:
+    pushq %rax
+    pushq %rdx
+    rdtsc
+    shlq $32, %rdx
+    orq %rdx, %rax
+    movq %rax, {entry}(%rip)
+    movq {quiet_addr}(%rip), %rax
+    testq %rax, %rax
+    jz 1f
+    movl {quiet_value}(%rip), %edx
+    movl %edx, (%rax)
+1:
+    movq {eoi}(%rip), %rax
+    testq %rax, %rax
+    jz 2f
+    movl $0, (%rax)
+    jmp 3f
+2:
+    pushq %rcx
+    movl $0x80b, %ecx
+    xorl %eax, %eax
+    xorl %edx, %edx
+    wrmsr
+    popq %rcx
+3:
+    popq %rdx
+    popq %rax
+    iretq
+    .popsection
+"#,
+    entry = sym ENTRY_TSC,
+    target = sym TARGET,
+    quiet_addr = sym QUIET_ADDR,
+    quiet_value = sym QUIET_VALUE,
+    eoi = sym EOI_ADDR,
+    options(att_syntax)
+);
+
+extern "C" {
+    static msifw_bench_handler_path: u8;
+    static msifw_bench_minimal: u8;
+}
+
+/// Which entry a vector is given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Path {
+    /// The firmware's whole interrupt path, timed from its first instruction.
+    Handler,
+    /// Deassert (if asked), EOI, return.
+    Minimal,
+}
+
+/// A vector under measurement; dropping it gives the vector its normal stub back.
+#[derive(Debug)]
+pub struct Instrumented {
+    vector: u8,
+}
+
+/// Gives `vector` (a device vector or the self-IPI vector) the instrumented entry `path`. For the
+/// minimal stub of a level-triggered source, `quiet` is the MMIO address and value of the one write that
+/// deasserts it; it must be a register of a device the caller owns whose write has no other effect than
+/// acknowledging its interrupt.
+pub fn instrument(vector: u8, path: Path, quiet: Option<(u64, u32)>) -> Instrumented {
+    TARGET.store(super::idt::stub_address(vector), Ordering::SeqCst);
+    EOI_ADDR.store(super::lapic::eoi_address().unwrap_or(0), Ordering::SeqCst);
+    let (addr, value) = quiet.unwrap_or((0, 0));
+    QUIET_ADDR.store(addr, Ordering::SeqCst);
+    QUIET_VALUE.store(value, Ordering::SeqCst);
+    let entry = match path {
+        Path::Handler => core::ptr::addr_of!(msifw_bench_handler_path) as u64,
+        Path::Minimal => core::ptr::addr_of!(msifw_bench_minimal) as u64,
+    };
+    // SAFETY: both entries save and restore what they touch (rax, rdx, rcx); the handler path continues
+    // into the vector's normal stub, the minimal one sends EOI and returns with iretq. `set_gate` refuses
+    // exception vectors.
+    unsafe { super::idt::set_gate(vector, entry) };
+    Instrumented { vector }
+}
+
+impl Drop for Instrumented {
+    fn drop(&mut self) {
+        super::idt::restore_gate(self.vector);
+        QUIET_ADDR.store(0, Ordering::SeqCst);
+    }
+}
+
+/// Gets ready for the next interrupt, expected on `vector`: forgets the last entry time and points the
+/// handler-path entry at `vector`'s normal stub (one interrupt is measured at a time, so one target
+/// serves every instrumented vector).
+pub fn arm(vector: u8) {
+    TARGET.store(super::idt::stub_address(vector), Ordering::SeqCst);
+    ENTRY_TSC.store(0, Ordering::SeqCst);
+}
+
+/// TSC at the last instrumented entry since [`arm`], if one happened.
+pub fn entry() -> Option<u64> {
+    match ENTRY_TSC.load(Ordering::SeqCst) {
+        0 => None,
+        t => Some(t),
+    }
+}
