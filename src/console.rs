@@ -40,6 +40,12 @@ macro_rules! println {
     ($($arg:tt)*) => { $crate::console::write_fmt(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// Reports an interrupt that arrived before the firmware could handle one, and exits with the crash code.
+pub fn fatal_interrupt(vector: u8) -> ! {
+    write_fmt_unlocked(format_args!("\nmsifw: interrupt on vector {vector:#x} before the interrupt dispatcher was installed\n"));
+    exit::exit(exit::ExitCode::Crashed)
+}
+
 /// Reports a CPU exception on COM1 and exits with [`exit::ExitCode::Crashed`]. Never returns.
 pub fn fatal_exception(frame: &InterruptFrame) -> ! {
     write_fmt_unlocked(format_args!(

@@ -3,7 +3,11 @@
 //! Hand-written instead of `x86_64::structures::idt` because that table cannot take raw stub addresses for
 //! the reserved vectors (15, 22-27, 31), which we also want trapped. Each vector has a 16-byte assembly
 //! stub that pushes a zero error code where the CPU pushes none, pushes the vector number, and jumps to a
-//! common path that saves every general-purpose register and calls [`msifw_interrupt`].
+//! common path. Exceptions (0-31) take the full path: every general-purpose register saved into an
+//! [`InterruptFrame`] for the fatal report, then [`msifw_interrupt`]. Interrupts (32-255) take the lean
+//! path: only the registers the System V ABI lets a call clobber (rax, rcx, rdx, rsi, rdi, r8-r11) are
+//! saved, since the Rust code called preserves the rest; no SSE state exists (soft-float target). That
+//! keeps the dispatch cost close to a bare EOI stub (`cargo run --release -- bench`).
 
 use core::sync::atomic::{AtomicUsize, Ordering};
 use x86_64::instructions::tables::lidt;
@@ -24,9 +28,38 @@ msifw_isr_stubs:
     pushq $0
     .endif
     pushq $vec
+    .if vec < 32
     jmp msifw_isr_common
+    .else
+    jmp msifw_irq_common
+    .endif
     .set vec, vec + 1
     .endr
+
+msifw_irq_common:
+    pushq %rax
+    pushq %rcx
+    pushq %rdx
+    pushq %rsi
+    pushq %rdi
+    pushq %r8
+    pushq %r9
+    pushq %r10
+    pushq %r11
+    movq 72(%rsp), %rdi
+    cld
+    call msifw_irq
+    popq %r11
+    popq %r10
+    popq %r9
+    popq %r8
+    popq %rdi
+    popq %rsi
+    popq %rdx
+    popq %rcx
+    popq %rax
+    addq $16, %rsp
+    iretq
 
 msifw_isr_common:
     pushq %rax
@@ -103,14 +136,30 @@ pub struct InterruptFrame {
 }
 const _: () = assert!(core::mem::size_of::<InterruptFrame>() == 176);
 
-/// The function every vector ends up in: exceptions and interrupts alike.
+/// The function every exception (0-31) ends up in.
 pub type Dispatcher = fn(&mut InterruptFrame);
+/// The function every interrupt (32-255) ends up in, with its vector.
+pub type IrqDispatcher = fn(u8);
 
 static DISPATCHER: AtomicUsize = AtomicUsize::new(0);
+static IRQ_DISPATCHER: AtomicUsize = AtomicUsize::new(0);
 
-/// Installs the function that handles every vector. Until one is installed, any vector is fatal.
-pub fn set_dispatcher(dispatcher: Dispatcher) {
+/// Installs the functions that handle exceptions and interrupts. Until they are installed, any vector is
+/// fatal.
+pub fn set_dispatcher(dispatcher: Dispatcher, irq: IrqDispatcher) {
     DISPATCHER.store(dispatcher as usize, Ordering::Release);
+    IRQ_DISPATCHER.store(irq as usize, Ordering::Release);
+}
+
+#[no_mangle]
+extern "C" fn msifw_irq(vector: u64) {
+    let raw = IRQ_DISPATCHER.load(Ordering::Acquire);
+    if raw == 0 {
+        crate::console::fatal_interrupt(vector as u8);
+    }
+    // SAFETY: IRQ_DISPATCHER only ever holds 0 or an `IrqDispatcher` stored by `set_dispatcher`.
+    let dispatcher: IrqDispatcher = unsafe { core::mem::transmute::<usize, IrqDispatcher>(raw) };
+    dispatcher(vector as u8);
 }
 
 #[no_mangle]

@@ -1,18 +1,18 @@
 //! Instrumented interrupt entries for the dispatch benchmark (`dispatch=N`).
 //!
-//! Two entries share one prologue that stores the TSC at entry:
-//! - *handler path*: the prologue, then a jump to the vector's normal stub, so everything the firmware
-//!   does for an interrupt (register save, dispatcher, the vector's handler, EOI, `iretq`) follows;
-//! - *minimal stub*: the prologue, one optional 32-bit MMIO write that deasserts a level-triggered
-//!   source (nothing for edge sources), EOI, `iretq`: the least any handler must do.
+//! One entry stores the TSC and jumps on through a pointer, to one of two paths:
+//! - *handler path*: the vector's normal stub, so everything the firmware does for an interrupt
+//!   (register save, dispatcher, the vector's handler, EOI, `iretq`) follows;
+//! - *minimal stub*: one optional 32-bit MMIO write that deasserts a level-triggered source (nothing
+//!   for edge sources), EOI, `iretq`: the least any handler must do.
 //!
-//! Both read the TSC at the same point, so the difference of their costs is the firmware's own.
+//! Both run the very same instrumentation, so the difference of their costs is the firmware's own.
 
 use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// TSC at the last instrumented entry (0: none since [`arm`]).
 static ENTRY_TSC: AtomicU64 = AtomicU64::new(0);
-/// The normal stub the handler-path entry jumps to.
+/// Where the entry goes on: the vector's normal stub, or the minimal body.
 static TARGET: AtomicU64 = AtomicU64::new(0);
 /// xAPIC EOI register address, or 0 for x2APIC (EOI through MSR 0x80B).
 static EOI_ADDR: AtomicU64 = AtomicU64::new(0);
@@ -20,13 +20,15 @@ static EOI_ADDR: AtomicU64 = AtomicU64::new(0);
 static QUIET_ADDR: AtomicU64 = AtomicU64::new(0);
 /// The value written there.
 static QUIET_VALUE: AtomicU32 = AtomicU32::new(0);
+/// The path in use: 0 handler, 1 minimal.
+static PATH: AtomicU32 = AtomicU32::new(0);
 
 core::arch::global_asm!(
     r#"
     .pushsection .text.irqbench, "ax"
     .balign 16
-    .global msifw_bench_handler_path
-msifw_bench_handler_path:
+    .global msifw_bench_entry
+msifw_bench_entry:
     pushq %rax
     pushq %rdx
     rdtsc
@@ -38,14 +40,10 @@ msifw_bench_handler_path:
     jmpq *{target}(%rip)
 
     .balign 16
-    .global msifw_bench_minimal
-msifw_bench_minimal:
+    .global msifw_bench_minimal_body
+msifw_bench_minimal_body:
     pushq %rax
     pushq %rdx
-    rdtsc
-    shlq $32, %rdx
-    orq %rdx, %rax
-    movq %rax, {entry}(%rip)
     movq {quiet_addr}(%rip), %rax
     testq %rax, %rax
     jz 1f
@@ -79,17 +77,18 @@ msifw_bench_minimal:
 );
 
 extern "C" {
-    static msifw_bench_handler_path: u8;
-    static msifw_bench_minimal: u8;
+    static msifw_bench_entry: u8;
+    static msifw_bench_minimal_body: u8;
 }
 
 /// Which entry a vector is given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u32)]
 pub enum Path {
     /// The firmware's whole interrupt path, timed from its first instruction.
-    Handler,
+    Handler = 0,
     /// Deassert (if asked), EOI, return.
-    Minimal,
+    Minimal = 1,
 }
 
 /// A vector under measurement; dropping it gives the vector its normal stub back.
@@ -103,19 +102,16 @@ pub struct Instrumented {
 /// deasserts it; it must be a register of a device the caller owns whose write has no other effect than
 /// acknowledging its interrupt.
 pub fn instrument(vector: u8, path: Path, quiet: Option<(u64, u32)>) -> Instrumented {
-    TARGET.store(super::idt::stub_address(vector), Ordering::SeqCst);
+    PATH.store(path as u32, Ordering::SeqCst);
+    arm(vector);
     EOI_ADDR.store(super::lapic::eoi_address().unwrap_or(0), Ordering::SeqCst);
     let (addr, value) = quiet.unwrap_or((0, 0));
     QUIET_ADDR.store(addr, Ordering::SeqCst);
     QUIET_VALUE.store(value, Ordering::SeqCst);
-    let entry = match path {
-        Path::Handler => core::ptr::addr_of!(msifw_bench_handler_path) as u64,
-        Path::Minimal => core::ptr::addr_of!(msifw_bench_minimal) as u64,
-    };
-    // SAFETY: both entries save and restore what they touch (rax, rdx, rcx); the handler path continues
-    // into the vector's normal stub, the minimal one sends EOI and returns with iretq. `set_gate` refuses
-    // exception vectors.
-    unsafe { super::idt::set_gate(vector, entry) };
+    // SAFETY: the entry saves and restores what it touches (rax, rdx) and goes on to a complete path: the
+    // vector's normal stub, or the minimal body, which saves rax, rdx and rcx, sends EOI and returns with
+    // iretq. `set_gate` refuses exception vectors.
+    unsafe { super::idt::set_gate(vector, core::ptr::addr_of!(msifw_bench_entry) as u64) };
     Instrumented { vector }
 }
 
@@ -126,11 +122,15 @@ impl Drop for Instrumented {
     }
 }
 
-/// Gets ready for the next interrupt, expected on `vector`: forgets the last entry time and points the
-/// handler-path entry at `vector`'s normal stub (one interrupt is measured at a time, so one target
-/// serves every instrumented vector).
+/// Gets ready for the next interrupt, expected on `vector`: forgets the last entry time and, on the
+/// handler path, points the entry at `vector`'s normal stub (one interrupt is measured at a time, so one
+/// target serves every instrumented vector).
 pub fn arm(vector: u8) {
-    TARGET.store(super::idt::stub_address(vector), Ordering::SeqCst);
+    let target = match PATH.load(Ordering::Relaxed) {
+        0 => super::idt::stub_address(vector),
+        _ => core::ptr::addr_of!(msifw_bench_minimal_body) as u64,
+    };
+    TARGET.store(target, Ordering::SeqCst);
     ENTRY_TSC.store(0, Ordering::SeqCst);
 }
 

@@ -363,14 +363,22 @@ fn handle(vector: u8) {
         // A held sharer is masked and waits for its driver: Interrupt Disable does not clear
         // Status.Interrupt (PCI 3.0 6.2.3), so without this check another sharer's interrupt, or an EOI
         // that beat the Deassert_INTx message, would count it twice (VFIO checks `!masked` the same way).
-        if s.held || cfg.read16(s.bdf, regs::STATUS) & regs::status::INTERRUPT == 0 {
+        if s.held {
+            continue;
+        }
+        // Command and Status in one dword read (a trap each under a hypervisor): Status.Interrupt says
+        // whether this sharer asserts, Command is what the Interrupt Disable write below starts from
+        // (interrupts are off here, so the read-modify-write cannot be interleaved).
+        let command_status = cfg.read32(s.bdf, regs::COMMAND);
+        if (command_status >> 16) as u16 & regs::status::INTERRUPT == 0 {
             continue;
         }
         claimed = true;
         s.count += 1;
         s.held = true;
         if s.intx_disable {
-            set_intx_disable(*cfg, s.bdf, true);
+            // PCI 3.0 6.2.2: Interrupt Disable (Command bit 10) stops the function asserting INTx.
+            cfg.write16(s.bdf, regs::COMMAND, command_status as u16 | regs::command::INTX_DISABLE);
         } else {
             line.held_by_entry = true;
             line.chip.set_masked(line.index, true);

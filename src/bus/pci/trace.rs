@@ -155,9 +155,19 @@ fn with<R>(f: impl FnOnce(&mut Trace) -> R) -> R {
     TRACE.with(|t| f(&mut t.borrow_mut()))
 }
 
+/// Whether the global trace records: read without the lock, so that an access made while tracing is off
+/// (the benchmark, every INTx handler outside the traced part of the run) costs one load.
+static RECORDING: core::sync::atomic::AtomicBool = core::sync::atomic::AtomicBool::new(false);
+
+fn set_recording(on: bool) {
+    RECORDING.store(on, core::sync::atomic::Ordering::Relaxed);
+}
+
 /// Records an access in the global trace (no-op while tracing is off).
 pub fn record(bdf: Bdf, access: Access) {
-    with(|t| t.record(bdf, access));
+    if cfg!(test) || RECORDING.load(core::sync::atomic::Ordering::Relaxed) {
+        with(|t| t.record(bdf, access));
+    }
 }
 
 /// Starts recording (clearing what was there).
@@ -167,19 +177,23 @@ pub fn start() {
         t.overflowed = 0;
         t.on = true;
     });
+    set_recording(true);
 }
 
 /// Stops recording.
 pub fn stop() {
     with(|t| t.on = false);
+    set_recording(false);
 }
 
 /// Runs `f` with recording paused (kept events stay): for long polling loops of status reads, which would
 /// fill the trace and break no rule.
 pub fn paused<R>(f: impl FnOnce() -> R) -> R {
     let was = with(|t| core::mem::replace(&mut t.on, false));
+    set_recording(false);
     let r = f();
     with(|t| t.on = was);
+    set_recording(was);
     r
 }
 
