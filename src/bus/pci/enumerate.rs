@@ -114,16 +114,21 @@ impl Default for Enumeration {
 /// Enumerates buses `bus_start..=bus_end`, starting at `bus_start` and following bridges, into `out`.
 pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut Enumeration) {
     *out = Enumeration::new();
-    let mut pending: Vec<u8, 256> = Vec::new();
-    let _ = pending.push(bus_start);
-    while let Some(bus) = pending.pop() {
+    // (bus, whether it is the link of a PCIe downstream-facing port: only device 0 can be there).
+    let mut pending: Vec<(u8, bool), 256> = Vec::new();
+    let _ = pending.push((bus_start, false));
+    while let Some((bus, link)) = pending.pop() {
         if out.buses_scanned.contains(&bus) {
             continue;
         }
         let _ = out.buses_scanned.push(bus);
         // Children found on this bus, pushed in reverse so the lowest secondary bus is scanned first.
-        let mut children: Vec<u8, 32> = Vec::new();
-        for dev in 0..32u8 {
+        let mut children: Vec<(u8, bool), 32> = Vec::new();
+        // A Root Port's or Switch Downstream Port's link leads to one device, number 0 (PCIe 4.0 7.3.1;
+        // without ARI forwarding, which nothing here enables, other numbers are not forwarded). Linux's
+        // only_one_child() skips them the same way; each skipped probe is a trap under a hypervisor.
+        let devices = if link { 1 } else { 32 };
+        for dev in 0..devices {
             let f0 = Bdf::new(bus, dev, 0);
             if cfg.read16(f0, regs::VENDOR_ID) == 0xFFFF {
                 continue;
@@ -145,10 +150,10 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
                         && secondary >= bus_start
                         && secondary <= bus_end
                         && !out.buses_scanned.contains(&secondary)
-                        && !pending.contains(&secondary)
-                        && !children.contains(&secondary);
+                        && !pending.iter().any(|p| p.0 == secondary)
+                        && !children.iter().any(|c| c.0 == secondary);
                     if valid {
-                        let _ = children.push(secondary);
+                        let _ = children.push((secondary, downstream_port(cfg, &function)));
                     } else {
                         let _ = out.problems.push((bdf, PciProblem::BadSecondaryBus { secondary }));
                     }
@@ -164,6 +169,16 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
         }
     }
     out.functions.sort_unstable_by_key(|f| f.bdf);
+}
+
+/// Whether `f` is a PCIe Root Port or Switch Downstream Port (PCI Express Capabilities register, Device/Port
+/// Type 4 or 6: PCIe 4.0 7.5.3.2), whose secondary bus is a link with a single device on it.
+fn downstream_port(cfg: &impl ConfigRegion, f: &Function) -> bool {
+    const ROOT_PORT: u16 = 4;
+    const DOWNSTREAM_PORT: u16 = 6;
+    let Some(at) = f.caps.find(super::caps::id::PCIE) else { return false };
+    let port_type = (cfg.read16(f.bdf, at + 2) >> 4) & 0xF;
+    port_type == ROOT_PORT || port_type == DOWNSTREAM_PORT
 }
 
 /// Reads one function's identity, BARs and capabilities. A function whose Vendor ID reads all-ones before
@@ -254,6 +269,27 @@ mod tests {
         assert_eq!(e.buses_scanned.as_slice(), &[0, 1]);
         assert!(e.problems.is_empty());
         assert_eq!(e.get(Bdf::new(1, 0, 0)).unwrap().class, 0x00ff00);
+    }
+
+    #[test]
+    fn only_device_0_is_probed_below_a_pcie_downstream_port() {
+        let sim = SimConfig::default();
+        // A root port (PCI Express capability at 0x40, Device/Port Type 4) leading to bus 2.
+        let port = Bdf::new(0, 0x1c, 0);
+        bridge(&sim, port, 2);
+        sim.poke(port, 0x06, &[0x10]); // Status.Capabilities List
+        sim.poke(port, 0x34, &[0x40]);
+        sim.poke(port, 0x40, &[0x10, 0x00, 0x42, 0x00]);
+        sim.add(Bdf::new(2, 0, 0), 0x1b36, 0x0010, 0x010802);
+        // Device 3 on the port's link is not forwarded by real hardware and must not be probed.
+        sim.add(Bdf::new(2, 3, 0), 0x1234, 0x11e8, 0x00ff00);
+        // A conventional PCI-to-PCI bridge's bus has 32 device numbers.
+        bridge(&sim, Bdf::new(0, 7, 0), 1);
+        sim.add(Bdf::new(1, 5, 0), 0x1234, 0x11e8, 0x00ff00);
+        let mut e = Enumeration::new();
+        enumerate(&sim, 0, 255, &mut e);
+        let bdfs: std::vec::Vec<String> = e.functions.iter().map(|f| f.bdf.to_string()).collect();
+        assert_eq!(bdfs, ["00:07.0", "00:1c.0", "01:05.0", "02:00.0"]);
     }
 
     #[test]
