@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use crate::qemu::{Accel, Machine, RunConfig};
+use crate::bench::{bench, BenchOptions};
 use crate::run::run_all;
 
 /// Exit code for bad arguments.
@@ -18,7 +19,12 @@ pub const EXIT_ERROR: u8 = 5;
 /// Usage text.
 pub const USAGE: &str = "\
 Usage: cargo run -- [OPTIONS]
-Builds the msifw firmware, boots it in QEMU and reports what it found.
+       cargo run --release -- bench [--json FILE] [--runs N] [--dispatch N] [--scale N,N,..]
+                                    [--qemu PATH] [--accel tcg|kvm]
+Builds the msifw firmware, boots it in QEMU and reports what it found. `bench` prints the
+performance figures (README \"Performance\"): floor ratio (--runs boots of each firmware, default 7),
+dispatch ratio (--dispatch interrupts per source and path, default 10000), accesses per function,
+image size, and scale (--scale device counts, default 1,8,32).
 
 Options:
   --machine q35|pc        QEMU machine type (default q35)
@@ -56,6 +62,8 @@ pub enum CliCommand {
     Help,
     /// Build, boot and report.
     Run(CliOptions),
+    /// The performance benchmark.
+    Bench(BenchOptions),
 }
 
 /// A bad command line.
@@ -132,7 +140,11 @@ where
 {
     let mut cfg = RunConfig::new();
     let mut json = None;
-    let mut args = args.into_iter().map(Into::into);
+    let mut args = args.into_iter().map(Into::into).peekable();
+    if args.peek().is_some_and(|a: &OsString| a == "bench") {
+        args.next();
+        return parse_bench(args);
+    }
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(CliError::NotUtf8)?;
         let (name, inline) = match arg.split_once('=') {
@@ -227,6 +239,78 @@ fn apply(
     Ok(())
 }
 
+fn parse_bench(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
+    let mut opts = BenchOptions::default();
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        let arg = arg.into_string().map_err(CliError::NotUtf8)?;
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        if name == "-h" || name == "--help" {
+            return Ok(CliCommand::Help);
+        }
+        let option: &'static str = match name.as_str() {
+            "--json" => "--json",
+            "--runs" => "--runs",
+            "--dispatch" => "--dispatch",
+            "--scale" => "--scale",
+            "--qemu" => "--qemu",
+            "--accel" => "--accel",
+            _ if arg.starts_with('-') => return Err(CliError::UnknownOption(name)),
+            _ => return Err(CliError::UnexpectedArgument(arg)),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => args.next().ok_or(CliError::MissingValue(option))?.into_string().map_err(CliError::NotUtf8)?,
+        };
+        let invalid = |expected| CliError::InvalidValue { option, value: value.clone(), expected };
+        match option {
+            "--json" if !value.is_empty() => opts.json = Some(PathBuf::from(&value)),
+            "--qemu" if !value.is_empty() => opts.qemu = PathBuf::from(&value),
+            "--json" | "--qemu" => return Err(invalid("a non-empty value")),
+            "--accel" => opts.accel = Accel::parse(&value).ok_or_else(|| invalid("tcg or kvm"))?,
+            "--runs" => opts.runs = value.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| invalid("1-1000"))?,
+            "--dispatch" => {
+                opts.dispatch = value.parse().ok().filter(|n| (1..=100_000).contains(n)).ok_or_else(|| invalid("1-100000"))?
+            }
+            _ => {
+                let counts: Option<Vec<usize>> = value.split(',').map(|n| n.trim().parse().ok().filter(|n| (1..=64).contains(n))).collect();
+                opts.scale = counts.filter(|c| !c.is_empty()).ok_or_else(|| invalid("device counts 1-64, comma-separated"))?;
+            }
+        }
+    }
+    Ok(CliCommand::Bench(opts))
+}
+
+fn run_bench(opts: &BenchOptions) -> u8 {
+    if opts.runs < 5 || opts.dispatch < 10_000 {
+        eprintln!("msifw: note: the figures need --runs 5 or more and --dispatch 10000 or more; these are for a quick look");
+    }
+    let result = match bench(opts) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("msifw: error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    print!("{}", result.table);
+    if let Some(path) = &opts.json {
+        let text = serde_json::to_string_pretty(&result.json).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("msifw: error: could not write {}: {e}", path.display());
+            return EXIT_ERROR;
+        }
+    }
+    // Missed targets are figures, not failures; a boot that did not do its job is.
+    if result.ok {
+        0
+    } else {
+        1
+    }
+}
+
 fn parse_timeout(s: &str) -> Option<Duration> {
     let secs: f64 = s.trim().parse().ok()?;
     if secs.is_finite() && secs > 0.0 && secs < 1e9 {
@@ -254,6 +338,7 @@ where
             return 0;
         }
         Ok(CliCommand::Run(options)) => options,
+        Ok(CliCommand::Bench(opts)) => return run_bench(&opts),
         Err(e) => {
             eprintln!("msifw: error: {e}\nTry `cargo run -- --help`.");
             return EXIT_USAGE;
@@ -340,6 +425,23 @@ mod tests {
         assert_eq!(c.elf, Some(PathBuf::from("fw.elf")));
         assert_eq!(c.qemu, PathBuf::from("/opt/q"));
         assert!(c.echo);
+    }
+
+    #[test]
+    fn bench_options() {
+        let Ok(CliCommand::Bench(b)) = parse_args(["bench"]) else { panic!("bench not parsed") };
+        assert_eq!(b, BenchOptions::default());
+        let Ok(CliCommand::Bench(b)) = parse_args(["bench", "--json", "b.json", "--runs=5", "--dispatch", "20000", "--scale", "1,4"]) else {
+            panic!("bench options not parsed")
+        };
+        assert_eq!((b.runs, b.dispatch, b.scale.as_slice()), (5, 20_000, &[1, 4][..]));
+        assert_eq!(b.json, Some(PathBuf::from("b.json")));
+        assert!(matches!(parse_args(["bench", "--runs", "0"]), Err(CliError::InvalidValue { option: "--runs", .. })));
+        assert!(matches!(parse_args(["bench", "--scale", "1,x"]), Err(CliError::InvalidValue { option: "--scale", .. })));
+        assert!(matches!(parse_args(["bench", "--machine", "pc"]), Err(CliError::UnknownOption(_))));
+        assert!(matches!(parse_args(["bench", "extra"]), Err(CliError::UnexpectedArgument(_))));
+        // `bench` is a subcommand only in first place.
+        assert!(matches!(parse_args(["--append", "x", "bench"]), Err(CliError::UnexpectedArgument(_))));
     }
 
     #[test]

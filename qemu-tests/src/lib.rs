@@ -10,6 +10,7 @@
 //! cargo build), [`mod@run`] (booting), [`report`] (records and tables), [`exit`] (verdicts),
 //! [`decode`] (defmt), [`qmp`] (QEMU's view).
 
+pub mod bench;
 pub mod cli;
 pub mod decode;
 pub mod exit;
