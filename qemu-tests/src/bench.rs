@@ -464,7 +464,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
     let host = host_description(&opts.qemu, opts.accel);
     let mut t = String::new();
     let _ = writeln!(t, "msifw bench: {} | {} | {} | {} cores", host["qemu"].as_str().unwrap_or(""), host["accel"].as_str().unwrap_or(""), host["cpu"].as_str().unwrap_or(""), host["cores"]);
-    let _ = writeln!(t, "\n{:<16} {:>12} {:>12}  {}", "figure", "value", "target", "");
+    let _ = writeln!(t, "\n{:<16} {:>12} {:>12}", "figure", "value", "target");
     let _ = writeln!(
         t,
         "{:<16} {:>12.2} {:>12}  {}: msifw {:.3} s, floor {:.3} s (QEMU wall, medians of {} alternated runs)",
