@@ -37,6 +37,11 @@ const MODE_XAPIC: u8 = 1;
 const MODE_X2APIC: u8 = 2;
 static MODE: AtomicU8 = AtomicU8::new(MODE_NONE);
 static BASE: AtomicU64 = AtomicU64::new(0xFEE0_0000);
+/// How the interrupt entry's fast path ends an interrupt: 0 it cannot (no APIC yet: take the slow path),
+/// 1 a write to the xAPIC EOI register at [`EOI_ADDR`], 2 a write to the x2APIC EOI MSR (0x80B).
+pub(super) static EOI_KIND: AtomicU64 = AtomicU64::new(0);
+/// Address of the xAPIC EOI register.
+pub(super) static EOI_ADDR: AtomicU64 = AtomicU64::new(0);
 
 /// Vector of the LAPIC spurious interrupt (SVR); low 4 bits all ones as older APICs required.
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
@@ -116,6 +121,7 @@ pub fn init(prefer_x2apic: bool) -> Result<Mode, LapicError> {
         // transition (SDM Vol. 3A 11.12.5).
         unsafe { cpu::wrmsr(cpu::IA32_APIC_BASE, apic_base | (1 << 11) | (1 << 10)) };
         MODE.store(MODE_X2APIC, Ordering::Release);
+        EOI_KIND.store(2, Ordering::Release);
         Mode::X2Apic
     } else {
         if !(0xC000_0000..0x1_0000_0000).contains(&base) {
@@ -127,6 +133,8 @@ pub fn init(prefer_x2apic: bool) -> Result<Mode, LapicError> {
             unsafe { cpu::wrmsr(cpu::IA32_APIC_BASE, apic_base | (1 << 11)) };
         }
         MODE.store(MODE_XAPIC, Ordering::Release);
+        EOI_ADDR.store(base + Reg::Eoi as u64, Ordering::Release);
+        EOI_KIND.store(1, Ordering::Release);
         Mode::XApic
     };
     // SAFETY: standard initialisation (SDM 11.4.7, 11.5.1): accept all priorities, mask LINT0 (ExtINT from

@@ -4,7 +4,6 @@
 use crate::arch::{idt::InterruptFrame, lapic};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 
-static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 static HANDLERS: [AtomicUsize; 256] = [const { AtomicUsize::new(0) }; 256];
 static SPURIOUS: AtomicU64 = AtomicU64::new(0);
 /// Device vectors (0x30-0xEF) currently allocated; kept lock-free so the handler can read it.
@@ -18,6 +17,23 @@ pub type Handler = fn(vector: u8);
 /// Installs the dispatcher on every IDT vector.
 pub fn install() {
     crate::arch::idt::set_dispatcher(exception, dispatch);
+    for v in 32..=255u8 {
+        refresh_fast(v);
+    }
+}
+
+/// Whether `vector` needs nothing but a count and an EOI, so the interrupt entry can do it alone: not
+/// the spurious vector (no EOI) or the 8259 range (EOI only if in service), no handler, and not a
+/// device vector nobody owns (those are counted as unowned here).
+fn needs_only_eoi(vector: u8) -> bool {
+    vector != lapic::SPURIOUS_VECTOR
+        && !(0x20..0x30).contains(&vector)
+        && HANDLERS[vector as usize].load(Ordering::Acquire) == 0
+        && (!(0x30..=0xEF).contains(&vector) || OWNED[vector as usize].load(Ordering::Acquire))
+}
+
+fn refresh_fast(vector: u8) {
+    crate::arch::idt::set_fast(vector, needs_only_eoi(vector));
 }
 
 /// Every exception is fatal here (the firmware takes no page faults or breakpoints on purpose).
@@ -26,10 +42,7 @@ fn exception(frame: &mut InterruptFrame) {
 }
 
 fn dispatch(vector: u8) {
-    // A load and a store, not a locked add: only this handler writes the count, with interrupts off on
-    // the only CPU, and a locked instruction is the slowest part of the path under TCG.
-    let count = &COUNTS[vector as usize];
-    count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
+    crate::arch::idt::count_interrupt(vector);
     if vector == lapic::SPURIOUS_VECTOR || (0x20..0x30).contains(&vector) {
         // The LAPIC spurious vector sets no in-service bit and takes no EOI (SDM 11.9). 0x20-0x2F is where
         // the 8259 is remapped, but LINT0 is masked, so anything arriving there came as a fixed interrupt
@@ -56,16 +69,18 @@ fn dispatch(vector: u8) {
 /// Registers a handler for `vector` (replacing any other).
 pub fn set_handler(vector: u8, handler: Handler) {
     HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
+    refresh_fast(vector);
 }
 
 /// Removes the handler of `vector`.
 pub fn clear_handler(vector: u8) {
     HANDLERS[vector as usize].store(0, Ordering::Release);
+    refresh_fast(vector);
 }
 
 /// Interrupts delivered on `vector` since boot.
 pub fn count(vector: u8) -> u64 {
-    COUNTS[vector as usize].load(Ordering::SeqCst)
+    crate::arch::idt::interrupts(vector)
 }
 
 /// Interrupts delivered on any vector in `range`.
@@ -76,6 +91,7 @@ pub fn total(range: core::ops::RangeInclusive<u8>) -> u64 {
 /// Marks `vector` allocated (`true`) or free; called by the vector allocator.
 pub fn set_owned(vector: u8, owned: bool) {
     OWNED[vector as usize].store(owned, Ordering::Release);
+    refresh_fast(vector);
 }
 
 /// Interrupts that arrived on device vectors nobody owned, as (vector, count), for the report.
