@@ -88,7 +88,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     for e in &cmdline_errors {
         problem("cmdline", format_args!("{e}"));
     }
-    if !time::calibrated() {
+    if time::calibrated() {
+        crate::info!("TSC: {=u64} ticks per us (PIT)", time::tsc_per_us());
+    } else {
         problem("time", format_args!("the PIT did not count: TSC rate assumed 1 GHz, every timeout is approximate"));
     }
     dispatch::install();
