@@ -510,6 +510,12 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
 /// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
 /// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
 pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {
+    // Every device is stopped by its driver and gets its MSI-X Function Mask first, so the settle time
+    // each MSI-X shutdown keeps before clearing Enable (msix::DISABLE_SETTLE_US) runs once for all.
+    for dev in active.iter_mut() {
+        let _ = dev.dev.source().stop();
+        dev.irq.function_mask(true);
+    }
     while let Some(dev) = active.pop() {
         if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
             o.interrupts = dev.irq.delivered();
