@@ -169,7 +169,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // off for endpoints no driver here owns (a bridge keeps its Bus Master: it forwards its children's
     // MSI writes upstream).
     if !delay_quiet {
+        let t0 = time::now_us();
         quiet_all(cfg, &pci.functions);
+        crate::info!("quiet: {=u64} us", time::now_us() - t0);
     }
     if let Some(h) = &stage_b {
         const WINDOW_US: u64 = 200_000;
@@ -191,8 +193,10 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     trace::start();
     cpu::enable_interrupts();
     if !crash_stage_a {
+        let t0 = time::now_us();
         checks::run_self_ipi(&mut run);
         checks::run_unowned_vector(&mut run);
+        crate::info!("LAPIC checks: {=u64} us", time::now_us() - t0);
     }
 
     // Every driven device is set up first and stays live while each is checked in turn, so a device's
@@ -200,11 +204,15 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let storm_done;
     {
         let mut active = devices::ACTIVE.lock();
+        let t0 = time::now_us();
         devices::set_up_all(&mut run, cfg, &pci, &routing, &mut active);
+        crate::info!("set up: {=usize} devices in {=u64} us", active.len(), time::now_us() - t0);
         if crash_stage_a {
             crash::leave_live_and_restart(&mut run, cfg, &pci, &routing, &mut active, crash_control, start_info);
         }
+        let t0 = time::now_us();
         devices::check_all(&mut run, &mut active);
+        crate::info!("checks: {=u64} us", time::now_us() - t0);
         let soak = run.opts.soak;
         if soak > 0 {
             devices::soak(&mut run, &mut active, soak);
@@ -231,14 +239,18 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         } else if run.opts.wants("shutdown-control") {
             devices::shutdown(&mut run, cfg, &pci, &routing, &mut active, true);
         }
+        let t0 = time::now_us();
         devices::tear_down(&mut active);
+        crate::info!("teardown: {=u64} us", time::now_us() - t0);
     }
     if run.opts.wants("intx-storm") && !storm_done {
         checks::run_storm(&mut run, cfg, &pci, &routing);
     }
     cpu::disable_interrupts();
     trace::stop();
+    let t0 = time::now_us();
     checks::check_write_order(&mut run, cfg, &pci);
+    crate::info!("write order: {=u64} us", time::now_us() - t0);
 
     for (index, f) in pci.functions.iter().enumerate() {
         emit::emit_function(cfg, f, OUTCOMES.lock().get(index));
