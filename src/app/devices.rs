@@ -147,8 +147,9 @@ fn masks_for(dev: &Active) -> &'static [masking::Mask] {
 
 /// Runs the per-device checks on every live device: delivery, then the masks its mode has. Each check
 /// runs on all devices at once (they share its waiting windows); the verdicts are reported per device,
-/// delivery first, then the masks.
-pub(super) fn check_all(run: &mut Run, active: &mut [Active]) {
+/// delivery first, then the masks. `last_use`: nothing uses the devices after these checks, so they are
+/// stopped ([`stop_all`]) before the verdicts are printed and the teardown's settle runs meanwhile.
+pub(super) fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
     let mut checks = CHECKS.lock();
     checks.clear();
     for _ in active.iter() {
@@ -169,6 +170,9 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active]) {
             let _ = targets.push((a.dev.source(), &mut a.irq));
         }
         masking::run_all(&mut targets, mask, |t, v| checks[which[t]].masks[k] = Some(v));
+    }
+    if last_use {
+        stop_all(active);
     }
     for (dev, c) in active.iter().zip(checks.iter_mut()) {
         let bdf = dev.irq.bdf();
@@ -447,8 +451,8 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
     // Every device raises every cause it has.
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
         let src = dev.dev.source();
+        // The driver keeps each source's moderation interval itself (InterruptSource::min_interval_us).
         for i in 0..src.sources() {
-            crate::time::delay_us(src.min_interval_us());
             let _ = src.trigger(i);
         }
     }
@@ -507,15 +511,20 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
     }
 }
 
-/// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
-/// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
-pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {
-    // Every device is stopped by its driver and gets its MSI-X Function Mask first, so the settle time
-    // each MSI-X shutdown keeps before clearing Enable (msix::DISABLE_SETTLE_US) runs once for all.
+/// Every device stopped by its driver, then its MSI-X Function Mask set: nothing more can be raised, and
+/// the settle each MSI-X shutdown keeps before clearing Enable (msix::DISABLE_SETTLE_US, timed from the
+/// Function Mask) runs once for all devices, from here. Calling it again changes nothing.
+pub(super) fn stop_all(active: &mut [Active]) {
     for dev in active.iter_mut() {
         let _ = dev.dev.source().stop();
         dev.irq.function_mask(true);
     }
+}
+
+/// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
+/// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
+pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {
+    stop_all(active);
     while let Some(dev) = active.pop() {
         if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
             o.interrupts = dev.irq.delivered();

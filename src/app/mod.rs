@@ -210,7 +210,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
             crash::leave_live_and_restart(&mut run, cfg, &pci, &routing, &mut active, crash_control, start_info);
         }
         let t0 = time::now_us();
-        devices::check_all(&mut run, &mut active);
+        // Without optional scenarios or a soak, the checks are the devices' last use.
+        let last_use = run.opts.scenarios.is_empty() && run.opts.soak == 0;
+        devices::check_all(&mut run, &mut active, last_use);
         crate::info!("checks: {=u64} us", time::now_us() - t0);
         let soak = run.opts.soak;
         if soak > 0 {
