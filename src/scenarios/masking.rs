@@ -65,17 +65,9 @@ struct Track {
     verdict: Option<Verdict>,
 }
 
-/// For every source: mask, trigger, check nothing arrives and the pending bit is set, unmask, check
-/// exactly one delivery and the pending bit clear, acknowledge.
-pub fn run<C: ConfigRegion>(source: &mut dyn crate::drivers::InterruptSource, irq: &mut DeviceIrq<'_, C>, mask: Mask) -> Verdict {
-    let mut targets: [Target<'_, '_, C>; 1] = [(source, irq)];
-    let mut verdict = None;
-    run_all(&mut targets, mask, |_, v| verdict = Some(v));
-    verdict.unwrap_or_else(|| Verdict::new(Outcome::Fail, format_args!("no verdict")))
-}
-
-/// [`run`] on every target at once with the same kind of mask, sharing the waits; `report(i, verdict)`
-/// for target `i`, in order.
+/// For every source of every target, with the same kind of mask: mask, trigger, check nothing arrives and
+/// the pending bit is set, unmask, check exactly one delivery and the pending bit clear, acknowledge. The
+/// targets share the waits; `report(i, verdict)` for target `i`, in order.
 pub fn run_all<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], mask: Mask, mut report: impl FnMut(usize, Verdict)) {
     for (b, batch) in targets.chunks_mut(BATCH).enumerate() {
         run_batch(batch, mask, |i, v| report(b * BATCH + i, v));
