@@ -8,7 +8,8 @@
 
 use super::{Outcome, Target, Verdict};
 use crate::bus::pci::ConfigRegion;
-use crate::modes::MAX_VECTORS;
+use crate::drivers::InterruptSource;
+use crate::modes::{DeviceIrq, MAX_VECTORS};
 use crate::time;
 
 /// How long a triggered interrupt may take to arrive (TCG under load included). It only costs time when
@@ -39,7 +40,7 @@ struct Track {
 
 /// Triggers each source `rounds` times, waits for its interrupt, acknowledges it; then checks the exact
 /// counts on every vector of the device.
-pub fn run<C: ConfigRegion>(source: &mut dyn crate::drivers::InterruptSource, irq: &mut crate::modes::DeviceIrq<'_, C>, rounds: u32) -> Verdict {
+pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIrq<'_, C>, rounds: u32) -> Verdict {
     let mut targets: [Target<'_, '_, C>; 1] = [(source, irq)];
     let mut verdict = None;
     run_all(&mut targets, rounds, |_, v| verdict = Some(v));
@@ -132,7 +133,7 @@ fn trigger_round<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mu
 }
 
 /// The verdict from the exact counts: `rounds` on each driven entry, none on the others.
-fn counts_verdict<C: ConfigRegion>(irq: &crate::modes::DeviceIrq<'_, C>, t: &Track, rounds: u32, elapsed: u64) -> Verdict {
+fn counts_verdict<C: ConfigRegion>(irq: &DeviceIrq<'_, C>, t: &Track, rounds: u32, elapsed: u64) -> Verdict {
     let n = t.sources;
     let mut mismatches: heapless::String<200> = heapless::String::new();
     for (i, &vector) in irq.vectors().iter().enumerate() {
