@@ -8,11 +8,11 @@ static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 
 static CALIBRATED: AtomicBool = AtomicBool::new(false);
 
-/// Measures the TSC rate (10 ms against PIT channel 2) and records the boot instant. Without a PIT the
+/// Measures the TSC rate (2 ms against PIT channel 2, see [`pit::tsc_per_us`]) and records the boot instant. Without a PIT the
 /// rate stays at an assumed 1 GHz, and [`calibrated`] says so (the report carries it as a problem).
 pub fn calibrate() {
     TSC_AT_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
-    if let Some(rate) = pit::tsc_per_us(10) {
+    if let Some(rate) = pit::tsc_per_us() {
         TSC_PER_US.store(rate, Ordering::Relaxed);
         CALIBRATED.store(true, Ordering::Relaxed);
     }

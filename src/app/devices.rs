@@ -16,7 +16,7 @@ use crate::platform::{acpi, prt};
 use crate::report::Outcome;
 use crate::bus::pci::reset;
 use crate::scenarios::reset as reset_scenario;
-use crate::scenarios::{delivery, masking, Verdict};
+use crate::scenarios::{delivery, masking, Target, Verdict};
 use heapless::{String, Vec};
 
 /// The live devices: in .bss, because up to [`MAX_ACTIVE`] drivers with their queues are far too big
@@ -125,28 +125,73 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
     }
 }
 
-/// Runs the per-device checks on every live device: delivery, then the masks its mode has.
-pub(super) fn check_all(run: &mut Run, active: &mut [Active]) {
-    for dev in active.iter_mut() {
-        let verdict = delivery::run(dev.dev.source(), &mut dev.irq, run.opts.rounds);
+/// The verdicts of [`check_all`] for one device, held until all devices are checked and then reported
+/// device by device.
+#[derive(Default)]
+struct DeviceChecks {
+    delivery: Option<Verdict>,
+    masks: [Option<Verdict>; 2],
+}
+
+/// Where [`check_all`] holds its verdicts: in .bss, too big for the stack.
+static CHECKS: spin::Mutex<Vec<DeviceChecks, MAX_ACTIVE>> = spin::Mutex::new(Vec::new());
+
+/// The masks a device's checks use, in the order they run and are reported.
+fn masks_for(dev: &Active) -> &'static [masking::Mask] {
+    match dev.mode {
+        IrqMode::Msix => &[masking::Mask::PerVector, masking::Mask::Function],
+        IrqMode::Msi if dev.irq.msi_maskable() => &[masking::Mask::PerVector],
+        _ => &[],
+    }
+}
+
+/// Runs the per-device checks on every live device: delivery, then the masks its mode has. Each check
+/// runs on all devices at once (they share its waiting windows); the verdicts are reported per device,
+/// delivery first, then the masks. `last_use`: nothing uses the devices after these checks, so they are
+/// stopped ([`stop_all`]) before the verdicts are printed and the teardown's settle runs meanwhile.
+pub(super) fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
+    let mut checks = CHECKS.lock();
+    checks.clear();
+    for _ in active.iter() {
+        let _ = checks.push(DeviceChecks::default());
+    }
+    {
+        let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+        for a in active.iter_mut() {
+            let _ = targets.push((a.dev.source(), &mut a.irq));
+        }
+        delivery::run_all(&mut targets, run.opts.rounds, |d, v| checks[d].delivery = Some(v));
+    }
+    for (k, mask) in [masking::Mask::PerVector, masking::Mask::Function].into_iter().enumerate() {
+        let mut which: Vec<usize, MAX_ACTIVE> = Vec::new();
+        let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+        for (d, a) in active.iter_mut().enumerate().filter(|(_, a)| masks_for(a).contains(&mask)) {
+            let _ = which.push(d);
+            let _ = targets.push((a.dev.source(), &mut a.irq));
+        }
+        masking::run_all(&mut targets, mask, |t, v| checks[which[t]].masks[k] = Some(v));
+    }
+    if last_use {
+        stop_all(active);
+    }
+    for (dev, c) in active.iter().zip(checks.iter_mut()) {
         let bdf = dev.irq.bdf();
-        crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
-        run.scenario(scenario_name(dev.mode), Some(bdf), &verdict);
-        let masks: &[masking::Mask] = match dev.mode {
-            IrqMode::Msix => &[masking::Mask::PerVector, masking::Mask::Function],
-            IrqMode::Msi if dev.irq.msi_maskable() => &[masking::Mask::PerVector],
-            _ => &[],
-        };
-        for &mask in masks {
-            let verdict = masking::run(dev.dev.source(), &mut dev.irq, mask);
-            run.scenario(mask.scenario(dev.mode), Some(bdf), &verdict);
+        if let Some(verdict) = c.delivery.take() {
+            crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
+            run.scenario(scenario_name(dev.mode), Some(bdf), &verdict);
+        }
+        for &mask in masks_for(dev) {
+            let k = if mask == masking::Mask::PerVector { 0 } else { 1 };
+            if let Some(verdict) = c.masks[k].take() {
+                run.scenario(mask.scenario(dev.mode), Some(bdf), &verdict);
+            }
         }
     }
 }
 
 /// The soak over every live device with interrupts (`soak=N`).
 pub(super) fn soak(run: &mut Run, active: &mut [Active], n: u64) {
-    let mut targets: Vec<crate::scenarios::soak::Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+    let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
     for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
         let _ = targets.push((a.dev.source(), &mut a.irq));
     }
@@ -180,16 +225,19 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
 /// After a fault: one delivery round on every live device; each failure is reported under `scenario`.
 /// Returns (devices checked, devices that failed).
 fn live_devices_deliver(run: &mut Run, active: &mut [Active], scenario: &str) -> (u32, u32) {
-    let (mut checked, mut failed) = (0, 0);
+    let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
     for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
-        checked += 1;
-        let v = delivery::run(a.dev.source(), &mut a.irq, 1);
+        let _ = targets.push((a.dev.source(), &mut a.irq));
+    }
+    let bdfs: Vec<Bdf, MAX_ACTIVE> = targets.iter().map(|(_, irq)| irq.bdf()).collect();
+    let mut failed = 0;
+    delivery::run_all(&mut targets, 1, |d, v| {
         if v.outcome != Outcome::Pass {
             failed += 1;
-            run.scenario(scenario, Some(a.irq.bdf()), &v);
+            run.scenario(scenario, Some(bdfs[d]), &v);
         }
-    }
-    (checked, failed)
+    });
+    (bdfs.len() as u32, failed)
 }
 
 /// The storm guard while other devices are live (`scenario=intx-storm` with the edu not driven, e.g.
@@ -403,8 +451,8 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
     // Every device raises every cause it has.
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
         let src = dev.dev.source();
+        // The driver keeps each source's moderation interval itself (InterruptSource::min_interval_us).
         for i in 0..src.sources() {
-            crate::time::delay_us(src.min_interval_us());
             let _ = src.trigger(i);
         }
     }
@@ -463,9 +511,20 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
     }
 }
 
+/// Every device stopped by its driver, then its MSI-X Function Mask set: nothing more can be raised, and
+/// the settle each MSI-X shutdown keeps before clearing Enable (msix::DISABLE_SETTLE_US, timed from the
+/// Function Mask) runs once for all devices, from here. Calling it again changes nothing.
+pub(super) fn stop_all(active: &mut [Active]) {
+    for dev in active.iter_mut() {
+        let _ = dev.dev.source().stop();
+        dev.irq.function_mask(true);
+    }
+}
+
 /// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
 /// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
 pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {
+    stop_all(active);
     while let Some(dev) = active.pop() {
         if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
             o.interrupts = dev.irq.delivered();

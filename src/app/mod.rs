@@ -90,7 +90,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     for e in &cmdline_errors {
         problem("cmdline", format_args!("{e}"));
     }
-    if !time::calibrated() {
+    if time::calibrated() {
+        crate::info!("TSC: {=u64} ticks per us (PIT)", time::tsc_per_us());
+    } else {
         problem("time", format_args!("the PIT did not count: TSC rate assumed 1 GHz, every timeout is approximate"));
     }
     dispatch::install();
@@ -178,6 +180,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     }
     accounting::stop();
     let quiet_us = time::now_us() - t_quiet;
+    crate::info!("quiet: {=u64} us", quiet_us);
     if let Some(h) = &stage_b {
         const WINDOW_US: u64 = 200_000;
         let (retired, inherited, stale) = crash::trap_window(WINDOW_US);
@@ -198,8 +201,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     trace::start();
     cpu::enable_interrupts();
     if !crash_stage_a {
-        checks::run_self_ipi(&mut run);
-        checks::run_unowned_vector(&mut run);
+        let t0 = time::now_us();
+        checks::run_self_ipis(&mut run);
+        crate::info!("LAPIC checks: {=u64} us", time::now_us() - t0);
     }
 
     // Every driven device is set up first and stays live while each is checked in turn, so a device's
@@ -213,6 +217,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         devices::set_up_all(&mut run, cfg, &pci, &routing, &mut active);
         accounting::set_phase(Phase::Checks);
         setup_us = time::now_us() - t_setup;
+        crate::info!("set up: {=usize} devices in {=u64} us", active.len(), setup_us);
         if crash_stage_a {
             crash::leave_live_and_restart(&mut run, cfg, &pci, &routing, &mut active, crash_control, start_info);
         }
@@ -223,7 +228,11 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         if dispatch_n > 0 {
             trace::paused(|| bench::dispatch(&mut run, &mut active, dispatch_n));
         }
-        devices::check_all(&mut run, &mut active);
+        let t0 = time::now_us();
+        // Without optional scenarios or a soak, the checks are the devices' last use.
+        let last_use = run.opts.scenarios.is_empty() && run.opts.soak == 0;
+        devices::check_all(&mut run, &mut active, last_use);
+        crate::info!("checks: {=u64} us", time::now_us() - t0);
         let soak = run.opts.soak;
         if soak > 0 {
             devices::soak(&mut run, &mut active, soak);
@@ -250,7 +259,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         } else if run.opts.wants("shutdown-control") {
             devices::shutdown(&mut run, cfg, &pci, &routing, &mut active, true);
         }
+        let t0 = time::now_us();
         devices::tear_down(&mut active);
+        crate::info!("teardown: {=u64} us", time::now_us() - t0);
     }
     if run.opts.wants("intx-storm") && !storm_done {
         checks::run_storm(&mut run, cfg, &pci, &routing);
@@ -258,7 +269,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     cpu::disable_interrupts();
     trace::stop();
     accounting::stop();
+    let t0 = time::now_us();
     checks::check_write_order(&mut run, cfg, &pci);
+    crate::info!("write order: {=u64} us", time::now_us() - t0);
     if run.opts.bench {
         bench::emit_phase("enumeration", enumeration_us);
         bench::emit_phase("quiet", quiet_us);

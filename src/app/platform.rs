@@ -115,6 +115,7 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
     };
 
     // The DSDT's static APIC-mode routing package (q35); pc has none, and then the PIIX3 registers serve.
+    let t0 = crate::time::now_us();
     let dsdt_bytes = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize));
     let dsdt_routing = match dsdt_bytes.map(prt::resolve) {
         Some(Ok(r)) => Some(r),
@@ -125,6 +126,7 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
         }
     };
 
+    crate::info!("DSDT routing: {=u64} us", crate::time::now_us() - t0);
     let mut record = Record::new("platform");
     record
         .num("apic_id", run.apic_id as u64)

@@ -46,7 +46,9 @@ pub trait InterruptSource {
     /// Acknowledges source `i` at the device, so it can fire again.
     fn acknowledge(&mut self, i: usize) -> Result<(), DriverError>;
     /// The shortest time the device promises between two interrupts of one source (interrupt
-    /// moderation); a checker keeps at least this gap before triggering again.
+    /// moderation); a checker keeps at least this gap before triggering the same source again. A driver
+    /// with a nonzero interval also holds back a `trigger` that comes too early, so the gap holds across
+    /// checks; a checker driving several sources schedules around it instead of waiting.
     fn min_interval_us(&self) -> u64 {
         0
     }

@@ -368,14 +368,15 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         }
     }
 
-    /// Sets or clears the MSI-X Function Mask. `false` for MSI.
+    /// Sets or clears the MSI-X Function Mask. `false` for MSI, INTx, and once the mode is shut down
+    /// (nothing is written to a function whose MSI-X is off or that may be gone).
     pub fn function_mask(&mut self, masked: bool) -> bool {
         match &mut self.state {
-            State::Msix(m) => {
+            State::Msix(m) if self.live => {
                 m.set_function_mask(self.cfg, masked);
                 true
             }
-            State::Msi(_) | State::Intx(_) => false,
+            State::Msix(_) | State::Msi(_) | State::Intx(_) => false,
         }
     }
 }

@@ -22,13 +22,13 @@ pub const FUNCTION_MASK: u16 = 1 << 14;
 /// Message Control: table size N-1.
 pub const TABLE_SIZE_MASK: u16 = 0x7FF;
 
-/// Table entry layout (PCIe 4.0 Figure 7-104): 16 bytes.
 /// Time between the last message a function may have sent and clearing its MSI-X Enable. QEMU 7.2's e1000e
 /// arms a per-vector throttle timer (128 us) with every message and asserts, when it expires, that MSI-X
 /// is still enabled: clearing Enable inside that window aborts the whole VM
 /// (`e1000e_intrmgr_on_msix_throttling_timer`). 2 ms leaves room for a loaded host running timers late.
 pub const DISABLE_SETTLE_US: u64 = 2_000;
 
+/// Table entry layout (PCIe 4.0 Figure 7-104): 16 bytes.
 pub mod entry {
     /// Message Address (low 32 bits).
     pub const ADDR_LO: u64 = 0x0;
@@ -213,6 +213,10 @@ pub struct MsixFunction {
     /// The message and mask state of each entry in use, as last written: what a restore rewrites (Linux's
     /// desc->msg and desc->pci.msix_ctrl).
     cache: heapless::Vec<(MsiMessage, bool), { super::MAX_VECTORS }>,
+    /// When this handle set the Function Mask that is still set (us since boot): a shutdown that follows
+    /// keeps [`DISABLE_SETTLE_US`] from then, not from its own start, so one settle can cover several
+    /// functions masked together.
+    function_masked_at: Option<u64>,
 }
 
 /// What a restore after a reset writes back.
@@ -255,7 +259,7 @@ impl MsixFunction {
         cfg.write16(bdf, control_at, control | ENABLE | FUNCTION_MASK);
 
         let cache = messages.iter().map(|m| (*m, false)).collect();
-        let mut this = MsixFunction { bdf, cap, table, pba, used: messages.len() as u16, cache };
+        let mut this = MsixFunction { bdf, cap, table, pba, used: messages.len() as u16, cache, function_masked_at: None };
         for (i, msg) in messages.iter().enumerate() {
             if !this.write_message(i as u16, msg) {
                 let control = cfg.read16(bdf, control_at);
@@ -384,6 +388,7 @@ impl MsixFunction {
     /// __pci_restore_msix_state's order: INTx disabled; Enable and Function Mask; each entry's message
     /// (masked while written) and its mask state from the cache; Function Mask cleared.
     pub fn restore(&mut self, cfg: &impl ConfigRegion, what: Restore) -> bool {
+        self.function_masked_at = None;
         let at = self.cap.offset + CONTROL;
         update_command(cfg, self.bdf, regs::command::INTX_DISABLE, 0);
         let control = cfg.read16(self.bdf, at);
@@ -418,21 +423,36 @@ impl MsixFunction {
         let control = cfg.read16(self.bdf, at);
         let new = if masked { control | FUNCTION_MASK } else { control & !FUNCTION_MASK };
         cfg.write16(self.bdf, at, new);
+        self.function_masked_at = match (masked, self.function_masked_at) {
+            (true, Some(t)) if control & FUNCTION_MASK != 0 => Some(t),
+            (true, _) => Some(crate::time::now_us()),
+            (false, _) => None,
+        };
     }
 
     /// pci_msix_shutdown: mask every entry in use, then clear Enable. INTx stays disabled, so the
-    /// function is left unable to interrupt. Enable is cleared [`DISABLE_SETTLE_US`] after the last entry
-    /// was masked (Function Mask set meanwhile).
+    /// function is left unable to interrupt. Enable is cleared [`DISABLE_SETTLE_US`] after the Function
+    /// Mask was set: here, or earlier through [`Self::set_function_mask`] if it stayed set since (the
+    /// caller stopped the device before, so no message can come after it).
     pub fn shutdown(&mut self, cfg: &impl ConfigRegion) {
         for i in 0..self.used {
             self.set_entry_mask(i, true);
         }
         let at = self.cap.offset + CONTROL;
         let control = cfg.read16(self.bdf, at);
-        // PCIe r5.0 7.7.2.2: Function Mask blocks every vector while Enable still keeps INTx off.
-        cfg.write16(self.bdf, at, control | FUNCTION_MASK);
-        crate::time::delay_us(DISABLE_SETTLE_US);
+        // PCIe r5.0 7.7.2.2: Function Mask blocks every vector while Enable still keeps INTx off. A
+        // Function Mask found clear (a reset cleared it behind this handle) is set and timed afresh.
+        let masked_at = match self.function_masked_at {
+            Some(t) if control & FUNCTION_MASK != 0 => t,
+            _ => {
+                cfg.write16(self.bdf, at, control | FUNCTION_MASK);
+                crate::time::now_us()
+            }
+        };
+        let since = crate::time::now_us().saturating_sub(masked_at);
+        crate::time::delay_us(DISABLE_SETTLE_US.saturating_sub(since));
         cfg.write16(self.bdf, at, control & !(ENABLE | FUNCTION_MASK));
+        self.function_masked_at = None;
     }
 }
 

@@ -662,7 +662,10 @@ impl Iterator for NameHits<'_> {
     fn next(&mut self) -> Option<Hit> {
         loop {
             let window = self.aml.get(self.next..self.hi)?;
-            let seg_at = self.next + window.windows(4).position(|w| w == self.seg)?;
+            // One 32-bit compare per position: a slice compare here costs a call per byte of the table,
+            // and this scan runs a dozen times over the whole DSDT at boot.
+            let seg = u32::from_le_bytes(self.seg);
+            let seg_at = self.next + window.windows(4).position(|w| <[u8; 4]>::try_from(w).is_ok_and(|b| u32::from_le_bytes(b) == seg))?;
             self.next = seg_at + 1;
             let name_end = seg_at + 4;
             // The nearest plausible NameString start first: a plain NameSeg, then ever longer paths.

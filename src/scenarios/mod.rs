@@ -12,6 +12,10 @@ pub mod stuck;
 pub use crate::report::Outcome;
 use heapless::String;
 
+/// One device under a check that drives several devices at once: its interrupt source and its
+/// interrupts.
+pub type Target<'a, 'c, C> = (&'a mut dyn crate::drivers::InterruptSource, &'a mut crate::modes::DeviceIrq<'c, C>);
+
 /// A scenario's verdict.
 #[derive(Debug, Clone)]
 pub struct Verdict {

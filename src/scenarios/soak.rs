@@ -5,8 +5,7 @@
 
 use super::{delivery, Outcome, Verdict};
 use crate::bus::pci::ConfigRegion;
-use crate::drivers::InterruptSource;
-use crate::modes::{DeviceIrq, MAX_VECTORS};
+use crate::modes::MAX_VECTORS;
 use crate::time;
 
 /// What a soak measured.
@@ -29,8 +28,7 @@ impl SoakResult {
     }
 }
 
-/// One device under soak.
-pub type Target<'a, 'c, C> = (&'a mut dyn InterruptSource, &'a mut DeviceIrq<'c, C>);
+pub use super::Target;
 
 /// Drives `n` interrupts over `targets`.
 pub fn run<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], n: u64) -> (SoakResult, Verdict) {
