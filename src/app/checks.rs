@@ -14,19 +14,33 @@ use crate::report::Outcome;
 use crate::scenarios::{delivery, storm, Verdict};
 use crate::time;
 
-/// How long to watch for a second delivery after a self IPI arrived. QEMU's LAPIC sets the IRR bit
-/// inside the ICR write, so a duplicate would be pending as soon as the first is taken; the window only
-/// covers the CPU taking it.
+/// How long to watch for a second delivery after a self IPI arrived, at least. QEMU's LAPIC sets the IRR
+/// bit inside the ICR write, so a duplicate would be pending as soon as the first is taken; the window
+/// only covers the CPU taking it. The device setup runs inside the window, so it costs nothing when the
+/// setup takes longer.
 const SELF_IPI_WATCH_US: u64 = 1_000;
 
-/// The two self-IPI checks, sharing one watch window:
+/// The two self-IPI checks, sent by [`send_self_ipis`] and judged by [`judge_self_ipis`] after a watch
+/// window that the device setup runs in:
 /// - `lapic-self-ipi`: the LAPIC delivers a self IPI exactly once;
 /// - `unowned-vector`: an interrupt on a vector nobody owns (freed, no handler) is counted as unowned and
 ///   reported, not lost and not mistaken for a device's: a vector is allocated and freed again, then a
 ///   self IPI is sent on it.
-pub(super) fn run_self_ipis(run: &mut Run) {
+#[derive(Debug)]
+pub(super) struct SelfIpis {
+    before: u64,
+    /// The freed vector with its counts before the IPI: (vector, arrivals, counted unowned).
+    freed: Result<(u8, u64, u64), vector::VectorError>,
+    /// When the window closes at the earliest.
+    watch_until: time::Deadline,
+    /// Arrivals on the freed vector when the window opened.
+    freed_arrivals: u64,
+}
+
+/// Sends both self IPIs and waits for them to arrive; the duplicate watch runs on while the caller
+/// works (interrupts stay enabled).
+pub(super) fn send_self_ipis() -> SelfIpis {
     let v = vector::SELF_IPI_VECTOR;
-    // The freed vector with its counts before the IPI: (vector, arrivals, counted unowned).
     let freed = vector::VectorBlock::alloc(1).map(|block| block.base()).map(|f| (f, dispatch::count(f), dispatch::take_unowned(f)));
     let before = dispatch::count(v);
     lapic::self_ipi(v);
@@ -35,9 +49,19 @@ pub(super) fn run_self_ipis(run: &mut Run) {
     }
     let arrived = |vector: u8, before: u64| dispatch::count(vector) > before;
     time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || arrived(v, before) && freed.as_ref().map_or(true, |&(f, b, _)| arrived(f, b)));
-    time::delay_us(SELF_IPI_WATCH_US);
+    let freed_arrivals = freed.as_ref().map_or(0, |&(f, b, _)| dispatch::count(f) - b);
+    SelfIpis { before, freed, watch_until: time::Deadline::after_us(SELF_IPI_WATCH_US), freed_arrivals }
+}
 
-    let got = dispatch::count(v) - before;
+/// Waits out what is left of the watch window, then reports both checks. Device vectors allocated
+/// meanwhile may reuse the freed one, so its duplicate is looked for among the unowned arrivals, which a
+/// device's interrupts never are.
+pub(super) fn judge_self_ipis(run: &mut Run, probe: SelfIpis) {
+    while !probe.watch_until.expired() {
+        crate::arch::cpu::relax();
+    }
+    let v = vector::SELF_IPI_VECTOR;
+    let got = dispatch::count(v) - probe.before;
     let verdict = if got == 1 {
         Verdict::new(Outcome::Pass, format_args!("self IPI on vector {v:#x} delivered once"))
     } else {
@@ -45,9 +69,9 @@ pub(super) fn run_self_ipis(run: &mut Run) {
     };
     run.scenario("lapic-self-ipi", None, &verdict);
 
-    let verdict = match freed {
-        Ok((f, before, unowned_before)) => {
-            let (got, unowned) = (dispatch::count(f) - before, dispatch::take_unowned(f));
+    let verdict = match probe.freed {
+        Ok((f, _, unowned_before)) => {
+            let (got, unowned) = (probe.freed_arrivals, dispatch::take_unowned(f));
             if got == 1 && unowned == 1 {
                 Verdict::new(Outcome::Pass, format_args!("interrupt on freed vector {f:#x} arrived once and was counted as unowned"))
             } else {

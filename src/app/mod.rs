@@ -200,11 +200,8 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // spec's rules (modes::order).
     trace::start();
     cpu::enable_interrupts();
-    if !crash_stage_a {
-        let t0 = time::now_us();
-        checks::run_self_ipis(&mut run);
-        crate::info!("LAPIC checks: {=u64} us", time::now_us() - t0);
-    }
+    // The self-IPI checks' watch window runs while the devices are set up.
+    let self_ipis = (!crash_stage_a).then(checks::send_self_ipis);
 
     // Every driven device is set up first and stays live while each is checked in turn, so a device's
     // interrupts reaching another's vectors would show in the exact counts.
@@ -218,6 +215,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         accounting::set_phase(Phase::Checks);
         setup_us = time::now_us() - t_setup;
         crate::info!("set up: {=usize} devices in {=u64} us", active.len(), setup_us);
+        if let Some(probe) = self_ipis {
+            checks::judge_self_ipis(&mut run, probe);
+        }
         if crash_stage_a {
             crash::leave_live_and_restart(&mut run, cfg, &pci, &routing, &mut active, crash_control, start_info);
         }
