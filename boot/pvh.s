@@ -1,8 +1,34 @@
-/* PVH entry: QEMU's pvh option ROM jumps here in 32-bit protected mode, paging off, interrupts off,
- * EBX = physical address of hvm_start_info (qemu-7.2-facts.md section 7). The stack and the GDT are the
- * boot firmware's, so we set our own, build identity page tables for the low 4 GiB with 2 MiB pages,
- * enter long mode (SDM Vol. 3A 10.8.5 "Initializing IA-32e Mode") and call msifw_entry(start_info).
- * Mappings above 4 GiB are added later, on demand, by arch::paging. */
+/* Two ways in, both in 32-bit protected mode with paging and interrupts off:
+ * - PVH: QEMU's pvh option ROM jumps to pvh_start32 with EBX = physical address of hvm_start_info
+ *   (qemu-7.2-facts.md section 7);
+ * - Multiboot2 (GRUB, BIOS or UEFI): mb2_start32 with EAX = 0x36D76289 and EBX = physical address of the
+ *   boot information (Multiboot2 spec 1.0, 3.3 "I386 machine state").
+ * The stack and the GDT are the loader's, so we set our own, build identity page tables for the low 4 GiB
+ * with 2 MiB pages, enter long mode (SDM Vol. 3A 10.8.5 "Initializing IA-32e Mode") and call
+ * msifw_entry(info, flags): flags bit 0 = restart, bit 1 = Multiboot2. Mappings above 4 GiB are added
+ * later, on demand, by arch::paging. */
+
+    /* Multiboot2 header (spec 3.1): in the first 32 KiB of the file, 8-byte aligned; the linker script
+     * puts it first in .text. GRUB loads the ELF's PT_LOAD segments at their physical addresses and enters
+     * at the entry-address tag's address. */
+    .pushsection .multiboot2, "a"
+    .balign 8
+mb2_header:
+    .long 0xE85250D6                    /* magic */
+    .long 0                             /* architecture: i386 protected mode */
+    .long mb2_header_end - mb2_header   /* header length */
+    .long 0x100000000 - (0xE85250D6 + 0 + (mb2_header_end - mb2_header))   /* checksum */
+    .balign 8
+    .short 3                            /* entry address tag */
+    .short 0
+    .long 12
+    .long mb2_start32
+    .balign 8
+    .short 0                            /* end tag */
+    .short 0
+    .long 8
+mb2_header_end:
+    .popsection
 
     .pushsection .note.pvh, "a", @note
     .balign 4
@@ -19,8 +45,23 @@
 pvh_start32:
     cli
     cld
-    /* EBX (start_info) and EBP (0 = cold boot, 1 = restart) survive until the call below. */
+    /* EBX (start_info or Multiboot2 information) and EBP (the flags) survive until the call below. */
     xorl %ebp, %ebp
+    jmp cold_start32
+
+    .global mb2_start32
+mb2_start32:
+    cli
+    cld
+    cmpl $0x36D76289, %eax
+    jne 6f
+    movl $2, %ebp
+    jmp cold_start32
+    /* Not entered by a Multiboot2 loader: nothing is known about the machine, so stop. */
+6:  hlt
+    jmp 6b
+
+cold_start32:
     /* Keep a pristine copy of .data for a later restart. */
     movl $__data_start, %esi
     movl $__data_save, %edi
@@ -33,7 +74,7 @@ pvh_start32:
      * as a crash kernel starts: devices untouched, memory fresh (.data put back, .bss zeroed below). */
 pvh_restart32:
     cld
-    movl $1, %ebp
+    orl $1, %ebp
     movl $__data_save, %esi
     movl $__data_start, %edi
     movl $__data_end, %ecx
@@ -102,15 +143,15 @@ long_mode_entry:
     movw %ax, %fs
     movw %ax, %gs
     movabsq $boot_stack_top, %rsp
-    movl %ebx, %edi                     /* arg 0: start_info physical address */
-    movl %ebp, %esi                     /* arg 1: restart marker (zero-extended) */
+    movl %ebx, %edi                     /* arg 0: start_info or Multiboot2 information address */
+    movl %ebp, %esi                     /* arg 1: flags (zero-extended) */
     xorl %ebp, %ebp
     call msifw_entry
 4:  cli
     hlt
     jmp 4b
 
-    /* msifw_restart(start_info): back to the 32-bit entry without touching any device (SDM Vol. 3A
+    /* msifw_restart(info, flags): back to the 32-bit entry without touching any device (SDM Vol. 3A
      * 10.8.5.4, "Switching Out of IA-32e Mode"): to compatibility mode through the 32-bit code segment
      * 0x28 of arch::gdt, paging off (which leaves IA-32e mode), EFER.LME off, then pvh_restart32. The code
      * runs identity-mapped, so the addresses stay valid with paging off. */
@@ -118,6 +159,7 @@ long_mode_entry:
 msifw_restart:
     cli
     movl %edi, %ebx
+    movl %esi, %ebp                     /* the boot's flags; pvh_restart32 adds the restart bit */
     leaq 5f(%rip), %rax
     pushq $0x28
     pushq %rax

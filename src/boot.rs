@@ -1,5 +1,6 @@
-//! What the boot protocol hands over (PVH `hvm_start_info`, qemu-7.2-facts.md section 7), copied out of low
-//! memory into owned storage before anything can reuse that memory.
+//! What the boot protocol hands over, copied into owned storage before anything can reuse that memory:
+//! PVH's `hvm_start_info` (qemu-7.2-facts.md section 7) or the Multiboot2 boot information (GRUB, BIOS or
+//! UEFI: Multiboot2 spec 1.0, 3.6).
 
 use crate::physmem::PhysMemory;
 use heapless::{String, Vec};
@@ -18,6 +19,31 @@ pub struct MemRegion {
     pub kind: u32,
 }
 
+/// EAX at the Multiboot2 entry (checked in boot/pvh.s).
+pub const MULTIBOOT2_MAGIC: u32 = 0x36D7_6289;
+/// Largest Multiboot2 information read (GRUB's is a few KiB, with an EFI memory map tens of KiB).
+pub const MAX_MULTIBOOT2: u32 = 1 << 20;
+
+/// How the firmware was entered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BootProtocol {
+    /// QEMU's PVH loader (`-kernel`).
+    #[default]
+    Pvh,
+    /// A Multiboot2 loader (GRUB).
+    Multiboot2,
+}
+
+impl BootProtocol {
+    /// Name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            BootProtocol::Pvh => "pvh",
+            BootProtocol::Multiboot2 => "multiboot2",
+        }
+    }
+}
+
 /// Capacity limits of the copied boot information.
 pub const MAX_CMDLINE: usize = 1024;
 /// Memory-map entries kept (pvh.bin collects at most 128).
@@ -34,6 +60,10 @@ pub struct BootInfo {
     pub memmap: Vec<MemRegion, MAX_MEMMAP>,
     /// Problems met while copying (truncations, bad magic).
     pub problems: Vec<BootProblem, 4>,
+    /// The protocol it came by.
+    pub protocol: BootProtocol,
+    /// The boot loader's name (Multiboot2 tag 2), if it gave one.
+    pub loader: String<64>,
 }
 
 /// Bad or surprising boot information.
@@ -51,6 +81,11 @@ pub enum BootProblem {
     MemmapTruncated(u32),
     /// The memory map at this address could not be read (or wrapped past 2^64); entries from there on were dropped.
     MemmapUnreadable(u64),
+    /// The Multiboot2 information's total_size is below its 16-byte minimum or above [`MAX_MULTIBOOT2`].
+    Multiboot2Size(u32),
+    /// A Multiboot2 tag at this offset is shorter than its header or runs past total_size; the rest was
+    /// dropped.
+    Multiboot2Tag(u32),
 }
 
 impl core::fmt::Display for BootProblem {
@@ -62,6 +97,8 @@ impl core::fmt::Display for BootProblem {
             Self::CmdlineNotUtf8 => write!(f, "command line is not UTF-8; ignored"),
             Self::MemmapTruncated(n) => write!(f, "{n} memory map entries; only {MAX_MEMMAP} kept"),
             Self::MemmapUnreadable(a) => write!(f, "memory map at {a:#x} unreadable; later entries dropped"),
+            Self::Multiboot2Size(n) => write!(f, "Multiboot2 information of {n} bytes; at most {MAX_MULTIBOOT2} read"),
+            Self::Multiboot2Tag(at) => write!(f, "Multiboot2 tag at offset {at:#x} malformed; later tags dropped"),
         }
     }
 }
@@ -111,6 +148,112 @@ impl BootInfo {
             }
         }
         info
+    }
+
+    /// The first address past the Multiboot2 information at `addr` (its total_size, clamped to
+    /// [`MAX_MULTIBOOT2`] and to 4 GiB), from a memory that can read its first 8 bytes.
+    pub fn multiboot2_end(mem: &impl PhysMemory, addr: u64) -> u64 {
+        let size = read_u32(mem, addr, 0).unwrap_or(8).clamp(8, MAX_MULTIBOOT2);
+        addr.saturating_add(size as u64).min(1 << 32)
+    }
+
+    /// Copies the Multiboot2 boot information at `addr` (spec 3.6): command line (tag 1), boot loader name
+    /// (2), memory map (6), and the RSDP (15, ACPI 2.0+, preferred over 14, ACPI 1.0), whose address is
+    /// that of the copy inside the information. Reads stay inside total_size. Never panics.
+    pub fn from_multiboot2(mem: &impl PhysMemory, addr: u64) -> BootInfo {
+        let mut info = BootInfo { protocol: BootProtocol::Multiboot2, ..BootInfo::default() };
+        let Some(total) = read_u32(mem, addr, 0) else {
+            let _ = info.problems.push(BootProblem::Unreadable(addr));
+            return info;
+        };
+        if !(16..=MAX_MULTIBOOT2).contains(&total) {
+            let _ = info.problems.push(BootProblem::Multiboot2Size(total));
+        }
+        let total = total.min(MAX_MULTIBOOT2) as u64;
+        let (mut rsdp_v1, mut rsdp_v2) = (None, None);
+        // Tags start at offset 8 and are 8-byte aligned (spec 3.6.1).
+        let mut at = 8u64;
+        while at + 8 <= total {
+            let (Some(kind), Some(size)) = (read_u32(mem, addr, at), read_u32(mem, addr, at + 4)) else {
+                let _ = info.problems.push(BootProblem::Multiboot2Tag(at as u32));
+                break;
+            };
+            let size = size as u64;
+            if size < 8 || at + size > total {
+                let _ = info.problems.push(BootProblem::Multiboot2Tag(at as u32));
+                break;
+            }
+            let body = addr + at + 8;
+            let body_len = size - 8;
+            match kind {
+                0 => break,
+                1 => info.copy_cmdline_bounded(mem, body, body_len),
+                2 => {
+                    let mut name = BootInfo::default();
+                    name.copy_cmdline_bounded(mem, body, body_len);
+                    for c in name.cmdline.chars() {
+                        if info.loader.push(c).is_err() {
+                            break;
+                        }
+                    }
+                }
+                6 => info.copy_multiboot2_memmap(mem, body, body_len),
+                14 if body_len >= 20 => rsdp_v1 = Some(body),
+                15 if body_len >= 36 => rsdp_v2 = Some(body),
+                _ => {}
+            }
+            at = (at + size + 7) & !7;
+        }
+        info.rsdp = rsdp_v2.or(rsdp_v1);
+        info
+    }
+
+    /// Multiboot2 memory map tag body: entry_size, entry_version, then entries of {base_addr u64,
+    /// length u64, type u32, reserved u32} (spec 3.6.8); the types are E820's.
+    fn copy_multiboot2_memmap(&mut self, mem: &impl PhysMemory, body: u64, len: u64) {
+        let Some(entry_size) = read_u32(mem, body, 0) else { return };
+        let entry_size = entry_size as u64;
+        if entry_size < 24 || len < 8 {
+            let _ = self.problems.push(BootProblem::MemmapUnreadable(body));
+            return;
+        }
+        let entries = (len - 8) / entry_size;
+        if entries as usize > MAX_MEMMAP {
+            let _ = self.problems.push(BootProblem::MemmapTruncated(entries as u32));
+        }
+        for i in 0..entries.min(MAX_MEMMAP as u64) {
+            let e = body + 8 + i * entry_size;
+            let (Some(a), Some(s), Some(k)) = (read_u64(mem, e, 0), read_u64(mem, e, 8), read_u32(mem, e, 16)) else {
+                let _ = self.problems.push(BootProblem::MemmapUnreadable(e));
+                break;
+            };
+            let _ = self.memmap.push(MemRegion { addr: a, size: s, kind: k });
+        }
+    }
+
+    /// A NUL-terminated string of at most `len` bytes at `addr` into the command line.
+    fn copy_cmdline_bounded(&mut self, mem: &impl PhysMemory, addr: u64, len: u64) {
+        let len = len.min(MAX_CMDLINE as u64 + 1) as usize;
+        let Some(bytes) = mem.bytes(addr, len) else {
+            let _ = self.problems.push(BootProblem::Unreadable(addr));
+            return;
+        };
+        let text = match bytes.iter().position(|&b| b == 0) {
+            Some(n) => &bytes[..n],
+            None => {
+                let _ = self.problems.push(BootProblem::CmdlineTruncated);
+                &bytes[..bytes.len().min(MAX_CMDLINE)]
+            }
+        };
+        let text = &text[..text.len().min(MAX_CMDLINE)];
+        match core::str::from_utf8(text) {
+            Ok(s) => {
+                let _ = self.cmdline.push_str(s.trim());
+            }
+            Err(_) => {
+                let _ = self.problems.push(BootProblem::CmdlineNotUtf8);
+            }
+        }
     }
 
     fn copy_cmdline(&mut self, mem: &impl PhysMemory, addr: u64) {
@@ -273,4 +416,105 @@ mod tests {
         assert!(info.problems.contains(&BootProblem::CmdlineNotUtf8));
         assert!(info.cmdline.is_empty());
     }
+
+    /// A Multiboot2 information block at BASE with the given tags (type, body), 8-byte aligned, end tag
+    /// appended.
+    fn mb2(tags: &[(u32, std::vec::Vec<u8>)]) -> Buf {
+        let mut m = vec![0u8; 8];
+        for (kind, body) in tags.iter().chain(std::iter::once(&(0u32, std::vec::Vec::new()))) {
+            while m.len() % 8 != 0 {
+                m.push(0);
+            }
+            m.extend_from_slice(&kind.to_le_bytes());
+            m.extend_from_slice(&(8 + body.len() as u32).to_le_bytes());
+            m.extend_from_slice(body);
+        }
+        let total = m.len() as u32;
+        m[0..4].copy_from_slice(&total.to_le_bytes());
+        Buf(m)
+    }
+
+    fn mmap_body(entries: &[(u64, u64, u32)]) -> std::vec::Vec<u8> {
+        let mut b = std::vec::Vec::new();
+        b.extend_from_slice(&24u32.to_le_bytes());
+        b.extend_from_slice(&0u32.to_le_bytes());
+        for &(a, s, k) in entries {
+            b.extend_from_slice(&a.to_le_bytes());
+            b.extend_from_slice(&s.to_le_bytes());
+            b.extend_from_slice(&k.to_le_bytes());
+            b.extend_from_slice(&0u32.to_le_bytes());
+        }
+        b
+    }
+
+    #[test]
+    fn multiboot2_cmdline_loader_memmap_and_rsdp() {
+        let mut rsdp_v1 = b"RSD PTR ".to_vec();
+        rsdp_v1.resize(20, 0);
+        let mut rsdp_v2 = b"RSD PTR ".to_vec();
+        rsdp_v2.resize(36, 0);
+        let img = mb2(&[
+            (1, b" irq.00:02.0=msi  rounds=3\0".to_vec()),
+            (2, b"GRUB 2.06-13+deb12u2\0".to_vec()),
+            (14, rsdp_v1),
+            (6, mmap_body(&[(0, 0x9FC00, 1), (0x100000, 0x7F00000, 1), (0xFEFFC000, 0x4000, 2)])),
+            (15, rsdp_v2),
+            (99, vec![1, 2, 3]),
+        ]);
+        let info = BootInfo::from_multiboot2(&img.mem(), BASE);
+        assert!(info.problems.is_empty(), "{:?}", info.problems);
+        assert_eq!(info.protocol, BootProtocol::Multiboot2);
+        assert_eq!(info.cmdline.as_str(), "irq.00:02.0=msi  rounds=3");
+        assert_eq!(info.loader.as_str(), "GRUB 2.06-13+deb12u2");
+        assert_eq!(info.memmap.len(), 3);
+        assert_eq!(info.memmap[1], MemRegion { addr: 0x100000, size: 0x7F00000, kind: 1 });
+        assert_eq!(info.ram_top(), 0x8000000);
+        // The ACPI 2.0 copy wins over the 1.0 one; both live inside the information.
+        let rsdp = info.rsdp.unwrap();
+        assert_eq!(&img.0[(rsdp - BASE) as usize..][..8], b"RSD PTR ");
+        assert_eq!(img.0[(rsdp - BASE) as usize - 8], 15);
+        assert_eq!(BootInfo::multiboot2_end(&img.mem(), BASE), BASE + img.0.len() as u64);
+    }
+
+    #[test]
+    fn multiboot2_only_acpi_1_and_no_cmdline() {
+        let mut rsdp_v1 = b"RSD PTR ".to_vec();
+        rsdp_v1.resize(20, 0);
+        let img = mb2(&[(14, rsdp_v1)]);
+        let info = BootInfo::from_multiboot2(&img.mem(), BASE);
+        assert!(info.problems.is_empty());
+        assert_eq!(img.0[(info.rsdp.unwrap() - BASE) as usize - 8], 14);
+        assert!(info.cmdline.is_empty() && info.memmap.is_empty() && info.loader.is_empty());
+    }
+
+    #[test]
+    fn multiboot2_bad_sizes_are_reported_not_followed() {
+        // A tag claiming to run past total_size: reported, nothing after it read.
+        let mut img = mb2(&[(1, b"nomsi\0".to_vec()), (1, b"x\0".to_vec())]);
+        img.0[8 + 16 + 4..8 + 16 + 8].copy_from_slice(&0x1000u32.to_le_bytes());
+        let info = BootInfo::from_multiboot2(&img.mem(), BASE);
+        assert_eq!(info.cmdline.as_str(), "nomsi");
+        assert_eq!(info.problems.as_slice(), &[BootProblem::Multiboot2Tag(24)]);
+        // A tag shorter than its own header.
+        let mut img = mb2(&[(1, b"a\0".to_vec())]);
+        img.0[12..16].copy_from_slice(&4u32.to_le_bytes());
+        assert_eq!(BootInfo::from_multiboot2(&img.mem(), BASE).problems.as_slice(), &[BootProblem::Multiboot2Tag(8)]);
+        // total_size out of range: reported and clamped; an unreadable address.
+        let mut img = mb2(&[]);
+        img.0[0..4].copy_from_slice(&u32::MAX.to_le_bytes());
+        let info = BootInfo::from_multiboot2(&img.mem(), BASE);
+        assert_eq!(info.problems[0], BootProblem::Multiboot2Size(u32::MAX));
+        assert_eq!(BootInfo::multiboot2_end(&img.mem(), BASE), BASE + MAX_MULTIBOOT2 as u64);
+        assert_eq!(BootInfo::from_multiboot2(&img.mem(), 8).problems.as_slice(), &[BootProblem::Unreadable(8)]);
+        // A memory map with a bad entry size, and a command line without its NUL.
+        let mut body = mmap_body(&[(0, 0x1000, 1)]);
+        body[0..4].copy_from_slice(&8u32.to_le_bytes());
+        let img = mb2(&[(6, body), (1, b"abc".to_vec())]);
+        let info = BootInfo::from_multiboot2(&img.mem(), BASE);
+        assert!(info.memmap.is_empty());
+        assert!(matches!(info.problems[0], BootProblem::MemmapUnreadable(_)));
+        assert_eq!(info.problems[1], BootProblem::CmdlineTruncated);
+        assert_eq!(info.cmdline.as_str(), "abc");
+    }
+
 }

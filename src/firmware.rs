@@ -5,23 +5,36 @@ use crate::arch::{cpu, exit, uart};
 use crate::boot::BootInfo;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+/// Entry flag (boot/pvh.s): this run is a restart in place.
+pub const FLAG_RESTART: u32 = 1;
+/// Entry flag (boot/pvh.s): entered by a Multiboot2 loader (GRUB), not through PVH.
+pub const FLAG_MULTIBOOT2: u32 = 2;
+
+/// The entry flags of this boot, without the restart bit (a restart enters the way the boot did).
+static BOOT_FLAGS: core::sync::atomic::AtomicU32 = core::sync::atomic::AtomicU32::new(0);
+
 /// Jumps back to the firmware's 32-bit entry without touching any device, as a crash kernel starts: the
 /// next run finds every device as this one left it.
 pub fn restart(start_info: u32) -> ! {
     extern "C" {
-        fn msifw_restart(start_info: u32) -> !;
+        fn msifw_restart(info: u32, flags: u32) -> !;
     }
+    let flags = BOOT_FLAGS.load(Ordering::Relaxed);
     cpu::disable_interrupts();
     uart::COM2.drain();
     uart::COM1.drain();
     // SAFETY: msifw_restart (boot/pvh.s) leaves long mode through the 32-bit code segment 0x28 that
     // arch::gdt installed and re-enters the PVH entry, which rebuilds everything from scratch; nothing of
     // this run is used afterwards.
-    unsafe { msifw_restart(start_info) }
+    unsafe { msifw_restart(start_info, flags) }
 }
 
-/// Called by boot/pvh.s in long mode with the physical address of `hvm_start_info`.
-pub fn start(start_info: u32, restarted: bool) -> ! {
+/// Called by boot/pvh.s in long mode with the physical address of `hvm_start_info` (PVH) or of the
+/// Multiboot2 boot information, and the entry flags ([`FLAG_RESTART`], [`FLAG_MULTIBOOT2`]).
+pub fn start(start_info: u32, flags: u32) -> ! {
+    let restarted = flags & FLAG_RESTART != 0;
+    let multiboot2 = flags & FLAG_MULTIBOOT2 != 0;
+    BOOT_FLAGS.store(flags & !FLAG_RESTART, Ordering::Relaxed);
     uart::COM1.init();
     uart::COM2.init();
     crate::println!("msifw {}: {}", env!("CARGO_PKG_VERSION"), if restarted { "restarted in place (devices untouched)" } else { "booting" });
@@ -37,10 +50,22 @@ pub fn start(start_info: u32, restarted: bool) -> ! {
     }
     crate::arch::pic::remap_and_mask();
     crate::time::calibrate();
-    // SAFETY: boot/pvh.s identity-maps the low 4 GiB; hvm_start_info, its command line and memory map
-    // are ordinary RAM below 1 MiB that nothing writes while they are copied.
-    let low_memory = unsafe { crate::physmem::IdentityMemory::new(1 << 20) };
-    let boot = BootInfo::from_pvh(&low_memory, start_info as u64);
+    let boot = if multiboot2 {
+        // The information's size is its first word; the reads end there (Multiboot2 spec 3.4).
+        // SAFETY: boot/pvh.s identity-maps the low 4 GiB; the loader hands over its boot information in
+        // RAM below 4 GiB that it set aside for it (spec 3.3, 3.4), so `[1, info + 8)` holds RAM and
+        // firmware memory only, as for PVH's low megabyte, and nothing writes it while it is copied.
+        let header = unsafe { crate::physmem::IdentityMemory::new(start_info as u64 + 8) };
+        let end = BootInfo::multiboot2_end(&header, start_info as u64);
+        // SAFETY: as above, up to the end the information gives for itself (at most 4 GiB).
+        let memory = unsafe { crate::physmem::IdentityMemory::new(end) };
+        BootInfo::from_multiboot2(&memory, start_info as u64)
+    } else {
+        // SAFETY: boot/pvh.s identity-maps the low 4 GiB; hvm_start_info, its command line and memory map
+        // are ordinary RAM below 1 MiB that nothing writes while they are copied.
+        let low_memory = unsafe { crate::physmem::IdentityMemory::new(1 << 20) };
+        BootInfo::from_pvh(&low_memory, start_info as u64)
+    };
     let code = crate::app::run(&boot, start_info, restarted);
     exit::exit(code)
 }

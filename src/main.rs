@@ -1,5 +1,5 @@
-//! The `msifw` binary. Built for `x86_64-unknown-none` it is the firmware image (PVH entry in
-//! boot/pvh.s); built for the host it is the launcher behind `cargo run`, which builds that image and
+//! The `msifw` binary. Built for `x86_64-unknown-none` it is the firmware image (PVH and Multiboot2
+//! entries in boot/pvh.s); built for the host it is the launcher behind `cargo run`, which builds that image and
 //! boots it in QEMU (qemu-tests/).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -10,8 +10,8 @@ core::arch::global_asm!(include_str!("../boot/pvh.s"), options(att_syntax));
 /// Rust entry, called by boot/pvh.s in long mode.
 #[cfg(target_os = "none")]
 #[no_mangle]
-extern "C" fn msifw_entry(start_info: u32, restarted: u32) -> ! {
-    msifw::firmware::start(start_info, restarted != 0)
+extern "C" fn msifw_entry(info: u32, flags: u32) -> ! {
+    msifw::firmware::start(info, flags)
 }
 
 #[cfg(not(target_os = "none"))]

@@ -28,6 +28,12 @@ pub struct Platform {
     pub ioapics: u32,
     /// The firmware command line as the firmware saw it.
     pub cmdline: String,
+    /// How the firmware was entered: `"pvh"` (QEMU `-kernel`) or `"multiboot2"` (GRUB).
+    #[serde(default)]
+    pub boot: Option<String>,
+    /// The boot loader's name, if it gave one (Multiboot2).
+    #[serde(default)]
+    pub loader: Option<String>,
 }
 
 /// Kind of a BAR.

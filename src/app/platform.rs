@@ -136,7 +136,12 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
         Mechanism::Ecam { base, .. } => record.fmt("ecam_base", format_args!("{base:#x}")),
         Mechanism::Port => record.null("ecam_base"),
     };
-    record.num("ioapics", ioapics.len() as u64).str("cmdline", &boot.cmdline).emit();
+    record.num("ioapics", ioapics.len() as u64).str("cmdline", &boot.cmdline).str("boot", boot.protocol.name());
+    match boot.loader.as_str() {
+        "" => record.null("loader"),
+        name => record.str("loader", name),
+    };
+    record.emit();
 
     Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing })
 }
