@@ -422,7 +422,7 @@ mod tests {
     fn mb2(tags: &[(u32, std::vec::Vec<u8>)]) -> Buf {
         let mut m = vec![0u8; 8];
         for (kind, body) in tags.iter().chain(std::iter::once(&(0u32, std::vec::Vec::new()))) {
-            while m.len() % 8 != 0 {
+            while !m.len().is_multiple_of(8) {
                 m.push(0);
             }
             m.extend_from_slice(&kind.to_le_bytes());

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use crate::qemu::{Accel, Machine, RunConfig};
+use crate::qemu::{Accel, BootPath, Machine, RunConfig};
 use crate::bench::{bench, BenchOptions};
 use crate::run::run_all;
 
@@ -19,12 +19,16 @@ pub const EXIT_ERROR: u8 = 5;
 /// Usage text.
 pub const USAGE: &str = "\
 Usage: cargo run -- [OPTIONS]
+       cargo run -- image FILE [--append TEXT]
        cargo run --release -- bench [--json FILE] [--runs N] [--dispatch N] [--scale N,N,..]
                                     [--qemu PATH] [--accel tcg|kvm]
 Builds the msifw firmware, boots it in QEMU and reports what it found. `bench` prints the
 performance figures (README \"Performance\"): floor ratio (--runs boots of each firmware, default 7),
 dispatch ratio (--dispatch interrupts per source and path, default 10000), accesses per function,
-image size, and scale (--scale device counts, default 1,8,32).
+image size, and scale (--scale device counts, default 1,8,32). `image` writes a GRUB ISO (BIOS and
+UEFI) that boots the firmware through Multiboot2 with TEXT as its command line, and the ELF beside it
+as FILE.elf (for `decode`); it installs Debian's grub-pc-bin, grub-efi-amd64-bin, xorriso and mtools
+when they are missing.
 
 Options:
   --machine q35|pc        QEMU machine type (default q35)
@@ -36,6 +40,9 @@ Options:
   --unplug ID             hot-remove device ID (QMP device_del) when the firmware asks for it
                           (with --append scenario=hot-unplug)
   --accel tcg|kvm         accelerator (default tcg)
+  --boot pvh|iso-bios|iso-uefi
+                          how the firmware starts: QEMU's PVH loader (default), or a GRUB ISO made
+                          for the run, through Multiboot2, under SeaBIOS or OVMF (Debian's ovmf)
   --timeout SECONDS       kill QEMU after this long (default 120)
   --json FILE             also write the results as JSON to FILE
   --elf PATH              boot this ELF instead of building the firmware
@@ -64,6 +71,13 @@ pub enum CliCommand {
     Run(CliOptions),
     /// The performance benchmark.
     Bench(BenchOptions),
+    /// Write a bootable ISO.
+    Image {
+        /// Where.
+        out: PathBuf,
+        /// The firmware command line in grub.cfg.
+        append: String,
+    },
 }
 
 /// A bad command line.
@@ -125,6 +139,7 @@ const VALUE_OPTIONS: &[&str] = &[
     "--append",
     "--unplug",
     "--accel",
+    "--boot",
     "--timeout",
     "--json",
     "--elf",
@@ -144,6 +159,10 @@ where
     if args.peek().is_some_and(|a: &OsString| a == "bench") {
         args.next();
         return parse_bench(args);
+    }
+    if args.peek().is_some_and(|a: &OsString| a == "image") {
+        args.next();
+        return parse_image(args);
     }
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(CliError::NotUtf8)?;
@@ -208,6 +227,7 @@ fn apply(
     match option {
         "--machine" => cfg.machine = Machine::parse(&value).ok_or_else(|| invalid("q35 or pc"))?,
         "--accel" => cfg.accel = Accel::parse(&value).ok_or_else(|| invalid("tcg or kvm"))?,
+        "--boot" => cfg.boot = BootPath::parse(&value).ok_or_else(|| invalid("pvh, iso-bios or iso-uefi"))?,
         "--timeout" => {
             cfg.timeout =
                 parse_timeout(&value).ok_or_else(|| invalid("a positive number of seconds"))?
@@ -284,6 +304,65 @@ fn parse_bench(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliEr
     Ok(CliCommand::Bench(opts))
 }
 
+fn parse_image(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
+    let mut out = None;
+    let mut append = String::new();
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        let arg = arg.into_string().map_err(CliError::NotUtf8)?;
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        match name.as_str() {
+            "-h" | "--help" => return Ok(CliCommand::Help),
+            "--append" => {
+                append = match inline {
+                    Some(v) => v,
+                    None => args.next().ok_or(CliError::MissingValue("--append"))?.into_string().map_err(CliError::NotUtf8)?,
+                };
+                if let Err(e) = crate::image::grub_cfg(&append) {
+                    return Err(CliError::InvalidValue { option: "--append", value: append, expected: if matches!(e, crate::image::ImageError::BadCmdline(_)) { "firmware command-line words (no quotes, $, ;, braces or newlines)" } else { "a command line" } });
+                }
+            }
+            _ if arg.starts_with('-') => return Err(CliError::UnknownOption(name)),
+            _ if out.is_none() && !arg.is_empty() => out = Some(PathBuf::from(arg)),
+            _ => return Err(CliError::UnexpectedArgument(arg)),
+        }
+    }
+    let out = out.ok_or(CliError::MissingValue("image FILE"))?;
+    Ok(CliCommand::Image { out, append })
+}
+
+fn run_image(out: &std::path::Path, append: &str) -> u8 {
+    let elf = match crate::firmware::firmware_elf() {
+        Ok(elf) => elf,
+        Err(e) => {
+            eprintln!("msifw: error: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    let work = match crate::qemu::ScratchDir::create() {
+        Ok(w) => w,
+        Err(e) => {
+            eprintln!("msifw: error: could not create a scratch directory: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    match crate::image::build_iso(&elf, append, out, work.path()) {
+        Ok(()) => {
+            println!("msifw: wrote {} (GRUB, BIOS and UEFI; firmware command line {append:?})", out.display());
+            println!("msifw: the ELF it holds is {} (for `cargo run -- decode --elf`)", crate::image::elf_beside(out).display());
+            println!("msifw: write it to a USB stick with `dd if={} of=/dev/sdX bs=4M`, boot it, and capture COM1 (115200 8N1; COM2 carries the defmt log)", out.display());
+            0
+        }
+        Err(e) => {
+            eprintln!("msifw: error: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
 fn run_bench(opts: &BenchOptions) -> u8 {
     if opts.runs < 5 || opts.dispatch < 10_000 {
         eprintln!("msifw: note: the figures need --runs 5 or more and --dispatch 10000 or more; these are for a quick look");
@@ -339,6 +418,7 @@ where
         }
         Ok(CliCommand::Run(options)) => options,
         Ok(CliCommand::Bench(opts)) => return run_bench(&opts),
+        Ok(CliCommand::Image { out, append }) => return run_image(&out, &append),
         Err(e) => {
             eprintln!("msifw: error: {e}\nTry `cargo run -- --help`.");
             return EXIT_USAGE;
@@ -425,6 +505,17 @@ mod tests {
         assert_eq!(c.elf, Some(PathBuf::from("fw.elf")));
         assert_eq!(c.qemu, PathBuf::from("/opt/q"));
         assert!(c.echo);
+    }
+
+    #[test]
+    fn image_and_boot_options() {
+        let Ok(CliCommand::Image { out, append }) = parse_args(["image", "x.iso", "--append", "rounds=3"]) else { panic!("image not parsed") };
+        assert_eq!((out, append.as_str()), (PathBuf::from("x.iso"), "rounds=3"));
+        assert!(matches!(parse_args(["image"]), Err(CliError::MissingValue(_))));
+        assert!(matches!(parse_args(["image", "a.iso", "b.iso"]), Err(CliError::UnexpectedArgument(_))));
+        assert!(matches!(parse_args(["image", "a.iso", "--append=x;y"]), Err(CliError::InvalidValue { option: "--append", .. })));
+        assert_eq!(run_opts(&["--boot", "iso-uefi"]).config.boot, BootPath::IsoUefi);
+        assert!(matches!(parse_args(["--boot", "floppy"]), Err(CliError::InvalidValue { option: "--boot", .. })));
     }
 
     #[test]

@@ -15,6 +15,7 @@ pub mod cli;
 pub mod decode;
 pub mod exit;
 pub mod firmware;
+pub mod image;
 pub mod qemu;
 pub mod qmp;
 pub mod report;
@@ -25,7 +26,7 @@ pub use decode::{decode_defmt, DefmtLine, DefmtLog, StreamIssue, TableStatus};
 pub use exit::{judge, Exit, QemuExit, Verdict};
 pub use firmware::{build_firmware, default_elf_path, firmware_elf, workspace_root, FirmwareError};
 pub use qemu::{
-    build_command, shell_quote, Accel, Machine, Purpose, QemuCommand, RunConfig, ScratchDir,
+    build_command, shell_quote, Accel, BootPath, Machine, Purpose, QemuCommand, RunConfig, ScratchDir,
 };
 pub use qmp::{qmp_query_pci, QemuFunction, QemuRegion, QmpError, RegionKind};
 pub use report::{

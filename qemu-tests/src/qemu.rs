@@ -89,6 +89,48 @@ impl fmt::Display for Accel {
     }
 }
 
+/// How the firmware is started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum BootPath {
+    /// QEMU's PVH loader (`-kernel ELF -append CMDLINE`), after SeaBIOS (or the `-bios` given).
+    #[default]
+    Pvh,
+    /// A GRUB ISO built for the run (`cargo run -- image`), from a CD under SeaBIOS; GRUB starts the
+    /// firmware through Multiboot2.
+    IsoBios,
+    /// The same ISO under OVMF (UEFI).
+    IsoUefi,
+}
+
+impl BootPath {
+    /// Name on the command line and in tables.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BootPath::Pvh => "pvh",
+            BootPath::IsoBios => "iso-bios",
+            BootPath::IsoUefi => "iso-uefi",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(s: &str) -> Option<BootPath> {
+        match s {
+            "pvh" => Some(BootPath::Pvh),
+            "iso-bios" => Some(BootPath::IsoBios),
+            "iso-uefi" => Some(BootPath::IsoUefi),
+            _ => None,
+        }
+    }
+
+    /// Whether the firmware comes from an ISO.
+    pub fn is_iso(self) -> bool {
+        self != BootPath::Pvh
+    }
+}
+
+/// The ISO of an ISO boot, in the scratch directory.
+pub const ISO_FILE: &str = "msifw.iso";
+
 /// Everything that decides one QEMU run. Build it with [`RunConfig::new`] and the builder methods:
 ///
 /// ```
@@ -102,6 +144,8 @@ pub struct RunConfig {
     pub machine: Machine,
     /// Accelerator (`-accel`).
     pub accel: Accel,
+    /// How the firmware is started.
+    pub boot: BootPath,
     /// Extra `-device` specs, added after the default devices.
     pub devices: Vec<String>,
     /// Whether to add the default e1000e, nvme and edu devices.
@@ -134,6 +178,7 @@ impl Default for RunConfig {
         RunConfig {
             machine: Machine::default(),
             accel: Accel::default(),
+            boot: BootPath::default(),
             devices: Vec::new(),
             default_devices: true,
             qemu_args: Vec::new(),
@@ -156,6 +201,12 @@ impl RunConfig {
     /// Sets the machine type.
     pub fn machine(mut self, machine: Machine) -> Self {
         self.machine = machine;
+        self
+    }
+
+    /// Sets how the firmware is started.
+    pub fn boot(mut self, boot: BootPath) -> Self {
+        self.boot = boot;
         self
     }
 
@@ -286,11 +337,29 @@ pub fn build_command(cfg: &RunConfig, purpose: Purpose<'_>, scratch: &Path) -> Q
     ]);
     match purpose {
         Purpose::Boot { elf } => {
-            args.push("-kernel".into());
-            args.push(path_arg(elf));
-            if let Some(text) = &cfg.append {
-                args.push("-append".into());
-                args.push(text.clone());
+            match cfg.boot {
+                BootPath::Pvh => {
+                    args.push("-kernel".into());
+                    args.push(path_arg(elf));
+                    if let Some(text) = &cfg.append {
+                        args.push("-append".into());
+                        args.push(text.clone());
+                    }
+                }
+                // The command line is in the ISO's grub.cfg. A CD with boot index 0 on whatever IDE or
+                // AHCI bus the machine has (q35: the ICH9 AHCI at 00:1f.2; pc: PIIX IDE).
+                BootPath::IsoBios | BootPath::IsoUefi => {
+                    if cfg.boot == BootPath::IsoUefi {
+                        args.push("-bios".into());
+                        args.push(crate::image::ovmf().map_or_else(|| crate::image::OVMF_PATHS[0].to_string(), |p| path_arg(&p)));
+                    }
+                    args.push("-drive".into());
+                    args.push(format!(
+                        "file={},media=cdrom,if=none,id=cd0,readonly=on",
+                        qemu_opt_escape(&path_arg(&scratch.join(ISO_FILE)))
+                    ));
+                    args.extend(["-device".into(), "ide-cd,drive=cd0,bootindex=0".into()]);
+                }
             }
             // COM1 (0x3f8): text and report records. COM2 (0x2f8): defmt frames.
             args.extend(["-serial".into(), "stdio".into()]);

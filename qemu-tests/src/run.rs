@@ -38,6 +38,8 @@ pub enum RunError {
     ElfNotFound(PathBuf),
     /// The scratch directory could not be created.
     Scratch(io::Error),
+    /// The boot image (ISO) could not be made.
+    Image(crate::image::ImageError),
     /// QEMU could not be started.
     Spawn {
         /// The QEMU program.
@@ -55,6 +57,7 @@ impl fmt::Display for RunError {
             RunError::Firmware(e) => write!(f, "{e}"),
             RunError::ElfNotFound(p) => write!(f, "the ELF {} does not exist", p.display()),
             RunError::Scratch(e) => write!(f, "could not create the scratch directory: {e}"),
+            RunError::Image(e) => write!(f, "could not make the boot image: {e}"),
             RunError::Spawn { program, source } => write!(
                 f,
                 "could not start {}: {source} (is QEMU installed? `apt-get install qemu-system-x86`, or pass --qemu PATH)",
@@ -71,6 +74,7 @@ impl std::error::Error for RunError {
             RunError::Firmware(e) => Some(e),
             RunError::Scratch(e) | RunError::Wait(e) | RunError::Spawn { source: e, .. } => Some(e),
             RunError::ElfNotFound(_) => None,
+            RunError::Image(e) => Some(e),
         }
     }
 }
@@ -207,6 +211,12 @@ impl RunOutcome {
     }
 }
 
+/// A COM1 line as it may be shown on a terminal: control characters (a boot firmware's screen-clearing
+/// escape sequences, say OVMF's) become `\u{..}` escapes instead of acting on the user's terminal.
+pub fn printable(line: &str) -> String {
+    line.chars().map(|c| if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 enum Com1 {
     Line(String),
     Error(io::Error),
@@ -257,6 +267,14 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         None => firmware_elf()?,
     };
     let scratch = ScratchDir::create().map_err(RunError::Scratch)?;
+    if cfg.boot.is_iso() {
+        // GRUB reads the command line from the image, so each run gets an image of its own.
+        let iso = scratch.path().join(crate::qemu::ISO_FILE);
+        crate::image::build_iso(&elf, cfg.append.as_deref().unwrap_or(""), &iso, scratch.path()).map_err(RunError::Image)?;
+        if cfg.boot == crate::qemu::BootPath::IsoUefi && crate::image::ovmf().is_none() {
+            return Err(RunError::Image(crate::image::ImageError::ToolsMissing("no OVMF image; `apt-get install ovmf`".into())));
+        }
+    }
     let cmd = build_command(cfg, Purpose::Boot { elf: &elf }, scratch.path());
     if cfg.echo {
         eprintln!("qemu: {}", cmd.shell());
@@ -344,14 +362,14 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
             com1.push_str(&line);
             com1.push('\n');
             match report.push_line(&line) {
-                None if cfg.echo => println!("{COM1_PREFIX}{line}"),
+                None if cfg.echo => println!("{COM1_PREFIX}{}", printable(&line)),
                 None => {}
                 Some(Ok(record)) if cfg.echo => {
                     println!("{REPORT_ECHO_PREFIX}{}", describe_record(&record))
                 }
                 Some(Ok(_)) => {}
                 Some(Err(e)) if cfg.echo => {
-                    println!("{COM1_PREFIX}{line}");
+                    println!("{COM1_PREFIX}{}", printable(&line));
                     println!("{REPORT_ECHO_PREFIX}malformed record: {e}");
                 }
                 Some(Err(_)) => {}
