@@ -20,6 +20,8 @@ pub const EXIT_ERROR: u8 = 5;
 pub const USAGE: &str = "\
 Usage: cargo run -- [OPTIONS]
        cargo run -- image FILE [--append TEXT]
+       cargo run -- matrix [--qemu PATH].. [--machine M].. [--boot B].. [--accel A].. [--append TEXT]
+                           [--json FILE]
        cargo run --release -- bench [--json FILE] [--runs N] [--dispatch N] [--scale N,N,..]
                                     [--qemu PATH] [--accel tcg|kvm]
 Builds the msifw firmware, boots it in QEMU and reports what it found. `bench` prints the
@@ -28,7 +30,9 @@ dispatch ratio (--dispatch interrupts per source and path, default 10000), acces
 image size, and scale (--scale device counts, default 1,8,32). `image` writes a GRUB ISO (BIOS and
 UEFI) that boots the firmware through Multiboot2 with TEXT as its command line, and the ELF beside it
 as FILE.elf (for `decode`); it installs Debian's grub-pc-bin, grub-efi-amd64-bin, xorriso and mtools
-when they are missing.
+when they are missing. `matrix` runs the scenario set (--append, default scenario=all) on every
+combination of machine (q35, pc), boot path (pvh, iso-bios, iso-uefi), accelerator (tcg, kvm where it
+works) and QEMU binary given, a progress line per run, then a table of results per scenario and device.
 
 Options:
   --machine q35|pc        QEMU machine type (default q35)
@@ -71,6 +75,8 @@ pub enum CliCommand {
     Run(CliOptions),
     /// The performance benchmark.
     Bench(BenchOptions),
+    /// The platform matrix.
+    Matrix(crate::matrix::MatrixOptions),
     /// Write a bootable ISO.
     Image {
         /// Where.
@@ -159,6 +165,10 @@ where
     if args.peek().is_some_and(|a: &OsString| a == "bench") {
         args.next();
         return parse_bench(args);
+    }
+    if args.peek().is_some_and(|a: &OsString| a == "matrix") {
+        args.next();
+        return parse_matrix(args);
     }
     if args.peek().is_some_and(|a: &OsString| a == "image") {
         args.next();
@@ -304,6 +314,86 @@ fn parse_bench(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliEr
     Ok(CliCommand::Bench(opts))
 }
 
+fn parse_matrix(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
+    let mut opts = crate::matrix::MatrixOptions::default();
+    let (mut qemus, mut machines, mut boots, mut accels) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let mut args = args;
+    while let Some(arg) = args.next() {
+        let arg = arg.into_string().map_err(CliError::NotUtf8)?;
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        if name == "-h" || name == "--help" {
+            return Ok(CliCommand::Help);
+        }
+        let option: &'static str = match name.as_str() {
+            "--qemu" => "--qemu",
+            "--machine" => "--machine",
+            "--boot" => "--boot",
+            "--accel" => "--accel",
+            "--append" => "--append",
+            "--json" => "--json",
+            "--timeout" => "--timeout",
+            _ if arg.starts_with('-') => return Err(CliError::UnknownOption(name)),
+            _ => return Err(CliError::UnexpectedArgument(arg)),
+        };
+        let value = match inline {
+            Some(v) => v,
+            None => args.next().ok_or(CliError::MissingValue(option))?.into_string().map_err(CliError::NotUtf8)?,
+        };
+        let invalid = |expected| CliError::InvalidValue { option, value: value.clone(), expected };
+        match option {
+            "--qemu" if !value.is_empty() => qemus.push(PathBuf::from(&value)),
+            "--json" if !value.is_empty() => opts.json = Some(PathBuf::from(&value)),
+            "--qemu" | "--json" => return Err(invalid("a non-empty value")),
+            "--machine" => machines.push(Machine::parse(&value).ok_or_else(|| invalid("q35 or pc"))?),
+            "--boot" => boots.push(BootPath::parse(&value).ok_or_else(|| invalid("pvh, iso-bios or iso-uefi"))?),
+            "--accel" => accels.push(Accel::parse(&value).ok_or_else(|| invalid("tcg or kvm"))?),
+            "--timeout" => opts.timeout = parse_timeout(&value).ok_or_else(|| invalid("a positive number of seconds"))?,
+            _ => opts.append = value,
+        }
+    }
+    if !qemus.is_empty() {
+        opts.qemus = qemus;
+    }
+    if !machines.is_empty() {
+        opts.machines = machines;
+    }
+    if !boots.is_empty() {
+        opts.boots = boots;
+    }
+    if !accels.is_empty() {
+        opts.accels = accels;
+    }
+    Ok(CliCommand::Matrix(opts))
+}
+
+fn run_matrix(opts: &crate::matrix::MatrixOptions) -> u8 {
+    // Build the firmware once, before the first cell.
+    if let Err(e) = crate::firmware::firmware_elf() {
+        eprintln!("msifw: error: {e}");
+        return EXIT_ERROR;
+    }
+    let (cells, json, table) = crate::matrix::matrix(opts);
+    println!();
+    print!("{table}");
+    let (p, f, s) = crate::matrix::totals(&cells);
+    println!("msifw matrix: {} cells, {p} scenario results passed, {f} failed, {s} skipped", cells.len());
+    if let Some(path) = &opts.json {
+        let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("msifw: error: could not write {}: {e}", path.display());
+            return EXIT_ERROR;
+        }
+    }
+    if crate::matrix::all_passed(&cells) {
+        0
+    } else {
+        1
+    }
+}
+
 fn parse_image(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
     let mut out = None;
     let mut append = String::new();
@@ -419,6 +509,7 @@ where
         Ok(CliCommand::Run(options)) => options,
         Ok(CliCommand::Bench(opts)) => return run_bench(&opts),
         Ok(CliCommand::Image { out, append }) => return run_image(&out, &append),
+        Ok(CliCommand::Matrix(opts)) => return run_matrix(&opts),
         Err(e) => {
             eprintln!("msifw: error: {e}\nTry `cargo run -- --help`.");
             return EXIT_USAGE;
@@ -505,6 +596,21 @@ mod tests {
         assert_eq!(c.elf, Some(PathBuf::from("fw.elf")));
         assert_eq!(c.qemu, PathBuf::from("/opt/q"));
         assert!(c.echo);
+    }
+
+    #[test]
+    fn matrix_options() {
+        let Ok(CliCommand::Matrix(m)) = parse_args(["matrix"]) else { panic!("matrix not parsed") };
+        assert_eq!(m, crate::matrix::MatrixOptions::default());
+        let Ok(CliCommand::Matrix(m)) =
+            parse_args(["matrix", "--qemu", "/a/qemu", "--qemu=/b/qemu", "--machine", "pc", "--boot", "iso-uefi", "--accel", "tcg", "--append", "rounds=3"])
+        else {
+            panic!("matrix options not parsed")
+        };
+        assert_eq!(m.qemus, [PathBuf::from("/a/qemu"), PathBuf::from("/b/qemu")]);
+        assert_eq!((m.machines.as_slice(), m.boots.as_slice(), m.accels.as_slice()), (&[Machine::Pc][..], &[BootPath::IsoUefi][..], &[Accel::Tcg][..]));
+        assert_eq!(m.append, "rounds=3");
+        assert!(matches!(parse_args(["matrix", "--machine", "virt"]), Err(CliError::InvalidValue { .. })));
     }
 
     #[test]

@@ -16,6 +16,7 @@ pub mod decode;
 pub mod exit;
 pub mod firmware;
 pub mod image;
+pub mod matrix;
 pub mod qemu;
 pub mod qmp;
 pub mod report;
