@@ -32,4 +32,7 @@ pub use report::{
     parse_record, Bar, BarKind, Capability, End, Function, IrqMode, Platform, Problem, Record,
     RecordError, Report, Scenario, ScenarioResult,
 };
-pub use run::{run, run_all, split_scenario_all, RunError, RunOutcome, OWN_RUN_SCENARIOS};
+pub use run::{
+    decode_com2, line_text, outcome, run, run_all, split_scenario_all, CaptureSource, Com1Log, QemuRun, RunError,
+    RunOutcome, Source, OWN_RUN_SCENARIOS,
+};
