@@ -23,7 +23,7 @@ pub mod report;
 pub mod run;
 
 pub use capture::{decode_capture, split_com1, CaptureError, Com1Capture, DecodeConfig};
-pub use cli::{cli_main, cli_run, parse_args, CliCommand, CliError, CliOptions};
+pub use cli::{cli_main, cli_run, parse_args, CliCommand, CliError, CliOptions, DecodeOptions};
 pub use decode::{decode_defmt, DefmtLine, DefmtLog, StreamIssue, TableStatus};
 pub use exit::{is_fatal_line, judge, judge_capture, Exit, QemuExit, Verdict};
 pub use firmware::{build_firmware, default_elf_path, firmware_elf, workspace_root, FirmwareError};
