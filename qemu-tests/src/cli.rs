@@ -8,12 +8,13 @@ use std::time::Duration;
 
 use crate::qemu::{Accel, BootPath, Machine, RunConfig};
 use crate::bench::{bench, BenchOptions};
-use crate::run::run_all;
+use crate::capture::{decode_capture, DecodeConfig};
+use crate::run::{run_all, RunOutcome};
 
 /// Exit code for bad arguments.
 pub const EXIT_USAGE: u8 = 64;
-/// Exit code when the run could not be carried out (build failed, QEMU missing) or `--json`
-/// could not be written.
+/// Exit code when the run could not be carried out (build failed, QEMU missing, a capture or ELF
+/// missing) or `--json` could not be written.
 pub const EXIT_ERROR: u8 = 5;
 
 /// Usage text.
@@ -22,17 +23,24 @@ Usage: cargo run -- [OPTIONS]
        cargo run -- image FILE [--append TEXT]
        cargo run -- matrix [--qemu PATH].. [--machine M].. [--boot B].. [--accel A].. [--append TEXT]
                            [--json FILE]
+       cargo run -- decode COM1_CAPTURE [--com2 COM2_CAPTURE] [--elf PATH] [--json FILE]
        cargo run --release -- bench [--json FILE] [--runs N] [--dispatch N] [--scale N,N,..]
                                     [--qemu PATH] [--accel tcg|kvm]
-Builds the msifw firmware, boots it in QEMU and reports what it found. `bench` prints the
-performance figures (README \"Performance\"): floor ratio (--runs boots of each firmware, default 7),
-dispatch ratio (--dispatch interrupts per source and path, default 10000), accesses per function,
-image size, and scale (--scale device counts, default 1,8,32). `image` writes a GRUB ISO (BIOS and
-UEFI) that boots the firmware through Multiboot2 with TEXT as its command line, and the ELF beside it
-as FILE.elf (for `decode`); it installs Debian's grub-pc-bin, grub-efi-amd64-bin, xorriso and mtools
-when they are missing. `matrix` runs the scenario set (--append, default scenario=all) on every
-combination of machine (q35, pc), boot path (pvh, iso-bios, iso-uefi), accelerator (tcg, kvm where it
-works) and QEMU binary given, a progress line per run, then a table of results per scenario and device.
+Builds the msifw firmware, boots it in QEMU and reports what it found. `decode` reports the same
+from serial captures of a machine that ran the firmware without QEMU: COM1_CAPTURE is the raw
+COM1 output (text and report records; boot loader output before the firmware, CRLF and terminal
+escapes are fine), COM2_CAPTURE the raw COM2 bytes (the defmt log; leave it out if the machine
+has one port), and --elf the firmware ELF that ran (default: the one `cargo run` builds,
+target/x86_64-unknown-none/debug/msifw, release/ with --release; an image built as FILE.iso keeps
+it as FILE.elf). `bench` prints the performance figures (README \"Performance\"): floor ratio
+(--runs boots of each firmware, default 7), dispatch ratio (--dispatch interrupts per source and
+path, default 10000), accesses per function, image size, and scale (--scale device counts,
+default 1,8,32). `image` writes a GRUB ISO (BIOS and UEFI) that boots the firmware through
+Multiboot2 with TEXT as its command line, and the ELF beside it as FILE.elf (for `decode`); it
+installs Debian's grub-pc-bin, grub-efi-amd64-bin, xorriso and mtools when they are missing.
+`matrix` runs the scenario set (--append, default scenario=all) on every combination of machine
+(q35, pc), boot path (pvh, iso-bios, iso-uefi), accelerator (tcg, kvm where it works) and QEMU
+binary given, a progress line per run, then a table of results per scenario and device.
 
 Options:
   --machine q35|pc        QEMU machine type (default q35)
@@ -55,7 +63,8 @@ Options:
 
 Exit status: 0 passed, 1 scenario failures or incomplete report, 2 firmware panic or CPU
 exception, 3 timeout, 4 crash (triple fault, reset, QEMU died), 5 could not run (firmware
-build failed, QEMU missing) or --json not written, 64 bad arguments.";
+build failed, QEMU missing, a capture or the ELF unreadable) or --json not written, 64 bad
+arguments. A decoded capture exits 0, 1 or 2.";
 
 /// Parsed command line.
 #[derive(Clone, Debug, PartialEq)]
@@ -75,6 +84,8 @@ pub enum CliCommand {
     Run(CliOptions),
     /// The performance benchmark.
     Bench(BenchOptions),
+    /// Decode serial captures (`decode`).
+    Decode(DecodeOptions),
     /// The platform matrix.
     Matrix(crate::matrix::MatrixOptions),
     /// Write a bootable ISO.
@@ -84,6 +95,15 @@ pub enum CliCommand {
         /// The firmware command line in grub.cfg.
         append: String,
     },
+}
+
+/// Parsed `decode` command line.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeOptions {
+    /// The captures and the ELF.
+    pub config: DecodeConfig,
+    /// Where to write the JSON results.
+    pub json: Option<PathBuf>,
 }
 
 /// A bad command line.
@@ -108,6 +128,8 @@ pub enum CliError {
     },
     /// An argument that is not valid UTF-8.
     NotUtf8(OsString),
+    /// A positional argument is missing (`decode` without its capture).
+    MissingArgument(&'static str),
 }
 
 impl fmt::Display for CliError {
@@ -131,6 +153,7 @@ impl fmt::Display for CliError {
                 )
             }
             CliError::NotUtf8(a) => write!(f, "argument {a:?} is not valid UTF-8"),
+            CliError::MissingArgument(a) => write!(f, "{a} is missing"),
         }
     }
 }
@@ -173,6 +196,10 @@ where
     if args.peek().is_some_and(|a: &OsString| a == "image") {
         args.next();
         return parse_image(args);
+    }
+    if args.peek().is_some_and(|a: &OsString| a == "decode") {
+        args.next();
+        return parse_decode(args);
     }
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(CliError::NotUtf8)?;
@@ -312,6 +339,80 @@ fn parse_bench(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliEr
         }
     }
     Ok(CliCommand::Bench(opts))
+}
+
+fn parse_decode(mut args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
+    let (mut com1, mut com2, mut elf, mut json) = (None, None, None, None);
+    while let Some(arg) = args.next() {
+        let arg = arg.into_string().map_err(CliError::NotUtf8)?;
+        let (name, inline) = match arg.split_once('=') {
+            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
+            _ => (arg.clone(), None),
+        };
+        let slot = match name.as_str() {
+            "-h" | "--help" => return Ok(CliCommand::Help),
+            "--com2" => (&mut com2, "--com2"),
+            "--elf" => (&mut elf, "--elf"),
+            "--json" => (&mut json, "--json"),
+            _ if arg.starts_with('-') => return Err(CliError::UnknownOption(name)),
+            _ if com1.is_none() => {
+                com1 = Some(PathBuf::from(arg));
+                continue;
+            }
+            _ => return Err(CliError::UnexpectedArgument(arg)),
+        };
+        let (slot, option) = slot;
+        let value = match inline {
+            Some(v) => v,
+            None => args.next().ok_or(CliError::MissingValue(option))?.into_string().map_err(CliError::NotUtf8)?,
+        };
+        if value.is_empty() {
+            return Err(CliError::InvalidValue { option, value, expected: "a non-empty value" });
+        }
+        *slot = Some(PathBuf::from(value));
+    }
+    let com1 = com1.ok_or(CliError::MissingArgument("COM1_CAPTURE (the file holding the COM1 output)"))?;
+    let config = DecodeConfig { com1, com2, elf, echo: true };
+    Ok(CliCommand::Decode(DecodeOptions { config, json }))
+}
+
+fn run_decode(opts: &DecodeOptions) -> u8 {
+    let cfg = &opts.config;
+    eprintln!(
+        "decode: COM1 {}{}",
+        cfg.com1.display(),
+        match &cfg.com2 {
+            Some(com2) => format!(", COM2 {} with the defmt table of {}", com2.display(), cfg.elf_path().display()),
+            None => String::new(),
+        }
+    );
+    match decode_capture(cfg) {
+        Ok(outcome) => report_outcome(&outcome, opts.json.as_deref()),
+        Err(e) => {
+            eprintln!("msifw: error: {e}");
+            EXIT_ERROR
+        }
+    }
+}
+
+/// Prints the outcome, writes `--json`, and returns the exit code: shared by a QEMU run and a decode.
+fn report_outcome(outcome: &RunOutcome, json: Option<&std::path::Path>) -> u8 {
+    println!();
+    print!("{}", outcome.render());
+    let mut code = outcome.exit.code();
+    if let Some(path) = json {
+        let text = match serde_json::to_string_pretty(&outcome.to_json()) {
+            Ok(text) => text + "\n",
+            Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
+        };
+        if let Err(e) = std::fs::write(path, text) {
+            eprintln!("msifw: error: could not write {}: {e}", path.display());
+            if code == 0 {
+                code = EXIT_ERROR;
+            }
+        }
+    }
+    code
 }
 
 fn parse_matrix(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
@@ -508,6 +609,7 @@ where
         }
         Ok(CliCommand::Run(options)) => options,
         Ok(CliCommand::Bench(opts)) => return run_bench(&opts),
+        Ok(CliCommand::Decode(opts)) => return run_decode(&opts),
         Ok(CliCommand::Image { out, append }) => return run_image(&out, &append),
         Ok(CliCommand::Matrix(opts)) => return run_matrix(&opts),
         Err(e) => {
@@ -522,22 +624,7 @@ where
             return EXIT_ERROR;
         }
     };
-    println!();
-    print!("{}", outcome.render());
-    let mut code = outcome.exit.code();
-    if let Some(path) = &options.json {
-        let text = match serde_json::to_string_pretty(&outcome.to_json()) {
-            Ok(text) => text + "\n",
-            Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
-        };
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("msifw: error: could not write {}: {e}", path.display());
-            if code == 0 {
-                code = EXIT_ERROR;
-            }
-        }
-    }
-    code
+    report_outcome(&outcome, options.json.as_deref())
 }
 
 #[cfg(test)]
@@ -639,6 +726,32 @@ mod tests {
         assert!(matches!(parse_args(["bench", "extra"]), Err(CliError::UnexpectedArgument(_))));
         // `bench` is a subcommand only in first place.
         assert!(matches!(parse_args(["--append", "x", "bench"]), Err(CliError::UnexpectedArgument(_))));
+    }
+
+    #[test]
+    fn decode_options() {
+        let Ok(CliCommand::Decode(d)) = parse_args(["decode", "com1.txt"]) else { panic!("decode not parsed") };
+        assert_eq!(d.config, DecodeConfig { echo: true, ..DecodeConfig::new("com1.txt") });
+        assert_eq!(d.json, None);
+        let Ok(CliCommand::Decode(d)) =
+            parse_args(["decode", "--com2", "c2.bin", "com1.txt", "--elf=fw.elf", "--json", "out.json"])
+        else {
+            panic!("decode options not parsed")
+        };
+        assert_eq!(d.config.com1, PathBuf::from("com1.txt"));
+        assert_eq!(d.config.com2, Some(PathBuf::from("c2.bin")));
+        assert_eq!(d.config.elf, Some(PathBuf::from("fw.elf")));
+        assert_eq!(d.json, Some(PathBuf::from("out.json")));
+        assert!(matches!(parse_args(["decode"]), Err(CliError::MissingArgument(_))));
+        assert!(matches!(parse_args(["decode", "a", "b"]), Err(CliError::UnexpectedArgument(b)) if b == "b"));
+        assert!(matches!(parse_args(["decode", "a", "--machine", "pc"]), Err(CliError::UnknownOption(_))));
+        assert!(matches!(parse_args(["decode", "a", "--com2"]), Err(CliError::MissingValue("--com2"))));
+        assert!(matches!(parse_args(["decode", "a", "--elf="]), Err(CliError::InvalidValue { option: "--elf", .. })));
+        assert_eq!(parse_args(["decode", "--help"]), Ok(CliCommand::Help));
+        // `decode` is a subcommand only in first place.
+        assert!(matches!(parse_args(["--json", "x", "decode"]), Err(CliError::UnexpectedArgument(_))));
+        assert_eq!(cli_run(["decode"]), EXIT_USAGE);
+        assert_eq!(cli_run(["decode", "/nonexistent/com1.txt"]), EXIT_ERROR);
     }
 
     #[test]

@@ -91,6 +91,8 @@ pub enum TableStatus {
     ElfUnreadable(String),
     /// defmt-decoder rejected the table (e.g. a defmt version this decoder does not support).
     Invalid(String),
+    /// Not read: there is no COM2 stream to decode (a capture decoded without `--com2`).
+    NoCapture,
 }
 
 /// The decoded COM2 stream.
@@ -145,6 +147,9 @@ impl DefmtLog {
             }
             TableStatus::Invalid(e) => {
                 let _ = writeln!(out, "defmt: the ELF's defmt table is unusable ({e}); {} byte(s) on COM2 not decoded", self.bytes);
+            }
+            TableStatus::NoCapture => {
+                out.push_str("defmt: no COM2 capture (the firmware's defmt log goes to COM2; decode it with --com2 FILE)\n");
             }
         }
         for line in &self.lines {

@@ -179,6 +179,37 @@ pub fn judge(exit: QemuExit, report: &Report, com1_output: bool) -> Verdict {
     }
 }
 
+/// Starts of the COM1 lines the firmware prints when it stops on a panic, a CPU exception or an
+/// interrupt before its dispatcher (src/firmware.rs, src/console.rs); each then exits with the
+/// crash code.
+pub const FATAL_PREFIXES: &[&str] = &["msifw: panic: ", "msifw: CPU exception ", "msifw: interrupt on vector "];
+
+/// Whether a COM1 line is the firmware's panic or exception message.
+pub fn is_fatal_line(line: &str) -> bool {
+    FATAL_PREFIXES.iter().any(|p| line.starts_with(p))
+}
+
+/// Judges a capture from a machine (`cargo run -- decode`), where there is no QEMU exit status: the
+/// report alone decides, as [`judge`] does for QEMU's status 1 and 3. `fatal` is the firmware's panic
+/// or exception line, if COM1 has one ([`Exit::Panic`]); `capture` holds what is wrong with the capture
+/// itself (empty, cut off inside a record), which fails an otherwise clean report.
+pub fn judge_capture(report: &Report, com1_output: bool, fatal: Option<&str>, capture: Vec<String>) -> Verdict {
+    if let Some(line) = fatal {
+        let mut findings = vec![format!("the firmware panicked or took a CPU exception: {line}")];
+        findings.extend(capture);
+        return Verdict { exit: Exit::Panic, findings };
+    }
+    let mut findings = capture;
+    if com1_output || !report.is_empty() {
+        findings.extend(report.check());
+    } else if findings.is_empty() {
+        findings.push("the COM1 capture holds no lines".to_string());
+    }
+    let failed = report.counts().failed;
+    let exit = if failed == 0 && findings.is_empty() { Exit::Passed } else { Exit::Failed };
+    Verdict { exit, findings }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +298,37 @@ mod tests {
             judge(QemuExit::Code(1), &Report::new(), true).exit,
             Exit::Failed
         );
+    }
+
+    #[test]
+    fn captures_are_judged_by_their_report() {
+        let clean = judge_capture(&sample_report(), true, None, vec![]);
+        assert_eq!(clean, Verdict { exit: Exit::Passed, findings: vec![] });
+
+        let mut r = sample_report();
+        r.end = None;
+        let v = judge_capture(&r, true, None, vec![]);
+        assert_eq!(v.exit, Exit::Failed);
+        assert!(v.findings[0].contains("no `end` record"), "{:?}", v.findings);
+
+        let mut r = sample_report();
+        r.scenarios[0].result = crate::report::ScenarioResult::Fail;
+        r.end = Some(End { passed: 1, failed: 1, skipped: 1 });
+        let v = judge_capture(&r, true, None, vec![]);
+        assert_eq!((v.exit, v.findings.len()), (Exit::Failed, 0), "a failed scenario speaks for itself");
+
+        let v = judge_capture(&sample_report(), true, None, vec!["cut off".into()]);
+        assert_eq!(v.exit, Exit::Failed);
+
+        let v = judge_capture(&Report::new(), true, Some("msifw: panic: at src/x.rs"), vec![]);
+        assert_eq!(v.exit, Exit::Panic);
+        assert!(v.findings[0].ends_with("msifw: panic: at src/x.rs"));
+        assert!(is_fatal_line("msifw: CPU exception 6 (#UD) error_code=0x0"));
+        assert!(!is_fatal_line("msifw 0.1.0: booting"));
+
+        let v = judge_capture(&Report::new(), false, None, vec![]);
+        assert_eq!(v.exit, Exit::Failed);
+        assert_eq!(v.findings, ["the COM1 capture holds no lines"]);
     }
 
     #[test]

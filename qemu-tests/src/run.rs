@@ -5,7 +5,7 @@ use std::fmt;
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::decode::{decode_defmt, DefmtLog, TableStatus};
-use crate::exit::{judge, Exit, QemuExit};
+use crate::exit::{judge, Exit, QemuExit, Verdict};
 use crate::firmware::{firmware_elf, FirmwareError};
 use crate::qemu::{build_command, Accel, Machine, Purpose, QemuCommand, RunConfig, ScratchDir, QMP_SOCKET, UNPLUG_MARKER};
 use crate::report::{describe_record, Problem, Report};
@@ -85,27 +85,49 @@ impl From<FirmwareError> for RunError {
     }
 }
 
-/// Everything one run produced.
+/// Everything one run produced: a QEMU boot ([`run`]) or a serial capture decoded afterwards
+/// ([`crate::capture::decode_capture`]).
 #[derive(Clone, Debug)]
 pub struct RunOutcome {
     /// The verdict.
     pub exit: Exit,
-    /// How QEMU ended.
-    pub qemu_exit: QemuExit,
     /// Host-side findings that explain the verdict (empty for a clean pass).
     pub findings: Vec<String>,
     /// The parsed report.
     pub report: Report,
     /// All COM1 output, report lines included, as received (lines joined with `\n`).
     pub com1: String,
+    /// COM1 as raw bytes, exactly as QEMU printed it or as the capture file holds it.
+    pub com1_bytes: Vec<u8>,
+    /// COM2 as raw bytes (the defmt stream).
+    pub com2_bytes: Vec<u8>,
     /// The decoded COM2 defmt log.
     pub defmt: DefmtLog,
+    /// The firmware ELF: the one booted, or the one whose defmt table decoded a capture's COM2
+    /// (`None` for a capture decoded without COM2).
+    pub elf: Option<PathBuf>,
+    /// Where the output came from.
+    pub source: Source,
+}
+
+/// Where a [`RunOutcome`]'s output came from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A QEMU boot by this launcher.
+    Qemu(QemuRun),
+    /// Serial captures from a machine, decoded with `cargo run -- decode`.
+    Capture(CaptureSource),
+}
+
+/// What only a QEMU boot has.
+#[derive(Clone, Debug)]
+pub struct QemuRun {
+    /// How QEMU ended.
+    pub exit: QemuExit,
     /// The QEMU command that ran.
-    pub qemu_command: QemuCommand,
+    pub command: QemuCommand,
     /// QEMU's stderr.
-    pub qemu_stderr: String,
-    /// The firmware ELF that was booted.
-    pub elf: PathBuf,
+    pub stderr: String,
     /// Machine type.
     pub machine: Machine,
     /// Accelerator.
@@ -114,7 +136,27 @@ pub struct RunOutcome {
     pub elapsed: Duration,
 }
 
+/// The files a decoded capture came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CaptureSource {
+    /// The COM1 capture.
+    pub com1: PathBuf,
+    /// The COM2 capture, if there was one.
+    pub com2: Option<PathBuf>,
+    /// What was cleaned out of the COM1 capture (boot loader output, terminal escapes, bytes that
+    /// are not UTF-8), for the user; not problems of the firmware.
+    pub notes: Vec<String>,
+}
+
 impl RunOutcome {
+    /// The QEMU side of the run, or `None` for a decoded capture.
+    pub fn qemu(&self) -> Option<&QemuRun> {
+        match &self.source {
+            Source::Qemu(q) => Some(q),
+            Source::Capture(_) => None,
+        }
+    }
+
     /// Whether the run passed.
     pub fn passed(&self) -> bool {
         self.exit == Exit::Passed
@@ -162,26 +204,45 @@ impl RunOutcome {
             }
         }
         out.push('\n');
-        let _ = writeln!(
-            out,
-            "msifw: {} on {} ({}) in {:.2}s: QEMU {}",
-            self.exit,
-            self.machine,
-            self.accel,
-            self.elapsed.as_secs_f64(),
-            self.qemu_exit
-        );
-        if !self.passed() {
-            let stderr = self.qemu_stderr.trim_end();
-            if stderr.is_empty() {
-                out.push_str("qemu stderr: (empty)\n");
-            } else {
-                out.push_str("qemu stderr:\n");
-                for line in stderr.lines() {
-                    let _ = writeln!(out, "  {line}");
+        match &self.source {
+            Source::Qemu(q) => {
+                let _ = writeln!(
+                    out,
+                    "msifw: {} on {} ({}) in {:.2}s: QEMU {}",
+                    self.exit,
+                    q.machine,
+                    q.accel,
+                    q.elapsed.as_secs_f64(),
+                    q.exit
+                );
+                if !self.passed() {
+                    let stderr = q.stderr.trim_end();
+                    if stderr.is_empty() {
+                        out.push_str("qemu stderr: (empty)\n");
+                    } else {
+                        out.push_str("qemu stderr:\n");
+                        for line in stderr.lines() {
+                            let _ = writeln!(out, "  {line}");
+                        }
+                    }
+                    let _ = writeln!(out, "rerun QEMU by hand: {}", q.command.shell());
                 }
             }
-            let _ = writeln!(out, "rerun QEMU by hand: {}", self.qemu_command.shell());
+            Source::Capture(c) => {
+                let com2 = match &c.com2 {
+                    Some(path) => format!("COM2 {}", path.display()),
+                    None => "no COM2 capture".to_string(),
+                };
+                let _ = writeln!(
+                    out,
+                    "msifw: {} in a capture: COM1 {}, {com2}",
+                    self.exit,
+                    c.com1.display()
+                );
+                for note in &c.notes {
+                    let _ = writeln!(out, "capture: {note}");
+                }
+            }
         }
         out.push_str(&self.summary_line());
         out.push('\n');
@@ -191,9 +252,22 @@ impl RunOutcome {
     /// The `--json` document.
     pub fn to_json(&self) -> Value {
         let mut platform = serde_json::Map::new();
-        platform.insert("machine".into(), json!(self.machine.as_str()));
-        platform.insert("accel".into(), json!(self.accel.as_str()));
-        platform.insert("qemu_command".into(), json!(self.qemu_command.shell()));
+        match &self.source {
+            Source::Qemu(q) => {
+                platform.insert("source".into(), json!("qemu"));
+                platform.insert("machine".into(), json!(q.machine.as_str()));
+                platform.insert("accel".into(), json!(q.accel.as_str()));
+                platform.insert("qemu_command".into(), json!(q.command.shell()));
+            }
+            Source::Capture(c) => {
+                platform.insert("source".into(), json!("capture"));
+                platform.insert("com1_capture".into(), json!(c.com1.display().to_string()));
+                let com2 = c.com2.as_ref().map(|p| p.display().to_string());
+                platform.insert("com2_capture".into(), json!(com2));
+                let elf = self.elf.as_ref().map(|p| p.display().to_string());
+                platform.insert("elf".into(), json!(elf));
+            }
+        }
         if let Some(p) = &self.report.platform {
             if let Ok(Value::Object(fields)) = serde_json::to_value(p) {
                 platform.extend(fields);
@@ -211,6 +285,103 @@ impl RunOutcome {
     }
 }
 
+/// COM1 line by line: the raw bytes, the text, and the report records in it. A QEMU boot feeds the
+/// lines as QEMU prints them; a decoded capture feeds the lines of its file ([`crate::capture`]).
+#[derive(Clone, Debug, Default)]
+pub struct Com1Log {
+    /// Raw bytes, line ends included.
+    pub bytes: Vec<u8>,
+    /// The text lines, each followed by `\n`.
+    pub text: String,
+    /// The records so far.
+    pub report: Report,
+    /// Whether any line arrived.
+    pub output: bool,
+    /// Print each line as it arrives: text as `com1| ...`, records as `report| ...`.
+    pub echo: bool,
+}
+
+impl Com1Log {
+    /// An empty log.
+    pub fn new(echo: bool) -> Com1Log {
+        Com1Log { echo, ..Com1Log::default() }
+    }
+
+    /// Feeds one raw line (its `\n` or `\r\n` included or not) and returns its text.
+    pub fn push_raw_line(&mut self, raw: &[u8]) -> String {
+        self.bytes.extend_from_slice(raw);
+        let line = line_text(raw);
+        self.push_line(&line);
+        line
+    }
+
+    /// Feeds one text line (without its line end).
+    pub fn push_line(&mut self, line: &str) {
+        self.output = true;
+        self.text.push_str(line);
+        self.text.push('\n');
+        match self.report.push_line(line) {
+            None if self.echo => println!("{COM1_PREFIX}{}", printable(line)),
+            None => {}
+            Some(Ok(record)) if self.echo => {
+                println!("{REPORT_ECHO_PREFIX}{}", describe_record(&record))
+            }
+            Some(Ok(_)) => {}
+            Some(Err(e)) if self.echo => {
+                println!("{COM1_PREFIX}{}", printable(&line));
+                println!("{REPORT_ECHO_PREFIX}malformed record: {e}");
+            }
+            Some(Err(_)) => {}
+        }
+    }
+}
+
+/// The text of one raw COM1 line: the line end (`\n`, `\r\n`) removed, bytes that are not UTF-8
+/// replaced with U+FFFD.
+pub fn line_text(raw: &[u8]) -> String {
+    let mut end = raw.len();
+    while end > 0 && matches!(raw[end - 1], b'\n' | b'\r') {
+        end -= 1;
+    }
+    String::from_utf8_lossy(&raw[..end]).into_owned()
+}
+
+/// The defmt log of a COM2 stream, decoded with the table of the ELF at `elf`; without an ELF (a
+/// capture decoded without COM2) the log says so. An unreadable ELF is a [`TableStatus`], not an
+/// error.
+pub fn decode_com2(elf: Option<&Path>, com2: &[u8]) -> DefmtLog {
+    match elf.map(fs::read) {
+        None => DefmtLog::without_table(TableStatus::NoCapture, com2.len()),
+        Some(Ok(bytes)) => decode_defmt(&bytes, com2),
+        Some(Err(e)) => DefmtLog::without_table(TableStatus::ElfUnreadable(e.to_string()), com2.len()),
+    }
+}
+
+/// Turns what COM1 and COM2 carried into an outcome: decodes COM2 with the ELF's defmt table and
+/// judges the report with `judge` (given the report and whether COM1 had any output). Shared by a
+/// QEMU boot and a decoded capture.
+pub fn outcome(
+    com1: Com1Log,
+    com2: Vec<u8>,
+    elf: Option<PathBuf>,
+    judge: impl FnOnce(&Report, bool) -> Verdict,
+    source: Source,
+) -> RunOutcome {
+    let defmt = decode_com2(elf.as_deref(), &com2);
+    let verdict = judge(&com1.report, com1.output);
+    RunOutcome {
+        exit: verdict.exit,
+        findings: verdict.findings,
+        report: com1.report,
+        com1: com1.text,
+        com1_bytes: com1.bytes,
+        com2_bytes: com2,
+        defmt,
+        elf,
+        source,
+    }
+}
+
 /// A COM1 line as it may be shown on a terminal: control characters (a boot firmware's screen-clearing
 /// escape sequences, say OVMF's) become `\u{..}` escapes instead of acting on the user's terminal.
 pub fn printable(line: &str) -> String {
@@ -218,7 +389,7 @@ pub fn printable(line: &str) -> String {
 }
 
 enum Com1 {
-    Line(String),
+    Line(Vec<u8>),
     Error(io::Error),
 }
 
@@ -311,13 +482,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
             match reader.read_until(b'\n', &mut buf) {
                 Ok(0) => return,
                 Ok(_) => {
-                    while matches!(buf.last(), Some(b'\n' | b'\r')) {
-                        buf.pop();
-                    }
-                    if tx
-                        .send(Com1::Line(String::from_utf8_lossy(&buf).into_owned()))
-                        .is_err()
-                    {
+                    if tx.send(Com1::Line(std::mem::take(&mut buf))).is_err() {
                         return;
                     }
                 }
@@ -339,15 +504,13 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         let _ = err_tx.send(String::from_utf8_lossy(&buf).into_owned());
     });
 
-    let mut com1 = String::new();
-    let mut report = Report::new();
-    let mut com1_output = false;
+    let mut com1 = Com1Log::new(cfg.echo);
     let mut unplug = cfg.unplug.clone();
     let qmp_socket = scratch.path().join(QMP_SOCKET);
     let echo = cfg.echo;
     let mut handle = |msg: Com1| match msg {
-        Com1::Line(line) => {
-            com1_output = true;
+        Com1::Line(raw) => {
+            let line = com1.push_raw_line(&raw);
             if line.contains(UNPLUG_MARKER) {
                 if let Some(id) = unplug.take() {
                     let socket = qmp_socket.clone();
@@ -359,24 +522,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
                     });
                 }
             }
-            com1.push_str(&line);
-            com1.push('\n');
-            match report.push_line(&line) {
-                None if cfg.echo => println!("{COM1_PREFIX}{}", printable(&line)),
-                None => {}
-                Some(Ok(record)) if cfg.echo => {
-                    println!("{REPORT_ECHO_PREFIX}{}", describe_record(&record))
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) if cfg.echo => {
-                    println!("{COM1_PREFIX}{}", printable(&line));
-                    println!("{REPORT_ECHO_PREFIX}malformed record: {e}");
-                }
-                Some(Err(_)) => {}
-            }
         }
         Com1::Error(e) => {
-            if cfg.echo {
+            if echo {
                 eprintln!("msifw: reading COM1 failed: {e}");
             }
         }
@@ -430,25 +578,15 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     }
 
     let com2 = fs::read(scratch.com2()).unwrap_or_default();
-    let defmt = match fs::read(&elf) {
-        Ok(bytes) => decode_defmt(&bytes, &com2),
-        Err(e) => DefmtLog::without_table(TableStatus::ElfUnreadable(e.to_string()), com2.len()),
-    };
-    let verdict = judge(qemu_exit, &report, com1_output);
-    Ok(RunOutcome {
-        exit: verdict.exit,
-        qemu_exit,
-        findings: verdict.findings,
-        report,
-        com1,
-        defmt,
-        qemu_command: cmd,
-        qemu_stderr,
-        elf,
+    let source = Source::Qemu(QemuRun {
+        exit: qemu_exit,
+        command: cmd,
+        stderr: qemu_stderr,
         machine: cfg.machine,
         accel: cfg.accel,
         elapsed,
-    })
+    });
+    Ok(outcome(com1, com2, Some(elf), |report, output| judge(qemu_exit, report, output), source))
 }
 
 /// Kills QEMU if the run is left early (an error while waiting), so no VM is left behind.
@@ -485,30 +623,39 @@ mod tests {
     use crate::decode::DefmtLog;
     use crate::report::tests::sample_report;
 
-    fn outcome(exit: Exit, report: Report) -> RunOutcome {
+    fn qemu_outcome(exit: Exit, report: Report) -> RunOutcome {
         RunOutcome {
             exit,
-            qemu_exit: QemuExit::Code(1),
             findings: vec![],
             report,
             com1: String::new(),
+            com1_bytes: Vec::new(),
+            com2_bytes: Vec::new(),
             defmt: DefmtLog::without_table(TableStatus::Missing, 0),
-            qemu_command: QemuCommand {
-                program: "qemu-system-x86_64".into(),
-                args: vec!["-M".into(), "q35".into()],
-            },
-            qemu_stderr: "warning: nic e1000e.0 has no peer\n".into(),
-            elf: "/fw".into(),
-            machine: Machine::Q35,
-            accel: Accel::Tcg,
-            elapsed: Duration::from_millis(150),
+            elf: Some("/fw".into()),
+            source: Source::Qemu(QemuRun {
+                exit: QemuExit::Code(1),
+                command: QemuCommand {
+                    program: "qemu-system-x86_64".into(),
+                    args: vec!["-M".into(), "q35".into()],
+                },
+                stderr: "warning: nic e1000e.0 has no peer\n".into(),
+                machine: Machine::Q35,
+                accel: Accel::Tcg,
+                elapsed: Duration::from_millis(150),
+            }),
         }
+    }
+
+    fn qemu_exit(o: &RunOutcome) -> QemuExit {
+        o.qemu().expect("a QEMU run").exit
     }
 
     #[test]
     fn json_document() {
-        let o = outcome(Exit::Passed, sample_report());
+        let o = qemu_outcome(Exit::Passed, sample_report());
         let j = o.to_json();
+        assert_eq!(j["platform"]["source"], "qemu");
         assert_eq!(j["platform"]["machine"], "q35");
         assert_eq!(j["platform"]["accel"], "tcg");
         assert_eq!(j["platform"]["qemu_command"], "qemu-system-x86_64 -M q35");
@@ -530,7 +677,7 @@ mod tests {
 
     #[test]
     fn rendering_and_summary() {
-        let o = outcome(Exit::Passed, sample_report());
+        let o = qemu_outcome(Exit::Passed, sample_report());
         let text = o.render();
         assert!(
             text.ends_with("msifw: 2 passed, 0 failed, 1 skipped\n"),
@@ -539,9 +686,11 @@ mod tests {
         assert!(text.contains("functions:\n") && text.contains("scenarios:\n"));
         assert!(!text.contains("qemu stderr"), "stderr only for failed runs");
 
-        let mut o = outcome(Exit::Crash, Report::new());
+        let mut o = qemu_outcome(Exit::Crash, Report::new());
         o.findings.push("QEMU exited with status 0".into());
-        o.qemu_exit = QemuExit::Code(0);
+        if let Source::Qemu(q) = &mut o.source {
+            q.exit = QemuExit::Code(0);
+        }
         let text = o.render();
         assert!(
             text.contains("qemu stderr:\n  warning: nic e1000e.0 has no peer"),
@@ -577,8 +726,8 @@ mod tests {
         let cfg = RunConfig::new().elf(exe).echo(false).timeout_secs(30);
         let o = run(&cfg).unwrap();
         assert_eq!(o.exit, Exit::Crash, "{}", o.render());
-        assert_eq!(o.qemu_exit, QemuExit::Code(1));
-        assert!(!o.qemu_stderr.is_empty());
+        assert_eq!(qemu_exit(&o), QemuExit::Code(1));
+        assert!(!o.qemu().unwrap().stderr.is_empty());
         assert!(o.render().contains("qemu stderr:"));
     }
 
@@ -625,7 +774,9 @@ exit 1"#,
             o.com1
         );
         assert!(o.com1.ends_with("no newline at the end\n"), "{:?}", o.com1);
-        assert_eq!(o.qemu_stderr, "qemu-ish warning\n");
+        assert_eq!(o.qemu().unwrap().stderr, "qemu-ish warning\n");
+        assert!(o.com1_bytes.starts_with(b"msifw: booting\r\nmsifw-report "), "{:?}", o.com1_bytes);
+        assert!(o.com1_bytes.ends_with(b"}\nno newline at the end"), "{:?}", o.com1_bytes);
         assert!(
             matches!(o.defmt.table, TableStatus::Invalid(_)),
             "{:?}",
@@ -650,7 +801,7 @@ exit 1"#,
         }
         let fake = FakeQemu::new("kill -9 $$");
         let o = run(&fake.config()).unwrap();
-        assert_eq!(o.qemu_exit, QemuExit::Signal(Some(9)));
+        assert_eq!(qemu_exit(&o), QemuExit::Signal(Some(9)));
         assert_eq!(o.exit, Exit::Crash);
     }
 
@@ -665,7 +816,7 @@ exit 1"#,
             start.elapsed()
         );
         assert_eq!(o.exit, Exit::Timeout);
-        assert_eq!(o.qemu_exit, QemuExit::TimedOut);
+        assert_eq!(qemu_exit(&o), QemuExit::TimedOut);
         assert_eq!(o.com1, "msifw: waiting for an interrupt\n");
         assert!(o.findings[0].contains("did not exit in time"));
         assert_eq!(o.to_json()["exit"], "timeout");
@@ -726,12 +877,15 @@ pub fn run_all(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
                 m.report.scenarios.extend(part.report.scenarios);
                 m.report.problems.extend(part.report.problems);
                 m.findings.extend(part.findings.into_iter().map(|f| format!("[{line}] {f}")));
-                m.elapsed += part.elapsed;
+                let (Source::Qemu(mq), Source::Qemu(pq)) = (&mut m.source, part.source) else {
+                    unreachable!("run() boots QEMU")
+                };
+                mq.elapsed += pq.elapsed;
                 if part.exit.code() > m.exit.code() {
                     m.exit = part.exit;
-                    m.qemu_exit = part.qemu_exit;
-                    m.qemu_command = part.qemu_command;
-                    m.qemu_stderr = part.qemu_stderr;
+                    mq.exit = pq.exit;
+                    mq.command = pq.command;
+                    mq.stderr = pq.stderr;
                 }
             }
         }

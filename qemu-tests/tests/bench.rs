@@ -68,6 +68,6 @@ fn floor_firmware_exits_at_its_first_instruction() {
     std::fs::write(&elf, floor_elf()).unwrap();
     let o = common::boot(&common::config(Machine::Q35).elf(&elf));
     let _ = std::fs::remove_dir_all(&dir);
-    assert_eq!(o.qemu_exit, QemuExit::Code(1), "the floor firmware must write 0 to isa-debug-exit ({})", common::explain(&o));
+    assert_eq!(o.qemu().unwrap().exit, QemuExit::Code(1), "the floor firmware must write 0 to isa-debug-exit ({})", common::explain(&o));
     assert!(o.report.functions.is_empty() && o.com1.trim().is_empty(), "the floor firmware prints nothing");
 }

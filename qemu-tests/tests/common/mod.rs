@@ -31,15 +31,19 @@ pub fn boot(cfg: &RunConfig) -> RunOutcome {
 pub fn explain(o: &RunOutcome) -> String {
     let lines: Vec<&str> = o.com1.lines().collect();
     let tail = &lines[lines.len().saturating_sub(40)..];
+    let (what, rerun) = match o.qemu() {
+        Some(q) => (
+            format!("run on {}", q.machine),
+            format!("cargo run -- --machine {}\n(or QEMU directly: {})", q.machine, q.command.shell()),
+        ),
+        None => ("decoded capture".to_string(), "cargo run -- decode COM1_CAPTURE --com2 COM2_CAPTURE".to_string()),
+    };
     format!(
-        "\n--- run on {} ---\n{}\n--- last COM1 lines ({} of {}) ---\n{}\n--- rerun ---\ncargo run -- --machine {}\n(or QEMU directly: {})\n",
-        o.machine,
+        "\n--- {what} ---\n{}\n--- last COM1 lines ({} of {}) ---\n{}\n--- rerun ---\n{rerun}\n",
         o.render(),
         tail.len(),
         lines.len(),
         tail.join("\n"),
-        o.machine,
-        o.qemu_command.shell()
     )
 }
 
@@ -55,8 +59,8 @@ pub fn assert_passed(o: &RunOutcome) {
         .collect();
     assert!(
         o.exit == msifw_qemu::Exit::Passed && failed.is_empty(),
-        "run on {} did not pass ({:?}); failed scenarios:\n  {}{}",
-        o.machine,
+        "{} did not pass ({:?}); failed scenarios:\n  {}{}",
+        o.qemu().map_or("decoded capture".to_string(), |q| format!("run on {}", q.machine)),
         o.exit,
         failed.join("\n  "),
         explain(o)
