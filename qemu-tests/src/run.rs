@@ -328,7 +328,7 @@ impl Com1Log {
             }
             Some(Ok(_)) => {}
             Some(Err(e)) if self.echo => {
-                println!("{COM1_PREFIX}{}", printable(&line));
+                println!("{COM1_PREFIX}{}", printable(line));
                 println!("{REPORT_ECHO_PREFIX}malformed record: {e}");
             }
             Some(Err(_)) => {}
