@@ -31,8 +31,8 @@ from serial captures of a machine that ran the firmware without QEMU: COM1_CAPTU
 COM1 output (text and report records; boot loader output before the firmware, CRLF and terminal
 escapes are fine), COM2_CAPTURE the raw COM2 bytes (the defmt log; leave it out if the machine
 has one port), and --elf the firmware ELF that ran (default: the one `cargo run` builds,
-target/x86_64-unknown-none/debug/msifw, release/ with --release; an image built as FILE.iso keeps
-it as FILE.elf). `bench` prints the performance figures (README \"Performance\"): floor ratio
+target/x86_64-unknown-none/debug/msifw, release/ with --release; an image FILE keeps it as
+FILE.elf, e.g. msifw.iso.elf). `bench` prints the performance figures (README \"Performance\"): floor ratio
 (--runs boots of each firmware, default 7), dispatch ratio (--dispatch interrupts per source and
 path, default 10000), accesses per function, image size, and scale (--scale device counts,
 default 1,8,32). `image` writes a GRUB ISO (BIOS and UEFI) that boots the firmware through
