@@ -296,8 +296,18 @@ fn apply(
     Ok(())
 }
 
-fn parse_bench(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
-    let mut opts = BenchOptions::default();
+/// One word of a subcommand's arguments.
+enum Word {
+    /// `--name VALUE` or `--name=VALUE`, `name` one of the subcommand's options.
+    Option(&'static str, String),
+    /// A word that is not an option.
+    Positional(String),
+}
+
+/// A subcommand's arguments as words: each option in `options` takes a value (the next argument, or
+/// after `=`), `-h`/`--help` asks for the usage (`None`), any other word starting with `-` is unknown.
+fn subcommand_words(args: impl Iterator<Item = OsString>, options: &[&'static str]) -> Result<Option<Vec<Word>>, CliError> {
+    let mut words = Vec::new();
     let mut args = args;
     while let Some(arg) = args.next() {
         let arg = arg.into_string().map_err(CliError::NotUtf8)?;
@@ -306,27 +316,46 @@ fn parse_bench(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliEr
             _ => (arg.clone(), None),
         };
         if name == "-h" || name == "--help" {
-            return Ok(CliCommand::Help);
+            return Ok(None);
         }
-        let option: &'static str = match name.as_str() {
-            "--json" => "--json",
-            "--runs" => "--runs",
-            "--dispatch" => "--dispatch",
-            "--scale" => "--scale",
-            "--qemu" => "--qemu",
-            "--accel" => "--accel",
-            _ if arg.starts_with('-') => return Err(CliError::UnknownOption(name)),
-            _ => return Err(CliError::UnexpectedArgument(arg)),
+        let Some(option) = options.iter().copied().find(|o| *o == name) else {
+            if arg.starts_with('-') {
+                return Err(CliError::UnknownOption(name));
+            }
+            words.push(Word::Positional(arg));
+            continue;
         };
         let value = match inline {
             Some(v) => v,
             None => args.next().ok_or(CliError::MissingValue(option))?.into_string().map_err(CliError::NotUtf8)?,
         };
+        words.push(Word::Option(option, value));
+    }
+    Ok(Some(words))
+}
+
+/// A path value: anything but empty.
+fn path_value(option: &'static str, value: String) -> Result<PathBuf, CliError> {
+    if value.is_empty() {
+        return Err(CliError::InvalidValue { option, value, expected: "a non-empty value" });
+    }
+    Ok(PathBuf::from(value))
+}
+
+fn parse_bench(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
+    let mut opts = BenchOptions::default();
+    let Some(words) = subcommand_words(args, &["--json", "--runs", "--dispatch", "--scale", "--qemu", "--accel"])? else {
+        return Ok(CliCommand::Help);
+    };
+    for word in words {
+        let (option, value) = match word {
+            Word::Option(o, v) => (o, v),
+            Word::Positional(arg) => return Err(CliError::UnexpectedArgument(arg)),
+        };
         let invalid = |expected| CliError::InvalidValue { option, value: value.clone(), expected };
         match option {
-            "--json" if !value.is_empty() => opts.json = Some(PathBuf::from(&value)),
-            "--qemu" if !value.is_empty() => opts.qemu = PathBuf::from(&value),
-            "--json" | "--qemu" => return Err(invalid("a non-empty value")),
+            "--json" => opts.json = Some(path_value(option, value)?),
+            "--qemu" => opts.qemu = path_value(option, value)?,
             "--accel" => opts.accel = Accel::parse(&value).ok_or_else(|| invalid("tcg or kvm"))?,
             "--runs" => opts.runs = value.parse().ok().filter(|n| (1..=1000).contains(n)).ok_or_else(|| invalid("1-1000"))?,
             "--dispatch" => {
@@ -341,35 +370,19 @@ fn parse_bench(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliEr
     Ok(CliCommand::Bench(opts))
 }
 
-fn parse_decode(mut args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
+fn parse_decode(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
     let (mut com1, mut com2, mut elf, mut json) = (None, None, None, None);
-    while let Some(arg) = args.next() {
-        let arg = arg.into_string().map_err(CliError::NotUtf8)?;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        let slot = match name.as_str() {
-            "-h" | "--help" => return Ok(CliCommand::Help),
-            "--com2" => (&mut com2, "--com2"),
-            "--elf" => (&mut elf, "--elf"),
-            "--json" => (&mut json, "--json"),
-            _ if arg.starts_with('-') => return Err(CliError::UnknownOption(name)),
-            _ if com1.is_none() => {
-                com1 = Some(PathBuf::from(arg));
-                continue;
-            }
-            _ => return Err(CliError::UnexpectedArgument(arg)),
-        };
-        let (slot, option) = slot;
-        let value = match inline {
-            Some(v) => v,
-            None => args.next().ok_or(CliError::MissingValue(option))?.into_string().map_err(CliError::NotUtf8)?,
-        };
-        if value.is_empty() {
-            return Err(CliError::InvalidValue { option, value, expected: "a non-empty value" });
+    let Some(words) = subcommand_words(args, &["--com2", "--elf", "--json"])? else {
+        return Ok(CliCommand::Help);
+    };
+    for word in words {
+        match word {
+            Word::Option("--com2", v) => com2 = Some(path_value("--com2", v)?),
+            Word::Option("--elf", v) => elf = Some(path_value("--elf", v)?),
+            Word::Option(option, v) => json = Some(path_value(option, v)?),
+            Word::Positional(arg) if com1.is_none() => com1 = Some(PathBuf::from(arg)),
+            Word::Positional(arg) => return Err(CliError::UnexpectedArgument(arg)),
         }
-        *slot = Some(PathBuf::from(value));
     }
     let com1 = com1.ok_or(CliError::MissingArgument("COM1_CAPTURE (the file holding the COM1 output)"))?;
     let config = DecodeConfig { com1, com2, elf, echo: true };
@@ -418,36 +431,19 @@ fn report_outcome(outcome: &RunOutcome, json: Option<&std::path::Path>) -> u8 {
 fn parse_matrix(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
     let mut opts = crate::matrix::MatrixOptions::default();
     let (mut qemus, mut machines, mut boots, mut accels) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut args = args;
-    while let Some(arg) = args.next() {
-        let arg = arg.into_string().map_err(CliError::NotUtf8)?;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        if name == "-h" || name == "--help" {
-            return Ok(CliCommand::Help);
-        }
-        let option: &'static str = match name.as_str() {
-            "--qemu" => "--qemu",
-            "--machine" => "--machine",
-            "--boot" => "--boot",
-            "--accel" => "--accel",
-            "--append" => "--append",
-            "--json" => "--json",
-            "--timeout" => "--timeout",
-            _ if arg.starts_with('-') => return Err(CliError::UnknownOption(name)),
-            _ => return Err(CliError::UnexpectedArgument(arg)),
-        };
-        let value = match inline {
-            Some(v) => v,
-            None => args.next().ok_or(CliError::MissingValue(option))?.into_string().map_err(CliError::NotUtf8)?,
+    let options = ["--qemu", "--machine", "--boot", "--accel", "--append", "--json", "--timeout"];
+    let Some(words) = subcommand_words(args, &options)? else {
+        return Ok(CliCommand::Help);
+    };
+    for word in words {
+        let (option, value) = match word {
+            Word::Option(o, v) => (o, v),
+            Word::Positional(arg) => return Err(CliError::UnexpectedArgument(arg)),
         };
         let invalid = |expected| CliError::InvalidValue { option, value: value.clone(), expected };
         match option {
-            "--qemu" if !value.is_empty() => qemus.push(PathBuf::from(&value)),
-            "--json" if !value.is_empty() => opts.json = Some(PathBuf::from(&value)),
-            "--qemu" | "--json" => return Err(invalid("a non-empty value")),
+            "--qemu" => qemus.push(path_value(option, value)?),
+            "--json" => opts.json = Some(path_value(option, value)?),
             "--machine" => machines.push(Machine::parse(&value).ok_or_else(|| invalid("q35 or pc"))?),
             "--boot" => boots.push(BootPath::parse(&value).ok_or_else(|| invalid("pvh, iso-bios or iso-uefi"))?),
             "--accel" => accels.push(Accel::parse(&value).ok_or_else(|| invalid("tcg or kvm"))?),
@@ -498,27 +494,19 @@ fn run_matrix(opts: &crate::matrix::MatrixOptions) -> u8 {
 fn parse_image(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliError> {
     let mut out = None;
     let mut append = String::new();
-    let mut args = args;
-    while let Some(arg) = args.next() {
-        let arg = arg.into_string().map_err(CliError::NotUtf8)?;
-        let (name, inline) = match arg.split_once('=') {
-            Some((n, v)) if n.starts_with("--") => (n.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        match name.as_str() {
-            "-h" | "--help" => return Ok(CliCommand::Help),
-            "--append" => {
-                append = match inline {
-                    Some(v) => v,
-                    None => args.next().ok_or(CliError::MissingValue("--append"))?.into_string().map_err(CliError::NotUtf8)?,
-                };
-                if let Err(e) = crate::image::grub_cfg(&append) {
-                    return Err(CliError::InvalidValue { option: "--append", value: append, expected: if matches!(e, crate::image::ImageError::BadCmdline(_)) { "firmware command-line words (no quotes, $, ;, braces or newlines)" } else { "a command line" } });
+    let Some(words) = subcommand_words(args, &["--append"])? else {
+        return Ok(CliCommand::Help);
+    };
+    for word in words {
+        match word {
+            Word::Option(option, value) => {
+                if crate::image::grub_cfg(&value).is_err() {
+                    return Err(CliError::InvalidValue { option, value, expected: "firmware command-line words (no quotes, $, ;, braces or newlines)" });
                 }
+                append = value;
             }
-            _ if arg.starts_with('-') => return Err(CliError::UnknownOption(name)),
-            _ if out.is_none() && !arg.is_empty() => out = Some(PathBuf::from(arg)),
-            _ => return Err(CliError::UnexpectedArgument(arg)),
+            Word::Positional(arg) if out.is_none() && !arg.is_empty() => out = Some(PathBuf::from(arg)),
+            Word::Positional(arg) => return Err(CliError::UnexpectedArgument(arg)),
         }
     }
     let out = out.ok_or(CliError::MissingValue("image FILE"))?;
