@@ -1,0 +1,73 @@
+//! BAR assignment when the boot firmware left it undone (qboot; UEFI firmwares that skip devices without a
+//! driver): bridges numbered, the buses enumerated again, BARs and bridge windows placed in the host
+//! bridge's windows (`PCI0._CRS`, else the memory map's holes) and decoding enabled. Under SeaBIOS every BAR
+//! already has an address and nothing here writes anything.
+
+use super::platform::{BarAssigner, Platform};
+use super::problem;
+use crate::boot::BootInfo;
+use crate::bus::pci::assign::{self, BridgeInfo, Space, WindowSource, Windows};
+use crate::bus::pci::config::PlatformConfig;
+use crate::bus::pci::enumerate::{self, Enumeration};
+use heapless::Vec;
+
+/// Assigns what the boot firmware did not; returns who assigned the BARs.
+pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform, pci: &mut Enumeration) -> BarAssigner {
+    if !assign::needed(pci) {
+        return BarAssigner::BootFirmware;
+    }
+    let t0 = crate::time::now_us();
+    let (bus_start, bus_end) = platform.bus_range();
+    if assign::numbering_needed(pci) {
+        let n = assign::number_buses(cfg, pci, bus_start, bus_end);
+        for (bdf, e) in n.problems.iter() {
+            problem("pci.assign", format_args!("{bdf}: {e}"));
+        }
+        if n.numbered > 0 {
+            crate::info!("PCI: {=u32} bridges numbered; enumerating again", n.numbered);
+            enumerate::enumerate(cfg, bus_start, bus_end, pci);
+        }
+    }
+
+    let (mut windows, source) = match platform.host_windows() {
+        Some(Ok(host)) => {
+            for e in host.dropped.iter() {
+                problem("acpi.dsdt", format_args!("{e}"));
+            }
+            (Windows::from_host(&host), WindowSource::AcpiCrs)
+        }
+        other => {
+            if let Some(Err(e)) = other {
+                problem("acpi.dsdt", format_args!("{e}; BAR windows from the memory map"));
+            }
+            (Windows::from_memory_map(&boot.memmap), WindowSource::MemoryMap)
+        }
+    };
+    // Whatever the windows say, nothing goes over RAM, reserved memory or the ECAM window.
+    windows.exclude_memory_map(&boot.memmap);
+    if let Some(ecam) = platform.ecam_window() {
+        windows.exclude(Space::Mem, ecam);
+    }
+
+    let mut bridges: Vec<BridgeInfo, { assign::MAX_BRIDGES + 1 }> = Vec::new();
+    for f in pci.functions.iter() {
+        if let Some(b) = assign::bridge_info(cfg, f) {
+            if bridges.push(b).is_err() {
+                break;
+            }
+        }
+    }
+    let plan = assign::plan(pci, &bridges, bus_start, windows);
+    for (bdf, e) in plan.problems.iter() {
+        problem("pci.assign", format_args!("{bdf}: {e}"));
+    }
+    assign::apply(cfg, pci, &plan);
+    crate::info!(
+        "PCI: {=usize} BARs and {=usize} bridges assigned from {=str} in {=u64} us",
+        plan.bars.len(),
+        plan.bridges.len(),
+        source.name(),
+        crate::time::now_us() - t0
+    );
+    BarAssigner::Msifw(source)
+}
