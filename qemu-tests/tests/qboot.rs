@@ -1,0 +1,103 @@
+//! Under qboot (`-bios /usr/share/qemu/qboot.rom`), which boots PVH but assigns no BARs and leaves decoding
+//! off, msifw assigns them itself and the run must match a SeaBIOS boot of the same platform: the same
+//! functions, interrupt modes and vector counts, every scenario passing. Under SeaBIOS msifw must not touch
+//! what the boot firmware assigned.
+
+mod common;
+
+use msifw_qemu::{BarKind, Exit, Machine, RunConfig, RunOutcome, ScenarioResult};
+use std::collections::BTreeSet;
+
+const QBOOT: &str = "/usr/share/qemu/qboot.rom";
+
+fn qboot(cfg: RunConfig) -> RunConfig {
+    cfg.qemu_arg("-bios").qemu_arg(QBOOT)
+}
+
+/// A function's name that does not depend on bus numbering: its BDF on bus 0; below a bridge its
+/// vendor:device and device.function (qboot and SeaBIOS number the root ports' buses in different orders).
+fn label(o: &RunOutcome, bdf: &str) -> String {
+    match o.report.function(bdf) {
+        Some(f) if !bdf.starts_with("00:") => format!("below a bridge: {}:{} {}", f.vendor, f.device, &bdf[3..]),
+        _ => bdf.to_string(),
+    }
+}
+
+/// (function, vendor:device, mode, vector count) of every function.
+fn functions(o: &RunOutcome) -> BTreeSet<(String, String, String, usize)> {
+    o.report.functions.iter().map(|f| (label(o, &f.bdf), format!("{}:{}", f.vendor, f.device), format!("{:?}", f.irq_mode), f.vectors.len())).collect()
+}
+
+/// (name, function, result) of every scenario.
+fn scenarios(o: &RunOutcome) -> BTreeSet<(String, String, String)> {
+    o.report.scenarios.iter().map(|s| (s.name.clone(), s.bdf.as_deref().map(|b| label(o, b)).unwrap_or_default(), format!("{:?}", s.result))).collect()
+}
+
+/// Every BAR has an address, naturally aligned, and no two overlap.
+fn assert_bars_assigned(o: &RunOutcome, why: &str) {
+    let mut ranges: Vec<(u64, u64, bool, String)> = Vec::new();
+    for f in o.report.functions.iter() {
+        for b in f.bars.iter() {
+            let address = u64::from_str_radix(b.address.trim_start_matches("0x"), 16).unwrap_or_else(|_| panic!("{}: bad address {}{why}", f.bdf, b.address));
+            assert_ne!(address, 0, "{} BAR{} left unassigned{why}", f.bdf, b.index);
+            assert_eq!(address % b.size, 0, "{} BAR{} at {address:#x} not aligned to its size {:#x}{why}", f.bdf, b.index, b.size);
+            let io = b.kind == BarKind::Io;
+            let last = address + b.size - 1;
+            for (s, l, other_io, who) in ranges.iter() {
+                assert!(io != *other_io || last < *s || *l < address, "{} BAR{} [{address:#x}, {last:#x}] overlaps {who}{why}", f.bdf, b.index);
+            }
+            ranges.push((address, last, io, format!("{} BAR{}", f.bdf, b.index)));
+        }
+    }
+}
+
+/// Boots `cfg` under SeaBIOS and under qboot and holds the two reports against each other.
+fn same_as_seabios(cfg: RunConfig) {
+    let seabios = common::boot(&cfg);
+    let why_seabios = common::explain(&seabios);
+    common::assert_passed(&seabios);
+    let q = common::boot(&qboot(cfg));
+    let why = common::explain(&q);
+    common::assert_passed(&q);
+    assert_eq!(q.exit, Exit::Passed, "{why}");
+
+    let sp = seabios.report.platform.as_ref().unwrap_or_else(|| panic!("no platform record{why_seabios}"));
+    assert_eq!((sp.bar_assignment.as_str(), sp.bar_windows.as_deref()), ("boot-firmware", None), "SeaBIOS assigns every BAR: msifw must change nothing{why_seabios}");
+    let qp = q.report.platform.as_ref().unwrap_or_else(|| panic!("no platform record{why}"));
+    assert_eq!((qp.bar_assignment.as_str(), qp.bar_windows.as_deref()), ("msifw", Some("acpi-crs")), "{why}");
+    let assign_problems: Vec<_> = q.report.problems.iter().filter(|p| p.source == "pci.assign" || p.source == "acpi.dsdt").collect();
+    assert!(assign_problems.is_empty(), "assignment problems: {assign_problems:?}{why}");
+
+    assert_eq!(functions(&q), functions(&seabios), "functions, modes or vector counts differ from SeaBIOS{why}{why_seabios}");
+    assert_eq!(scenarios(&q), scenarios(&seabios), "scenarios differ from SeaBIOS{why}{why_seabios}");
+    assert!(q.report.scenarios.iter().all(|s| s.result == ScenarioResult::Pass), "{why}");
+    for o in [&q, &seabios] {
+        assert_bars_assigned(o, &common::explain(o));
+    }
+    for f in q.report.functions.iter().filter(|f| f.driver.is_some()) {
+        assert!(f.interrupts > 0, "{}: no interrupt under qboot{why}", f.bdf);
+    }
+}
+
+#[test]
+fn q35_default_platform_under_qboot_matches_seabios() {
+    same_as_seabios(common::config(Machine::Q35));
+}
+
+#[test]
+fn pc_default_platform_under_qboot_matches_seabios() {
+    same_as_seabios(common::config(Machine::Pc));
+}
+
+#[test]
+fn devices_behind_root_ports_under_qboot_get_bridge_windows() {
+    // Two root ports, one device on each link: the ports' bus numbers, I/O and memory windows must cover
+    // the devices' BARs for them to be reached and to interrupt (their MSI writes cross the port too).
+    let cfg = common::config(Machine::Q35)
+        .default_devices(false)
+        .device("pcie-root-port,id=rp1,chassis=1,slot=1,addr=05.0")
+        .device("edu,bus=rp1")
+        .device("pcie-root-port,id=rp2,chassis=2,slot=2,addr=06.0")
+        .device("e1000e,romfile=,bus=rp2");
+    same_as_seabios(cfg);
+}
