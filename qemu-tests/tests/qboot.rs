@@ -101,3 +101,29 @@ fn devices_behind_root_ports_under_qboot_get_bridge_windows() {
         .device("e1000e,romfile=,bus=rp2");
     same_as_seabios(cfg);
 }
+
+#[test]
+fn io_space_exhaustion_under_qboot_is_reported_and_every_device_still_interrupts() {
+    // 32 root ports with an e1000e each want 32 I/O windows of 4 KiB; 0x1000-0xFFFF holds 15. SeaBIOS hangs
+    // here; msifw reports every I/O window and BAR it could not place and runs on with the memory BARs.
+    let (devices, args) = msifw_qemu::bench::scale_devices(&["e1000e"; 32]);
+    let mut cfg = qboot(common::config(Machine::Q35).default_devices(false));
+    for d in devices {
+        cfg = cfg.device(d);
+    }
+    for a in args {
+        cfg = cfg.qemu_arg(a);
+    }
+    let o = common::boot(&cfg);
+    let why = common::explain(&o);
+    common::assert_passed(&o);
+    let problems: Vec<_> = o.report.problems.iter().filter(|p| p.source == "pci.assign").collect();
+    assert!(!problems.is_empty(), "I/O space cannot hold 32 bridge windows: expected pci.assign problems{why}");
+    assert!(problems.iter().all(|p| p.detail.contains("io") && p.detail.contains("fits no free window")), "only I/O may run out: {problems:?}{why}");
+    let e1000e: Vec<_> = o.report.functions.iter().filter(|f| f.device == "10d3").collect();
+    assert_eq!(e1000e.len(), 32, "{why}");
+    for f in e1000e {
+        assert!(f.interrupts > 0 && f.vectors.len() == 5, "{}: {} interrupts on {:?}{why}", f.bdf, f.interrupts, f.vectors);
+        assert!(f.bars.iter().filter(|b| b.kind != BarKind::Io).all(|b| b.address != "0x0"), "{}: a memory BAR left unassigned{why}", f.bdf);
+    }
+}

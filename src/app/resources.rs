@@ -64,6 +64,9 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
     for (bdf, e) in plan.problems.iter() {
         problem("pci.assign", format_args!("{bdf}: {e}"));
     }
+    if plan.problems_dropped > 0 {
+        problem("pci.assign", format_args!("{} more assignment problems not listed", plan.problems_dropped));
+    }
     assign::apply(cfg, pci, &plan);
     let t_end = crate::time::now_us();
     crate::info!(

@@ -293,12 +293,19 @@ pub struct Plan {
     /// Bridge windows.
     pub bridges: Vec<BridgeWindows, MAX_BRIDGES>,
     /// What could not be placed, per function.
-    pub problems: Vec<(Bdf, AssignError), 32>,
+    pub problems: Vec<(Bdf, AssignError), MAX_PROBLEMS>,
+    /// Problems beyond [`MAX_PROBLEMS`], counted only.
+    pub problems_dropped: usize,
 }
+
+/// Most problems a plan lists.
+pub const MAX_PROBLEMS: usize = 128;
 
 impl Plan {
     fn problem(&mut self, bdf: Bdf, e: AssignError) {
-        let _ = self.problems.push((bdf, e));
+        if self.problems.push((bdf, e)).is_err() {
+            self.problems_dropped += 1;
+        }
     }
 }
 
