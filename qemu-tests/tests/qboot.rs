@@ -127,3 +127,18 @@ fn io_space_exhaustion_under_qboot_is_reported_and_every_device_still_interrupts
         assert!(f.bars.iter().filter(|b| b.kind != BarKind::Io).all(|b| b.address != "0x0"), "{}: a memory BAR left unassigned{why}", f.bdf);
     }
 }
+
+#[test]
+fn nested_switch_and_pci_bridge_under_qboot_match_seabios() {
+    // Root port -> switch upstream port -> downstream port -> edu, and a conventional PCI-to-PCI bridge
+    // (with its own 64-bit SHPC BAR) -> edu: windows nest two levels deep.
+    let cfg = common::config(Machine::Q35)
+        .default_devices(false)
+        .device("pcie-root-port,id=rp1,chassis=1,addr=05.0")
+        .device("x3130-upstream,id=up1,bus=rp1")
+        .device("xio3130-downstream,id=dn1,bus=up1,chassis=2,slot=0")
+        .device("edu,bus=dn1")
+        .device("pci-bridge,id=pb1,chassis_nr=3,addr=07.0")
+        .device("edu,bus=pb1,addr=03.0");
+    same_as_seabios(cfg);
+}
