@@ -142,3 +142,26 @@ fn nested_switch_and_pci_bridge_under_qboot_match_seabios() {
         .device("edu,bus=pb1,addr=03.0");
     same_as_seabios(cfg);
 }
+
+#[test]
+fn memory_map_windows_under_qboot_keep_clear_of_ram_ecam_and_the_chipset() {
+    // `bar_windows=memmap`: the fallback for a DSDT without a usable PCI0._CRS, forced.
+    let seabios = common::boot(&common::config(Machine::Q35));
+    common::assert_passed(&seabios);
+    let o = common::boot(&qboot(common::config(Machine::Q35)).append("bar_windows=memmap"));
+    let why = common::explain(&o);
+    common::assert_passed(&o);
+    let p = o.report.platform.as_ref().unwrap_or_else(|| panic!("no platform record{why}"));
+    assert_eq!((p.bar_assignment.as_str(), p.bar_windows.as_deref()), ("msifw", Some("memory-map")), "{why}");
+    assert_eq!(functions(&o), functions(&seabios), "{why}");
+    assert_bars_assigned(&o, &why);
+    const RAM_TOP: u64 = 256 << 20; // the tests' -m 256M
+    for f in o.report.functions.iter() {
+        for b in f.bars.iter().filter(|b| b.kind != BarKind::Io) {
+            let a = u64::from_str_radix(b.address.trim_start_matches("0x"), 16).unwrap();
+            let last = a + b.size - 1;
+            assert!(a >= RAM_TOP && last < 0xFEC0_0000, "{} BAR{} at {a:#x} outside the memory map's hole{why}", f.bdf, b.index);
+            assert!(last < 0xB000_0000 || a > 0xBFFF_FFFF, "{} BAR{} at {a:#x} inside the ECAM window{why}", f.bdf, b.index);
+        }
+    }
+}

@@ -12,7 +12,8 @@ use crate::bus::pci::enumerate::{self, Enumeration};
 use heapless::Vec;
 
 /// Assigns what the boot firmware did not; returns who assigned the BARs.
-pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform, pci: &mut Enumeration) -> BarAssigner {
+/// `memmap_only`: windows from the memory map even where the DSDT has them (`bar_windows=memmap`).
+pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform, pci: &mut Enumeration, memmap_only: bool) -> BarAssigner {
     if !assign::needed(pci) {
         return BarAssigner::BootFirmware;
     }
@@ -29,7 +30,8 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
         }
     }
 
-    let (mut windows, source) = match platform.host_windows() {
+    let host = if memmap_only { None } else { platform.host_windows() };
+    let (mut windows, source) = match host {
         Some(Ok(host)) => {
             for e in host.dropped.iter() {
                 problem("acpi.dsdt", format_args!("{e}"));
