@@ -24,6 +24,7 @@ for machine in ("q35", "pc"):
     put("acpi", machine, RSDP[machine] + image)
     length = struct.unpack_from("<I", image, DSDT_AT + 4)[0]
     put("prt", machine, image[DSDT_AT:DSDT_AT + length])
+    put("crs", machine, image[DSDT_AT:DSDT_AT + length])
 
 for i, line in enumerate(["", "nomsi", "nomsix irq.00:03.0=intx x2apic=off rounds=5", "scenario=all soak=1000",
                           "irq.zz:00.0=msi rounds=0 bogus"]):

@@ -11,6 +11,8 @@
 //! - `bench`: report the configuration and MMIO accesses per function and the time of each phase
 //!   (`cargo run --release -- bench` sets it);
 //! - `dispatch=N`: the interrupt-dispatch benchmark, N interrupts (1-100,000) per source and path;
+//! - `bar_windows=crs|memmap`: where the windows come from when msifw assigns BARs (default `crs`: the
+//!   DSDT's `PCI0._CRS`, the memory map only without it; `memmap`: the memory map's holes regardless);
 //! - `scenario=NAME[,NAME...]` (repeatable): run optional scenarios as well (see [`SCENARIOS`]); `all` runs
 //!   every one that can share a run (not those in [`OWN_RUN`]).
 //!
@@ -62,6 +64,8 @@ pub struct Options {
     pub bench: bool,
     /// `dispatch=N`: interrupts per source and path in the dispatch benchmark (0 = not run).
     pub dispatch: u32,
+    /// `bar_windows=memmap`: BAR windows from the memory map even where `PCI0._CRS` gives them.
+    pub bar_windows_memmap: bool,
 }
 
 /// A deliberate failure, to check the fatal paths.
@@ -77,7 +81,7 @@ pub enum SelfTest {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0, bench: false, dispatch: 0 }
+        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0, bench: false, dispatch: 0, bar_windows_memmap: false }
     }
 }
 
@@ -142,6 +146,17 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                     None
                 }
                 _ => Some(CmdlineError::Unknown(clip(word))),
+            },
+            Some(("bar_windows", v)) => match v {
+                "crs" => {
+                    opts.bar_windows_memmap = false;
+                    None
+                }
+                "memmap" => {
+                    opts.bar_windows_memmap = true;
+                    None
+                }
+                _ => Some(CmdlineError::BadValue(clip(word))),
             },
             Some(("x2apic", v)) => match v {
                 "on" => {
@@ -249,7 +264,10 @@ mod tests {
 
     #[test]
     fn parses_known_options() {
-        let (o, e) = parse("  nomsix irq.00:03.0=intx irq.01:1f.7=msi x2apic=off rounds=5 selftest=panic bench dispatch=10000");
+        let (o, e) = parse("  nomsix irq.00:03.0=intx irq.01:1f.7=msi x2apic=off rounds=5 selftest=panic bench dispatch=10000 bar_windows=memmap");
+        assert!(o.bar_windows_memmap);
+        assert!(!parse("").0.bar_windows_memmap);
+        assert_eq!(parse("bar_windows=acpi").1.len(), 1, "a bad value is reported");
         assert_eq!(o.selftest, Some(SelfTest::Panic));
         assert!(o.bench);
         assert_eq!(o.dispatch, 10_000);

@@ -34,6 +34,14 @@ pub struct Platform {
     /// The boot loader's name, if it gave one (Multiboot2).
     #[serde(default)]
     pub loader: Option<String>,
+    /// Who gave the BARs their addresses: `"boot-firmware"` (SeaBIOS; msifw changed nothing) or `"msifw"`
+    /// (the boot firmware left some unassigned, as qboot does). Empty from firmwares before the field.
+    #[serde(default)]
+    pub bar_assignment: String,
+    /// Where msifw's windows came from when it assigned BARs: `"acpi-crs"` (the DSDT's `PCI0._CRS`) or
+    /// `"memory-map"` (the E820 map's holes); `None` when the boot firmware assigned them.
+    #[serde(default)]
+    pub bar_windows: Option<String>,
 }
 
 /// Kind of a BAR.
@@ -732,12 +740,14 @@ impl Report {
 pub fn describe_record(record: &Record) -> String {
     match record {
         Record::Platform(p) => format!(
-            "platform: apic {} x2apic={} config={} ecam={} ioapics={} cmdline={:?}",
+            "platform: apic {} x2apic={} config={} ecam={} ioapics={} bars={}{} cmdline={:?}",
             p.apic_id,
             p.x2apic,
             p.config_access,
             p.ecam_base.as_deref().unwrap_or("-"),
             p.ioapics,
+            if p.bar_assignment.is_empty() { "-" } else { &p.bar_assignment },
+            p.bar_windows.as_deref().map(|w| format!(" ({w})")).unwrap_or_default(),
             p.cmdline
         ),
         Record::Function(f) => format!(
@@ -833,6 +843,12 @@ pub(crate) mod tests {
         let r = sample_report();
         let p = r.platform.as_ref().unwrap();
         assert_eq!(p.config_access, "ecam");
+        assert_eq!((p.bar_assignment.as_str(), p.bar_windows.as_deref()), ("", None), "fields missing from older firmwares default");
+        let mut newer = Report::new();
+        let line = r#"msifw-report {"kind":"platform","apic_id":0,"x2apic":false,"config_access":"ecam","ecam_base":"0xb0000000","ioapics":1,"cmdline":"","bar_assignment":"msifw","bar_windows":"acpi-crs"}"#;
+        assert!(matches!(newer.push_line(line), Some(Ok(_))));
+        let p = newer.platform.as_ref().unwrap();
+        assert_eq!((p.bar_assignment.as_str(), p.bar_windows.as_deref()), ("msifw", Some("acpi-crs")));
         assert_eq!(p.ecam_base.as_deref(), Some("0xb0000000"));
         assert_eq!(r.functions.len(), 2);
         let e1000e = r.function("00:02.0").unwrap();

@@ -7,6 +7,8 @@ mod crash;
 mod devices;
 mod emit;
 mod platform;
+#[deny(unsafe_code)]
+mod resources;
 
 use crate::accounting::{self, Phase};
 use crate::arch::cpu;
@@ -138,6 +140,8 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     accounting::stop();
     let enumeration_us = time::now_us() - t0;
     crate::info!("PCI: {=usize} functions on {=usize} buses in {=u64} us", pci.functions.len(), pci.buses_scanned.len(), time::now_us() - t0);
+    let bar_assigner = resources::assign(cfg, boot, &platform, &mut pci, run.opts.bar_windows_memmap);
+    platform::emit_record(&run, boot, &platform, bar_assigner);
     for (bdf, _) in run.opts.overrides.iter() {
         if !pci.functions.iter().any(|f| f.bdf == *bdf) {
             problem("cmdline", format_args!("irq.{bdf}= names no function found on the bus; ignored"));

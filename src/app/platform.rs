@@ -7,7 +7,7 @@ use crate::boot::BootInfo;
 use crate::bus::pci::config::{Mechanism, PlatformConfig};
 use crate::irq::intx;
 use crate::platform::acpi::{self, PhysMemory, PlatformTables};
-use crate::platform::prt;
+use crate::platform::{crs, prt};
 use crate::report::Record;
 use heapless::Vec;
 
@@ -19,6 +19,10 @@ pub(super) struct Platform {
     pub cfg: &'static PlatformConfig,
     /// The DSDT's static APIC-mode INTx routing (q35), if usable.
     pub dsdt_routing: Option<prt::Routing>,
+    /// The local APIC runs in x2APIC mode.
+    pub x2apic: bool,
+    /// End of the memory holding firmware tables (the ACPI reads' limit).
+    table_limit: u64,
 }
 
 impl Platform {
@@ -29,6 +33,57 @@ impl Platform {
             Mechanism::Port => (0, 255),
         }
     }
+
+    /// The host bridge's windows from the DSDT's `PCI0._CRS`; `None` without a DSDT. Read only when msifw
+    /// has resources to assign (it scans the whole DSDT).
+    pub fn host_windows(&self) -> Option<Result<crs::HostWindows, crs::CrsError>> {
+        // SAFETY: as in `discover`: everything below `table_limit` (at most 4 GiB) is identity-mapped
+        // ordinary memory with no read side effects, and nothing writes the ACPI tables.
+        let mem = unsafe { acpi::IdentityMemory::new(self.table_limit) };
+        let dsdt = self.tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize))?;
+        Some(crs::host_bridge_windows(dsdt))
+    }
+
+    /// The ECAM window, if configuration access goes through it.
+    pub fn ecam_window(&self) -> Option<crs::AddressRange> {
+        match self.mechanism {
+            Mechanism::Ecam { base, bus_start, bus_end } => {
+                let start = base.saturating_add(u64::from(bus_start) << 20);
+                let end = base.saturating_add((u64::from(bus_end) + 1) << 20);
+                Some(crs::AddressRange { start, last: end - 1 })
+            }
+            Mechanism::Port => None,
+        }
+    }
+}
+
+/// Who gave the BARs their addresses, for the `platform` record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum BarAssigner {
+    /// Every BAR had an address and every bridge its buses: nothing was changed.
+    BootFirmware,
+    /// msifw assigned what was missing, from windows of this source.
+    Msifw(crate::bus::pci::assign::WindowSource),
+}
+
+/// Emits the `platform` record (after enumeration, so it can say who assigned the BARs).
+pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAssigner) {
+    let mut record = Record::new("platform");
+    record.num("apic_id", run.apic_id as u64).bool("x2apic", p.x2apic).str("config_access", if matches!(p.mechanism, Mechanism::Ecam { .. }) { "ecam" } else { "port" });
+    match p.mechanism {
+        Mechanism::Ecam { base, .. } => record.fmt("ecam_base", format_args!("{base:#x}")),
+        Mechanism::Port => record.null("ecam_base"),
+    };
+    record.num("ioapics", p.ioapics.len() as u64).str("cmdline", &boot.cmdline).str("boot", boot.protocol.name());
+    match boot.loader.as_str() {
+        "" => record.null("loader"),
+        name => record.str("loader", name),
+    };
+    match bars {
+        BarAssigner::BootFirmware => record.str("bar_assignment", "boot-firmware").null("bar_windows"),
+        BarAssigner::Msifw(source) => record.str("bar_assignment", "msifw").str("bar_windows", source.name()),
+    };
+    record.emit();
 }
 
 /// Why the run cannot go on.
@@ -36,7 +91,7 @@ pub(super) enum Fatal {
     Lapic(lapic::LapicError),
 }
 
-/// Discovers the platform and emits the `platform` record.
+/// Discovers the platform ([`emit_record`] reports it once the BARs are settled).
 /// `mask_ioapics`: mask every redirection entry (off only for the crash-restart control, which delays
 /// every quieting step until after its trap window).
 pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Result<Platform, Fatal> {
@@ -127,21 +182,5 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
     };
 
     crate::info!("DSDT routing: {=u64} us", crate::time::now_us() - t0);
-    let mut record = Record::new("platform");
-    record
-        .num("apic_id", run.apic_id as u64)
-        .bool("x2apic", lapic_mode == lapic::Mode::X2Apic)
-        .str("config_access", if matches!(mechanism, Mechanism::Ecam { .. }) { "ecam" } else { "port" });
-    match mechanism {
-        Mechanism::Ecam { base, .. } => record.fmt("ecam_base", format_args!("{base:#x}")),
-        Mechanism::Port => record.null("ecam_base"),
-    };
-    record.num("ioapics", ioapics.len() as u64).str("cmdline", &boot.cmdline).str("boot", boot.protocol.name());
-    match boot.loader.as_str() {
-        "" => record.null("loader"),
-        name => record.str("loader", name),
-    };
-    record.emit();
-
-    Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing })
+    Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing, x2apic: lapic_mode == lapic::Mode::X2Apic, table_limit: limit })
 }

@@ -476,6 +476,12 @@ fn link_irq_in(dsdt: &[u8], device: Hit, link: [u8; 4]) -> Result<LinkIrq, PrtEr
 
 /// Decodes `Buffer(size){ bytes }` at `at` and walks it as a resource template.
 fn crs_irq(dsdt: &[u8], at: usize, limit: usize, link: [u8; 4]) -> Result<LinkIrq, PrtError> {
+    let (base, data) = static_buffer(dsdt, at, limit)?;
+    walk_resource_template(data, base, link)?.ok_or(PrtError::NoInterruptDescriptor(link))
+}
+
+/// The initializer of `Buffer(size){ bytes }` at `at` (cut to BufferSize), with its offset in `dsdt`.
+fn static_buffer(dsdt: &[u8], at: usize, limit: usize) -> Result<(usize, &[u8]), PrtError> {
     let mut aml = Aml::new(dsdt, at, limit);
     let op_at = aml.pos;
     let op = aml.byte()?;
@@ -489,7 +495,28 @@ fn crs_irq(dsdt: &[u8], at: usize, limit: usize, link: [u8; 4]) -> Result<LinkIr
     // (cut to BufferSize) can hold a valid template.
     let data_len = end.saturating_sub(inner.pos).min(usize::try_from(size).unwrap_or(usize::MAX));
     let data = dsdt.get(inner.pos..inner.pos + data_len).ok_or(PrtError::Truncated { at: inner.pos })?;
-    walk_resource_template(data, inner.pos, link)?.ok_or(PrtError::NoInterruptDescriptor(link))
+    Ok((inner.pos, data))
+}
+
+/// Every static `Name(<seg>, Buffer(){...})` directly or indirectly inside a `Device(PCI0)` or `Scope(...PCI0)`
+/// body (at most [`MAX_CANDIDATES`] per body), as its initializer and that initializer's offset in `dsdt`, or the
+/// error decoding it. Used for the host bridge's `_CRS` (`platform::crs`); the caller tells the host bridge's
+/// template from its children's by what it holds.
+pub(crate) fn pci0_static_buffers(dsdt: &[u8], seg: [u8; 4]) -> Vec<Result<(usize, &[u8]), PrtError>, MAX_CANDIDATES> {
+    let mut found = Vec::new();
+    for (start, end) in pci0_bodies(dsdt) {
+        for hit in NameHits::within(dsdt, start, end, seg, Kind::Name).take(MAX_CANDIDATES) {
+            if found.push(static_buffer(dsdt, hit.name_end, end)).is_err() {
+                return found;
+            }
+        }
+    }
+    found
+}
+
+/// Whether a `Method` named `seg` lies inside a `Device(PCI0)` or `Scope(...PCI0)` body.
+pub(crate) fn pci0_has_method(dsdt: &[u8], seg: [u8; 4]) -> bool {
+    pci0_bodies(dsdt).iter().any(|&(start, end)| NameHits::within(dsdt, start, end, seg, Kind::Method).next().is_some())
 }
 
 /// Walks a resource template to its end tag and returns its first interrupt, if any. `base` is the offset of

@@ -368,11 +368,18 @@ pub mod sim {
                 return;
             }
             let mut value = value;
-            if size == 4 && (0x10..0x28).contains(&o) {
+            // BARs: 6 in a type 0 header, 2 in a type 1 (bridge) header.
+            let bars_end = if func.bytes[0x0E] & 0x7F == 1 { 0x18 } else { 0x28 };
+            if size == 4 && (0x10..bars_end).contains(&o) {
                 let idx = (o - 0x10) / 4;
                 let mask = func.bar_masks[idx];
                 let low_bits = u32::from_le_bytes(func.bytes[o..o + 4].try_into().unwrap()) & 0xF;
-                value = if mask == 0 { 0 } else { (value & mask) | (low_bits & !mask & 0xF) };
+                // The type bits are read-only: bits 1:0 of an I/O BAR, 3:0 of a memory BAR (none in the
+                // upper half of a 64-bit BAR).
+                let lower = if idx > 0 { u32::from_le_bytes(func.bytes[o - 4..o].try_into().unwrap()) } else { 0 };
+                let upper_half = idx > 0 && lower & 1 == 0 && (lower >> 1) & 3 == 2 && func.bar_masks[idx - 1] != 0;
+                let read_only = if upper_half { 0 } else if low_bits & 1 == 1 { 0x3 } else { 0xF };
+                value = if mask == 0 { 0 } else { (value & mask & !read_only) | (low_bits & (read_only | !mask) & 0xF) };
             }
             for i in 0..size {
                 func.bytes[o + i] = (value >> (8 * i)) as u8;

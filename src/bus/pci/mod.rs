@@ -4,6 +4,8 @@
 //! walk, it has no MSI-X table access, and its MSI mask helper skips 32-bit MSI with per-vector masking
 //! (toolchain-facts.md); every parser here must survive hostile config space and report what it met.
 
+#[deny(unsafe_code)]
+pub mod assign;
 pub mod bar;
 #[deny(unsafe_code)]
 pub mod caps;
