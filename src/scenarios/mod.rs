@@ -26,10 +26,51 @@ pub struct Verdict {
 }
 
 impl Verdict {
-    /// A verdict with formatted detail.
+    /// A verdict with formatted detail. A detail longer than its 256 bytes is cut at a character and ends
+    /// in `...` (a piece that does not fit is not dropped whole, which would lose the end of the message
+    /// without a trace).
     pub fn new(outcome: Outcome, args: core::fmt::Arguments) -> Verdict {
-        let mut detail = String::new();
-        let _ = core::fmt::Write::write_fmt(&mut detail, args);
+        let mut w = Cut { s: String::new(), cut: false };
+        let _ = core::fmt::Write::write_fmt(&mut w, args);
+        let mut detail = w.s;
+        if w.cut {
+            while detail.len() > detail.capacity() - 3 {
+                detail.pop();
+            }
+            let _ = detail.push_str("...");
+        }
         Verdict { outcome, detail }
+    }
+}
+
+/// Writes as much as fits, character by character.
+struct Cut {
+    s: String<256>,
+    cut: bool,
+}
+
+impl core::fmt::Write for Cut {
+    fn write_str(&mut self, text: &str) -> core::fmt::Result {
+        for c in text.chars() {
+            if self.s.push(c).is_err() {
+                self.cut = true;
+                return Err(core::fmt::Error);
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod verdict_tests {
+    use super::*;
+
+    #[test]
+    fn long_details_are_cut_with_a_mark_not_dropped() {
+        let long = "x".repeat(300);
+        let v = Verdict::new(Outcome::Fail, format_args!("start: {long}"));
+        assert_eq!(v.detail.len(), 256);
+        assert!(v.detail.starts_with("start: xxx") && v.detail.ends_with("x..."));
+        assert_eq!(Verdict::new(Outcome::Pass, format_args!("short {}", 1)).detail.as_str(), "short 1");
     }
 }

@@ -61,7 +61,7 @@ pub fn run<C: ConfigRegion>(
     }
     let delivery = delivery::run(source, irq, 1);
     let wiped = |v: &Verdict| {
-        let mut s: heapless::String<256> = heapless::String::new();
+        let mut s: heapless::String<512> = heapless::String::new();
         let _ = core::fmt::Write::write_fmt(
             &mut s,
             format_args!(
