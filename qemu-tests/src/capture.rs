@@ -114,6 +114,9 @@ pub struct Com1Capture {
     pub not_utf8: usize,
     /// The last line has no line end: the capture stopped inside it.
     pub cut_off: bool,
+    /// Earlier cold boots in the capture (the machine rebooted and the firmware ran again), left out:
+    /// only the last boot is decoded. A restart in place (`crash-restart`) is part of its run.
+    pub earlier_boots: usize,
 }
 
 impl Com1Capture {
@@ -138,6 +141,13 @@ impl Com1Capture {
         }
         if self.cut_off {
             notes.push("the last line has no line end: the capture stopped inside it".to_string());
+        }
+        if self.earlier_boots > 0 {
+            notes.push(format!(
+                "{} earlier boot(s) of the firmware in the capture left out: the last boot is decoded (a COM2 capture \
+                 should then hold the last boot only)",
+                self.earlier_boots
+            ));
         }
         notes
     }
@@ -187,7 +197,19 @@ pub fn split_com1(bytes: &[u8]) -> Com1Capture {
         cap.not_utf8 += usize::from(not_utf8);
         cap.lines.push(text);
     }
+    // The machine rebooted and the firmware ran again: decode the last run.
+    let boots: Vec<usize> = cap.lines.iter().enumerate().filter(|(_, l)| is_cold_boot_banner(l)).map(|(i, _)| i).collect();
+    if let Some(&last) = boots.last().filter(|_| boots.len() > 1) {
+        cap.earlier_boots = boots.len() - 1;
+        cap.lines.drain(..last);
+    }
     cap
+}
+
+/// The firmware's banner of a cold boot, `msifw VERSION: booting` (src/firmware.rs); a restart in place
+/// says `restarted in place` instead.
+fn is_cold_boot_banner(line: &str) -> bool {
+    line.strip_prefix("msifw ").and_then(|r| r.split_once(": ")).is_some_and(|(version, what)| !version.contains(' ') && what == "booting")
 }
 
 /// Where the firmware's output starts in a cleaned line: at `msifw-report `, `msifw: ` or the banner
@@ -485,4 +507,16 @@ mod tests {
         assert_eq!((o.defmt.table.clone(), o.elf.clone()), (TableStatus::NoCapture, None));
         assert_eq!(o.to_json()["platform"]["com2_capture"], serde_json::Value::Null);
     }
+
+    #[test]
+    fn only_the_last_of_several_boots_is_decoded() {
+        let capture = b"GRUB\r\nmsifw 0.1.0: booting\r\nmsifw-report {\"kind\":\"end\",\"passed\":1,\"failed\":0,\"skipped\":0}\r\n\
+msifw 0.1.0: booting\r\nmsifw 0.1.0: restarted in place (devices untouched)\r\nlast\r\n";
+        let cap = split_com1(capture);
+        assert_eq!(cap.earlier_boots, 1);
+        assert_eq!(cap.lines, ["msifw 0.1.0: booting", "msifw 0.1.0: restarted in place (devices untouched)", "last"]);
+        assert!(cap.notes().iter().any(|n| n.contains("1 earlier boot")));
+        assert_eq!(split_com1(b"msifw 0.1.0: booting\nx\n").earlier_boots, 0);
+    }
+
 }
