@@ -19,6 +19,9 @@ use crate::time;
 /// only covers the CPU taking it. The device setup runs inside the window, so it costs nothing when the
 /// setup takes longer.
 const SELF_IPI_WATCH_US: u64 = 1_000;
+/// The freed vector's own, shorter watch, before device setup can reuse the vector (the duplicate would be
+/// pending at once, as above).
+const FREED_WATCH_US: u64 = 250;
 
 /// The two self-IPI checks, sent by [`send_self_ipis`] and judged by [`judge_self_ipis`] after a watch
 /// window that the device setup runs in:
@@ -33,8 +36,8 @@ pub(super) struct SelfIpis {
     freed: Result<(u8, u64, u64), vector::VectorError>,
     /// When the window closes at the earliest.
     watch_until: time::Deadline,
-    /// Arrivals on the freed vector when the window opened.
-    freed_arrivals: u64,
+    /// Arrivals on the freed vector and those counted unowned, at the end of its own watch.
+    freed_seen: (u64, u64),
 }
 
 /// Sends both self IPIs and waits for them to arrive; the duplicate watch runs on while the caller
@@ -49,13 +52,15 @@ pub(super) fn send_self_ipis() -> SelfIpis {
     }
     let arrived = |vector: u8, before: u64| dispatch::count(vector) > before;
     time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || arrived(v, before) && freed.as_ref().map_or(true, |&(f, b, _)| arrived(f, b)));
-    let freed_arrivals = freed.as_ref().map_or(0, |&(f, b, _)| dispatch::count(f) - b);
-    SelfIpis { before, freed, watch_until: time::Deadline::after_us(SELF_IPI_WATCH_US), freed_arrivals }
+    let watch_until = time::Deadline::after_us(SELF_IPI_WATCH_US);
+    // The freed vector is judged before device setup may be given it again: a duplicate (or a device's
+    // interrupt) on it later would count as the device's and hide from this check.
+    time::delay_us(FREED_WATCH_US);
+    let freed_seen = freed.as_ref().map_or((0, 0), |&(f, b, _)| (dispatch::count(f) - b, dispatch::take_unowned(f)));
+    SelfIpis { before, freed, watch_until, freed_seen }
 }
 
-/// Waits out what is left of the watch window, then reports both checks. Device vectors allocated
-/// meanwhile may reuse the freed one, so its duplicate is looked for among the unowned arrivals, which a
-/// device's interrupts never are.
+/// Waits out what is left of the self IPI's watch window, then reports both checks.
 pub(super) fn judge_self_ipis(run: &mut Run, probe: SelfIpis) {
     while !probe.watch_until.expired() {
         crate::arch::cpu::relax();
@@ -71,7 +76,7 @@ pub(super) fn judge_self_ipis(run: &mut Run, probe: SelfIpis) {
 
     let verdict = match probe.freed {
         Ok((f, _, unowned_before)) => {
-            let (got, unowned) = (probe.freed_arrivals, dispatch::take_unowned(f));
+            let (got, unowned) = probe.freed_seen;
             if got == 1 && unowned == 1 {
                 Verdict::new(Outcome::Pass, format_args!("interrupt on freed vector {f:#x} arrived once and was counted as unowned"))
             } else {

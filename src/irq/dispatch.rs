@@ -68,12 +68,16 @@ fn dispatch(vector: u8) {
 
 /// Registers a handler for `vector` (replacing any other).
 pub fn set_handler(vector: u8, handler: Handler) {
+    // The entry stops taking the fast path before the handler appears: an interrupt in between must reach
+    // the dispatcher, which then runs the handler.
+    crate::arch::idt::set_fast(vector, false);
     HANDLERS[vector as usize].store(handler as usize, Ordering::Release);
     refresh_fast(vector);
 }
 
 /// Removes the handler of `vector`.
 pub fn clear_handler(vector: u8) {
+    crate::arch::idt::set_fast(vector, false);
     HANDLERS[vector as usize].store(0, Ordering::Release);
     refresh_fast(vector);
 }
@@ -90,6 +94,9 @@ pub fn total(range: core::ops::RangeInclusive<u8>) -> u64 {
 
 /// Marks `vector` allocated (`true`) or free; called by the vector allocator.
 pub fn set_owned(vector: u8, owned: bool) {
+    // As in `set_handler`: off the fast path first, so an interrupt during the change is judged by the
+    // dispatcher against the new ownership.
+    crate::arch::idt::set_fast(vector, false);
     OWNED[vector as usize].store(owned, Ordering::Release);
     refresh_fast(vector);
 }

@@ -370,7 +370,11 @@ fn handle(vector: u8) {
         // whether this sharer asserts, Command is what the Interrupt Disable write below starts from
         // (interrupts are off here, so the read-modify-write cannot be interleaved).
         let command_status = cfg.read32(s.bdf, regs::COMMAND);
-        if (command_status >> 16) as u16 & regs::status::INTERRUPT == 0 {
+        // Status.Interrupt is set whatever Interrupt Disable says (PCI 3.0 6.2.3): a function with INTx
+        // disabled does not drive the line even when its status shows a pending interrupt.
+        let asserting = (command_status >> 16) as u16 & regs::status::INTERRUPT != 0
+            && command_status as u16 & regs::command::INTX_DISABLE == 0;
+        if !asserting {
             continue;
         }
         claimed = true;
