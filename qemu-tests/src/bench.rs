@@ -612,6 +612,7 @@ mod tests {
             path: path.into(),
             n: 10,
             dispatched: 10,
+            fast: 0,
             entry_min: 1,
             entry_median: 2,
             entry_p99: 3,

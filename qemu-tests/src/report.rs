@@ -315,6 +315,9 @@ pub struct Dispatch {
     pub n: u64,
     /// Of them, those that went through the firmware's dispatcher.
     pub dispatched: u64,
+    /// Of those, the ones the interrupt entry handled on its fast path (count and EOI in the stub).
+    #[serde(default)]
+    pub fast: u64,
     /// Trigger write to first instruction of the entry: min.
     pub entry_min: u64,
     /// ... median.

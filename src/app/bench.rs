@@ -94,6 +94,8 @@ struct Measured {
     /// Interrupts that went through the firmware's dispatcher (the handler path must see every one, the
     /// minimal stub none).
     dispatched: u64,
+    /// Of them, those the interrupt entry handled on its fast path (count and EOI, no call).
+    fast: u64,
     failure: Option<&'static str>,
 }
 
@@ -178,6 +180,7 @@ pub(super) fn dispatch(run: &mut Run, active: &mut [Active], n: u32) {
                 .str("path", path_name)
                 .num("n", m.taken as u64)
                 .num("dispatched", m.dispatched)
+                .num("fast", m.fast)
                 .num("entry_min", emin as u64)
                 .num("entry_median", emed as u64)
                 .num("entry_p99", ep99 as u64)
@@ -203,7 +206,7 @@ fn measure(source: Source, path: irqbench::Path, mut device: Option<&mut Active>
         None => 1,
     };
     if sources == 0 {
-        return Measured { taken: 0, dispatched: 0, failure: Some("no interrupt source") };
+        return Measured { taken: 0, dispatched: 0, fast: 0, failure: Some("no interrupt source") };
     }
     let (min_interval, quiet) = match device.as_deref_mut() {
         Some(a) => {
@@ -214,9 +217,10 @@ fn measure(source: Source, path: irqbench::Path, mut device: Option<&mut Active>
         None => (0, None),
     };
     if source == Source::Intx && path == irqbench::Path::Minimal && quiet.is_none() {
-        return Measured { taken: 0, dispatched: 0, failure: Some("no single write deasserts this INTx") };
+        return Measured { taken: 0, dispatched: 0, fast: 0, failure: Some("no single write deasserts this INTx") };
     }
     let dispatched_before: u64 = vectors[..sources].iter().map(|&v| dispatch::count(v)).sum();
+    let fast_before = crate::arch::idt::fast_hits();
     let gates: heapless::Vec<irqbench::Instrumented, { crate::modes::MAX_VECTORS }> =
         vectors[..sources].iter().map(|&v| irqbench::instrument(v, path, quiet)).collect();
     let mut last = [0u64; crate::modes::MAX_VECTORS];
@@ -274,7 +278,8 @@ fn measure(source: Source, path: irqbench::Path, mut device: Option<&mut Active>
     drop(samples);
     drop(gates);
     let dispatched = vectors[..sources].iter().map(|&v| dispatch::count(v)).sum::<u64>() - dispatched_before;
-    Measured { taken, dispatched, failure }
+    let fast = crate::arch::idt::fast_hits() - fast_before;
+    Measured { taken, dispatched, fast, failure }
 }
 
 #[cfg(test)]

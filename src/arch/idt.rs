@@ -51,6 +51,7 @@ msifw_irq_common:
     jz 1f
     leaq {counts}(%rip), %rcx
     incq (%rcx,%rax,8)
+    incq {fast_hits}(%rip)
     cmpq $1, %rdx
     jne 2f
     movq {eoi_addr}(%rip), %rax
@@ -129,6 +130,7 @@ msifw_isr_common:
 "#,
     fast = sym FAST,
     counts = sym COUNTS,
+    fast_hits = sym FAST_HITS,
     eoi_kind = sym super::lapic::EOI_KIND,
     eoi_addr = sym super::lapic::EOI_ADDR,
     options(att_syntax)
@@ -140,6 +142,14 @@ extern "C" {
 
 /// Interrupts delivered per vector: the fast path and the dispatcher ([`count_interrupt`]) add to it.
 static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+/// Interrupts the entry handled on its fast path (all vectors), so that a check can tell the path was taken.
+static FAST_HITS: AtomicU64 = AtomicU64::new(0);
+
+/// Interrupts handled on the fast path since boot.
+pub fn fast_hits() -> u64 {
+    FAST_HITS.load(Ordering::Acquire)
+}
+
 /// Vectors whose interrupts need nothing but a count and an EOI: the entry does both itself, without
 /// calling the dispatcher (set by it, through [`set_fast`]).
 static FAST: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
