@@ -124,9 +124,9 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
         let _ = out.buses_scanned.push(bus);
         // Children found on this bus, pushed in reverse so the lowest secondary bus is scanned first.
         let mut children: Vec<(u8, bool), 32> = Vec::new();
-        // A Root Port's or Switch Downstream Port's link leads to one device, number 0 (PCIe 4.0 7.3.1;
-        // without ARI forwarding, which nothing here enables, other numbers are not forwarded). Linux's
-        // only_one_child() skips them the same way; each skipped probe is a trap under a hypervisor.
+        // A downstream port's link leads to one device, number 0 (PCIe 4.0 7.3.1; other numbers are not
+        // forwarded unless ARI Forwarding is on, see `downstream_port`). Linux's only_one_child() skips
+        // them the same way; each skipped probe is a trap under a hypervisor.
         let devices = if link { 1 } else { 32 };
         for dev in 0..devices {
             let f0 = Bdf::new(bus, dev, 0);
@@ -171,14 +171,20 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
     out.functions.sort_unstable_by_key(|f| f.bdf);
 }
 
-/// Whether `f` is a PCIe Root Port or Switch Downstream Port (PCI Express Capabilities register, Device/Port
-/// Type 4 or 6: PCIe 4.0 7.5.3.2), whose secondary bus is a link with a single device on it.
+/// Whether the bus below `f` is a link that only device 0 can answer on: `f` is a PCIe Root Port, Switch
+/// Downstream Port or PCI/PCI-X-to-PCIe bridge (PCI Express Capabilities register, Device/Port Type 4, 6
+/// or 8: PCIe 4.0 7.5.3.2; Linux's `pcie_downstream_port`), and ARI Forwarding is off (Device Control 2
+/// bit 5, 7.5.3.16: with it on, which a boot firmware may have set, an ARI device's functions 8-255 answer
+/// as device numbers 1-31).
 fn downstream_port(cfg: &impl ConfigRegion, f: &Function) -> bool {
     const ROOT_PORT: u16 = 4;
     const DOWNSTREAM_PORT: u16 = 6;
+    const PCI_TO_PCIE_BRIDGE: u16 = 8;
+    const DEVICE_CONTROL_2: u16 = 0x28;
+    const ARI_FORWARDING: u16 = 1 << 5;
     let Some(at) = f.caps.find(super::caps::id::PCIE) else { return false };
     let port_type = (cfg.read16(f.bdf, at + 2) >> 4) & 0xF;
-    port_type == ROOT_PORT || port_type == DOWNSTREAM_PORT
+    matches!(port_type, ROOT_PORT | DOWNSTREAM_PORT | PCI_TO_PCIE_BRIDGE) && cfg.read16(f.bdf, at + DEVICE_CONTROL_2) & ARI_FORWARDING == 0
 }
 
 /// Reads one function's identity, BARs and capabilities. A function whose Vendor ID reads all-ones before
@@ -290,6 +296,11 @@ mod tests {
         enumerate(&sim, 0, 255, &mut e);
         let bdfs: std::vec::Vec<String> = e.functions.iter().map(|f| f.bdf.to_string()).collect();
         assert_eq!(bdfs, ["00:07.0", "00:1c.0", "01:05.0", "02:00.0"]);
+        // With ARI Forwarding on (Device Control 2 bit 5), device numbers 1-31 answer: all are probed.
+        sim.poke(port, 0x40 + 0x28, &[0x20, 0x00]);
+        enumerate(&sim, 0, 255, &mut e);
+        let bdfs: std::vec::Vec<String> = e.functions.iter().map(|f| f.bdf.to_string()).collect();
+        assert_eq!(bdfs, ["00:07.0", "00:1c.0", "01:05.0", "02:00.0", "02:03.0"]);
     }
 
     #[test]
