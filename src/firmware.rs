@@ -52,13 +52,14 @@ pub fn start(start_info: u32, flags: u32) -> ! {
     crate::time::calibrate();
     let boot = if multiboot2 {
         // The information's size is its first word; the reads end there (Multiboot2 spec 3.4).
+        let info = start_info as u64;
         // SAFETY: boot/pvh.s identity-maps the low 4 GiB; the loader hands over its boot information in
-        // RAM below 4 GiB that it set aside for it (spec 3.3, 3.4), so `[1, info + 8)` holds RAM and
-        // firmware memory only, as for PVH's low megabyte, and nothing writes it while it is copied.
-        let header = unsafe { crate::physmem::IdentityMemory::new(start_info as u64 + 8) };
-        let end = BootInfo::multiboot2_end(&header, start_info as u64);
-        // SAFETY: as above, up to the end the information gives for itself (at most 4 GiB).
-        let memory = unsafe { crate::physmem::IdentityMemory::new(end) };
+        // RAM below 4 GiB that it set aside for it (spec 3.3, 3.4), and nothing writes it while it is
+        // copied. The window is the information's first 8 bytes only.
+        let header = unsafe { crate::physmem::IdentityMemory::window(info, (info + 8).min(1 << 32)) };
+        let end = BootInfo::multiboot2_end(&header, info);
+        // SAFETY: as above, for the information up to the end it gives for itself (at most 4 GiB).
+        let memory = unsafe { crate::physmem::IdentityMemory::window(info, end) };
         BootInfo::from_multiboot2(&memory, start_info as u64)
     } else {
         // SAFETY: boot/pvh.s identity-maps the low 4 GiB; hvm_start_info, its command line and memory map

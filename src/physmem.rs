@@ -19,6 +19,7 @@ impl<M: PhysMemory + ?Sized> PhysMemory for &M {
 /// Physical memory read through the identity map (virtual == physical), up to a caller-given limit.
 #[derive(Debug, Clone, Copy)]
 pub struct IdentityMemory {
+    start: u64,
     limit: u64,
 }
 
@@ -31,7 +32,15 @@ impl IdentityMemory {
     /// MMIO), and nothing may write to the bytes of a returned slice while it is alive. `limit` must not exceed
     /// the identity-mapped range (4 GiB on this firmware).
     pub const unsafe fn new(limit: u64) -> Self {
-        Self { limit }
+        Self { start: 1, limit }
+    }
+
+    /// Reads of `[start, limit)` only (`start` at least 1); everything else is refused.
+    ///
+    /// # Safety
+    /// As for [`IdentityMemory::new`], for the bytes of `[start, limit)`.
+    pub const unsafe fn window(start: u64, limit: u64) -> Self {
+        Self { start: if start == 0 { 1 } else { start }, limit }
     }
 
     /// The first address that is refused.
@@ -42,7 +51,7 @@ impl IdentityMemory {
 
 impl PhysMemory for IdentityMemory {
     fn bytes(&self, phys: u64, len: usize) -> Option<&[u8]> {
-        if phys == 0 || phys >= self.limit {
+        if phys < self.start || phys >= self.limit {
             return None;
         }
         let end = phys.checked_add(u64::try_from(len).ok()?)?;
