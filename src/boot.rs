@@ -187,8 +187,16 @@ impl BootInfo {
             let body_len = size - 8;
             match kind {
                 0 => break,
-                1 => info.copy_cmdline_bounded(mem, body, body_len),
+                1 => {
+                    // Several command-line tags (one is usual) read as one line, a space between.
+                    if !info.cmdline.is_empty() {
+                        let _ = info.cmdline.push(' ');
+                    }
+                    info.copy_cmdline_bounded(mem, body, body_len)
+                }
                 2 => {
+                    // The loader's name is informational: a name cut short or not UTF-8 is kept as far as it
+                    // goes and costs no problem entry.
                     let mut name = BootInfo::default();
                     name.copy_cmdline_bounded(mem, body, body_len);
                     for c in name.cmdline.chars() {

@@ -76,6 +76,12 @@ pub fn ensure_tools() -> Result<(), ImageError> {
         c
     };
     eprintln!("image: {missing}; installing {} with apt-get", PACKAGES.join(" "));
+    // Fresh package lists first: a machine image's may be stale or empty.
+    let mut update = if root { Command::new("apt-get") } else { Command::new("sudo") };
+    if !root {
+        update.args(["-n", "apt-get"]);
+    }
+    let _ = update.args(["update", "-qq"]).env("DEBIAN_FRONTEND", "noninteractive").stdout(Stdio::null()).status();
     let installed = cmd
         .args(["install", "-y", "--no-install-recommends"])
         .args(PACKAGES)

@@ -221,8 +221,11 @@ fn measure(source: Source, path: irqbench::Path, mut device: Option<&mut Active>
     }
     let dispatched_before: u64 = vectors[..sources].iter().map(|&v| dispatch::count(v)).sum();
     let fast_before = crate::arch::idt::fast_hits();
-    let gates: heapless::Vec<irqbench::Instrumented, { crate::modes::MAX_VECTORS }> =
+    let gates: Option<heapless::Vec<irqbench::Instrumented, { crate::modes::MAX_VECTORS }>> =
         vectors[..sources].iter().map(|&v| irqbench::instrument(v, path, quiet)).collect();
+    let Some(gates) = gates else {
+        return Measured { taken: 0, dispatched: 0, fast: 0, failure: Some("the local APIC is not set up") };
+    };
     let mut last = [0u64; crate::modes::MAX_VECTORS];
     let timeout = ARRIVAL_TIMEOUT_US * time::tsc_per_us();
     let mut samples = SAMPLES.lock();

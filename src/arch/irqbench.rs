@@ -97,11 +97,13 @@ pub struct Instrumented {
     vector: u8,
 }
 
-/// Gives `vector` (a device vector or the self-IPI vector) the instrumented entry `path`. For the
-/// minimal stub of a level-triggered source, `quiet` is the MMIO address and value of the one write that
-/// deasserts it; it must be a register of a device the caller owns whose write has no other effect than
-/// acknowledging its interrupt.
-pub fn instrument(vector: u8, path: Path, quiet: Option<(u64, u32)>) -> Instrumented {
+/// Gives `vector` (a device vector or the self-IPI vector) the instrumented entry `path`; None before the
+/// local APIC is set up. For the minimal stub of a level-triggered source, `quiet` is the MMIO address
+/// and value of the one write that deasserts it; it must be a register of a device the caller owns whose
+/// write has no other effect than acknowledging its interrupt.
+pub fn instrument(vector: u8, path: Path, quiet: Option<(u64, u32)>) -> Option<Instrumented> {
+    // The minimal stub sends EOI through the xAPIC register or the x2APIC MSR: it needs to know which.
+    super::lapic::current_mode()?;
     PATH.store(path as u32, Ordering::SeqCst);
     arm(vector);
     EOI_ADDR.store(super::lapic::eoi_address().unwrap_or(0), Ordering::SeqCst);
@@ -112,7 +114,7 @@ pub fn instrument(vector: u8, path: Path, quiet: Option<(u64, u32)>) -> Instrume
     // vector's normal stub, or the minimal body, which saves rax, rdx and rcx, sends EOI and returns with
     // iretq. `set_gate` refuses exception vectors.
     unsafe { super::idt::set_gate(vector, core::ptr::addr_of!(msifw_bench_entry) as u64) };
-    Instrumented { vector }
+    Some(Instrumented { vector })
 }
 
 impl Drop for Instrumented {

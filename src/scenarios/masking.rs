@@ -152,6 +152,10 @@ fn run_batch<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], mask: Mask, mut
     for (d, t) in tracks.iter_mut().enumerate() {
         let checked = t.sources;
         let verdict = t.verdict.take().unwrap_or_else(|| {
+            if checked == 0 {
+                // Nothing was masked or raised: no evidence either way (delivery says the same).
+                return Verdict::new(Outcome::Skip, format_args!("no interrupt source driven"));
+            }
             Verdict::new(
                 Outcome::Pass,
                 format_args!(
