@@ -137,10 +137,12 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let (bus_start, bus_end) = platform.bus_range();
     accounting::set_phase(Phase::Enumeration);
     enumerate::enumerate(cfg, bus_start, bus_end, &mut pci);
+    crate::info!("PCI: {=usize} functions on {=usize} buses in {=u64} us", pci.functions.len(), pci.buses_scanned.len(), time::now_us() - t0);
+    // Assigning what the boot firmware left undone (and enumerating again below newly numbered bridges)
+    // is part of finding the bus, and counted with it.
+    let bar_assigner = resources::assign(cfg, boot, &platform, &mut pci, run.opts.bar_windows_memmap);
     accounting::stop();
     let enumeration_us = time::now_us() - t0;
-    crate::info!("PCI: {=usize} functions on {=usize} buses in {=u64} us", pci.functions.len(), pci.buses_scanned.len(), time::now_us() - t0);
-    let bar_assigner = resources::assign(cfg, boot, &platform, &mut pci, run.opts.bar_windows_memmap);
     platform::emit_record(&run, boot, &platform, bar_assigner);
     for (bdf, _) in run.opts.overrides.iter() {
         if !pci.functions.iter().any(|f| f.bdf == *bdf) {
