@@ -221,10 +221,11 @@ pub enum AssignError {
         /// Bytes needed.
         size: u64,
     },
-    /// The bridge above it has no window of this kind (an I/O BAR behind a bridge without I/O decoding).
+    /// The bridge above it has no window of this kind (an I/O BAR, or a bridge's I/O window, behind a bridge
+    /// without I/O decoding).
     NoBridgeWindow {
-        /// BAR index.
-        index: u8,
+        /// BAR index, or `None` for a bridge window.
+        index: Option<u8>,
         /// Its space.
         space: Space,
     },
@@ -250,7 +251,8 @@ impl core::fmt::Display for AssignError {
         match *self {
             Self::NoRoom { index: Some(i), space, size } => write!(f, "BAR{i} ({} bytes {}) fits no free window; left unassigned", size, space.name()),
             Self::NoRoom { index: None, space, size } => write!(f, "bridge {} window of {size:#x} bytes fits no free window; devices below lose it", space.name()),
-            Self::NoBridgeWindow { index, space } => write!(f, "BAR{index}: the bridge above has no {} window; left unassigned", space.name()),
+            Self::NoBridgeWindow { index: Some(i), space } => write!(f, "BAR{i}: the bridge above has no {} window; left unassigned", space.name()),
+            Self::NoBridgeWindow { index: None, space } => write!(f, "bridge {} window: the bridge above has no {0} window; devices below lose it", space.name()),
             Self::BelowFirmwareBridge { index } => write!(f, "BAR{index} unassigned below a bridge the boot firmware set up; its windows are left as they are"),
             Self::Unreachable { index } => write!(f, "BAR{index}: no bridge leads to this bus; left unassigned"),
             Self::TooMany => write!(f, "more BARs or bridges than msifw assigns; the rest are left unassigned"),
@@ -324,8 +326,9 @@ fn valid_buses(bus: u8, secondary: u8, subordinate: u8) -> bool {
 enum Owner {
     /// BAR `index` of `functions[f]`.
     Bar { f: usize, index: u8, kind: BarKind },
-    /// A window of `bridges[b]`.
-    Bridge { b: usize },
+    /// The `window` window of `bridges[b]` (placed in the parent's window of the item's space, which differs
+    /// when the parent has no prefetchable window).
+    Bridge { b: usize, window: Space },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -451,8 +454,8 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
 }
 
 /// The requests on `bus`: its functions' unassigned BARs and its managed bridges' windows. Below `parent`,
-/// a prefetchable BAR goes to the non-prefetchable window when the bridge has no prefetchable one, and an
-/// I/O BAR without an I/O window is a problem.
+/// a prefetchable BAR or bridge window goes to the non-prefetchable window when the bridge has no
+/// prefetchable one, and an I/O BAR or bridge window without an I/O window is a problem.
 fn items_on(
     e: &Enumeration,
     bridges: &[BridgeInfo],
@@ -475,7 +478,7 @@ fn items_on(
                     space = Space::Mem;
                 }
                 if space == Space::Io && !p.io {
-                    out.problem(f.bdf, AssignError::NoBridgeWindow { index: bar.index, space });
+                    out.problem(f.bdf, AssignError::NoBridgeWindow { index: Some(bar.index), space });
                     continue;
                 }
             }
@@ -490,12 +493,26 @@ fn items_on(
             items.push(item).map_err(|_| ())?;
         }
     }
-    for (b, _) in bridges.iter().enumerate().filter(|&(b, br)| br.bdf.bus == bus && managed[b]) {
-        for space in SPACES {
-            let need = needs[b][space_index(space)];
-            if need.size > 0 {
-                items.push(Item { owner: Owner::Bridge { b }, space, size: need.size, align: need.align, above_4g: need.above_4g, placed: None }).map_err(|_| ())?;
+    for (b, br) in bridges.iter().enumerate().filter(|&(b, br)| br.bdf.bus == bus && managed[b]) {
+        for window in SPACES {
+            let need = needs[b][space_index(window)];
+            if need.size == 0 {
+                continue;
             }
+            let (mut space, mut above_4g) = (window, need.above_4g);
+            // The parent forwards only through the windows it implements (§3.2.5.6, §3.2.5.9: the others read
+            // 0): a prefetchable window may sit in non-prefetchable memory (§3.2.5.8 allows prefetchable
+            // ranges there), which is 32-bit only; I/O has nowhere else to go.
+            if let Some(p) = parent {
+                if space == Space::Pref && !p.pref {
+                    (space, above_4g) = (Space::Mem, false);
+                }
+                if space == Space::Io && !p.io {
+                    out.problem(br.bdf, AssignError::NoBridgeWindow { index: None, space });
+                    continue;
+                }
+            }
+            items.push(Item { owner: Owner::Bridge { b, window }, space, size: need.size, align: need.align, above_4g, placed: None }).map_err(|_| ())?;
         }
     }
     // Largest alignment first (then largest size): each item starts where the one before ended, rounded to
@@ -563,11 +580,11 @@ fn record(e: &Enumeration, bridges: &[BridgeInfo], items: &[Item], got: &mut [[O
             (Owner::Bar { f, index, .. }, None) => {
                 out.problem(e.functions[f].bdf, AssignError::NoRoom { index: Some(index), space: item.space, size: item.size });
             }
-            (Owner::Bridge { b }, Some(start)) => {
-                got[b][space_index(item.space)] = Some(AddressRange { start, last: start + item.size - 1 });
+            (Owner::Bridge { b, window }, Some(start)) => {
+                got[b][space_index(window)] = Some(AddressRange { start, last: start + item.size - 1 });
             }
-            (Owner::Bridge { b }, None) => {
-                out.problem(bridges[b].bdf, AssignError::NoRoom { index: None, space: item.space, size: item.size });
+            (Owner::Bridge { b, window }, None) => {
+                out.problem(bridges[b].bdf, AssignError::NoRoom { index: None, space: window, size: item.size });
             }
         }
     }
@@ -1030,6 +1047,54 @@ mod tests {
         for a in p.bars.iter().filter(|a| a.bdf.bus == 0 && a.kind != BarKind::Io) {
             assert!(!(mem.start..=mem.last).contains(&a.address), "{a:?} inside the bridge window");
         }
+    }
+
+    /// A root port (bus 1) with a switch port below it (bus 2) holding one device.
+    fn nested(parent: BridgeInfo, device_bars: &[Bar]) -> (Enumeration, [BridgeInfo; 2]) {
+        let (port, _) = root_port(Bdf::new(0, 0x10, 0), 1);
+        let (down, child) = root_port(Bdf::new(1, 0, 0), 2);
+        let e = enumeration(vec![port, down, function(Bdf::new(2, 0, 0), device_bars, None)]);
+        (e, [parent, child])
+    }
+
+    #[test]
+    fn a_prefetchable_window_below_a_bridge_without_one_folds_into_its_memory_window_below_4_gib() {
+        let (_, mut parent) = root_port(Bdf::new(0, 0x10, 0), 1);
+        parent.pref = false;
+        parent.pref64 = false;
+        let (e, bridges) = nested(parent, &[Bar { prefetchable: true, ..bar(0, BarKind::Mem64, 1 << 20) }]);
+        let w = q35_windows();
+        let p = plan(&e, &bridges, 0, w.clone());
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_sane(&e, &p, &w);
+        let parent_w = p.bridges.iter().find(|b| b.bdf == parent.bdf).unwrap();
+        let child_w = p.bridges.iter().find(|b| b.bdf == bridges[1].bdf).unwrap();
+        assert_eq!(parent_w.pref, None, "the parent implements no prefetchable window (its registers read 0): {parent_w:?}");
+        let mem = parent_w.mem.expect("the child's prefetchable window goes in the parent's memory window");
+        assert!(mem.last < 1 << 32, "a non-prefetchable window is 32-bit: {mem:?}");
+        let pref = child_w.pref.expect("the child keeps its prefetchable window");
+        assert!(mem.start <= pref.start && pref.last <= mem.last, "child {pref:?} inside parent {mem:?}");
+        assert_eq!(child_w.mem, None, "the child's memory window is not overwritten by its prefetchable one");
+        let dev = p.bars.iter().find(|a| a.bdf == Bdf::new(2, 0, 0)).expect("the device's BAR is placed");
+        assert!(pref.start <= dev.address && dev.address <= pref.last);
+    }
+
+    #[test]
+    fn an_io_window_below_a_bridge_without_one_is_a_problem_not_a_window() {
+        let (_, mut parent) = root_port(Bdf::new(0, 0x10, 0), 1);
+        parent.io = false;
+        let (e, bridges) = nested(parent, &[bar(0, BarKind::Io, 32), bar(1, BarKind::Mem32, 4096)]);
+        let p = plan(&e, &bridges, 0, q35_windows());
+        let parent_w = p.bridges.iter().find(|b| b.bdf == parent.bdf).unwrap();
+        assert_eq!(parent_w.io, None, "the parent implements no I/O window (its registers read 0): {parent_w:?}");
+        assert!(parent_w.mem.is_some());
+        // The child's window is the cause; the device's BAR is reported too, being left unassigned.
+        assert_eq!(
+            p.problems.as_slice(),
+            &[(bridges[1].bdf, AssignError::NoBridgeWindow { index: None, space: Space::Io }), (Bdf::new(2, 0, 0), AssignError::NoRoom { index: Some(0), space: Space::Io, size: 32 })]
+        );
+        assert!(p.problems[0].1.to_string().contains("bridge io window"), "{}", p.problems[0].1);
+        assert!(p.bars.iter().all(|a| a.kind != BarKind::Io), "no I/O BAR placed where it cannot be reached: {:?}", p.bars);
     }
 
     #[test]
