@@ -8,7 +8,8 @@
 //!   computed bottom-up from what is below it (1 MiB memory, 4 KiB I/O granularity, PCI-to-PCI Bridge 1.2
 //!   §3.2.5.6-3.2.5.10); the root bus's requests are placed in the host bridge's windows largest alignment
 //!   first, and each bridge's children inside its window, top-down;
-//! - [`apply`]: the plan written to the BARs and bridges in spec order, then decoding enabled.
+//! - [`apply`]: the plan written: every bridge's windows first (nothing below forwards yet), then each
+//!   function's BARs with its decoding off and back on, then the bridges' forwarding enabled.
 //!
 //! BARs the boot firmware already assigned are never moved: their ranges are taken out of the windows.
 
@@ -739,9 +740,10 @@ pub fn bridge_info(cfg: &impl ConfigRegion, f: &Function) -> Option<BridgeInfo> 
     Some(info)
 }
 
-/// Writes `plan`: every BAR with decoding off, then every bridge's windows, then decoding on (Memory Space
-/// for a function whose memory BARs all have addresses, I/O Space likewise; bridges get both and Bus
-/// Master, so they forward their children's accesses and MSI writes). Updates `e`'s BAR addresses.
+/// Writes `plan`: every bridge's windows first, then each function's BARs with its decoding off, then its
+/// decoding on (Memory Space for a function whose memory BARs all have addresses, I/O Space likewise), and
+/// last the bridges' Command (both and Bus Master, so they forward their children's accesses and MSI
+/// writes). Updates `e`'s BAR addresses.
 pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) {
     use regs::command::{BUS_MASTER, IO, MEMORY};
     // Windows first, while nothing below forwards or decodes yet: each write of a window or Command
