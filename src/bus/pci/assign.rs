@@ -243,7 +243,8 @@ pub enum AssignError {
     },
     /// More requests on one bus, bridges or assignments than msifw keeps.
     TooMany,
-    /// Bridges without bus numbers beyond the buses the configuration access reaches.
+    /// Bridges without bus numbers beyond the buses the configuration access reaches, or beyond the range of
+    /// the bridge above (set by the boot firmware).
     OutOfBusNumbers,
 }
 
@@ -636,23 +637,31 @@ pub fn numbering_needed(e: &Enumeration) -> bool {
     e.functions.iter().any(|f| f.bridge_buses.is_some_and(|(s, sub)| !valid_buses(f.bdf.bus, s, sub)))
 }
 
-/// Gives every bridge reachable from `root` that has no valid bus numbers the next free bus (from above
-/// every subordinate bus already assigned in `e`), depth first, as Linux's `pci_scan_bridge_extend` does.
-/// Bridges with valid numbers are followed as they are.
+/// Gives every bridge reachable from `root` that has no valid bus numbers the next free bus, depth first, as
+/// Linux's `pci_scan_bridge_extend` does: on the root bus from above every subordinate bus already assigned
+/// in `e`; below a bridge with valid numbers from inside its secondary..subordinate range (the only buses it
+/// forwards configuration cycles to), above the ranges of the numbered bridges below it. A bridge with no
+/// free bus left in its parent's range is reported and left unnumbered. Bridges with valid numbers are
+/// followed as they are.
 pub fn number_buses(cfg: &impl ConfigRegion, e: &Enumeration, root: u8, bus_end: u8) -> Numbering {
-    let first_free = e
-        .functions
-        .iter()
-        .filter_map(|f| f.bridge_buses.filter(|&(s, sub)| valid_buses(f.bdf.bus, s, sub)).map(|(_, sub)| sub))
-        .fold(root, u8::max);
-    let mut next = u16::from(first_free) + 1;
+    let mut next = u16::from(highest_numbered(e, root, u8::MAX)) + 1;
     let mut out = Numbering::default();
-    scan(cfg, root, bus_end, &mut next, 0, &mut out);
+    scan(cfg, e, root, bus_end, &mut next, 0, &mut out);
     out
 }
 
-/// Scans `bus`, numbering bridges below it; returns the highest bus number in use below it.
-fn scan(cfg: &impl ConfigRegion, bus: u8, bus_end: u8, next: &mut u16, depth: u32, out: &mut Numbering) -> u8 {
+/// The highest bus in `bus..=limit` in use: `bus` and the subordinate buses of the bridges in `e` with valid
+/// numbers whose secondary bus is above `bus` and at most `limit`.
+fn highest_numbered(e: &Enumeration, bus: u8, limit: u8) -> u8 {
+    e.functions
+        .iter()
+        .filter_map(|f| f.bridge_buses.filter(|&(s, sub)| valid_buses(f.bdf.bus, s, sub) && bus < s && s <= limit).map(|(_, sub)| sub))
+        .fold(bus, u8::max)
+}
+
+/// Scans `bus`, numbering bridges below it from `next` up to `limit`; returns the highest bus number in use
+/// below it.
+fn scan(cfg: &impl ConfigRegion, e: &Enumeration, bus: u8, limit: u8, next: &mut u16, depth: u32, out: &mut Numbering) -> u8 {
     let mut highest = bus;
     for dev in 0..32 {
         let f0 = Bdf::new(bus, dev, 0);
@@ -669,13 +678,18 @@ fn scan(cfg: &impl ConfigRegion, bus: u8, bus_end: u8, next: &mut u16, depth: u3
             let (secondary, subordinate) = ((buses >> 8) as u8, (buses >> 16) as u8);
             if valid_buses(bus, secondary, subordinate) {
                 if depth < MAX_DEPTH {
-                    highest = highest.max(scan(cfg, secondary, bus_end, next, depth + 1, out));
+                    // PCI-to-PCI Bridge 1.2 §3.2.5.3-3.2.5.4: the bridge forwards configuration cycles for
+                    // buses secondary..subordinate only, so bridges below it are numbered inside that range.
+                    // (And no further than the buses the configuration access reaches.)
+                    let inner_limit = subordinate.min(limit);
+                    let mut inside = u16::from(highest_numbered(e, secondary, inner_limit)) + 1;
+                    highest = highest.max(scan(cfg, e, secondary, inner_limit, &mut inside, depth + 1, out));
                 }
                 highest = highest.max(subordinate);
                 continue;
             }
             let secondary = match u8::try_from(*next) {
-                Ok(s) if s <= bus_end => s,
+                Ok(s) if s <= limit => s,
                 _ => {
                     let _ = out.problems.push((bdf, AssignError::OutOfBusNumbers));
                     continue;
@@ -688,8 +702,8 @@ fn scan(cfg: &impl ConfigRegion, bus: u8, bus_end: u8, next: &mut u16, depth: u3
             // = the bus directly behind it, Subordinate = the highest bus behind it. While the subtree is
             // scanned the subordinate is the last bus reachable, so configuration cycles for any bus below
             // are forwarded; then it is narrowed to what was found.
-            cfg.write32(bdf, bridge_regs::BUS_NUMBERS, numbers(bus_end));
-            let subordinate = if depth < MAX_DEPTH { scan(cfg, secondary, bus_end, next, depth + 1, out) } else { secondary };
+            cfg.write32(bdf, bridge_regs::BUS_NUMBERS, numbers(limit));
+            let subordinate = if depth < MAX_DEPTH { scan(cfg, e, secondary, limit, next, depth + 1, out) } else { secondary };
             cfg.write32(bdf, bridge_regs::BUS_NUMBERS, numbers(subordinate));
             out.numbered += 1;
             highest = highest.max(subordinate);
@@ -1184,6 +1198,34 @@ mod tests {
         enumerate::enumerate(&sim, 0, 0, &mut e);
         let n = number_buses(&sim, &e, 0, 0);
         assert_eq!(n.problems.as_slice(), &[(Bdf::new(0, 2, 0), AssignError::OutOfBusNumbers)]);
+    }
+
+    #[test]
+    fn bridges_below_a_firmware_numbered_bridge_are_numbered_inside_its_range_or_reported() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x29c0, 0x060000);
+        // The firmware gave 00:01.0 buses 1..3 (bus 2 to its own 01:01.0) and 00:02.0 bus 4 alone; below each
+        // an unnumbered bridge; another unnumbered one on the root bus.
+        sim_bridge(&sim, Bdf::new(0, 1, 0), 1, 3);
+        sim_bridge(&sim, Bdf::new(1, 1, 0), 2, 2);
+        sim_bridge(&sim, Bdf::new(1, 0, 0), 0, 0);
+        sim_bridge(&sim, Bdf::new(0, 2, 0), 4, 4);
+        sim_bridge(&sim, Bdf::new(4, 0, 0), 0, 0);
+        sim_bridge(&sim, Bdf::new(0, 3, 0), 0, 0);
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        let n = number_buses(&sim, &e, 0, 255);
+        // 01:00.0 takes bus 3, the free one in 1..3, where 00:01.0 forwards configuration cycles.
+        assert_eq!(sim.read32(Bdf::new(1, 0, 0), 0x18) & 0xFF_FFFF, 0x03_0301, "numbered inside its parent's 1..3");
+        // 04:00.0 has no bus left in 4..4: reported and left unnumbered, not given a bus 00:02.0 does not forward.
+        assert_eq!(n.problems.as_slice(), &[(Bdf::new(4, 0, 0), AssignError::OutOfBusNumbers)]);
+        assert_eq!(sim.read32(Bdf::new(4, 0, 0), 0x18) & 0xFF_FFFF, 0, "nothing written to a bridge without room");
+        // The root bus's own bridge goes above every firmware range.
+        assert_eq!(sim.read32(Bdf::new(0, 3, 0), 0x18) & 0xFF_FFFF, 0x05_0500);
+        assert_eq!(n.numbered, 2);
+        // The firmware's numbers are left as they are.
+        assert_eq!(sim.read32(Bdf::new(0, 1, 0), 0x18) & 0xFF_FFFF, 0x03_0100);
+        assert_eq!(sim.read32(Bdf::new(0, 2, 0), 0x18) & 0xFF_FFFF, 0x04_0400);
     }
 
     #[test]
