@@ -36,6 +36,14 @@ pub const MAX_ASSIGNMENTS: usize = 256;
 const MAX_ITEMS: usize = 128;
 /// Lowest I/O port handed out: below are ISA and chipset ports (SeaBIOS and Linux start at 0x1000 too).
 pub const IO_FLOOR: u64 = 0x1000;
+/// Chipset I/O ports above [`IO_FLOOR`] that QEMU's `pc` machine decodes itself and its `PCI0._CRS` still
+/// hands to PCI: ACPI PCI hotplug 0xAE00-0xAE13 (hw/acpi/pcihp.c, ACPI_PCIHP_ADDR, the DSDT's PCST and
+/// SEJ_), CPU hotplug 0xAF00-0xAF1F (hw/acpi/cpu_hotplug.c, the DSDT's PRST), GPE0 0xAFE0-0xAFE3
+/// (hw/acpi/piix4.c, GPE_BASE) and the PIIX4 PM block 0xB000-0xB03F (hw/acpi/piix4.c, the firmware's
+/// usual pm_io_base). Left out of every I/O window, whatever the source. The FADT names the PM and GPE
+/// blocks exactly, but the ACPI layer does not read them, and the hotplug ports are in no table. On q35 the
+/// ICH9 ports (PM base 0x600, hotplug 0xCC4 and 0xCD8) are below [`IO_FLOOR`] already.
+pub const CHIPSET_IO: [AddressRange; 2] = [AddressRange { start: 0xAE00, last: 0xAFFF }, AddressRange { start: 0xB000, last: 0xB03F }];
 /// Lowest memory address handed out (below is legacy VGA and BIOS space).
 pub const MEM_FLOOR: u64 = 1 << 20;
 /// End of the 32-bit PCI hole: the IOAPIC, HPET, LAPIC and BIOS ROM live from here up.
@@ -95,7 +103,7 @@ pub struct Windows {
 
 impl Windows {
     /// From the host bridge's `_CRS`: I/O from [`IO_FLOOR`], memory from [`MEM_FLOOR`], split at 4 GiB; the
-    /// ports the bridge consumes itself are left out.
+    /// ports the bridge consumes itself and [`CHIPSET_IO`] are left out.
     pub fn from_host(h: &HostWindows) -> Windows {
         let mut w = Windows::default();
         for r in h.io.iter().filter_map(|r| clamp(r, IO_FLOOR, 0xFFFF)) {
@@ -109,15 +117,15 @@ impl Windows {
                 let _ = w.mem64.push(high);
             }
         }
-        for r in h.io_consumed.iter() {
+        for r in h.io_consumed.iter().chain(CHIPSET_IO.iter()) {
             w.exclude(Space::Io, *r);
         }
         w
     }
 
     /// From the memory map, as SeaBIOS does without ACPI: memory from the end of RAM and ACPI memory below
-    /// 4 GiB (rounded up to 1 MiB) to [`HOLE_END_32`]; I/O 0x1000-0xFFFF. Reserved regions and the ECAM
-    /// window are taken out by the caller ([`Windows::exclude_memory_map`]).
+    /// 4 GiB (rounded up to 1 MiB) to [`HOLE_END_32`]; I/O 0x1000-0xFFFF without [`CHIPSET_IO`]. Reserved
+    /// regions and the ECAM window are taken out by the caller ([`Windows::exclude_memory_map`]).
     pub fn from_memory_map(memmap: &[MemRegion]) -> Windows {
         let top = memmap
             .iter()
@@ -131,6 +139,9 @@ impl Windows {
             let _ = w.mem32.push(AddressRange { start, last: HOLE_END_32 - 1 });
         }
         let _ = w.io.push(AddressRange { start: IO_FLOOR, last: 0xFFFF });
+        for r in CHIPSET_IO {
+            w.exclude(Space::Io, r);
+        }
         w
     }
 
@@ -1136,7 +1147,7 @@ mod tests {
         h.mem.push(r(0xC000_0000, 0xFEBF_FFFF)).unwrap();
         h.mem.push(r(1 << 32, 0x8_FFFF_FFFF)).unwrap();
         let w = Windows::from_host(&h);
-        assert_eq!(w.io.as_slice(), &[r(0x1000, 0xFFFF)]);
+        assert_eq!(w.io.as_slice(), &[r(0x1000, 0xADFF), r(0xB040, 0xFFFF)], "the chipset ports are left out");
         assert_eq!(w.mem32.as_slice(), &[r(0xC000_0000, 0xFEBF_FFFF)], "legacy VGA space is not handed out");
         assert_eq!(w.mem64.as_slice(), &[r(1 << 32, 0x8_FFFF_FFFF)]);
         // QEMU q35, 256 MiB: RAM to 0x0FFE0000, ACPI tables reserved after it, MMCONFIG and chipset reserved.
@@ -1151,7 +1162,7 @@ mod tests {
         let mut w = Windows::from_memory_map(&map);
         w.exclude_memory_map(&map);
         assert_eq!(w.mem32.as_slice(), &[r(0x1000_0000, 0xAFFF_FFFF), r(0xC000_0000, 0xFEBF_FFFF)]);
-        assert_eq!(w.io.as_slice(), &[r(0x1000, 0xFFFF)]);
+        assert_eq!(w.io.as_slice(), &[r(0x1000, 0xADFF), r(0xB040, 0xFFFF)], "the chipset ports are left out");
         // Overlapping exclusions and one covering a whole window.
         w.exclude(Space::Mem, r(0xA000_0000, 0xC00F_FFFF));
         w.exclude(Space::Mem, r(0x9000_0000, 0xA7FF_FFFF));
@@ -1160,6 +1171,23 @@ mod tests {
         assert!(w.mem32.is_empty());
         // RAM up to the hole's end leaves no memory window.
         assert!(Windows::from_memory_map(&[MemRegion { addr: 0, size: HOLE_END_32, kind: 1 }]).mem32.is_empty());
+    }
+
+    #[test]
+    fn io_windows_keep_clear_of_qemu_pc_hotplug_gpe_and_pm_ports() {
+        // QEMU pc's PCI0._CRS hands out 0x0D00-0xFFFF, over the ports its own DSDT uses (PCST 0xAE00,
+        // PRST 0xAF00, GPE0 0xAFE0) and the PIIX4 PM block at 0xB000.
+        let mut h = HostWindows::default();
+        h.io.push(r(0, 0xCF7)).unwrap();
+        h.io.push(r(0xD00, 0xFFFF)).unwrap();
+        let from_crs = Windows::from_host(&h);
+        let from_map = Windows::from_memory_map(&[MemRegion { addr: 0, size: 256 << 20, kind: 1 }]);
+        for (w, source) in [(from_crs, "_CRS"), (from_map, "memory map")] {
+            for port in [0xAE00, 0xAE13, 0xAF00, 0xAF1F, 0xAFE0, 0xAFE3, 0xB000, 0xB03F] {
+                assert!(!w.io.iter().any(|i| i.start <= port && port <= i.last), "{port:#x} handed out from the {source}: {:?}", w.io);
+            }
+            assert_eq!(w.io.as_slice(), &[r(0x1000, 0xADFF), r(0xB040, 0xFFFF)], "from the {source}");
+        }
     }
 
     fn sim_bridge(sim: &SimConfig, bdf: Bdf, secondary: u8, subordinate: u8) {
