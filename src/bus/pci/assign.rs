@@ -252,6 +252,14 @@ pub enum AssignError {
         /// BAR index.
         index: u8,
     },
+    /// A bridge's own BAR has no address but decodes at 0, because its Command Memory or I/O Space bit also
+    /// switches forwarding through its windows, which the devices below need.
+    OwnBarDecodesAtZero {
+        /// BAR index.
+        index: u8,
+        /// Its space.
+        space: Space,
+    },
     /// More requests on one bus, bridges or assignments than msifw keeps.
     TooMany,
     /// Bridges without bus numbers beyond the buses the configuration access reaches, or beyond the range of
@@ -268,6 +276,7 @@ impl core::fmt::Display for AssignError {
             Self::NoBridgeWindow { index: None, space } => write!(f, "bridge {} window: the bridge above has no {0} window; devices below lose it", space.name()),
             Self::BelowFirmwareBridge { index } => write!(f, "BAR{index} unassigned below a bridge the boot firmware set up; its windows are left as they are"),
             Self::Unreachable { index } => write!(f, "BAR{index}: no bridge leads to this bus; left unassigned"),
+            Self::OwnBarDecodesAtZero { index, space } => write!(f, "bridge's own BAR{index} has no address but decodes {} at 0: the bridge keeps {0} decoding on to forward to the devices below", space.name()),
             Self::TooMany => write!(f, "more BARs or bridges than msifw assigns; the rest are left unassigned"),
             Self::OutOfBusNumbers => write!(f, "no bus number left for a bridge; nothing below it is enumerated"),
         }
@@ -768,9 +777,12 @@ pub fn bridge_info(cfg: &impl ConfigRegion, f: &Function) -> Option<BridgeInfo> 
 /// Writes `plan`: every bridge's windows first, then each function's BARs with its decoding off, then its
 /// decoding on (Memory Space for a function whose memory BARs all have addresses, I/O Space likewise), and
 /// last the bridges' Command (both and Bus Master, so they forward their children's accesses and MSI
-/// writes). Updates `e`'s BAR addresses.
-pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) {
+/// writes). On a bridge those bits also switch forwarding, so one the boot firmware turned on stays on, and
+/// one msifw needs for an open window is set; a bridge's own BAR left at 0 is otherwise not decoded. Updates
+/// `e`'s BAR addresses; returns each bridge BAR that still decodes at 0 ([`AssignError::OwnBarDecodesAtZero`]).
+pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) -> Vec<(Bdf, AssignError), MAX_PROBLEMS> {
     use regs::command::{BUS_MASTER, IO, MEMORY};
+    let mut problems = Vec::new();
     // Windows first, while nothing below forwards or decodes yet: each write of a window or Command
     // register makes QEMU rebuild its address spaces, and that costs less the fewer regions are mapped.
     for w in plan.bridges.iter() {
@@ -810,15 +822,50 @@ pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) {
         if has(true) && all(true) {
             enable |= IO;
         }
+        if f.bridge_buses.is_some() {
+            // PCI-to-PCI Bridge 1.2 §3.2.2: on a type 1 header these bits also switch forwarding through the
+            // windows, which the boot firmware set up for the devices below: what it turned on stays on.
+            enable |= command & (IO | MEMORY);
+            own_bars_at_zero(f, enable, &mut problems);
+        }
         // PCI 3.0 §6.2.2: Command bits 0 (I/O Space) and 1 (Memory Space) turn decoding of the BARs on.
         cfg.write16(f.bdf, regs::COMMAND, (command & !(IO | MEMORY)) | enable);
     }
     for w in plan.bridges.iter() {
         let command = cfg.read16(w.bdf, regs::COMMAND);
+        // An own BAR with no address (the plan found no room for it) cannot be moved to "some unused
+        // address": every window is full, and outside them an address may be RAM, the chipset or another
+        // host bridge's. So its space stays off unless the window of that space is open: then cutting off
+        // the devices below would be certain harm, while a BAR at 0 only shadows what lives there (on QEMU
+        // RAM outranks the PCI address space for memory; I/O 0 is the ISA DMA controller, which msifw does
+        // not use), and it is reported.
+        let unplaced = |io: bool| e.get(w.bdf).is_some_and(|f| f.bars.iter().any(|b| (b.kind == BarKind::Io) == io && !b.assigned()));
+        let mut enable = BUS_MASTER;
+        if w.io.is_some() || !unplaced(true) {
+            enable |= IO;
+        }
+        if w.mem.is_some() || w.pref.is_some() || !unplaced(false) {
+            enable |= MEMORY;
+        }
+        if let Some(f) = e.get(w.bdf) {
+            own_bars_at_zero(f, enable, &mut problems);
+        }
         // PCI-to-PCI Bridge 1.2 §3.2.2 (Command): I/O and Memory Space enable forwarding through the
         // windows downstream (and decoding of the bridge's own BARs); Bus Master enables forwarding of the
         // secondary side's memory writes (device MSI messages) upstream.
-        cfg.write16(w.bdf, regs::COMMAND, command | IO | MEMORY | BUS_MASTER);
+        cfg.write16(w.bdf, regs::COMMAND, (command & !(IO | MEMORY)) | enable);
+    }
+    problems
+}
+
+/// Reports each BAR of bridge `f` that has no address but decodes at 0 under Command bits `enable`.
+fn own_bars_at_zero(f: &Function, enable: u16, problems: &mut Vec<(Bdf, AssignError), MAX_PROBLEMS>) {
+    use regs::command::{IO, MEMORY};
+    for b in f.bars.iter().filter(|b| !b.assigned()) {
+        let (bit, space) = if b.kind == BarKind::Io { (IO, Space::Io) } else { (MEMORY, Space::Mem) };
+        if enable & bit != 0 {
+            let _ = problems.push((f.bdf, AssignError::OwnBarDecodesAtZero { index: b.index, space }));
+        }
     }
 }
 
@@ -1254,6 +1301,67 @@ mod tests {
         // The firmware's numbers are left as they are.
         assert_eq!(sim.read32(Bdf::new(0, 1, 0), 0x18) & 0xFF_FFFF, 0x03_0100);
         assert_eq!(sim.read32(Bdf::new(0, 2, 0), 0x18) & 0xFF_FFFF, 0x04_0400);
+    }
+
+    #[test]
+    fn a_firmware_bridge_keeps_forwarding_when_one_of_its_own_bars_cannot_be_placed() {
+        use regs::command::{IO, MEMORY};
+        let sim = SimConfig::default();
+        let port = Bdf::new(0, 0x10, 0);
+        sim_bridge(&sim, port, 1, 1);
+        sim.bar(port, 0, 0xFFFF_F000, 0); // 4 KiB memory
+        sim.bar(port, 1, 0xFFFF_FFE1, 0x1); // 32 bytes I/O
+        // The boot firmware opened I/O 0x2000-0x2FFF and memory 0xFE000000-0xFE0FFFFF and turned forwarding
+        // on, but left the bridge's own BARs at 0.
+        sim.poke(port, 0x1C, &[0x20, 0x20]);
+        sim.poke(port, 0x20, &[0x00, 0xFE, 0x00, 0xFE]);
+        sim.poke(port, 0x04, &(IO | MEMORY).to_le_bytes());
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        let bridges: StdVec<BridgeInfo> = e.functions.iter().filter_map(|f| bridge_info(&sim, f)).collect();
+        assert!(!bridges[0].managed());
+        // No I/O room on the root bus: the I/O BAR cannot be placed, the memory BAR can.
+        let mut w = q35_windows();
+        w.io.clear();
+        let p = plan(&e, &bridges, 0, w);
+        assert_eq!(p.problems.as_slice(), &[(port, AssignError::NoRoom { index: Some(1), space: Space::Io, size: 32 })]);
+        let problems = apply(&sim, &mut e, &p);
+        assert_ne!(sim.read32(port, 0x10), 0, "the memory BAR is placed");
+        assert_eq!(sim.read16(port, 0x04) & (IO | MEMORY), IO | MEMORY, "the firmware's forwarding to bus 1 is not cut off");
+        assert_eq!(problems.as_slice(), &[(port, AssignError::OwnBarDecodesAtZero { index: 1, space: Space::Io })], "the BAR left at 0 is reported");
+    }
+
+    #[test]
+    fn a_bridge_msifw_programs_decodes_no_unplaced_own_bar_at_0_unless_forwarding_needs_it() {
+        use regs::command::{BUS_MASTER, IO, MEMORY};
+        let sim = SimConfig::default();
+        // 00:10.0 with a device below, 00:11.0 with nothing below; each has a 4 KiB BAR of its own and
+        // 00:11.0 a 32-byte I/O BAR too.
+        let (used, idle) = (Bdf::new(0, 0x10, 0), Bdf::new(0, 0x11, 0));
+        sim_bridge(&sim, used, 1, 1);
+        sim.bar(used, 0, 0xFFFF_F000, 0);
+        sim_bridge(&sim, idle, 2, 2);
+        sim.bar(idle, 0, 0xFFFF_F000, 0);
+        sim.bar(idle, 1, 0xFFFF_FFE1, 0x1);
+        let dev = sim.add(Bdf::new(1, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.bar(dev, 0, 0xFFFF_F000, 0);
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        let bridges: StdVec<BridgeInfo> = e.functions.iter().filter_map(|f| bridge_info(&sim, f)).collect();
+        assert!(bridges.iter().all(|b| b.managed()));
+        // 1 MiB of memory and no I/O: 00:10.0's window takes it all; no bridge's own BAR is placed.
+        let mut w = Windows::default();
+        w.mem32.push(r(0x1000_0000, 0x100F_FFFF)).unwrap();
+        let p = plan(&e, &bridges, 0, w);
+        assert!(p.bridges.iter().any(|b| b.bdf == used && b.mem.is_some()));
+        assert!(p.bars.iter().all(|a| a.bdf == dev), "{:?}", p.bars);
+        let problems = apply(&sim, &mut e, &p);
+        // 00:10.0 must forward memory to its device: Memory Space stays on and its own BAR0 decodes at 0,
+        // reported. I/O Space is on as before (no I/O BAR of its own, its I/O window closed).
+        assert_eq!(sim.read16(used, 0x04), IO | MEMORY | BUS_MASTER);
+        assert_eq!(problems.as_slice(), &[(used, AssignError::OwnBarDecodesAtZero { index: 0, space: Space::Mem })]);
+        // 00:11.0 forwards nothing: neither of its BARs may decode at 0.
+        assert_eq!(sim.read16(idle, 0x04), BUS_MASTER, "an unplaced own BAR of a bridge that forwards nothing is not decoded");
     }
 
     #[test]
