@@ -104,8 +104,9 @@ fn devices_behind_root_ports_under_qboot_get_bridge_windows() {
 
 #[test]
 fn io_space_exhaustion_under_qboot_is_reported_and_every_device_still_interrupts() {
-    // 32 root ports with an e1000e each want 32 I/O windows of 4 KiB; 0x1000-0xFFFF holds 15. SeaBIOS hangs
-    // here; msifw reports every I/O window and BAR it could not place and runs on with the memory BARs.
+    // 32 root ports with an e1000e each want 32 I/O windows of 4 KiB; 0x1000-0xFFFF less the chipset ports
+    // (assign::CHIPSET_IO) holds 13. SeaBIOS hangs here; msifw reports every I/O window and BAR it could not
+    // place and runs on with the memory BARs.
     let (devices, args) = msifw_qemu::bench::scale_devices(&["e1000e"; 32]);
     let mut cfg = qboot(common::config(Machine::Q35).default_devices(false));
     for d in devices {

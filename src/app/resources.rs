@@ -69,7 +69,9 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
     if plan.problems_dropped > 0 {
         problem("pci.assign", format_args!("{} more assignment problems not listed", plan.problems_dropped));
     }
-    assign::apply(cfg, pci, &plan);
+    for (bdf, e) in assign::apply(cfg, pci, &plan).iter() {
+        problem("pci.assign", format_args!("{bdf}: {e}"));
+    }
     let t_end = crate::time::now_us();
     crate::info!(
         "PCI: {=usize} BARs and {=usize} bridges assigned from {=str} in {=u64} us (numbering and windows {=u64}, bridges read {=u64}, plan {=u64}, writes {=u64})",

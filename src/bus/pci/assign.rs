@@ -8,7 +8,8 @@
 //!   computed bottom-up from what is below it (1 MiB memory, 4 KiB I/O granularity, PCI-to-PCI Bridge 1.2
 //!   §3.2.5.6-3.2.5.10); the root bus's requests are placed in the host bridge's windows largest alignment
 //!   first, and each bridge's children inside its window, top-down;
-//! - [`apply`]: the plan written to the BARs and bridges in spec order, then decoding enabled.
+//! - [`apply`]: the plan written: every bridge's windows first (nothing below forwards yet), then each
+//!   function's BARs with its decoding off and back on, then the bridges' forwarding enabled.
 //!
 //! BARs the boot firmware already assigned are never moved: their ranges are taken out of the windows.
 
@@ -35,6 +36,14 @@ pub const MAX_ASSIGNMENTS: usize = 256;
 const MAX_ITEMS: usize = 128;
 /// Lowest I/O port handed out: below are ISA and chipset ports (SeaBIOS and Linux start at 0x1000 too).
 pub const IO_FLOOR: u64 = 0x1000;
+/// Chipset I/O ports above [`IO_FLOOR`] that QEMU's `pc` machine decodes itself and its `PCI0._CRS` still
+/// hands to PCI: ACPI PCI hotplug 0xAE00-0xAE13 (hw/acpi/pcihp.c, ACPI_PCIHP_ADDR, the DSDT's PCST and
+/// SEJ_), CPU hotplug 0xAF00-0xAF1F (hw/acpi/cpu_hotplug.c, the DSDT's PRST), GPE0 0xAFE0-0xAFE3
+/// (hw/acpi/piix4.c, GPE_BASE) and the PIIX4 PM block 0xB000-0xB03F (hw/acpi/piix4.c, the firmware's
+/// usual pm_io_base). Left out of every I/O window, whatever the source. The FADT names the PM and GPE
+/// blocks exactly, but the ACPI layer does not read them, and the hotplug ports are in no table. On q35 the
+/// ICH9 ports (PM base 0x600, hotplug 0xCC4 and 0xCD8) are below [`IO_FLOOR`] already.
+pub const CHIPSET_IO: [AddressRange; 2] = [AddressRange { start: 0xAE00, last: 0xAFFF }, AddressRange { start: 0xB000, last: 0xB03F }];
 /// Lowest memory address handed out (below is legacy VGA and BIOS space).
 pub const MEM_FLOOR: u64 = 1 << 20;
 /// End of the 32-bit PCI hole: the IOAPIC, HPET, LAPIC and BIOS ROM live from here up.
@@ -94,7 +103,7 @@ pub struct Windows {
 
 impl Windows {
     /// From the host bridge's `_CRS`: I/O from [`IO_FLOOR`], memory from [`MEM_FLOOR`], split at 4 GiB; the
-    /// ports the bridge consumes itself are left out.
+    /// ports the bridge consumes itself and [`CHIPSET_IO`] are left out.
     pub fn from_host(h: &HostWindows) -> Windows {
         let mut w = Windows::default();
         for r in h.io.iter().filter_map(|r| clamp(r, IO_FLOOR, 0xFFFF)) {
@@ -108,15 +117,15 @@ impl Windows {
                 let _ = w.mem64.push(high);
             }
         }
-        for r in h.io_consumed.iter() {
+        for r in h.io_consumed.iter().chain(CHIPSET_IO.iter()) {
             w.exclude(Space::Io, *r);
         }
         w
     }
 
     /// From the memory map, as SeaBIOS does without ACPI: memory from the end of RAM and ACPI memory below
-    /// 4 GiB (rounded up to 1 MiB) to [`HOLE_END_32`]; I/O 0x1000-0xFFFF. Reserved regions and the ECAM
-    /// window are taken out by the caller ([`Windows::exclude_memory_map`]).
+    /// 4 GiB (rounded up to 1 MiB) to [`HOLE_END_32`]; I/O 0x1000-0xFFFF without [`CHIPSET_IO`]. Reserved
+    /// regions and the ECAM window are taken out by the caller ([`Windows::exclude_memory_map`]).
     pub fn from_memory_map(memmap: &[MemRegion]) -> Windows {
         let top = memmap
             .iter()
@@ -130,6 +139,9 @@ impl Windows {
             let _ = w.mem32.push(AddressRange { start, last: HOLE_END_32 - 1 });
         }
         let _ = w.io.push(AddressRange { start: IO_FLOOR, last: 0xFFFF });
+        for r in CHIPSET_IO {
+            w.exclude(Space::Io, r);
+        }
         w
     }
 
@@ -221,10 +233,11 @@ pub enum AssignError {
         /// Bytes needed.
         size: u64,
     },
-    /// The bridge above it has no window of this kind (an I/O BAR behind a bridge without I/O decoding).
+    /// The bridge above it has no window of this kind (an I/O BAR, or a bridge's I/O window, behind a bridge
+    /// without I/O decoding).
     NoBridgeWindow {
-        /// BAR index.
-        index: u8,
+        /// BAR index, or `None` for a bridge window.
+        index: Option<u8>,
         /// Its space.
         space: Space,
     },
@@ -239,9 +252,18 @@ pub enum AssignError {
         /// BAR index.
         index: u8,
     },
+    /// A bridge's own BAR has no address but decodes at 0, because its Command Memory or I/O Space bit also
+    /// switches forwarding through its windows, which the devices below need.
+    OwnBarDecodesAtZero {
+        /// BAR index.
+        index: u8,
+        /// Its space.
+        space: Space,
+    },
     /// More requests on one bus, bridges or assignments than msifw keeps.
     TooMany,
-    /// Bridges without bus numbers beyond the buses the configuration access reaches.
+    /// Bridges without bus numbers beyond the buses the configuration access reaches, or beyond the range of
+    /// the bridge above (set by the boot firmware).
     OutOfBusNumbers,
 }
 
@@ -250,9 +272,11 @@ impl core::fmt::Display for AssignError {
         match *self {
             Self::NoRoom { index: Some(i), space, size } => write!(f, "BAR{i} ({} bytes {}) fits no free window; left unassigned", size, space.name()),
             Self::NoRoom { index: None, space, size } => write!(f, "bridge {} window of {size:#x} bytes fits no free window; devices below lose it", space.name()),
-            Self::NoBridgeWindow { index, space } => write!(f, "BAR{index}: the bridge above has no {} window; left unassigned", space.name()),
+            Self::NoBridgeWindow { index: Some(i), space } => write!(f, "BAR{i}: the bridge above has no {} window; left unassigned", space.name()),
+            Self::NoBridgeWindow { index: None, space } => write!(f, "bridge {} window: the bridge above has no {0} window; devices below lose it", space.name()),
             Self::BelowFirmwareBridge { index } => write!(f, "BAR{index} unassigned below a bridge the boot firmware set up; its windows are left as they are"),
             Self::Unreachable { index } => write!(f, "BAR{index}: no bridge leads to this bus; left unassigned"),
+            Self::OwnBarDecodesAtZero { index, space } => write!(f, "bridge's own BAR{index} has no address but decodes {} at 0: the bridge keeps {0} decoding on to forward to the devices below", space.name()),
             Self::TooMany => write!(f, "more BARs or bridges than msifw assigns; the rest are left unassigned"),
             Self::OutOfBusNumbers => write!(f, "no bus number left for a bridge; nothing below it is enumerated"),
         }
@@ -324,8 +348,9 @@ fn valid_buses(bus: u8, secondary: u8, subordinate: u8) -> bool {
 enum Owner {
     /// BAR `index` of `functions[f]`.
     Bar { f: usize, index: u8, kind: BarKind },
-    /// A window of `bridges[b]`.
-    Bridge { b: usize },
+    /// The `window` window of `bridges[b]` (placed in the parent's window of the item's space, which differs
+    /// when the parent has no prefetchable window).
+    Bridge { b: usize, window: Space },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -451,8 +476,8 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
 }
 
 /// The requests on `bus`: its functions' unassigned BARs and its managed bridges' windows. Below `parent`,
-/// a prefetchable BAR goes to the non-prefetchable window when the bridge has no prefetchable one, and an
-/// I/O BAR without an I/O window is a problem.
+/// a prefetchable BAR or bridge window goes to the non-prefetchable window when the bridge has no
+/// prefetchable one, and an I/O BAR or bridge window without an I/O window is a problem.
 fn items_on(
     e: &Enumeration,
     bridges: &[BridgeInfo],
@@ -475,7 +500,7 @@ fn items_on(
                     space = Space::Mem;
                 }
                 if space == Space::Io && !p.io {
-                    out.problem(f.bdf, AssignError::NoBridgeWindow { index: bar.index, space });
+                    out.problem(f.bdf, AssignError::NoBridgeWindow { index: Some(bar.index), space });
                     continue;
                 }
             }
@@ -490,12 +515,26 @@ fn items_on(
             items.push(item).map_err(|_| ())?;
         }
     }
-    for (b, _) in bridges.iter().enumerate().filter(|&(b, br)| br.bdf.bus == bus && managed[b]) {
-        for space in SPACES {
-            let need = needs[b][space_index(space)];
-            if need.size > 0 {
-                items.push(Item { owner: Owner::Bridge { b }, space, size: need.size, align: need.align, above_4g: need.above_4g, placed: None }).map_err(|_| ())?;
+    for (b, br) in bridges.iter().enumerate().filter(|&(b, br)| br.bdf.bus == bus && managed[b]) {
+        for window in SPACES {
+            let need = needs[b][space_index(window)];
+            if need.size == 0 {
+                continue;
             }
+            let (mut space, mut above_4g) = (window, need.above_4g);
+            // The parent forwards only through the windows it implements (§3.2.5.6, §3.2.5.9: the others read
+            // 0): a prefetchable window may sit in non-prefetchable memory (§3.2.5.8 allows prefetchable
+            // ranges there), which is 32-bit only; I/O has nowhere else to go.
+            if let Some(p) = parent {
+                if space == Space::Pref && !p.pref {
+                    (space, above_4g) = (Space::Mem, false);
+                }
+                if space == Space::Io && !p.io {
+                    out.problem(br.bdf, AssignError::NoBridgeWindow { index: None, space });
+                    continue;
+                }
+            }
+            items.push(Item { owner: Owner::Bridge { b, window }, space, size: need.size, align: need.align, above_4g, placed: None }).map_err(|_| ())?;
         }
     }
     // Largest alignment first (then largest size): each item starts where the one before ended, rounded to
@@ -563,11 +602,11 @@ fn record(e: &Enumeration, bridges: &[BridgeInfo], items: &[Item], got: &mut [[O
             (Owner::Bar { f, index, .. }, None) => {
                 out.problem(e.functions[f].bdf, AssignError::NoRoom { index: Some(index), space: item.space, size: item.size });
             }
-            (Owner::Bridge { b }, Some(start)) => {
-                got[b][space_index(item.space)] = Some(AddressRange { start, last: start + item.size - 1 });
+            (Owner::Bridge { b, window }, Some(start)) => {
+                got[b][space_index(window)] = Some(AddressRange { start, last: start + item.size - 1 });
             }
-            (Owner::Bridge { b }, None) => {
-                out.problem(bridges[b].bdf, AssignError::NoRoom { index: None, space: item.space, size: item.size });
+            (Owner::Bridge { b, window }, None) => {
+                out.problem(bridges[b].bdf, AssignError::NoRoom { index: None, space: window, size: item.size });
             }
         }
     }
@@ -618,23 +657,31 @@ pub fn numbering_needed(e: &Enumeration) -> bool {
     e.functions.iter().any(|f| f.bridge_buses.is_some_and(|(s, sub)| !valid_buses(f.bdf.bus, s, sub)))
 }
 
-/// Gives every bridge reachable from `root` that has no valid bus numbers the next free bus (from above
-/// every subordinate bus already assigned in `e`), depth first, as Linux's `pci_scan_bridge_extend` does.
-/// Bridges with valid numbers are followed as they are.
+/// Gives every bridge reachable from `root` that has no valid bus numbers the next free bus, depth first, as
+/// Linux's `pci_scan_bridge_extend` does: on the root bus from above every subordinate bus already assigned
+/// in `e`; below a bridge with valid numbers from inside its secondary..subordinate range (the only buses it
+/// forwards configuration cycles to), above the ranges of the numbered bridges below it. A bridge with no
+/// free bus left in its parent's range is reported and left unnumbered. Bridges with valid numbers are
+/// followed as they are.
 pub fn number_buses(cfg: &impl ConfigRegion, e: &Enumeration, root: u8, bus_end: u8) -> Numbering {
-    let first_free = e
-        .functions
-        .iter()
-        .filter_map(|f| f.bridge_buses.filter(|&(s, sub)| valid_buses(f.bdf.bus, s, sub)).map(|(_, sub)| sub))
-        .fold(root, u8::max);
-    let mut next = u16::from(first_free) + 1;
+    let mut next = u16::from(highest_numbered(e, root, u8::MAX)) + 1;
     let mut out = Numbering::default();
-    scan(cfg, root, bus_end, &mut next, 0, &mut out);
+    scan(cfg, e, root, bus_end, &mut next, 0, &mut out);
     out
 }
 
-/// Scans `bus`, numbering bridges below it; returns the highest bus number in use below it.
-fn scan(cfg: &impl ConfigRegion, bus: u8, bus_end: u8, next: &mut u16, depth: u32, out: &mut Numbering) -> u8 {
+/// The highest bus in `bus..=limit` in use: `bus` and the subordinate buses of the bridges in `e` with valid
+/// numbers whose secondary bus is above `bus` and at most `limit`.
+fn highest_numbered(e: &Enumeration, bus: u8, limit: u8) -> u8 {
+    e.functions
+        .iter()
+        .filter_map(|f| f.bridge_buses.filter(|&(s, sub)| valid_buses(f.bdf.bus, s, sub) && bus < s && s <= limit).map(|(_, sub)| sub))
+        .fold(bus, u8::max)
+}
+
+/// Scans `bus`, numbering bridges below it from `next` up to `limit`; returns the highest bus number in use
+/// below it.
+fn scan(cfg: &impl ConfigRegion, e: &Enumeration, bus: u8, limit: u8, next: &mut u16, depth: u32, out: &mut Numbering) -> u8 {
     let mut highest = bus;
     for dev in 0..32 {
         let f0 = Bdf::new(bus, dev, 0);
@@ -651,13 +698,18 @@ fn scan(cfg: &impl ConfigRegion, bus: u8, bus_end: u8, next: &mut u16, depth: u3
             let (secondary, subordinate) = ((buses >> 8) as u8, (buses >> 16) as u8);
             if valid_buses(bus, secondary, subordinate) {
                 if depth < MAX_DEPTH {
-                    highest = highest.max(scan(cfg, secondary, bus_end, next, depth + 1, out));
+                    // PCI-to-PCI Bridge 1.2 §3.2.5.3-3.2.5.4: the bridge forwards configuration cycles for
+                    // buses secondary..subordinate only, so bridges below it are numbered inside that range.
+                    // (And no further than the buses the configuration access reaches.)
+                    let inner_limit = subordinate.min(limit);
+                    let mut inside = u16::from(highest_numbered(e, secondary, inner_limit)) + 1;
+                    highest = highest.max(scan(cfg, e, secondary, inner_limit, &mut inside, depth + 1, out));
                 }
                 highest = highest.max(subordinate);
                 continue;
             }
             let secondary = match u8::try_from(*next) {
-                Ok(s) if s <= bus_end => s,
+                Ok(s) if s <= limit => s,
                 _ => {
                     let _ = out.problems.push((bdf, AssignError::OutOfBusNumbers));
                     continue;
@@ -670,8 +722,8 @@ fn scan(cfg: &impl ConfigRegion, bus: u8, bus_end: u8, next: &mut u16, depth: u3
             // = the bus directly behind it, Subordinate = the highest bus behind it. While the subtree is
             // scanned the subordinate is the last bus reachable, so configuration cycles for any bus below
             // are forwarded; then it is narrowed to what was found.
-            cfg.write32(bdf, bridge_regs::BUS_NUMBERS, numbers(bus_end));
-            let subordinate = if depth < MAX_DEPTH { scan(cfg, secondary, bus_end, next, depth + 1, out) } else { secondary };
+            cfg.write32(bdf, bridge_regs::BUS_NUMBERS, numbers(limit));
+            let subordinate = if depth < MAX_DEPTH { scan(cfg, e, secondary, limit, next, depth + 1, out) } else { secondary };
             cfg.write32(bdf, bridge_regs::BUS_NUMBERS, numbers(subordinate));
             out.numbered += 1;
             highest = highest.max(subordinate);
@@ -722,11 +774,15 @@ pub fn bridge_info(cfg: &impl ConfigRegion, f: &Function) -> Option<BridgeInfo> 
     Some(info)
 }
 
-/// Writes `plan`: every BAR with decoding off, then every bridge's windows, then decoding on (Memory Space
-/// for a function whose memory BARs all have addresses, I/O Space likewise; bridges get both and Bus
-/// Master, so they forward their children's accesses and MSI writes). Updates `e`'s BAR addresses.
-pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) {
+/// Writes `plan`: every bridge's windows first, then each function's BARs with its decoding off, then its
+/// decoding on (Memory Space for a function whose memory BARs all have addresses, I/O Space likewise), and
+/// last the bridges' Command (both and Bus Master, so they forward their children's accesses and MSI
+/// writes). On a bridge those bits also switch forwarding, so one the boot firmware turned on stays on, and
+/// one msifw needs for an open window is set; a bridge's own BAR left at 0 is otherwise not decoded. Updates
+/// `e`'s BAR addresses; returns each bridge BAR that still decodes at 0 ([`AssignError::OwnBarDecodesAtZero`]).
+pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) -> Vec<(Bdf, AssignError), MAX_PROBLEMS> {
     use regs::command::{BUS_MASTER, IO, MEMORY};
+    let mut problems = Vec::new();
     // Windows first, while nothing below forwards or decodes yet: each write of a window or Command
     // register makes QEMU rebuild its address spaces, and that costs less the fewer regions are mapped.
     for w in plan.bridges.iter() {
@@ -766,15 +822,50 @@ pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) {
         if has(true) && all(true) {
             enable |= IO;
         }
+        if f.bridge_buses.is_some() {
+            // PCI-to-PCI Bridge 1.2 §3.2.2: on a type 1 header these bits also switch forwarding through the
+            // windows, which the boot firmware set up for the devices below: what it turned on stays on.
+            enable |= command & (IO | MEMORY);
+            own_bars_at_zero(f, enable, &mut problems);
+        }
         // PCI 3.0 §6.2.2: Command bits 0 (I/O Space) and 1 (Memory Space) turn decoding of the BARs on.
         cfg.write16(f.bdf, regs::COMMAND, (command & !(IO | MEMORY)) | enable);
     }
     for w in plan.bridges.iter() {
         let command = cfg.read16(w.bdf, regs::COMMAND);
+        // An own BAR with no address (the plan found no room for it) cannot be moved to "some unused
+        // address": every window is full, and outside them an address may be RAM, the chipset or another
+        // host bridge's. So its space stays off unless the window of that space is open: then cutting off
+        // the devices below would be certain harm, while a BAR at 0 only shadows what lives there (on QEMU
+        // RAM outranks the PCI address space for memory; I/O 0 is the ISA DMA controller, which msifw does
+        // not use), and it is reported.
+        let unplaced = |io: bool| e.get(w.bdf).is_some_and(|f| f.bars.iter().any(|b| (b.kind == BarKind::Io) == io && !b.assigned()));
+        let mut enable = BUS_MASTER;
+        if w.io.is_some() || !unplaced(true) {
+            enable |= IO;
+        }
+        if w.mem.is_some() || w.pref.is_some() || !unplaced(false) {
+            enable |= MEMORY;
+        }
+        if let Some(f) = e.get(w.bdf) {
+            own_bars_at_zero(f, enable, &mut problems);
+        }
         // PCI-to-PCI Bridge 1.2 §3.2.2 (Command): I/O and Memory Space enable forwarding through the
         // windows downstream (and decoding of the bridge's own BARs); Bus Master enables forwarding of the
         // secondary side's memory writes (device MSI messages) upstream.
-        cfg.write16(w.bdf, regs::COMMAND, command | IO | MEMORY | BUS_MASTER);
+        cfg.write16(w.bdf, regs::COMMAND, (command & !(IO | MEMORY)) | enable);
+    }
+    problems
+}
+
+/// Reports each BAR of bridge `f` that has no address but decodes at 0 under Command bits `enable`.
+fn own_bars_at_zero(f: &Function, enable: u16, problems: &mut Vec<(Bdf, AssignError), MAX_PROBLEMS>) {
+    use regs::command::{IO, MEMORY};
+    for b in f.bars.iter().filter(|b| !b.assigned()) {
+        let (bit, space) = if b.kind == BarKind::Io { (IO, Space::Io) } else { (MEMORY, Space::Mem) };
+        if enable & bit != 0 {
+            let _ = problems.push((f.bdf, AssignError::OwnBarDecodesAtZero { index: b.index, space }));
+        }
     }
 }
 
@@ -1032,6 +1123,54 @@ mod tests {
         }
     }
 
+    /// A root port (bus 1) with a switch port below it (bus 2) holding one device.
+    fn nested(parent: BridgeInfo, device_bars: &[Bar]) -> (Enumeration, [BridgeInfo; 2]) {
+        let (port, _) = root_port(Bdf::new(0, 0x10, 0), 1);
+        let (down, child) = root_port(Bdf::new(1, 0, 0), 2);
+        let e = enumeration(vec![port, down, function(Bdf::new(2, 0, 0), device_bars, None)]);
+        (e, [parent, child])
+    }
+
+    #[test]
+    fn a_prefetchable_window_below_a_bridge_without_one_folds_into_its_memory_window_below_4_gib() {
+        let (_, mut parent) = root_port(Bdf::new(0, 0x10, 0), 1);
+        parent.pref = false;
+        parent.pref64 = false;
+        let (e, bridges) = nested(parent, &[Bar { prefetchable: true, ..bar(0, BarKind::Mem64, 1 << 20) }]);
+        let w = q35_windows();
+        let p = plan(&e, &bridges, 0, w.clone());
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_sane(&e, &p, &w);
+        let parent_w = p.bridges.iter().find(|b| b.bdf == parent.bdf).unwrap();
+        let child_w = p.bridges.iter().find(|b| b.bdf == bridges[1].bdf).unwrap();
+        assert_eq!(parent_w.pref, None, "the parent implements no prefetchable window (its registers read 0): {parent_w:?}");
+        let mem = parent_w.mem.expect("the child's prefetchable window goes in the parent's memory window");
+        assert!(mem.last < 1 << 32, "a non-prefetchable window is 32-bit: {mem:?}");
+        let pref = child_w.pref.expect("the child keeps its prefetchable window");
+        assert!(mem.start <= pref.start && pref.last <= mem.last, "child {pref:?} inside parent {mem:?}");
+        assert_eq!(child_w.mem, None, "the child's memory window is not overwritten by its prefetchable one");
+        let dev = p.bars.iter().find(|a| a.bdf == Bdf::new(2, 0, 0)).expect("the device's BAR is placed");
+        assert!(pref.start <= dev.address && dev.address <= pref.last);
+    }
+
+    #[test]
+    fn an_io_window_below_a_bridge_without_one_is_a_problem_not_a_window() {
+        let (_, mut parent) = root_port(Bdf::new(0, 0x10, 0), 1);
+        parent.io = false;
+        let (e, bridges) = nested(parent, &[bar(0, BarKind::Io, 32), bar(1, BarKind::Mem32, 4096)]);
+        let p = plan(&e, &bridges, 0, q35_windows());
+        let parent_w = p.bridges.iter().find(|b| b.bdf == parent.bdf).unwrap();
+        assert_eq!(parent_w.io, None, "the parent implements no I/O window (its registers read 0): {parent_w:?}");
+        assert!(parent_w.mem.is_some());
+        // The child's window is the cause; the device's BAR is reported too, being left unassigned.
+        assert_eq!(
+            p.problems.as_slice(),
+            &[(bridges[1].bdf, AssignError::NoBridgeWindow { index: None, space: Space::Io }), (Bdf::new(2, 0, 0), AssignError::NoRoom { index: Some(0), space: Space::Io, size: 32 })]
+        );
+        assert!(p.problems[0].1.to_string().contains("bridge io window"), "{}", p.problems[0].1);
+        assert!(p.bars.iter().all(|a| a.kind != BarKind::Io), "no I/O BAR placed where it cannot be reached: {:?}", p.bars);
+    }
+
     #[test]
     fn bars_below_a_firmware_bridge_are_reported_not_moved() {
         let (port, mut info) = root_port(Bdf::new(0, 0x10, 0), 1);
@@ -1055,7 +1194,7 @@ mod tests {
         h.mem.push(r(0xC000_0000, 0xFEBF_FFFF)).unwrap();
         h.mem.push(r(1 << 32, 0x8_FFFF_FFFF)).unwrap();
         let w = Windows::from_host(&h);
-        assert_eq!(w.io.as_slice(), &[r(0x1000, 0xFFFF)]);
+        assert_eq!(w.io.as_slice(), &[r(0x1000, 0xADFF), r(0xB040, 0xFFFF)], "the chipset ports are left out");
         assert_eq!(w.mem32.as_slice(), &[r(0xC000_0000, 0xFEBF_FFFF)], "legacy VGA space is not handed out");
         assert_eq!(w.mem64.as_slice(), &[r(1 << 32, 0x8_FFFF_FFFF)]);
         // QEMU q35, 256 MiB: RAM to 0x0FFE0000, ACPI tables reserved after it, MMCONFIG and chipset reserved.
@@ -1070,7 +1209,7 @@ mod tests {
         let mut w = Windows::from_memory_map(&map);
         w.exclude_memory_map(&map);
         assert_eq!(w.mem32.as_slice(), &[r(0x1000_0000, 0xAFFF_FFFF), r(0xC000_0000, 0xFEBF_FFFF)]);
-        assert_eq!(w.io.as_slice(), &[r(0x1000, 0xFFFF)]);
+        assert_eq!(w.io.as_slice(), &[r(0x1000, 0xADFF), r(0xB040, 0xFFFF)], "the chipset ports are left out");
         // Overlapping exclusions and one covering a whole window.
         w.exclude(Space::Mem, r(0xA000_0000, 0xC00F_FFFF));
         w.exclude(Space::Mem, r(0x9000_0000, 0xA7FF_FFFF));
@@ -1079,6 +1218,23 @@ mod tests {
         assert!(w.mem32.is_empty());
         // RAM up to the hole's end leaves no memory window.
         assert!(Windows::from_memory_map(&[MemRegion { addr: 0, size: HOLE_END_32, kind: 1 }]).mem32.is_empty());
+    }
+
+    #[test]
+    fn io_windows_keep_clear_of_qemu_pc_hotplug_gpe_and_pm_ports() {
+        // QEMU pc's PCI0._CRS hands out 0x0D00-0xFFFF, over the ports its own DSDT uses (PCST 0xAE00,
+        // PRST 0xAF00, GPE0 0xAFE0) and the PIIX4 PM block at 0xB000.
+        let mut h = HostWindows::default();
+        h.io.push(r(0, 0xCF7)).unwrap();
+        h.io.push(r(0xD00, 0xFFFF)).unwrap();
+        let from_crs = Windows::from_host(&h);
+        let from_map = Windows::from_memory_map(&[MemRegion { addr: 0, size: 256 << 20, kind: 1 }]);
+        for (w, source) in [(from_crs, "_CRS"), (from_map, "memory map")] {
+            for port in [0xAE00, 0xAE13, 0xAF00, 0xAF1F, 0xAFE0, 0xAFE3, 0xB000, 0xB03F] {
+                assert!(!w.io.iter().any(|i| i.start <= port && port <= i.last), "{port:#x} handed out from the {source}: {:?}", w.io);
+            }
+            assert_eq!(w.io.as_slice(), &[r(0x1000, 0xADFF), r(0xB040, 0xFFFF)], "from the {source}");
+        }
     }
 
     fn sim_bridge(sim: &SimConfig, bdf: Bdf, secondary: u8, subordinate: u8) {
@@ -1117,6 +1273,95 @@ mod tests {
         enumerate::enumerate(&sim, 0, 0, &mut e);
         let n = number_buses(&sim, &e, 0, 0);
         assert_eq!(n.problems.as_slice(), &[(Bdf::new(0, 2, 0), AssignError::OutOfBusNumbers)]);
+    }
+
+    #[test]
+    fn bridges_below_a_firmware_numbered_bridge_are_numbered_inside_its_range_or_reported() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x29c0, 0x060000);
+        // The firmware gave 00:01.0 buses 1..3 (bus 2 to its own 01:01.0) and 00:02.0 bus 4 alone; below each
+        // an unnumbered bridge; another unnumbered one on the root bus.
+        sim_bridge(&sim, Bdf::new(0, 1, 0), 1, 3);
+        sim_bridge(&sim, Bdf::new(1, 1, 0), 2, 2);
+        sim_bridge(&sim, Bdf::new(1, 0, 0), 0, 0);
+        sim_bridge(&sim, Bdf::new(0, 2, 0), 4, 4);
+        sim_bridge(&sim, Bdf::new(4, 0, 0), 0, 0);
+        sim_bridge(&sim, Bdf::new(0, 3, 0), 0, 0);
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        let n = number_buses(&sim, &e, 0, 255);
+        // 01:00.0 takes bus 3, the free one in 1..3, where 00:01.0 forwards configuration cycles.
+        assert_eq!(sim.read32(Bdf::new(1, 0, 0), 0x18) & 0xFF_FFFF, 0x03_0301, "numbered inside its parent's 1..3");
+        // 04:00.0 has no bus left in 4..4: reported and left unnumbered, not given a bus 00:02.0 does not forward.
+        assert_eq!(n.problems.as_slice(), &[(Bdf::new(4, 0, 0), AssignError::OutOfBusNumbers)]);
+        assert_eq!(sim.read32(Bdf::new(4, 0, 0), 0x18) & 0xFF_FFFF, 0, "nothing written to a bridge without room");
+        // The root bus's own bridge goes above every firmware range.
+        assert_eq!(sim.read32(Bdf::new(0, 3, 0), 0x18) & 0xFF_FFFF, 0x05_0500);
+        assert_eq!(n.numbered, 2);
+        // The firmware's numbers are left as they are.
+        assert_eq!(sim.read32(Bdf::new(0, 1, 0), 0x18) & 0xFF_FFFF, 0x03_0100);
+        assert_eq!(sim.read32(Bdf::new(0, 2, 0), 0x18) & 0xFF_FFFF, 0x04_0400);
+    }
+
+    #[test]
+    fn a_firmware_bridge_keeps_forwarding_when_one_of_its_own_bars_cannot_be_placed() {
+        use regs::command::{IO, MEMORY};
+        let sim = SimConfig::default();
+        let port = Bdf::new(0, 0x10, 0);
+        sim_bridge(&sim, port, 1, 1);
+        sim.bar(port, 0, 0xFFFF_F000, 0); // 4 KiB memory
+        sim.bar(port, 1, 0xFFFF_FFE1, 0x1); // 32 bytes I/O
+        // The boot firmware opened I/O 0x2000-0x2FFF and memory 0xFE000000-0xFE0FFFFF and turned forwarding
+        // on, but left the bridge's own BARs at 0.
+        sim.poke(port, 0x1C, &[0x20, 0x20]);
+        sim.poke(port, 0x20, &[0x00, 0xFE, 0x00, 0xFE]);
+        sim.poke(port, 0x04, &(IO | MEMORY).to_le_bytes());
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        let bridges: StdVec<BridgeInfo> = e.functions.iter().filter_map(|f| bridge_info(&sim, f)).collect();
+        assert!(!bridges[0].managed());
+        // No I/O room on the root bus: the I/O BAR cannot be placed, the memory BAR can.
+        let mut w = q35_windows();
+        w.io.clear();
+        let p = plan(&e, &bridges, 0, w);
+        assert_eq!(p.problems.as_slice(), &[(port, AssignError::NoRoom { index: Some(1), space: Space::Io, size: 32 })]);
+        let problems = apply(&sim, &mut e, &p);
+        assert_ne!(sim.read32(port, 0x10), 0, "the memory BAR is placed");
+        assert_eq!(sim.read16(port, 0x04) & (IO | MEMORY), IO | MEMORY, "the firmware's forwarding to bus 1 is not cut off");
+        assert_eq!(problems.as_slice(), &[(port, AssignError::OwnBarDecodesAtZero { index: 1, space: Space::Io })], "the BAR left at 0 is reported");
+    }
+
+    #[test]
+    fn a_bridge_msifw_programs_decodes_no_unplaced_own_bar_at_0_unless_forwarding_needs_it() {
+        use regs::command::{BUS_MASTER, IO, MEMORY};
+        let sim = SimConfig::default();
+        // 00:10.0 with a device below, 00:11.0 with nothing below; each has a 4 KiB BAR of its own and
+        // 00:11.0 a 32-byte I/O BAR too.
+        let (used, idle) = (Bdf::new(0, 0x10, 0), Bdf::new(0, 0x11, 0));
+        sim_bridge(&sim, used, 1, 1);
+        sim.bar(used, 0, 0xFFFF_F000, 0);
+        sim_bridge(&sim, idle, 2, 2);
+        sim.bar(idle, 0, 0xFFFF_F000, 0);
+        sim.bar(idle, 1, 0xFFFF_FFE1, 0x1);
+        let dev = sim.add(Bdf::new(1, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.bar(dev, 0, 0xFFFF_F000, 0);
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        let bridges: StdVec<BridgeInfo> = e.functions.iter().filter_map(|f| bridge_info(&sim, f)).collect();
+        assert!(bridges.iter().all(|b| b.managed()));
+        // 1 MiB of memory and no I/O: 00:10.0's window takes it all; no bridge's own BAR is placed.
+        let mut w = Windows::default();
+        w.mem32.push(r(0x1000_0000, 0x100F_FFFF)).unwrap();
+        let p = plan(&e, &bridges, 0, w);
+        assert!(p.bridges.iter().any(|b| b.bdf == used && b.mem.is_some()));
+        assert!(p.bars.iter().all(|a| a.bdf == dev), "{:?}", p.bars);
+        let problems = apply(&sim, &mut e, &p);
+        // 00:10.0 must forward memory to its device: Memory Space stays on and its own BAR0 decodes at 0,
+        // reported. I/O Space is on as before (no I/O BAR of its own, its I/O window closed).
+        assert_eq!(sim.read16(used, 0x04), IO | MEMORY | BUS_MASTER);
+        assert_eq!(problems.as_slice(), &[(used, AssignError::OwnBarDecodesAtZero { index: 0, space: Space::Mem })]);
+        // 00:11.0 forwards nothing: neither of its BARs may decode at 0.
+        assert_eq!(sim.read16(idle, 0x04), BUS_MASTER, "an unplaced own BAR of a bridge that forwards nothing is not decoded");
     }
 
     #[test]
