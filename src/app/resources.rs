@@ -47,6 +47,7 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
     };
     // Whatever the windows say, nothing goes over RAM, reserved memory or the ECAM window.
     windows.exclude_memory_map(&boot.memmap);
+    windows.exclude_fixed_io(&platform.tables.fadt_io);
     if let Some(ecam) = platform.ecam_window() {
         windows.exclude(Space::Mem, ecam);
     }

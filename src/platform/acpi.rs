@@ -746,6 +746,9 @@ pub struct PlatformTables {
     pub mcfg: Vec<McfgEntry, MAX_MCFG_ENTRIES>,
     /// The DSDT, found through the FADT, if it passed the checks.
     pub dsdt: Option<TableRef>,
+    /// The fixed-hardware I/O port blocks the FADT names (PM1a/PM1b event and control, PM2 control, PM
+    /// timer, GPE0, GPE1), as (first port, length): ports a resource allocator must leave alone.
+    pub fadt_io: Vec<(u16, u16), 8>,
     /// What was wrong, in the order found.
     pub problems: Vec<AcpiProblem, MAX_PROBLEMS>,
     /// Problems beyond [`MAX_PROBLEMS`], counted but not kept.
@@ -763,6 +766,7 @@ impl PlatformTables {
             madt: None,
             mcfg: Vec::new(),
             dsdt: None,
+            fadt_io: Vec::new(),
             problems: Vec::new(),
             problems_dropped: 0,
         }
@@ -1163,6 +1167,7 @@ fn walk_root<'m, M: PhysMemory + ?Sized>(kind: RootTableKind, root: Sdt<'m>, mem
     }
     if let Some(fadt) = chosen.fadt {
         out.dsdt = find_dsdt(fadt, mem, out);
+        out.fadt_io = fadt_io_blocks(fadt.bytes);
     }
 }
 
@@ -1177,6 +1182,24 @@ fn note_seen(chosen: &mut Chosen<'_>, problem: &AcpiProblem) {
     };
     chosen.seen_madt |= signature == Signature::MADT;
     chosen.seen_mcfg |= signature == Signature::MCFG;
+}
+
+/// The FADT's fixed-hardware I/O blocks (ACPI 6.5 Table 5.9: PM1a_EVT_BLK at 56, PM1b_EVT_BLK 60,
+/// PM1a_CNT_BLK 64, PM1b_CNT_BLK 68, PM2_CNT_BLK 72, PM_TMR_BLK 76, GPE0_BLK 80, GPE1_BLK 84, their
+/// lengths as bytes at 88-93; PM1 event and control lengths cover each of the a and b blocks). A block is
+/// kept when its port is non-zero, its length non-zero and it ends below 0x10000; a FADT too short for
+/// a field leaves it out.
+fn fadt_io_blocks(fadt: &[u8]) -> Vec<(u16, u16), 8> {
+    // (port offset, length offset)
+    const BLOCKS: [(usize, usize); 8] = [(56, 88), (60, 88), (64, 89), (68, 89), (72, 90), (76, 91), (80, 92), (84, 93)];
+    let mut out = Vec::new();
+    for (port_at, len_at) in BLOCKS {
+        let (Some(port), Some(&len)) = (le_u32(fadt, port_at), fadt.get(len_at)) else { continue };
+        if port != 0 && len != 0 && port + len as u32 <= 0x1_0000 {
+            let _ = out.push((port as u16, len as u16));
+        }
+    }
+    out
 }
 
 /// Follows the FADT to the DSDT: X_DSDT if the FADT is long enough to have it and it is non-zero, else DSDT.
@@ -2619,6 +2642,8 @@ mod tests {
         assert_eq!(t.mcfg, [McfgEntry { base_address: 0xB000_0000, segment: 0, bus_start: 0, bus_end: 255 }]);
         let dsdt = t.dsdt.unwrap();
         assert_eq!((dsdt.address, dsdt.length), (0x0FFE_0040, 8263));
+        // ICH9 LPC PM base 0x600: PM1a event, PM1a control, PM timer, GPE0 (QEMU hw/isa/lpc_ich9.c).
+        assert_eq!(t.fadt_io.as_slice(), &[(0x600, 4), (0x604, 2), (0x608, 4), (0x620, 16)]);
     }
 
     #[test]
@@ -2630,5 +2655,7 @@ mod tests {
         assert!(t.mcfg.is_empty());
         let dsdt = t.dsdt.unwrap();
         assert_eq!((dsdt.address, dsdt.length), (0x0FFE_0040, 6416));
+        // PIIX4 PM base 0x600 (as SeaBIOS programs it) and GPE0 at 0xAFE0 (QEMU hw/acpi/piix4.c).
+        assert_eq!(t.fadt_io.as_slice(), &[(0x600, 4), (0x604, 2), (0x608, 4), (0xAFE0, 4)]);
     }
 }

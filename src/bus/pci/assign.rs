@@ -40,9 +40,10 @@ pub const IO_FLOOR: u64 = 0x1000;
 /// hands to PCI: ACPI PCI hotplug 0xAE00-0xAE13 (hw/acpi/pcihp.c, ACPI_PCIHP_ADDR, the DSDT's PCST and
 /// SEJ_), CPU hotplug 0xAF00-0xAF1F (hw/acpi/cpu_hotplug.c, the DSDT's PRST), GPE0 0xAFE0-0xAFE3
 /// (hw/acpi/piix4.c, GPE_BASE) and the PIIX4 PM block 0xB000-0xB03F (hw/acpi/piix4.c, the firmware's
-/// usual pm_io_base). Left out of every I/O window, whatever the source. The FADT names the PM and GPE
-/// blocks exactly, but the ACPI layer does not read them, and the hotplug ports are in no table. On q35 the
-/// ICH9 ports (PM base 0x600, hotplug 0xCC4 and 0xCD8) are below [`IO_FLOOR`] already.
+/// usual pm_io_base). Left out of every I/O window, whatever the source: the hotplug ports are in no table.
+/// The FADT's PM and GPE blocks are left out as well, exactly, by [`Windows::exclude_fixed_io`] (SeaBIOS
+/// puts QEMU's PM base at 0x600). On q35 the ICH9 ports (PM base 0x600, hotplug 0xCC4 and 0xCD8) are below
+/// [`IO_FLOOR`] already.
 pub const CHIPSET_IO: [AddressRange; 2] = [AddressRange { start: 0xAE00, last: 0xAFFF }, AddressRange { start: 0xB000, last: 0xB03F }];
 /// Lowest memory address handed out (below is legacy VGA and BIOS space).
 pub const MEM_FLOOR: u64 = 1 << 20;
@@ -143,6 +144,14 @@ impl Windows {
             w.exclude(Space::Io, r);
         }
         w
+    }
+
+    /// Leaves out the fixed-hardware I/O blocks the FADT names, as (first port, length): the PM1, PM2,
+    /// PM timer and GPE blocks a chipset decodes itself, wherever the platform put them.
+    pub fn exclude_fixed_io(&mut self, blocks: &[(u16, u16)]) {
+        for &(port, len) in blocks.iter().filter(|b| b.1 > 0) {
+            self.exclude(Space::Io, AddressRange { start: port as u64, last: port as u64 + len as u64 - 1 });
+        }
     }
 
     /// Takes every memory-map region (RAM and reserved alike) out of the memory windows.
@@ -1405,4 +1414,17 @@ mod tests {
         enumerate::enumerate(&sim, 0, 255, &mut e);
         assert!(!needed(&e), "{:?}", e.functions.iter().map(|f| (f.bdf, f.bars.clone(), f.bridge_buses)).collect::<StdVec<_>>());
     }
+
+    #[test]
+    fn fadt_io_blocks_are_left_out_of_the_io_windows() {
+        let mut w = Windows::from_memory_map(&[]);
+        // A platform with its PM block in the middle of the PCI I/O range, as real chipsets may have.
+        w.exclude_fixed_io(&[(0x1800, 0x80), (0x1880, 0x20), (0, 0)]);
+        for r in w.io.iter() {
+            assert!(r.last < 0x1800 || r.start > 0x189F, "{r:?} overlaps the FADT blocks");
+        }
+        assert!(w.io.iter().any(|r| r.start <= 0x17FF && r.last >= 0x17FF), "the ports below stay available");
+        assert!(w.io.iter().any(|r| r.start <= 0x18A0 && r.last >= 0x18A0), "the ports above stay available");
+    }
+
 }
