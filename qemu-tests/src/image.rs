@@ -111,6 +111,9 @@ pub fn grub_cfg(cmdline: &str) -> Result<String, ImageError> {
         "# msifw: booted at once through Multiboot2; its console is COM1 (text, report) and COM2 (defmt).\n\
          set timeout=0\n\
          set default=0\n\
+         # Keep the screen mode the firmware left: under UEFI there is no text mode to go back to, and\n\
+         # asking for one prints \"no suitable video mode found\" (msifw draws nothing on screen).\n\
+         set gfxpayload=keep\n\
          menuentry \"msifw\" {{\n    multiboot2 /boot/msifw.elf {cmdline}\n    boot\n}}\n"
     ))
 }
@@ -155,7 +158,7 @@ mod tests {
     #[test]
     fn grub_cfg_boots_at_once_with_the_command_line() {
         let cfg = grub_cfg("  rounds=3   irq.00:02.0=msi ").unwrap();
-        assert!(cfg.contains("set timeout=0"));
+        assert!(cfg.contains("set timeout=0") && cfg.contains("set gfxpayload=keep\n"));
         assert!(cfg.contains("    multiboot2 /boot/msifw.elf rounds=3 irq.00:02.0=msi\n"));
         assert!(matches!(grub_cfg("a\nb"), Err(ImageError::BadCmdline(_))));
         assert!(matches!(grub_cfg("x=$y"), Err(ImageError::BadCmdline(_))));
