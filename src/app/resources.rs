@@ -24,6 +24,9 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
         for (bdf, e) in n.problems.iter() {
             problem("pci.assign", format_args!("{bdf}: {e}"));
         }
+        if n.problems.dropped > 0 {
+            problem("pci.assign", format_args!("{} more bus-numbering problems not listed", n.problems.dropped));
+        }
         if n.numbered > 0 {
             crate::info!("PCI: {=u32} bridges numbered; enumerating again", n.numbered);
             enumerate::enumerate(cfg, bus_start, bus_end, pci);
@@ -70,8 +73,12 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
     if plan.problems_dropped > 0 {
         problem("pci.assign", format_args!("{} more assignment problems not listed", plan.problems_dropped));
     }
-    for (bdf, e) in assign::apply(cfg, pci, &plan).iter() {
+    let applied = assign::apply(cfg, pci, &plan);
+    for (bdf, e) in applied.iter() {
         problem("pci.assign", format_args!("{bdf}: {e}"));
+    }
+    if applied.dropped > 0 {
+        problem("pci.assign", format_args!("{} more assignment problems not listed", applied.dropped));
     }
     let t_end = crate::time::now_us();
     crate::info!(

@@ -334,6 +334,38 @@ pub struct Plan {
 /// Most problems a plan lists.
 pub const MAX_PROBLEMS: usize = 128;
 
+/// Problems of one step, the first [`MAX_PROBLEMS`] kept and the rest counted: none is dropped unseen.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Problems {
+    list: Vec<(Bdf, AssignError), MAX_PROBLEMS>,
+    /// Problems beyond the kept ones.
+    pub dropped: usize,
+}
+
+impl Problems {
+    /// Keeps `e` for `bdf`, or counts it when the list is full.
+    pub fn push(&mut self, bdf: Bdf, e: AssignError) {
+        if self.list.push((bdf, e)).is_err() {
+            self.dropped += 1;
+        }
+    }
+
+    /// The kept problems.
+    pub fn as_slice(&self) -> &[(Bdf, AssignError)] {
+        &self.list
+    }
+
+    /// The kept problems, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &(Bdf, AssignError)> {
+        self.list.iter()
+    }
+
+    /// Whether there was none.
+    pub fn is_empty(&self) -> bool {
+        self.list.is_empty() && self.dropped == 0
+    }
+}
+
 impl Plan {
     fn problem(&mut self, bdf: Bdf, e: AssignError) {
         if self.problems.push((bdf, e)).is_err() {
@@ -658,7 +690,7 @@ pub struct Numbering {
     /// Bridges given bus numbers.
     pub numbered: u32,
     /// Bridges that could not be numbered.
-    pub problems: Vec<(Bdf, AssignError), 8>,
+    pub problems: Problems,
 }
 
 /// Whether some bridge of `e` lacks valid bus numbers.
@@ -720,7 +752,7 @@ fn scan(cfg: &impl ConfigRegion, e: &Enumeration, bus: u8, limit: u8, next: &mut
             let secondary = match u8::try_from(*next) {
                 Ok(s) if s <= limit => s,
                 _ => {
-                    let _ = out.problems.push((bdf, AssignError::OutOfBusNumbers));
+                    out.problems.push(bdf, AssignError::OutOfBusNumbers);
                     continue;
                 }
             };
@@ -789,9 +821,9 @@ pub fn bridge_info(cfg: &impl ConfigRegion, f: &Function) -> Option<BridgeInfo> 
 /// writes). On a bridge those bits also switch forwarding, so one the boot firmware turned on stays on, and
 /// one msifw needs for an open window is set; a bridge's own BAR left at 0 is otherwise not decoded. Updates
 /// `e`'s BAR addresses; returns each bridge BAR that still decodes at 0 ([`AssignError::OwnBarDecodesAtZero`]).
-pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) -> Vec<(Bdf, AssignError), MAX_PROBLEMS> {
+pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) -> Problems {
     use regs::command::{BUS_MASTER, IO, MEMORY};
-    let mut problems = Vec::new();
+    let mut problems = Problems::default();
     // Windows first, while nothing below forwards or decodes yet: each write of a window or Command
     // register makes QEMU rebuild its address spaces, and that costs less the fewer regions are mapped.
     for w in plan.bridges.iter() {
@@ -868,12 +900,12 @@ pub fn apply(cfg: &impl ConfigRegion, e: &mut Enumeration, plan: &Plan) -> Vec<(
 }
 
 /// Reports each BAR of bridge `f` that has no address but decodes at 0 under Command bits `enable`.
-fn own_bars_at_zero(f: &Function, enable: u16, problems: &mut Vec<(Bdf, AssignError), MAX_PROBLEMS>) {
+fn own_bars_at_zero(f: &Function, enable: u16, problems: &mut Problems) {
     use regs::command::{IO, MEMORY};
     for b in f.bars.iter().filter(|b| !b.assigned()) {
         let (bit, space) = if b.kind == BarKind::Io { (IO, Space::Io) } else { (MEMORY, Space::Mem) };
         if enable & bit != 0 {
-            let _ = problems.push((f.bdf, AssignError::OwnBarDecodesAtZero { index: b.index, space }));
+            problems.push(f.bdf, AssignError::OwnBarDecodesAtZero { index: b.index, space });
         }
     }
 }
@@ -1425,6 +1457,18 @@ mod tests {
         }
         assert!(w.io.iter().any(|r| r.start <= 0x17FF && r.last >= 0x17FF), "the ports below stay available");
         assert!(w.io.iter().any(|r| r.start <= 0x18A0 && r.last >= 0x18A0), "the ports above stay available");
+    }
+
+
+    #[test]
+    fn problems_beyond_the_list_are_counted_not_lost() {
+        let mut p = Problems::default();
+        assert!(p.is_empty());
+        for i in 0..MAX_PROBLEMS + 3 {
+            p.push(Bdf::new(0, (i % 32) as u8, 0), AssignError::OutOfBusNumbers);
+        }
+        assert_eq!((p.as_slice().len(), p.dropped), (MAX_PROBLEMS, 3));
+        assert!(!p.is_empty());
     }
 
 }
