@@ -124,11 +124,9 @@ impl fmt::Display for CrsError {
     }
 }
 
-// Resource descriptor tags (ACPI 6.5 §6.4.2, §6.4.3).
-const LARGE_ITEM: u8 = 0x80;
+// Resource descriptor types and tags (ACPI 6.5 §6.4.2, §6.4.3); the framing is `prt::resource_items`'.
 const SMALL_IO: u8 = 0x08;
 const SMALL_FIXED_IO: u8 = 0x09;
-const SMALL_END_TAG: u8 = 0x0F;
 const LARGE_DWORD_ADDRESS: u8 = 0x87;
 const LARGE_WORD_ADDRESS: u8 = 0x88;
 const LARGE_QWORD_ADDRESS: u8 = 0x8A;
@@ -166,55 +164,39 @@ pub fn host_bridge_windows(dsdt: &[u8]) -> Result<HostWindows, CrsError> {
 /// an error; a well-framed but unusable window is dropped and listed in [`HostWindows::dropped`].
 pub fn parse_template(data: &[u8]) -> Result<HostWindows, CrsError> {
     let mut w = HostWindows::default();
-    let mut i = 0;
-    // Every item advances `i` by at least 1, so this ends within data.len() turns.
-    loop {
-        let Some(&tag) = data.get(i) else { return Err(CrsError::NoEndTag) };
-        if tag & LARGE_ITEM == 0 {
-            let len = usize::from(tag & 0x07);
-            let body = data.get(i + 1..i + 1 + len).ok_or(CrsError::Truncated { at: i })?;
-            match (tag >> 3) & 0x0F {
-                SMALL_END_TAG => return Ok(w),
-                // I/O port descriptor (§6.4.2.5): information, _MIN (2), _MAX (2), _ALN, _LEN; the ports
-                // _MIN.._MIN+_LEN-1 (a fixed range when _MIN == _MAX, as QEMU's 0xCF8).
-                SMALL_IO => {
-                    if let [_, lo0, lo1, _, _, _, length] = *body {
-                        let start = u64::from(u16::from_le_bytes([lo0, lo1]));
-                        if length > 0 {
-                            let _ = w.io_consumed.push(AddressRange { start, last: start + u64::from(length) - 1 });
-                        }
+    for item in prt::resource_items(data) {
+        let item = item.map_err(|e| match e {
+            prt::TemplateError::NoEndTag { .. } => CrsError::NoEndTag,
+            prt::TemplateError::Truncated { at } => CrsError::Truncated { at },
+        })?;
+        let (body, i) = (item.body, item.at);
+        match (item.small_type, item.large_tag) {
+            // I/O port descriptor (§6.4.2.5): information, _MIN (2), _MAX (2), _ALN, _LEN; the ports
+            // _MIN.._MIN+_LEN-1 (a fixed range when _MIN == _MAX, as QEMU's 0xCF8).
+            (Some(SMALL_IO), _) => {
+                if let [_, lo0, lo1, _, _, _, length] = *body {
+                    let start = u64::from(u16::from_le_bytes([lo0, lo1]));
+                    if length > 0 {
+                        let _ = w.io_consumed.push(AddressRange { start, last: start + u64::from(length) - 1 });
                     }
                 }
-                // Fixed I/O port descriptor (§6.4.2.6): _BAS (2, 10 bits decoded), _LEN.
-                SMALL_FIXED_IO => {
-                    if let [lo0, lo1, length] = *body {
-                        let start = u64::from(u16::from_le_bytes([lo0, lo1]) & 0x3FF);
-                        if length > 0 {
-                            let _ = w.io_consumed.push(AddressRange { start, last: start + u64::from(length) - 1 });
-                        }
+            }
+            // Fixed I/O port descriptor (§6.4.2.6): _BAS (2, 10 bits decoded), _LEN.
+            (Some(SMALL_FIXED_IO), _) => {
+                if let [lo0, lo1, length] = *body {
+                    let start = u64::from(u16::from_le_bytes([lo0, lo1]) & 0x3FF);
+                    if length > 0 {
+                        let _ = w.io_consumed.push(AddressRange { start, last: start + u64::from(length) - 1 });
                     }
                 }
-                _ => {}
             }
-            i += 1 + len;
-        } else {
-            let len = match data.get(i + 1..i + 3) {
-                Some(&[lo, hi]) => usize::from(u16::from_le_bytes([lo, hi])),
-                _ => return Err(CrsError::Truncated { at: i }),
-            };
-            let body = data.get(i + 3..i + 3 + len).ok_or(CrsError::Truncated { at: i })?;
-            let width = match tag {
-                LARGE_WORD_ADDRESS => Some(2),
-                LARGE_DWORD_ADDRESS => Some(4),
-                LARGE_QWORD_ADDRESS => Some(8),
-                _ => None,
-            };
-            if let Some(width) = width {
-                address_space(&mut w, body, width, i)?;
-            }
-            i += 3 + len;
+            (None, LARGE_WORD_ADDRESS) => address_space(&mut w, body, 2, i)?,
+            (None, LARGE_DWORD_ADDRESS) => address_space(&mut w, body, 4, i)?,
+            (None, LARGE_QWORD_ADDRESS) => address_space(&mut w, body, 8, i)?,
+            _ => {}
         }
     }
+    Ok(w)
 }
 
 /// One Word/DWord/QWord Address Space Descriptor body (§6.4.3.5.1-3): Resource Type, General Flags, Type

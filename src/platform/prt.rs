@@ -519,36 +519,89 @@ pub(crate) fn pci0_has_method(dsdt: &[u8], seg: [u8; 4]) -> bool {
     pci0_bodies(dsdt).iter().any(|&(start, end)| NameHits::within(dsdt, start, end, seg, Kind::Method).next().is_some())
 }
 
+/// One descriptor of a resource template (ACPI 6.5 §6.4): where it starts in the template, its body, and
+/// its kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ResourceItem<'a> {
+    /// Offset of the descriptor's tag in the template.
+    pub at: usize,
+    /// A small item's type (bits 6:3 of its tag), or None for a large item.
+    pub small_type: Option<u8>,
+    /// A large item's tag byte (0 for a small item).
+    pub large_tag: u8,
+    /// The descriptor's data after its header.
+    pub body: &'a [u8],
+}
+
+/// Why a resource template's framing is unusable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TemplateError {
+    /// The data ended before an end tag, at this offset.
+    NoEndTag { at: usize },
+    /// A descriptor at this offset runs past the data.
+    Truncated { at: usize },
+}
+
+/// The descriptors of a resource template, up to (not including) its end tag: small items (tag bit 7
+/// clear, length in bits 2:0) and large items (a 16-bit length after the tag). Shared by the `_CRS`
+/// readers of link devices (here) and of the host bridge (`crs`).
+pub(crate) fn resource_items(data: &[u8]) -> impl Iterator<Item = Result<ResourceItem<'_>, TemplateError>> + '_ {
+    let mut i = 0;
+    let mut done = false;
+    // Every item advances `i` by at least 1, so this ends within data.len() items.
+    core::iter::from_fn(move || {
+        if done {
+            return None;
+        }
+        let item = (|| {
+            let at = i;
+            let tag = *data.get(i).ok_or(TemplateError::NoEndTag { at })?;
+            if tag & LARGE_ITEM == 0 {
+                let len = usize::from(tag & 0x07);
+                let body = data.get(i + 1..i + 1 + len).ok_or(TemplateError::Truncated { at })?;
+                i += 1 + len;
+                Ok(ResourceItem { at, small_type: Some((tag >> 3) & 0x0F), large_tag: 0, body })
+            } else {
+                let len = match data.get(i + 1..i + 3) {
+                    Some(&[lo, hi]) => usize::from(u16::from_le_bytes([lo, hi])),
+                    _ => return Err(TemplateError::Truncated { at }),
+                };
+                let body = data.get(i + 3..i + 3 + len).ok_or(TemplateError::Truncated { at })?;
+                i += 3 + len;
+                Ok(ResourceItem { at, small_type: None, large_tag: tag, body })
+            }
+        })();
+        match item {
+            Ok(item) if item.small_type == Some(SMALL_TYPE_END_TAG) => {
+                done = true;
+                None
+            }
+            Ok(item) => Some(Ok(item)),
+            Err(e) => {
+                done = true;
+                Some(Err(e))
+            }
+        }
+    })
+}
+
 /// Walks a resource template to its end tag and returns its first interrupt, if any. `base` is the offset of
 /// `data` in the table, for errors.
 fn walk_resource_template(data: &[u8], base: usize, link: [u8; 4]) -> Result<Option<LinkIrq>, PrtError> {
     let bad = |i: usize| PrtError::BadResourceTemplate { link, at: base + i };
     let mut first = None;
-    let mut i = 0;
-    // Every item advances `i` by at least 1, so this ends within data.len() turns.
-    loop {
-        let tag = *data.get(i).ok_or(bad(i))?;
-        if tag & LARGE_ITEM == 0 {
-            let len = usize::from(tag & 0x07);
-            let body = data.get(i + 1..i + 1 + len).ok_or(bad(i))?;
-            match (tag >> 3) & 0x0F {
-                SMALL_TYPE_END_TAG => return Ok(first),
-                SMALL_TYPE_IRQ if first.is_none() => first = irq_descriptor(body).ok_or(bad(i))?,
-                _ => {}
-            }
-            i += 1 + len;
-        } else {
-            let len = match data.get(i + 1..i + 3) {
-                Some(&[lo, hi]) => usize::from(u16::from_le_bytes([lo, hi])),
-                _ => return Err(bad(i)),
-            };
-            let body = data.get(i + 3..i + 3 + len).ok_or(bad(i))?;
-            if tag == LARGE_EXTENDED_INTERRUPT && first.is_none() {
-                first = Some(extended_interrupt_descriptor(body).ok_or(bad(i))?);
-            }
-            i += 3 + len;
+    for item in resource_items(data) {
+        let item = item.map_err(|(TemplateError::NoEndTag { at } | TemplateError::Truncated { at })| bad(at))?;
+        if first.is_some() {
+            continue;
+        }
+        match (item.small_type, item.large_tag) {
+            (Some(SMALL_TYPE_IRQ), _) => first = irq_descriptor(item.body).ok_or(bad(item.at))?,
+            (None, LARGE_EXTENDED_INTERRUPT) => first = Some(extended_interrupt_descriptor(item.body).ok_or(bad(item.at))?),
+            _ => {}
         }
     }
+    Ok(first)
 }
 
 /// IRQ descriptor body (§6.4.2.1): 16-bit mask, optional information byte. `None` if malformed; `Some(None)` if
