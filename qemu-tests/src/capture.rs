@@ -231,7 +231,7 @@ fn firmware_start(line: &str) -> Option<usize> {
 /// sequences (CSI `ESC [ ... final`, OSC `ESC ] ... BEL`, two- and three-byte `ESC x`) and other
 /// control characters but tab removed. Returns the text, the number removed, and whether the line
 /// was not UTF-8.
-fn clean_line(raw: &[u8]) -> (String, usize, bool) {
+pub(crate) fn clean_line(raw: &[u8]) -> (String, usize, bool) {
     let mut end = raw.len();
     while end > 0 && raw[end - 1] == b'\r' {
         end -= 1;

@@ -382,10 +382,11 @@ pub fn outcome(
     }
 }
 
-/// A COM1 line as it may be shown on a terminal: control characters (a boot firmware's screen-clearing
-/// escape sequences, say OVMF's) become `\u{..}` escapes instead of acting on the user's terminal.
+/// A COM1 line as it may be shown on a terminal: a boot firmware's terminal escapes (OVMF clears the
+/// screen) and other control characters taken out, as a decoded capture has them
+/// ([`crate::capture::clean_line`]), instead of acting on the user's terminal.
 pub fn printable(line: &str) -> String {
-    line.chars().map(|c| if c.is_control() && c != '\t' { c.escape_default().to_string() } else { c.to_string() }).collect()
+    crate::capture::clean_line(line.as_bytes()).0
 }
 
 enum Com1 {
