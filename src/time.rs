@@ -1,6 +1,6 @@
 //! Time from the TSC, calibrated once against the PIT.
 
-use crate::arch::{cpu, pit};
+use crate::arch::{cpu, idt, lapic, pit};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static TSC_PER_US: AtomicU64 = AtomicU64::new(1000);
@@ -70,3 +70,41 @@ pub fn delay_us(us: u64) {
         cpu::relax();
     }
 }
+
+/// Guest time (us since boot) by which every timer of an emulator's device models that was due then is
+/// known to have run (see [`timers_run_by`]).
+static TIMERS_RUN_BY: AtomicU64 = AtomicU64::new(0);
+
+/// How long [`timers_run_by`] waits for the LAPIC timer before giving up.
+const TIMER_FENCE_TIMEOUT_US: u64 = 1_000_000;
+
+/// Makes sure that whatever timers the machine's device models keep, due by guest time `t_us`, have run:
+/// waits until `t_us`, then fires the LAPIC timer once and waits for its interrupt. A device model that
+/// moderates interrupts with a timer (QEMU's e1000e throttle) acts when that timer *runs*, which on a
+/// loaded host can be milliseconds after it was due; under QEMU's TCG the LAPIC timer sits on the same
+/// virtual-clock timer list, which runs in due order, so once the LAPIC interrupt arrives every timer due
+/// before it has run. On hardware (and under KVM, whose LAPIC lives in the kernel) it is a plain wait.
+///
+/// Returns false if the LAPIC timer did not interrupt within a second (then only the wait holds).
+pub fn timers_run_by(t_us: u64) -> bool {
+    if TIMERS_RUN_BY.load(Ordering::Acquire) >= t_us {
+        return true;
+    }
+    let now = now_us();
+    delay_us(t_us.saturating_sub(now));
+    let armed_at = now_us();
+    let before = idt::interrupts(lapic::TIMER_VECTOR);
+    lapic::fire_timer_once();
+    // The interrupt is counted when taken; with interrupts off it waits in the IRR, which says as much.
+    let ran = wait_until(TIMER_FENCE_TIMEOUT_US, || {
+        idt::interrupts(lapic::TIMER_VECTOR) != before || lapic::requested(lapic::TIMER_VECTOR)
+    });
+    if ran {
+        TIMERS_RUN_BY.fetch_max(armed_at, Ordering::AcqRel);
+    } else if !FENCE_FAILED.swap(true, Ordering::Relaxed) {
+        crate::warn!("LAPIC timer did not fire within {=u64} ms: device timer fences are plain waits", TIMER_FENCE_TIMEOUT_US / 1000);
+    }
+    ran
+}
+
+static FENCE_FAILED: AtomicBool = AtomicBool::new(false);

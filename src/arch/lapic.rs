@@ -21,6 +21,8 @@ pub enum Reg {
     LvtLint0 = 0x350,
     LvtLint1 = 0x360,
     LvtError = 0x370,
+    TimerInitial = 0x380,
+    TimerDivide = 0x3E0,
 }
 
 /// Operating mode.
@@ -47,6 +49,8 @@ pub(super) static EOI_ADDR: AtomicU64 = AtomicU64::new(0);
 pub const SPURIOUS_VECTOR: u8 = 0xFF;
 /// Vector for the LAPIC error LVT.
 pub const ERROR_VECTOR: u8 = 0xFE;
+/// Vector of the LAPIC timer (used only as a one-shot by `time::timers_run_by`).
+pub const TIMER_VECTOR: u8 = 0xFC;
 
 fn mode() -> Option<Mode> {
     match MODE.load(Ordering::Acquire) {
@@ -200,6 +204,19 @@ pub fn drain_in_service() -> u32 {
         retired += 1;
     }
     retired
+}
+
+/// Arms the LAPIC timer to fire once on [`TIMER_VECTOR`] one bus clock from now (SDM 11.5.4: divide by
+/// 1, one-shot, initial count 1). A no-op before [`init`].
+pub fn fire_timer_once() {
+    // SAFETY: the timer LVT gets an unmasked one-shot with TIMER_VECTOR, a system vector the dispatcher
+    // counts and ends with EOI; divide configuration 1011b is "divide by 1" (SDM Figure 11-10); writing
+    // the initial count starts the countdown (SDM 11.5.4), so it is written last.
+    unsafe {
+        write(Reg::TimerDivide, 0b1011);
+        write(Reg::LvtTimer, TIMER_VECTOR as u32);
+        write(Reg::TimerInitial, 1);
+    }
 }
 
 /// Sends a fixed-delivery interrupt to this CPU (self IPI, SDM 11.6.1 shorthand 01).

@@ -32,6 +32,13 @@ pub mod reg {
 /// value QEMU accepts (`E1000E_MIN_XITR`); a real 82574 honours it the same way.
 pub const THROTTLE: u32 = 500;
 
+/// [`THROTTLE`] in microseconds (rounded up).
+pub const THROTTLE_US: u64 = (THROTTLE as u64 * 256).div_ceil(1000);
+
+/// Added to [`THROTTLE_US`] when fencing the throttle timer: covers the guest's TSC calibration error
+/// against the emulator's clock (a few percent at most) with room to spare.
+const THROTTLE_SLACK_US: u64 = 100;
+
 /// Cause bits.
 pub mod cause {
     /// Link status change (an "other" cause).
@@ -140,10 +147,13 @@ impl InterruptSource for E1000e {
             return Err(DriverError::NoSuchSource(i));
         }
         // A caller that triggers the same source again too early is held back here rather than
-        // provoking the throttle bug (callers driving several sources schedule around it).
+        // provoking the throttle bug (callers driving several sources schedule around it). The interval
+        // is not enough on its own: QEMU's throttle timer must also have *run*, which a loaded host can
+        // delay by milliseconds, so the timers due by then are fenced too.
         if let Some(at) = self.last_trigger[i] {
             let since = crate::time::now_us().saturating_sub(at);
             crate::time::delay_us(self.min_interval_us().saturating_sub(since));
+            crate::time::timers_run_by(at + THROTTLE_US + THROTTLE_SLACK_US);
         }
         let c = if self.msix { MSIX_CAUSES[i] } else { cause::LSC };
         self.regs.write32(reg::ICS, c);
@@ -179,10 +189,12 @@ impl InterruptSource for E1000e {
     }
 
     fn min_interval_us(&self) -> u64 {
-        // The throttle interval is 128 us. Re-triggering inside it makes QEMU 7.2 postpone the message and
-        // then, because its per-vector "postponed" flag is never cleared, send an extra message every
-        // time that vector's throttle timer expires from then on. 1 ms leaves room for the emulator's
-        // main loop running its timers late on a loaded host.
+        // The throttle interval is 128 us. Re-triggering while its timer is pending (due, or due but not
+        // yet run by QEMU's main loop) makes QEMU 7.2 postpone the message and then, because its
+        // per-vector "postponed" flag is never cleared (eitr_intr_pending, removed in QEMU 8.0), send an
+        // extra message every time that vector's throttle timer expires from then on. `trigger` fences
+        // the timer (time::timers_run_by), which under TCG covers however late the host runs it; under
+        // KVM (in-kernel LAPIC) the fence is a plain wait, and this 1 ms is what leaves room for lateness.
         1000
     }
 }
