@@ -136,7 +136,7 @@ pub(super) fn dispatch(run: &mut Run, active: &mut [Active], n: u32) {
                         }
                         chosen.or(fallback)
                     }
-                    Source::Intx => candidates.find(|a| a.dev.source_ref().deassert_write(0).is_some()),
+                    Source::Intx => candidates.find(|a| a.dev.source_ref().intx_ack().is_some()),
                     _ => candidates.next(),
                 };
                 match pick {
@@ -211,7 +211,7 @@ fn measure(source: Source, path: irqbench::Path, mut device: Option<&mut Active>
     let (min_interval, quiet) = match device.as_deref_mut() {
         Some(a) => {
             let s = a.dev.source_ref();
-            let quiet = if source == Source::Intx && path == irqbench::Path::Minimal { s.deassert_write(0) } else { None };
+            let quiet = if source == Source::Intx && path == irqbench::Path::Minimal { s.intx_ack().map(|a| (a.address(), a.value())) } else { None };
             (s.min_interval_us(), quiet)
         }
         None => (0, None),

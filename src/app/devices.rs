@@ -713,7 +713,10 @@ fn setup(
     let mem = if f.bars.iter().any(|b| b.kind != crate::bus::pci::bar::BarKind::Io) { regs::command::MEMORY } else { 0 };
     update_command(cfg, f.bdf, io | mem | regs::command::BUS_MASTER, 0);
     let driver = |e| SetupError::Driver(kind, e);
-    let active = |dev: Device, irq, reduced| Active { index: 0, mode, route: routed, reduced, dev, irq };
+    let active = |dev: Device, mut irq: DeviceIrq<'static, PlatformConfig>, reduced| {
+        irq.set_intx_ack(dev.source_ref().intx_ack());
+        Active { index: 0, mode, route: routed, reduced, dev, irq }
+    };
     match kind {
         DriverKind::E1000e => {
             let mut dev = E1000e::new(f).map_err(driver)?;

@@ -188,6 +188,15 @@ impl InterruptSource for E1000e {
         Ok(())
     }
 
+    fn intx_ack(&self) -> Option<crate::irq::intx::IntxAck> {
+        // In INTx mode (LSC through IMS): the write-1-to-clear of LSC that `acknowledge` makes clears ICR,
+        // and with no cause left QEMU lowers the line (e1000e_set_icr, e1000e_update_interrupt_state).
+        if self.msix {
+            return None;
+        }
+        crate::irq::intx::IntxAck::new(&self.regs, reg::ICR, cause::LSC | cause::OTHER)
+    }
+
     fn min_interval_us(&self) -> u64 {
         // The throttle interval is 128 us. Re-triggering while its timer is pending (due, or due but not
         // yet run by QEMU's main loop) makes QEMU 7.2 postpone the message and then, because its

@@ -4,6 +4,7 @@ use super::{DriverError, InterruptSource};
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar;
 use crate::bus::pci::enumerate::Function;
+use crate::irq::intx::IntxAck;
 
 /// Register offsets in BAR0 (4-byte accesses only below 0x80).
 pub mod reg {
@@ -72,9 +73,9 @@ impl InterruptSource for Edu {
         Ok(())
     }
 
-    fn deassert_write(&self, i: usize) -> Option<(u64, u32)> {
+    fn intx_ack(&self) -> Option<IntxAck> {
         // IRQ_ACK clears the status bit and lowers INTx when no bit is left (edu_lower_irq).
-        (i == 0).then_some((self.regs.base() + reg::IRQ_ACK, TRIGGER_BIT))
+        IntxAck::new(&self.regs, reg::IRQ_ACK, TRIGGER_BIT)
     }
 }
 

@@ -52,10 +52,11 @@ pub trait InterruptSource {
     fn min_interval_us(&self) -> u64 {
         0
     }
-    /// The single 32-bit MMIO write (physical address, value) that deasserts source `i`'s level-triggered
-    /// INTx and does nothing else, if the device has one: the dispatch benchmark's minimal stub makes it
-    /// (a level line must be deasserted before EOI, or it interrupts again at once).
-    fn deassert_write(&self, _i: usize) -> Option<(u64, u32)> {
+    /// The single 32-bit register write that acknowledges the device's INTx (source 0) and so deasserts
+    /// it, doing nothing else, if the device has one. The INTx handler makes it for a function alone on
+    /// its line (no configuration access), and the dispatch benchmark's minimal stub makes it (a level
+    /// line must be deasserted before EOI, or it interrupts again at once).
+    fn intx_ack(&self) -> Option<crate::irq::intx::IntxAck> {
         None
     }
     /// Stops the device raising interrupts and doing DMA (before its interrupt mode is shut down).

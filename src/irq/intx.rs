@@ -6,8 +6,14 @@
 //! Command.Interrupt Disable where the function supports it (probed like Linux's pci_intx_mask_supported),
 //! else by masking the redirection entry. Without that, the still-asserted level would be delivered again
 //! right after EOI. A line that keeps firing with no sharer claiming it is masked by the storm guard.
+//!
+//! A line with one function only, whose driver names the single register write that acknowledges it at
+//! the device ([`IntxAck`]), skips configuration space: the handler makes that write, as a Linux driver's
+//! handler acknowledges its own device, and the function is held until `rearm` all the same, so a second
+//! interrupt before then (another asserter, or a re-delivery that beat the write) counts as unclaimed.
 
 use crate::arch::ioapic::IoApic;
+use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::config::update_command;
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::irq::dispatch;
@@ -71,6 +77,36 @@ impl core::fmt::Display for IntxError {
     }
 }
 
+/// The single 32-bit register write that acknowledges a function's interrupt at the device and so
+/// deasserts its INTx, with no other effect: given by the function's driver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntxAck {
+    /// The 4-byte register.
+    reg: MmioWindow,
+    value: u32,
+}
+
+impl IntxAck {
+    /// Writing `value` to the 32-bit register at `offset` in `regs`; None if it lies outside.
+    pub fn new(regs: &MmioWindow, offset: u64, value: u32) -> Option<IntxAck> {
+        Some(IntxAck { reg: regs.sub(offset, 4)?, value })
+    }
+
+    /// Physical address of the register.
+    pub fn address(&self) -> u64 {
+        self.reg.base()
+    }
+
+    /// The value written.
+    pub fn value(&self) -> u32 {
+        self.value
+    }
+
+    fn write(&self) {
+        self.reg.write32(0, self.value);
+    }
+}
+
 #[derive(Debug)]
 struct Sharer {
     bdf: Bdf,
@@ -78,8 +114,14 @@ struct Sharer {
     intx_disable: bool,
     /// Interrupts claimed.
     count: u64,
-    /// Masked by the handler, waiting for `rearm`.
+    /// Claimed by the handler, waiting for `rearm` (masked, unless `acked`).
     held: bool,
+    /// The driver's acknowledge write, used while the function is alone on its line.
+    ack: Option<IntxAck>,
+    /// The handler claimed it with `ack` (nothing masked).
+    acked: bool,
+    /// Interrupt Disable set through [`mask`]: the function does not drive the line.
+    masked: bool,
 }
 
 #[derive(Debug)]
@@ -201,7 +243,9 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
         };
         let line = &mut lines[idx];
         if !line.sharers.iter().any(|s| s.bdf == bdf) {
-            line.sharers.push(Sharer { bdf, intx_disable, count: 0, held: false }).map_err(|_| IntxError::Full)?;
+            line.sharers
+                .push(Sharer { bdf, intx_disable, count: 0, held: false, ack: None, acked: false, masked: false })
+                .map_err(|_| IntxError::Full)?;
         }
         Ok(line.block.base())
     })?;
@@ -300,7 +344,9 @@ pub fn rearm(bdf: Bdf) {
             let Some(s) = line.sharers.iter_mut().find(|s| s.bdf == bdf) else { continue };
             if s.held {
                 s.held = false;
-                if s.intx_disable {
+                if core::mem::take(&mut s.acked) {
+                    // Acknowledged at the device by the handler: nothing was masked.
+                } else if s.intx_disable {
                     set_intx_disable(*cfg, bdf, false);
                 } else if line.held_by_entry && !line.storm_masked {
                     line.held_by_entry = false;
@@ -318,8 +364,23 @@ pub fn mask(bdf: Bdf, masked: bool) -> bool {
     let supported = lines(|lines| lines.iter().flat_map(|l| l.sharers.iter()).any(|s| s.bdf == bdf && s.intx_disable));
     if supported {
         set_intx_disable(*cfg, bdf, masked);
+        lines(|lines| {
+            if let Some(s) = lines.iter_mut().flat_map(|l| l.sharers.iter_mut()).find(|s| s.bdf == bdf) {
+                s.masked = masked;
+            }
+        });
     }
     supported
+}
+
+/// Gives the handler `bdf`'s acknowledge write (or takes it back), for when the function is alone on its
+/// line. Its driver must be ready for the write to be made in interrupt context from then on.
+pub fn set_ack(bdf: Bdf, ack: Option<IntxAck>) {
+    lines(|lines| {
+        if let Some(s) = lines.iter_mut().flat_map(|l| l.sharers.iter_mut()).find(|s| s.bdf == bdf) {
+            s.ack = ack;
+        }
+    });
 }
 
 /// Whether `bdf` asserts INTx now (Status.Interrupt).
@@ -358,6 +419,18 @@ fn handle(vector: u8) {
     // (every other user takes it with interrupts disabled).
     let mut lines = LINES.lock();
     let Some(line) = lines.iter_mut().find(|l| l.block.base() == vector) else { return };
+    if let [s] = line.sharers.as_mut_slice() {
+        if let (Some(ack), false, false) = (s.ack, s.held, s.masked) {
+            // Alone on the line and not masked: the interrupt is this function's. Its driver's write
+            // acknowledges it and deasserts INTx before the EOI below, with no configuration access.
+            ack.write();
+            s.count += 1;
+            s.held = true;
+            s.acked = true;
+            line.unclaimed_in_a_row = 0;
+            return;
+        }
+    }
     let mut claimed = false;
     for s in line.sharers.iter_mut() {
         // A held sharer is masked and waits for its driver: Interrupt Disable does not clear

@@ -210,6 +210,13 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Intx(route), vectors, baseline, live: true, _blocks: Vec::new() })
     }
 
+    /// In INTx mode, gives the line's handler the driver's acknowledge write (see [`intx::IntxAck`]).
+    pub fn set_intx_ack(&mut self, ack: Option<intx::IntxAck>) {
+        if let State::Intx(_) = self.state {
+            intx::set_ack(self.bdf, ack);
+        }
+    }
+
     /// The mode.
     pub fn mode(&self) -> IrqMode {
         match self.state {
