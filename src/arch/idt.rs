@@ -8,10 +8,12 @@
 //! path: a vector marked fast ([`set_fast`]: an allocated device vector without a handler, the self-IPI
 //! vector) is counted and ended with EOI right in the entry, with three registers saved; any other saves
 //! only the registers the System V ABI lets a call clobber (rax, rcx, rdx, rsi, rdi, r8-r11), since the
-//! Rust dispatcher preserves the rest; no SSE state exists (soft-float target). That keeps the dispatch
-//! cost close to a bare EOI stub (`cargo run --release -- bench`).
+//! Rust dispatcher preserves the rest; no SSE state exists (soft-float target). A vector may also have a
+//! one-shot acknowledge write armed ([`arm_ack_once`]: an INTx function alone on its line), which the
+//! entry makes before counting and ending the interrupt the fast way. That keeps the dispatch cost close
+//! to a bare EOI stub (`cargo run --release -- bench`).
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
@@ -45,7 +47,16 @@ msifw_irq_common:
     movq 24(%rsp), %rax
     leaq {fast}(%rip), %rcx
     cmpb $0, (%rcx,%rax)
-    je 1f
+    jne 4f
+    leaq {ack_once}(%rip), %rcx
+    movq (%rcx,%rax,8), %rdx
+    testq %rdx, %rdx
+    jz 1f
+    movq $0, (%rcx,%rax,8)
+    leaq {ack_value}(%rip), %rcx
+    movl (%rcx,%rax,4), %ecx
+    movl %ecx, (%rdx)
+4:
     movq {eoi_kind}(%rip), %rdx
     testq %rdx, %rdx
     jz 1f
@@ -129,6 +140,8 @@ msifw_isr_common:
     .popsection
 "#,
     fast = sym FAST,
+    ack_once = sym ACK_ONCE,
+    ack_value = sym ACK_VALUE,
     counts = sym COUNTS,
     fast_hits = sym FAST_HITS,
     eoi_kind = sym super::lapic::EOI_KIND,
@@ -153,6 +166,36 @@ pub fn fast_hits() -> u64 {
 /// Vectors whose interrupts need nothing but a count and an EOI: the entry does both itself, without
 /// calling the dispatcher (set by it, through [`set_fast`]).
 static FAST: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
+
+/// Per vector, the MMIO address of a device's acknowledge write that the entry makes once, for the next
+/// interrupt on the vector, before counting and ending it as on the fast path (0: none). The entry clears
+/// it as it makes the write, so every later interrupt goes to the dispatcher until it is armed again.
+static ACK_ONCE: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+/// The value of each vector's [`ACK_ONCE`] write.
+static ACK_VALUE: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+
+/// Has the entry of `vector` make the 32-bit write of `value` at the start of `reg` for its next interrupt,
+/// then count and end it with no call (see [`ACK_ONCE`]). The caller vouches that the write only
+/// acknowledges the device's interrupt (it is made in interrupt context, at any time until taken back).
+/// Ignored for exception vectors and for a window too small or misaligned for the write.
+pub fn arm_ack_once(vector: u8, reg: &super::mmio::MmioWindow, value: u32) {
+    // The window is device memory by MmioWindow's contract; the entry writes 4 bytes at its base.
+    if vector >= 32 && reg.len() >= 4 && reg.base().is_multiple_of(4) && reg.base() != 0 {
+        ACK_VALUE[vector as usize].store(value, Ordering::Relaxed);
+        ACK_ONCE[vector as usize].store(reg.base(), Ordering::Release);
+    }
+}
+
+/// Takes back the write armed on `vector`. Returns whether it was still armed (false: the entry made it,
+/// or none was armed).
+pub fn disarm_ack(vector: u8) -> bool {
+    ACK_ONCE[vector as usize].swap(0, Ordering::AcqRel) != 0
+}
+
+/// Whether a write is armed on `vector`.
+pub fn ack_armed(vector: u8) -> bool {
+    ACK_ONCE[vector as usize].load(Ordering::Acquire) != 0
+}
 
 /// Lets the entry of `vector` count and end its interrupts itself (`true`), or hand them to the
 /// dispatcher. Vectors 0-31 always go to the exception dispatcher.

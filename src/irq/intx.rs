@@ -8,10 +8,13 @@
 //! right after EOI. A line that keeps firing with no sharer claiming it is masked by the storm guard.
 //!
 //! A line with one function only, whose driver names the single register write that acknowledges it at
-//! the device ([`IntxAck`]), skips configuration space: the handler makes that write, as a Linux driver's
-//! handler acknowledges its own device, and the function is held until `rearm` all the same, so a second
-//! interrupt before then (another asserter, or a re-delivery that beat the write) counts as unclaimed.
+//! the device ([`IntxAck`]), skips configuration space: the interrupt entry makes that write itself, once
+//! (armed per vector, [`crate::arch::idt::arm_ack_once`]), as a Linux driver's handler acknowledges its
+//! own device. The function is then held until `rearm` all the same: a second interrupt before then
+//! reaches the handler, which asks Status.Interrupt as on a shared line; the function's own is masked
+//! until `rearm` (and counted then), anything else is unclaimed.
 
+use crate::arch::idt;
 use crate::arch::ioapic::IoApic;
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::config::update_command;
@@ -101,10 +104,6 @@ impl IntxAck {
     pub fn value(&self) -> u32 {
         self.value
     }
-
-    fn write(&self) {
-        self.reg.write32(0, self.value);
-    }
 }
 
 #[derive(Debug)]
@@ -118,7 +117,9 @@ struct Sharer {
     held: bool,
     /// The driver's acknowledge write, used while the function is alone on its line.
     ack: Option<IntxAck>,
-    /// The handler claimed it with `ack` (nothing masked).
+    /// `ack` is armed in the interrupt entry of the line's vector.
+    armed: bool,
+    /// Claimed through `ack` (nothing masked).
     acked: bool,
     /// Interrupt Disable set through [`mask`]: the function does not drive the line.
     masked: bool,
@@ -154,6 +155,52 @@ impl Line {
             storm_masked: false,
             held_by_entry: false,
         })
+    }
+}
+
+impl Line {
+    /// Takes in an acknowledge the interrupt entry made on its own: the interrupt was the armed sharer's,
+    /// claimed and held like one the handler claims.
+    fn settle(&mut self) {
+        let vector = self.block.base();
+        for s in self.sharers.iter_mut().filter(|s| s.armed && !idt::ack_armed(vector)) {
+            s.armed = false;
+            s.claim_acked();
+        }
+    }
+
+    /// Takes the entry's acknowledge back (settling one it made meanwhile).
+    fn disarm(&mut self) {
+        let vector = self.block.base();
+        for s in self.sharers.iter_mut().filter(|s| s.armed) {
+            s.armed = false;
+            if !idt::disarm_ack(vector) {
+                s.claim_acked();
+            }
+        }
+    }
+
+    /// Arms the entry's acknowledge when the line has one sharer, with an acknowledge write, neither held
+    /// nor masked, on a line the storm guard left alone.
+    fn arm(&mut self) {
+        let vector = self.block.base();
+        let storm_masked = self.storm_masked;
+        if let [s] = self.sharers.as_mut_slice() {
+            if let (Some(ack), false, false, false, false) = (s.ack, s.held, s.masked, s.armed, storm_masked) {
+                // The driver gave this write as acknowledging the interrupt and nothing else; it stays
+                // armed only while the function is attached and alone on the line (`disarm` on any change).
+                idt::arm_ack_once(vector, &ack.reg, ack.value);
+                s.armed = true;
+            }
+        }
+    }
+}
+
+impl Sharer {
+    fn claim_acked(&mut self) {
+        self.count += 1;
+        self.held = true;
+        self.acked = true;
     }
 }
 
@@ -243,8 +290,10 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
         };
         let line = &mut lines[idx];
         if !line.sharers.iter().any(|s| s.bdf == bdf) {
+            // A shared line needs Status.Interrupt: no entry acknowledge any more.
+            line.disarm();
             line.sharers
-                .push(Sharer { bdf, intx_disable, count: 0, held: false, ack: None, acked: false, masked: false })
+                .push(Sharer { bdf, intx_disable, count: 0, held: false, ack: None, armed: false, acked: false, masked: false })
                 .map_err(|_| IntxError::Full)?;
         }
         Ok(line.block.base())
@@ -272,7 +321,9 @@ pub fn detach(bdf: Bdf) {
     lines(|lines| {
         let Some(i) = lines.iter().position(|l| l.sharers.iter().any(|s| s.bdf == bdf)) else { return };
         let line = &mut lines[i];
+        line.disarm();
         line.sharers.retain(|s| s.bdf != bdf);
+        line.arm();
         if line.sharers.is_empty() {
             remember(line);
             line.chip.set_masked(line.index, true);
@@ -318,7 +369,8 @@ pub fn mask_every_entry() {
 pub fn release(gsi: u32) {
     lines(|lines| {
         if let Some(i) = lines.iter().position(|l| l.route.gsi == gsi) {
-            let line = &lines[i];
+            let line = &mut lines[i];
+            line.disarm();
             line.chip.set_masked(line.index, true);
             dispatch::clear_handler(line.block.base());
             lines.swap_remove(i);
@@ -333,7 +385,12 @@ pub fn line(gsi: u32) -> Option<LineReport> {
 
 /// Interrupts claimed by `bdf`.
 pub fn count(bdf: Bdf) -> u64 {
-    lines(|lines| lines.iter().flat_map(|l| l.sharers.iter()).find(|s| s.bdf == bdf).map_or(0, |s| s.count))
+    lines(|lines| {
+        let line = lines.iter_mut().find(|l| l.sharers.iter().any(|s| s.bdf == bdf))?;
+        line.settle();
+        line.sharers.iter().find(|s| s.bdf == bdf).map(|s| s.count)
+    })
+    .unwrap_or(0)
 }
 
 /// Re-enables `bdf`'s INTx after its driver acknowledged the device (the second half of mask-ack-unmask).
@@ -341,11 +398,12 @@ pub fn rearm(bdf: Bdf) {
     let Some(cfg) = CONFIG.get() else { return };
     lines(|lines| {
         for line in lines.iter_mut() {
+            line.settle();
             let Some(s) = line.sharers.iter_mut().find(|s| s.bdf == bdf) else { continue };
             if s.held {
                 s.held = false;
                 if core::mem::take(&mut s.acked) {
-                    // Acknowledged at the device by the handler: nothing was masked.
+                    // Acknowledged at the device by the interrupt entry: nothing was masked.
                 } else if s.intx_disable {
                     set_intx_disable(*cfg, bdf, false);
                 } else if line.held_by_entry && !line.storm_masked {
@@ -353,6 +411,7 @@ pub fn rearm(bdf: Bdf) {
                     line.chip.set_masked(line.index, false);
                 }
             }
+            line.arm();
         }
     });
 }
@@ -362,23 +421,35 @@ pub fn rearm(bdf: Bdf) {
 pub fn mask(bdf: Bdf, masked: bool) -> bool {
     let Some(cfg) = CONFIG.get() else { return false };
     let supported = lines(|lines| lines.iter().flat_map(|l| l.sharers.iter()).any(|s| s.bdf == bdf && s.intx_disable));
-    if supported {
-        set_intx_disable(*cfg, bdf, masked);
-        lines(|lines| {
-            if let Some(s) = lines.iter_mut().flat_map(|l| l.sharers.iter_mut()).find(|s| s.bdf == bdf) {
+    if !supported {
+        return false;
+    }
+    // Masked: the entry's acknowledge is taken back before the function stops driving the line.
+    // Unmasked: it is armed before the function drives the line again.
+    let mark = |lines: &mut Vec<Line, MAX_LINES>| {
+        if let Some(line) = lines.iter_mut().find(|l| l.sharers.iter().any(|s| s.bdf == bdf)) {
+            line.disarm();
+            if let Some(s) = line.sharers.iter_mut().find(|s| s.bdf == bdf) {
                 s.masked = masked;
             }
-        });
-    }
-    supported
+            line.arm();
+        }
+    };
+    lines(mark);
+    set_intx_disable(*cfg, bdf, masked);
+    true
 }
 
 /// Gives the handler `bdf`'s acknowledge write (or takes it back), for when the function is alone on its
 /// line. Its driver must be ready for the write to be made in interrupt context from then on.
 pub fn set_ack(bdf: Bdf, ack: Option<IntxAck>) {
     lines(|lines| {
-        if let Some(s) = lines.iter_mut().flat_map(|l| l.sharers.iter_mut()).find(|s| s.bdf == bdf) {
-            s.ack = ack;
+        if let Some(line) = lines.iter_mut().find(|l| l.sharers.iter().any(|s| s.bdf == bdf)) {
+            line.disarm();
+            if let Some(s) = line.sharers.iter_mut().find(|s| s.bdf == bdf) {
+                s.ack = ack;
+            }
+            line.arm();
         }
     });
 }
@@ -419,24 +490,15 @@ fn handle(vector: u8) {
     // (every other user takes it with interrupts disabled).
     let mut lines = LINES.lock();
     let Some(line) = lines.iter_mut().find(|l| l.block.base() == vector) else { return };
-    if let [s] = line.sharers.as_mut_slice() {
-        if let (Some(ack), false, false) = (s.ack, s.held, s.masked) {
-            // Alone on the line and not masked: the interrupt is this function's. Its driver's write
-            // acknowledges it and deasserts INTx before the EOI below, with no configuration access.
-            ack.write();
-            s.count += 1;
-            s.held = true;
-            s.acked = true;
-            line.unclaimed_in_a_row = 0;
-            return;
-        }
-    }
+    // An acknowledge the entry made for an earlier interrupt is counted first; this one is then another.
+    line.settle();
     let mut claimed = false;
     for s in line.sharers.iter_mut() {
         // A held sharer is masked and waits for its driver: Interrupt Disable does not clear
         // Status.Interrupt (PCI 3.0 6.2.3), so without this check another sharer's interrupt, or an EOI
         // that beat the Deassert_INTx message, would count it twice (VFIO checks `!masked` the same way).
-        if s.held {
+        // One held after the entry's acknowledge is not masked: it is asked like any other.
+        if s.held && !s.acked {
             continue;
         }
         // Command and Status in one dword read (a trap each under a hypervisor): Status.Interrupt says
@@ -451,8 +513,14 @@ fn handle(vector: u8) {
             continue;
         }
         claimed = true;
-        s.count += 1;
-        s.held = true;
+        if s.held {
+            // Acknowledged by the entry and asserting again before its driver's `rearm`: held off now and
+            // counted when `rearm` lets it through, as the generic path would have it.
+            s.acked = false;
+        } else {
+            s.count += 1;
+            s.held = true;
+        }
         if s.intx_disable {
             // PCI 3.0 6.2.2: Interrupt Disable (Command bit 10) stops the function asserting INTx.
             cfg.write16(s.bdf, regs::COMMAND, command_status as u16 | regs::command::INTX_DISABLE);
