@@ -85,13 +85,17 @@ const TIMER_FENCE_TIMEOUT_US: u64 = 1_000_000;
 /// virtual-clock timer list, which runs in due order, so once the LAPIC interrupt arrives every timer due
 /// before it has run. On hardware (and under KVM, whose LAPIC lives in the kernel) it is a plain wait.
 ///
-/// Returns false if the LAPIC timer did not interrupt within a second (then only the wait holds).
+/// Returns false if the LAPIC is not set up yet or its timer did not interrupt within a second (then only
+/// the wait holds).
 pub fn timers_run_by(t_us: u64) -> bool {
     if TIMERS_RUN_BY.load(Ordering::Acquire) >= t_us {
         return true;
     }
     let now = now_us();
     delay_us(t_us.saturating_sub(now));
+    if lapic::current_mode().is_none() {
+        return false;
+    }
     let armed_at = now_us();
     let before = idt::interrupts(lapic::TIMER_VECTOR);
     lapic::fire_timer_once();

@@ -347,7 +347,7 @@ fn quiet_all(cfg: &PlatformConfig, functions: &[Function]) {
     if !msix_was_enabled {
         return;
     }
-    crate::time::delay_us(DISABLE_SETTLE_US);
+    crate::time::timers_run_by(crate::time::now_us() + DISABLE_SETTLE_US);
     for f in functions {
         if let Some(at) = f.caps.find(caps::id::MSIX) {
             let control = cfg.read16(f.bdf, at + CONTROL);

@@ -27,7 +27,9 @@ pub const TABLE_SIZE_MASK: u16 = 0x7FF;
 /// is still enabled: clearing Enable inside that window aborts the whole VM
 /// (`e1000e_intrmgr_on_msix_throttling_timer`). The timer runs on QEMU's main-loop thread, which a loaded
 /// host (parallel QEMU boots on two cores, as `cargo test` runs them) can keep waiting for milliseconds:
-/// 2 ms was seen too short once in a full `cargo test`; 5 ms leaves room.
+/// 2 ms was seen too short once in a full `cargo test`. So the wait is 5 ms and then a fence
+/// (`time::timers_run_by`): under TCG every timer due by then has run, however late; under KVM (in-kernel
+/// LAPIC) the 5 ms alone leave room.
 pub const DISABLE_SETTLE_US: u64 = 5_000;
 
 /// Table entry layout (PCIe 4.0 Figure 7-104): 16 bytes.
@@ -451,8 +453,8 @@ impl MsixFunction {
                 crate::time::now_us()
             }
         };
-        let since = crate::time::now_us().saturating_sub(masked_at);
-        crate::time::delay_us(DISABLE_SETTLE_US.saturating_sub(since));
+        // Waits the settle out, then makes sure the device models' timers due by then have run.
+        crate::time::timers_run_by(masked_at + DISABLE_SETTLE_US);
         cfg.write16(self.bdf, at, control & !(ENABLE | FUNCTION_MASK));
         self.function_masked_at = None;
     }
