@@ -112,3 +112,8 @@ pub fn timers_run_by(t_us: u64) -> bool {
 }
 
 static FENCE_FAILED: AtomicBool = AtomicBool::new(false);
+
+/// Whether a [`timers_run_by`] fence ever timed out (the report says so).
+pub fn fence_failed() -> bool {
+    FENCE_FAILED.load(Ordering::Relaxed)
+}

@@ -294,6 +294,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
             format_args!("GSI {} (vector {:#x}): {} interrupts no function claimed{}", line.gsi, line.vector, line.unclaimed, if line.storm_masked { "; masked as a storm" } else { "" }),
         );
     }
+    if time::fence_failed() {
+        problem("time", format_args!("the LAPIC timer did not fire within 1 s: device-timer fences were plain waits"));
+    }
     for (v, n) in dispatch::unowned() {
         problem("irq", format_args!("{n} interrupts on vector {v:#x}, which nobody owned"));
     }
