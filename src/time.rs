@@ -85,15 +85,21 @@ const TIMER_FENCE_TIMEOUT_US: u64 = 1_000_000;
 /// virtual-clock timer list, which runs in due order, so once the LAPIC interrupt arrives every timer due
 /// before it has run. On hardware (and under KVM, whose LAPIC lives in the kernel) it is a plain wait.
 ///
-/// Returns false if the LAPIC is not set up yet or its timer did not interrupt within a second (then only
-/// the wait holds).
+/// Returns false if only the wait holds: no LAPIC yet, its timer did not interrupt within a second (this
+/// time or an earlier one), or an earlier fence's timer interrupt is still pending with interrupts off.
 pub fn timers_run_by(t_us: u64) -> bool {
     if TIMERS_RUN_BY.load(Ordering::Acquire) >= t_us {
         return true;
     }
     let now = now_us();
     delay_us(t_us.saturating_sub(now));
-    if lapic::current_mode().is_none() {
+    // Without a LAPIC, or after a fence timed out once (the timer does not work here), it is a plain wait.
+    if lapic::current_mode().is_none() || FENCE_FAILED.load(Ordering::Relaxed) {
+        return false;
+    }
+    // A timer interrupt still requested from an earlier fence (interrupts off since) would pass this one
+    // before its own timer fired; with interrupts on it is taken at once.
+    if !wait_until(10, || !lapic::requested(lapic::TIMER_VECTOR)) {
         return false;
     }
     let armed_at = now_us();
@@ -105,8 +111,9 @@ pub fn timers_run_by(t_us: u64) -> bool {
     });
     if ran {
         TIMERS_RUN_BY.fetch_max(armed_at, Ordering::AcqRel);
-    } else if !FENCE_FAILED.swap(true, Ordering::Relaxed) {
-        crate::warn!("LAPIC timer did not fire within {=u64} ms: device timer fences are plain waits", TIMER_FENCE_TIMEOUT_US / 1000);
+    } else {
+        FENCE_FAILED.store(true, Ordering::Relaxed);
+        crate::warn!("LAPIC timer did not fire within {=u64} ms: device timer fences are plain waits from now", TIMER_FENCE_TIMEOUT_US / 1000);
     }
     ran
 }

@@ -48,6 +48,8 @@ msifw_irq_common:
     leaq {fast}(%rip), %rcx
     cmpb $0, (%rcx,%rax)
     jne 4f
+    cmpq $0, {eoi_kind}(%rip)
+    je 1f
     leaq {ack_once}(%rip), %rcx
     movq (%rcx,%rax,8), %rdx
     testq %rdx, %rdx
@@ -177,13 +179,15 @@ static ACK_VALUE: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
 /// Has the entry of `vector` make the 32-bit write of `value` at the start of `reg` for its next interrupt,
 /// then count and end it with no call (see [`ACK_ONCE`]). The caller vouches that the write only
 /// acknowledges the device's interrupt (it is made in interrupt context, at any time until taken back).
-/// Ignored for exception vectors and for a window too small or misaligned for the write.
-pub fn arm_ack_once(vector: u8, reg: &super::mmio::MmioWindow, value: u32) {
+/// Refused (false) for exception vectors and for a window too small or misaligned for the write.
+pub fn arm_ack_once(vector: u8, reg: &super::mmio::MmioWindow, value: u32) -> bool {
     // The window is device memory by MmioWindow's contract; the entry writes 4 bytes at its base.
-    if vector >= 32 && reg.len() >= 4 && reg.base().is_multiple_of(4) && reg.base() != 0 {
+    let ok = vector >= 32 && reg.len() >= 4 && reg.base().is_multiple_of(4) && reg.base() != 0;
+    if ok {
         ACK_VALUE[vector as usize].store(value, Ordering::Relaxed);
         ACK_ONCE[vector as usize].store(reg.base(), Ordering::Release);
     }
+    ok
 }
 
 /// Takes back the write armed on `vector`. Returns whether it was still armed (false: the entry made it,

@@ -12,7 +12,9 @@
 //! (armed per vector, [`crate::arch::idt::arm_ack_once`]), as a Linux driver's handler acknowledges its
 //! own device. The function is then held until `rearm` all the same: a second interrupt before then
 //! reaches the handler, which asks Status.Interrupt as on a shared line; the function's own is masked
-//! until `rearm` (and counted then), anything else is unclaimed.
+//! until `rearm` (and counted then), anything else is unclaimed. Under a hypervisor the write takes
+//! effect before the EOI; on hardware it is posted, so an EOI that beats it can bring the interrupt once
+//! more, which the hold turns into one unclaimed interrupt (each claim restarts the storm guard's count).
 
 use crate::arch::idt;
 use crate::arch::ioapic::IoApic;
@@ -166,6 +168,7 @@ impl Line {
         for s in self.sharers.iter_mut().filter(|s| s.armed && !idt::ack_armed(vector)) {
             s.armed = false;
             s.claim_acked();
+            self.unclaimed_in_a_row = 0;
         }
     }
 
@@ -176,6 +179,7 @@ impl Line {
             s.armed = false;
             if !idt::disarm_ack(vector) {
                 s.claim_acked();
+                self.unclaimed_in_a_row = 0;
             }
         }
     }
@@ -189,8 +193,7 @@ impl Line {
             if let (Some(ack), false, false, false, false) = (s.ack, s.held, s.masked, s.armed, storm_masked) {
                 // The driver gave this write as acknowledging the interrupt and nothing else; it stays
                 // armed only while the function is attached and alone on the line (`disarm` on any change).
-                idt::arm_ack_once(vector, &ack.reg, ack.value);
-                s.armed = true;
+                s.armed = idt::arm_ack_once(vector, &ack.reg, ack.value);
             }
         }
     }
@@ -323,6 +326,13 @@ pub fn detach(bdf: Bdf) {
         let line = &mut lines[i];
         line.disarm();
         line.sharers.retain(|s| s.bdf != bdf);
+        // The entry masked for a sharer that has left is unmasked once no remaining sharer holds it so.
+        if line.held_by_entry && !line.sharers.iter().any(|s| s.held && !s.acked && !s.intx_disable) {
+            line.held_by_entry = false;
+            if !line.storm_masked && !line.sharers.is_empty() {
+                line.chip.set_masked(line.index, false);
+            }
+        }
         line.arm();
         if line.sharers.is_empty() {
             remember(line);
