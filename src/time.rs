@@ -1,6 +1,6 @@
 //! Time from the TSC, calibrated once against the PIT.
 
-use crate::arch::{cpu, idt, lapic, pit};
+use crate::arch::{cpu, hpet, idt, lapic, pit};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 static TSC_PER_US: AtomicU64 = AtomicU64::new(1000);
@@ -79,11 +79,13 @@ static TIMERS_RUN_BY: AtomicU64 = AtomicU64::new(0);
 const TIMER_FENCE_TIMEOUT_US: u64 = 1_000_000;
 
 /// Makes sure that whatever timers the machine's device models keep, due by guest time `t_us`, have run:
-/// waits until `t_us`, then fires the LAPIC timer once and waits for its interrupt. A device model that
-/// moderates interrupts with a timer (QEMU's e1000e throttle) acts when that timer *runs*, which on a
-/// loaded host can be milliseconds after it was due; under QEMU's TCG the LAPIC timer sits on the same
-/// virtual-clock timer list, which runs in due order, so once the LAPIC interrupt arrives every timer due
-/// before it has run. On hardware (and under KVM, whose LAPIC lives in the kernel) it is a plain wait.
+/// waits until `t_us`, then fires a timer once and waits until it has. A device model that moderates
+/// interrupts with a timer (QEMU's e1000e throttle) acts when that timer *runs*, which on a loaded host
+/// can be milliseconds after it was due. QEMU keeps its HPET's timers and (under TCG) the LAPIC timer on
+/// the same virtual-clock list as every device model's and runs it in due order, so once the fence timer
+/// has fired, every timer due before it has run. Under a hypervisor with an HPET table the HPET is used
+/// (under KVM too); else the LAPIC timer (ordered under TCG only: KVM's LAPIC lives in the kernel). On
+/// hardware it is a plain wait and one LAPIC timer interrupt.
 ///
 /// Returns false if only the wait holds: no LAPIC yet, its timer did not interrupt within a second (this
 /// time or an earlier one), or an earlier fence's timer interrupt is still pending with interrupts off.
@@ -97,6 +99,13 @@ pub fn timers_run_by(t_us: u64) -> bool {
     if lapic::current_mode().is_none() || FENCE_FAILED.load(Ordering::Relaxed) {
         return false;
     }
+    if let Some(hpet) = HPET.get() {
+        let armed_at = now_us();
+        hpet.arm();
+        let ran = wait_until(TIMER_FENCE_TIMEOUT_US, || hpet.fired());
+        hpet.disarm();
+        return fenced(ran, armed_at);
+    }
     // A timer interrupt still requested from an earlier fence (interrupts off since) would pass this one
     // before its own timer fired; with interrupts on it is taken at once.
     if !wait_until(10, || !lapic::requested(lapic::TIMER_VECTOR)) {
@@ -109,13 +118,44 @@ pub fn timers_run_by(t_us: u64) -> bool {
     let ran = wait_until(TIMER_FENCE_TIMEOUT_US, || {
         idt::interrupts(lapic::TIMER_VECTOR) != before || lapic::requested(lapic::TIMER_VECTOR)
     });
+    fenced(ran, armed_at)
+}
+
+fn fenced(ran: bool, armed_at: u64) -> bool {
     if ran {
         TIMERS_RUN_BY.fetch_max(armed_at, Ordering::AcqRel);
     } else {
         FENCE_FAILED.store(true, Ordering::Relaxed);
-        crate::warn!("LAPIC timer did not fire within {=u64} ms: device timer fences are plain waits from now", TIMER_FENCE_TIMEOUT_US / 1000);
+        crate::warn!("fence timer did not fire within {=u64} ms: device timer fences are plain waits from now", TIMER_FENCE_TIMEOUT_US / 1000);
     }
     ran
+}
+
+/// The HPET used for fences, once the platform has one (see [`use_hpet`]).
+static HPET: spin::Once<hpet::Hpet> = spin::Once::new();
+
+/// How fences are made, for the report: `"hpet"`, `"lapic-timer"` or `"wait"` (no LAPIC, or a fence
+/// timed out).
+pub fn fence_kind() -> &'static str {
+    if FENCE_FAILED.load(Ordering::Relaxed) || lapic::current_mode().is_none() {
+        "wait"
+    } else if HPET.get().is_some() {
+        "hpet"
+    } else {
+        "lapic-timer"
+    }
+}
+
+/// Whether fences run through the HPET, whose order with the device models' timers holds under TCG and
+/// KVM alike (and has not failed).
+pub fn fences_ordered() -> bool {
+    HPET.get().is_some() && !FENCE_FAILED.load(Ordering::Relaxed)
+}
+
+/// Fences through `hpet` from now on, instead of the LAPIC timer: QEMU runs it in its main loop under KVM
+/// as under TCG, so the fence holds under both.
+pub fn use_hpet(hpet: hpet::Hpet) {
+    HPET.call_once(|| hpet);
 }
 
 static FENCE_FAILED: AtomicBool = AtomicBool::new(false);

@@ -42,6 +42,11 @@ pub struct Platform {
     /// `"memory-map"` (the E820 map's holes); `None` when the boot firmware assigned them.
     #[serde(default)]
     pub bar_windows: Option<String>,
+    /// How the firmware makes sure the device models' timers have run before it relies on it (README
+    /// "Device-model behaviour"): `"hpet"`, `"lapic-timer"` or `"wait"`. Empty from firmwares before the
+    /// field.
+    #[serde(default)]
+    pub timer_fence: String,
 }
 
 /// Kind of a BAR.
@@ -743,7 +748,7 @@ impl Report {
 pub fn describe_record(record: &Record) -> String {
     match record {
         Record::Platform(p) => format!(
-            "platform: apic {} x2apic={} config={} ecam={} ioapics={} bars={}{} cmdline={:?}",
+            "platform: apic {} x2apic={} config={} ecam={} ioapics={} bars={}{} fence={} cmdline={:?}",
             p.apic_id,
             p.x2apic,
             p.config_access,
@@ -751,6 +756,7 @@ pub fn describe_record(record: &Record) -> String {
             p.ioapics,
             if p.bar_assignment.is_empty() { "-" } else { &p.bar_assignment },
             p.bar_windows.as_deref().map(|w| format!(" ({w})")).unwrap_or_default(),
+            if p.timer_fence.is_empty() { "-" } else { &p.timer_fence },
             p.cmdline
         ),
         Record::Function(f) => format!(

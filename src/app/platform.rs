@@ -2,7 +2,7 @@
 //! access (ECAM from MCFG, else ports) and the INTx routing sources.
 
 use super::{problem, Run};
-use crate::arch::{ioapic, lapic, paging};
+use crate::arch::{cpu, hpet, ioapic, lapic, paging};
 use crate::boot::BootInfo;
 use crate::bus::pci::config::{Mechanism, PlatformConfig};
 use crate::irq::intx;
@@ -83,6 +83,7 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
         BarAssigner::BootFirmware => record.str("bar_assignment", "boot-firmware").null("bar_windows"),
         BarAssigner::Msifw(source) => record.str("bar_assignment", "msifw").str("bar_windows", source.name()),
     };
+    record.str("timer_fence", crate::time::fence_kind());
     record.emit();
 }
 
@@ -147,6 +148,26 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
         let entries = |io: &acpi::IoApic| ioapics.iter().find(|r| r.gsi_base == io.gsi_base).map_or(0, |r| r.entries);
         if let Some(p) = madt.gsi_overlap(entries) {
             problem("acpi.madt", format_args!("{p}"));
+        }
+    }
+
+    // Under a hypervisor, the HPET fences the device models' timers (time::timers_run_by): its timer
+    // routes to an ISA line whose IOAPIC entry is masked here and stays so (msifw routes only PCI INTx).
+    if cpu::cpuid(1, 0).ecx & (1 << 31) != 0 {
+        match acpi::hpet_base(&tables, &mem) {
+            None => crate::info!("no HPET table: device-timer fences use the LAPIC timer"),
+            Some(Err(e)) => problem("acpi.hpet", format_args!("{e}; device-timer fences use the LAPIC timer")),
+            Some(Ok(base)) => match hpet::Hpet::new(base) {
+                Err(e) => problem("hpet", format_args!("{e}; device-timer fences use the LAPIC timer")),
+                Ok(h) => match ioapics.iter().find(|r| r.gsi_base == 0 && u32::from(h.route()) < r.entries) {
+                    Some(r) => {
+                        r.chip.set_masked(u32::from(h.route()), true);
+                        crate::info!("device-timer fences: HPET at {=u64:#x}, timer {=u8} on masked GSI {=u8}", h.base(), h.timer(), h.route());
+                        crate::time::use_hpet(h);
+                    }
+                    None => problem("hpet", format_args!("no IOAPIC input {} to park the HPET timer on; device-timer fences use the LAPIC timer", h.route())),
+                },
+            },
         }
     }
 

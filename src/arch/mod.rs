@@ -6,6 +6,7 @@
 pub mod cpu;
 pub mod dma;
 pub mod exit;
+pub mod hpet;
 pub mod gdt;
 pub mod idt;
 pub mod ioapic;

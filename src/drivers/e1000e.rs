@@ -202,9 +202,14 @@ impl InterruptSource for E1000e {
         // yet run by QEMU's main loop) makes QEMU 7.2 postpone the message and then, because its
         // per-vector "postponed" flag is never cleared (eitr_intr_pending, removed in QEMU 8.0), send an
         // extra message every time that vector's throttle timer expires from then on. `trigger` fences
-        // the timer (time::timers_run_by), which under TCG covers however late the host runs it; under
-        // KVM (in-kernel LAPIC) the fence is a plain wait, and this 1 ms is what leaves room for lateness.
-        1000
+        // the timer (time::timers_run_by). Through the HPET that covers however late the host runs it,
+        // and the interval only has to cover the throttle itself; otherwise (no HPET, and KVM's LAPIC
+        // timer is not ordered with QEMU's) 1 ms leaves room for lateness, as far as a wait can.
+        if crate::time::fences_ordered() {
+            THROTTLE_US + THROTTLE_SLACK_US
+        } else {
+            1000
+        }
     }
 }
 
