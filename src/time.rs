@@ -1,4 +1,5 @@
-//! Time from the TSC, calibrated once against the PIT.
+//! Time from the TSC, calibrated once against the PIT; and fences that the machine's device-model timers
+//! due by a given time have run ([`timers_run_by`]).
 
 use crate::arch::{cpu, hpet, idt, lapic, pit};
 use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -75,7 +76,7 @@ pub fn delay_us(us: u64) {
 /// known to have run (see [`timers_run_by`]).
 static TIMERS_RUN_BY: AtomicU64 = AtomicU64::new(0);
 
-/// How long [`timers_run_by`] waits for the LAPIC timer before giving up.
+/// How long [`timers_run_by`] waits for its timer (HPET or LAPIC) before giving up.
 const TIMER_FENCE_TIMEOUT_US: u64 = 1_000_000;
 
 /// Makes sure that whatever timers the machine's device models keep, due by guest time `t_us`, have run:
@@ -139,7 +140,14 @@ static HPET: spin::Once<hpet::Hpet> = spin::Once::new();
 pub fn fence_kind() -> &'static str {
     if FENCE_FAILED.load(Ordering::Relaxed) || lapic::current_mode().is_none() {
         "wait"
-    } else if HPET.get().is_some() {
+    } else {
+        fence_timer()
+    }
+}
+
+/// The timer fences use (or used, before one timed out): `"hpet"` or `"lapic-timer"`.
+pub fn fence_timer() -> &'static str {
+    if HPET.get().is_some() {
         "hpet"
     } else {
         "lapic-timer"

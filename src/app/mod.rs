@@ -295,7 +295,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         );
     }
     if time::fence_failed() {
-        problem("time", format_args!("the LAPIC timer did not fire within 1 s: device-timer fences were plain waits"));
+        problem("time", format_args!("the fence timer ({}) did not fire within 1 s: device-timer fences were plain waits from then on", time::fence_timer()));
     }
     for (v, n) in dispatch::unowned() {
         problem("irq", format_args!("{n} interrupts on vector {v:#x}, which nobody owned"));
