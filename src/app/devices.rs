@@ -131,6 +131,8 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
 struct DeviceChecks {
     delivery: Option<Verdict>,
     masks: [Option<Verdict>; 2],
+    /// INTx held until rearm ([`crate::scenarios::intx_hold`]).
+    hold: Option<Verdict>,
 }
 
 /// Where [`check_all`] holds its verdicts: in .bss, too big for the stack.
@@ -171,6 +173,13 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
         }
         masking::run_all(&mut targets, mask, |t, v| checks[which[t]].masks[k] = Some(v));
     }
+    // INTx functions whose driver acknowledges at the device: the hold until rearm (one at a time: the
+    // check watches its line).
+    for (a, c) in active.iter_mut().zip(checks.iter_mut()) {
+        if a.mode == IrqMode::Intx && a.dev.source_ref().intx_ack().is_some() {
+            c.hold = Some(crate::scenarios::intx_hold::run(a.dev.source(), &mut a.irq));
+        }
+    }
     if last_use {
         stop_all(active);
     }
@@ -185,6 +194,9 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
             if let Some(verdict) = c.masks[k].take() {
                 run.scenario(mask.scenario(dev.mode), Some(bdf), &verdict);
             }
+        }
+        if let Some(verdict) = c.hold.take() {
+            run.scenario("intx-hold", Some(bdf), &verdict);
         }
     }
 }

@@ -2,6 +2,7 @@
 
 pub mod delivery;
 pub mod incremental;
+pub mod intx_hold;
 pub mod masking;
 pub mod reenable;
 pub mod reset;
