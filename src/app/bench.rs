@@ -124,9 +124,9 @@ pub(super) fn dispatch(run: &mut Run, active: &mut [Active], n: u32) {
                     Source::Msi => IrqMode::Msi,
                     _ => IrqMode::Intx,
                 };
-                // Not an e1000e for MSI-X if anything else is there: QEMU 7.2's e1000e sends extra messages
-                // from its throttle timers under a steady stream of triggers (seen as ~1.9 dispatches per
-                // trigger), which would time two interrupts as one. An NVMe completion is one message.
+                // Not an e1000e for MSI-X if anything else is there: its trigger first fences QEMU's throttle
+                // timer (drivers/e1000e.rs), which the entry latency would include. An NVMe completion is one
+                // message with nothing before it.
                 let mut candidates = active.iter_mut().filter(|a| a.mode == mode && !matches!(a.dev, Device::PciePort(_)));
                 let pick = match source {
                     Source::Msix => {

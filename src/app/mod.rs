@@ -227,9 +227,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         if crash_stage_a {
             crash::leave_live_and_restart(&mut run, cfg, &pci, &routing, &mut active, crash_control, start_info);
         }
-        // Before the checks: QEMU 7.2's e1000e sends an extra message on every throttle-timer expiry of a
-        // vector once a message of it was held back by a mask (see drivers/e1000e.rs), which the masking
-        // checks do on purpose; the benchmark needs one message per trigger.
+        // The benchmark runs on the devices as setup left them, before the checks drive them.
         let dispatch_n = run.opts.dispatch;
         if dispatch_n > 0 {
             trace::paused(|| bench::dispatch(&mut run, &mut active, dispatch_n));
