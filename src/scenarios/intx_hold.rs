@@ -13,8 +13,15 @@ use crate::irq::intx;
 use crate::modes::DeviceIrq;
 use crate::time;
 
-/// How long the held interrupt is watched for before the rearm (none may be counted, none unclaimed).
+/// How long the held interrupt is watched for before the rearm (none may be counted).
 pub const HELD_WATCH_US: u64 = 1_000;
+
+/// Unclaimed interrupts the line may take per interrupt claimed in the check: a level line can be
+/// delivered again after a claim when the EOI reaches the IOAPIC before the deassertion does (seen under
+/// KVM, whose IOAPIC is in the kernel: up to one per claim, on the old configuration-space path too; the
+/// handler's hold turns each into an unclaimed interrupt). Twice that is allowed; a line that is not held
+/// fires without end and is masked as a storm after 1000.
+const REDELIVERIES_PER_CLAIM: u64 = 2;
 
 /// Runs the check on source 0 of a function in INTx mode.
 pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIrq<'_, C>) -> Verdict {
@@ -52,11 +59,13 @@ fn check<C: ConfigRegion>(
     time::delay_us(HELD_WATCH_US);
     let held = irq.count(0) - before;
     let stray = unclaimed() - unclaimed_before;
-    if held != 1 || stray != 0 || storm_masked() {
+    // Claims so far: the first interrupt and the held one.
+    if held != 1 || stray > 2 * REDELIVERIES_PER_CLAIM || storm_masked() {
         return Verdict::new(
             Outcome::Fail,
             format_args!(
-                "while held: {held} interrupt(s) counted (1 expected), {stray} unclaimed{}",
+                "while held: {held} interrupt(s) counted (1 expected), {stray} unclaimed (at most {}){}",
+                2 * REDELIVERIES_PER_CLAIM,
                 if storm_masked() { ", line masked as a storm" } else { "" }
             ),
         );
@@ -68,11 +77,21 @@ fn check<C: ConfigRegion>(
     time::delay_us(HELD_WATCH_US);
     let total = irq.count(0) - before;
     let stray = unclaimed() - unclaimed_before;
-    if total != 2 || stray != 0 {
-        return Verdict::new(Outcome::Fail, format_args!("after the rearm: {total} interrupts in all (2 expected), {stray} unclaimed"));
+    if total != 2 || stray > 3 * REDELIVERIES_PER_CLAIM || storm_masked() {
+        return Verdict::new(
+            Outcome::Fail,
+            format_args!(
+                "after the rearm: {total} interrupts in all (2 expected), {stray} unclaimed (at most {}){}",
+                3 * REDELIVERIES_PER_CLAIM,
+                if storm_masked() { ", line masked as a storm" } else { "" }
+            ),
+        );
     }
     Verdict::new(
         Outcome::Pass,
-        format_args!("raised again before the rearm: held (not counted, line quiet, none unclaimed), delivered once on rearm"),
+        format_args!(
+            "raised again before the rearm: held (not counted, no storm), delivered once on rearm; {stray} unclaimed re-deliver{}",
+            if stray == 1 { "y" } else { "ies" }
+        ),
     )
 }
