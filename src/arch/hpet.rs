@@ -82,13 +82,15 @@ pub struct Hpet {
 }
 
 impl Hpet {
-    /// The HPET whose register block is at `base` (from a checksummed ACPI HPET table).
+    /// The HPET whose register block is at `base` (from a checksummed ACPI HPET table), with every timer
+    /// a previous owner may have left running turned off.
     pub fn new(base: u64) -> Result<Hpet, HpetError> {
         if !(0xC000_0000..=0x1_0000_0000 - BLOCK).contains(&base) || !base.is_multiple_of(BLOCK) {
             return Err(HpetError::BaseUnmapped(base));
         }
         // SAFETY: the block lies in the identity-mapped uncached 3-4 GiB window (boot/pvh.s, checked
-        // above); reads of the HPET's registers have no side effects, and nothing else in msifw uses it.
+        // above); it comes from a checksummed ACPI table, nothing else in msifw uses the HPET, and its
+        // registers affect no memory (its interrupts go to an IOAPIC input kept masked).
         let regs = unsafe { MmioWindow::new(base, BLOCK) };
         let caps = regs.read64(reg::CAPABILITIES);
         let period_fs = caps >> 32;
@@ -102,6 +104,17 @@ impl Hpet {
         if isa == 0 {
             return Err(HpetError::NoRoute(routes));
         }
+        // A previous owner's timers (a crashed kernel's) must not start firing when `arm` turns the main
+        // counter on: every timer's interrupt and FSB delivery off, every status bit cleared, and legacy
+        // replacement routing off (HPET 1.0a 2.3.5, 2.3.8).
+        for n in 0..=timer {
+            let at = reg::timer_config(n);
+            let config = regs.read64(at);
+            regs.write64(at, config & !(tn::ENABLE | tn::FSB | tn::PERIODIC));
+        }
+        regs.write64(reg::STATUS, (1u64 << (u32::from(timer) + 1)) - 1);
+        let general = regs.read64(reg::CONFIG);
+        regs.write64(reg::CONFIG, general & !0b10);
         Ok(Hpet { regs, timer, route: isa.trailing_zeros() as u8, lead_ticks: LEAD_FS.div_ceil(period_fs) })
     }
 
@@ -132,9 +145,26 @@ impl Hpet {
         let off = base | tn::LEVEL | (self.route as u64) << tn::ROUTE_SHIFT;
         self.regs.write64(at, off);
         self.regs.write64(reg::STATUS, 1 << self.timer);
-        let now = self.regs.read64(reg::COUNTER);
+        let now = self.counter();
         self.regs.write64(reg::timer_comparator(self.timer), now.wrapping_add(self.lead_ticks));
         self.regs.write64(at, off | tn::ENABLE);
+    }
+
+    /// The main counter, read as two 32-bit halves (an HPET may take only 32-bit accesses, as QEMU 7.2's
+    /// does, splitting a 64-bit read): high, low, high again, until the high half held still.
+    /// A counter whose high half never holds still (a broken HPET) gives the last reading after 4 tries.
+    fn counter(&self) -> u64 {
+        let mut high = self.regs.read32(reg::COUNTER + 4);
+        let mut low = 0;
+        for _ in 0..4 {
+            low = self.regs.read32(reg::COUNTER);
+            let again = self.regs.read32(reg::COUNTER + 4);
+            if again == high {
+                break;
+            }
+            high = again;
+        }
+        u64::from(high) << 32 | u64::from(low)
     }
 
     /// Whether the armed timer has fired (its status bit latched).
