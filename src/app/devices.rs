@@ -83,6 +83,14 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                     for i in 0..dev.irq.vectors().len() {
                         dev.irq.rearm(i);
                     }
+                    if let Device::Nvme(n) = &dev.dev {
+                        if n.drained_stale_intx() > 0 {
+                            push_problem(
+                                &mut outcome,
+                                format_args!("INTx found asserted with nothing pending at takeover (left by a previous owner); acknowledged with {} CQ head doorbell write(s) before the line was enabled", n.drained_stale_intx()),
+                            );
+                        }
+                    }
                     outcome.mode = Some(mode);
                     outcome.route = dev.route;
                     outcome.vectors = dev.irq.vectors().iter().copied().collect();
@@ -748,10 +756,19 @@ fn setup(
         DriverKind::Nvme => {
             // MSI-X before CC.EN: QEMU binds the admin CQ's vector when the controller is enabled.
             let mut dev = Nvme::new(f).map_err(driver)?;
+            // Taking the controller over copes with an INTx level a previous owner left asserted (drained
+            // at enable, see Nvme::enable): in INTx mode the controller is enabled before its line is, so
+            // nothing stale reaches the handler.
+            dev.watch_intx_level(cfg, f.bdf);
+            if mode == IrqMode::Intx {
+                dev.enable().map_err(driver)?;
+            }
             // Admin queue on vector 0, and in MSI-X mode I/O queues 1..=N on vectors 1..=N (QEMU rejects a
             // CQ vector other than 0 without MSI-X).
             let irq = enable(1 + NVME_IO_QUEUES as u16)?;
-            dev.enable().map_err(driver)?;
+            if mode != IrqMode::Intx {
+                dev.enable().map_err(driver)?;
+            }
             if mode == IrqMode::Msix {
                 let queues = irq.vectors().len().saturating_sub(1);
                 dev.create_io_queues(queues).map_err(driver)?;

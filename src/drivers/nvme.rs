@@ -11,6 +11,7 @@ use crate::arch::dma::DmaPage;
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar;
 use crate::bus::pci::enumerate::Function;
+use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::time;
 use heapless::Vec;
 
@@ -97,7 +98,28 @@ pub struct Nvme {
     data: DmaPage,
     next_cid: u16,
     enabled: bool,
+    /// Reads the function's Status.Interrupt (its INTx level, whatever Interrupt Disable says), when the
+    /// caller gave one ([`Nvme::watch_intx_level`]): used to find a level left asserted by a previous
+    /// owner when the controller is taken over.
+    intx_level: Option<LevelProbe>,
+    /// Stale INTx assertions drained at the last enable (see [`Nvme::enable`]).
+    drained: u32,
 }
+
+/// Where the function's Status register is read.
+#[derive(Clone, Copy)]
+struct LevelProbe(&'static (dyn ConfigRegion + Sync), Bdf);
+
+impl core::fmt::Debug for LevelProbe {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "Status.Interrupt of {}", self.1)
+    }
+}
+
+/// Most CQ head doorbell writes spent draining a stale INTx level: one per completion queue the
+/// previous owner can have left pending (QEMU 7.2 counts them in `cq_pending`); 64 I/O queues and the
+/// admin queue by default.
+const MAX_STALE_DRAINS: u32 = 65;
 
 impl Nvme {
     /// Maps BAR0 and disables the controller (SeaBIOS leaves it enabled with queues in its own memory).
@@ -125,6 +147,8 @@ impl Nvme {
             data: DmaPage::alloc().ok_or(DriverError::NoDmaMemory)?,
             next_cid: 1,
             enabled: false,
+            intx_level: None,
+            drained: 0,
         };
         this.disable()?;
         Ok(this)
@@ -171,6 +195,43 @@ impl Nvme {
             return Err(DriverError::Timeout("CSTS.RDY = 1"));
         }
         self.enabled = true;
+        self.drain_stale_intx()
+    }
+
+    /// Gives the driver a way to read the function's INTx level (Status.Interrupt), so that taking the
+    /// controller over copes with a line a previous owner left asserted ([`Nvme::enable`]).
+    pub fn watch_intx_level(&mut self, cfg: &'static (dyn ConfigRegion + Sync), bdf: Bdf) {
+        self.intx_level = Some(LevelProbe(cfg, bdf));
+    }
+
+    /// Stale INTx assertions drained at the last enable.
+    pub fn drained_stale_intx(&self) -> u32 {
+        self.drained
+    }
+
+    /// A controller that was just enabled has no command outstanding and an empty admin completion
+    /// queue, so with INTMS clear (a controller reset clears it, NVMe 1.4 3.1.3) it has no reason to
+    /// assert INTx. A level found asserted now was left by a previous owner that never consumed its
+    /// completions: QEMU 7.2's nvme keeps its interrupt status and its count of completion queues with
+    /// pending entries across a controller reset (nvme_ctrl_reset clears neither), and from then on it
+    /// never lowers the pin, so every later completion would go unseen. A robust driver acknowledges it
+    /// before it unmasks the line: a CQ head doorbell write at the (empty) head is the acknowledgement
+    /// (NVMe 1.4 3.1.25, the host consumed everything up to the head), repeated while the level stays
+    /// up, at most once per queue the previous owner can have left pending. Before the line is enabled,
+    /// so nothing is counted. Only MSI-X off: with MSI-X on, the controller does not use its pin.
+    fn drain_stale_intx(&mut self) -> Result<(), DriverError> {
+        self.drained = 0;
+        let Some(LevelProbe(cfg, bdf)) = self.intx_level else { return Ok(()) };
+        // Status.Interrupt shows the function's INTx level whatever Interrupt Disable says (PCI 3.0 6.2.3).
+        let level = || cfg.read16(bdf, regs::STATUS) & regs::status::INTERRUPT != 0;
+        while level() {
+            if self.drained == MAX_STALE_DRAINS {
+                return Err(DriverError::Unexpected("INTx still asserted with nothing pending, after CQ head doorbell writes", self.drained as u64));
+            }
+            let head = self.queues[0].cq_head;
+            self.regs.write32(self.cq_doorbell(0), head as u32);
+            self.drained += 1;
+        }
         Ok(())
     }
 
