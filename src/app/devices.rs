@@ -99,6 +99,9 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         let _ = core::fmt::Write::write_fmt(&mut why, format_args!("vectors exhausted: MSI-X with {got} of {wanted} vectors"));
                         outcome.reason = Some(why);
                     }
+                    if let Some(fewer) = &dev.fewer {
+                        outcome.reason = Some(fewer.clone());
+                    }
                     if let Some(r) = dev.route.and_then(|r| r.disagreement.map(|rule| (r.route.gsi, rule))) {
                         problem("routing", format_args!("{}: DSDT routes to GSI {}, the chipset rule to GSI {}; using the DSDT", f.bdf, r.0, r.1));
                     }
@@ -644,6 +647,9 @@ pub(super) struct Active {
     route: Option<Routed>,
     /// MSI-X with fewer vectors than wanted: (got, wanted).
     reduced: Option<(u16, u16)>,
+    /// Why the driver drives fewer interrupt sources than it would with everything it asks for (a
+    /// smaller MSI-X table, fewer queues granted), for `irq_reason`.
+    fewer: Option<String<96>>,
     pub(super) dev: Device,
     pub(super) irq: DeviceIrq<'static, PlatformConfig>,
 }
@@ -669,6 +675,11 @@ impl core::fmt::Display for SetupError {
             Self::Declined(why) => write!(f, "{why}"),
         }
     }
+}
+
+/// A short report text.
+fn note(args: core::fmt::Arguments) -> String<96> {
+    crate::scenarios::Verdict::new(Outcome::Pass, args).detail.chars().take(96).collect()
 }
 
 /// Devices driven at once.
@@ -702,6 +713,7 @@ fn setup(
         _ => None,
     };
     let mut reduced = None;
+    let mut table_limited: Option<(usize, u16)> = None;
     let mut enable = |count: u16| -> Result<DeviceIrq<'static, PlatformConfig>, SetupError> {
         if mode == IrqMode::Msix {
             // As many as wanted, else as many as the allocator can give (a smaller MSI-X table use).
@@ -712,6 +724,8 @@ fn setup(
                     Ok(irq) => {
                         if n < count {
                             reduced = Some((n, count));
+                        } else if irq.vectors().len() < count as usize {
+                            table_limited = Some((irq.vectors().len(), count));
                         }
                         return Ok(irq);
                     }
@@ -733,9 +747,18 @@ fn setup(
     let mem = if f.bars.iter().any(|b| b.kind != crate::bus::pci::bar::BarKind::Io) { regs::command::MEMORY } else { 0 };
     update_command(cfg, f.bdf, io | mem | regs::command::BUS_MASTER, 0);
     let driver = |e| SetupError::Driver(kind, e);
-    let active = |dev: Device, mut irq: DeviceIrq<'static, PlatformConfig>, reduced| {
+    let active = |dev: Device, mut irq: DeviceIrq<'static, PlatformConfig>, reduced: Option<(u16, u16)>, table_limited: Option<(usize, u16)>| {
         irq.set_intx_ack(dev.source_ref().intx_ack());
-        Active { index: 0, mode, route: routed, reduced, dev, irq }
+        // Fewer vectors than asked for without running out of them: the function's MSI-X table is smaller
+        // (enable_msix takes what the table has); the driver drives fewer sources, and says so.
+        let fewer = match table_limited {
+            Some((got, wanted)) if reduced.is_none() => Some(note(format_args!(
+                "MSI-X table has {got} entries, {wanted} wanted: {} of {wanted} sources driven",
+                dev.source_ref().sources()
+            ))),
+            _ => None,
+        };
+        Active { index: 0, mode, route: routed, reduced, fewer, dev, irq }
     };
     match kind {
         DriverKind::E1000e => {
@@ -746,12 +769,12 @@ fn setup(
             } else {
                 dev.use_single();
             }
-            Ok(active(Device::E1000e(dev), irq, reduced))
+            Ok(active(Device::E1000e(dev), irq, reduced, table_limited))
         }
         DriverKind::Edu => {
             let dev = Edu::new(f).map_err(driver)?;
             let irq = enable(1)?;
-            Ok(active(Device::Edu(dev), irq, reduced))
+            Ok(active(Device::Edu(dev), irq, reduced, table_limited))
         }
         DriverKind::Nvme => {
             // MSI-X before CC.EN: QEMU binds the admin CQ's vector when the controller is enabled.
@@ -769,11 +792,30 @@ fn setup(
             if mode != IrqMode::Intx {
                 dev.enable().map_err(driver)?;
             }
+            let mut irq = irq;
+            let mut fewer = None;
             if mode == IrqMode::Msix {
-                let queues = irq.vectors().len().saturating_sub(1);
+                // Only as many I/O queues as the controller grants (Set Features, Number of Queues), and
+                // only as many vectors as queues (Linux's nvme_setup_io_queues: the vectors are freed and
+                // allocated again for the granted count).
+                let vectors_io = irq.vectors().len().saturating_sub(1);
+                let granted = dev.set_queue_count(NVME_IO_QUEUES as u16).map_err(driver)? as usize;
+                let queues = vectors_io.min(granted);
+                if granted < NVME_IO_QUEUES {
+                    fewer = Some(note(format_args!(
+                        "controller granted {granted} of {NVME_IO_QUEUES} I/O queues (Set Features, Number of Queues): {} of {} sources driven",
+                        1 + queues,
+                        1 + NVME_IO_QUEUES
+                    )));
+                }
+                if queues < vectors_io {
+                    irq.reenable_msix(f, 1 + queues as u16, run.apic_id).map_err(|e| SetupError::Irq(mode, e))?;
+                }
                 dev.create_io_queues(queues).map_err(driver)?;
             }
-            Ok(active(Device::Nvme(dev), irq, reduced))
+            let mut a = active(Device::Nvme(dev), irq, reduced, table_limited);
+            a.fewer = fewer.or(a.fewer);
+            Ok(a)
         }
         DriverKind::VirtioNet => {
             // pci_enable_device + pci_set_master: I/O decoding for BAR0, Bus Master for the rings. QEMU's
@@ -788,7 +830,7 @@ fn setup(
                 drop(dev); // reset the device before its interrupts are shut down
                 return Err(driver(e));
             }
-            Ok(active(Device::VirtioNet(dev), irq, reduced))
+            Ok(active(Device::VirtioNet(dev), irq, reduced, table_limited))
         }
         DriverKind::PciePort => {
             if mode == IrqMode::Intx {
@@ -803,7 +845,7 @@ fn setup(
             // ports); ask for 2 so a port with multi-message MSI (ioh3420) gets an aligned block.
             let irq = enable(2)?;
             dev.enable().map_err(driver)?;
-            Ok(active(Device::PciePort(dev), irq, reduced))
+            Ok(active(Device::PciePort(dev), irq, reduced, table_limited))
         }
     }
 }

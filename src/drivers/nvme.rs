@@ -52,9 +52,12 @@ mod opc {
     pub const CREATE_IO_SQ: u32 = 0x01;
     pub const CREATE_IO_CQ: u32 = 0x05;
     pub const IDENTIFY: u32 = 0x06;
+    pub const SET_FEATURES: u32 = 0x09;
     pub const ASYNC_EVENT_REQUEST: u32 = 0x0C;
     pub const FLUSH: u32 = 0x00;
 }
+/// Feature Identifier: Number of Queues (NVMe Base 2.0 5.27.1.5; 1.4 5.21.1.7).
+const FID_NUMBER_OF_QUEUES: u32 = 0x07;
 /// All namespaces (NVMe 1.4 3.2.1.1): a Flush needs no particular namespace to exist.
 const NSID_BROADCAST: u32 = 0xFFFF_FFFF;
 
@@ -104,6 +107,8 @@ pub struct Nvme {
     intx_level: Option<LevelProbe>,
     /// Stale INTx assertions drained at the last enable (see [`Nvme::enable`]).
     drained: u32,
+    /// I/O queue pairs the controller granted ([`Nvme::set_queue_count`]); none created beyond them.
+    granted: Option<u16>,
 }
 
 /// Where the function's Status register is read.
@@ -149,6 +154,7 @@ impl Nvme {
             enabled: false,
             intx_level: None,
             drained: 0,
+            granted: None,
         };
         this.disable()?;
         Ok(this)
@@ -250,6 +256,9 @@ impl Nvme {
         if k as usize > MAX_IO_QUEUES {
             return Err(DriverError::NoSuchSource(k as usize));
         }
+        if self.granted.is_some_and(|g| k > g) {
+            return Err(DriverError::Unexpected("I/O queue beyond what Set Features (Number of Queues) granted", k as u64));
+        }
         let pair = QueuePair::new(k)?;
         let (cq, sq) = (pair.cq.phys(), pair.sq.phys());
         let size = ((DEPTH - 1) as u32) << 16 | k as u32;
@@ -261,7 +270,8 @@ impl Nvme {
         Ok(())
     }
 
-    fn admin(&mut self, opcode: u32, prp1: u64, cdw10: u32, cdw11: u32) -> Result<(), DriverError> {
+    /// Submits an admin command, waits for its completion and returns its Dword 0.
+    fn admin(&mut self, opcode: u32, prp1: u64, cdw10: u32, cdw11: u32) -> Result<u32, DriverError> {
         let cid = self.submit(0, opcode, 0, prp1, cdw10, cdw11);
         let q = &self.queues[0];
         let at = q.cq_head as usize * 16 + 12;
@@ -293,9 +303,10 @@ impl Nvme {
 
     /// Consumes the completion at queue `q`'s head, checks it, and writes the CQ head doorbell (which also
     /// deasserts INTx when the queue is empty).
-    fn complete(&mut self, q: usize, expected_cid: u16) -> Result<(), DriverError> {
+    fn complete(&mut self, q: usize, expected_cid: u16) -> Result<u32, DriverError> {
         let queue = &mut self.queues[q];
         let cqe = queue.cq_head as usize * 16;
+        let dw0 = queue.cq.read32(cqe);
         let dw3 = queue.cq.read32(cqe + 12);
         if (dw3 & (1 << 16) != 0) != queue.phase {
             return Err(DriverError::Timeout("completion queue entry"));
@@ -314,7 +325,7 @@ impl Nvme {
         if status != 0 {
             return Err(DriverError::Unexpected("completion status", status as u64));
         }
-        Ok(())
+        Ok(dw0)
     }
 
     /// Submits an Asynchronous Event Request on the admin queue (NVMe 1.4 5.2): it completes only when the
@@ -336,7 +347,20 @@ impl Nvme {
         if !time::wait_until(us, || (q.cq.read32(at) & (1 << 16) != 0) == phase) {
             return Err(DriverError::Timeout("admin command completion"));
         }
-        self.complete(0, cid)
+        self.complete(0, cid).map(|_| ())
+    }
+
+    /// Asks for `wanted` I/O submission and completion queues with Set Features, Number of Queues (NVMe
+    /// Base 2.0 5.27.1.5; 1.4 5.21.1.7: CDW11 NCQR in 31:16 and NSQR in 15:0, both 0's based; completion
+    /// Dword 0 NCQA and NSQA, 0's based) and returns how many queue pairs the controller granted, which
+    /// may be fewer (or more) than asked; only that many I/O queues may be created. Before any I/O queue
+    /// exists (a controller may refuse it later).
+    pub fn set_queue_count(&mut self, wanted: u16) -> Result<u16, DriverError> {
+        let n = wanted.max(1) as u32 - 1;
+        let dw0 = self.admin(opc::SET_FEATURES, 0, FID_NUMBER_OF_QUEUES, n << 16 | n)?;
+        let granted = granted_pairs(dw0);
+        self.granted = Some(granted);
+        Ok(granted)
     }
 
     /// NVMe version register.
@@ -386,7 +410,11 @@ impl InterruptSource for Nvme {
         self.enabled = false;
         self.queues.truncate(1);
         self.enable()?;
-        self.create_io_queues(vectors.saturating_sub(1))
+        let wanted = vectors.saturating_sub(1);
+        if wanted > 0 {
+            self.set_queue_count(wanted as u16)?;
+        }
+        self.create_io_queues(wanted)
     }
 
     fn acknowledge(&mut self, i: usize) -> Result<(), DriverError> {
@@ -408,9 +436,31 @@ impl InterruptSource for Nvme {
     }
 }
 
+/// I/O queue pairs granted by a Number of Queues completion's Dword 0 (NCQA 31:16, NSQA 15:0, 0's based):
+/// a pair needs one of each.
+pub fn granted_pairs(dw0: u32) -> u16 {
+    let nsqa = (dw0 & 0xFFFF) as u16;
+    let ncqa = (dw0 >> 16) as u16;
+    nsqa.min(ncqa).saturating_add(1)
+}
+
 impl Drop for Nvme {
     fn drop(&mut self) {
         // Stop DMA into pages about to be returned to the pool.
         let _ = self.disable();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::granted_pairs;
+
+    #[test]
+    fn granted_queue_pairs_are_the_smaller_of_both_counts_zero_based() {
+        assert_eq!(granted_pairs(0), 1);
+        assert_eq!(granted_pairs(0x0003_0003), 4);
+        assert_eq!(granted_pairs(0x0000_0003), 1, "one completion queue limits the pairs");
+        assert_eq!(granted_pairs(0x003F_0001), 2, "two submission queues limit the pairs");
+        assert_eq!(granted_pairs(0xFFFF_FFFF), u16::MAX, "65536 pairs saturate rather than wrap to 0");
     }
 }
