@@ -94,6 +94,17 @@ pub enum CmdlineError {
     BadValue(heapless::String<64>),
     /// More per-function overrides than kept.
     TooManyOverrides,
+    /// `irq.BDF=` given again for a function already named: the last word is used.
+    RepeatedOverride(Bdf, IrqMode),
+    /// A `scenario=` list naming an unknown scenario: that name is ignored, the rest of the list is used.
+    UnknownScenario {
+        /// The unknown name.
+        name: heapless::String<64>,
+        /// The whole word.
+        word: heapless::String<64>,
+    },
+    /// More bad words than are kept; the count of those not listed.
+    MoreErrors(u32),
 }
 
 impl core::fmt::Display for CmdlineError {
@@ -102,6 +113,13 @@ impl core::fmt::Display for CmdlineError {
             Self::Unknown(w) => write!(f, "unknown option '{w}' ignored"),
             Self::BadValue(w) => write!(f, "bad value in '{w}' ignored"),
             Self::TooManyOverrides => write!(f, "more than 16 irq.BDF= overrides; the rest ignored"),
+            Self::RepeatedOverride(bdf, mode) => {
+                write!(f, "irq.{bdf}= given more than once; the last one (irq.{bdf}={}) is used", mode.name())
+            }
+            Self::UnknownScenario { name, word } => {
+                write!(f, "unknown scenario '{name}' in '{word}' ignored; the other names in it are used")
+            }
+            Self::MoreErrors(n) => write!(f, "{n} more bad words, not listed"),
         }
     }
 }
@@ -127,7 +145,7 @@ pub fn parse_bdf(s: &str) -> Option<Bdf> {
 }
 
 /// Parses the command line. Never fails: bad words come back as errors next to the options.
-pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
+pub fn parse(line: &str) -> (Options, Vec<CmdlineError, MAX_ERRORS>) {
     let mut opts = Options::default();
     let mut errors = Vec::new();
     for word in line.split_ascii_whitespace() {
@@ -197,8 +215,11 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                         if !opts.scenarios.contains(&(i as u8)) {
                             let _ = opts.scenarios.push(i as u8);
                         }
+                    } else if bad.is_none() {
+                        bad = Some(CmdlineError::UnknownScenario { name: clip(name), word: clip(word) });
                     } else {
-                        bad = Some(CmdlineError::BadValue(clip(word)));
+                        // A second unknown name in the same word: reported on its own.
+                        push_error(&mut errors, CmdlineError::UnknownScenario { name: clip(name), word: clip(word) });
                     }
                 }
                 bad
@@ -233,17 +254,41 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, 8>) {
                     _ => None,
                 };
                 match (parse_bdf(&key[4..]), mode) {
-                    (Some(bdf), Some(mode)) => opts.overrides.push((bdf, mode)).err().map(|_| CmdlineError::TooManyOverrides),
+                    (Some(bdf), Some(mode)) => match opts.overrides.iter_mut().find(|(b, _)| *b == bdf) {
+                        Some(kept) => {
+                            kept.1 = mode;
+                            Some(CmdlineError::RepeatedOverride(bdf, mode))
+                        }
+                        None => opts.overrides.push((bdf, mode)).err().map(|_| CmdlineError::TooManyOverrides),
+                    },
                     _ => Some(CmdlineError::BadValue(clip(word))),
                 }
             }
             Some(_) => Some(CmdlineError::Unknown(clip(word))),
         };
         if let Some(e) = err {
-            let _ = errors.push(e);
+            push_error(&mut errors, e);
         }
     }
     (opts, errors)
+}
+
+/// Most bad words listed one by one; beyond them the last entry counts the rest.
+pub const MAX_ERRORS: usize = 8;
+
+/// Keeps `e`, or counts it in a last [`CmdlineError::MoreErrors`] entry when the list is full.
+fn push_error(errors: &mut Vec<CmdlineError, MAX_ERRORS>, e: CmdlineError) {
+    if let Err(e) = errors.push(e) {
+        match errors.last_mut() {
+            Some(CmdlineError::MoreErrors(n)) => *n += 1,
+            _ => {
+                // The last one listed and this one are counted instead.
+                errors.pop();
+                let _ = errors.push(CmdlineError::MoreErrors(2));
+                let _ = e;
+            }
+        }
+    }
 }
 
 impl Options {
@@ -290,8 +335,39 @@ mod tests {
         assert!(!o.wants("crash-restart") && !o.wants("shutdown-control"));
         let (o, e) = parse("scenario=nope,intx-storm");
         assert!(o.wants("intx-storm"));
-        assert!(matches!(&e[0], CmdlineError::BadValue(_)));
+        assert!(matches!(&e[0], CmdlineError::UnknownScenario { name, .. } if name == "nope"));
         assert!(!parse("").0.wants("intx-storm"));
+    }
+
+    #[test]
+    fn an_unknown_scenario_name_is_named_and_the_rest_of_the_list_used() {
+        let (o, e) = parse("scenario=nope,reenable,bad2");
+        assert!(o.wants("reenable"));
+        assert_eq!(e.len(), 2, "{e:?}");
+        let text = format!("{}", e[1]);
+        assert!(text.contains("'nope'") || format!("{}", e[0]).contains("'nope'"), "{e:?}");
+        assert!(e.iter().any(|e| format!("{e}").contains("'bad2'")), "{e:?}");
+        assert!(format!("{}", e[0]).contains("the other names in it are used"), "{}", e[0]);
+    }
+
+    #[test]
+    fn a_repeated_override_is_reported_and_the_last_one_used() {
+        let (o, e) = parse("irq.00:02.0=msi irq.00:03.0=intx irq.00:02.0=intx");
+        assert_eq!(o.override_for(Bdf::new(0, 2, 0)), Some(IrqMode::Intx));
+        assert_eq!(o.overrides.len(), 2, "one entry per function");
+        assert_eq!(e.as_slice(), &[CmdlineError::RepeatedOverride(Bdf::new(0, 2, 0), IrqMode::Intx)]);
+        assert_eq!(format!("{}", e[0]), "irq.00:02.0= given more than once; the last one (irq.00:02.0=intx) is used");
+    }
+
+    #[test]
+    fn more_bad_words_than_listed_are_counted_not_dropped() {
+        let line: std::string::String = (0..20).map(|i| format!("bad{i} ")).collect();
+        let (_, e) = parse(&line);
+        assert_eq!(e.len(), MAX_ERRORS);
+        assert_eq!(e[MAX_ERRORS - 1], CmdlineError::MoreErrors(20 - (MAX_ERRORS as u32 - 1)));
+        let line: std::string::String = (0..MAX_ERRORS).map(|i| format!("bad{i} ")).collect();
+        let (_, e) = parse(&line);
+        assert!(matches!(&e[MAX_ERRORS - 1], CmdlineError::Unknown(w) if w.as_str() == "bad7"), "{e:?}");
     }
 
     #[test]

@@ -32,12 +32,24 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
         for p in f.problems.iter() {
             push_problem(&mut outcome, format_args!("{p}"));
         }
-        if let Some(kind) = driver_for(cfg, f) {
-            trace::own(f.bdf);
+        let kind = driver_for(cfg, f);
+        if let (None, Some(m)) = (kind, run.opts.override_for(f.bdf)) {
+            problem(
+                "cmdline",
+                format_args!("irq.{}={} names {} ({:04x}:{:04x}), which msifw does not drive; ignored", f.bdf, m.name(), f.bdf, f.vendor, f.device),
+            );
+        }
+        if let Some(kind) = kind {
             outcome.driver = Some(kind.name());
             let (mut mode, reason) = choose_mode(&run.opts, f);
             let automatic = run.opts.override_for(f.bdf).is_none();
-            outcome.reason = reason.map(|r| String::try_from(r).unwrap_or_default());
+            outcome.reason = reason;
+            if mode == IrqMode::None {
+                // `irq.BDF=none`, or no mode at all: not set up, left as quieting left it.
+                let _ = outcomes.push(outcome);
+                continue;
+            }
+            trace::own(f.bdf);
             enable_upstream_bridges(cfg, pci, f.bdf);
             // Linux's pci_alloc_irq_vectors order when vectors run out: fewer MSI-X vectors (inside
             // `setup`), then MSI, then INTx (whose lines have their own vector pool).
@@ -105,10 +117,14 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                     if let Some(r) = dev.route.and_then(|r| r.disagreement.map(|rule| (r.route.gsi, rule))) {
                         problem("routing", format_args!("{}: DSDT routes to GSI {}, the chipset rule to GSI {}; using the DSDT", f.bdf, r.0, r.1));
                     }
-                    if active.push(Active { index, mode, ..dev }).is_err() {
+                    if let Err(dev) = active.push(Active { index, mode, ..dev }) {
                         outcome.mode = None;
                         outcome.vectors.clear();
+                        outcome.route = None;
                         push_problem(&mut outcome, format_args!("more than {MAX_ACTIVE} driven devices; not driven"));
+                        outcome.reason = Some(note(format_args!("not driven: more than {MAX_ACTIVE} driven devices")));
+                        drop(dev); // driver stopped, mode shut down, vectors freed
+                        quiet_function(cfg, f);
                     }
                 }
                 Err(detail) => {
@@ -128,6 +144,12 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                     );
                     push_problem(&mut outcome, format_args!("{}", v.detail));
                     run.scenario(scenario_name(mode), Some(f.bdf), &v);
+                    // Not driven means quiet: whatever setup turned on (Bus Master, a mode) is off again.
+                    quiet_function(cfg, f);
+                    outcome.reason = Some(match &reason {
+                        Some(r) if unavailable => note(format_args!("{r}; not driven")),
+                        _ => note(format_args!("not driven: {detail}")),
+                    });
                 }
             }
         }
@@ -576,24 +598,66 @@ fn enable_upstream_bridges(cfg: &PlatformConfig, pci: &Enumeration, bdf: Bdf) {
     }
 }
 
-/// The mode a driven device gets: the best it offers unless the command line says otherwise.
-fn choose_mode(opts: &Options, f: &Function) -> (IrqMode, Option<&'static str>) {
+/// The mode a driven device gets: the best it offers unless the command line says otherwise, and why
+/// when it is not the best (naming the command-line word that decided it).
+fn choose_mode(opts: &Options, f: &Function) -> (IrqMode, Option<String<96>>) {
     let has_msix = f.caps.find(caps::id::MSIX).is_some();
     let has_msi = f.caps.find(caps::id::MSI).is_some();
+    let has_intx = (1..=4).contains(&f.interrupt_pin);
     if let Some(mode) = opts.override_for(f.bdf) {
-        return (mode, Some("command line override"));
+        let lacks = match mode {
+            IrqMode::Msix => !has_msix,
+            IrqMode::Msi => !has_msi,
+            IrqMode::Intx => !has_intx,
+            IrqMode::None => false,
+        };
+        let why = if lacks {
+            note(format_args!("irq.{}={} on the command line, which the function does not offer", f.bdf, mode.name()))
+        } else {
+            note(format_args!("irq.{}={} on the command line", f.bdf, mode.name()))
+        };
+        return (mode, Some(why));
     }
     if has_msix && !opts.no_msix && !opts.no_msi {
         return (IrqMode::Msix, None);
     }
     if has_msi && !opts.no_msi {
-        return (IrqMode::Msi, if has_msix { Some("MSI-X disabled on the command line") } else { None });
+        return (IrqMode::Msi, if has_msix { Some(note(format_args!("MSI-X disabled on the command line (nomsix)"))) } else { None });
     }
-    let why = if opts.no_msi && (has_msi || has_msix) { "MSI disabled on the command line" } else { "no MSI or MSI-X capability" };
-    if f.interrupt_pin == 0 {
-        return (IrqMode::None, Some("no MSI, MSI-X or INTx available"));
+    let why = if opts.no_msi && (has_msi || has_msix) {
+        "MSI disabled on the command line"
+    } else if opts.no_msix && has_msix {
+        "MSI-X disabled on the command line (nomsix), and no MSI capability"
+    } else {
+        "no MSI or MSI-X capability"
+    };
+    if !has_intx {
+        return (IrqMode::None, Some(note(format_args!("{why}, and no INTx pin: not driven"))));
     }
-    (IrqMode::Intx, Some(why))
+    (IrqMode::Intx, Some(note(format_args!("{why}"))))
+}
+
+/// Leaves a function msifw does not drive (any more) unable to interrupt or master the bus: MSI off,
+/// MSI-X off (Function Mask first, Enable cleared after the settle QEMU's e1000e needs), INTx disabled
+/// (where the function implements the bit) and Bus Master off, as the start-up quieting leaves it.
+fn quiet_function(cfg: &PlatformConfig, f: &Function) {
+    use crate::bus::pci::ConfigRegion;
+    use crate::modes::msix::{CONTROL, DISABLE_SETTLE_US, ENABLE, FUNCTION_MASK};
+    if let Some(at) = f.caps.find(caps::id::MSI) {
+        let control = cfg.read16(f.bdf, at + crate::modes::msi::CONTROL);
+        if control & crate::modes::msi::ENABLE != 0 {
+            cfg.write16(f.bdf, at + crate::modes::msi::CONTROL, control & !crate::modes::msi::ENABLE);
+        }
+    }
+    if let Some(at) = f.caps.find(caps::id::MSIX) {
+        let control = cfg.read16(f.bdf, at + CONTROL);
+        if control & ENABLE != 0 {
+            cfg.write16(f.bdf, at + CONTROL, control | FUNCTION_MASK);
+            crate::time::timers_run_by(crate::time::now_us() + DISABLE_SETTLE_US);
+            cfg.write16(f.bdf, at + CONTROL, (control | FUNCTION_MASK) & !ENABLE);
+        }
+    }
+    update_command(cfg, f.bdf, regs::command::INTX_DISABLE, regs::command::BUS_MASTER);
 }
 
 pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
@@ -677,9 +741,21 @@ impl core::fmt::Display for SetupError {
     }
 }
 
-/// A short report text.
+/// A short report text (`irq_reason`), cut with `...` when longer than it keeps.
 fn note(args: core::fmt::Arguments) -> String<96> {
-    crate::scenarios::Verdict::new(Outcome::Pass, args).detail.chars().take(96).collect()
+    let long = crate::scenarios::Verdict::new(Outcome::Pass, args).detail;
+    if long.len() <= 96 {
+        return long.as_str().try_into().unwrap_or_default();
+    }
+    let mut s: String<96> = String::new();
+    for c in long.chars() {
+        if s.len() + c.len_utf8() > 93 {
+            break;
+        }
+        let _ = s.push(c);
+    }
+    let _ = s.push_str("...");
+    s
 }
 
 /// Devices driven at once.
