@@ -43,6 +43,11 @@ pub(super) fn summary(h: &Handoff) -> crate::report::Summary {
     crate::report::Summary { passed: h.passed, failed: h.failed, skipped: h.skipped }
 }
 
+/// What stage A left live for stage B (and its control) to meet.
+pub(super) fn provoked(h: &Handoff) -> crate::scenarios::Provoked {
+    crate::scenarios::Provoked { live_messages: h.messages, asserted_lines: h.intx, vectors_exposed: 0 }
+}
+
 /// Whether stage A asked for the control.
 pub(super) fn is_control(h: &Handoff) -> bool {
     h.control != 0

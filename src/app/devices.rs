@@ -260,10 +260,10 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
             run.scenario("reset-restore", Some(f.bdf), &v);
             continue;
         };
-        let verdict = reset_scenario::run(cfg, f, method, dev.dev.source(), &mut dev.irq, false);
+        let (verdict, _) = reset_scenario::run(cfg, f, method, dev.dev.source(), &mut dev.irq, false);
         run.scenario("reset-restore", Some(f.bdf), &verdict);
-        let verdict = reset_scenario::run(cfg, f, method, dev.dev.source(), &mut dev.irq, true);
-        run.control("reset-restore", Some(f.bdf), &verdict);
+        let (verdict, provoked) = reset_scenario::run(cfg, f, method, dev.dev.source(), &mut dev.irq, true);
+        run.control("reset-restore", Some(f.bdf), &verdict, provoked, "the reset left the MSI-X table as it was: no entry lost its message");
     }
 }
 
@@ -422,13 +422,18 @@ pub(super) fn reenable(run: &mut Run, pci: &Enumeration, active: &mut [Active], 
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let full = dev.irq.vectors().len() as u16;
         for control in [false, true] {
-            let verdict = if incremental {
+            let (verdict, provoked) = if incremental {
                 crate::scenarios::incremental::run(f, run.apic_id, full, dev.dev.source(), &mut dev.irq, control)
             } else {
                 crate::scenarios::reenable::run(f, run.apic_id, full, dev.dev.source(), &mut dev.irq, control)
             };
             if control {
-                run.control(name, Some(f.bdf), &verdict);
+                let why = if incremental {
+                    "the device has one MSI-X vector in use: no further entry to expose unprogrammed"
+                } else {
+                    "round 1's message could not be written back into a live entry"
+                };
+                run.control(name, Some(f.bdf), &verdict, provoked, why);
             } else {
                 run.scenario(name, Some(f.bdf), &verdict);
             }
@@ -482,7 +487,11 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         });
         let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
         let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
-        let gsi = route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f).ok().map(|r| {
+        // Its interrupts counted so far stay in its record (the mode's shutdown freezes them too).
+        if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
+            o.interrupts = dev.irq.delivered();
+        }
+        let gsi = (1..=4).contains(&f.interrupt_pin).then(|| route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f).ok()).flatten().map(|r| {
             if !watched_gsis.contains(&r.route.gsi) && crate::irq::intx::watch(r.route).is_ok() {
                 let _ = watched_gsis.push(r.route.gsi);
             }
@@ -506,7 +515,7 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         let before = unclaimed_before.iter().find(|(g, _)| *g == gsi).map_or(0, |(_, n)| *n);
         crate::irq::intx::line(gsi).map_or(0, |l| l.unclaimed) - before
     };
-    let mut verdicts: Vec<(Bdf, Verdict), MAX_ACTIVE> = Vec::new();
+    let mut verdicts: Vec<(Bdf, Verdict, crate::scenarios::Provoked), MAX_ACTIVE> = Vec::new();
     for (dev, w) in active.iter_mut().filter(|d| d.mode != IrqMode::None).zip(watches.iter()) {
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let messages: u64 = w.vectors.iter().map(|&v| crate::irq::dispatch::count(v)).sum::<u64>() - w.before;
@@ -531,7 +540,9 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
                 format_args!("caught: with MSI disabled and INTx left enabled, {intx} stray INTx on GSI {}{}{note}", w.gsi.unwrap_or(0), if messages > 0 { " (and messages)" } else { "" }),
             ),
         };
-        let _ = verdicts.push((f.bdf, v));
+        // What the control provokes: the function's INTx, re-enabled, on a watched line.
+        let provoked = crate::scenarios::Provoked { asserted_lines: w.gsi.is_some() as u32, ..Default::default() };
+        let _ = verdicts.push((f.bdf, v, provoked));
     }
     // Quiet again: causes acknowledged, INTx disabled, watched lines gone.
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
@@ -547,9 +558,9 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
     for gsi in watched_gsis {
         crate::irq::intx::release(gsi);
     }
-    for (bdf, v) in verdicts {
+    for (bdf, v, provoked) in verdicts {
         if control {
-            run.control("shutdown", Some(bdf), &v);
+            run.control("shutdown", Some(bdf), &v, provoked, "the function has no INTx line to assert (no interrupt pin, or no route for it)");
         } else {
             run.scenario("shutdown", Some(bdf), &v);
         }

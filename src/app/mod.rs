@@ -22,7 +22,7 @@ use crate::irq::{dispatch, intx};
 use crate::modes::route::{Chipset, Routed};
 use crate::modes::{update_command, IrqMode};
 use crate::report::{Outcome, Record, Summary};
-use crate::scenarios::Verdict;
+use crate::scenarios::{Provoked, Verdict};
 use crate::time;
 use heapless::{String, Vec};
 
@@ -59,9 +59,11 @@ impl Run {
         self.scenario_record(name, bdf, verdict, false)
     }
 
-    /// A negative control: the same scenario with the guard off; it passes when the failure was seen.
-    fn control(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict) {
-        self.scenario_record(name, bdf, verdict, true)
+    /// A negative control: the same scenario with the guard off; it passes when the failure was seen, and
+    /// is a skip when it provoked nothing (decided in [`crate::scenarios::judge_control`] only).
+    fn control(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict, provoked: Provoked, why_nothing: &str) {
+        let verdict = crate::scenarios::judge_control(verdict.clone(), provoked, why_nothing);
+        self.scenario_record(name, bdf, &verdict, true)
     }
 
     fn scenario_record(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict, control: bool) {
@@ -196,7 +198,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         }
         let v = crash::verdict(h, pci.functions.len() as u32, retired, inherited, stale, WINDOW_US);
         if delay_quiet {
-            run.control("crash-restart", None, &v);
+            run.control("crash-restart", None, &v, crash::provoked(h), "stage A left no function with live messages or an asserted INTx line");
         } else {
             run.scenario("crash-restart", None, &v);
         }

@@ -136,6 +136,9 @@ pub struct DeviceIrq<'c, C: ConfigRegion> {
     baseline: Vec<u64, MAX_VECTORS>,
     /// The mode is set up (cleared by an explicit shutdown, so Drop does not shut it down twice).
     live: bool,
+    /// Interrupts delivered until the mode was shut down: after it, the vectors may belong to another
+    /// function and an INTx sharer's count is gone with it, so [`DeviceIrq::delivered`] keeps this.
+    delivered_at_shutdown: Option<u64>,
     // Declared last: freed after the device is quiet.
     _blocks: Vec<VectorBlock, MAX_VECTORS>,
 }
@@ -174,7 +177,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         let baseline = vectors.iter().map(|&v| dispatch::count(v)).collect();
         let (table, pba) = msix::map(&info, function)?;
         let state = msix::MsixFunction::enable(cfg, function.bdf, info, table, pba, &msgs)?;
-        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, baseline, live: true, _blocks: blocks })
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msix(state), vectors, baseline, live: true, delivered_at_shutdown: None, _blocks: blocks })
     }
 
     /// Enables MSI with up to `count` vectors: the largest power of two not above `count` or the
@@ -194,7 +197,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         let state = msi::MsiFunction::enable(cfg, function.bdf, info, msg, count)?;
         let mut blocks = Vec::new();
         let _ = blocks.push(block);
-        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msi(state), vectors, baseline, live: true, _blocks: blocks })
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Msi(state), vectors, baseline, live: true, delivered_at_shutdown: None, _blocks: blocks })
     }
 
     /// Enables INTx through `route` (the line is shared with any other function routed there).
@@ -207,7 +210,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         let _ = vectors.push(vector);
         let mut baseline = Vec::new();
         let _ = baseline.push(intx::count(function.bdf));
-        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Intx(route), vectors, baseline, live: true, _blocks: Vec::new() })
+        Ok(DeviceIrq { cfg, bdf: function.bdf, state: State::Intx(route), vectors, baseline, live: true, delivered_at_shutdown: None, _blocks: Vec::new() })
     }
 
     /// In INTx mode, gives the line's handler the driver's acknowledge write (see [`intx::IntxAck`]).
@@ -268,7 +271,10 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
 
     /// Interrupts delivered to this function since its interrupts were set up.
     pub fn delivered(&self) -> u64 {
-        (0..self.vectors.len()).zip(self.baseline.iter()).map(|(i, &b)| self.count(i) - b).sum()
+        if let Some(n) = self.delivered_at_shutdown {
+            return n;
+        }
+        (0..self.vectors.len()).zip(self.baseline.iter()).map(|(i, &b)| self.count(i).saturating_sub(b)).sum()
     }
 
     /// Interrupts counted on all of this function's vectors (a running total: compare two readings).
@@ -325,6 +331,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
             return;
         }
         self.live = false;
+        self.delivered_at_shutdown = Some(self.delivered());
         match &mut self.state {
             State::Msix(m) => m.shutdown(self.cfg),
             State::Msi(m) => m.shutdown(self.cfg),

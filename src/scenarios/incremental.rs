@@ -8,7 +8,7 @@
 //! lets the device signal through it: the interrupt is lost and the device writes its data to physical
 //! address 0, where a sentinel shows it.
 
-use super::{delivery, Outcome, Verdict};
+use super::{delivery, Outcome, Provoked, Verdict};
 use crate::arch::lowmem;
 use crate::bus::pci::enumerate::Function;
 use crate::bus::pci::{trace, ConfigRegion};
@@ -26,7 +26,24 @@ pub fn run<C: ConfigRegion>(
     source: &mut dyn InterruptSource,
     irq: &mut DeviceIrq<'_, C>,
     control: bool,
+) -> (Verdict, Provoked) {
+    let mut provoked = Provoked::default();
+    let verdict = run_inner(f, apic_id, full, source, irq, control, &mut provoked);
+    (verdict, provoked)
+}
+
+fn run_inner<C: ConfigRegion>(
+    f: &Function,
+    apic_id: u32,
+    full: u16,
+    source: &mut dyn InterruptSource,
+    irq: &mut DeviceIrq<'_, C>,
+    control: bool,
+    provoked: &mut Provoked,
 ) -> Verdict {
+    if full < 2 {
+        return Verdict::new(Outcome::Skip, format_args!("{full} MSI-X vector in use: nothing to add one at a time"));
+    }
     let _ = source.stop();
     if let Err(e) = irq.reenable_msix(f, 1, apic_id) {
         return Verdict::new(Outcome::Fail, format_args!("MSI-X on entry 0 only: {e}"));
@@ -54,6 +71,7 @@ pub fn run<C: ConfigRegion>(
             if irq.expose_unprogrammed_entry() != Some(k as u16) {
                 return Verdict::new(Outcome::Fail, format_args!("entry {k} could not be exposed"));
             }
+            provoked.vectors_exposed += 1;
             // The device gets its next source now, signalling through the unprogrammed entry.
             let lost_before = irq.total_counts();
             let raised = source.add_source().and_then(|_| source.trigger(k));

@@ -44,6 +44,36 @@ impl Verdict {
     }
 }
 
+/// What a negative control provoked: the failure it is about can show only through something live. Each
+/// control fills in what it made live; [`judge_control`] turns "nothing" into a skip.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Provoked {
+    /// Functions (or entries) left signalling through live MSI or MSI-X messages.
+    pub live_messages: u32,
+    /// INTx lines a function could assert.
+    pub asserted_lines: u32,
+    /// MSI-X entries exposed (unmasked) without a programmed message.
+    pub vectors_exposed: u32,
+}
+
+impl Provoked {
+    /// Nothing live: the control cannot catch anything, whatever it sees.
+    pub fn nothing(&self) -> bool {
+        self.live_messages == 0 && self.asserted_lines == 0 && self.vectors_exposed == 0
+    }
+}
+
+/// The one place a negative control's verdict is decided: a control that provoked nothing is a skip with
+/// the reason (`why_nothing`), never a pass (it caught nothing) nor a fail (there was nothing to catch).
+/// Otherwise the control's own verdict stands.
+pub fn judge_control(verdict: Verdict, provoked: Provoked, why_nothing: &str) -> Verdict {
+    if provoked.nothing() {
+        Verdict::new(Outcome::Skip, format_args!("nothing to provoke: {why_nothing}"))
+    } else {
+        verdict
+    }
+}
+
 /// Writes as much as fits, character by character.
 struct Cut {
     s: String<256>,
@@ -65,6 +95,24 @@ impl core::fmt::Write for Cut {
 #[cfg(test)]
 mod verdict_tests {
     use super::*;
+
+    #[test]
+    fn a_control_that_provoked_nothing_is_a_skip_whatever_it_saw() {
+        for outcome in [Outcome::Pass, Outcome::Fail] {
+            let v = judge_control(Verdict::new(outcome, format_args!("seen")), Provoked::default(), "no live device");
+            assert_eq!(v.outcome, Outcome::Skip);
+            assert_eq!(v.detail.as_str(), "nothing to provoke: no live device");
+        }
+        for p in [
+            Provoked { live_messages: 1, ..Provoked::default() },
+            Provoked { asserted_lines: 1, ..Provoked::default() },
+            Provoked { vectors_exposed: 1, ..Provoked::default() },
+        ] {
+            for outcome in [Outcome::Pass, Outcome::Fail] {
+                assert_eq!(judge_control(Verdict::new(outcome, format_args!("seen")), p, "x").outcome, outcome, "{p:?}");
+            }
+        }
+    }
 
     #[test]
     fn long_details_are_cut_with_a_mark_not_dropped() {

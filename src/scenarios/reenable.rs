@@ -8,7 +8,7 @@
 //! names it is caught there. The control reuses round one's message for entry 0, as the Xen bug did, and
 //! passes when an interrupt reaches the freed vector.
 
-use super::{delivery, Outcome, Verdict};
+use super::{delivery, Outcome, Provoked, Verdict};
 use crate::bus::pci::enumerate::Function;
 use crate::bus::pci::ConfigRegion;
 use crate::drivers::InterruptSource;
@@ -25,6 +25,20 @@ pub fn run<C: ConfigRegion>(
     source: &mut dyn InterruptSource,
     irq: &mut DeviceIrq<'_, C>,
     control: bool,
+) -> (Verdict, Provoked) {
+    let mut provoked = Provoked::default();
+    let verdict = run_inner(f, apic_id, full, source, irq, control, &mut provoked);
+    (verdict, provoked)
+}
+
+fn run_inner<C: ConfigRegion>(
+    f: &Function,
+    apic_id: u32,
+    full: u16,
+    source: &mut dyn InterruptSource,
+    irq: &mut DeviceIrq<'_, C>,
+    control: bool,
+    provoked: &mut Provoked,
 ) -> Verdict {
     // Round one: MSI-X on one vector, used once.
     let _ = source.stop();
@@ -55,8 +69,8 @@ pub fn run<C: ConfigRegion>(
     if let Err(e) = irq.reenable_msix(f, full, apic_id) {
         return Verdict::new(Outcome::Fail, format_args!("round 2: MSI-X on {full} vectors: {e}"));
     }
-    if control {
-        irq.write_stale_message(0, stale);
+    if control && irq.write_stale_message(0, stale) {
+        provoked.live_messages += 1;
     }
     let second = match source.reinitialize(irq.vectors().len()) {
         Ok(()) => delivery::run(source, irq, 1),

@@ -8,7 +8,7 @@
 //! The control restores only what a configuration-space save holds; it passes when it sees the interrupts
 //! stay dead (the failure the guard prevents).
 
-use super::{delivery, Outcome, Verdict};
+use super::{delivery, Outcome, Provoked, Verdict};
 use crate::bus::pci::enumerate::Function;
 use crate::bus::pci::reset::{self, SavedHeader};
 use crate::bus::pci::ConfigRegion;
@@ -34,7 +34,8 @@ pub fn run<C: ConfigRegion>(
     source: &mut dyn InterruptSource,
     irq: &mut DeviceIrq<'_, C>,
     control: bool,
-) -> Verdict {
+) -> (Verdict, Provoked) {
+    let nothing = Provoked::default();
     let saved = SavedHeader::save(cfg, f);
     let how = match method {
         Method::Flr => "FLR",
@@ -45,19 +46,24 @@ pub fn run<C: ConfigRegion>(
         Method::SecondaryBusReset(bridge) => reset::secondary_bus_reset(cfg, bridge, f.bdf),
     };
     if let Err(e) = done {
-        return Verdict::new(Outcome::Fail, format_args!("{how}: {e}"));
+        return (Verdict::new(Outcome::Fail, format_args!("{how}: {e}")), nothing);
     }
     let bars_wiped = !saved.bars_intact(cfg);
     saved.restore(cfg);
     let Some((entry, addr, data)) = irq.table_mismatch() else {
-        return Verdict::new(
-            Outcome::Fail,
-            format_args!("{how} left the MSI-X table as it was (BARs {}); nothing to show", if bars_wiped { "cleared" } else { "kept" }),
+        return (
+            Verdict::new(
+                Outcome::Fail,
+                format_args!("{how} left the MSI-X table as it was (BARs {}); nothing to show", if bars_wiped { "cleared" } else { "kept" }),
+            ),
+            nothing,
         );
     };
+    // The control's provocation: every entry in use now holds what the reset left, not its message.
+    let provoked = Provoked { live_messages: irq.vectors().len() as u32, ..Provoked::default() };
     let restored = irq.restore(if control { Restore::ConfigOnly } else { Restore::Full });
     if let Err(e) = source.reinitialize(irq.vectors().len()) {
-        return Verdict::new(Outcome::Fail, format_args!("device did not come back after the {how}: {e}"));
+        return (Verdict::new(Outcome::Fail, format_args!("device did not come back after the {how}: {e}")), provoked);
     }
     let delivery = delivery::run(source, irq, 1);
     let wiped = |v: &Verdict| {
@@ -72,7 +78,7 @@ pub fn run<C: ConfigRegion>(
         );
         s
     };
-    match (control, delivery.outcome) {
+    let verdict = match (control, delivery.outcome) {
         (false, Outcome::Pass) if restored => {
             Verdict::new(Outcome::Pass, format_args!("{}; table rewritten from the cache", wiped(&delivery)))
         }
@@ -85,5 +91,6 @@ pub fn run<C: ConfigRegion>(
             Outcome::Fail,
             format_args!("interrupts still arrive after a configuration-space-only restore: the control shows nothing ({})", delivery.detail),
         ),
-    }
+    };
+    (verdict, provoked)
 }
