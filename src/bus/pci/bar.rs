@@ -75,6 +75,17 @@ pub enum BarError {
         /// BAR index.
         index: u8,
     },
+    /// A 64-bit BAR whose upper half does not hold the all-ones written to it: its decoder has fewer than
+    /// 64 address bits (only `bits`). Sized from its lowest address bit as Linux's pci_size does, and
+    /// used within the addresses it decodes: as a 32-bit BAR when `bits` is 32 or less.
+    AddressBitsLimited {
+        /// BAR index.
+        index: u8,
+        /// What the upper half read back after all-ones was written.
+        upper: u32,
+        /// Address bits the BAR decodes.
+        bits: u8,
+    },
 }
 
 impl core::fmt::Display for BarError {
@@ -84,6 +95,11 @@ impl core::fmt::Display for BarError {
             Self::BadSizeMask { index, mask } => write!(f, "BAR{index} size mask {mask:#x} is not contiguous"),
             Self::ReservedType { index } => write!(f, "BAR{index} has a reserved memory type"),
             Self::ZeroSize { index } => write!(f, "BAR{index} implements no address bits (zero-sized); not used"),
+            Self::AddressBitsLimited { index, upper, bits } => write!(
+                f,
+                "BAR{index} is 64-bit but its upper half does not hold the value written (all-ones read back as {upper:#x}): it decodes only {bits} address bits{}",
+                if *bits <= 32 { "; used as a 32-bit BAR, below 4 GiB" } else { "" }
+            ),
         }
     }
 }
@@ -121,12 +137,39 @@ pub fn decode(index: u8, orig_lo: u32, mask_lo: u32, orig_hi: u32, mask_hi: u32)
             if mask == 0 {
                 return Err(BarError::ZeroSize { index });
             }
-            let size = size_from_mask(index, mask)?;
+            let (size, bits) = match size_from_mask(index, mask) {
+                Ok(size) => (size, 64),
+                Err(e) => size_of_limited(mask).ok_or(e)?,
+            };
             let address = (orig_lo & !0xF) as u64 | (orig_hi as u64) << 32;
-            Ok(Some(Bar { index, kind: BarKind::Mem64, prefetchable, address, size }))
+            // Fewer than 33 address bits: a 32-bit BAR in all but its type (placed below 4 GiB).
+            let kind = if bits <= 32 { BarKind::Mem32 } else { BarKind::Mem64 };
+            Ok(Some(Bar { index, kind, prefetchable, address, size }))
         }
         _ => Err(BarError::ReservedType { index }),
     }
+}
+
+/// A 64-bit BAR's mask whose top address bits read back 0 (the decoder is narrower than 64 bits): ones
+/// from the size bit up to its highest address bit, zeros above. Returns (size, address bits), as Linux's
+/// pci_size takes the size from the lowest set bit; `None` if the ones are not contiguous either.
+fn size_of_limited(mask: u64) -> Option<(u64, u8)> {
+    let size = mask & mask.wrapping_neg(); // lowest set bit
+    let bits = 64 - mask.leading_zeros() as u8;
+    let expected = !(size - 1) & (u64::MAX >> (64 - bits as u32));
+    (mask == expected).then_some((size, bits))
+}
+
+/// The problem of a 64-bit BAR whose upper half did not hold the all-ones written while it was sized
+/// (`None` for any other BAR, or one that decodes all 64 bits).
+pub fn upper_half_problem(index: u8, orig_lo: u32, mask_lo: u32, mask_hi: u32) -> Option<BarError> {
+    let is_mem64 = orig_lo & 1 == 0 && (orig_lo >> 1) & 3 == 2;
+    if !is_mem64 || mask_hi == u32::MAX {
+        return None;
+    }
+    let mask = (mask_lo & 0xFFFF_FFF0) as u64 | (mask_hi as u64) << 32;
+    let (_, bits) = size_of_limited(mask)?;
+    Some(BarError::AddressBitsLimited { index, upper: mask_hi, bits })
 }
 
 fn size_from_mask(index: u8, mask: u64) -> Result<u64, BarError> {
@@ -166,6 +209,9 @@ pub fn probe(cfg: &impl ConfigRegion, bdf: Bdf, count: u8) -> (Vec<Bar, 6>, Vec<
         }
         match decode(index, orig_lo, mask_lo, orig_hi, mask_hi) {
             Ok(Some(bar)) => {
+                if let Some(p) = upper_half_problem(index, orig_lo, mask_lo, mask_hi) {
+                    let _ = problems.push(p);
+                }
                 let _ = bars.push(bar);
             }
             Ok(None) => {}
@@ -205,6 +251,33 @@ mod tests {
         assert_eq!(decode(5, 0x4, 0xFFFF_0004, 0, 0), Err(BarError::Mem64InLastSlot { index: 5 }));
         assert_eq!(decode(1, 0x6, 0xFFFF_0006, 0, 0), Err(BarError::ReservedType { index: 1 }));
         assert!(matches!(decode(0, 0, 0xFF0F_0000, 0, 0), Err(BarError::BadSizeMask { .. })));
+    }
+
+    #[test]
+    fn a_64_bit_bar_whose_upper_half_holds_nothing_is_sized_and_used_below_4_gib() {
+        // Upper half hardwired to 0: 16 KiB, 32 address bits, a 32-bit BAR in all but its type.
+        let b = decode(0, 0xFEA1_0004, 0xFFFF_C004, 0, 0).unwrap().unwrap();
+        assert_eq!((b.kind, b.address, b.size), (BarKind::Mem32, 0xFEA1_0000, 16 << 10));
+        assert_eq!(upper_half_problem(0, 0xFEA1_0004, 0xFFFF_C004, 0), Some(BarError::AddressBitsLimited { index: 0, upper: 0, bits: 32 }));
+        // 36 address bits: still 64-bit, the problem names the width.
+        let b = decode(2, 0x0C, 0xFFF0_000C, 0, 0xF).unwrap().unwrap();
+        assert_eq!((b.kind, b.size), (BarKind::Mem64, 1 << 20));
+        let p = upper_half_problem(2, 0x0C, 0xFFF0_000C, 0xF).unwrap();
+        assert_eq!(p, BarError::AddressBitsLimited { index: 2, upper: 0xF, bits: 36 });
+        assert!(format!("{p}").contains("upper half does not hold the value written"), "{p}");
+        // A full upper half, a 32-bit BAR, and a mask with a hole are not this problem.
+        assert_eq!(upper_half_problem(0, 0x4, 0xFFFF_C004, u32::MAX), None);
+        assert_eq!(upper_half_problem(0, 0x0, 0xFFFF_C000, 0), None);
+        assert!(matches!(decode(0, 0x4, 0xFF0F_0004, 0, 0), Err(BarError::BadSizeMask { .. })));
+        // Through BAR sizing: listed, with the problem naming the cause (not "not contiguous").
+        let sim = SimConfig::default();
+        let bdf = sim.add(Bdf::new(0, 5, 0), 0x1b36, 0x0010, 0x010802);
+        sim.bar(bdf, 0, 0xFFFF_C004, 0xFEA1_0004);
+        sim.bar(bdf, 1, 0, 0);
+        let (bars, problems) = probe(&sim, bdf, 6);
+        assert_eq!(problems.as_slice(), &[BarError::AddressBitsLimited { index: 0, upper: 0, bits: 32 }]);
+        assert_eq!(bars.len(), 1);
+        assert_eq!((bars[0].kind, bars[0].size), (BarKind::Mem32, 16 << 10));
     }
 
     #[test]

@@ -122,8 +122,9 @@ pub fn walk(cfg: &impl ConfigRegion, bdf: Bdf) -> CapList {
             let _ = list.problems.push(e);
         }
     }
-    // Extended capabilities exist only in PCIe functions reached through ECAM.
-    if cfg.space_size() > 0x100 && list.find(id::PCIE).is_some() {
+    // Extended capabilities exist only in PCIe functions reached through ECAM, and only where their 4 KiB
+    // space reaches the CPU (not below a conventional PCI bridge): has_extended_space.
+    if list.find(id::PCIE).is_some() && has_extended_space(cfg, bdf) {
         if let Err(e) = walk_extended(cfg, bdf, &mut list) {
             let _ = list.problems.push(e);
         }
@@ -159,6 +160,24 @@ fn walk_standard(cfg: &impl ConfigRegion, bdf: Bdf, list: &mut CapList) -> Resul
         ptr = (header >> 8) & 0xFC;
     }
     Err(CapError::TooMany)
+}
+
+/// Whether `bdf` has the 4 KiB configuration space of a PCIe function, as Linux's
+/// pci_cfg_space_size_ext decides it: the dword at 0x100 reads all-ones where the space ends at 256 bytes
+/// (a PCIe function below a conventional PCI bridge: the bridge forwards no extended configuration
+/// request, and QEMU answers all-ones past 256 bytes on such a bus), and a space whose every 256-byte
+/// block from 0x100 repeats the ID dword at 0x00 is the 256-byte space aliased (pci_ext_cfg_is_aliased).
+pub fn has_extended_space(cfg: &impl ConfigRegion, bdf: Bdf) -> bool {
+    if cfg.space_size() <= 0x100 {
+        return false;
+    }
+    let first = cfg.read32(bdf, 0x100);
+    if first == 0xFFFF_FFFF {
+        return false;
+    }
+    let id = cfg.read32(bdf, 0x00);
+    let aliased = (0x100..cfg.space_size()).step_by(0x100).all(|pos| cfg.read32(bdf, pos) == id);
+    !aliased
 }
 
 fn walk_extended(cfg: &impl ConfigRegion, bdf: Bdf, list: &mut CapList) -> Result<(), CapError> {
@@ -241,6 +260,37 @@ mod tests {
         let bdf = sim.add(Bdf::new(0, 2, 0), 0x8086, 0x10d3, 0x020000);
         sim.poke(bdf, 0x06, &regs::status::CAP_LIST.to_le_bytes());
         (sim, bdf)
+    }
+
+    #[test]
+    fn a_pcie_function_whose_space_ends_at_256_bytes_has_no_extended_list_and_no_problem() {
+        // A PCIe endpoint below a conventional PCI bridge: 0x100 reads all-ones (QEMU, and Linux's
+        // pci_cfg_space_size_ext takes that as a 256-byte space).
+        let (sim, bdf) = device(true);
+        sim.poke(bdf, 0x34, &[0xE0]);
+        sim.poke(bdf, 0xE0, &[0x10, 0x00]);
+        sim.poke(bdf, 0x100, &u32::MAX.to_le_bytes());
+        let list = walk(&sim, bdf);
+        assert!(list.problems.is_empty(), "{:?}", list.problems);
+        assert_eq!(list.caps.len(), 1);
+        assert!(!has_extended_space(&sim, bdf));
+        // The 256-byte space aliased over the 4 KiB (every block from 0x100 repeats the ID dword).
+        let (sim, bdf) = device(true);
+        sim.poke(bdf, 0x34, &[0xE0]);
+        sim.poke(bdf, 0xE0, &[0x10, 0x00]);
+        for pos in (0x100..0x1000).step_by(0x100) {
+            sim.poke(bdf, pos, &(0x10d3_8086u32).to_le_bytes());
+        }
+        let list = walk(&sim, bdf);
+        assert!(list.problems.is_empty() && list.caps.len() == 1, "{:?}", list);
+        // A real extended header at 0x100 is still walked, and all-ones further on is still a problem.
+        let (sim, bdf) = device(true);
+        sim.poke(bdf, 0x34, &[0xE0]);
+        sim.poke(bdf, 0xE0, &[0x10, 0x00]);
+        sim.poke(bdf, 0x100, &(0x0001u32 | 1 << 16 | 0x140 << 20).to_le_bytes());
+        sim.poke(bdf, 0x140, &u32::MAX.to_le_bytes());
+        let list = walk(&sim, bdf);
+        assert_eq!(list.problems.as_slice(), &[CapError::AllOnes { at: 0x140 }]);
     }
 
     #[test]
