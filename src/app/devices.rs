@@ -650,7 +650,8 @@ fn choose_mode(opts: &Options, f: &Function) -> (IrqMode, Option<String<96>>) {
 
 /// Leaves a function msifw does not drive (any more) unable to interrupt or master the bus: MSI off,
 /// MSI-X off (Function Mask first, Enable cleared after the settle QEMU's e1000e needs), INTx disabled
-/// (where the function implements the bit) and Bus Master off, as the start-up quieting leaves it.
+/// (where the function implements the bit) and Bus Master off for an endpoint, as the start-up quieting
+/// leaves it.
 fn quiet_function(cfg: &PlatformConfig, f: &Function) {
     use crate::bus::pci::ConfigRegion;
     use crate::modes::msix::{CONTROL, DISABLE_SETTLE_US, ENABLE, FUNCTION_MASK};
@@ -668,7 +669,9 @@ fn quiet_function(cfg: &PlatformConfig, f: &Function) {
             cfg.write16(f.bdf, at + CONTROL, (control | FUNCTION_MASK) & !ENABLE);
         }
     }
-    update_command(cfg, f.bdf, regs::command::INTX_DISABLE, regs::command::BUS_MASTER);
+    // A bridge keeps its Bus Master: it forwards its children's MSI writes upstream.
+    let bus_master = if f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
+    update_command(cfg, f.bdf, regs::command::INTX_DISABLE, bus_master);
 }
 
 pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
