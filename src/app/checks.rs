@@ -147,7 +147,11 @@ pub(super) fn run_storm(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enume
     let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
     let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
     let verdict = match route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, edu) {
-        Ok(r) => storm::run(cfg, edu, r.route),
+        Ok(r) => {
+            // The storm takes the edu over (it may be one no driver owned: `irq.BDF=none`).
+            trace::own(edu.bdf);
+            storm::run(cfg, edu, r.route)
+        }
         Err(e) => Verdict::new(Outcome::Skip, format_args!("edu INTx not routable: {e}")),
     };
     run.scenario("intx-storm", Some(edu.bdf), &verdict);

@@ -296,7 +296,11 @@ pub(super) fn intx_storm_with_others(run: &mut Run, cfg: &'static PlatformConfig
     let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
     let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
     let mut verdict = match route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, edu) {
-        Ok(r) => crate::scenarios::storm::run(cfg, edu, r.route),
+        Ok(r) => {
+            // The storm takes the undriven edu over: its writes to it are the firmware's own.
+            trace::own(edu.bdf);
+            crate::scenarios::storm::run(cfg, edu, r.route)
+        }
         Err(e) => Verdict::new(Outcome::Skip, format_args!("edu INTx not routable: {e}")),
     };
     if verdict.outcome == Outcome::Pass {
