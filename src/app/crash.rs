@@ -43,9 +43,11 @@ pub(super) fn summary(h: &Handoff) -> crate::report::Summary {
     crate::report::Summary { passed: h.passed, failed: h.failed, skipped: h.skipped }
 }
 
-/// What stage A left live for stage B (and its control) to meet.
+/// What stage A left for the control to catch: the INTx levels it left asserted. Its live MSI and MSI-X
+/// functions raise nothing while nobody triggers them (the one interrupt each holds is pending on a
+/// masked entry), so they provoke no stale interrupt in the trap window.
 pub(super) fn provoked(h: &Handoff) -> crate::scenarios::Provoked {
-    crate::scenarios::Provoked { live_messages: h.messages, asserted_lines: h.intx, vectors_exposed: 0 }
+    crate::scenarios::Provoked { asserted_lines: h.intx, ..Default::default() }
 }
 
 /// Whether stage A asked for the control.
@@ -73,10 +75,19 @@ pub(super) fn leave_live_and_restart(
     control: bool,
     start_info: u32,
 ) -> ! {
-    // A level INTx line left asserted is what a careless successor cannot miss: if no device is in INTx
-    // mode, an edu is moved to INTx for stage A.
+    // A level INTx line left asserted is what a careless successor cannot miss (and what the control
+    // catches): if no device is in INTx mode, one is moved to INTx for stage A, an edu if there is one,
+    // else an nvme (both assert their pin for source 0 once MSI and MSI-X are off).
     if !active.iter().any(|d| d.mode == IrqMode::Intx) {
-        if let Some(dev) = active.iter_mut().find(|d| matches!(d.dev, super::devices::Device::Edu(_))) {
+        let movable = |d: &Active| {
+            let pin = pci.functions.get(d.index).is_some_and(|f| (1..=4).contains(&f.interrupt_pin));
+            pin && matches!(d.dev, super::devices::Device::Edu(_) | super::devices::Device::Nvme(_))
+        };
+        let pick = active
+            .iter()
+            .position(|d| movable(d) && matches!(d.dev, super::devices::Device::Edu(_)))
+            .or_else(|| active.iter().position(movable));
+        if let Some(dev) = pick.map(|i| &mut active[i]) {
             if let Some(f) = pci.functions.get(dev.index) {
                 let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
                 let dsdt: Option<crate::modes::route::DsdtLookup> = routing.dsdt.map(|_| &lookup as crate::modes::route::DsdtLookup);
@@ -106,10 +117,13 @@ pub(super) fn leave_live_and_restart(
             }
             IrqMode::Intx => {
                 // Raised with interrupts off and never acknowledged: the level stays asserted, with the
-                // function's INTx enabled and its IOAPIC entry unmasked, into the next run.
+                // function's INTx enabled and its IOAPIC entry unmasked, into the next run. Counted only
+                // when the function's Status.Interrupt shows it asserted.
                 let _ = src.trigger(0);
                 time::delay_us(2_000);
-                intx += 1;
+                if dev.irq.pending(0) != Some(false) {
+                    intx += 1;
+                }
             }
             IrqMode::None => {}
         }

@@ -198,7 +198,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         }
         let v = crash::verdict(h, pci.functions.len() as u32, retired, inherited, stale, WINDOW_US);
         if delay_quiet {
-            run.control("crash-restart", None, &v, crash::provoked(h), "stage A left no function with live messages or an asserted INTx line");
+            run.control("crash-restart", None, &v, crash::provoked(h), "stage A left no INTx line asserted (no driven edu or nvme with an INTx pin to move to INTx)");
         } else {
             run.scenario("crash-restart", None, &v);
         }
