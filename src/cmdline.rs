@@ -278,14 +278,13 @@ pub const MAX_ERRORS: usize = 8;
 
 /// Keeps `e`, or counts it in a last [`CmdlineError::MoreErrors`] entry when the list is full.
 fn push_error(errors: &mut Vec<CmdlineError, MAX_ERRORS>, e: CmdlineError) {
-    if let Err(e) = errors.push(e) {
+    if errors.push(e).is_err() {
         match errors.last_mut() {
             Some(CmdlineError::MoreErrors(n)) => *n += 1,
             _ => {
                 // The last one listed and this one are counted instead.
                 errors.pop();
                 let _ = errors.push(CmdlineError::MoreErrors(2));
-                let _ = e;
             }
         }
     }
