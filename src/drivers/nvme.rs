@@ -218,9 +218,10 @@ impl Nvme {
     /// A controller that was just enabled has no command outstanding and an empty admin completion
     /// queue, so with INTMS clear (a controller reset clears it, NVMe 1.4 3.1.3) it has no reason to
     /// assert INTx. A level found asserted now was left by a previous owner that never consumed its
-    /// completions: QEMU 7.2's nvme keeps its interrupt status and its count of completion queues with
-    /// pending entries across a controller reset (nvme_ctrl_reset clears neither), and from then on it
-    /// never lowers the pin, so every later completion would go unseen. A robust driver acknowledges it
+    /// completions. Measured on QEMU 7.2 after a crash restart: its nvme keeps the pin asserted across
+    /// the controller reset and never lowers it again on its own, so every later completion goes unseen
+    /// (it keeps the interrupt status and its count of completion queues with pending entries,
+    /// `cq_pending`, which the reset does not clear; a head doorbell at an empty queue decrements it). A robust driver acknowledges it
     /// before it unmasks the line: a CQ head doorbell write at the (empty) head is the acknowledgement
     /// (NVMe 1.4 3.1.25, the host consumed everything up to the head), repeated while the level stays
     /// up, at most once per queue the previous owner can have left pending. Before the line is enabled,
