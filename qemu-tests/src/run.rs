@@ -655,6 +655,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         match oracle_answer {
             Some(Ok(functions)) => Oracle::Taken { comparison: crate::oracle::compare(&functions, &com1.report), cost: oracle_cost },
             Some(Err(e)) => Oracle::NotTaken(e),
+            None if oracle_asks == 0 && !started.get() => Oracle::NotTaken("not taken: the firmware never started".into()),
             None if oracle_asks == 0 => Oracle::NotTaken(
                 "the firmware never said its bus numbers were final (`msifw: oracle: ...` on COM1): it stopped \
                  before, or it does not know the `oracle` word (an older --elf? run with --no-oracle)"
