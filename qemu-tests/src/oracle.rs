@@ -51,6 +51,10 @@ pub struct Comparison {
     pub phantom: Vec<Entry>,
     /// The firmware's own problems saying it left functions out ([`NOT_LISTED`]).
     pub incomplete: Vec<String>,
+    /// Functions QEMU lists on a slot without function 0, which no OS finds (the PCI spec requires
+    /// function 0 of every device, and discovery reads it first, as Linux's `pci_scan_slot`): not
+    /// required of the firmware, only shown.
+    pub undiscoverable: Vec<Entry>,
 }
 
 impl Comparison {
@@ -63,8 +67,20 @@ impl Comparison {
 /// Compares QEMU's functions with the report's function records by BDF, vendor and device.
 pub fn compare(qemu: &[QemuFunction], report: &Report) -> Comparison {
     let mut theirs: BTreeMap<String, String> = BTreeMap::new();
+    let mut undiscoverable = Vec::new();
     for q in qemu {
-        theirs.insert(q.bdf(), q.id());
+        let entry = Entry {
+            bdf: q.bdf(),
+            id: q.id(),
+        };
+        if qemu
+            .iter()
+            .any(|o| (o.bus, o.slot, o.function) == (q.bus, q.slot, 0))
+        {
+            theirs.insert(entry.bdf, entry.id);
+        } else {
+            undiscoverable.push(entry);
+        }
     }
     let mut ours: BTreeMap<String, String> = BTreeMap::new();
     let mut phantom = Vec::new();
@@ -81,7 +97,7 @@ pub fn compare(qemu: &[QemuFunction], report: &Report) -> Comparison {
             });
         }
     }
-    let missing = theirs
+    let missing: Vec<Entry> = theirs
         .iter()
         .filter(|(bdf, id)| ours.get(*bdf) != Some(*id))
         .map(|(bdf, id)| Entry {
@@ -92,6 +108,8 @@ pub fn compare(qemu: &[QemuFunction], report: &Report) -> Comparison {
     phantom.extend(
         ours.iter()
             .filter(|(bdf, id)| theirs.get(*bdf) != Some(*id))
+            // Reporting a function of a slot without function 0 anyway is not inventing it.
+            .filter(|(bdf, _)| !undiscoverable.iter().any(|e| &e.bdf == *bdf))
             .map(|(bdf, id)| Entry {
                 bdf: bdf.clone(),
                 id: id.clone(),
@@ -110,6 +128,7 @@ pub fn compare(qemu: &[QemuFunction], report: &Report) -> Comparison {
         missing,
         phantom,
         incomplete,
+        undiscoverable,
     }
 }
 
@@ -160,9 +179,17 @@ impl Oracle {
                 cost,
             } => {
                 let ms = cost.as_secs_f64() * 1000.0;
+                let aside = if c.undiscoverable.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        "; not required: {} (QEMU has no function 0 on the slot, so no OS discovers it)",
+                        c.undiscoverable.iter().map(Entry::to_string).collect::<Vec<_>>().join(", ")
+                    )
+                };
                 if c.agrees() {
                     return format!(
-                        "oracle: the firmware's {} functions are QEMU's query-pci (BDF, vendor, device; taken with bus numbers final; cost {ms:.1} ms)",
+                        "oracle: the firmware's {} functions are QEMU's query-pci (BDF, vendor, device; taken with bus numbers final; cost {ms:.1} ms){aside}",
                         c.firmware
                     );
                 }
@@ -189,7 +216,7 @@ impl Oracle {
                         c.incomplete.join("; ")
                     ));
                 }
-                line.push_str(&format!(" (cost {ms:.1} ms)"));
+                line.push_str(&format!(" (cost {ms:.1} ms){aside}"));
                 line
             }
         }
@@ -220,6 +247,7 @@ impl Oracle {
                 "missing": entries(&c.missing),
                 "phantom": entries(&c.phantom),
                 "incomplete": c.incomplete,
+                "undiscoverable": entries(&c.undiscoverable),
                 "cost_ms": cost.as_secs_f64() * 1000.0,
             }),
         }
@@ -370,6 +398,40 @@ mod tests {
             "{}",
             o.line()
         );
+    }
+
+    #[test]
+    fn a_function_without_function_0_is_not_required() {
+        // QEMU takes `-device edu,addr=05.1` with nothing at 05.0; no OS discovers it.
+        let q = [
+            qemu((0, 2, 0), 0x8086, 0x10d3),
+            qemu((0, 5, 1), 0x1234, 0x11e8),
+        ];
+        let c = compare(&q, &report(&[("00:02.0", "8086", "10d3")]));
+        assert!(c.agrees(), "{c:?}");
+        assert_eq!(entries(&c.undiscoverable), ["00:05.1 1234:11e8"]);
+        let o = Oracle::Taken {
+            comparison: c,
+            cost: Duration::ZERO,
+        };
+        assert!(
+            o.line()
+                .contains("not required: 00:05.1 1234:11e8 (QEMU has no function 0"),
+            "{}",
+            o.line()
+        );
+        // Reporting it anyway is not a phantom either; function 1 of a slot with function 0 is required.
+        let c = compare(
+            &q,
+            &report(&[("00:02.0", "8086", "10d3"), ("00:05.1", "1234", "11e8")]),
+        );
+        assert!(c.agrees(), "{c:?}");
+        let q = [
+            qemu((0, 5, 0), 0x1234, 0x11e8),
+            qemu((0, 5, 1), 0x1234, 0x11e8),
+        ];
+        let c = compare(&q, &report(&[("00:05.0", "1234", "11e8")]));
+        assert_eq!(entries(&c.missing), ["00:05.1 1234:11e8"]);
     }
 
     #[test]
