@@ -515,20 +515,6 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         });
     }
     let mut qmp: Option<Result<QmpClient, String>> = None;
-    let qmp_client = |qmp: &mut Option<Result<QmpClient, String>>| -> Result<(), String> {
-        if qmp.is_none() {
-            *qmp = Some(match qmp_rx.recv_timeout(QMP_CONNECT) {
-                Ok(Ok(c)) => Ok(c),
-                Ok(Err(e)) => Err(format!("could not connect to QEMU's QMP socket: {e}")),
-                Err(_) => Err("no QMP connection to QEMU".to_string()),
-            });
-        }
-        match qmp {
-            Some(Ok(_)) => Ok(()),
-            Some(Err(e)) => Err(e.clone()),
-            None => unreachable!(),
-        }
-    };
 
     let mut com1 = Com1Log::new(cfg.echo);
     let mut unplug = cfg.unplug.clone();
@@ -548,8 +534,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
                 let t0 = Instant::now();
                 oracle_asks += 1;
                 if cfg.oracle {
-                    let answer = qmp_client(&mut qmp).and_then(|()| {
-                        let Some(Ok(client)) = qmp.as_mut() else { unreachable!() };
+                    let answer = qmp_connection(&mut qmp, &qmp_rx).and_then(|client| {
                         for request in &cfg.before_oracle {
                             client.execute_json("before-oracle request", request).map_err(|e| e.to_string())?;
                         }
@@ -567,8 +552,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
             }
             if line.contains(UNPLUG_MARKER) {
                 if let Some(id) = unplug.take() {
-                    let sent = qmp_client(&mut qmp).and_then(|()| {
-                        let Some(Ok(client)) = qmp.as_mut() else { unreachable!() };
+                    let sent = qmp_connection(&mut qmp, &qmp_rx).and_then(|client| {
                         client.execute("device_del", Some(json!({ "id": id }))).map(|_| ()).map_err(|e| e.to_string())
                     });
                     match sent {
@@ -685,6 +669,20 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     }
     o.set_oracle(oracle);
     Ok(o)
+}
+
+/// The run's QMP connection: the one the connecting thread made (waited for at the first use), or why
+/// there is none.
+fn qmp_connection<'a>(
+    qmp: &'a mut Option<Result<QmpClient, String>>,
+    connected: &mpsc::Receiver<Result<QmpClient, crate::qmp::QmpError>>,
+) -> Result<&'a mut QmpClient, String> {
+    let conn = qmp.get_or_insert_with(|| match connected.recv_timeout(QMP_CONNECT) {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(format!("could not connect to QEMU's QMP socket: {e}")),
+        Err(_) => Err("no QMP connection to QEMU".to_string()),
+    });
+    conn.as_mut().map_err(|e| e.clone())
 }
 
 /// How long the host waits for QEMU's QMP socket and for the connection at the firmware's first
