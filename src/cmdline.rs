@@ -15,6 +15,8 @@
 //!   DSDT's `PCI0._CRS`, the memory map only without it; `memmap`: the memory map's holes regardless);
 //! - `scenario=NAME[,NAME...]` (repeatable): run optional scenarios as well (see [`SCENARIOS`]); `all` runs
 //!   every one that can share a run (not those in [`OWN_RUN`]).
+//! - `oracle`: once bus numbers are final, wait briefly for the host to take QEMU's `query-pci` (the
+//!   launcher adds it; docs/protocol.md).
 //!
 //! Anything else is reported as a problem and otherwise ignored.
 
@@ -66,6 +68,8 @@ pub struct Options {
     pub dispatch: u32,
     /// `bar_windows=memmap`: BAR windows from the memory map even where `PCI0._CRS` gives them.
     pub bar_windows_memmap: bool,
+    /// `oracle`: wait for the host's `query-pci` once bus numbers are final (the launcher adds it).
+    pub oracle: bool,
 }
 
 /// A deliberate failure, to check the fatal paths.
@@ -81,7 +85,7 @@ pub enum SelfTest {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0, bench: false, dispatch: 0, bar_windows_memmap: false }
+        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0, bench: false, dispatch: 0, bar_windows_memmap: false, oracle: false }
     }
 }
 
@@ -161,6 +165,10 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, MAX_ERRORS>) {
                 }
                 "bench" => {
                     opts.bench = true;
+                    None
+                }
+                "oracle" => {
+                    opts.oracle = true;
                     None
                 }
                 _ => Some(CmdlineError::Unknown(clip(word))),
@@ -323,6 +331,14 @@ mod tests {
         assert_eq!(o.override_for(Bdf::new(0, 3, 0)), Some(IrqMode::Intx));
         assert_eq!(o.override_for(Bdf::new(1, 0x1f, 7)), Some(IrqMode::Msi));
         assert_eq!(o.override_for(Bdf::new(0, 2, 0)), None);
+    }
+
+    #[test]
+    fn oracle_word() {
+        assert!(!parse("nomsi").0.oracle);
+        let (o, e) = parse("oracle nomsi");
+        assert!(o.oracle && o.no_msi && e.is_empty(), "{e:?}");
+        assert_eq!(parse("oracle=1").1.len(), 1, "the word takes no value");
     }
 
     #[test]

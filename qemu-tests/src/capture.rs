@@ -214,7 +214,7 @@ fn is_cold_boot_banner(line: &str) -> bool {
 
 /// Where the firmware's output starts in a cleaned line: at `msifw-report `, `msifw: ` or the banner
 /// `msifw VERSION: ` (src/firmware.rs), whatever a boot loader left before it on the same line.
-fn firmware_start(line: &str) -> Option<usize> {
+pub(crate) fn firmware_start(line: &str) -> Option<usize> {
     line.match_indices("msifw").map(|(i, _)| i).find(|&i| {
         let rest = &line[i + "msifw".len()..];
         if rest.starts_with("-report ") || rest.starts_with(": ") {

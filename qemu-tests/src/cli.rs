@@ -22,7 +22,7 @@ pub const USAGE: &str = "\
 Usage: cargo run -- [OPTIONS]
        cargo run -- image FILE [--append TEXT]
        cargo run -- matrix [--qemu PATH].. [--machine M].. [--boot B].. [--accel A].. [--append TEXT]
-                           [--json FILE]
+                           [--json FILE] [--no-oracle]
        cargo run -- decode COM1_CAPTURE [--com2 COM2_CAPTURE] [--elf PATH] [--json FILE]
        cargo run --release -- bench [--json FILE] [--runs N] [--dispatch N] [--scale N,N,..]
                                     [--qemu PATH] [--accel tcg|kvm]
@@ -46,9 +46,12 @@ Options:
   --machine q35|pc        QEMU machine type (default q35)
   --device SPEC           add `-device SPEC` (repeatable)
   --no-default-devices    leave out e1000e (02.0), nvme (03.0) and edu (04.0)
+  --no-oracle             do not hold the firmware's function list against QEMU's query-pci
+                          (on by default: a mismatch fails the run; README, The oracle)
   --qemu-arg ARG          pass ARG to QEMU verbatim (repeatable; ARG may start with a
                           dash: --qemu-arg -d --qemu-arg int)
-  --append TEXT           firmware command line (QEMU -append)
+  --append TEXT           firmware command line (QEMU -append; at most 4095 bytes with PVH,
+                          the launcher's `oracle ` word included)
   --unplug ID             hot-remove device ID (QMP device_del) when the firmware asks for it
                           (with --append scenario=hot-unplug)
   --accel tcg|kvm         accelerator (default tcg)
@@ -130,6 +133,9 @@ pub enum CliError {
     NotUtf8(OsString),
     /// A positional argument is missing (`decode` without its capture).
     MissingArgument(&'static str),
+    /// The options together ask for what QEMU cannot do (an `--append` longer than QEMU's PVH
+    /// command-line buffer).
+    Config(String),
 }
 
 impl fmt::Display for CliError {
@@ -154,6 +160,7 @@ impl fmt::Display for CliError {
             }
             CliError::NotUtf8(a) => write!(f, "argument {a:?} is not valid UTF-8"),
             CliError::MissingArgument(a) => write!(f, "{a} is missing"),
+            CliError::Config(e) => f.write_str(e),
         }
     }
 }
@@ -220,6 +227,12 @@ where
                 }
                 cfg.default_devices = false;
             }
+            "--no-oracle" => {
+                if inline.is_some() {
+                    return Err(CliError::UnexpectedValue("--no-oracle"));
+                }
+                cfg.oracle = false;
+            }
             _ => {
                 let Some(option) = VALUE_OPTIONS.iter().copied().find(|o| *o == name) else {
                     return Err(if arg.starts_with('-') {
@@ -240,6 +253,7 @@ where
             }
         }
     }
+    cfg.validate().map_err(|e| CliError::Config(e.to_string()))?;
     Ok(CliCommand::Run(CliOptions { config: cfg, json }))
 }
 
@@ -432,9 +446,12 @@ fn parse_matrix(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliE
     let mut opts = crate::matrix::MatrixOptions::default();
     let (mut qemus, mut machines, mut boots, mut accels) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let options = ["--qemu", "--machine", "--boot", "--accel", "--append", "--json", "--timeout"];
-    let Some(words) = subcommand_words(args, &options)? else {
+    let args: Vec<OsString> = args.collect();
+    let no_oracle = args.iter().any(|a| a == "--no-oracle");
+    let Some(words) = subcommand_words(args.into_iter().filter(|a| a != "--no-oracle"), &options)? else {
         return Ok(CliCommand::Help);
     };
+    opts.oracle = !no_oracle;
     for word in words {
         let (option, value) = match word {
             Word::Option(o, v) => (o, v),
@@ -462,6 +479,11 @@ fn parse_matrix(args: impl Iterator<Item = OsString>) -> Result<CliCommand, CliE
     }
     if !accels.is_empty() {
         opts.accels = accels;
+    }
+    // Every command line a PVH cell boots (`scenario=all` is split into several) must fit QEMU's buffer.
+    let lines = crate::run::split_scenario_all(&opts.append).unwrap_or_else(|| vec![opts.append.clone()]);
+    for line in lines {
+        RunConfig::new().append(line).oracle(opts.oracle).validate().map_err(|e| CliError::Config(e.to_string()))?;
     }
     Ok(CliCommand::Matrix(opts))
 }
@@ -813,6 +835,29 @@ mod tests {
         assert_eq!(cli_run(["--machine", "virt"]), EXIT_USAGE);
         let msg = CliError::UnexpectedArgument("-d".into()).to_string();
         assert!(msg.contains("--qemu-arg=-d"), "{msg}");
+    }
+
+    #[test]
+    fn no_oracle_and_a_long_append() {
+        assert!(run_opts(&[]).config.oracle);
+        assert!(!run_opts(&["--no-oracle"]).config.oracle);
+        assert_eq!(parse_args(["--no-oracle=1"]), Err(CliError::UnexpectedValue("--no-oracle")));
+        // 4095 bytes fit QEMU's PVH buffer only without the `oracle ` word.
+        let fits = "x".repeat(crate::qemu::PVH_CMDLINE_MAX);
+        assert!(run_opts(&["--no-oracle", "--append", &fits]).config.append.is_some());
+        let err = parse_args(["--append", fits.as_str()]).unwrap_err();
+        assert!(matches!(&err, CliError::Config(m) if m.contains("4102 bytes") && m.contains("--no-oracle")), "{err}");
+        let long = "x".repeat(crate::qemu::PVH_CMDLINE_MAX + 1);
+        assert!(matches!(parse_args(["--no-oracle", "--append", long.as_str()]), Err(CliError::Config(_))));
+        // Refused before anything is built or started: a QEMU that does not exist is never tried (5).
+        assert_eq!(cli_run(["--no-oracle", "--qemu", "/nonexistent/qemu", "--elf", "/nonexistent/fw", "--append", long.as_str()]), EXIT_USAGE);
+        // The same line through GRUB is not QEMU's PVH buffer.
+        assert!(run_opts(&["--boot", "iso-bios", "--append", &long]).config.append.is_some());
+        // matrix: every line a cell boots (scenario=all becomes several, each longer).
+        let Ok(CliCommand::Matrix(m)) = parse_args(["matrix", "--no-oracle"]) else { panic!("matrix --no-oracle") };
+        assert!(!m.oracle);
+        let near = format!("scenario=all {}", "x".repeat(crate::qemu::PVH_CMDLINE_MAX - 20));
+        assert!(matches!(parse_args(["matrix", "--no-oracle", "--append", near.as_str()]), Err(CliError::Config(_))));
     }
 
     #[test]

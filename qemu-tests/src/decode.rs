@@ -93,6 +93,8 @@ pub enum TableStatus {
     Invalid(String),
     /// Not read: there is no COM2 stream to decode (a capture decoded without `--com2`).
     NoCapture,
+    /// The firmware ran but COM2 carried nothing: the machine has no second UART (why, for the user).
+    NoCom2(String),
 }
 
 /// The decoded COM2 stream.
@@ -150,6 +152,9 @@ impl DefmtLog {
             }
             TableStatus::NoCapture => {
                 out.push_str("defmt: no COM2 capture (the firmware's defmt log goes to COM2; decode it with --com2 FILE)\n");
+            }
+            TableStatus::NoCom2(why) => {
+                let _ = writeln!(out, "defmt: no log: COM2 carried no bytes: {why}; the firmware's defmt log (phase times, warnings) is absent, the report on COM1 is complete");
             }
         }
         for line in &self.lines {

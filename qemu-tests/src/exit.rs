@@ -16,6 +16,9 @@ pub enum QemuExit {
     Signal(Option<i32>),
     /// The host killed QEMU when the timeout was reached.
     TimedOut,
+    /// The host killed QEMU this long after it started, without a line from the firmware on COM1,
+    /// long after the boot firmware should have handed over ([`crate::qemu::handover_deadline`]).
+    NeverStarted(std::time::Duration),
 }
 
 impl QemuExit {
@@ -46,6 +49,7 @@ impl fmt::Display for QemuExit {
             QemuExit::Signal(Some(sig)) => write!(f, "killed by signal {sig}"),
             QemuExit::Signal(None) => f.write_str("killed by a signal"),
             QemuExit::TimedOut => f.write_str("killed at the timeout"),
+            QemuExit::NeverStarted(after) => write!(f, "killed after {}s: the firmware never started", after.as_secs_f64()),
         }
     }
 }
@@ -97,7 +101,7 @@ impl Exit {
             QemuExit::Code(3) => Exit::Failed,
             QemuExit::Code(5) => Exit::Panic,
             QemuExit::TimedOut => Exit::Timeout,
-            QemuExit::Code(_) | QemuExit::Signal(_) => Exit::Crash,
+            QemuExit::Code(_) | QemuExit::Signal(_) | QemuExit::NeverStarted(_) => Exit::Crash,
         }
     }
 }
@@ -166,6 +170,11 @@ pub fn judge(exit: QemuExit, report: &Report, com1_output: bool) -> Verdict {
             if report.end.is_some() { " (it had sent its `end` record but never wrote the exit port)" } else { "" }
         )),
         Exit::Crash => findings.push(match exit {
+            QemuExit::NeverStarted(after) => format!(
+                "the firmware never started: no line from it on COM1 {}s after QEMU started, long after the boot \
+                 firmware should have handed over (README \"Exit status\" lists the hand-over times); QEMU killed",
+                after.as_secs_f64()
+            ),
             QemuExit::Code(0) => "QEMU exited with status 0: a triple fault or reset (the run uses \
                                   -no-reboot); look at the last COM1 lines, or rerun the printed QEMU \
                                   command with --qemu-arg=-d --qemu-arg=int,cpu_reset"

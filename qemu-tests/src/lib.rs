@@ -9,7 +9,8 @@
 //!
 //! Modules: [`cli`] (arguments), [`qemu`] (configuration and command line), [`firmware`] (nested
 //! cargo build), [`mod@run`] (booting), [`report`] (records and tables), [`exit`] (verdicts),
-//! [`decode`] (defmt), [`capture`] (serial captures), [`qmp`] (QEMU's view).
+//! [`decode`] (defmt), [`capture`] (serial captures), [`qmp`] (QEMU's view), [`oracle`] (the two
+//! compared on every run).
 
 pub mod bench;
 pub mod capture;
@@ -19,6 +20,7 @@ pub mod exit;
 pub mod firmware;
 pub mod image;
 pub mod matrix;
+pub mod oracle;
 pub mod qemu;
 pub mod qmp;
 pub mod report;
@@ -29,10 +31,12 @@ pub use cli::{cli_main, cli_run, parse_args, CliCommand, CliError, CliOptions, D
 pub use decode::{decode_defmt, DefmtLine, DefmtLog, StreamIssue, TableStatus};
 pub use exit::{is_fatal_line, judge, judge_capture, Exit, QemuExit, Verdict};
 pub use firmware::{build_firmware, default_elf_path, firmware_elf, workspace_root, FirmwareError};
+pub use oracle::{Comparison, Oracle};
 pub use qemu::{
-    build_command, shell_quote, Accel, BootPath, Machine, Purpose, QemuCommand, RunConfig, ScratchDir,
+    build_command, handover_deadline, shell_quote, Accel, BootPath, ConfigError, Machine, MachineFamily, MachineType, Purpose,
+    QemuCommand, RunConfig, ScratchDir, PVH_CMDLINE_MAX,
 };
-pub use qmp::{qmp_query_pci, QemuFunction, QemuRegion, QmpError, RegionKind};
+pub use qmp::{qmp_query_pci, QemuFunction, QemuRegion, QmpClient, QmpError, RegionKind};
 pub use report::{
     parse_record, Bar, BarKind, Capability, End, Function, IrqMode, Platform, Problem, Record,
     RecordError, Report, Scenario, ScenarioResult,

@@ -32,6 +32,8 @@ pub struct MatrixOptions {
     pub json: Option<PathBuf>,
     /// Limit per QEMU boot.
     pub timeout: Duration,
+    /// The oracle on every boot (off with `--no-oracle`).
+    pub oracle: bool,
 }
 
 impl Default for MatrixOptions {
@@ -43,6 +45,7 @@ impl Default for MatrixOptions {
             accels: vec![Accel::Tcg, Accel::Kvm],
             append: "scenario=all".into(),
             json: None,
+            oracle: true,
             timeout: Duration::from_secs(180),
         }
     }
@@ -142,6 +145,7 @@ pub fn matrix(opts: &MatrixOptions) -> (Vec<Cell>, Value, String) {
                         .accel(accel)
                         .qemu(qemu)
                         .append(opts.append.clone())
+                        .oracle(opts.oracle)
                         .echo(false)
                         .timeout(opts.timeout);
                     let start = Instant::now();
@@ -181,7 +185,7 @@ pub fn matrix(opts: &MatrixOptions) -> (Vec<Cell>, Value, String) {
         }
     }
     let table = render(&cells, opts.qemus.len());
-    let json = json!({ "append": opts.append, "cells": cells });
+    let json = json!({ "append": opts.append, "oracle": opts.oracle, "cells": cells });
     (cells, json, table)
 }
 

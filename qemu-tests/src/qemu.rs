@@ -166,11 +166,19 @@ pub struct RunConfig {
     /// QOM id of a device to hot-remove with QMP `device_del` once the firmware prints
     /// [`UNPLUG_MARKER`] (its `scenario=hot-unplug`); adds a QMP socket to the boot.
     pub unplug: Option<String>,
+    /// The oracle ([`crate::oracle`]): the firmware's function list against QEMU's `query-pci` on the
+    /// live VM. On by default; the launcher adds the word `oracle` to the firmware command line and a
+    /// QMP socket to the boot.
+    pub oracle: bool,
+    /// QMP requests (`{"execute": ..., "arguments": ...}`) sent to the live VM just before the oracle's
+    /// `query-pci`, while the firmware waits: a test makes QEMU's view differ from what the firmware
+    /// enumerated (`device_add` of a function it never saw), so the oracle has a mismatch to catch.
+    pub before_oracle: Vec<serde_json::Value>,
 }
 
 /// The COM1 text after which the host sends `device_del` for [`RunConfig::unplug`].
 pub const UNPLUG_MARKER: &str = "hot-unplug: waiting for device_del";
-/// The QMP socket of a boot with [`RunConfig::unplug`], in the scratch directory.
+/// The QMP socket of a boot with [`RunConfig::unplug`] or [`RunConfig::oracle`], in the scratch directory.
 pub const QMP_SOCKET: &str = "qmp.sock";
 
 impl Default for RunConfig {
@@ -188,6 +196,8 @@ impl Default for RunConfig {
             qemu: PathBuf::from(DEFAULT_QEMU),
             echo: true,
             unplug: None,
+            oracle: true,
+            before_oracle: Vec::new(),
         }
     }
 }
@@ -274,6 +284,208 @@ impl RunConfig {
         self.echo = on;
         self
     }
+
+    /// Turns the oracle on (default) or off.
+    pub fn oracle(mut self, on: bool) -> Self {
+        self.oracle = on;
+        self
+    }
+
+    /// Sends this QMP request just before the oracle's `query-pci` (see [`RunConfig::before_oracle`]).
+    pub fn before_oracle(mut self, request: serde_json::Value) -> Self {
+        self.before_oracle.push(request);
+        self
+    }
+
+    /// The command line the firmware gets: `--append`, with the word `oracle` in front when the oracle
+    /// is on (in front, so a firmware that cuts a long line keeps it).
+    pub fn firmware_cmdline(&self) -> String {
+        let user = self.append.as_deref().unwrap_or("");
+        match (self.oracle, user.trim().is_empty()) {
+            (false, _) => user.to_string(),
+            (true, true) => crate::oracle::WORD.to_string(),
+            (true, false) => format!("{} {user}", crate::oracle::WORD),
+        }
+    }
+
+    /// The machine QEMU will build ([`MachineType::of`]).
+    pub fn machine_type(&self) -> MachineType {
+        MachineType::of(self)
+    }
+
+    /// Checks what QEMU would otherwise take silently or get wrong, before it is started.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.boot == BootPath::Pvh {
+            let line = self.firmware_cmdline();
+            if line.len() > PVH_CMDLINE_MAX {
+                return Err(ConfigError::AppendTooLong { bytes: line.len(), oracle: self.oracle });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The longest `-append` a PVH boot carries whole: QEMU 7.2's PVH option ROM copies the command line
+/// into a 4096-byte buffer (`CMDLINE_BUFSIZE`, pc-bios/optionrom/pvh_main.c) and reads as many bytes
+/// as fw_cfg's `FW_CFG_CMDLINE_SIZE` says, which hw/i386/x86.c sets to `strlen + 1` with no limit: the
+/// terminating NUL counts, so 4095 bytes of text fit, and a longer line overruns the buffer.
+pub const PVH_CMDLINE_MAX: usize = 4095;
+
+/// A [`RunConfig`] QEMU cannot run as asked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The firmware command line does not fit QEMU's PVH buffer ([`PVH_CMDLINE_MAX`]).
+    AppendTooLong {
+        /// Its length in bytes, the launcher's `oracle` word included.
+        bytes: usize,
+        /// Whether the oracle word is part of it.
+        oracle: bool,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::AppendTooLong { bytes, oracle } => write!(
+                f,
+                "the firmware command line is {bytes} bytes{}; QEMU's PVH boot carries at most {PVH_CMDLINE_MAX} \
+                 (a {}-byte buffer in its PVH option ROM, the terminating NUL included) and would overrun it",
+                if *oracle { " with the launcher's `oracle ` word (--no-oracle leaves it out)" } else { "" },
+                PVH_CMDLINE_MAX + 1
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The family of a QEMU machine type.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachineFamily {
+    /// `q35`, `pc-q35-X.Y`.
+    Q35,
+    /// `pc`, `pc-i440fx-X.Y`.
+    Pc,
+    /// `microvm`: one UART (no COM2), PCI only with `pcie=on`.
+    Microvm,
+    /// Anything else.
+    Other,
+}
+
+/// The machine type QEMU builds, as it is named, with what follows from the name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MachineType {
+    /// As given (`q35`, `pc-i440fx-3.1`, `microvm`).
+    pub name: String,
+    /// Its family.
+    pub family: MachineFamily,
+    /// `X.Y` of a versioned type (`pc-q35-3.1`); `None` for the aliases `q35` and `pc` (the newest).
+    pub version: Option<(u32, u32)>,
+}
+
+impl MachineType {
+    /// From a machine type name.
+    pub fn parse(name: &str) -> MachineType {
+        let version = |rest: &str| {
+            let (major, minor) = rest.split_once('.')?;
+            Some((major.parse().ok()?, minor.parse().ok()?))
+        };
+        let (family, version) = match name {
+            "q35" => (MachineFamily::Q35, None),
+            "pc" => (MachineFamily::Pc, None),
+            "microvm" => (MachineFamily::Microvm, None),
+            _ => {
+                if let Some(v) = name.strip_prefix("pc-q35-").and_then(version) {
+                    (MachineFamily::Q35, Some(v))
+                } else if let Some(v) = name.strip_prefix("pc-i440fx-").or_else(|| name.strip_prefix("pc-")).and_then(version) {
+                    (MachineFamily::Pc, Some(v))
+                } else {
+                    (MachineFamily::Other, None)
+                }
+            }
+        };
+        MachineType { name: name.to_string(), family, version }
+    }
+
+    /// The machine `cfg` makes QEMU build: `--machine`, unless a `-M`/`-machine` among the verbatim QEMU
+    /// arguments names another type. QEMU merges every `-machine` option given, so the last `type`
+    /// counts: the first comma-separated element without `=` (`-M pc-q35-3.1,acpi=off`), or `type=`.
+    pub fn of(cfg: &RunConfig) -> MachineType {
+        let mut name = cfg.machine.as_str().to_string();
+        let mut args = cfg.qemu_args.iter();
+        while let Some(arg) = args.next() {
+            let option = arg.strip_prefix("--").or_else(|| arg.strip_prefix('-'));
+            if !matches!(option, Some("M" | "machine")) {
+                continue;
+            }
+            let Some(value) = args.next() else { break };
+            for (i, item) in value.split(',').enumerate() {
+                match item.split_once('=') {
+                    Some(("type", t)) => name = t.to_string(),
+                    None if i == 0 && !item.is_empty() && item != "help" && item != "?" => name = item.to_string(),
+                    _ => {}
+                }
+            }
+        }
+        MachineType::parse(&name)
+    }
+
+    /// Whether QEMU can start a PVH kernel on this machine: `Some(false)` for pc and q35 machine
+    /// types 3.1 and older (QEMU enables PVH from the 4.0 types: `pvh_enabled`, hw/i386/pc_piix.c and
+    /// pc_q35.c); `None` where it is not known.
+    pub fn pvh(&self) -> Option<bool> {
+        match (self.family, self.version) {
+            (MachineFamily::Q35 | MachineFamily::Pc, Some(v)) => Some(v >= (4, 0)),
+            (MachineFamily::Q35 | MachineFamily::Pc | MachineFamily::Microvm, None) => Some(true),
+            (MachineFamily::Other, _) | (MachineFamily::Microvm, Some(_)) => None,
+        }
+    }
+
+    /// Whether the machine has a second UART at 0x2f8 for the defmt log: not on microvm, which
+    /// creates one; `None` where it is not known.
+    pub fn com2(&self) -> Option<bool> {
+        match self.family {
+            MachineFamily::Q35 | MachineFamily::Pc => Some(true),
+            MachineFamily::Microvm => Some(false),
+            MachineFamily::Other => None,
+        }
+    }
+}
+
+impl fmt::Display for MachineType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// How long after QEMU starts the firmware's first COM1 line may take before the run is given up as
+/// "the firmware never started" (a machine type that cannot PVH-boot, a boot firmware that stops)
+/// instead of waiting for the whole timeout. Measured on this project's CI machine (2 cores shared by
+/// several agents, load about 4.7; Debian QEMU 7.2; KVM nested), QEMU spawn to the firmware's banner:
+///
+/// | boot | TCG | KVM |
+/// |---|---|---|
+/// | PVH (SeaBIOS, then QEMU's PVH option ROM) | 0.17-0.32 s (q35, pc) | 7.0-10.9 s |
+/// | GRUB ISO under SeaBIOS | 1.1-1.9 s | 213 s |
+/// | GRUB ISO under OVMF | 4.5-6.1 s (OVMF's own lines from 4.2 s) | OVMF stops with "KVM: emulation failure" |
+///
+/// The deadlines are about ten times those, at least 20 s. A `-bios` among the QEMU arguments (qboot
+/// is faster than SeaBIOS; an unknown one may be slower) gets the OVMF figure; a `-S` (start stopped,
+/// e.g. for gdb) gets none.
+pub fn handover_deadline(cfg: &RunConfig) -> Option<Duration> {
+    if cfg.qemu_args.iter().any(|a| a == "-S" || a == "--S") {
+        return None;
+    }
+    let custom_bios = cfg.qemu_args.iter().any(|a| matches!(a.as_str(), "-bios" | "--bios" | "-pflash" | "--pflash"));
+    let boot = if custom_bios && cfg.boot == BootPath::Pvh { BootPath::IsoUefi } else { cfg.boot };
+    let secs = match (boot, cfg.accel) {
+        (BootPath::Pvh, Accel::Tcg) => 20,
+        (BootPath::IsoBios, Accel::Tcg) => 30,
+        (BootPath::IsoUefi, Accel::Tcg) => 60,
+        (BootPath::Pvh, Accel::Kvm) => 120,
+        (BootPath::IsoBios | BootPath::IsoUefi, Accel::Kvm) => 2000,
+    };
+    Some(Duration::from_secs(secs))
 }
 
 /// What a QEMU process is started for.
@@ -341,9 +553,10 @@ pub fn build_command(cfg: &RunConfig, purpose: Purpose<'_>, scratch: &Path) -> Q
                 BootPath::Pvh => {
                     args.push("-kernel".into());
                     args.push(path_arg(elf));
-                    if let Some(text) = &cfg.append {
+                    let text = cfg.firmware_cmdline();
+                    if cfg.append.is_some() || !text.is_empty() {
                         args.push("-append".into());
-                        args.push(text.clone());
+                        args.push(text);
                     }
                 }
                 // The command line is in the ISO's grub.cfg. A CD with boot index 0 on whatever IDE or
@@ -365,7 +578,7 @@ pub fn build_command(cfg: &RunConfig, purpose: Purpose<'_>, scratch: &Path) -> Q
             args.extend(["-serial".into(), "stdio".into()]);
             args.push("-serial".into());
             args.push(format!("file:{}", path_arg(&scratch.join(COM2_FILE))));
-            if cfg.unplug.is_some() {
+            if cfg.unplug.is_some() || cfg.oracle {
                 args.push("-qmp".into());
                 args.push(format!("unix:{},server=on,wait=off", path_arg(&scratch.join(QMP_SOCKET))));
             }
@@ -504,7 +717,7 @@ mod tests {
 
     #[test]
     fn boot_command_default_devices() {
-        let cfg = RunConfig::new();
+        let cfg = RunConfig::new().oracle(false);
         let cmd = build_command(
             &cfg,
             Purpose::Boot {
@@ -559,7 +772,8 @@ mod tests {
             .qemu_arg("-d")
             .qemu_arg("int")
             .append("scenario=msi verbose")
-            .qemu("/opt/qemu");
+            .qemu("/opt/qemu")
+            .oracle(false);
         let cmd = build_command(
             &cfg,
             Purpose::Boot {
@@ -589,6 +803,79 @@ mod tests {
                 "int"
             ]
         );
+    }
+
+    #[test]
+    fn the_oracle_adds_its_word_and_a_qmp_socket() {
+        let boot = |cfg: &RunConfig| build_command(cfg, Purpose::Boot { elf: Path::new("/fw") }, Path::new("/s")).args;
+        let args = boot(&RunConfig::new());
+        assert!(args.windows(2).any(|w| w == ["-append", "oracle"]), "{args:?}");
+        assert!(args.windows(2).any(|w| w == ["-qmp", "unix:/s/qmp.sock,server=on,wait=off"]), "{args:?}");
+        let args = boot(&RunConfig::new().append("nomsi  rounds=3"));
+        assert!(args.windows(2).any(|w| w == ["-append", "oracle nomsi  rounds=3"]), "{args:?}");
+        let args = boot(&RunConfig::new().oracle(false));
+        assert!(!args.iter().any(|a| a == "-append" || a == "-qmp"), "{args:?}");
+        assert_eq!(RunConfig::new().append("  ").firmware_cmdline(), "oracle");
+        assert_eq!(RunConfig::new().append("x").oracle(false).firmware_cmdline(), "x");
+    }
+
+    #[test]
+    fn append_longer_than_the_pvh_buffer_is_refused() {
+        // 4095 bytes of text and the NUL fill QEMU's 4096-byte PVH buffer; one more byte overruns it.
+        let fits = RunConfig::new().oracle(false).append("x".repeat(PVH_CMDLINE_MAX));
+        assert_eq!(fits.validate(), Ok(()));
+        let long = fits.clone().append("x".repeat(PVH_CMDLINE_MAX + 1));
+        assert_eq!(long.validate(), Err(ConfigError::AppendTooLong { bytes: 4096, oracle: false }));
+        // The oracle's word counts: 7 bytes ("oracle ") more.
+        let with_oracle = fits.clone().oracle(true);
+        let err = with_oracle.validate().unwrap_err();
+        assert_eq!(err, ConfigError::AppendTooLong { bytes: 4102, oracle: true });
+        assert!(err.to_string().contains("--no-oracle"), "{err}");
+        assert_eq!(RunConfig::new().append("x".repeat(PVH_CMDLINE_MAX - 7)).validate(), Ok(()));
+        // GRUB's command line is not QEMU's PVH buffer.
+        assert_eq!(long.boot(BootPath::IsoBios).validate(), Ok(()));
+    }
+
+    #[test]
+    fn machine_type_from_the_qemu_args() {
+        let of = |args: &[&str]| {
+            let mut cfg = RunConfig::new();
+            cfg.qemu_args = args.iter().map(|a| a.to_string()).collect();
+            cfg.machine_type()
+        };
+        assert_eq!(of(&[]).name, "q35");
+        assert_eq!(of(&["-M", "pc-q35-3.1"]).name, "pc-q35-3.1");
+        assert_eq!(of(&["-machine", "microvm"]).name, "microvm");
+        assert_eq!(of(&["--machine", "pc,acpi=off"]).name, "pc");
+        assert_eq!(of(&["-machine", "acpi=off"]).name, "q35", "properties only: the type stays");
+        assert_eq!(of(&["-machine", "accel=tcg,type=pc-i440fx-7.2"]).name, "pc-i440fx-7.2");
+        assert_eq!(of(&["-M", "pc", "-d", "int", "-M", "microvm,pcie=on"]).name, "microvm", "the last type counts");
+        assert_eq!(of(&["-d", "-M"]).name, "q35", "a -M without a value");
+        let mut cfg = RunConfig::new().machine(Machine::Pc);
+        assert_eq!(cfg.machine_type().name, "pc");
+        cfg.qemu_args = vec!["-M".into(), "q35".into()];
+        assert_eq!(cfg.machine_type().family, MachineFamily::Q35);
+
+        let t = MachineType::parse("pc-i440fx-3.1");
+        assert_eq!((t.family, t.version, t.pvh(), t.com2()), (MachineFamily::Pc, Some((3, 1)), Some(false), Some(true)));
+        let t = MachineType::parse("pc-q35-4.0");
+        assert_eq!((t.family, t.pvh()), (MachineFamily::Q35, Some(true)));
+        assert_eq!(MachineType::parse("pc-q35-2.12").pvh(), Some(false));
+        assert_eq!(MachineType::parse("pc-1.3").family, MachineFamily::Pc);
+        let t = MachineType::parse("microvm");
+        assert_eq!((t.family, t.pvh(), t.com2()), (MachineFamily::Microvm, Some(true), Some(false)));
+        let t = MachineType::parse("isapc");
+        assert_eq!((t.family, t.pvh(), t.com2()), (MachineFamily::Other, None, None));
+    }
+
+    #[test]
+    fn handover_deadlines() {
+        let d = |cfg: RunConfig| handover_deadline(&cfg).map(|d| d.as_secs());
+        assert_eq!(d(RunConfig::new()), Some(20));
+        assert_eq!(d(RunConfig::new().boot(BootPath::IsoUefi)), Some(60));
+        assert_eq!(d(RunConfig::new().accel(Accel::Kvm)), Some(120));
+        assert_eq!(d(RunConfig::new().qemu_arg("-bios").qemu_arg("/usr/share/qemu/qboot.rom")), Some(60));
+        assert_eq!(d(RunConfig::new().qemu_arg("-s").qemu_arg("-S")), None, "stopped for a debugger");
     }
 
     #[test]

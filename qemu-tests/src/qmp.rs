@@ -1,13 +1,15 @@
-//! QEMU's own view of the PCI devices (the test oracle): the same machine started with `-S -qmp
-//! stdio`, asked `query-pci`, then told to quit. The VM never runs, so no firmware is needed.
+//! QEMU's own view of the PCI devices: `query-pci` over QMP.
 //!
-//! Limitation: with `-S` nothing has programmed bridge bus numbers yet, so functions behind a
-//! PCI(e) bridge are not listed (QEMU only walks buses with a configured secondary number). The
-//! bridges themselves are listed; devices behind them appear only if a bridge has a bus number.
+//! Every run asks the live VM through [`QmpClient`] while the firmware waits with bus numbers final
+//! (the oracle, [`crate::oracle`]). [`qmp_query_pci`] instead starts the same machine with `-S -qmp
+//! stdio`, asks, and quits: the VM never runs, so no firmware is needed, but nothing has programmed
+//! bridge bus numbers yet, so functions behind a PCI(e) bridge are not listed (QEMU only walks buses
+//! with a configured secondary number); the bridges themselves are.
 
 use std::fmt;
-use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::net::UnixStream;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
@@ -268,11 +270,16 @@ pub fn parse_session(output: &str) -> Result<Vec<QemuFunction>, QmpError> {
             pci = answer.get("return");
         }
     }
-    let buses = pci
-        .ok_or(QmpError::NoAnswer {
-            status: String::new(),
-            stderr: String::new(),
-        })?
+    parse_query_pci(pci.ok_or(QmpError::NoAnswer {
+        status: String::new(),
+        stderr: String::new(),
+    })?)
+}
+
+/// The functions of a `query-pci` answer (its `return` value): every root bus QEMU lists (bus 0, and
+/// each expander bridge's bus), and below each bridge with a secondary bus number, in QEMU's order.
+pub fn parse_query_pci(answer: &Value) -> Result<Vec<QemuFunction>, QmpError> {
+    let buses = answer
         .as_array()
         .ok_or_else(|| QmpError::Malformed("query-pci did not return an array".into()))?;
     let mut out = Vec::new();
@@ -280,6 +287,75 @@ pub fn parse_session(output: &str) -> Result<Vec<QemuFunction>, QmpError> {
         collect_bus(bus, &mut out)?;
     }
     Ok(out)
+}
+
+/// A QMP connection to a running QEMU (its `-qmp unix:PATH,server=on,wait=off` socket), past the
+/// greeting and `qmp_capabilities`. QEMU serves one QMP client on such a socket at a time, so a run
+/// keeps one connection for everything it asks (the oracle's `query-pci`, `--unplug`'s `device_del`).
+#[derive(Debug)]
+pub struct QmpClient {
+    reader: BufReader<UnixStream>,
+    writer: UnixStream,
+}
+
+impl QmpClient {
+    /// Connects to `socket`, retrying until QEMU has created it or `deadline` passes, and negotiates
+    /// capabilities. Each answer may take up to [`QMP_TIMEOUT`].
+    pub fn connect(socket: &Path, deadline: Instant) -> Result<QmpClient, QmpError> {
+        let stream = loop {
+            match UnixStream::connect(socket) {
+                Ok(s) => break s,
+                Err(e) if Instant::now() >= deadline => return Err(QmpError::Io(e)),
+                Err(_) => thread::sleep(Duration::from_millis(5)),
+            }
+        };
+        stream.set_read_timeout(Some(QMP_TIMEOUT)).map_err(QmpError::Io)?;
+        let mut client = QmpClient { reader: BufReader::new(stream.try_clone().map_err(QmpError::Io)?), writer: stream };
+        let mut greeting = String::new();
+        if client.reader.read_line(&mut greeting).map_err(QmpError::Io)? == 0 {
+            return Err(QmpError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "QMP closed before its greeting")));
+        }
+        client.execute("qmp_capabilities", None)?;
+        Ok(client)
+    }
+
+    /// Runs one command and returns its `return` value; asynchronous events before the answer are
+    /// skipped.
+    pub fn execute(&mut self, command: &'static str, arguments: Option<Value>) -> Result<Value, QmpError> {
+        let mut request = serde_json::json!({ "execute": command });
+        if let Some(args) = arguments {
+            request["arguments"] = args;
+        }
+        self.execute_json(command, &request)
+    }
+
+    /// Runs a command given as a whole QMP request (`{"execute": ..., "arguments": ...}`).
+    pub fn execute_json(&mut self, label: &'static str, request: &Value) -> Result<Value, QmpError> {
+        writeln!(self.writer, "{request}").map_err(QmpError::Io)?;
+        let mut line = String::new();
+        loop {
+            line.clear();
+            if self.reader.read_line(&mut line).map_err(QmpError::Io)? == 0 {
+                return Err(QmpError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "QMP closed")));
+            }
+            let answer: Value = serde_json::from_str(&line).map_err(|e| QmpError::Malformed(format!("not JSON ({e}): {line}")))?;
+            if let Some(err) = answer.get("error") {
+                let class = err.get("class").and_then(Value::as_str).unwrap_or("?");
+                let desc = err.get("desc").and_then(Value::as_str).unwrap_or("?");
+                return Err(QmpError::Command { command: label, error: format!("{class}: {desc}") });
+            }
+            if let Some(ret) = answer.get("return") {
+                return Ok(ret.clone());
+            }
+        }
+    }
+
+    /// QEMU's PCI functions now (`query-pci` on the live VM, with bus numbers as the guest has
+    /// programmed them).
+    pub fn query_pci(&mut self) -> Result<Vec<QemuFunction>, QmpError> {
+        let answer = self.execute("query-pci", None)?;
+        parse_query_pci(&answer)
+    }
 }
 
 fn collect_bus(bus: &Value, out: &mut Vec<QemuFunction>) -> Result<(), QmpError> {

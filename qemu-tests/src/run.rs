@@ -4,7 +4,7 @@
 use std::fmt;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc::{self, RecvTimeoutError};
@@ -16,7 +16,9 @@ use serde_json::{json, Value};
 use crate::decode::{decode_defmt, DefmtLog, TableStatus};
 use crate::exit::{judge, Exit, QemuExit, Verdict};
 use crate::firmware::{firmware_elf, FirmwareError};
-use crate::qemu::{build_command, Accel, Machine, Purpose, QemuCommand, RunConfig, ScratchDir, QMP_SOCKET, UNPLUG_MARKER};
+use crate::oracle::Oracle;
+use crate::qemu::{build_command, handover_deadline, Accel, MachineType, Purpose, QemuCommand, RunConfig, ScratchDir, QMP_SOCKET, UNPLUG_MARKER};
+use crate::qmp::QmpClient;
 use crate::report::{describe_record, Problem, Report};
 
 /// Prefix of echoed COM1 text lines.
@@ -49,6 +51,8 @@ pub enum RunError {
     },
     /// Waiting for QEMU failed.
     Wait(io::Error),
+    /// The configuration asks for what QEMU cannot do (checked before QEMU starts).
+    Config(crate::qemu::ConfigError),
 }
 
 impl fmt::Display for RunError {
@@ -64,6 +68,7 @@ impl fmt::Display for RunError {
                 program.display()
             ),
             RunError::Wait(e) => write!(f, "waiting for QEMU failed: {e}"),
+            RunError::Config(e) => write!(f, "{e}"),
         }
     }
 }
@@ -75,6 +80,7 @@ impl std::error::Error for RunError {
             RunError::Scratch(e) | RunError::Wait(e) | RunError::Spawn { source: e, .. } => Some(e),
             RunError::ElfNotFound(_) => None,
             RunError::Image(e) => Some(e),
+            RunError::Config(e) => Some(e),
         }
     }
 }
@@ -108,6 +114,8 @@ pub struct RunOutcome {
     pub elf: Option<PathBuf>,
     /// Where the output came from.
     pub source: Source,
+    /// The oracle: the report's functions against QEMU's `query-pci` ([`crate::oracle`]).
+    pub oracle: Oracle,
 }
 
 /// Where a [`RunOutcome`]'s output came from.
@@ -128,8 +136,9 @@ pub struct QemuRun {
     pub command: QemuCommand,
     /// QEMU's stderr.
     pub stderr: String,
-    /// Machine type.
-    pub machine: Machine,
+    /// Machine type QEMU built, as named (`q35`, `pc-q35-3.1`, `microvm`): `--machine`, or the
+    /// `-M`/`-machine` given with `--qemu-arg` ([`MachineType::of`]).
+    pub machine: String,
     /// Accelerator.
     pub accel: Accel,
     /// Wall time of the QEMU run.
@@ -170,6 +179,18 @@ impl RunOutcome {
             detail: f.clone(),
         }));
         all
+    }
+
+    /// Records what the oracle found; a failed oracle fails a run that would otherwise have passed
+    /// (exit status 1), and its `oracle:` line becomes a finding of any run that did not pass.
+    pub fn set_oracle(&mut self, oracle: Oracle) {
+        if oracle.failed() {
+            self.findings.push(oracle.line());
+            if self.exit == Exit::Passed {
+                self.exit = Exit::Failed;
+            }
+        }
+        self.oracle = oracle;
     }
 
     /// The closing line: `msifw: N passed, N failed, N skipped`. A run that did not pass but has no
@@ -244,6 +265,8 @@ impl RunOutcome {
                 }
             }
         }
+        out.push_str(&self.oracle.line());
+        out.push('\n');
         out.push_str(&self.summary_line());
         out.push('\n');
         out
@@ -255,7 +278,7 @@ impl RunOutcome {
         match &self.source {
             Source::Qemu(q) => {
                 platform.insert("source".into(), json!("qemu"));
-                platform.insert("machine".into(), json!(q.machine.as_str()));
+                platform.insert("machine".into(), json!(q.machine));
                 platform.insert("accel".into(), json!(q.accel.as_str()));
                 platform.insert("qemu_command".into(), json!(q.command.shell()));
             }
@@ -280,6 +303,11 @@ impl RunOutcome {
             "scenarios": self.report.scenarios,
             "problems": self.problems(),
             "summary": {"passed": c.passed, "failed": c.failed, "skipped": c.skipped},
+            "oracle": self.oracle.to_json(),
+            "com2": {
+                "bytes": self.com2_bytes.len(),
+                "missing": match &self.defmt.table { TableStatus::NoCom2(why) => json!(why), _ => Value::Null },
+            },
             "exit": self.exit.as_str(),
         })
     }
@@ -379,6 +407,7 @@ pub fn outcome(
         defmt,
         elf,
         source,
+        oracle: Oracle::Off("decoded capture: no QEMU to ask".into()),
     }
 }
 
@@ -394,44 +423,12 @@ enum Com1 {
     Error(io::Error),
 }
 
-/// Sends `device_del` for `id` over the QMP socket at `socket` and waits for its answer.
-fn device_del(socket: &std::path::Path, id: &str) -> io::Result<()> {
-    use std::io::Write;
-    let stream = std::os::unix::net::UnixStream::connect(socket)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut writer = stream;
-    let mut line = String::new();
-    reader.read_line(&mut line)?; // greeting
-    let commands = [
-        json!({"execute": "qmp_capabilities"}),
-        json!({"execute": "device_del", "arguments": {"id": id}}),
-    ];
-    for command in commands {
-        writeln!(writer, "{command}")?;
-        // Skip asynchronous events until this command's answer.
-        loop {
-            line.clear();
-            if reader.read_line(&mut line)? == 0 {
-                return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "QMP closed"));
-            }
-            let answer: Value = serde_json::from_str(&line).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-            if let Some(err) = answer.get("error") {
-                return Err(io::Error::other(format!("{}: {err}", command["execute"])));
-            }
-            if answer.get("return").is_some() {
-                break;
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Builds the firmware (unless `cfg.elf` is set), boots it in QEMU and returns what happened.
 ///
 /// With `cfg.echo`, the QEMU command (`qemu: ...`), COM1 lines (`com1| ...`) and report records
 /// (`report| ...`) are printed with `println!`/`eprintln!` while QEMU runs.
 pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
+    cfg.validate().map_err(RunError::Config)?;
     let elf = match &cfg.elf {
         // Absolute, so the printed QEMU command works from any directory.
         Some(path) if path.is_file() => fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
@@ -442,11 +439,12 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     if cfg.boot.is_iso() {
         // GRUB reads the command line from the image, so each run gets an image of its own.
         let iso = scratch.path().join(crate::qemu::ISO_FILE);
-        crate::image::build_iso(&elf, cfg.append.as_deref().unwrap_or(""), &iso, scratch.path()).map_err(RunError::Image)?;
+        crate::image::build_iso(&elf, &cfg.firmware_cmdline(), &iso, scratch.path()).map_err(RunError::Image)?;
         if cfg.boot == crate::qemu::BootPath::IsoUefi && crate::image::ovmf().is_none() {
             return Err(RunError::Image(crate::image::ImageError::ToolsMissing("no OVMF image; `apt-get install ovmf`".into())));
         }
     }
+    let machine = cfg.machine_type();
     let cmd = build_command(cfg, Purpose::Boot { elf: &elf }, scratch.path());
     if cfg.echo {
         eprintln!("qemu: {}", cmd.shell());
@@ -460,8 +458,9 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     let start = Instant::now();
     let mut qemu = Command::new(&cmd.program)
         .args(&cmd.args)
-        // Not the terminal: `-serial stdio` would put it in raw mode.
-        .stdin(Stdio::null())
+        // Not the terminal (`-serial stdio` would put it in raw mode): a pipe, through which the host
+        // answers the firmware's oracle wait with a byte on COM1's input.
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -471,6 +470,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         })
         .map(KillOnDrop)?;
     let child = &mut qemu.0;
+    let mut com1_input = child.stdin.take();
 
     let (tx, rx) = mpsc::channel();
     let stdout = child.stdout.take();
@@ -504,23 +504,62 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         }
         let _ = err_tx.send(String::from_utf8_lossy(&buf).into_owned());
     });
+    // The QMP connection is made while the boot firmware runs, so the firmware's oracle wait only
+    // covers the question itself.
+    let qmp_socket = scratch.path().join(QMP_SOCKET);
+    let (qmp_tx, qmp_rx) = mpsc::channel();
+    if cfg.oracle || cfg.unplug.is_some() {
+        let socket = qmp_socket.clone();
+        thread::spawn(move || {
+            let _ = qmp_tx.send(QmpClient::connect(&socket, Instant::now() + QMP_CONNECT));
+        });
+    }
+    let mut qmp: Option<Result<QmpClient, String>> = None;
 
     let mut com1 = Com1Log::new(cfg.echo);
     let mut unplug = cfg.unplug.clone();
-    let qmp_socket = scratch.path().join(QMP_SOCKET);
     let echo = cfg.echo;
+    let started = std::cell::Cell::new(false);
+    let mut oracle_asks = 0usize;
+    let mut oracle_cost = Duration::ZERO;
+    let mut oracle_answer: Option<Result<Vec<crate::qmp::QemuFunction>, String>> = None;
     let mut handle = |msg: Com1| match msg {
         Com1::Line(raw) => {
             let line = com1.push_raw_line(&raw);
+            if crate::capture::firmware_start(&printable(&line)).is_some() {
+                started.set(true);
+            }
+            if line.contains(crate::oracle::MARKER) {
+                // The firmware waits with bus numbers final: ask QEMU now, then let it go on.
+                let t0 = Instant::now();
+                oracle_asks += 1;
+                if cfg.oracle {
+                    let answer = qmp_connection(&mut qmp, &qmp_rx).and_then(|client| {
+                        for request in &cfg.before_oracle {
+                            client.execute_json("before-oracle request", request).map_err(|e| e.to_string())?;
+                        }
+                        client.query_pci().map_err(|e| format!("query-pci: {e}"))
+                    });
+                    oracle_answer = Some(answer);
+                }
+                let answered = com1_input.as_mut().map(|w| w.write_all(b"\n").and_then(|()| w.flush()));
+                oracle_cost += t0.elapsed();
+                if let Some(Err(e)) = answered {
+                    if echo {
+                        eprintln!("msifw: could not answer the firmware's oracle wait on COM1: {e}");
+                    }
+                }
+            }
             if line.contains(UNPLUG_MARKER) {
                 if let Some(id) = unplug.take() {
-                    let socket = qmp_socket.clone();
-                    // Off the COM1 thread: QMP answers while the guest keeps running.
-                    thread::spawn(move || match device_del(&socket, &id) {
+                    let sent = qmp_connection(&mut qmp, &qmp_rx).and_then(|client| {
+                        client.execute("device_del", Some(json!({ "id": id }))).map(|_| ()).map_err(|e| e.to_string())
+                    });
+                    match sent {
                         Ok(()) if echo => println!("{COM1_PREFIX}(host) QMP device_del {id} sent"),
                         Ok(()) => {}
                         Err(e) => eprintln!("msifw: QMP device_del {id} failed: {e}"),
-                    });
+                    }
                 }
             }
         }
@@ -532,12 +571,20 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     };
 
     let deadline = start + cfg.timeout;
-    // Stream COM1 until QEMU exits and closes it, or the deadline passes. QEMU is polled as well, so
+    // Given up early when the firmware has not said a word by then (see `handover_deadline`).
+    let start_deadline = handover_deadline(cfg).map(|d| start + d).filter(|d| *d < deadline);
+    // Stream COM1 until QEMU exits and closes it, or a deadline passes. QEMU is polled as well, so
     // an exited QEMU whose stdout is somehow still held open does not look like a timeout.
     let mut status = None;
     let mut closed = false;
+    let mut never_started = false;
     while status.is_none() && !closed {
-        let left = deadline.saturating_duration_since(Instant::now());
+        let now = Instant::now();
+        if !started.get() && start_deadline.is_some_and(|d| now >= d) {
+            never_started = true;
+            break;
+        }
+        let left = deadline.saturating_duration_since(now);
         if left.is_zero() {
             break;
         }
@@ -558,7 +605,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         None => {
             let _ = child.kill();
             child.wait().map_err(RunError::Wait)?;
-            QemuExit::TimedOut
+            if never_started {
+                QemuExit::NeverStarted(start_deadline.map_or(Duration::ZERO, |d| d - start))
+            } else {
+                QemuExit::TimedOut
+            }
         }
     };
     let elapsed = start.elapsed();
@@ -571,23 +622,83 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
     let qemu_stderr = err_rx
         .recv_timeout(grace.saturating_duration_since(Instant::now()))
         .unwrap_or_default();
-    if qemu_exit == QemuExit::TimedOut && cfg.echo {
-        eprintln!(
-            "msifw: timeout after {}s: QEMU killed",
-            cfg.timeout.as_secs_f64()
-        );
+    if cfg.echo {
+        match qemu_exit {
+            QemuExit::TimedOut => eprintln!("msifw: timeout after {}s: QEMU killed", cfg.timeout.as_secs_f64()),
+            QemuExit::NeverStarted(after) => {
+                eprintln!("msifw: the firmware never started: no line from it {}s after QEMU started; QEMU killed", after.as_secs_f64())
+            }
+            _ => {}
+        }
     }
 
     let com2 = fs::read(scratch.com2()).unwrap_or_default();
+    let oracle = if !cfg.oracle {
+        Oracle::Off("--no-oracle".into())
+    } else {
+        match oracle_answer {
+            Some(Ok(functions)) => Oracle::Taken { comparison: crate::oracle::compare(&functions, &com1.report), cost: oracle_cost },
+            Some(Err(e)) => Oracle::NotTaken(e),
+            None if oracle_asks == 0 && !started.get() => Oracle::NotTaken("not taken: the firmware never started".into()),
+            None if oracle_asks == 0 => Oracle::NotTaken(
+                "the firmware never said its bus numbers were final (`msifw: oracle: ...` on COM1): it stopped \
+                 before, or it does not know the `oracle` word (an older --elf? run with --no-oracle)"
+                    .into(),
+            ),
+            None => Oracle::NotTaken("no answer recorded".into()),
+        }
+    };
     let source = Source::Qemu(QemuRun {
         exit: qemu_exit,
         command: cmd,
         stderr: qemu_stderr,
-        machine: cfg.machine,
+        machine: machine.name.clone(),
         accel: cfg.accel,
         elapsed,
     });
-    Ok(outcome(com1, com2, Some(elf), |report, output| judge(qemu_exit, report, output), source))
+    let mut o = outcome(com1, com2, Some(elf), |report, output| judge(qemu_exit, report, output), source);
+    if let QemuExit::NeverStarted(_) = qemu_exit {
+        o.findings.extend(never_started_hint(cfg, &machine, &o));
+    }
+    // COM2 empty although the firmware ran (and logs there from its first steps): no UART took it.
+    if o.com2_bytes.is_empty() && started.get() && matches!(o.defmt.table, TableStatus::Found(_)) {
+        o.defmt.table = TableStatus::NoCom2(match machine.com2() {
+            Some(false) => format!("machine type {} has one UART (COM1) and no COM2 at 0x2f8", machine.name),
+            _ => format!("no UART took the bytes at COM2 (0x2f8) on machine type {}", machine.name),
+        });
+    }
+    o.set_oracle(oracle);
+    Ok(o)
+}
+
+/// The run's QMP connection: the one the connecting thread made (waited for at the first use), or why
+/// there is none.
+fn qmp_connection<'a>(
+    qmp: &'a mut Option<Result<QmpClient, String>>,
+    connected: &mpsc::Receiver<Result<QmpClient, crate::qmp::QmpError>>,
+) -> Result<&'a mut QmpClient, String> {
+    let conn = qmp.get_or_insert_with(|| match connected.recv_timeout(QMP_CONNECT) {
+        Ok(Ok(client)) => Ok(client),
+        Ok(Err(e)) => Err(format!("could not connect to QEMU's QMP socket: {e}")),
+        Err(_) => Err("no QMP connection to QEMU".to_string()),
+    });
+    conn.as_mut().map_err(|e| e.clone())
+}
+
+/// How long the host waits for QEMU's QMP socket and for the connection at the firmware's first
+/// question.
+const QMP_CONNECT: Duration = Duration::from_secs(20);
+
+/// Why the firmware of a run that never printed a line may not have started, when the host can tell.
+fn never_started_hint(cfg: &RunConfig, machine: &MachineType, o: &RunOutcome) -> Option<String> {
+    if cfg.boot == crate::qemu::BootPath::Pvh && machine.pvh() == Some(false) {
+        return Some(format!(
+            "machine type {} cannot start a PVH kernel (QEMU enables PVH from the 4.0 machine types): use a \
+             newer machine type, or --boot iso-bios",
+            machine.name
+        ));
+    }
+    (!o.com1.is_empty()).then(|| "COM1 carried only the boot firmware's or loader's output (above), none of the firmware's".to_string())
 }
 
 /// Kills QEMU if the run is left early (an error while waiting), so no VM is left behind.
@@ -641,10 +752,11 @@ mod tests {
                     args: vec!["-M".into(), "q35".into()],
                 },
                 stderr: "warning: nic e1000e.0 has no peer\n".into(),
-                machine: Machine::Q35,
+                machine: "q35".into(),
                 accel: Accel::Tcg,
                 elapsed: Duration::from_millis(150),
             }),
+            oracle: Oracle::Off("test".into()),
         }
     }
 
@@ -749,10 +861,12 @@ mod tests {
 
         fn config(&self) -> RunConfig {
             // Any existing file will do as the ELF: it is only read for its (absent) defmt table.
+            // No oracle: a shell script has no QMP socket to ask.
             RunConfig::new()
                 .qemu(self.dir.path().join("fake-qemu"))
                 .elf(self.dir.drive())
                 .echo(false)
+                .oracle(false)
         }
     }
 
@@ -882,6 +996,14 @@ pub fn run_all(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
                     unreachable!("run() boots QEMU")
                 };
                 mq.elapsed += pq.elapsed;
+                // The report keeps the first run's functions and so its oracle, unless a later one failed.
+                let cost = m.oracle.cost() + part.oracle.cost();
+                if part.oracle.failed() && !m.oracle.failed() {
+                    m.oracle = part.oracle;
+                }
+                if let Oracle::Taken { cost: c, .. } = &mut m.oracle {
+                    *c = cost;
+                }
                 if part.exit.code() > m.exit.code() {
                     m.exit = part.exit;
                     mq.exit = pq.exit;

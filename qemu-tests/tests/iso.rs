@@ -23,13 +23,16 @@ fn same_report_as_pvh(machine: Machine, boot: BootPath) {
     let append = "rounds=3";
     let pvh = common::boot(&common::config(machine).append(append));
     common::assert_passed(&pvh);
-    let iso = common::boot(&common::config(machine).boot(boot).append(append).timeout_secs(180));
+    let iso_cfg = common::config(machine).boot(boot).append(append).timeout_secs(180);
+    let iso = common::boot(&iso_cfg);
     let why = common::explain(&iso);
     common::assert_passed(&iso);
     let p = iso.report.platform.as_ref().unwrap_or_else(|| panic!("no platform record{why}"));
     assert_eq!(p.boot.as_deref(), Some("multiboot2"), "not booted through Multiboot2{why}");
     assert!(p.loader.as_deref().is_some_and(|l| l.starts_with("GRUB")), "loader {:?}{why}", p.loader);
-    assert_eq!(p.cmdline, append, "the command line comes from the Multiboot2 tag{why}");
+    // The launcher's line: `rounds=3` with the oracle's word in front.
+    assert_eq!(p.cmdline, iso_cfg.firmware_cmdline(), "the command line comes from the Multiboot2 tag{why}");
+    assert!(p.cmdline.ends_with(append), "{why}");
     assert_eq!(essentials(&iso), essentials(&pvh), "{} boot differs from the PVH boot{why}", boot.as_str());
     // Three rounds per source, as the command line asked, on every driven device.
     for f in iso.report.functions.iter().filter(|f| f.driver.is_some()) {

@@ -6,6 +6,7 @@ mod checks;
 mod crash;
 mod devices;
 mod emit;
+mod oracle;
 mod platform;
 #[deny(unsafe_code)]
 mod resources;
@@ -146,6 +147,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     accounting::stop();
     let enumeration_us = time::now_us() - t0;
     platform::emit_record(&run, boot, &platform, bar_assigner);
+    oracle::wait_for_host(&run.opts);
     for (bdf, _) in run.opts.overrides.iter() {
         if !pci.functions.iter().any(|f| f.bdf == *bdf) {
             problem("cmdline", format_args!("irq.{bdf}= names no function found on the bus; ignored"));

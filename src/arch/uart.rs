@@ -14,12 +14,14 @@ pub const COM1: Uart = Uart { base: 0x3F8 };
 /// COM2: raw defmt frames.
 pub const COM2: Uart = Uart { base: 0x2F8 };
 
-const THR: u16 = 0; // transmit holding register (DLAB=0)
+const THR: u16 = 0; // transmit holding register (DLAB=0, write)
+const RBR: u16 = 0; // receive buffer register (DLAB=0, read)
 const IER: u16 = 1; // interrupt enable (DLAB=0)
 const FCR: u16 = 2;
 const LCR: u16 = 3;
 const MCR: u16 = 4;
 const LSR: u16 = 5;
+const LSR_DR: u8 = 1 << 0;
 const LSR_THRE: u8 = 1 << 5;
 const LSR_TEMT: u8 = 1 << 6;
 
@@ -68,6 +70,12 @@ impl Uart {
         for &b in bytes {
             self.write_byte(b);
         }
+    }
+
+    /// The next received byte, if one is waiting (LSR.DR). An absent port reads 0xFF everywhere, so
+    /// it is checked with [`Uart::present`] first.
+    pub fn read_byte(&self) -> Option<u8> {
+        (self.present() && self.inp(LSR) & LSR_DR != 0).then(|| self.inp(RBR))
     }
 
     /// Waits until every byte has left the shift register (LSR.TEMT).
