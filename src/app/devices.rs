@@ -772,11 +772,12 @@ impl Routing<'_> {
 
     /// Where INTx routing comes from, for the `platform` record.
     pub(super) fn kind(&self) -> &'static str {
-        match (self.unavailable, self.dsdt, self.mp) {
+        let mp_entries = self.mp.is_some_and(|t| t.pci_entries().next().is_some());
+        match (self.unavailable, self.dsdt, mp_entries) {
             (Some(_), _, _) => "none",
             (None, Some(_), _) => "acpi-prt",
-            (None, None, Some(_)) => "mp-table",
-            (None, None, None) => "chipset",
+            (None, None, true) => "mp-table",
+            (None, None, false) => "chipset",
         }
     }
 
@@ -905,5 +906,85 @@ fn setup(
             dev.enable().map_err(driver)?;
             Ok(active(Device::PciePort(dev), irq, reduced))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::physmem::SliceMemory;
+
+    /// An F-segment image with a floating pointer at 0xF0000 and a table at 0xF0010 holding an ISA bus, an
+    /// IOAPIC, and (`pci`) a PCI bus with one entry: QEMU's qboot table, or SeaBIOS's in small.
+    fn image(pci: bool) -> &'static [u8] {
+        let mut entries: std::vec::Vec<u8> = vec![1, 1, b'I', b'S', b'A', b' ', b' ', b' ', 2, 0, 0x11, 1, 0, 0, 0xC0, 0xFE];
+        if pci {
+            entries.extend_from_slice(&[1, 0, b'P', b'C', b'I', b' ', b' ', b' ', 3, 0, 1, 0, 0, 2 << 2, 0, 10]);
+        }
+        let mut t: std::vec::Vec<u8> = b"PCMP".to_vec();
+        t.extend_from_slice(&((44 + entries.len()) as u16).to_le_bytes());
+        t.extend_from_slice(&[4, 0]);
+        t.extend_from_slice(&[b' '; 20]);
+        t.extend_from_slice(&[0; 6]);
+        t.extend_from_slice(&((entries.len() / 8) as u16).to_le_bytes());
+        t.extend_from_slice(&0xFEE0_0000u32.to_le_bytes());
+        t.extend_from_slice(&[0; 4]);
+        t.extend_from_slice(&entries);
+        t[7] = 0u8.wrapping_sub(t.iter().fold(0u8, |s, b| s.wrapping_add(*b)));
+        let mut fp = vec![b'_', b'M', b'P', b'_', 0x10, 0, 0x0F, 0, 1, 4, 0, 0, 0, 0, 0, 0];
+        fp[10] = 0u8.wrapping_sub(fp.iter().fold(0u8, |s, b| s.wrapping_add(*b)));
+        fp.extend_from_slice(&t);
+        fp.resize(0x1_0000, 0);
+        Box::leak(fp.into_boxed_slice())
+    }
+
+    fn table(pci: bool) -> &'static mptable::MpTable<'static> {
+        let mem: &'static SliceMemory<'static> = Box::leak(Box::new(SliceMemory::new(0xF_0000, image(pci))));
+        Box::leak(Box::new(mptable::discover(mem).unwrap().unwrap()))
+    }
+
+    fn routing(mp: Option<&'static mptable::MpTable<'static>>, ioapics: usize, chipset: Chipset) -> Routing<'static> {
+        Routing {
+            chipset,
+            madt: None,
+            dsdt: None,
+            mp,
+            ioapic_ids: &[(0, 0)],
+            unavailable: Routing::unavailable_reason(ioapics, false, mp, false, chipset),
+        }
+    }
+
+    #[test]
+    fn no_acpi_intx_sources() {
+        // SeaBIOS: the MP table's PCI entries.
+        let r = routing(Some(table(true)), 1, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (None, "mp-table"));
+        // qboot: an MP table without PCI entries; the chipset's rule.
+        let r = routing(Some(table(false)), 1, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (None, "chipset"));
+        // Neither ACPI nor an MP table: no IOAPIC, one reason.
+        let r = routing(None, 0, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (Some("no IOAPIC is described: no ACPI tables and no MP table"), "none"));
+        // An MP table without PCI entries on a host bridge with no known rule.
+        let r = routing(Some(table(false)), 1, Chipset::Unknown);
+        assert!(r.unavailable.is_some_and(|w| w.contains("without PCI interrupt entries")), "{:?}", r.unavailable);
+        assert_eq!(r.kind(), "none");
+        let r = routing(Some(table(false)), 0, Chipset::I440fx);
+        assert!(r.unavailable.is_some_and(|w| w.contains("no usable IOAPIC")));
+        // With ACPI: the DSDT or the chipset; the MP table is not a source.
+        assert_eq!(Routing::unavailable_reason(1, true, None, false, Chipset::Unknown).map(|w| w.contains("no DSDT routing")), Some(true));
+        assert_eq!(Routing::unavailable_reason(1, true, None, true, Chipset::Unknown), None);
+    }
+
+    #[test]
+    fn mp_routes_become_gsis_by_ioapic_id() {
+        use route::MpRoutes as _;
+        let t = table(true);
+        let m = MpRoutes { table: t, ioapic_ids: &[(0, 24)] };
+        assert_eq!(m.pci(0, 2, 0), Some(crate::irq::intx::IntxRoute { gsi: 34, level: true, active_low: false }));
+        assert_eq!(m.to_gsi(34).map(|r| r.active_low), Some(false));
+        assert_eq!((m.pci(0, 3, 0), m.to_gsi(10)), (None, None));
+        let unknown = MpRoutes { table: t, ioapic_ids: &[(5, 0)] };
+        assert_eq!(unknown.pci(0, 2, 0), None, "an entry for an IOAPIC msifw does not have is not a route");
     }
 }

@@ -193,7 +193,8 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
     }
     if !acpi_found {
         let how = match (&mp_table, ioapics.len()) {
-            (Some(_), 1..) => "IOAPICs and INTx routing from the MP table",
+            (Some(t), 1..) if t.pci_entries().next().is_some() => "IOAPICs and PCI INTx routing from the MP table",
+            (Some(_), 1..) => "IOAPICs from the MP table, which has no PCI interrupt entries",
             (Some(_), 0) => "the MP table lists no usable IOAPIC, so no INTx",
             (None, _) => "no MP table either, so no IOAPIC and no INTx",
         };
