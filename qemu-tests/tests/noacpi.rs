@@ -204,3 +204,11 @@ fn qboot_mp_table_without_pci_entries() {
         assert_intx(&o, &expect);
     }
 }
+
+/// `scenario=all` boots several times, crash-restart twice in one boot: the missing ACPI is still one line.
+#[test]
+fn scenario_all_reports_the_cause_once() {
+    let cfg = common::config(Machine::Pc).qemu_arg("-no-acpi").append("scenario=all");
+    let o = msifw_qemu::run_all(&cfg).unwrap_or_else(|e| panic!("could not run: {e}"));
+    assert_one_cause(&o, "mp-table", &[]);
+}

@@ -122,7 +122,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // The control delays every quieting step until after its trap window.
     let delay_quiet = stage_b.is_some_and(|h| crash::is_control(&h));
 
-    let platform = match platform::discover(&mut run, boot, !delay_quiet) {
+    let platform = match platform::discover(&mut run, boot, !delay_quiet, stage_b.is_some()) {
         Ok(p) => p,
         Err(platform::Fatal::Lapic(e)) => {
             problem("lapic", format_args!("{e:?}"));

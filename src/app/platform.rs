@@ -102,7 +102,9 @@ pub(super) enum Fatal {
 /// Discovers the platform ([`emit_record`] reports it once the BARs are settled).
 /// `mask_ioapics`: mask every redirection entry (off only for the crash-restart control, which delays
 /// every quieting step until after its trap window).
-pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Result<Platform, Fatal> {
+/// `restarted`: the crash-restart's stage B, on the platform stage A already reported (the no-ACPI line and
+/// the MP table's warnings are not repeated).
+pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, restarted: bool) -> Result<Platform, Fatal> {
     let lapic_mode = lapic::init(run.opts.x2apic).map_err(Fatal::Lapic)?;
     run.apic_id = lapic::id();
     if lapic_mode == lapic::Mode::X2Apic && !run.opts.x2apic {
@@ -136,17 +138,19 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
         match mptable::discover(mem) {
             Ok(Some(t)) => {
                 crate::info!("MP table at {=u64:#x} (configuration table at {=u64:#x})", t.floating_address, t.table_address);
-                for w in t.warnings.iter() {
+                for w in t.warnings.iter().filter(|_| !restarted) {
                     problem("mptable", format_args!("{w}"));
                 }
-                if t.warnings_dropped > 0 {
+                if t.warnings_dropped > 0 && !restarted {
                     problem("mptable", format_args!("{} more MP table warnings not listed", t.warnings_dropped));
                 }
                 Some(t)
             }
             Ok(None) => None,
             Err(e) => {
-                problem("mptable", format_args!("{e}; MP table not used"));
+                if !restarted {
+                    problem("mptable", format_args!("{e}; MP table not used"));
+                }
                 None
             }
         }
@@ -191,7 +195,7 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
             add_ioapic(io.id, io.address, None, "mptable");
         }
     }
-    if !acpi_found {
+    if !acpi_found && !restarted {
         let how = match (&mp_table, ioapics.len()) {
             (Some(t), 1..) if t.pci_entries().next().is_some() => "IOAPICs and PCI INTx routing from the MP table",
             (Some(_), 1..) => "IOAPICs from the MP table, which has no PCI interrupt entries",
