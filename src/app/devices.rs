@@ -94,8 +94,9 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         let _ = core::fmt::Write::write_fmt(&mut why, format_args!("vectors exhausted: MSI-X with {got} of {wanted} vectors"));
                         outcome.reason = Some(why);
                     }
-                    if let Some(r) = dev.route.and_then(|r| r.disagreement.map(|rule| (r.route.gsi, rule))) {
-                        problem("routing", format_args!("{}: DSDT routes to GSI {}, the chipset rule to GSI {}; using the DSDT", f.bdf, r.0, r.1));
+                    if let Some((r, rule)) = dev.route.and_then(|r| r.disagreement.map(|rule| (r, rule))) {
+                        let table = if r.source == route::RouteSource::MpTable { "the MP table" } else { "the DSDT" };
+                        problem("routing", format_args!("{}: {table} routes to GSI {}, the chipset rule to GSI {rule}; using {table}", f.bdf, r.route.gsi));
                     }
                     if active.push(Active { index, mode, ..dev }).is_err() {
                         outcome.mode = None;
@@ -125,7 +126,9 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                             | SetupError::Declined(_)
                     ) || matches!(
                         detail,
-                        SetupError::Route(RouteError::NoPin(_) | RouteError::Unrouted { .. } | RouteError::NoMpEntry { .. })
+                        SetupError::Route(
+                            RouteError::NoPin(_) | RouteError::Unrouted { .. } | RouteError::NoMpEntry { .. } | RouteError::Unavailable(_)
+                        )
                     );
                     let outcome_kind = if unavailable { Outcome::Skip } else { Outcome::Fail };
                     let reason = outcome.reason.clone();
@@ -783,6 +786,9 @@ impl Routing<'_> {
 
     /// `f`'s INTx route ([`route::resolve`] over these sources).
     pub(super) fn resolve(&self, pci: &Enumeration, cfg: &PlatformConfig, f: &Function) -> Result<Routed, RouteError> {
+        if let Some(why) = self.unavailable {
+            return Err(RouteError::Unavailable(why));
+        }
         let dsdt_lookup = |slot: u8, pin: u8| self.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
         let mp_routes = self.mp.map(|table| MpRoutes { table, ioapic_ids: self.ioapic_ids });
         let sources = route::Sources {

@@ -99,6 +99,8 @@ pub enum RouteError {
     },
     /// No PIIX3 at 00:01.0.
     NoPiix,
+    /// The platform cannot route INTx at all (no IOAPIC described, or no routing source), for this reason.
+    Unavailable(&'static str),
     /// The MP table has no entry for the function or any bridge above it, and no chipset rule applies.
     NoMpEntry {
         /// Root slot.
@@ -118,6 +120,7 @@ impl core::fmt::Display for RouteError {
                 write!(f, "PIRQ{} route register {value:#x} is disabled or reserved", (b'A' + pirq) as char)
             }
             Self::NoPiix => write!(f, "no PIIX3 at 00:01.0 to read the PIRQ routing from"),
+            Self::Unavailable(why) => write!(f, "{why}"),
             Self::NoMpEntry { slot, pin } => write!(
                 f,
                 "the MP table has no entry for it or a bridge above it (root slot {slot} INT{}), and the host bridge has no known rule",
