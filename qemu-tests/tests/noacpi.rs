@@ -9,9 +9,9 @@
 //!   of 0: the IOAPIC comes from it, INTx from the chipset's rule.
 //! - q35 with `acpi=off` under SeaBIOS still has ACPI: SeaBIOS builds its own tables (below).
 //!
-//! No boot firmware here gives a platform with neither ACPI nor an MP table (SeaBIOS builds one up to 255
-//! CPUs, qboot always; OVMF does not start with `acpi=off` under TCG): that case, INTx one SKIP with the
-//! reason, is covered by the host tests of `app::devices::Routing`.
+//! Neither ACPI nor an MP table: SeaBIOS builds no MP table when it is told of more than 255 possible CPUs
+//! (`etc/max-cpus`, given here through `-fw_cfg`; QEMU only warns about the name). INTx is then one SKIP with
+//! the reason, and the run passes.
 
 mod common;
 
@@ -208,7 +208,89 @@ fn qboot_mp_table_without_pci_entries() {
 /// `scenario=all` boots several times, crash-restart twice in one boot: the missing ACPI is still one line.
 #[test]
 fn scenario_all_reports_the_cause_once() {
-    let cfg = common::config(Machine::Pc).qemu_arg("-no-acpi").append("scenario=all");
+    let cfg = common::config(Machine::Pc)
+        .qemu_arg("-no-acpi")
+        .append("scenario=all");
     let o = msifw_qemu::run_all(&cfg).unwrap_or_else(|e| panic!("could not run: {e}"));
     assert_one_cause(&o, "mp-table", &[]);
+}
+
+/// SeaBIOS told of 256 possible CPUs builds no MP table (`qemu_platform_setup`: `MaxCountCPUs <= 255`).
+fn no_acpi_no_mp_table() -> RunConfig {
+    let path = std::env::temp_dir().join(format!("msifw-max-cpus-{}.bin", std::process::id()));
+    std::fs::write(&path, 256u16.to_le_bytes()).expect("write the fw_cfg file");
+    common::config(Machine::Pc)
+        .qemu_arg("-machine")
+        .qemu_arg("acpi=off")
+        .qemu_arg("-fw_cfg")
+        .qemu_arg(format!("name=etc/max-cpus,file={}", path.display()))
+}
+
+/// No IOAPIC is described: INTx is one SKIP naming the reason and the functions (no FAIL, nothing per
+/// function), each function's `irq_reason` says so, and the missing ACPI is one line.
+#[test]
+fn no_acpi_and_no_mp_table_intx_is_one_skip() {
+    let o = common::boot(&no_acpi_no_mp_table().append("nomsi"));
+    let why = common::explain(&o);
+    assert_one_cause(&o, "none", &[]);
+    assert!(
+        o.report.problems[0].detail.contains("no MP table either"),
+        "{why}"
+    );
+    let intx: Vec<_> = o
+        .report
+        .scenarios
+        .iter()
+        .filter(|s| s.name == "intx-delivery")
+        .collect();
+    assert!(
+        intx.len() == 1
+            && intx[0].bdf.is_none()
+            && intx[0].result == ScenarioResult::Skip
+            && intx[0].detail.contains("no IOAPIC is described")
+            && intx[0]
+                .detail
+                .contains("3 function(s) left without INTx: 00:02.0 00:03.0 00:04.0"),
+        "one INTx skip with the reason: {intx:?}{why}"
+    );
+    for bdf in ["00:02.0", "00:03.0", "00:04.0"] {
+        let f = o
+            .report
+            .function(bdf)
+            .unwrap_or_else(|| panic!("{bdf} not reported{why}"));
+        assert_eq!(f.irq_mode, IrqMode::None, "{bdf}{why}");
+        assert!(
+            f.irq_reason
+                .as_deref()
+                .is_some_and(|r| r.contains("INTx unavailable on this platform")),
+            "{bdf}: {:?}{why}",
+            f.irq_reason
+        );
+        assert!(
+            f.problems.is_empty(),
+            "{bdf}: the cause is not repeated per function: {:?}{why}",
+            f.problems
+        );
+    }
+    // Message-signalled interrupts need no IOAPIC: the same platform passes with every device driven.
+    let o = common::boot(&no_acpi_no_mp_table());
+    let why = common::explain(&o);
+    assert_one_cause(&o, "none", &[]);
+    assert!(
+        o.report
+            .scenarios
+            .iter()
+            .all(|s| s.result == ScenarioResult::Pass),
+        "{why}"
+    );
+    for bdf in ["00:02.0", "00:03.0", "00:04.0"] {
+        let f = o
+            .report
+            .function(bdf)
+            .unwrap_or_else(|| panic!("{bdf} not reported{why}"));
+        assert!(
+            f.irq_mode != IrqMode::None && f.interrupts > 0,
+            "{bdf}{why}"
+        );
+    }
 }
