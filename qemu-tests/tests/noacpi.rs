@@ -130,8 +130,8 @@ fn pc_functions_behind_a_pci_bridge() {
 }
 
 /// q35 with `acpi=off` is not a platform without ACPI: QEMU builds no tables, but SeaBIOS then makes its
-/// own (its legacy `acpi_setup`, for the ICH9 LPC it finds): MADT, MCFG and HPET, no `_PRT`. With ACPI
-/// there, the MP table is not read (as Linux) and the chipset's rule routes.
+/// own (its legacy `acpi_setup`, for the ICH9 LPC it finds): MADT, MCFG and HPET, no `_PRT` package msifw
+/// can read. With ACPI there, the MP table is not read (as Linux) and the chipset's rule routes.
 #[test]
 fn q35_acpi_off_gets_seabios_own_acpi_tables() {
     let o = common::boot(&no_acpi(Machine::Q35));
