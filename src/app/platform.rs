@@ -19,7 +19,7 @@ pub(super) struct Platform {
     pub cfg: &'static PlatformConfig,
     /// The DSDT's static APIC-mode INTx routing (q35), if usable.
     pub dsdt_routing: Option<prt::Routing>,
-    /// ACPI tables were found (an RSDP).
+    /// Usable ACPI tables were found (an RSDP and its root table); without them the MP table routes INTx.
     pub acpi: bool,
     /// The MP table, read when ACPI gives no IOAPICs (no RSDP, or no MADT).
     pub mp_table: Option<mptable::MpTable<'static>>,
@@ -260,5 +260,6 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
     };
 
     crate::info!("DSDT routing: {=u64} us", crate::time::now_us() - t0);
-    Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing, acpi: acpi_found, mp_table, ioapic_ids, x2apic: lapic_mode == lapic::Mode::X2Apic, table_limit: limit })
+    let acpi_usable = acpi_found && tables.root.is_some();
+    Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing, acpi: acpi_usable, mp_table, ioapic_ids, x2apic: lapic_mode == lapic::Mode::X2Apic, table_limit: limit })
 }
