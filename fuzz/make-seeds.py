@@ -51,4 +51,28 @@ struct.pack_into("<QQI", low, 0x200, 0, 0x9FC00, 1)
 struct.pack_into("<QQI", low, 0x218, 0x100000, 0xFF00000, 1)
 put("boot_info", "pvh", bytes(low))
 put("write_order", "empty", b"")
+# MP tables (fuzz target `mptable`: memory from 0xF0000): SeaBIOS's on pc as QEMU 7.2 builds it (one CPU, PCI
+# bus 0, ISA bus 1, IOAPIC 0, PCI entries for 02/03/04 and a bridge at 05, the ISA IRQs), and qboot's shape
+# (ISA bus only, entry count 0).
+def mp_image(entries, count):
+    t = bytearray(b"PCMP" + struct.pack("<HBB", 44 + len(entries), 4, 0) + b"BOCHSCPU0.1         " + bytes(6)
+                  + struct.pack("<HIHBB", count, 0xFEE00000, 0, 0, 0) + entries)
+    t[7] = (-sum(t)) & 0xFF
+    fp = bytearray(b"_MP_" + struct.pack("<IBBBB", 0xF5BA0, 1, 4, 0, 0) + bytes(4))
+    fp[10] = (-sum(fp)) & 0xFF
+    img = bytearray(0x10000)
+    img[0x5B90:0x5BA0] = fp
+    img[0x5BA0:0x5BA0 + len(t)] = t
+    return bytes(img)
+
+cpu = bytes([0, 0, 0x14, 3]) + struct.pack("<II", 0x663, 0x078BFBFF) + bytes(8)
+def bus(i, name): return bytes([1, i]) + name
+def intsrc(flags, b, irq, dst): return struct.pack("<BBHBBBB", 3, 0, flags, b, irq, 0, dst)
+isa = b"".join(intsrc(0, 1, i, 2 if i == 0 else i) for i in range(16) if i not in (2, 5, 9, 10, 11))
+lint = struct.pack("<BBHBBBB", 4, 3, 0, 1, 0, 0, 0) + struct.pack("<BBHBBBB", 4, 1, 0, 1, 0, 0xFF, 1)
+seabios = (cpu + bus(0, b"PCI   ") + bus(1, b"ISA   ") + bytes([2, 0, 0x11, 1]) + struct.pack("<I", 0xFEC00000)
+           + b"".join(intsrc(1, 0, d << 2, l) for d, l in ((2, 10), (3, 11), (4, 11), (5, 10))) + isa + lint)
+put("mptable", "seabios-pc", mp_image(seabios, len(seabios) // 8 - 1))
+qboot = cpu + bus(0, b"ISA   ") + bytes([2, 2, 0x14, 1]) + struct.pack("<I", 0xFEC00000) + isa + lint
+put("mptable", "qboot", mp_image(qboot, 0))
 print("seeds written to", os.path.join(HERE, "corpus"))

@@ -47,6 +47,10 @@ pub struct Platform {
     /// field.
     #[serde(default)]
     pub timer_fence: String,
+    /// Where INTx routing comes from: `"acpi-prt"` (the DSDT), `"mp-table"` (no ACPI), `"chipset"` (the host
+    /// bridge's known rule) or `"none"`. Empty from firmwares before the field.
+    #[serde(default)]
+    pub intx_routing: String,
 }
 
 /// Kind of a BAR.
@@ -192,7 +196,7 @@ pub struct Function {
     /// INTx: `high` or `low`.
     #[serde(default)]
     pub polarity: Option<String>,
-    /// INTx: where the route came from (`dsdt`, `chipset`, `piix-pirq`).
+    /// INTx: where the route came from (`dsdt`, `mp-table`, `chipset`, `piix-pirq`).
     #[serde(default)]
     pub route_source: Option<String>,
 }

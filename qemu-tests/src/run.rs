@@ -990,7 +990,12 @@ pub fn run_all(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
             None => merged = Some(part),
             Some(m) => {
                 m.report.scenarios.extend(part.report.scenarios);
-                m.report.problems.extend(part.report.problems);
+                // A cause of the platform is the same in every boot: listed once.
+                for p in part.report.problems {
+                    if !m.report.problems.contains(&p) {
+                        m.report.problems.push(p);
+                    }
+                }
                 m.findings.extend(part.findings.into_iter().map(|f| format!("[{line}] {f}")));
                 let (Source::Qemu(mq), Source::Qemu(pq)) = (&mut m.source, part.source) else {
                     unreachable!("run() boots QEMU")

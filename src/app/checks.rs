@@ -9,7 +9,7 @@ use crate::bus::pci::enumerate::Enumeration;
 use crate::bus::pci::{caps, trace};
 use crate::drivers::DriverKind;
 use crate::irq::{dispatch, vector};
-use crate::modes::{order, route};
+use crate::modes::order;
 use crate::report::Outcome;
 use crate::scenarios::{delivery, storm, Verdict};
 use crate::time;
@@ -144,9 +144,7 @@ pub(super) fn run_storm(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enume
         run.scenario("intx-storm", None, &Verdict::new(Outcome::Skip, format_args!("needs an edu function (-device edu)")));
         return;
     };
-    let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
-    let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
-    let verdict = match route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, edu) {
+    let verdict = match routing.resolve(pci, cfg, edu) {
         Ok(r) => {
             // The storm takes the edu over (it may be one no driver owned: `irq.BDF=none`).
             trace::own(edu.bdf);

@@ -89,9 +89,7 @@ pub(super) fn leave_live_and_restart(
             .or_else(|| active.iter().position(movable));
         if let Some(dev) = pick.map(|i| &mut active[i]) {
             if let Some(f) = pci.functions.get(dev.index) {
-                let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
-                let dsdt: Option<crate::modes::route::DsdtLookup> = routing.dsdt.map(|_| &lookup as crate::modes::route::DsdtLookup);
-                if let Ok(r) = crate::modes::route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f) {
+                if let Ok(r) = routing.resolve(pci, cfg, f) {
                     dev.irq.shutdown();
                     if let Ok(irq) = crate::modes::DeviceIrq::enable_intx(cfg, f, r.route) {
                         dev.irq = irq;

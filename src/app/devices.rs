@@ -12,7 +12,7 @@ use crate::drivers::{e1000e::E1000e, edu::Edu, nvme::Nvme, virtio_net::VirtioNet
 use crate::irq::vector::VectorError;
 use crate::modes::route::{self, Chipset, RouteError, Routed};
 use crate::modes::{update_command, DeviceIrq, IrqMode};
-use crate::platform::{acpi, prt};
+use crate::platform::{acpi, mptable, prt};
 use crate::report::Outcome;
 use crate::bus::pci::reset;
 use crate::scenarios::reset as reset_scenario;
@@ -27,6 +27,9 @@ pub(super) static ACTIVE: spin::Mutex<Vec<Active, MAX_ACTIVE>> = spin::Mutex::ne
 pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut Vec<Active, MAX_ACTIVE>) {
     let mut outcomes = OUTCOMES.lock();
     outcomes.clear();
+    // Functions left without INTx because the platform cannot route it at all.
+    // (How many, the first few named in the report.)
+    let (mut no_intx, mut no_intx_named): (usize, Vec<Bdf, 8>) = (0, Vec::new());
     for (index, f) in pci.functions.iter().enumerate() {
         let mut outcome = FunctionOutcome::default();
         for p in f.problems.iter() {
@@ -114,8 +117,9 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                     if let Some(fewer) = &dev.fewer {
                         outcome.reason = Some(fewer.clone());
                     }
-                    if let Some(r) = dev.route.and_then(|r| r.disagreement.map(|rule| (r.route.gsi, rule))) {
-                        problem("routing", format_args!("{}: DSDT routes to GSI {}, the chipset rule to GSI {}; using the DSDT", f.bdf, r.0, r.1));
+                    if let Some((r, rule)) = dev.route.and_then(|r| r.disagreement.map(|rule| (r, rule))) {
+                        let table = if r.source == route::RouteSource::MpTable { "the MP table" } else { "the DSDT" };
+                        problem("routing", format_args!("{}: {table} routes to GSI {}, the chipset rule to GSI {rule}; using {table}", f.bdf, r.route.gsi));
                     }
                     if let Err(dev) = active.push(Active { index, mode, ..dev }) {
                         outcome.mode = None;
@@ -127,15 +131,32 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         quiet_function(cfg, f);
                     }
                 }
+                Err(SetupError::NoIntx) => {
+                    // One cause for every such function: reported once, after the loop.
+                    let mut why: String<96> = String::new();
+                    let _ = core::fmt::Write::write_fmt(
+                        &mut why,
+                        format_args!("{}{}INTx unavailable on this platform", outcome.reason.as_deref().unwrap_or(""), if outcome.reason.is_some() { "; " } else { "" }),
+                    );
+                    outcome.reason = Some(why);
+                    no_intx += 1;
+                    let _ = no_intx_named.push(f.bdf);
+                }
                 Err(detail) => {
-                    // Asking for a mode the function does not have is a configuration mismatch (skip);
-                    // a mode it has that does not work is a failure.
+                    // Asking for a mode the function does not have is a configuration mismatch (skip), and
+                    // so is INTx no routing source covers (msifw cannot test it); a mode it has that does
+                    // not work is a failure.
                     let unavailable = matches!(
                         detail,
                         SetupError::Irq(_, crate::modes::IrqError::NoCapability(_))
                             | SetupError::NotImplemented(_)
                             | SetupError::Declined(_)
-                    ) || matches!(detail, SetupError::Route(RouteError::NoPin(_)));
+                    ) || matches!(
+                        detail,
+                        SetupError::Route(
+                            RouteError::NoPin(_) | RouteError::Unrouted { .. } | RouteError::NoMpEntry { .. } | RouteError::Unavailable(_)
+                        )
+                    );
                     let outcome_kind = if unavailable { Outcome::Skip } else { Outcome::Fail };
                     let reason = outcome.reason.clone();
                     let v = Verdict::new(
@@ -155,6 +176,30 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
         }
         // Capacity equals MAX_FUNCTIONS, the most functions enumeration keeps.
         let _ = outcomes.push(outcome);
+    }
+    if let (Some(why), 1..) = (routing.unavailable, no_intx) {
+        let more = no_intx - no_intx_named.len();
+        let v = Verdict::new(
+            Outcome::Skip,
+            format_args!(
+                "INTx cannot be routed on this platform: {why}; {no_intx} function(s) left without INTx: {}{}",
+                BdfList(&no_intx_named),
+                if more > 0 { " and more" } else { "" }
+            ),
+        );
+        run.scenario("intx-delivery", None, &v);
+    }
+}
+
+/// BDFs separated by spaces.
+struct BdfList<'a>(&'a [Bdf]);
+
+impl core::fmt::Display for BdfList<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (i, b) in self.0.iter().enumerate() {
+            write!(f, "{}{b}", if i > 0 { " " } else { "" })?;
+        }
+        Ok(())
     }
 }
 
@@ -293,9 +338,7 @@ pub(super) fn intx_storm_with_others(run: &mut Run, cfg: &'static PlatformConfig
     let Some(edu) = pci.functions.iter().find(|f| DriverKind::probe(f) == Some(DriverKind::Edu) && !driven(f.bdf)) else {
         return false;
     };
-    let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
-    let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
-    let mut verdict = match route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, edu) {
+    let mut verdict = match routing.resolve(pci, cfg, edu) {
         Ok(r) => {
             // The storm takes the undriven edu over: its writes to it are the firmware's own.
             trace::own(edu.bdf);
@@ -489,13 +532,11 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
             };
             (before, after)
         });
-        let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
-        let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
         // Its interrupts counted so far stay in its record (the mode's shutdown freezes them too).
         if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
             o.interrupts = dev.irq.delivered();
         }
-        let gsi = (1..=4).contains(&f.interrupt_pin).then(|| route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f).ok()).flatten().map(|r| {
+        let gsi = (1..=4).contains(&f.interrupt_pin).then(|| routing.resolve(pci, cfg, f).ok()).flatten().map(|r| {
             if !watched_gsis.contains(&r.route.gsi) && crate::irq::intx::watch(r.route).is_ok() {
                 let _ = watched_gsis.push(r.route.gsi);
             }
@@ -745,6 +786,8 @@ enum SetupError {
     Route(RouteError),
     /// The driver does not drive the device in this mode, for the reason given.
     Declined(&'static str),
+    /// INTx cannot be routed on this platform ([`Routing::unavailable`], reported once for all functions).
+    NoIntx,
 }
 
 impl core::fmt::Display for SetupError {
@@ -755,6 +798,7 @@ impl core::fmt::Display for SetupError {
             Self::NotImplemented(mode) => write!(f, "{} mode is not implemented yet", mode.name()),
             Self::Route(e) => write!(f, "INTx not routable: {e}"),
             Self::Declined(why) => write!(f, "{why}"),
+            Self::NoIntx => write!(f, "INTx unavailable on this platform (see the intx-delivery skip)"),
         }
     }
 }
@@ -782,11 +826,92 @@ pub(super) const MAX_ACTIVE: usize = 64;
 /// I/O queue pairs (and so MSI-X vectors beyond the admin queue's) driven on each NVMe controller.
 const NVME_IO_QUEUES: usize = 4;
 
+/// The MP table's PCI entries as routes: an entry's IOAPIC ID and input made a GSI.
+struct MpRoutes<'a> {
+    table: &'a mptable::MpTable<'static>,
+    ioapic_ids: &'a [(u8, u32)],
+}
+
+impl MpRoutes<'_> {
+    fn route(&self, i: mptable::PciInterrupt) -> Option<crate::irq::intx::IntxRoute> {
+        let base = match i.io_apic {
+            mptable::ALL_IO_APICS => self.ioapic_ids.first()?.1,
+            id => self.ioapic_ids.iter().find(|(i, _)| *i == id)?.1,
+        };
+        Some(crate::irq::intx::IntxRoute { gsi: base + u32::from(i.input), level: i.level, active_low: i.active_low })
+    }
+}
+
+impl route::MpRoutes for MpRoutes<'_> {
+    fn pci(&self, bus: u8, dev: u8, pin: u8) -> Option<crate::irq::intx::IntxRoute> {
+        self.route(self.table.pci_interrupt(bus, dev, pin)?)
+    }
+    fn to_gsi(&self, gsi: u32) -> Option<crate::irq::intx::IntxRoute> {
+        self.table
+            .pci_entries()
+            .filter_map(|i| self.table.pci_interrupt(i.bus, i.irq >> 2, i.irq & 3))
+            .filter_map(|i| self.route(i))
+            .find(|r| r.gsi == gsi)
+    }
+}
+
 /// What INTx routing needs from the platform.
 pub(super) struct Routing<'a> {
     pub(super) chipset: Chipset,
     pub(super) madt: Option<&'a acpi::MadtInfo>,
     pub(super) dsdt: Option<&'a prt::Routing>,
+    /// The MP table, as a routing source (only without ACPI).
+    pub(super) mp: Option<&'a mptable::MpTable<'static>>,
+    /// Each IOAPIC's (ID, first GSI), for the MP table's destinations.
+    pub(super) ioapic_ids: &'a [(u8, u32)],
+    /// Why INTx cannot be routed at all on this platform (reported once, not per function).
+    pub(super) unavailable: Option<&'static str>,
+}
+
+impl Routing<'_> {
+    /// Why no function can have INTx here, from the platform's sources: no IOAPIC described, or no table
+    /// and no chipset rule to route with.
+    pub(super) fn unavailable_reason(ioapics: usize, acpi: bool, mp: Option<&mptable::MpTable<'_>>, dsdt: bool, chipset: Chipset) -> Option<&'static str> {
+        let mp_entries = mp.is_some_and(|t| t.pci_entries().next().is_some());
+        match (ioapics, acpi, mp) {
+            (0, false, None) => Some("no IOAPIC is described: no ACPI tables and no MP table"),
+            (0, false, Some(_)) => Some("no usable IOAPIC: no ACPI tables, and the MP table lists none msifw can use"),
+            (0, true, _) => Some("no usable IOAPIC in the ACPI MADT"),
+            _ if dsdt || mp_entries || chipset != Chipset::Unknown => None,
+            (_, false, None) => Some("no INTx routing source: no ACPI tables, no MP table, and no known rule for this host bridge"),
+            (_, false, Some(_)) => {
+                Some("no INTx routing source: no ACPI tables, an MP table without PCI interrupt entries, and no known rule for this host bridge")
+            }
+            (_, true, _) => Some("no INTx routing source: no DSDT routing package msifw can read, and no known rule for this host bridge"),
+        }
+    }
+
+    /// Where INTx routing comes from, for the `platform` record.
+    pub(super) fn kind(&self) -> &'static str {
+        let mp_entries = self.mp.is_some_and(|t| t.pci_entries().next().is_some());
+        match (self.unavailable, self.dsdt, mp_entries) {
+            (Some(_), _, _) => "none",
+            (None, Some(_), _) => "acpi-prt",
+            (None, None, true) => "mp-table",
+            (None, None, false) => "chipset",
+        }
+    }
+
+    /// `f`'s INTx route ([`route::resolve`] over these sources).
+    pub(super) fn resolve(&self, pci: &Enumeration, cfg: &PlatformConfig, f: &Function) -> Result<Routed, RouteError> {
+        if let Some(why) = self.unavailable {
+            return Err(RouteError::Unavailable(why));
+        }
+        let dsdt_lookup = |slot: u8, pin: u8| self.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+        let mp_routes = self.mp.map(|table| MpRoutes { table, ioapic_ids: self.ioapic_ids });
+        let sources = route::Sources {
+            chipset: self.chipset,
+            dsdt: self.dsdt.map(|_| &dsdt_lookup as route::DsdtLookup),
+            mp: mp_routes.as_ref().map(|m| m as route::MpLookup),
+            madt: self.madt,
+        };
+        route::resolve(pci, cfg, &sources, f)
+    }
 }
 
 fn setup(
@@ -799,10 +924,9 @@ fn setup(
     mode: IrqMode,
 ) -> Result<Active, SetupError> {
     let routed = match mode {
+        IrqMode::Intx if routing.unavailable.is_some() => return Err(SetupError::NoIntx),
         IrqMode::Intx => {
-            let lookup = |slot: u8, pin: u8| routing.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
-            let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
-            Some(route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f).map_err(SetupError::Route)?)
+            Some(routing.resolve(pci, cfg, f).map_err(SetupError::Route)?)
         }
         _ => None,
     };
@@ -949,5 +1073,85 @@ fn setup(
             dev.enable().map_err(driver)?;
             Ok(active(Device::PciePort(dev), irq, reduced, table_limited))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::physmem::SliceMemory;
+
+    /// An F-segment image with a floating pointer at 0xF0000 and a table at 0xF0010 holding an ISA bus, an
+    /// IOAPIC, and (`pci`) a PCI bus with one entry: QEMU's qboot table, or SeaBIOS's in small.
+    fn image(pci: bool) -> &'static [u8] {
+        let mut entries: std::vec::Vec<u8> = vec![1, 1, b'I', b'S', b'A', b' ', b' ', b' ', 2, 0, 0x11, 1, 0, 0, 0xC0, 0xFE];
+        if pci {
+            entries.extend_from_slice(&[1, 0, b'P', b'C', b'I', b' ', b' ', b' ', 3, 0, 1, 0, 0, 2 << 2, 0, 10]);
+        }
+        let mut t: std::vec::Vec<u8> = b"PCMP".to_vec();
+        t.extend_from_slice(&((44 + entries.len()) as u16).to_le_bytes());
+        t.extend_from_slice(&[4, 0]);
+        t.extend_from_slice(&[b' '; 20]);
+        t.extend_from_slice(&[0; 6]);
+        t.extend_from_slice(&((entries.len() / 8) as u16).to_le_bytes());
+        t.extend_from_slice(&0xFEE0_0000u32.to_le_bytes());
+        t.extend_from_slice(&[0; 4]);
+        t.extend_from_slice(&entries);
+        t[7] = 0u8.wrapping_sub(t.iter().fold(0u8, |s, b| s.wrapping_add(*b)));
+        let mut fp = vec![b'_', b'M', b'P', b'_', 0x10, 0, 0x0F, 0, 1, 4, 0, 0, 0, 0, 0, 0];
+        fp[10] = 0u8.wrapping_sub(fp.iter().fold(0u8, |s, b| s.wrapping_add(*b)));
+        fp.extend_from_slice(&t);
+        fp.resize(0x1_0000, 0);
+        Box::leak(fp.into_boxed_slice())
+    }
+
+    fn table(pci: bool) -> &'static mptable::MpTable<'static> {
+        let mem: &'static SliceMemory<'static> = Box::leak(Box::new(SliceMemory::new(0xF_0000, image(pci))));
+        Box::leak(Box::new(mptable::discover(mem).unwrap().unwrap()))
+    }
+
+    fn routing(mp: Option<&'static mptable::MpTable<'static>>, ioapics: usize, chipset: Chipset) -> Routing<'static> {
+        Routing {
+            chipset,
+            madt: None,
+            dsdt: None,
+            mp,
+            ioapic_ids: &[(0, 0)],
+            unavailable: Routing::unavailable_reason(ioapics, false, mp, false, chipset),
+        }
+    }
+
+    #[test]
+    fn no_acpi_intx_sources() {
+        // SeaBIOS: the MP table's PCI entries.
+        let r = routing(Some(table(true)), 1, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (None, "mp-table"));
+        // qboot: an MP table without PCI entries; the chipset's rule.
+        let r = routing(Some(table(false)), 1, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (None, "chipset"));
+        // Neither ACPI nor an MP table: no IOAPIC, one reason.
+        let r = routing(None, 0, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (Some("no IOAPIC is described: no ACPI tables and no MP table"), "none"));
+        // An MP table without PCI entries on a host bridge with no known rule.
+        let r = routing(Some(table(false)), 1, Chipset::Unknown);
+        assert!(r.unavailable.is_some_and(|w| w.contains("without PCI interrupt entries")), "{:?}", r.unavailable);
+        assert_eq!(r.kind(), "none");
+        let r = routing(Some(table(false)), 0, Chipset::I440fx);
+        assert!(r.unavailable.is_some_and(|w| w.contains("no usable IOAPIC")));
+        // With ACPI: the DSDT or the chipset; the MP table is not a source.
+        assert_eq!(Routing::unavailable_reason(1, true, None, false, Chipset::Unknown).map(|w| w.contains("no DSDT routing")), Some(true));
+        assert_eq!(Routing::unavailable_reason(1, true, None, true, Chipset::Unknown), None);
+    }
+
+    #[test]
+    fn mp_routes_become_gsis_by_ioapic_id() {
+        use route::MpRoutes as _;
+        let t = table(true);
+        let m = MpRoutes { table: t, ioapic_ids: &[(0, 24)] };
+        assert_eq!(m.pci(0, 2, 0), Some(crate::irq::intx::IntxRoute { gsi: 34, level: true, active_low: false }));
+        assert_eq!(m.to_gsi(34).map(|r| r.active_low), Some(false));
+        assert_eq!((m.pci(0, 3, 0), m.to_gsi(10)), (None, None));
+        let unknown = MpRoutes { table: t, ioapic_ids: &[(5, 0)] };
+        assert_eq!(unknown.pci(0, 2, 0), None, "an entry for an IOAPIC msifw does not have is not a route");
     }
 }

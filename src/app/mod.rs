@@ -125,7 +125,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // The control delays every quieting step until after its trap window.
     let delay_quiet = stage_b.is_some_and(|h| crash::is_control(&h));
 
-    let platform = match platform::discover(&mut run, boot, !delay_quiet) {
+    let platform = match platform::discover(&mut run, boot, !delay_quiet, stage_b.is_some()) {
         Ok(p) => p,
         Err(platform::Fatal::Lapic(e)) => {
             problem("lapic", format_args!("{e:?}"));
@@ -146,7 +146,18 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let bar_assigner = resources::assign(cfg, boot, &platform, &mut pci, run.opts.bar_windows_memmap);
     accounting::stop();
     let enumeration_us = time::now_us() - t0;
-    platform::emit_record(&run, boot, &platform, bar_assigner);
+    // INTx routing sources: the DSDT, the MP table only without ACPI (as Linux), the chipset's rules.
+    let chipset = Chipset::detect(&pci);
+    let mp = platform.mp_table.as_ref().filter(|_| !platform.acpi);
+    let routing = devices::Routing {
+        chipset,
+        madt: platform.tables.madt.as_ref(),
+        dsdt: platform.dsdt_routing.as_ref(),
+        mp,
+        ioapic_ids: &platform.ioapic_ids,
+        unavailable: devices::Routing::unavailable_reason(platform.ioapics.len(), platform.acpi, mp, platform.dsdt_routing.is_some(), chipset),
+    };
+    platform::emit_record(&run, boot, &platform, bar_assigner, routing.kind());
     oracle::wait_for_host(&run.opts);
     for (bdf, _) in run.opts.overrides.iter() {
         if !pci.functions.iter().any(|f| f.bdf == *bdf) {
@@ -165,11 +176,6 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         }
     };
     intx::init(&platform.ioapics, cfg, ioapic_dest);
-    let routing = devices::Routing {
-        chipset: Chipset::detect(&pci),
-        madt: platform.tables.madt.as_ref(),
-        dsdt: platform.dsdt_routing.as_ref(),
-    };
 
     // Identity mappings for every memory BAR the boot firmware placed above 4 GiB (below is mapped at boot).
     for f in pci.functions.iter() {

@@ -7,7 +7,7 @@ use crate::boot::BootInfo;
 use crate::bus::pci::config::{Mechanism, PlatformConfig};
 use crate::irq::intx;
 use crate::platform::acpi::{self, PhysMemory, PlatformTables};
-use crate::platform::{crs, prt};
+use crate::platform::{crs, mptable, prt};
 use crate::report::Record;
 use heapless::Vec;
 
@@ -19,6 +19,12 @@ pub(super) struct Platform {
     pub cfg: &'static PlatformConfig,
     /// The DSDT's static APIC-mode INTx routing (q35), if usable.
     pub dsdt_routing: Option<prt::Routing>,
+    /// Usable ACPI tables were found (an RSDP and its root table); without them the MP table routes INTx.
+    pub acpi: bool,
+    /// The MP table, read when ACPI gives no IOAPICs (no RSDP, or no MADT).
+    pub mp_table: Option<mptable::MpTable<'static>>,
+    /// Each IOAPIC's (ID, first GSI), in the order their GSI ranges were given.
+    pub ioapic_ids: Vec<(u8, u32), 8>,
     /// The local APIC runs in x2APIC mode.
     pub x2apic: bool,
     /// End of the memory holding firmware tables (the ACPI reads' limit).
@@ -67,7 +73,7 @@ pub(super) enum BarAssigner {
 }
 
 /// Emits the `platform` record (after enumeration, so it can say who assigned the BARs).
-pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAssigner) {
+pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAssigner, intx_routing: &str) {
     let mut record = Record::new("platform");
     record.num("apic_id", run.apic_id as u64).bool("x2apic", p.x2apic).str("config_access", if matches!(p.mechanism, Mechanism::Ecam { .. }) { "ecam" } else { "port" });
     match p.mechanism {
@@ -84,6 +90,7 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
         BarAssigner::Msifw(source) => record.str("bar_assignment", "msifw").str("bar_windows", source.name()),
     };
     record.str("timer_fence", crate::time::fence_kind());
+    record.str("intx_routing", intx_routing);
     record.emit();
 }
 
@@ -95,7 +102,9 @@ pub(super) enum Fatal {
 /// Discovers the platform ([`emit_record`] reports it once the BARs are settled).
 /// `mask_ioapics`: mask every redirection entry (off only for the crash-restart control, which delays
 /// every quieting step until after its trap window).
-pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Result<Platform, Fatal> {
+/// `restarted`: the crash-restart's stage B, on the platform stage A already reported (the no-ACPI line and
+/// the MP table's warnings are not repeated).
+pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, restarted: bool) -> Result<Platform, Fatal> {
     let lapic_mode = lapic::init(run.opts.x2apic).map_err(Fatal::Lapic)?;
     run.apic_id = lapic::id();
     if lapic_mode == lapic::Mode::X2Apic && !run.opts.x2apic {
@@ -105,19 +114,17 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
 
     // ACPI tables live in RAM or the reserved block right after it; reads stop at the end of that.
     let limit = boot.table_memory_top().clamp(1 << 20, 1 << 32);
+    // In a static: the MP table kept for the run borrows from it.
+    static TABLE_MEMORY: spin::Once<acpi::IdentityMemory> = spin::Once::new();
     // SAFETY: everything below the top of RAM is identity-mapped by boot/pvh.s and is ordinary memory
     // (RAM, firmware ROM shadow and reserved RAM) with no read side effects; msifw writes none of the ACPI
-    // tables while they are parsed.
-    let mem = unsafe { acpi::IdentityMemory::new(limit) };
-    let rsdp = boot.rsdp.or_else(|| acpi::find_rsdp_bios(&mem));
-    let tables = match rsdp {
-        Some(rsdp) => acpi::parse(rsdp, &mem),
-        None => {
-            problem("acpi", format_args!("no RSDP handed over or found"));
-            acpi::parse(0, &mem)
-        }
-    };
-    for p in tables.problems.iter() {
+    // and MP tables, ever. (A restart in place computes the same limit from the same boot information.)
+    let mem: &'static acpi::IdentityMemory = TABLE_MEMORY.call_once(|| unsafe { acpi::IdentityMemory::new(limit) });
+    let rsdp = boot.rsdp.or_else(|| acpi::find_rsdp_bios(mem));
+    let acpi_found = rsdp.is_some();
+    // Without an RSDP the one cause is reported once, below, with everything it changes.
+    let tables = acpi::parse(rsdp.unwrap_or(0), mem);
+    for p in tables.problems.iter().filter(|_| acpi_found) {
         // i440fx (`-M pc`) has no ECAM and so no MCFG: configuration space through ports is expected there.
         if *p == (acpi::AcpiProblem::MissingTable { signature: acpi::Signature::MCFG }) {
             crate::info!("no MCFG: configuration space through ports 0xCF8/0xCFC");
@@ -126,29 +133,79 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
         problem("acpi", format_args!("{p}"));
     }
 
+    // The MP table, where ACPI gives no IOAPICs (Linux reads it only then).
+    let mp_table = if tables.madt.is_none() {
+        match mptable::discover(mem) {
+            Ok(Some(t)) => {
+                crate::info!("MP table at {=u64:#x} (configuration table at {=u64:#x})", t.floating_address, t.table_address);
+                for w in t.warnings.iter().filter(|_| !restarted) {
+                    problem("mptable", format_args!("{w}"));
+                }
+                if t.warnings_dropped > 0 && !restarted {
+                    problem("mptable", format_args!("{} more MP table warnings not listed", t.warnings_dropped));
+                }
+                Some(t)
+            }
+            Ok(None) => None,
+            Err(e) => {
+                if !restarted {
+                    problem("mptable", format_args!("{e}; MP table not used"));
+                }
+                None
+            }
+        }
+    } else {
+        None
+    };
+
     // IOAPICs: everything masked until a line is deliberately routed (a previous owner's routes must
     // not fire).
     let mut ioapics: Vec<intx::IoApicRange, 8> = Vec::new();
+    let mut ioapic_ids: Vec<(u8, u32), 8> = Vec::new();
+    let mut add_ioapic = |id: u8, address: u32, gsi_base: Option<u32>, source: &str| {
+        if !(0xC000_0000..0xFFFF_F000).contains(&(address as u64)) {
+            problem(source, format_args!("IOAPIC {id} at {address:#x} outside the uncached window; not used"));
+            return;
+        }
+        // SAFETY: the address comes from a checksummed MADT or MP table and lies in the identity-mapped
+        // uncached 3-4 GiB window; msifw is the only user of the IOAPIC.
+        let chip = unsafe { ioapic::IoApic::new(address as u64) };
+        let n = if mask_ioapics { chip.mask_all() } else { chip.entries().unwrap_or(0) };
+        crate::info!("IOAPIC {=u8}: {=u32} entries {=str}", id, n, if mask_ioapics { "masked" } else { "left as found" });
+        // Without a MADT, GSI ranges follow the table's order, each as long as the IOAPIC's entries
+        // (Linux's mp_register_ioapic with gsi_top).
+        let gsi_base = gsi_base.unwrap_or_else(|| ioapics.last().map_or(0, |r: &intx::IoApicRange| r.gsi_base + r.entries));
+        if ioapics.push(intx::IoApicRange { chip, gsi_base, entries: n }).is_err() {
+            problem(source, format_args!("IOAPIC {id} beyond the 8 supported; its GSIs are not used"));
+            return;
+        }
+        let _ = ioapic_ids.push((id, gsi_base));
+    };
     if let Some(madt) = &tables.madt {
         for io in madt.io_apics.iter() {
-            if !(0xC000_0000..0xFFFF_F000).contains(&(io.address as u64)) {
-                problem("acpi.madt", format_args!("IOAPIC {} at {:#x} outside the uncached window; not used", io.id, io.address));
-                continue;
-            }
-            // SAFETY: the address comes from a checksummed MADT and lies in the identity-mapped uncached
-            // 3-4 GiB window; msifw is the only user of the IOAPIC.
-            let chip = unsafe { ioapic::IoApic::new(io.address as u64) };
-            let n = if mask_ioapics { chip.mask_all() } else { chip.entries().unwrap_or(0) };
-            crate::info!("IOAPIC {=u8}: {=u32} entries {=str}", io.id, n, if mask_ioapics { "masked" } else { "left as found" });
-            if ioapics.push(intx::IoApicRange { chip, gsi_base: io.gsi_base, entries: n }).is_err() {
-                problem("acpi.madt", format_args!("IOAPIC {} beyond the 8 supported; its GSIs are not used", io.id));
-            }
+            add_ioapic(io.id, io.address, Some(io.gsi_base), "acpi.madt");
         }
         // Ranges need the entry counts just read; the MADT gives only each IOAPIC's first GSI.
         let entries = |io: &acpi::IoApic| ioapics.iter().find(|r| r.gsi_base == io.gsi_base).map_or(0, |r| r.entries);
         if let Some(p) = madt.gsi_overlap(entries) {
             problem("acpi.madt", format_args!("{p}"));
         }
+    } else if let Some(t) = &mp_table {
+        for io in t.io_apics().filter(|io| io.usable) {
+            add_ioapic(io.id, io.address, None, "mptable");
+        }
+    }
+    if !acpi_found && !restarted {
+        let how = match (&mp_table, ioapics.len()) {
+            (Some(t), 1..) if t.pci_entries().next().is_some() => "IOAPICs and PCI INTx routing from the MP table",
+            (Some(_), 1..) => "IOAPICs from the MP table, which has no PCI interrupt entries",
+            (Some(_), 0) => "the MP table lists no usable IOAPIC, so no INTx",
+            (None, _) => "no MP table either, so no IOAPIC and no INTx",
+        };
+        problem(
+            "acpi",
+            format_args!("no ACPI tables (no RSDP handed over or found): {how}; configuration space through ports 0xCF8/0xCFC; device-timer fences on the LAPIC timer"),
+        );
     }
 
     // Under a hypervisor, the HPET fences the device models' timers (time::timers_run_by): its timer
@@ -203,5 +260,6 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
     };
 
     crate::info!("DSDT routing: {=u64} us", crate::time::now_us() - t0);
-    Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing, x2apic: lapic_mode == lapic::Mode::X2Apic, table_limit: limit })
+    let acpi_usable = acpi_found && tables.root.is_some();
+    Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing, acpi: acpi_usable, mp_table, ioapic_ids, x2apic: lapic_mode == lapic::Mode::X2Apic, table_limit: limit })
 }

@@ -1,6 +1,14 @@
 //! Where a function's INTx arrives: the pin swizzled through every bridge up to the root bus, then the
-//! platform's routing for that root slot and pin: the DSDT's APIC-mode `_PRT` (cross-checked with the q35
-//! chipset rule), or on i440fx the PIIX3 PIRQ route registers and the MADT's interrupt source overrides.
+//! platform's routing, in this order:
+//! 1. the DSDT's APIC-mode `_PRT` for the root slot and pin (cross-checked with the q35 chipset rule);
+//! 2. without ACPI, the MP table's I/O interrupt entries: the function's own bus, device and pin, then each
+//!    bridge above it with the swizzled pin, up to a bus the table covers (Linux's `pirq_enable_irq`; no
+//!    fuzzy match on another pin of the device, see `platform::mptable`), cross-checked on i440fx with the
+//!    PIIX3 PIRQ registers;
+//! 3. the chipset's rule, on the two host bridges whose wiring is known (QEMU's q35: GSI 16 + PIRQ; QEMU's
+//!    i440fx: the PIIX3 PIRQ route registers through the MADT's interrupt source overrides). QEMU's pc DSDT
+//!    builds its `_PRT` at run time from those same registers, so with ACPI the rule is what `_PRT` says;
+//!    without ACPI it covers what SeaBIOS's MP table leaves out (pins of bridges other than their own).
 
 use crate::bus::pci::enumerate::{Enumeration, Function};
 use crate::bus::pci::{Bdf, ConfigRegion};
@@ -39,6 +47,8 @@ pub enum RouteSource {
     ChipsetRule,
     /// PIIX3 PIRQ route registers, through the MADT overrides.
     PiixPirq,
+    /// An I/O interrupt entry of the MP table.
+    MpTable,
 }
 
 impl RouteSource {
@@ -48,6 +58,7 @@ impl RouteSource {
             RouteSource::Dsdt => "dsdt",
             RouteSource::ChipsetRule => "chipset",
             RouteSource::PiixPirq => "piix-pirq",
+            RouteSource::MpTable => "mp-table",
         }
     }
 }
@@ -61,7 +72,7 @@ pub struct Routed {
     pub source: RouteSource,
     /// The bus-0 slot and pin the interrupt arrives at after swizzling.
     pub root: (u8, Pin),
-    /// q35: the chipset rule's GSI when it disagrees with the DSDT.
+    /// The chipset rule's GSI when it disagrees with the table used (q35: the DSDT; i440fx: the MP table).
     pub disagreement: Option<u32>,
 }
 
@@ -88,6 +99,15 @@ pub enum RouteError {
     },
     /// No PIIX3 at 00:01.0.
     NoPiix,
+    /// The platform cannot route INTx at all (no IOAPIC described, or no routing source), for this reason.
+    Unavailable(&'static str),
+    /// The MP table has no entry for the function or any bridge above it, and no chipset rule applies.
+    NoMpEntry {
+        /// Root slot.
+        slot: u8,
+        /// Root pin (0 = INTA).
+        pin: Pin,
+    },
 }
 
 impl core::fmt::Display for RouteError {
@@ -100,6 +120,12 @@ impl core::fmt::Display for RouteError {
                 write!(f, "PIRQ{} route register {value:#x} is disabled or reserved", (b'A' + pirq) as char)
             }
             Self::NoPiix => write!(f, "no PIIX3 at 00:01.0 to read the PIRQ routing from"),
+            Self::Unavailable(why) => write!(f, "{why}"),
+            Self::NoMpEntry { slot, pin } => write!(
+                f,
+                "the MP table has no entry for it or a bridge above it (root slot {slot} INT{}), and the host bridge has no known rule",
+                (b'A' + pin) as char
+            ),
         }
     }
 }
@@ -130,17 +156,41 @@ pub fn root_slot_pin(pci: &Enumeration, f: &Function) -> Result<(u8, Pin), Route
 /// A DSDT lookup: root slot and pin to (GSI, level, active-low).
 pub type DsdtLookup<'a> = &'a dyn Fn(u8, Pin) -> Option<(u32, bool, bool)>;
 
+/// The MP table's PCI interrupt entries, as routes.
+pub trait MpRoutes {
+    /// The route the entry for PCI bus `bus`, device `dev`, pin `pin` gives.
+    fn pci(&self, bus: u8, dev: u8, pin: Pin) -> Option<IntxRoute>;
+    /// The route of any PCI entry arriving at `gsi` (its trigger and polarity are the line's).
+    fn to_gsi(&self, gsi: u32) -> Option<IntxRoute>;
+}
+
+/// An MP table lookup.
+pub type MpLookup<'a> = &'a dyn MpRoutes;
+
+/// The routing sources of the platform, in the order [`resolve`] tries them.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    /// The host chipset.
+    pub chipset: Chipset,
+    /// The DSDT's static `_PRT`.
+    pub dsdt: Option<DsdtLookup<'a>>,
+    /// The MP table (given only when there is no ACPI).
+    pub mp: Option<MpLookup<'a>>,
+    /// The MADT, for the PIIX3 rule's ISA overrides.
+    pub madt: Option<&'a MadtInfo>,
+}
+
+impl core::fmt::Debug for Sources<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sources").field("chipset", &self.chipset).field("dsdt", &self.dsdt.is_some()).field("mp", &self.mp.is_some()).finish()
+    }
+}
+
 /// Resolves `f`'s INTx route on this platform.
-pub fn resolve(
-    pci: &Enumeration,
-    cfg: &dyn ConfigRegion,
-    chipset: Chipset,
-    dsdt: Option<DsdtLookup<'_>>,
-    madt: Option<&MadtInfo>,
-    f: &Function,
-) -> Result<Routed, RouteError> {
+pub fn resolve(pci: &Enumeration, cfg: &dyn ConfigRegion, sources: &Sources<'_>, f: &Function) -> Result<Routed, RouteError> {
     let (slot, pin) = root_slot_pin(pci, f)?;
-    if let Some((gsi, level, active_low)) = dsdt.and_then(|lookup| lookup(slot, pin)) {
+    let chipset = sources.chipset;
+    if let Some((gsi, level, active_low)) = sources.dsdt.and_then(|lookup| lookup(slot, pin)) {
         let rule = (chipset == Chipset::Q35).then(|| routing::q35_chipset_gsi(slot, pin));
         return Ok(Routed {
             route: IntxRoute { gsi, level, active_low },
@@ -148,6 +198,17 @@ pub fn resolve(
             root: (slot, pin),
             disagreement: rule.filter(|&g| g != gsi),
         });
+    }
+    if let Some(mp) = sources.mp {
+        if let Some(route) = mp_route(pci, mp, f) {
+            // On i440fx the PIIX3 registers say the same (SeaBIOS writes each entry from them); on q35 both the
+            // ISA IRQ of the MP entry and GSI 16-23 of the rule carry the interrupt, so there is nothing to hold.
+            let rule = match chipset {
+                Chipset::I440fx => piix_route(cfg, sources.madt, slot, pin).ok().map(|r| r.gsi),
+                _ => None,
+            };
+            return Ok(Routed { route, source: RouteSource::MpTable, root: (slot, pin), disagreement: rule.filter(|&g| g != route.gsi) });
+        }
     }
     match chipset {
         Chipset::Q35 => Ok(Routed {
@@ -157,27 +218,56 @@ pub fn resolve(
             disagreement: None,
         }),
         Chipset::I440fx => {
-            let piix = Bdf::new(0, 1, 0);
-            if cfg.read16(piix, 0) != 0x8086 {
-                return Err(RouteError::NoPiix);
+            let mut route = piix_route(cfg, sources.madt, slot, pin)?;
+            // Without a MADT, a line the MP table routes other PCI interrupts to has the trigger and polarity
+            // it declares there (a shared line has one configuration).
+            if let Some(line) = sources.mp.filter(|_| sources.madt.is_none()).and_then(|mp| mp.to_gsi(route.gsi)) {
+                route = IntxRoute { gsi: route.gsi, ..line };
             }
-            let pirq = routing::piix_pirq(slot, pin);
-            let value = cfg.read8(piix, 0x60 + pirq as u16);
-            let irq = routing::piix_route_irq(value).ok_or(RouteError::PirqDisabled { pirq, value })?;
-            // PCI interrupts routed to an ISA IRQ: the MADT override gives the GSI and may give trigger and
-            // polarity; "conforming" means the PCI default, level and active-low (ACPI 6.5 5.2.12.5).
-            let (gsi, level, active_low) = match madt.map(|m| m.isa_irq_route(irq)) {
-                Some(r) => (
-                    r.gsi,
-                    !matches!(r.trigger, TriggerMode::Edge),
-                    !matches!(r.polarity, Polarity::ActiveHigh),
-                ),
-                None => (irq as u32, true, true),
-            };
-            Ok(Routed { route: IntxRoute { gsi, level, active_low }, source: RouteSource::PiixPirq, root: (slot, pin), disagreement: None })
+            Ok(Routed { route, source: RouteSource::PiixPirq, root: (slot, pin), disagreement: None })
         }
+        Chipset::Unknown if sources.mp.is_some() => Err(RouteError::NoMpEntry { slot, pin }),
         Chipset::Unknown => Err(RouteError::Unrouted { slot, pin }),
     }
+}
+
+/// The MP table's route for `f`: its own bus, device and pin first, then each bridge above it with the pin
+/// swizzled, as Linux's `pirq_enable_irq` walks up when a secondary bus has no entries.
+fn mp_route(pci: &Enumeration, mp: MpLookup<'_>, f: &Function) -> Option<IntxRoute> {
+    let mut pin = f.interrupt_pin.checked_sub(1).filter(|p| *p < 4)?;
+    let mut bdf = f.bdf;
+    let root = pci.buses_scanned.first().copied().unwrap_or(0);
+    for _ in 0..256 {
+        if let Some(route) = mp.pci(bdf.bus, bdf.dev, pin) {
+            return Some(route);
+        }
+        if bdf.bus == root {
+            return None;
+        }
+        let bridge = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bdf.bus))?;
+        pin = routing::swizzle(bdf.dev, pin);
+        bdf = bridge.bdf;
+    }
+    None
+}
+
+/// The PIIX3 rule: the PIRQ of the root slot and pin, its route register at 00:01.0, and the MADT's override
+/// for that ISA IRQ.
+fn piix_route(cfg: &dyn ConfigRegion, madt: Option<&MadtInfo>, slot: u8, pin: Pin) -> Result<IntxRoute, RouteError> {
+    let piix = Bdf::new(0, 1, 0);
+    if cfg.read16(piix, 0) != 0x8086 {
+        return Err(RouteError::NoPiix);
+    }
+    let pirq = routing::piix_pirq(slot, pin);
+    let value = cfg.read8(piix, 0x60 + pirq as u16);
+    let irq = routing::piix_route_irq(value).ok_or(RouteError::PirqDisabled { pirq, value })?;
+    // PCI interrupts routed to an ISA IRQ: the MADT override gives the GSI and may give trigger and
+    // polarity; "conforming" means the PCI default, level and active-low (ACPI 6.5 5.2.12.5).
+    let (gsi, level, active_low) = match madt.map(|m| m.isa_irq_route(irq)) {
+        Some(r) => (r.gsi, !matches!(r.trigger, TriggerMode::Edge), !matches!(r.polarity, Polarity::ActiveHigh)),
+        None => (irq as u32, true, true),
+    };
+    Ok(IntxRoute { gsi, level, active_low })
 }
 
 #[cfg(test)]
@@ -185,6 +275,10 @@ mod tests {
     use super::*;
     use crate::bus::pci::config::sim::SimConfig;
     use crate::bus::pci::enumerate;
+
+    fn only(chipset: Chipset) -> Sources<'static> {
+        Sources { chipset, dsdt: None, mp: None, madt: None }
+    }
 
     fn q35_with_root_port() -> (SimConfig, Enumeration) {
         let sim = SimConfig::default();
@@ -205,7 +299,7 @@ mod tests {
     fn q35_rule_and_swizzle() {
         let (sim, e) = q35_with_root_port();
         let edu = e.get(Bdf::new(1, 0, 0)).unwrap();
-        let r = resolve(&e, &sim, Chipset::Q35, None, None, edu).unwrap();
+        let r = resolve(&e, &sim, &only(Chipset::Q35), edu).unwrap();
         assert_eq!((r.route.gsi, r.root, r.source), (23, (7, 0), RouteSource::ChipsetRule));
         assert!(r.route.level && !r.route.active_low);
         assert_eq!(Chipset::detect(&e), Chipset::Q35);
@@ -216,10 +310,10 @@ mod tests {
         let (sim, e) = q35_with_root_port();
         let f = e.get(Bdf::new(0, 2, 0)).unwrap();
         let good = |slot: u8, pin: u8| Some((routing::q35_chipset_gsi(slot, pin), true, false));
-        let r = resolve(&e, &sim, Chipset::Q35, Some(&good), None, f).unwrap();
+        let r = resolve(&e, &sim, &Sources { dsdt: Some(&good), ..only(Chipset::Q35) }, f).unwrap();
         assert_eq!((r.route.gsi, r.source, r.disagreement), (22, RouteSource::Dsdt, None));
         let odd = |_: u8, _: u8| Some((19, true, false));
-        let r = resolve(&e, &sim, Chipset::Q35, Some(&odd), None, f).unwrap();
+        let r = resolve(&e, &sim, &Sources { dsdt: Some(&odd), ..only(Chipset::Q35) }, f).unwrap();
         assert_eq!((r.route.gsi, r.disagreement), (19, Some(22)));
     }
 
@@ -236,12 +330,12 @@ mod tests {
         let mut e = Enumeration::new();
         enumerate::enumerate(&sim, 0, 255, &mut e);
         assert_eq!(Chipset::detect(&e), Chipset::I440fx);
-        let r = resolve(&e, &sim, Chipset::I440fx, None, None, e.get(nvme).unwrap()).unwrap();
+        let r = resolve(&e, &sim, &only(Chipset::I440fx), e.get(nvme).unwrap()).unwrap();
         assert_eq!((r.route.gsi, r.source), (11, RouteSource::PiixPirq));
         assert!(r.route.level && r.route.active_low, "no MADT: PCI default level, active-low");
         // Slot 4 INTA -> PIRQD, which is disabled.
         assert_eq!(
-            resolve(&e, &sim, Chipset::I440fx, None, None, e.get(odd).unwrap()),
+            resolve(&e, &sim, &only(Chipset::I440fx), e.get(odd).unwrap()),
             Err(RouteError::PirqDisabled { pirq: 3, value: 0x80 })
         );
     }
@@ -251,9 +345,87 @@ mod tests {
         let (sim, mut e) = q35_with_root_port();
         let mut f = e.get(Bdf::new(0, 2, 0)).unwrap().clone();
         f.interrupt_pin = 0;
-        assert_eq!(resolve(&e, &sim, Chipset::Q35, None, None, &f), Err(RouteError::NoPin(0)));
+        assert_eq!(resolve(&e, &sim, &only(Chipset::Q35), &f), Err(RouteError::NoPin(0)));
         e.functions.retain(|f| f.bdf != Bdf::new(0, 7, 0));
         let edu = e.get(Bdf::new(1, 0, 0)).unwrap().clone();
-        assert_eq!(resolve(&e, &sim, Chipset::Q35, None, None, &edu), Err(RouteError::NoBridgeTo(1)));
+        assert_eq!(resolve(&e, &sim, &only(Chipset::Q35), &edu), Err(RouteError::NoBridgeTo(1)));
+    }
+
+    /// QEMU pc without ACPI: SeaBIOS's MP table lists e1000e (02, INTA -> 10) and a pci-bridge (05, INTA -> 10)
+    /// on bus 0; nothing on bus 1. PIIX3 PIRQ registers 10, 10, 11, 11.
+    fn pc_with_bridge(bridge_children: &[(u8, u8)]) -> (SimConfig, Enumeration) {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x1237, 0x060000);
+        let piix = sim.add(Bdf::new(0, 1, 0), 0x8086, 0x7000, 0x060100);
+        sim.poke(piix, 0x60, &[10, 10, 11, 11]);
+        let e1000e = sim.add(Bdf::new(0, 2, 0), 0x8086, 0x10d3, 0x020000);
+        sim.poke(e1000e, 0x3D, &[1]);
+        let br = sim.add(Bdf::new(0, 5, 0), 0x1b36, 0x0001, 0x060400);
+        sim.poke(br, 0x0E, &[0x01]);
+        sim.poke(br, 0x19, &[1, 1]);
+        sim.poke(br, 0x3D, &[1]);
+        for &(dev, pin) in bridge_children {
+            let f = sim.add(Bdf::new(1, dev, 0), 0x1234, 0x11e8, 0x00ff00);
+            sim.poke(f, 0x3D, &[pin]);
+        }
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        (sim, e)
+    }
+
+    /// SeaBIOS's entries (active-high, level); `bus1_as_3`: a table that lists bus 1 itself.
+    struct SeaBiosMp {
+        bus1_as_3: bool,
+    }
+
+    impl MpRoutes for SeaBiosMp {
+        fn pci(&self, bus: u8, dev: u8, pin: Pin) -> Option<IntxRoute> {
+            let bus = if self.bus1_as_3 && bus == 1 { 3 } else { bus };
+            let line = match (bus, dev, pin) {
+                (0, 2, 0) | (0, 5, 0) => 10,
+                (3, 0, 0) => 17,
+                _ => return None,
+            };
+            Some(IntxRoute { gsi: line, level: true, active_low: false })
+        }
+        fn to_gsi(&self, gsi: u32) -> Option<IntxRoute> {
+            (gsi == 10 || gsi == 17).then_some(IntxRoute { gsi, level: true, active_low: false })
+        }
+    }
+
+    const SEABIOS_MP: SeaBiosMp = SeaBiosMp { bus1_as_3: false };
+
+    #[test]
+    fn mp_table_entries_and_bridges() {
+        let (sim, e) = pc_with_bridge(&[(0, 1), (1, 1)]);
+        let mp = Sources { mp: Some(&SEABIOS_MP), ..only(Chipset::I440fx) };
+        let r = resolve(&e, &sim, &mp, e.get(Bdf::new(0, 2, 0)).unwrap()).unwrap();
+        assert_eq!((r.route, r.source, r.disagreement), (IntxRoute { gsi: 10, level: true, active_low: false }, RouteSource::MpTable, None));
+        // 01:00.0 INTA swizzles to the bridge's own INTA, which the table lists.
+        let r = resolve(&e, &sim, &mp, e.get(Bdf::new(1, 0, 0)).unwrap()).unwrap();
+        assert_eq!((r.route.gsi, r.source, r.root), (10, RouteSource::MpTable, (5, 0)));
+        // 01:01.0 INTA swizzles to the bridge slot's INTB, which it does not: the PIIX3 rule (PIRQ (5-1+1)&3 = B
+        // -> 10), not the bridge's INTA entry (Linux's fuzzy match), with line 10's trigger and polarity from
+        // the table's other entries for it (no MADT).
+        let r = resolve(&e, &sim, &mp, e.get(Bdf::new(1, 1, 0)).unwrap()).unwrap();
+        assert_eq!((r.route, r.source, r.root), (IntxRoute { gsi: 10, level: true, active_low: false }, RouteSource::PiixPirq, (5, 1)));
+        // Without a known chipset rule that is a typed error naming the MP table.
+        let unknown = Sources { mp: Some(&SEABIOS_MP), ..only(Chipset::Unknown) };
+        assert_eq!(resolve(&e, &sim, &unknown, e.get(Bdf::new(1, 1, 0)).unwrap()), Err(RouteError::NoMpEntry { slot: 5, pin: 1 }));
+        assert_eq!(resolve(&e, &sim, &only(Chipset::Unknown), e.get(Bdf::new(1, 1, 0)).unwrap()), Err(RouteError::Unrouted { slot: 5, pin: 1 }));
+    }
+
+    #[test]
+    fn mp_table_entry_for_the_secondary_bus_wins_and_disagreement_is_reported() {
+        let (sim, e) = pc_with_bridge(&[(0, 1)]);
+        // A table that lists bus 1 itself (here as bus 3's entry moved to bus 1) is used without swizzling.
+        let own = SeaBiosMp { bus1_as_3: true };
+        let mp = Sources { mp: Some(&own), ..only(Chipset::I440fx) };
+        let r = resolve(&e, &sim, &mp, e.get(Bdf::new(1, 0, 0)).unwrap()).unwrap();
+        assert_eq!((r.route.gsi, r.source, r.disagreement), (17, RouteSource::MpTable, Some(10)), "the PIIX3 registers say 10");
+        // DSDT routing, where present, comes first.
+        let dsdt = |_: u8, _: u8| Some((20, true, false));
+        let both = Sources { dsdt: Some(&dsdt), ..mp };
+        assert_eq!(resolve(&e, &sim, &both, e.get(Bdf::new(1, 0, 0)).unwrap()).map(|r| r.source), Ok(RouteSource::Dsdt));
     }
 }

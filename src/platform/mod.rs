@@ -5,3 +5,5 @@ pub mod acpi;
 #[deny(unsafe_code)]
 pub mod crs;
 pub mod prt;
+#[deny(unsafe_code)]
+pub mod mptable;
