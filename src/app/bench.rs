@@ -130,7 +130,7 @@ pub(super) fn dispatch(run: &mut Run, active: &mut [Active], n: u32) {
                 let mut candidates = active.iter_mut().filter(|a| a.mode == mode && !matches!(a.dev, Device::PciePort(_)));
                 let pick = match source {
                     Source::Msix => {
-                        let all: heapless::Vec<&mut Active, { super::devices::MAX_ACTIVE }> = candidates.collect();
+                        let all: alloc::vec::Vec<&mut Active> = candidates.collect();
                         let mut all = all.into_iter();
                         let mut fallback = None;
                         let mut chosen = None;

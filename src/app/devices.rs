@@ -17,14 +17,15 @@ use crate::report::Outcome;
 use crate::bus::pci::reset;
 use crate::scenarios::reset as reset_scenario;
 use crate::scenarios::{delivery, masking, Target, Verdict};
-use heapless::{String, Vec};
+use alloc::string::String;
+use alloc::vec::Vec;
 
-/// The live devices: in .bss, because up to [`MAX_ACTIVE`] drivers with their queues are far too big
-/// for the stack.
-pub(super) static ACTIVE: spin::Mutex<Vec<Active, MAX_ACTIVE>> = spin::Mutex::new(Vec::new());
+/// The live devices, as many as the platform has drivable functions (on the heap: drivers with their
+/// queues are far too big for the stack).
+pub(super) static ACTIVE: spin::Mutex<Vec<Active>> = spin::Mutex::new(Vec::new());
 
 /// Sets up every function a driver takes, all at once, into `active`. Fills [`OUTCOMES`].
-pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut Vec<Active, MAX_ACTIVE>) {
+pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut Vec<Active>) {
     let mut outcomes = OUTCOMES.lock();
     outcomes.clear();
     for (index, f) in pci.functions.iter().enumerate() {
@@ -37,7 +38,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
             outcome.driver = Some(kind.name());
             let (mut mode, reason) = choose_mode(&run.opts, f);
             let automatic = run.opts.override_for(f.bdf).is_none();
-            outcome.reason = reason.map(|r| String::try_from(r).unwrap_or_default());
+            outcome.reason = reason.map(String::from);
             enable_upstream_bridges(cfg, pci, f.bdf);
             // Linux's pci_alloc_irq_vectors order when vectors run out: fewer MSI-X vectors (inside
             // `setup`), then MSI, then INTx (whose lines have their own vector pool).
@@ -51,7 +52,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         };
                         let mut why = match outcome.reason.take() {
                             Some(w) if w.starts_with("vectors exhausted") => w,
-                            _ => String::try_from("vectors exhausted:").unwrap_or_default(),
+                            _ => String::from("vectors exhausted:"),
                         };
                         let _ = core::fmt::Write::write_fmt(&mut why, format_args!(" no {} ({e});", m.name()));
                         outcome.reason = Some(why);
@@ -94,11 +95,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                     if let Some(r) = dev.route.and_then(|r| r.disagreement.map(|rule| (r.route.gsi, rule))) {
                         problem("routing", format_args!("{}: DSDT routes to GSI {}, the chipset rule to GSI {}; using the DSDT", f.bdf, r.0, r.1));
                     }
-                    if active.push(Active { index, mode, ..dev }).is_err() {
-                        outcome.mode = None;
-                        outcome.vectors.clear();
-                        push_problem(&mut outcome, format_args!("more than {MAX_ACTIVE} driven devices; not driven"));
-                    }
+                    active.push(Active { index, mode, ..dev });
                 }
                 Err(detail) => {
                     // Asking for a mode the function does not have is a configuration mismatch (skip);
@@ -120,8 +117,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                 }
             }
         }
-        // Capacity equals MAX_FUNCTIONS, the most functions enumeration keeps.
-        let _ = outcomes.push(outcome);
+        outcomes.push(outcome);
     }
 }
 
@@ -135,8 +131,8 @@ struct DeviceChecks {
     hold: Option<Verdict>,
 }
 
-/// Where [`check_all`] holds its verdicts: in .bss, too big for the stack.
-static CHECKS: spin::Mutex<Vec<DeviceChecks, MAX_ACTIVE>> = spin::Mutex::new(Vec::new());
+/// Where [`check_all`] holds its verdicts.
+static CHECKS: spin::Mutex<Vec<DeviceChecks>> = spin::Mutex::new(Vec::new());
 
 /// The masks a device's checks use, in the order they run and are reported.
 fn masks_for(dev: &Active) -> &'static [masking::Mask] {
@@ -155,21 +151,21 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
     let mut checks = CHECKS.lock();
     checks.clear();
     for _ in active.iter() {
-        let _ = checks.push(DeviceChecks::default());
+        checks.push(DeviceChecks::default());
     }
     {
-        let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+        let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
         for a in active.iter_mut() {
-            let _ = targets.push((a.dev.source(), &mut a.irq));
+            targets.push((a.dev.source(), &mut a.irq));
         }
         delivery::run_all(&mut targets, run.opts.rounds, |d, v| checks[d].delivery = Some(v));
     }
     for (k, mask) in [masking::Mask::PerVector, masking::Mask::Function].into_iter().enumerate() {
-        let mut which: Vec<usize, MAX_ACTIVE> = Vec::new();
-        let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+        let mut which: Vec<usize> = Vec::new();
+        let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
         for (d, a) in active.iter_mut().enumerate().filter(|(_, a)| masks_for(a).contains(&mask)) {
-            let _ = which.push(d);
-            let _ = targets.push((a.dev.source(), &mut a.irq));
+            which.push(d);
+            targets.push((a.dev.source(), &mut a.irq));
         }
         masking::run_all(&mut targets, mask, |t, v| checks[which[t]].masks[k] = Some(v));
     }
@@ -203,9 +199,9 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
 
 /// The soak over every live device with interrupts (`soak=N`).
 pub(super) fn soak(run: &mut Run, active: &mut [Active], n: u64) {
-    let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+    let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
     for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
-        let _ = targets.push((a.dev.source(), &mut a.irq));
+        targets.push((a.dev.source(), &mut a.irq));
     }
     let (r, verdict) = crate::scenarios::soak::run(&mut targets, n);
     crate::println!("soak: {} interrupts, {} lost, {} duplicated, {} per second", r.triggered, r.lost, r.duplicated, r.rate());
@@ -237,11 +233,11 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
 /// After a fault: one delivery round on every live device; each failure is reported under `scenario`.
 /// Returns (devices checked, devices that failed).
 fn live_devices_deliver(run: &mut Run, active: &mut [Active], scenario: &str) -> (u32, u32) {
-    let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+    let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
     for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
-        let _ = targets.push((a.dev.source(), &mut a.irq));
+        targets.push((a.dev.source(), &mut a.irq));
     }
-    let bdfs: Vec<Bdf, MAX_ACTIVE> = targets.iter().map(|(_, irq)| irq.bdf()).collect();
+    let bdfs: Vec<Bdf> = targets.iter().map(|(_, irq)| irq.bdf()).collect();
     let mut failed = 0;
     delivery::run_all(&mut targets, 1, |d, v| {
         if v.outcome != Outcome::Pass {
@@ -285,7 +281,7 @@ const GONE_WAIT_US: u64 = 1_000_000;
 /// sees the `hot-unplug: waiting` line). On the attention button the slot is powered off; the function
 /// then reads all-ones, and it is torn down (vectors freed) while every other device keeps delivering.
 pub(super) fn hot_unplug(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, active: &mut [Active]) {
-    let ports: Vec<usize, 16> = pci
+    let ports: Vec<usize> = pci
         .functions
         .iter()
         .enumerate()
@@ -323,7 +319,7 @@ pub(super) fn hot_unplug(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
     let port = &pci.functions[port_index];
     let button_us = time::now_us() - t0;
     let Some((lo, hi)) = port.bridge_buses else { return };
-    let children: Vec<usize, 8> = active
+    let children: Vec<usize> = active
         .iter()
         .enumerate()
         .filter(|(_, a)| a.mode != IrqMode::None && pci.functions.get(a.index).is_some_and(|c| (lo..=hi).contains(&c.bdf.bus)))
@@ -413,14 +409,14 @@ pub(super) fn reenable(run: &mut Run, pci: &Enumeration, active: &mut [Active], 
 /// passes when a stray interrupt is caught.
 pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut [Active], control: bool) {
     struct Watch {
-        vectors: Vec<u8, 32>,
+        vectors: Vec<u8>,
         before: u64,
         gsi: Option<u32>,
         kept: Option<&'static str>,
         window: Option<(Option<u16>, Option<u16>)>,
     }
-    let mut watches: Vec<Watch, MAX_ACTIVE> = Vec::new();
-    let mut watched_gsis: Vec<u32, 16> = Vec::new();
+    let mut watches: Vec<Watch> = Vec::new();
+    let mut watched_gsis: Vec<u32> = Vec::new();
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let window_before = match &dev.dev {
@@ -430,7 +426,7 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         // The device is left as its driver had it, still able to raise causes: what protects the CPU here
         // is the PCI-level shutdown alone.
         let kept = crate::drivers::shutdown_keep_msi(f.vendor, f.device).filter(|_| !control);
-        let vectors: Vec<u8, 32> = dev.irq.vectors().iter().copied().collect();
+        let vectors: Vec<u8> = dev.irq.vectors().to_vec();
         if kept.is_none() {
             dev.irq.shutdown();
         }
@@ -451,14 +447,14 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         let dsdt: Option<route::DsdtLookup> = routing.dsdt.map(|_| &lookup as route::DsdtLookup);
         let gsi = route::resolve(pci, cfg, routing.chipset, dsdt, routing.madt, f).ok().map(|r| {
             if !watched_gsis.contains(&r.route.gsi) && crate::irq::intx::watch(r.route).is_ok() {
-                let _ = watched_gsis.push(r.route.gsi);
+                watched_gsis.push(r.route.gsi);
             }
             r.route.gsi
         });
         let before = vectors.iter().map(|&v| crate::irq::dispatch::count(v)).sum();
-        let _ = watches.push(Watch { vectors, before, gsi, kept, window });
+        watches.push(Watch { vectors, before, gsi, kept, window });
     }
-    let unclaimed_before: Vec<(u32, u64), 16> =
+    let unclaimed_before: Vec<(u32, u64)> =
         watched_gsis.iter().map(|&g| (g, crate::irq::intx::line(g).map_or(0, |l| l.unclaimed))).collect();
     // Every device raises every cause it has.
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
@@ -473,12 +469,12 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         let before = unclaimed_before.iter().find(|(g, _)| *g == gsi).map_or(0, |(_, n)| *n);
         crate::irq::intx::line(gsi).map_or(0, |l| l.unclaimed) - before
     };
-    let mut verdicts: Vec<(Bdf, Verdict), MAX_ACTIVE> = Vec::new();
+    let mut verdicts: Vec<(Bdf, Verdict)> = Vec::new();
     for (dev, w) in active.iter_mut().filter(|d| d.mode != IrqMode::None).zip(watches.iter()) {
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let messages: u64 = w.vectors.iter().map(|&v| crate::irq::dispatch::count(v)).sum::<u64>() - w.before;
         let intx = w.gsi.map_or(0, stray_intx);
-        let mut note: String<160> = String::new();
+        let mut note: String = String::new();
         if let Some((before, after)) = w.window {
             let _ = core::fmt::Write::write_fmt(
                 &mut note,
@@ -498,7 +494,7 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
                 format_args!("caught: with MSI disabled and INTx left enabled, {intx} stray INTx on GSI {}{}{note}", w.gsi.unwrap_or(0), if messages > 0 { " (and messages)" } else { "" }),
             ),
         };
-        let _ = verdicts.push((f.bdf, v));
+        verdicts.push((f.bdf, v));
     }
     // Quiet again: causes acknowledged, INTx disabled, watched lines gone.
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
@@ -535,7 +531,7 @@ pub(super) fn stop_all(active: &mut [Active]) {
 
 /// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
 /// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
-pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {
+pub(super) fn tear_down(active: &mut Vec<Active>) {
     stop_all(active);
     while let Some(dev) = active.pop() {
         if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
@@ -595,8 +591,8 @@ pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
 }
 
 /// A driven device.
-// Variants differ in size (nvme keeps its queue pairs inline); boxing would need an allocator, which the
-// firmware does not have, and there is one of these per driven device.
+// Variants differ in size (nvme keeps its queue pairs inline); there is one of these per driven device,
+// on the heap.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Device {
     E1000e(E1000e),
@@ -662,9 +658,6 @@ impl core::fmt::Display for SetupError {
         }
     }
 }
-
-/// Devices driven at once.
-pub(super) const MAX_ACTIVE: usize = 64;
 
 /// I/O queue pairs (and so MSI-X vectors beyond the admin queue's) driven on each NVMe controller.
 const NVME_IO_QUEUES: usize = 4;

@@ -24,18 +24,19 @@ use crate::modes::{update_command, IrqMode};
 use crate::report::{Outcome, Record, Summary};
 use crate::scenarios::Verdict;
 use crate::time;
-use heapless::{String, Vec};
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// What happened to one function's interrupts.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FunctionOutcome {
     driver: Option<&'static str>,
     mode: Option<IrqMode>,
-    reason: Option<String<96>>,
+    reason: Option<String>,
     route: Option<Routed>,
-    vectors: Vec<u8, 32>,
+    vectors: heapless::Vec<u8, { crate::modes::MAX_VECTORS }>,
     interrupts: u64,
-    problems: Vec<String<160>, 4>,
+    problems: Vec<String>,
 }
 
 /// State of the run: counts, the CPU messages target, the command line.
@@ -46,8 +47,8 @@ struct Run {
 }
 
 static PCI: spin::Mutex<Enumeration> = spin::Mutex::new(Enumeration::new());
-/// One outcome per enumerated function, in the same order (a Vec, so the static lives in .bss).
-static OUTCOMES: spin::Mutex<Vec<FunctionOutcome, { enumerate::MAX_FUNCTIONS }>> = spin::Mutex::new(Vec::new());
+/// One outcome per enumerated function, in the same order.
+static OUTCOMES: spin::Mutex<Vec<FunctionOutcome>> = spin::Mutex::new(Vec::new());
 
 fn problem(source: &str, args: core::fmt::Arguments) {
     crate::warn!("problem: {=str}", source);
@@ -362,5 +363,5 @@ fn quiet_all(cfg: &PlatformConfig, functions: &[Function]) {
 fn push_problem(outcome: &mut FunctionOutcome, args: core::fmt::Arguments) {
     let mut s = String::new();
     let _ = core::fmt::Write::write_fmt(&mut s, args);
-    let _ = outcome.problems.push(s);
+    outcome.problems.push(s);
 }

@@ -23,15 +23,11 @@ use crate::bus::pci::config::update_command;
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::irq::dispatch;
 use crate::irq::vector::{Pool, VectorBlock, VectorError};
-use heapless::Vec;
+use alloc::vec::Vec;
 use spin::{Mutex, Once};
 
 /// Unclaimed interrupts in a row after which a line is masked as a storm.
 pub const STORM_THRESHOLD: u32 = 1000;
-/// Lines kept.
-pub const MAX_LINES: usize = 16;
-/// Sharers per line.
-pub const MAX_SHARERS: usize = 8;
 
 /// An IOAPIC and the GSIs it serves.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +58,6 @@ pub enum IntxError {
     NoIoApic(u32),
     /// No vector left.
     Vector(VectorError),
-    /// Too many lines or sharers.
-    Full,
     /// The line exists with another trigger or polarity.
     Conflict(u32),
     /// The storm guard masked the line; a new sharer would never be heard.
@@ -75,7 +69,6 @@ impl core::fmt::Display for IntxError {
         match self {
             Self::NoIoApic(gsi) => write!(f, "no IOAPIC serves GSI {gsi}"),
             Self::Vector(e) => write!(f, "{e}"),
-            Self::Full => write!(f, "too many INTx lines or sharers"),
             Self::Conflict(gsi) => write!(f, "GSI {gsi} already set up with another trigger or polarity"),
             Self::StormMasked(gsi) => write!(f, "GSI {gsi} was masked by the storm guard"),
         }
@@ -133,7 +126,8 @@ struct Line {
     chip: IoApic,
     index: u32,
     block: VectorBlock,
-    sharers: Vec<Sharer, MAX_SHARERS>,
+    /// As many as the platform routes to the line (pc puts every PCI function on two GSIs).
+    sharers: Vec<Sharer>,
     unclaimed_in_a_row: u32,
     unclaimed: u64,
     storm_masked: bool,
@@ -142,10 +136,13 @@ struct Line {
 }
 
 impl Line {
-    /// A line for `route` with its own vector from the INTx pool; nothing programmed yet.
+    /// A line for `route` with its own vector from the INTx pool (from the message vectors once that is
+    /// used up, as Linux takes IOAPIC vectors from the one pool); nothing programmed yet.
     fn new(route: IntxRoute) -> Result<Line, IntxError> {
         let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
-        let block = VectorBlock::alloc_in(Pool::Intx, 1).map_err(IntxError::Vector)?;
+        let block = VectorBlock::alloc_in(Pool::Intx, 1)
+            .or_else(|_| VectorBlock::alloc_in(Pool::Message, 1))
+            .map_err(IntxError::Vector)?;
         Ok(Line {
             route,
             chip,
@@ -207,26 +204,26 @@ impl Sharer {
     }
 }
 
-static IOAPICS: Mutex<Vec<IoApicRange, 8>> = Mutex::new(Vec::new());
+static IOAPICS: Mutex<Vec<IoApicRange>> = Mutex::new(Vec::new());
 /// Lines released after taking interrupts nobody claimed, for the report.
-static HISTORY: Mutex<Vec<LineReport, MAX_LINES>> = Mutex::new(Vec::new());
+static HISTORY: Mutex<Vec<LineReport>> = Mutex::new(Vec::new());
 
 fn remember(line: &Line) {
     if line.unclaimed > 0 {
         let mut h = HISTORY.lock();
-        let _ = h.push(LineReport { gsi: line.route.gsi, vector: line.block.base(), unclaimed: line.unclaimed, storm_masked: line.storm_masked });
+        h.push(LineReport { gsi: line.route.gsi, vector: line.block.base(), unclaimed: line.unclaimed, storm_masked: line.storm_masked });
     }
 }
 
 /// Lines that were released after taking unclaimed interrupts (spurious for the firmware).
-pub fn history() -> Vec<LineReport, MAX_LINES> {
+pub fn history() -> Vec<LineReport> {
     crate::arch::cpu::without_interrupts(|| HISTORY.lock().clone())
 }
-static LINES: Mutex<Vec<Line, MAX_LINES>> = Mutex::new(Vec::new());
+static LINES: Mutex<Vec<Line>> = Mutex::new(Vec::new());
 static CONFIG: Once<&'static (dyn ConfigRegion + Sync)> = Once::new();
 static APIC_ID: Once<u8> = Once::new();
 
-fn lines<R>(f: impl FnOnce(&mut Vec<Line, MAX_LINES>) -> R) -> R {
+fn lines<R>(f: impl FnOnce(&mut Vec<Line>) -> R) -> R {
     crate::arch::cpu::without_interrupts(|| f(&mut LINES.lock()))
 }
 
@@ -234,9 +231,7 @@ fn lines<R>(f: impl FnOnce(&mut Vec<Line, MAX_LINES>) -> R) -> R {
 pub fn init(ioapics: &[IoApicRange], cfg: &'static (dyn ConfigRegion + Sync), apic_id: u8) {
     let mut list = IOAPICS.lock();
     list.clear();
-    for r in ioapics {
-        let _ = list.push(*r);
-    }
+    list.extend_from_slice(ioapics);
     CONFIG.call_once(|| cfg);
     APIC_ID.call_once(|| apic_id);
 }
@@ -287,7 +282,7 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
                 i
             }
             None => {
-                lines.push(Line::new(route)?).map_err(|_| IntxError::Full)?;
+                lines.push(Line::new(route)?);
                 lines.len() - 1
             }
         };
@@ -295,9 +290,7 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
         if !line.sharers.iter().any(|s| s.bdf == bdf) {
             // A shared line needs Status.Interrupt: no entry acknowledge any more.
             line.disarm();
-            line.sharers
-                .push(Sharer { bdf, intx_disable, count: 0, held: false, ack: None, armed: false, acked: false, masked: false })
-                .map_err(|_| IntxError::Full)?;
+            line.sharers.push(Sharer { bdf, intx_disable, count: 0, held: false, ack: None, armed: false, acked: false, masked: false });
         }
         Ok(line.block.base())
     })?;
@@ -353,7 +346,7 @@ pub fn watch(route: IntxRoute) -> Result<u8, IntxError> {
         }
         let line = Line::new(route)?;
         let vector = line.block.base();
-        lines.push(line).map_err(|_| IntxError::Full)?;
+        lines.push(line);
         Ok(vector)
     })?;
     dispatch::set_handler(vector, handle);
@@ -436,7 +429,7 @@ pub fn mask(bdf: Bdf, masked: bool) -> bool {
     }
     // Masked: the entry's acknowledge is taken back before the function stops driving the line.
     // Unmasked: it is armed before the function drives the line again.
-    let mark = |lines: &mut Vec<Line, MAX_LINES>| {
+    let mark = |lines: &mut Vec<Line>| {
         if let Some(line) = lines.iter_mut().find(|l| l.sharers.iter().any(|s| s.bdf == bdf)) {
             line.disarm();
             if let Some(s) = line.sharers.iter_mut().find(|s| s.bdf == bdf) {
@@ -484,7 +477,7 @@ pub struct LineReport {
 }
 
 /// Every line's counters.
-pub fn report() -> Vec<LineReport, MAX_LINES> {
+pub fn report() -> Vec<LineReport> {
     lines(|lines| {
         lines
             .iter()

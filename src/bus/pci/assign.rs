@@ -990,14 +990,14 @@ mod tests {
             interrupt_pin: 0,
             interrupt_line: 0,
             bridge_buses,
-            problems: heapless::Vec::new(),
+            problems: StdVec::new(),
         }
     }
 
     fn enumeration(functions: StdVec<Function>) -> Enumeration {
         let mut e = Enumeration::new();
         for f in functions {
-            e.functions.push(f).unwrap();
+            e.functions.push(f);
         }
         e
     }
