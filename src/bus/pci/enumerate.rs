@@ -295,6 +295,27 @@ mod tests {
     }
 
     #[test]
+    fn every_function_and_bridge_of_a_large_bus_is_followed() {
+        // 40 bridges on bus 0 (multifunction slots), each leading to a bus with an 8-function device:
+        // 360 functions (128 were kept before, and 32 bridges per bus followed).
+        let sim = SimConfig::default();
+        for i in 0..40u8 {
+            let bdf = Bdf::new(0, 1 + i / 8, i % 8);
+            bridge(&sim, bdf, i + 1);
+            sim.poke(bdf, 0x0E, &[0x81]);
+            for func in 0..8 {
+                let f = Bdf::new(i + 1, 0, func);
+                sim.add(f, 0x1234, 0x11e8, 0x00ff00);
+                sim.poke(f, 0x0E, &[0x80]);
+            }
+        }
+        let mut e = Enumeration::new();
+        enumerate(&sim, 0, 255, &mut e);
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+        assert_eq!((e.functions.len(), e.buses_scanned.len()), (360, 41));
+    }
+
+    #[test]
     fn bridge_loops_and_backward_buses_are_reported_not_followed() {
         let sim = SimConfig::default();
         bridge(&sim, Bdf::new(0, 1, 0), 1);
