@@ -536,6 +536,7 @@ pub(super) fn tear_down(active: &mut Vec<Active>) {
     while let Some(dev) = active.pop() {
         if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
             o.interrupts = dev.irq.delivered();
+            o.redeliveries = crate::irq::intx::redeliveries(dev.irq.bdf());
         }
         drop(dev);
     }

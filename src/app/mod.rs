@@ -36,6 +36,8 @@ pub(crate) struct FunctionOutcome {
     route: Option<Routed>,
     vectors: heapless::Vec<u8, { crate::modes::MAX_VECTORS }>,
     interrupts: u64,
+    /// INTx: re-deliveries of the function's level after a claim that the handler's hold absorbed.
+    redeliveries: u64,
     problems: Vec<String>,
 }
 

@@ -28,6 +28,11 @@ use spin::{Mutex, Once};
 
 /// Unclaimed interrupts in a row after which a line is masked as a storm.
 pub const STORM_THRESHOLD: u32 = 1000;
+/// Deliveries of a line with no sharer asserting, taken per claim as re-deliveries of the claimed (held)
+/// sharer's level: the EOI reached the IOAPIC before the deassertion did, and the IOAPIC sent the still
+/// high level again (KVM's in-kernel IOAPIC does this after some claims, up to one each). They are counted
+/// in the sharer's record ([`redeliveries`]); more than this per claim is unclaimed, and a storm.
+pub const REDELIVERIES_PER_CLAIM: u8 = 2;
 
 /// An IOAPIC and the GSIs it serves.
 #[derive(Debug, Clone, Copy)]
@@ -118,6 +123,10 @@ struct Sharer {
     acked: bool,
     /// Interrupt Disable set through [`mask`]: the function does not drive the line.
     masked: bool,
+    /// Re-deliveries of this sharer's level the hold absorbed ([`REDELIVERIES_PER_CLAIM`]).
+    redelivered: u64,
+    /// Re-deliveries still taken for the current claim.
+    absorb: u8,
 }
 
 #[derive(Debug)]
@@ -201,6 +210,7 @@ impl Sharer {
         self.count += 1;
         self.held = true;
         self.acked = true;
+        self.absorb = REDELIVERIES_PER_CLAIM;
     }
 }
 
@@ -290,7 +300,18 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
         if !line.sharers.iter().any(|s| s.bdf == bdf) {
             // A shared line needs Status.Interrupt: no entry acknowledge any more.
             line.disarm();
-            line.sharers.push(Sharer { bdf, intx_disable, count: 0, held: false, ack: None, armed: false, acked: false, masked: false });
+            line.sharers.push(Sharer {
+                bdf,
+                intx_disable,
+                count: 0,
+                held: false,
+                ack: None,
+                armed: false,
+                acked: false,
+                masked: false,
+                redelivered: 0,
+                absorb: 0,
+            });
         }
         Ok(line.block.base())
     })?;
@@ -318,6 +339,9 @@ pub fn detach(bdf: Bdf) {
         let Some(i) = lines.iter().position(|l| l.sharers.iter().any(|s| s.bdf == bdf)) else { return };
         let line = &mut lines[i];
         line.disarm();
+        for s in line.sharers.iter().filter(|s| s.bdf == bdf && s.redelivered > 0) {
+            RETIRED.lock().push((bdf, s.redelivered));
+        }
         line.sharers.retain(|s| s.bdf != bdf);
         // The entry masked for a sharer that has left is unmasked once no remaining sharer holds it so.
         if line.held_by_entry && !line.sharers.iter().any(|s| s.held && !s.acked && !s.intx_disable) {
@@ -394,6 +418,18 @@ pub fn count(bdf: Bdf) -> u64 {
         line.sharers.iter().find(|s| s.bdf == bdf).map(|s| s.count)
     })
     .unwrap_or(0)
+}
+
+/// Re-deliveries absorbed for sharers that have left their line, by function.
+static RETIRED: Mutex<Vec<(Bdf, u64)>> = Mutex::new(Vec::new());
+
+/// Re-deliveries of `bdf`'s level that its hold absorbed (see [`REDELIVERIES_PER_CLAIM`]), over the run
+/// (kept when it leaves its line).
+pub fn redeliveries(bdf: Bdf) -> u64 {
+    lines(|lines| {
+        let live: u64 = lines.iter().flat_map(|l| l.sharers.iter()).filter(|s| s.bdf == bdf).map(|s| s.redelivered).sum();
+        live + RETIRED.lock().iter().filter(|(b, _)| *b == bdf).map(|(_, n)| n).sum::<u64>()
+    })
 }
 
 /// Re-enables `bdf`'s INTx after its driver acknowledged the device (the second half of mask-ack-unmask).
@@ -486,6 +522,20 @@ pub fn report() -> Vec<LineReport> {
     })
 }
 
+/// A delivery no sharer asserts, while a sharer is held after its claim: that sharer's level delivered
+/// again (the EOI beat the deassertion), counted to it within [`REDELIVERIES_PER_CLAIM`] per claim. False
+/// when it is unclaimed.
+fn absorb_redelivery(sharers: &mut [Sharer]) -> bool {
+    match sharers.iter_mut().find(|s| s.held && s.absorb > 0) {
+        Some(s) => {
+            s.absorb -= 1;
+            s.redelivered += 1;
+            true
+        }
+        None => false,
+    }
+}
+
 /// The interrupt handler of every INTx vector (interrupt context, before EOI).
 fn handle(vector: u8) {
     let Some(cfg) = CONFIG.get() else { return };
@@ -524,6 +574,7 @@ fn handle(vector: u8) {
             s.count += 1;
             s.held = true;
         }
+        s.absorb = REDELIVERIES_PER_CLAIM;
         if s.intx_disable {
             // PCI 3.0 6.2.2: Interrupt Disable (Command bit 10) stops the function asserting INTx.
             cfg.write16(s.bdf, regs::COMMAND, command_status as u16 | regs::command::INTX_DISABLE);
@@ -536,10 +587,52 @@ fn handle(vector: u8) {
         line.unclaimed_in_a_row = 0;
         return;
     }
+    if absorb_redelivery(&mut line.sharers) {
+        return;
+    }
     line.unclaimed += 1;
     line.unclaimed_in_a_row += 1;
     if line.unclaimed_in_a_row >= STORM_THRESHOLD && !line.storm_masked {
         line.storm_masked = true;
         line.chip.set_masked(line.index, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sharer(dev: u8) -> Sharer {
+        Sharer {
+            bdf: Bdf::new(0, dev, 0),
+            intx_disable: true,
+            count: 0,
+            held: false,
+            ack: None,
+            armed: false,
+            acked: false,
+            masked: false,
+            redelivered: 0,
+            absorb: 0,
+        }
+    }
+
+    #[test]
+    fn redeliveries_after_a_claim_are_counted_to_the_held_sharer_within_the_bound() {
+        let mut sharers = [sharer(3), sharer(4)];
+        // Nothing held: a delivery nobody asserts is unclaimed.
+        assert!(!absorb_redelivery(&mut sharers));
+        // 00:04.0 claimed (held until rearm): up to two re-deliveries are its own, the third is unclaimed.
+        sharers[1].claim_acked();
+        assert!(absorb_redelivery(&mut sharers));
+        assert!(absorb_redelivery(&mut sharers));
+        assert!(!absorb_redelivery(&mut sharers), "a third re-delivery per claim is unclaimed (storm guard)");
+        assert_eq!((sharers[0].redelivered, sharers[1].redelivered), (0, 2));
+        // A new claim restarts the bound; after the rearm nothing is absorbed.
+        sharers[1].claim_acked();
+        assert!(absorb_redelivery(&mut sharers));
+        sharers[1].held = false;
+        assert!(!absorb_redelivery(&mut sharers));
+        assert_eq!(sharers[1].redelivered, 3);
     }
 }
