@@ -90,3 +90,23 @@ fn seventy_driven_devices_are_all_driven_and_checked() {
     let orders = o.report.scenarios.iter().filter(|s| s.name == "write-order" && s.result == ScenarioResult::Pass).count();
     assert!(orders >= 70, "every owned function's write order is checked{}", common::explain(&o));
 }
+
+#[test]
+fn a_trace_beyond_the_heap_fails_the_run_on_capacity_without_faking_a_verdict() {
+    // 8 MiB of RAM leave a heap of about 4.5 MiB; 40000 interrupts on 8 sharers record about 440000
+    // accesses (7 MB). The soak itself is sound; the write order cannot be proved either way.
+    let cfg = many(common::config(Machine::Pc).default_devices(false), "edu", 8, 3)
+        .qemu_arg("-m")
+        .qemu_arg("8M")
+        .append("nomsi soak=40000");
+    let o = common::boot(&cfg);
+    let why = common::explain(&o);
+    assert_eq!(o.exit, msifw_qemu::Exit::Failed, "{why}");
+    let failed: Vec<_> = o.report.scenarios.iter().filter(|s| s.result == ScenarioResult::Fail).collect();
+    assert!(failed.len() == 1 && failed[0].name == "capacity" && failed[0].detail.contains("heap exhausted"), "{failed:?}{why}");
+    let orders: Vec<_> = o.report.scenarios.iter().filter(|s| s.name == "write-order").collect();
+    assert!(orders.len() == 8 && orders.iter().all(|s| s.result == ScenarioResult::Skip), "{orders:?}{why}");
+    assert!(o.report.problems.iter().any(|p| p.source == "capacity" && p.detail.contains("trace")), "{why}");
+    let soak = o.report.scenarios.iter().find(|s| s.name == "soak").expect("the soak ran");
+    assert_eq!(soak.result, ScenarioResult::Pass, "{why}");
+}

@@ -97,6 +97,13 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                     }
                     active.push(Active { index, mode, ..dev });
                 }
+                Err(detail) if detail.is_capacity() => {
+                    // msifw's own limit, not the device's fault: skipped, and the run fails on the problem.
+                    let v = Verdict::new(Outcome::Skip, format_args!("not driven: {detail}"));
+                    push_problem(&mut outcome, format_args!("{}", v.detail));
+                    super::capacity(run, format_args!("{}: {detail}", f.bdf));
+                    run.scenario(scenario_name(mode), Some(f.bdf), &v);
+                }
                 Err(detail) => {
                     // Asking for a mode the function does not have is a configuration mismatch (skip);
                     // a mode it has that does not work is a failure.
@@ -646,6 +653,20 @@ enum SetupError {
     Route(RouteError),
     /// The driver does not drive the device in this mode, for the reason given.
     Declined(&'static str),
+}
+
+impl SetupError {
+    /// Whether msifw's own limits caused it: no heap left for DMA memory, or no vector left on the CPU
+    /// even for an INTx line (after Linux's fallbacks).
+    fn is_capacity(&self) -> bool {
+        use crate::modes::IrqError;
+        matches!(
+            self,
+            SetupError::Driver(_, crate::drivers::DriverError::NoDmaMemory)
+                | SetupError::Irq(_, IrqError::Vector(VectorError::Exhausted { .. }))
+                | SetupError::Irq(_, IrqError::Intx(crate::irq::intx::IntxError::Vector(VectorError::Exhausted { .. })))
+        )
+    }
 }
 
 impl core::fmt::Display for SetupError {
