@@ -379,6 +379,22 @@ mod tests {
     }
 
     #[test]
+    fn endless_extended_chain_stops_at_linux_bound() {
+        // Headers 4 bytes apart from 0x100 to the end of the space, no loop: the walk stops after 480
+        // (Linux's bound) with TooMany, keeping the 480 it read.
+        let (sim, bdf) = device(true);
+        sim.poke(bdf, 0x34, &[0x40]);
+        sim.poke(bdf, 0x40, &[0x10, 0x00]);
+        for at in (0x100u32..0x1000).step_by(4) {
+            let next = if at + 4 < 0x1000 { at + 4 } else { 0 };
+            sim.poke(bdf, at as usize, &(0x000Bu32 | next << 20).to_le_bytes());
+        }
+        let list = walk(&sim, bdf);
+        assert_eq!(list.problems.as_slice(), &[CapError::TooMany]);
+        assert_eq!(list.caps.iter().filter(|c| c.extended).count(), 480);
+    }
+
+    #[test]
     fn all_ones_function_reports_nothing_or_all_ones() {
         let (sim, bdf) = device(false);
         sim.poke(bdf, 0x34, &[0x40]);
