@@ -110,3 +110,18 @@ fn a_trace_beyond_the_heap_fails_the_run_on_capacity_without_faking_a_verdict() 
     let soak = o.report.scenarios.iter().find(|s| s.name == "soak").expect("the soak ran");
     assert_eq!(soak.result, ScenarioResult::Pass, "{why}");
 }
+
+#[test]
+fn bars_spread_over_twenty_gib_above_4_gib_are_all_mapped() {
+    // SeaBIOS places ten 2 GiB BARs from 6 GiB up: 20 page directories (16 page-table pages in .bss
+    // before: the last BARs were left unmapped, each a `paging` problem).
+    let mut cfg = common::config(Machine::Q35);
+    for i in 0..10 {
+        cfg = cfg.device(format!("pci-testdev,membar=2G,addr={:02x}.0", 5 + i));
+    }
+    let o = common::boot(&cfg);
+    common::assert_passed(&o);
+    let high = o.report.functions.iter().flat_map(|f| f.bars.iter()).filter(|b| b.size == 2 << 30).count();
+    assert_eq!(high, 10, "{}", common::explain(&o));
+    assert!(o.report.problems.iter().all(|p| p.source != "paging"), "{:?}{}", o.report.problems, common::explain(&o));
+}
