@@ -125,3 +125,18 @@ fn bars_spread_over_twenty_gib_above_4_gib_are_all_mapped() {
     assert_eq!(high, 10, "{}", common::explain(&o));
     assert!(o.report.problems.iter().all(|p| p.source != "paging"), "{:?}{}", o.report.problems, common::explain(&o));
 }
+
+#[test]
+fn seventy_e1000e_outrun_the_vectors_and_fall_back_to_shared_intx() {
+    // 70 x 5 MSI-X vectors are twice the CPU's 176 message vectors: as in Linux, the first get all
+    // five, one gets fewer, the rest fall back to INTx (no MSI vector is left either) and share q35's
+    // eight PCI GSIs, with irq_reason saying why; every one is driven and checked, none fails.
+    let cfg = many(common::config(Machine::Q35).default_devices(false), "e1000e,romfile=", 70, 2);
+    let o = common::boot(&cfg);
+    common::assert_passed(&o);
+    let nics = driven(&o, "e1000e");
+    assert_eq!(nics.len(), 70, "{}", common::explain(&o));
+    let intx: Vec<_> = nics.iter().filter(|f| f.irq_mode == IrqMode::Intx).collect();
+    assert!(intx.len() >= 30, "{} on INTx{}", intx.len(), common::explain(&o));
+    assert!(intx.iter().all(|f| f.irq_reason.as_deref().unwrap_or("").contains("vectors exhausted")), "{}", common::explain(&o));
+}
