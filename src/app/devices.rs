@@ -559,7 +559,8 @@ pub(super) fn driver_for(cfg: &PlatformConfig, f: &Function) -> Option<DriverKin
 /// 3.2.2.1.1), as Linux's pci_enable_bridge ensures.
 fn enable_upstream_bridges(cfg: &PlatformConfig, pci: &Enumeration, bdf: Bdf) {
     let mut bus = bdf.bus;
-    for _ in 0..32 {
+    // Each step goes to a lower bus number (enumeration follows only bridges to higher ones): at most 255.
+    for _ in 0..256 {
         let Some(bridge) = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bus)) else {
             return;
         };
