@@ -140,3 +140,19 @@ fn seventy_e1000e_outrun_the_vectors_and_fall_back_to_shared_intx() {
     assert!(intx.len() >= 30, "{} on INTx{}", intx.len(), common::explain(&o));
     assert!(intx.iter().all(|f| f.irq_reason.as_deref().unwrap_or("").contains("vectors exhausted")), "{}", common::explain(&o));
 }
+
+#[test]
+fn dma_memory_beyond_the_heap_fails_the_run_on_capacity_not_the_devices() {
+    // 5 MiB of RAM leave a heap of 1.4 MiB: the first controllers get their DMA pages, the rest are not
+    // driven (SKIP, naming the limit), and one `capacity` FAIL fails the run; no device check fails and
+    // nothing else runs out (a reserve stays free for the run's own lists).
+    let cfg = many(common::config(Machine::Q35).default_devices(false), "nvme,serial=cap{n}", 40, 5).qemu_arg("-m").qemu_arg("5M");
+    let o = common::boot(&cfg);
+    let why = common::explain(&o);
+    assert_eq!(o.exit, msifw_qemu::Exit::Failed, "{why}");
+    let failed: Vec<_> = o.report.scenarios.iter().filter(|s| s.result == ScenarioResult::Fail).collect();
+    assert!(failed.len() == 1 && failed[0].name == "capacity" && failed[0].detail.contains("no DMA memory"), "{failed:?}{why}");
+    let delivered = o.report.scenarios.iter().filter(|s| s.name == "msix-delivery" && s.result == ScenarioResult::Pass).count();
+    let kept_out = o.report.scenarios.iter().filter(|s| s.result == ScenarioResult::Skip && s.detail.contains("no DMA memory")).count();
+    assert!(delivered > 0 && kept_out > 0 && delivered + kept_out == 40, "{delivered} driven, {kept_out} kept out{why}");
+}

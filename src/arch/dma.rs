@@ -29,6 +29,9 @@ impl Run {
             return None;
         }
         let layout = Self::layout(pages)?;
+        if !crate::arch::heap::can_spare(layout.size() + layout.align()) {
+            return None;
+        }
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
         if ptr.is_null() {

@@ -104,6 +104,25 @@ mod global {
 #[cfg(target_os = "none")]
 pub use global::{init, usage};
 
+/// Heap kept free for the run's own bookkeeping (lists, records, strings): a container that could take
+/// the heap whole (DMA pages for one more driver, a larger trace) stops short of it and reports its limit,
+/// so running out is a named capacity problem and not a failed allocation elsewhere.
+pub const RESERVE: usize = 512 << 10;
+
+/// Whether `bytes` more can be taken while [`RESERVE`] stays free (always on the host).
+pub fn can_spare(bytes: usize) -> bool {
+    #[cfg(target_os = "none")]
+    {
+        let (size, used) = usage();
+        size.saturating_sub(used) >= bytes.saturating_add(RESERVE)
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        let _ = bytes;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

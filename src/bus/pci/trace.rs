@@ -114,7 +114,9 @@ impl Trace {
         if !self.on {
             return;
         }
-        if self.events.try_reserve(1).is_ok() {
+        // Growing doubles the list (and copies it): only while the heap keeps its reserve afterwards.
+        let growth = if self.events.len() == self.events.capacity() { self.events.capacity().max(4) * core::mem::size_of::<Event>() } else { 0 };
+        if crate::arch::heap::can_spare(growth) && self.events.try_reserve(1).is_ok() {
             self.events.push(Event { bdf, access });
         } else {
             self.overflowed = self.overflowed.saturating_add(1);
