@@ -50,6 +50,8 @@ pub fn start(start_info: u32, flags: u32) -> ! {
     }
     crate::arch::pic::remap_and_mask();
     crate::time::calibrate();
+    // The Multiboot2 information lies anywhere in RAM, and a restart in place reads it again: kept off the heap.
+    let mut boot_info_range = 0..0;
     let boot = if multiboot2 {
         // The information's size is its first word; the reads end there (Multiboot2 spec 3.4).
         let info = start_info as u64;
@@ -60,6 +62,7 @@ pub fn start(start_info: u32, flags: u32) -> ! {
         let end = BootInfo::multiboot2_end(&header, info);
         // SAFETY: as above, for the information up to the end it gives for itself (at most 4 GiB).
         let memory = unsafe { crate::physmem::IdentityMemory::window(info, end) };
+        boot_info_range = info..end;
         BootInfo::from_multiboot2(&memory, start_info as u64)
     } else {
         // SAFETY: boot/pvh.s identity-maps the low 4 GiB; hvm_start_info, its command line and memory map
@@ -67,8 +70,29 @@ pub fn start(start_info: u32, flags: u32) -> ! {
         let low_memory = unsafe { crate::physmem::IdentityMemory::new(1 << 20) };
         BootInfo::from_pvh(&low_memory, start_info as u64)
     };
+    init_heap(&boot, boot_info_range);
     let code = crate::app::run(&boot, start_info, restarted);
     exit::exit(code)
+}
+
+/// Gives the heap the largest RAM region of the memory map, less the image and the boot information.
+fn init_heap(boot: &BootInfo, boot_info: core::ops::Range<u64>) {
+    extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+    // Only the addresses of the linker-script symbols are taken.
+    let image = core::ptr::addr_of!(__image_start) as u64..core::ptr::addr_of!(__image_end) as u64;
+    use crate::arch::heap;
+    match heap::largest_free(&boot.memmap, &[image, boot_info], heap::FLOOR, heap::CEILING) {
+        Some(region) => {
+            crate::println!("msifw: heap {:#x}-{:#x} ({} KiB) from the memory map", region.start, region.end, (region.end - region.start) >> 10);
+            // SAFETY: RAM per the memory map, outside the image and the boot information, identity-mapped
+            // writable below 3 GiB by boot/pvh.s; nothing has been allocated yet.
+            unsafe { heap::init(region) };
+        }
+        None => crate::println!("msifw: no RAM region for the heap in the memory map; every allocation will fail"),
+    }
 }
 
 #[defmt::global_logger]

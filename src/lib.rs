@@ -10,6 +10,8 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
+extern crate alloc;
+
 pub mod log;
 
 #[deny(unsafe_code)]

@@ -199,6 +199,11 @@ pub struct Function {
     /// INTx: where the route came from (`dsdt`, `mp-table`, `chipset`, `piix-pirq`).
     #[serde(default)]
     pub route_source: Option<String>,
+    /// INTx: deliveries of the function's level again after a claim (the EOI reached the IOAPIC before
+    /// the deassertion, as KVM's in-kernel IOAPIC does) that the handler's hold absorbed: counted here,
+    /// not problems.
+    #[serde(default)]
+    pub intx_redeliveries: u64,
 }
 
 /// What a function was left able to do (the `final_state` object of a function record).
@@ -690,6 +695,9 @@ impl Report {
             out.push('\n');
         }
         for f in &self.functions {
+            if f.intx_redeliveries > 0 {
+                let _ = writeln!(out, "  {}: {} INTx re-deliveries after a claim, absorbed by the hold", f.bdf, f.intx_redeliveries);
+            }
             for p in &f.problems {
                 let _ = writeln!(out, "  {}: {p}", f.bdf);
             }
@@ -849,6 +857,17 @@ pub(crate) mod tests {
             assert!(matches!(r.push_line(line), Some(Ok(_))), "{line}");
         }
         r
+    }
+
+    #[test]
+    fn absorbed_intx_redeliveries_are_a_count_not_a_problem() {
+        let mut r = Report::new();
+        let line = r#"msifw-report {"kind":"function","bdf":"00:04.0","vendor":"1234","device":"11e8","class":"00ff00","header_type":0,"bars":[],"capabilities":[],"irq_mode":"intx","vectors":[224],"interrupts":6,"intx_redeliveries":3,"driver":"edu","problems":[]}"#;
+        assert!(matches!(r.push_line(line), Some(Ok(_))));
+        assert_eq!(r.functions[0].intx_redeliveries, 3);
+        assert!(r.render_functions().contains("00:04.0: 3 INTx re-deliveries after a claim, absorbed by the hold"));
+        assert!(r.problems.is_empty());
+        assert_eq!(sample_report().functions[0].intx_redeliveries, 0, "absent from older firmwares: 0");
     }
 
     #[test]

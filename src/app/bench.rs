@@ -13,8 +13,6 @@ use crate::report::{Outcome, Record};
 use crate::scenarios::Verdict;
 use crate::time;
 
-/// Most interrupts per source and path (the `dispatch=` limit): two u32 samples each.
-pub const MAX_SAMPLES: usize = 100_000;
 /// How long one benchmark interrupt may take to arrive before the source is given up.
 const ARRIVAL_TIMEOUT_US: u64 = 100_000;
 
@@ -82,14 +80,15 @@ fn stats(samples: &mut [u32]) -> (u32, u32, u32) {
 }
 
 struct Samples {
-    entry: [u32; MAX_SAMPLES],
-    path: [u32; MAX_SAMPLES],
+    entry: alloc::vec::Vec<u32>,
+    path: alloc::vec::Vec<u32>,
 }
 
-/// One buffer per path (handler, minimal): the two are measured in alternating blocks.
+/// One buffer per path (handler, minimal): the two are measured in alternating blocks. Sized to `n` on
+/// the heap when the benchmark runs.
 static SAMPLES: [spin::Mutex<Samples>; 2] = [
-    spin::Mutex::new(Samples { entry: [0; MAX_SAMPLES], path: [0; MAX_SAMPLES] }),
-    spin::Mutex::new(Samples { entry: [0; MAX_SAMPLES], path: [0; MAX_SAMPLES] }),
+    spin::Mutex::new(Samples { entry: alloc::vec::Vec::new(), path: alloc::vec::Vec::new() }),
+    spin::Mutex::new(Samples { entry: alloc::vec::Vec::new(), path: alloc::vec::Vec::new() }),
 ];
 
 /// Interrupts per block: the handler path and the minimal stub take turns in blocks of this many, so a
@@ -112,7 +111,14 @@ struct Measured {
 /// trigger write to the entry and from the entry to the return (TSC ticks). Passes when every interrupt
 /// arrived and took the path it was given.
 pub(super) fn dispatch(run: &mut Run, active: &mut [Active], n: u32) {
-    let n = (n as usize).min(MAX_SAMPLES);
+    let n = n as usize;
+    for samples in SAMPLES.iter() {
+        let mut s = samples.lock();
+        s.entry.clear();
+        s.entry.resize(n, 0);
+        s.path.clear();
+        s.path.resize(n, 0);
+    }
     let mut failures = 0;
     let mut measured = 0;
     for source in [Source::SelfIpi, Source::Msix, Source::Msi, Source::Intx] {
@@ -130,7 +136,7 @@ pub(super) fn dispatch(run: &mut Run, active: &mut [Active], n: u32) {
                 let mut candidates = active.iter_mut().filter(|a| a.mode == mode && !matches!(a.dev, Device::PciePort(_)));
                 let pick = match source {
                     Source::Msix => {
-                        let all: heapless::Vec<&mut Active, { super::devices::MAX_ACTIVE }> = candidates.collect();
+                        let all: alloc::vec::Vec<&mut Active> = candidates.collect();
                         let mut all = all.into_iter();
                         let mut fallback = None;
                         let mut chosen = None;

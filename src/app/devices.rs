@@ -17,19 +17,20 @@ use crate::report::Outcome;
 use crate::bus::pci::reset;
 use crate::scenarios::reset as reset_scenario;
 use crate::scenarios::{delivery, masking, Target, Verdict};
-use heapless::{String, Vec};
+use alloc::string::String;
+use alloc::vec::Vec;
 
-/// The live devices: in .bss, because up to [`MAX_ACTIVE`] drivers with their queues are far too big
-/// for the stack.
-pub(super) static ACTIVE: spin::Mutex<Vec<Active, MAX_ACTIVE>> = spin::Mutex::new(Vec::new());
+/// The live devices, as many as the platform has drivable functions (on the heap: drivers with their
+/// queues are far too big for the stack).
+pub(super) static ACTIVE: spin::Mutex<Vec<Active>> = spin::Mutex::new(Vec::new());
 
 /// Sets up every function a driver takes, all at once, into `active`. Fills [`OUTCOMES`].
-pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut Vec<Active, MAX_ACTIVE>) {
+pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut Vec<Active>) {
     let mut outcomes = OUTCOMES.lock();
     outcomes.clear();
     // Functions left without INTx because the platform cannot route it at all.
     // (How many, the first few named in the report.)
-    let (mut no_intx, mut no_intx_named): (usize, Vec<Bdf, 8>) = (0, Vec::new());
+    let (mut no_intx, mut no_intx_named): (usize, Vec<Bdf>) = (0, Vec::new());
     for (index, f) in pci.functions.iter().enumerate() {
         let mut outcome = FunctionOutcome::default();
         for p in f.problems.iter() {
@@ -49,7 +50,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
             outcome.reason = reason;
             if mode == IrqMode::None {
                 // `irq.BDF=none`, or no mode at all: not set up, left as quieting left it.
-                let _ = outcomes.push(outcome);
+                outcomes.push(outcome);
                 continue;
             }
             trace::own(f.bdf);
@@ -66,7 +67,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         };
                         let mut why = match outcome.reason.take() {
                             Some(w) if w.starts_with("vectors exhausted") => w,
-                            _ => String::try_from("vectors exhausted:").unwrap_or_default(),
+                            _ => String::from("vectors exhausted:"),
                         };
                         let _ = core::fmt::Write::write_fmt(&mut why, format_args!(" no {} ({e});", m.name()));
                         outcome.reason = Some(why);
@@ -121,26 +122,29 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         let table = if r.source == route::RouteSource::MpTable { "the MP table" } else { "the DSDT" };
                         problem("routing", format_args!("{}: {table} routes to GSI {}, the chipset rule to GSI {rule}; using {table}", f.bdf, r.route.gsi));
                     }
-                    if let Err(dev) = active.push(Active { index, mode, ..dev }) {
-                        outcome.mode = None;
-                        outcome.vectors.clear();
-                        outcome.route = None;
-                        push_problem(&mut outcome, format_args!("more than {MAX_ACTIVE} driven devices; not driven"));
-                        outcome.reason = Some(note(format_args!("not driven: more than {MAX_ACTIVE} driven devices")));
-                        drop(dev); // driver stopped, mode shut down, vectors freed
-                        quiet_function(cfg, f);
-                    }
+                    active.push(Active { index, mode, ..dev });
+                }
+                Err(detail) if detail.is_capacity() => {
+                    // msifw's own limit, not the device's fault: skipped, and the run fails on the problem.
+                    let v = Verdict::new(Outcome::Skip, format_args!("not driven: {detail}"));
+                    push_problem(&mut outcome, format_args!("{}", v.detail));
+                    super::capacity(run, format_args!("{}: {detail}", f.bdf));
+                    outcome.reason = Some(note(format_args!("not driven: {detail}")));
+                    quiet_function(cfg, f);
+                    run.scenario(scenario_name(mode), Some(f.bdf), &v);
                 }
                 Err(SetupError::NoIntx) => {
                     // One cause for every such function: reported once, after the loop.
-                    let mut why: String<96> = String::new();
+                    let mut why = String::new();
                     let _ = core::fmt::Write::write_fmt(
                         &mut why,
                         format_args!("{}{}INTx unavailable on this platform", outcome.reason.as_deref().unwrap_or(""), if outcome.reason.is_some() { "; " } else { "" }),
                     );
                     outcome.reason = Some(why);
                     no_intx += 1;
-                    let _ = no_intx_named.push(f.bdf);
+                    if no_intx_named.len() < 8 {
+                        no_intx_named.push(f.bdf);
+                    }
                 }
                 Err(detail) => {
                     // Asking for a mode the function does not have is a configuration mismatch (skip), and
@@ -174,8 +178,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                 }
             }
         }
-        // Capacity equals MAX_FUNCTIONS, the most functions enumeration keeps.
-        let _ = outcomes.push(outcome);
+        outcomes.push(outcome);
     }
     if let (Some(why), 1..) = (routing.unavailable, no_intx) {
         let more = no_intx - no_intx_named.len();
@@ -213,8 +216,8 @@ struct DeviceChecks {
     hold: Option<Verdict>,
 }
 
-/// Where [`check_all`] holds its verdicts: in .bss, too big for the stack.
-static CHECKS: spin::Mutex<Vec<DeviceChecks, MAX_ACTIVE>> = spin::Mutex::new(Vec::new());
+/// Where [`check_all`] holds its verdicts.
+static CHECKS: spin::Mutex<Vec<DeviceChecks>> = spin::Mutex::new(Vec::new());
 
 /// The masks a device's checks use, in the order they run and are reported.
 fn masks_for(dev: &Active) -> &'static [masking::Mask] {
@@ -233,21 +236,21 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
     let mut checks = CHECKS.lock();
     checks.clear();
     for _ in active.iter() {
-        let _ = checks.push(DeviceChecks::default());
+        checks.push(DeviceChecks::default());
     }
     {
-        let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+        let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
         for a in active.iter_mut() {
-            let _ = targets.push((a.dev.source(), &mut a.irq));
+            targets.push((a.dev.source(), &mut a.irq));
         }
         delivery::run_all(&mut targets, run.opts.rounds, |d, v| checks[d].delivery = Some(v));
     }
     for (k, mask) in [masking::Mask::PerVector, masking::Mask::Function].into_iter().enumerate() {
-        let mut which: Vec<usize, MAX_ACTIVE> = Vec::new();
-        let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+        let mut which: Vec<usize> = Vec::new();
+        let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
         for (d, a) in active.iter_mut().enumerate().filter(|(_, a)| masks_for(a).contains(&mask)) {
-            let _ = which.push(d);
-            let _ = targets.push((a.dev.source(), &mut a.irq));
+            which.push(d);
+            targets.push((a.dev.source(), &mut a.irq));
         }
         masking::run_all(&mut targets, mask, |t, v| checks[which[t]].masks[k] = Some(v));
     }
@@ -281,9 +284,9 @@ pub(super) fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
 
 /// The soak over every live device with interrupts (`soak=N`).
 pub(super) fn soak(run: &mut Run, active: &mut [Active], n: u64) {
-    let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+    let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
     for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
-        let _ = targets.push((a.dev.source(), &mut a.irq));
+        targets.push((a.dev.source(), &mut a.irq));
     }
     let (r, verdict) = crate::scenarios::soak::run(&mut targets, n);
     crate::println!("soak: {} interrupts, {} lost, {} duplicated, {} per second", r.triggered, r.lost, r.duplicated, r.rate());
@@ -315,11 +318,11 @@ pub(super) fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &E
 /// After a fault: one delivery round on every live device; each failure is reported under `scenario`.
 /// Returns (devices checked, devices that failed).
 fn live_devices_deliver(run: &mut Run, active: &mut [Active], scenario: &str) -> (u32, u32) {
-    let mut targets: Vec<Target<'_, 'static, PlatformConfig>, MAX_ACTIVE> = Vec::new();
+    let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
     for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
-        let _ = targets.push((a.dev.source(), &mut a.irq));
+        targets.push((a.dev.source(), &mut a.irq));
     }
-    let bdfs: Vec<Bdf, MAX_ACTIVE> = targets.iter().map(|(_, irq)| irq.bdf()).collect();
+    let bdfs: Vec<Bdf> = targets.iter().map(|(_, irq)| irq.bdf()).collect();
     let mut failed = 0;
     delivery::run_all(&mut targets, 1, |d, v| {
         if v.outcome != Outcome::Pass {
@@ -365,7 +368,7 @@ const GONE_WAIT_US: u64 = 1_000_000;
 /// sees the `hot-unplug: waiting` line). On the attention button the slot is powered off; the function
 /// then reads all-ones, and it is torn down (vectors freed) while every other device keeps delivering.
 pub(super) fn hot_unplug(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, active: &mut [Active]) {
-    let ports: Vec<usize, 16> = pci
+    let ports: Vec<usize> = pci
         .functions
         .iter()
         .enumerate()
@@ -403,7 +406,7 @@ pub(super) fn hot_unplug(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
     let port = &pci.functions[port_index];
     let button_us = time::now_us() - t0;
     let Some((lo, hi)) = port.bridge_buses else { return };
-    let children: Vec<usize, 8> = active
+    let children: Vec<usize> = active
         .iter()
         .enumerate()
         .filter(|(_, a)| a.mode != IrqMode::None && pci.functions.get(a.index).is_some_and(|c| (lo..=hi).contains(&c.bdf.bus)))
@@ -498,14 +501,14 @@ pub(super) fn reenable(run: &mut Run, pci: &Enumeration, active: &mut [Active], 
 /// passes when a stray interrupt is caught.
 pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut [Active], control: bool) {
     struct Watch {
-        vectors: Vec<u8, 32>,
+        vectors: Vec<u8>,
         before: u64,
         gsi: Option<u32>,
         kept: Option<&'static str>,
         window: Option<(Option<u16>, Option<u16>)>,
     }
-    let mut watches: Vec<Watch, MAX_ACTIVE> = Vec::new();
-    let mut watched_gsis: Vec<u32, 16> = Vec::new();
+    let mut watches: Vec<Watch> = Vec::new();
+    let mut watched_gsis: Vec<u32> = Vec::new();
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let window_before = match &dev.dev {
@@ -515,7 +518,7 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         // The device is left as its driver had it, still able to raise causes: what protects the CPU here
         // is the PCI-level shutdown alone.
         let kept = crate::drivers::shutdown_keep_msi(f.vendor, f.device).filter(|_| !control);
-        let vectors: Vec<u8, 32> = dev.irq.vectors().iter().copied().collect();
+        let vectors: Vec<u8> = dev.irq.vectors().to_vec();
         if kept.is_none() {
             dev.irq.shutdown();
         }
@@ -538,14 +541,14 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         }
         let gsi = (1..=4).contains(&f.interrupt_pin).then(|| routing.resolve(pci, cfg, f).ok()).flatten().map(|r| {
             if !watched_gsis.contains(&r.route.gsi) && crate::irq::intx::watch(r.route).is_ok() {
-                let _ = watched_gsis.push(r.route.gsi);
+                watched_gsis.push(r.route.gsi);
             }
             r.route.gsi
         });
         let before = vectors.iter().map(|&v| crate::irq::dispatch::count(v)).sum();
-        let _ = watches.push(Watch { vectors, before, gsi, kept, window });
+        watches.push(Watch { vectors, before, gsi, kept, window });
     }
-    let unclaimed_before: Vec<(u32, u64), 16> =
+    let unclaimed_before: Vec<(u32, u64)> =
         watched_gsis.iter().map(|&g| (g, crate::irq::intx::line(g).map_or(0, |l| l.unclaimed))).collect();
     // Every device raises every cause it has.
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
@@ -560,12 +563,12 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         let before = unclaimed_before.iter().find(|(g, _)| *g == gsi).map_or(0, |(_, n)| *n);
         crate::irq::intx::line(gsi).map_or(0, |l| l.unclaimed) - before
     };
-    let mut verdicts: Vec<(Bdf, Verdict, crate::scenarios::Provoked), MAX_ACTIVE> = Vec::new();
+    let mut verdicts: Vec<(Bdf, Verdict, crate::scenarios::Provoked)> = Vec::new();
     for (dev, w) in active.iter_mut().filter(|d| d.mode != IrqMode::None).zip(watches.iter()) {
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let messages: u64 = w.vectors.iter().map(|&v| crate::irq::dispatch::count(v)).sum::<u64>() - w.before;
         let intx = w.gsi.map_or(0, stray_intx);
-        let mut note: String<160> = String::new();
+        let mut note: String = String::new();
         if let Some((before, after)) = w.window {
             let _ = core::fmt::Write::write_fmt(
                 &mut note,
@@ -587,7 +590,7 @@ pub(super) fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumer
         };
         // What the control provokes: the function's INTx, re-enabled, on a watched line.
         let provoked = crate::scenarios::Provoked { asserted_lines: w.gsi.is_some() as u32, ..Default::default() };
-        let _ = verdicts.push((f.bdf, v, provoked));
+        verdicts.push((f.bdf, v, provoked));
     }
     // Quiet again: causes acknowledged, INTx disabled, watched lines gone.
     for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
@@ -624,11 +627,12 @@ pub(super) fn stop_all(active: &mut [Active]) {
 
 /// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
 /// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
-pub(super) fn tear_down(active: &mut Vec<Active, MAX_ACTIVE>) {
+pub(super) fn tear_down(active: &mut Vec<Active>) {
     stop_all(active);
     while let Some(dev) = active.pop() {
         if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
             o.interrupts = dev.irq.delivered();
+            o.redeliveries = crate::irq::intx::redeliveries(dev.irq.bdf());
         }
         drop(dev);
     }
@@ -644,7 +648,8 @@ pub(super) fn driver_for(cfg: &PlatformConfig, f: &Function) -> Option<DriverKin
 /// 3.2.2.1.1), as Linux's pci_enable_bridge ensures.
 fn enable_upstream_bridges(cfg: &PlatformConfig, pci: &Enumeration, bdf: Bdf) {
     let mut bus = bdf.bus;
-    for _ in 0..32 {
+    // Each step goes to a lower bus number (enumeration follows only bridges to higher ones): at most 255.
+    for _ in 0..256 {
         let Some(bridge) = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bus)) else {
             return;
         };
@@ -656,7 +661,7 @@ fn enable_upstream_bridges(cfg: &PlatformConfig, pci: &Enumeration, bdf: Bdf) {
 
 /// The mode a driven device gets: the best it offers unless the command line says otherwise, and why
 /// when it is not the best (naming the command-line word that decided it).
-fn choose_mode(opts: &Options, f: &Function) -> (IrqMode, Option<String<96>>) {
+fn choose_mode(opts: &Options, f: &Function) -> (IrqMode, Option<String>) {
     let has_msix = f.caps.find(caps::id::MSIX).is_some();
     let has_msi = f.caps.find(caps::id::MSI).is_some();
     let has_intx = (1..=4).contains(&f.interrupt_pin);
@@ -729,8 +734,8 @@ pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
 }
 
 /// A driven device.
-// Variants differ in size (nvme keeps its queue pairs inline); boxing would need an allocator, which the
-// firmware does not have, and there is one of these per driven device.
+// Variants differ in size (nvme keeps its queue pairs inline); there is one of these per driven device,
+// on the heap.
 #[allow(clippy::large_enum_variant)]
 pub(super) enum Device {
     E1000e(E1000e),
@@ -772,7 +777,7 @@ pub(super) struct Active {
     reduced: Option<(u16, u16)>,
     /// Why the driver drives fewer interrupt sources than it would with everything it asks for (a
     /// smaller MSI-X table, fewer queues granted), for `irq_reason`.
-    fewer: Option<String<96>>,
+    fewer: Option<String>,
     pub(super) dev: Device,
     pub(super) irq: DeviceIrq<'static, PlatformConfig>,
 }
@@ -790,6 +795,20 @@ enum SetupError {
     NoIntx,
 }
 
+impl SetupError {
+    /// Whether msifw's own limits caused it: no heap left for DMA memory, or no vector left on the CPU
+    /// even for an INTx line (after Linux's fallbacks).
+    fn is_capacity(&self) -> bool {
+        use crate::modes::IrqError;
+        matches!(
+            self,
+            SetupError::Driver(_, crate::drivers::DriverError::NoDmaMemory)
+                | SetupError::Irq(_, IrqError::Vector(VectorError::Exhausted { .. }))
+                | SetupError::Irq(_, IrqError::Intx(crate::irq::intx::IntxError::Vector(VectorError::Exhausted { .. })))
+        )
+    }
+}
+
 impl core::fmt::Display for SetupError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
@@ -803,25 +822,10 @@ impl core::fmt::Display for SetupError {
     }
 }
 
-/// A short report text (`irq_reason`), cut with `...` when longer than it keeps.
-fn note(args: core::fmt::Arguments) -> String<96> {
-    let long = crate::scenarios::Verdict::new(Outcome::Pass, args).detail;
-    if long.len() <= 96 {
-        return long.as_str().try_into().unwrap_or_default();
-    }
-    let mut s: String<96> = String::new();
-    for c in long.chars() {
-        if s.len() + c.len_utf8() > 93 {
-            break;
-        }
-        let _ = s.push(c);
-    }
-    let _ = s.push_str("...");
-    s
+/// A report text (`irq_reason`).
+fn note(args: core::fmt::Arguments) -> String {
+    alloc::format!("{args}")
 }
-
-/// Devices driven at once.
-pub(super) const MAX_ACTIVE: usize = 64;
 
 /// I/O queue pairs (and so MSI-X vectors beyond the admin queue's) driven on each NVMe controller.
 const NVME_IO_QUEUES: usize = 4;

@@ -66,14 +66,15 @@ pub(super) fn emit_function(cfg: &PlatformConfig, f: &Function, outcome: Option<
         }
     }
     let mut vectors = Array::new();
-    let mut interrupts = 0;
+    let (mut interrupts, mut redeliveries) = (0, 0);
     if let Some(o) = outcome {
         for &v in o.vectors.iter() {
             vectors.num(v as u64);
         }
         interrupts = o.interrupts;
+        redeliveries = o.redeliveries;
     }
-    r.raw("vectors", vectors.finish()).num("interrupts", interrupts);
+    r.raw("vectors", vectors.finish()).num("interrupts", interrupts).num("intx_redeliveries", redeliveries);
     match outcome.and_then(|o| o.driver) {
         Some(d) => r.str("driver", d),
         None => r.null("driver"),

@@ -25,18 +25,21 @@ use crate::modes::{update_command, IrqMode};
 use crate::report::{Outcome, Record, Summary};
 use crate::scenarios::{Provoked, Verdict};
 use crate::time;
-use heapless::{String, Vec};
+use alloc::string::String;
+use alloc::vec::Vec;
 
 /// What happened to one function's interrupts.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct FunctionOutcome {
     driver: Option<&'static str>,
     mode: Option<IrqMode>,
-    reason: Option<String<96>>,
+    reason: Option<String>,
     route: Option<Routed>,
-    vectors: Vec<u8, 32>,
+    vectors: heapless::Vec<u8, { crate::modes::MAX_VECTORS }>,
     interrupts: u64,
-    problems: Vec<String<160>, 4>,
+    /// INTx: re-deliveries of the function's level after a claim that the handler's hold absorbed.
+    redeliveries: u64,
+    problems: Vec<String>,
 }
 
 /// State of the run: counts, the CPU messages target, the command line.
@@ -44,15 +47,27 @@ struct Run {
     summary: Summary,
     apic_id: u32,
     opts: Options,
+    /// The `capacity` scenario has failed (once per run; every limit met is a problem of its own).
+    capacity_failed: bool,
 }
 
 static PCI: spin::Mutex<Enumeration> = spin::Mutex::new(Enumeration::new());
-/// One outcome per enumerated function, in the same order (a Vec, so the static lives in .bss).
-static OUTCOMES: spin::Mutex<Vec<FunctionOutcome, { enumerate::MAX_FUNCTIONS }>> = spin::Mutex::new(Vec::new());
+/// One outcome per enumerated function, in the same order.
+static OUTCOMES: spin::Mutex<Vec<FunctionOutcome>> = spin::Mutex::new(Vec::new());
 
 fn problem(source: &str, args: core::fmt::Arguments) {
     crate::warn!("problem: {=str}", source);
     Record::new("problem").str("source", source).fmt("detail", args).emit();
+}
+
+/// A limit of msifw's own (its heap, the vectors of the one CPU it runs on) kept something from being
+/// driven or checked: a `capacity` problem naming the limit and a failed `capacity` scenario, so the run
+/// cannot pass. What the limit kept from running is skipped by its caller, not failed.
+fn capacity(run: &mut Run, args: core::fmt::Arguments) {
+    problem("capacity", args);
+    if !core::mem::replace(&mut run.capacity_failed, true) {
+        run.scenario("capacity", None, &Verdict::new(Outcome::Fail, format_args!("{args} (every limit met is a capacity problem)")));
+    }
 }
 
 impl Run {
@@ -114,7 +129,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         }
         None => {}
     }
-    let mut run = Run { summary: Summary::default(), apic_id: 0, opts };
+    let mut run = Run { summary: Summary::default(), apic_id: 0, opts, capacity_failed: false };
     // Crash restart: stage A leaves the devices live and restarts in place; stage B finds the handoff.
     let stage_b = if restarted { crash::stage_b() } else { None };
     if let Some(h) = &stage_b {
@@ -372,5 +387,5 @@ fn quiet_all(cfg: &PlatformConfig, functions: &[Function]) {
 fn push_problem(outcome: &mut FunctionOutcome, args: core::fmt::Arguments) {
     let mut s = String::new();
     let _ = core::fmt::Write::write_fmt(&mut s, args);
-    let _ = outcome.problems.push(s);
+    outcome.problems.push(s);
 }

@@ -9,7 +9,6 @@ use crate::boot::BootInfo;
 use crate::bus::pci::assign::{self, BridgeInfo, Space, WindowSource, Windows};
 use crate::bus::pci::config::PlatformConfig;
 use crate::bus::pci::enumerate::{self, Enumeration};
-use heapless::Vec;
 
 /// Assigns what the boot firmware did not; returns who assigned the BARs.
 /// `memmap_only`: windows from the memory map even where the DSDT has them (`bar_windows=memmap`).
@@ -56,14 +55,7 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
     }
 
     let t_windows = crate::time::now_us();
-    let mut bridges: Vec<BridgeInfo, { assign::MAX_BRIDGES + 1 }> = Vec::new();
-    for f in pci.functions.iter() {
-        if let Some(b) = assign::bridge_info(cfg, f) {
-            if bridges.push(b).is_err() {
-                break;
-            }
-        }
-    }
+    let bridges: alloc::vec::Vec<BridgeInfo> = pci.functions.iter().filter_map(|f| assign::bridge_info(cfg, f)).collect();
     let t_plan = crate::time::now_us();
     let plan = assign::plan(pci, &bridges, bus_start, windows);
     let t_apply = crate::time::now_us();

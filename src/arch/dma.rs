@@ -1,70 +1,43 @@
-//! DMA-able pages: 4 KiB pages from a static pool in .bss, identity-mapped, so a page's address is the
-//! bus address a device uses (no IOMMU translation is set up). Pages are RAII handles: one page
-//! ([`DmaPage`]) or a physically contiguous run of them ([`DmaRegion`], for structures larger than a page
-//! such as a legacy virtqueue).
+//! DMA-able pages: 4 KiB-aligned runs from the heap (arch::heap: RAM from the boot memory map, below
+//! 3 GiB, identity-mapped), so a page's address is the bus address a device uses (no IOMMU translation is
+//! set up). As many as the platform's RAM holds (40 nvme controllers take 440 pages, 1.7 MiB; the old
+//! .bss pool had 192). Pages are RAII handles:
+//! one page ([`DmaPage`]) or a physically contiguous run of them ([`DmaRegion`], for structures larger than
+//! a page such as a legacy virtqueue).
 
-use spin::Mutex;
+use core::alloc::Layout;
 
-/// Pages in the pool (768 KiB of .bss).
-pub const POOL_PAGES: usize = 192;
 /// Size of one page.
 pub const PAGE_SIZE: usize = 4096;
-const WORDS: usize = POOL_PAGES / 64;
 
-#[repr(C, align(4096))]
-struct Page([u8; PAGE_SIZE]);
-
-static mut POOL: [Page; POOL_PAGES] = [const { Page([0; PAGE_SIZE]) }; POOL_PAGES];
-static USED: Mutex<[u64; WORDS]> = Mutex::new([0; WORDS]);
-
-fn is_used(used: &[u64; WORDS], i: usize) -> bool {
-    used[i / 64] & (1 << (i % 64)) != 0
-}
-
-/// Marks the first run of `pages` free pages used and returns its first index (first fit).
-fn claim(pages: usize) -> Option<usize> {
-    if pages == 0 || pages > POOL_PAGES {
-        return None;
-    }
-    crate::arch::cpu::without_interrupts(|| {
-        let mut used = USED.lock();
-        let first = (0..=POOL_PAGES - pages).find(|&s| (s..s + pages).all(|i| !is_used(&used, i)))?;
-        for i in first..first + pages {
-            used[i / 64] |= 1 << (i % 64);
-        }
-        Some(first)
-    })
-}
-
-fn release(first: usize, pages: usize) {
-    crate::arch::cpu::without_interrupts(|| {
-        let mut used = USED.lock();
-        for i in first..first + pages {
-            used[i / 64] &= !(1 << (i % 64));
-        }
-    })
-}
-
-/// Physical (= bus) address of pool page `index`.
-fn page_address(index: usize) -> u64 {
-    // SAFETY: only the address of the pool element is taken; no reference is created.
-    (unsafe { core::ptr::addr_of!(POOL[index]) }) as u64
-}
-
-/// A run of pool pages owned by one handle: the accessors every handle shares.
+/// A run of heap pages owned by one handle: the accessors every handle shares.
 #[derive(Debug)]
 struct Run {
-    first: usize,
+    /// Address of the first byte (identity-mapped: physical = virtual).
+    base: usize,
     pages: usize,
 }
 
 impl Run {
+    fn layout(pages: usize) -> Option<Layout> {
+        Layout::from_size_align(pages.checked_mul(PAGE_SIZE)?, PAGE_SIZE).ok()
+    }
+
+    /// `pages` zeroed pages, or None when the heap cannot give them (or `pages` is 0).
     fn alloc(pages: usize) -> Option<Run> {
-        let run = Run { first: claim(pages)?, pages };
-        for off in (0..run.size()).step_by(8) {
-            run.write::<u64>(off, 0);
+        if pages == 0 {
+            return None;
         }
-        Some(run)
+        let layout = Self::layout(pages)?;
+        if !crate::arch::heap::can_spare(layout.size() + layout.align()) {
+            return None;
+        }
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        if ptr.is_null() {
+            return None;
+        }
+        Some(Run { base: ptr as usize, pages })
     }
 
     fn size(&self) -> usize {
@@ -77,12 +50,12 @@ impl Run {
             offset.is_multiple_of(size) && offset + size <= self.size(),
             "DMA access at {offset:#x} (size {size}) out of bounds"
         );
-        page_address(self.first) as usize + offset
+        self.base + offset
     }
 
     fn read<T: Copy>(&self, offset: usize) -> T {
-        // SAFETY: in bounds and aligned (checked); this handle owns the pages (contiguous: one array);
-        // volatile because a device writes them behind the compiler's back.
+        // SAFETY: in bounds and aligned (checked); this handle owns the block; volatile because a device
+        // writes it behind the compiler's back.
         unsafe { core::ptr::read_volatile(self.ptr::<T>(offset) as *const T) }
     }
 
@@ -94,7 +67,10 @@ impl Run {
 
 impl Drop for Run {
     fn drop(&mut self) {
-        release(self.first, self.pages);
+        if let Some(layout) = Self::layout(self.pages) {
+            // SAFETY: allocated in `alloc` with this same layout, and freed once, here.
+            unsafe { alloc::alloc::dealloc(self.base as *mut u8, layout) }
+        }
     }
 }
 
@@ -105,14 +81,14 @@ pub struct DmaPage {
 }
 
 impl DmaPage {
-    /// Takes a free page, zeroed. `None` when the pool is exhausted.
+    /// Takes a free page, zeroed. `None` when the heap is exhausted.
     pub fn alloc() -> Option<DmaPage> {
         Some(DmaPage { run: Run::alloc(1)? })
     }
 
     /// Physical (= bus) address.
     pub fn phys(&self) -> u64 {
-        page_address(self.run.first)
+        self.run.base as u64
     }
 
     /// Volatile 32-bit read (the device may have written it).
@@ -151,7 +127,7 @@ impl DmaRegion {
 
     /// Physical (= bus) address of the first byte; 4 KiB-aligned.
     pub fn phys(&self) -> u64 {
-        page_address(self.run.first)
+        self.run.base as u64
     }
 
     /// Size in bytes.
@@ -204,17 +180,9 @@ impl DmaRegion {
 mod tests {
     use super::*;
 
-    /// The pool is one static: tests that allocate from it run one at a time.
-    static POOL_TESTS: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-    fn serialized() -> std::sync::MutexGuard<'static, ()> {
-        POOL_TESTS.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
     #[test]
-    fn region_is_contiguous_aligned_zeroed_and_returned_on_drop() {
-        let _one_at_a_time = serialized();
-        let region = DmaRegion::alloc(3).expect("3 free pages in a fresh pool");
+    fn region_is_contiguous_aligned_zeroed() {
+        let region = DmaRegion::alloc(3).expect("3 pages");
         assert_eq!(region.phys() % PAGE_SIZE as u64, 0);
         assert_eq!(region.size(), 3 * PAGE_SIZE);
         assert!((0..region.size()).step_by(8).all(|off| region.read64(off) == 0), "zeroed");
@@ -223,23 +191,24 @@ mod tests {
         region.write32(2 * PAGE_SIZE + 4092, 0x1234_5678);
         assert_eq!(region.read16(PAGE_SIZE - 2), 0xBEEF);
         assert_eq!(region.read8(2 * PAGE_SIZE + 4095), 0x12);
-        let (first, pages) = (region.run.first, region.run.pages);
-        drop(region);
-        let used = USED.lock();
-        assert!((first..first + pages).all(|i| !is_used(&used, i)), "pages returned to the pool");
+    }
+
+    #[test]
+    fn more_pages_than_the_old_static_pool_are_given() {
+        // The .bss pool held 192 pages; 40 nvme controllers with 5 queue pairs need 440.
+        let pages: std::vec::Vec<DmaPage> = (0..440).map(|_| DmaPage::alloc().expect("a page")).collect();
+        assert!(pages.iter().all(|p| p.phys() % PAGE_SIZE as u64 == 0));
     }
 
     #[test]
     fn impossible_runs_are_refused() {
-        let _one_at_a_time = serialized();
         assert!(DmaRegion::alloc(0).is_none());
-        assert!(DmaRegion::alloc(POOL_PAGES + 1).is_none());
+        assert!(DmaRegion::alloc(usize::MAX / 2).is_none());
     }
 
     #[test]
     #[should_panic(expected = "out of bounds")]
     fn access_past_the_run_panics() {
-        let _one_at_a_time = serialized();
         let region = DmaRegion::alloc(1).expect("a free page");
         region.read16(PAGE_SIZE);
     }

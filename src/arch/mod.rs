@@ -8,6 +8,7 @@ pub mod dma;
 pub mod exit;
 pub mod hpet;
 pub mod gdt;
+pub mod heap;
 pub mod idt;
 pub mod ioapic;
 pub mod irqbench;

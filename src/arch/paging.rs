@@ -20,8 +20,10 @@ extern "C" {
 #[repr(C, align(4096))]
 struct Table([u64; 512]);
 
-/// Page-table pages for on-demand mappings: each covers 1 GiB (a PD) or 512 GiB (a PDPT).
-const POOL_PAGES: usize = 16;
+/// Page-table pages in .bss, for mappings made before the heap exists (the stack guard page) and the first
+/// few after: each covers 1 GiB (a PD) or 512 GiB (a PDPT). Further ones come from the heap, so BARs spread
+/// over many GiB above 4 GiB are all mapped.
+const POOL_PAGES: usize = 4;
 struct Pool {
     pages: [Table; POOL_PAGES],
     used: usize,
@@ -34,7 +36,7 @@ static POOL: Mutex<Pool> = Mutex::new(Pool { pages: [const { Table([0; 512]) }; 
 pub enum PagingError {
     /// The range wraps or lies beyond what 4-level paging maps.
     OutOfRange,
-    /// The page-table pool is exhausted.
+    /// The page-table pool is exhausted and the heap has no page left.
     PoolExhausted,
 }
 
@@ -96,13 +98,22 @@ pub fn map_uncached(phys: u64, len: u64) -> Result<(), PagingError> {
 
 fn next_table(pool: &mut Pool, entry: &mut u64) -> Result<*mut u64, PagingError> {
     if *entry & PRESENT == 0 {
-        if pool.used == POOL_PAGES {
-            return Err(PagingError::PoolExhausted);
-        }
-        let table = &mut pool.pages[pool.used].0;
-        pool.used += 1;
-        table.fill(0);
-        *entry = (table.as_mut_ptr() as u64) | PRESENT | WRITABLE;
+        let table = if pool.used < POOL_PAGES {
+            let table = &mut pool.pages[pool.used].0;
+            pool.used += 1;
+            table.fill(0);
+            table.as_mut_ptr()
+        } else {
+            let layout = core::alloc::Layout::new::<Table>();
+            // SAFETY: `Table` has a non-zero size. The page is zeroed, 4 KiB-aligned, identity-mapped heap
+            // RAM (arch::heap), and never freed: it stays part of the live page tables.
+            let page = unsafe { alloc::alloc::alloc_zeroed(layout) };
+            if page.is_null() {
+                return Err(PagingError::PoolExhausted);
+            }
+            page.cast::<u64>()
+        };
+        *entry = (table as u64) | PRESENT | WRITABLE;
     }
     Ok((*entry & ADDR_MASK) as *mut u64)
 }

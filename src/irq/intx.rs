@@ -23,15 +23,16 @@ use crate::bus::pci::config::update_command;
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::irq::dispatch;
 use crate::irq::vector::{Pool, VectorBlock, VectorError};
-use heapless::Vec;
+use alloc::vec::Vec;
 use spin::{Mutex, Once};
 
 /// Unclaimed interrupts in a row after which a line is masked as a storm.
 pub const STORM_THRESHOLD: u32 = 1000;
-/// Lines kept.
-pub const MAX_LINES: usize = 16;
-/// Sharers per line.
-pub const MAX_SHARERS: usize = 8;
+/// Deliveries of a line with no sharer asserting, taken per claim as re-deliveries of the claimed (held)
+/// sharer's level: the EOI reached the IOAPIC before the deassertion did, and the IOAPIC sent the still
+/// high level again (KVM's in-kernel IOAPIC does this after some claims, up to one each). They are counted
+/// in the sharer's record ([`redeliveries`]); more than this per claim is unclaimed, and a storm.
+pub const REDELIVERIES_PER_CLAIM: u8 = 2;
 
 /// An IOAPIC and the GSIs it serves.
 #[derive(Debug, Clone, Copy)]
@@ -62,8 +63,6 @@ pub enum IntxError {
     NoIoApic(u32),
     /// No vector left.
     Vector(VectorError),
-    /// Too many lines or sharers.
-    Full,
     /// The line exists with another trigger or polarity.
     Conflict(u32),
     /// The storm guard masked the line; a new sharer would never be heard.
@@ -75,7 +74,6 @@ impl core::fmt::Display for IntxError {
         match self {
             Self::NoIoApic(gsi) => write!(f, "no IOAPIC serves GSI {gsi}"),
             Self::Vector(e) => write!(f, "{e}"),
-            Self::Full => write!(f, "too many INTx lines or sharers"),
             Self::Conflict(gsi) => write!(f, "GSI {gsi} already set up with another trigger or polarity"),
             Self::StormMasked(gsi) => write!(f, "GSI {gsi} was masked by the storm guard"),
         }
@@ -125,6 +123,10 @@ struct Sharer {
     acked: bool,
     /// Interrupt Disable set through [`mask`]: the function does not drive the line.
     masked: bool,
+    /// Re-deliveries of this sharer's level the hold absorbed ([`REDELIVERIES_PER_CLAIM`]).
+    redelivered: u64,
+    /// Re-deliveries still taken for the current claim.
+    absorb: u8,
 }
 
 #[derive(Debug)]
@@ -133,7 +135,8 @@ struct Line {
     chip: IoApic,
     index: u32,
     block: VectorBlock,
-    sharers: Vec<Sharer, MAX_SHARERS>,
+    /// As many as the platform routes to the line (pc puts every PCI function on two GSIs).
+    sharers: Vec<Sharer>,
     unclaimed_in_a_row: u32,
     unclaimed: u64,
     storm_masked: bool,
@@ -142,10 +145,13 @@ struct Line {
 }
 
 impl Line {
-    /// A line for `route` with its own vector from the INTx pool; nothing programmed yet.
+    /// A line for `route` with its own vector from the INTx pool (from the message vectors once that is
+    /// used up, as Linux takes IOAPIC vectors from the one pool); nothing programmed yet.
     fn new(route: IntxRoute) -> Result<Line, IntxError> {
         let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
-        let block = VectorBlock::alloc_in(Pool::Intx, 1).map_err(IntxError::Vector)?;
+        let block = VectorBlock::alloc_in(Pool::Intx, 1)
+            .or_else(|_| VectorBlock::alloc_in(Pool::Message, 1))
+            .map_err(IntxError::Vector)?;
         Ok(Line {
             route,
             chip,
@@ -204,29 +210,30 @@ impl Sharer {
         self.count += 1;
         self.held = true;
         self.acked = true;
+        self.absorb = REDELIVERIES_PER_CLAIM;
     }
 }
 
-static IOAPICS: Mutex<Vec<IoApicRange, 8>> = Mutex::new(Vec::new());
+static IOAPICS: Mutex<Vec<IoApicRange>> = Mutex::new(Vec::new());
 /// Lines released after taking interrupts nobody claimed, for the report.
-static HISTORY: Mutex<Vec<LineReport, MAX_LINES>> = Mutex::new(Vec::new());
+static HISTORY: Mutex<Vec<LineReport>> = Mutex::new(Vec::new());
 
 fn remember(line: &Line) {
     if line.unclaimed > 0 {
         let mut h = HISTORY.lock();
-        let _ = h.push(LineReport { gsi: line.route.gsi, vector: line.block.base(), unclaimed: line.unclaimed, storm_masked: line.storm_masked });
+        h.push(LineReport { gsi: line.route.gsi, vector: line.block.base(), unclaimed: line.unclaimed, storm_masked: line.storm_masked });
     }
 }
 
 /// Lines that were released after taking unclaimed interrupts (spurious for the firmware).
-pub fn history() -> Vec<LineReport, MAX_LINES> {
+pub fn history() -> Vec<LineReport> {
     crate::arch::cpu::without_interrupts(|| HISTORY.lock().clone())
 }
-static LINES: Mutex<Vec<Line, MAX_LINES>> = Mutex::new(Vec::new());
+static LINES: Mutex<Vec<Line>> = Mutex::new(Vec::new());
 static CONFIG: Once<&'static (dyn ConfigRegion + Sync)> = Once::new();
 static APIC_ID: Once<u8> = Once::new();
 
-fn lines<R>(f: impl FnOnce(&mut Vec<Line, MAX_LINES>) -> R) -> R {
+fn lines<R>(f: impl FnOnce(&mut Vec<Line>) -> R) -> R {
     crate::arch::cpu::without_interrupts(|| f(&mut LINES.lock()))
 }
 
@@ -234,9 +241,7 @@ fn lines<R>(f: impl FnOnce(&mut Vec<Line, MAX_LINES>) -> R) -> R {
 pub fn init(ioapics: &[IoApicRange], cfg: &'static (dyn ConfigRegion + Sync), apic_id: u8) {
     let mut list = IOAPICS.lock();
     list.clear();
-    for r in ioapics {
-        let _ = list.push(*r);
-    }
+    list.extend_from_slice(ioapics);
     CONFIG.call_once(|| cfg);
     APIC_ID.call_once(|| apic_id);
 }
@@ -287,7 +292,7 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
                 i
             }
             None => {
-                lines.push(Line::new(route)?).map_err(|_| IntxError::Full)?;
+                lines.push(Line::new(route)?);
                 lines.len() - 1
             }
         };
@@ -295,9 +300,18 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
         if !line.sharers.iter().any(|s| s.bdf == bdf) {
             // A shared line needs Status.Interrupt: no entry acknowledge any more.
             line.disarm();
-            line.sharers
-                .push(Sharer { bdf, intx_disable, count: 0, held: false, ack: None, armed: false, acked: false, masked: false })
-                .map_err(|_| IntxError::Full)?;
+            line.sharers.push(Sharer {
+                bdf,
+                intx_disable,
+                count: 0,
+                held: false,
+                ack: None,
+                armed: false,
+                acked: false,
+                masked: false,
+                redelivered: 0,
+                absorb: 0,
+            });
         }
         Ok(line.block.base())
     })?;
@@ -325,6 +339,9 @@ pub fn detach(bdf: Bdf) {
         let Some(i) = lines.iter().position(|l| l.sharers.iter().any(|s| s.bdf == bdf)) else { return };
         let line = &mut lines[i];
         line.disarm();
+        for s in line.sharers.iter().filter(|s| s.bdf == bdf && s.redelivered > 0) {
+            RETIRED.lock().push((bdf, s.redelivered));
+        }
         line.sharers.retain(|s| s.bdf != bdf);
         // The entry masked for a sharer that has left is unmasked once no remaining sharer holds it so.
         if line.held_by_entry && !line.sharers.iter().any(|s| s.held && !s.acked && !s.intx_disable) {
@@ -353,7 +370,7 @@ pub fn watch(route: IntxRoute) -> Result<u8, IntxError> {
         }
         let line = Line::new(route)?;
         let vector = line.block.base();
-        lines.push(line).map_err(|_| IntxError::Full)?;
+        lines.push(line);
         Ok(vector)
     })?;
     dispatch::set_handler(vector, handle);
@@ -403,6 +420,18 @@ pub fn count(bdf: Bdf) -> u64 {
     .unwrap_or(0)
 }
 
+/// Re-deliveries absorbed for sharers that have left their line, by function.
+static RETIRED: Mutex<Vec<(Bdf, u64)>> = Mutex::new(Vec::new());
+
+/// Re-deliveries of `bdf`'s level that its hold absorbed (see [`REDELIVERIES_PER_CLAIM`]), over the run
+/// (kept when it leaves its line).
+pub fn redeliveries(bdf: Bdf) -> u64 {
+    lines(|lines| {
+        let live: u64 = lines.iter().flat_map(|l| l.sharers.iter()).filter(|s| s.bdf == bdf).map(|s| s.redelivered).sum();
+        live + RETIRED.lock().iter().filter(|(b, _)| *b == bdf).map(|(_, n)| n).sum::<u64>()
+    })
+}
+
 /// Re-enables `bdf`'s INTx after its driver acknowledged the device (the second half of mask-ack-unmask).
 pub fn rearm(bdf: Bdf) {
     let Some(cfg) = CONFIG.get() else { return };
@@ -436,7 +465,7 @@ pub fn mask(bdf: Bdf, masked: bool) -> bool {
     }
     // Masked: the entry's acknowledge is taken back before the function stops driving the line.
     // Unmasked: it is armed before the function drives the line again.
-    let mark = |lines: &mut Vec<Line, MAX_LINES>| {
+    let mark = |lines: &mut Vec<Line>| {
         if let Some(line) = lines.iter_mut().find(|l| l.sharers.iter().any(|s| s.bdf == bdf)) {
             line.disarm();
             if let Some(s) = line.sharers.iter_mut().find(|s| s.bdf == bdf) {
@@ -484,13 +513,27 @@ pub struct LineReport {
 }
 
 /// Every line's counters.
-pub fn report() -> Vec<LineReport, MAX_LINES> {
+pub fn report() -> Vec<LineReport> {
     lines(|lines| {
         lines
             .iter()
             .map(|l| LineReport { gsi: l.route.gsi, vector: l.block.base(), unclaimed: l.unclaimed, storm_masked: l.storm_masked })
             .collect()
     })
+}
+
+/// A delivery no sharer asserts, while a sharer is held after its claim: that sharer's level delivered
+/// again (the EOI beat the deassertion), counted to it within [`REDELIVERIES_PER_CLAIM`] per claim. False
+/// when it is unclaimed.
+fn absorb_redelivery(sharers: &mut [Sharer]) -> bool {
+    match sharers.iter_mut().find(|s| s.held && s.absorb > 0) {
+        Some(s) => {
+            s.absorb -= 1;
+            s.redelivered += 1;
+            true
+        }
+        None => false,
+    }
 }
 
 /// The interrupt handler of every INTx vector (interrupt context, before EOI).
@@ -531,6 +574,7 @@ fn handle(vector: u8) {
             s.count += 1;
             s.held = true;
         }
+        s.absorb = REDELIVERIES_PER_CLAIM;
         if s.intx_disable {
             // PCI 3.0 6.2.2: Interrupt Disable (Command bit 10) stops the function asserting INTx.
             cfg.write16(s.bdf, regs::COMMAND, command_status as u16 | regs::command::INTX_DISABLE);
@@ -543,10 +587,52 @@ fn handle(vector: u8) {
         line.unclaimed_in_a_row = 0;
         return;
     }
+    if absorb_redelivery(&mut line.sharers) {
+        return;
+    }
     line.unclaimed += 1;
     line.unclaimed_in_a_row += 1;
     if line.unclaimed_in_a_row >= STORM_THRESHOLD && !line.storm_masked {
         line.storm_masked = true;
         line.chip.set_masked(line.index, true);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sharer(dev: u8) -> Sharer {
+        Sharer {
+            bdf: Bdf::new(0, dev, 0),
+            intx_disable: true,
+            count: 0,
+            held: false,
+            ack: None,
+            armed: false,
+            acked: false,
+            masked: false,
+            redelivered: 0,
+            absorb: 0,
+        }
+    }
+
+    #[test]
+    fn redeliveries_after_a_claim_are_counted_to_the_held_sharer_within_the_bound() {
+        let mut sharers = [sharer(3), sharer(4)];
+        // Nothing held: a delivery nobody asserts is unclaimed.
+        assert!(!absorb_redelivery(&mut sharers));
+        // 00:04.0 claimed (held until rearm): up to two re-deliveries are its own, the third is unclaimed.
+        sharers[1].claim_acked();
+        assert!(absorb_redelivery(&mut sharers));
+        assert!(absorb_redelivery(&mut sharers));
+        assert!(!absorb_redelivery(&mut sharers), "a third re-delivery per claim is unclaimed (storm guard)");
+        assert_eq!((sharers[0].redelivered, sharers[1].redelivered), (0, 2));
+        // A new claim restarts the bound; after the rearm nothing is absorbed.
+        sharers[1].claim_acked();
+        assert!(absorb_redelivery(&mut sharers));
+        sharers[1].held = false;
+        assert!(!absorb_redelivery(&mut sharers));
+        assert_eq!(sharers[1].redelivered, 3);
     }
 }

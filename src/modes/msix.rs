@@ -479,7 +479,7 @@ mod tests {
             interrupt_pin: 1,
             interrupt_line: 11,
             bridge_buses: None,
-            problems: heapless::Vec::new(),
+            problems: std::vec::Vec::new(),
         }
     }
 

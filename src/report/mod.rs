@@ -1,17 +1,13 @@
 //! The report: one JSON object per line on COM1, prefixed `msifw-report ` (docs/protocol.md). Records
 //! stream out as results arrive, so a run that dies midway still leaves what it found.
 
+use alloc::string::String;
 use core::fmt::Write;
-use heapless::String;
 
-/// Capacity of one record line.
-pub const LINE: usize = 4096;
-
-/// Builds one JSON object. Write errors (a record over [`LINE`] bytes) truncate the record, which the
-/// host then rejects as malformed: nothing is silently dropped.
+/// Builds one JSON object, on the heap: a function with many problems or capabilities is reported whole.
 #[derive(Debug)]
 pub struct Record {
-    buf: String<LINE>,
+    buf: String,
     first: bool,
 }
 
@@ -26,13 +22,13 @@ impl Record {
     /// A plain JSON object (for array elements).
     pub fn object() -> Record {
         let mut r = Record { buf: String::new(), first: true };
-        let _ = r.buf.push('{');
+        r.buf.push('{');
         r
     }
 
     fn key(&mut self, key: &str) {
         if !self.first {
-            let _ = self.buf.push(',');
+            self.buf.push(',');
         }
         self.first = false;
         let _ = write!(self.buf, "\"{key}\":");
@@ -47,7 +43,7 @@ impl Record {
 
     /// A string field from formatting.
     pub fn fmt(&mut self, key: &str, args: core::fmt::Arguments) -> &mut Self {
-        let mut s: String<512> = String::new();
+        let mut s = String::new();
         let _ = s.write_fmt(args);
         self.str(key, &s)
     }
@@ -62,27 +58,27 @@ impl Record {
     /// A boolean field.
     pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
         self.key(key);
-        let _ = self.buf.push_str(if value { "true" } else { "false" });
+        self.buf.push_str(if value { "true" } else { "false" });
         self
     }
 
     /// A null field.
     pub fn null(&mut self, key: &str) -> &mut Self {
         self.key(key);
-        let _ = self.buf.push_str("null");
+        self.buf.push_str("null");
         self
     }
 
     /// A raw JSON value (an array or object built with [`Array`]).
     pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
         self.key(key);
-        let _ = self.buf.push_str(json);
+        self.buf.push_str(json);
         self
     }
 
     /// The finished JSON text.
     pub fn finish(&mut self) -> &str {
-        let _ = self.buf.push('}');
+        self.buf.push('}');
         &self.buf
     }
 
@@ -96,20 +92,20 @@ impl Record {
 /// A JSON array being built.
 #[derive(Debug)]
 pub struct Array {
-    buf: String<2048>,
+    buf: String,
 }
 
 impl Array {
     /// `[`.
     pub fn new() -> Array {
         let mut buf = String::new();
-        let _ = buf.push('[');
+        buf.push('[');
         Array { buf }
     }
 
     fn sep(&mut self) {
         if self.buf.len() > 1 {
-            let _ = self.buf.push(',');
+            self.buf.push(',');
         }
     }
 
@@ -128,12 +124,12 @@ impl Array {
     /// A finished record as an element (an object).
     pub fn object(&mut self, record: &str) {
         self.sep();
-        let _ = self.buf.push_str(record);
+        self.buf.push_str(record);
     }
 
     /// `]` and the text.
     pub fn finish(&mut self) -> &str {
-        let _ = self.buf.push(']');
+        self.buf.push(']');
         &self.buf
     }
 }
@@ -145,8 +141,8 @@ impl Default for Array {
 }
 
 /// Appends `s` as a JSON string literal (quotes, backslashes and control characters escaped).
-pub fn push_json_str<const N: usize>(buf: &mut String<N>, s: &str) {
-    let _ = buf.push('"');
+pub fn push_json_str(buf: &mut String, s: &str) {
+    buf.push('"');
     for c in s.chars() {
         let escaped = match c {
             '"' => Some("\\\""),
@@ -158,17 +154,17 @@ pub fn push_json_str<const N: usize>(buf: &mut String<N>, s: &str) {
         };
         match escaped {
             Some(e) => {
-                let _ = buf.push_str(e);
+                buf.push_str(e);
             }
             None if (c as u32) < 0x20 => {
                 let _ = write!(buf, "\\u{:04x}", c as u32);
             }
             None => {
-                let _ = buf.push(c);
+                buf.push(c);
             }
         }
     }
-    let _ = buf.push('"');
+    buf.push('"');
 }
 
 /// Scenario result.
@@ -234,6 +230,20 @@ mod tests {
         let mut c = Record::new("x");
         c.str("s", "\u{1}");
         assert_eq!(c.finish(), r#"{"kind":"x","s":"\u0001"}"#);
+    }
+
+    #[test]
+    fn long_records_are_kept_whole() {
+        // The .bss buffers cut a record at 4096 bytes and an array at 2048 (the host then rejected the
+        // line): a function with many problems.
+        let mut problems = Array::new();
+        for i in 0..200 {
+            problems.str(&std::format!("problem {i} with a long explanation of what went wrong"));
+        }
+        let mut r = Record::new("function");
+        r.fmt("detail", format_args!("{}", "x".repeat(1000))).raw("problems", problems.finish());
+        let text = r.finish();
+        assert!(text.len() > 10_000 && text.ends_with("wrong\"]}"), "{}", &text[text.len() - 40..]);
     }
 
     #[test]

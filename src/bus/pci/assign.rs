@@ -19,21 +19,13 @@ use super::enumerate::{Enumeration, Function};
 use super::regs;
 use crate::boot::MemRegion;
 use crate::platform::crs::{AddressRange, HostWindows};
-use heapless::Vec;
+use alloc::vec::Vec;
 
 /// Bridge memory windows are 1 MiB granular (PCI-to-PCI Bridge 1.2 §3.2.5.8: address bits 19:0 are 0 in
 /// the base and 0xFFFFF in the limit).
 pub const MEM_GRANULARITY: u64 = 1 << 20;
 /// Bridge I/O windows are 4 KiB granular (§3.2.5.6: address bits 11:0).
 pub const IO_GRANULARITY: u64 = 1 << 12;
-/// Most windows of one kind kept after taking reserved ranges out.
-pub const MAX_WINDOWS: usize = 16;
-/// Most bridges handled.
-pub const MAX_BRIDGES: usize = 64;
-/// Most BAR assignments in a plan.
-pub const MAX_ASSIGNMENTS: usize = 256;
-/// Most requests on one bus.
-const MAX_ITEMS: usize = 128;
 /// Lowest I/O port handed out: below are ISA and chipset ports (SeaBIOS and Linux start at 0x1000 too).
 pub const IO_FLOOR: u64 = 0x1000;
 /// Chipset I/O ports above [`IO_FLOOR`] that QEMU's `pc` machine decodes itself and its `PCI0._CRS` still
@@ -95,11 +87,11 @@ impl WindowSource {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Windows {
     /// I/O.
-    pub io: Vec<AddressRange, MAX_WINDOWS>,
+    pub io: Vec<AddressRange>,
     /// Memory below 4 GiB.
-    pub mem32: Vec<AddressRange, MAX_WINDOWS>,
+    pub mem32: Vec<AddressRange>,
     /// Memory above 4 GiB (only 64-bit BARs and 64-bit prefetchable bridge windows go there).
-    pub mem64: Vec<AddressRange, MAX_WINDOWS>,
+    pub mem64: Vec<AddressRange>,
 }
 
 impl Windows {
@@ -108,14 +100,14 @@ impl Windows {
     pub fn from_host(h: &HostWindows) -> Windows {
         let mut w = Windows::default();
         for r in h.io.iter().filter_map(|r| clamp(r, IO_FLOOR, 0xFFFF)) {
-            let _ = w.io.push(r);
+            w.io.push(r);
         }
         for r in h.mem.iter() {
             if let Some(low) = clamp(r, MEM_FLOOR, (1 << 32) - 1) {
-                let _ = w.mem32.push(low);
+                w.mem32.push(low);
             }
             if let Some(high) = clamp(r, 1 << 32, u64::MAX) {
-                let _ = w.mem64.push(high);
+                w.mem64.push(high);
             }
         }
         for r in h.io_consumed.iter().chain(CHIPSET_IO.iter()) {
@@ -137,9 +129,9 @@ impl Windows {
         let start = align_up(top.max(MEM_FLOOR), MEM_GRANULARITY).unwrap_or(u64::MAX);
         let mut w = Windows::default();
         if start < HOLE_END_32 {
-            let _ = w.mem32.push(AddressRange { start, last: HOLE_END_32 - 1 });
+            w.mem32.push(AddressRange { start, last: HOLE_END_32 - 1 });
         }
-        let _ = w.io.push(AddressRange { start: IO_FLOOR, last: 0xFFFF });
+        w.io.push(AddressRange { start: IO_FLOOR, last: 0xFFFF });
         for r in CHIPSET_IO {
             w.exclude(Space::Io, r);
         }
@@ -165,29 +157,20 @@ impl Windows {
     /// Takes `r` out of the windows of `space` (`Mem` and `Pref` are the same address space), splitting a
     /// window in two where needed. If the split does not fit, the smaller piece is dropped.
     pub fn exclude(&mut self, space: Space, r: AddressRange) {
-        let lists: [&mut Vec<AddressRange, MAX_WINDOWS>; 2] = match space {
+        let lists: [&mut Vec<AddressRange>; 2] = match space {
             Space::Io => [&mut self.io, &mut Vec::new()],
             Space::Mem | Space::Pref => [&mut self.mem32, &mut self.mem64],
         };
         for list in lists {
-            let mut out: Vec<AddressRange, MAX_WINDOWS> = Vec::new();
+            let mut out: Vec<AddressRange> = Vec::new();
             for w in list.iter() {
                 if !w.overlaps(&r) {
-                    let _ = out.push(*w);
+                    out.push(*w);
                     continue;
                 }
                 let below = (w.start < r.start).then(|| AddressRange { start: w.start, last: r.start - 1 });
                 let above = (r.last < w.last).then(|| AddressRange { start: r.last + 1, last: w.last });
-                for piece in [below, above].into_iter().flatten() {
-                    if out.push(piece).is_err() {
-                        // Keep the larger of the piece and the smallest kept window.
-                        if let Some(min) = out.iter_mut().min_by_key(|p| p.len()) {
-                            if min.len() < piece.len() {
-                                *min = piece;
-                            }
-                        }
-                    }
-                }
+                out.extend([below, above].into_iter().flatten());
             }
             out.sort_unstable_by_key(|p| p.start);
             *list = out;
@@ -322,11 +305,11 @@ pub struct BridgeWindows {
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     /// BAR addresses.
-    pub bars: Vec<BarAssignment, MAX_ASSIGNMENTS>,
+    pub bars: Vec<BarAssignment>,
     /// Bridge windows.
-    pub bridges: Vec<BridgeWindows, MAX_BRIDGES>,
+    pub bridges: Vec<BridgeWindows>,
     /// What could not be placed, per function.
-    pub problems: Vec<(Bdf, AssignError), MAX_PROBLEMS>,
+    pub problems: heapless::Vec<(Bdf, AssignError), MAX_PROBLEMS>,
     /// Problems beyond [`MAX_PROBLEMS`], counted only.
     pub problems_dropped: usize,
 }
@@ -337,7 +320,7 @@ pub const MAX_PROBLEMS: usize = 128;
 /// Problems of one step, the first [`MAX_PROBLEMS`] kept and the rest counted: none is dropped unseen.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Problems {
-    list: Vec<(Bdf, AssignError), MAX_PROBLEMS>,
+    list: heapless::Vec<(Bdf, AssignError), MAX_PROBLEMS>,
     /// Problems beyond the kept ones.
     pub dropped: usize,
 }
@@ -441,16 +424,10 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
             }
         }
     }
-    if bridges.len() > MAX_BRIDGES {
-        if let Some(b) = bridges.get(MAX_BRIDGES) {
-            out.problem(b.bdf, AssignError::TooMany);
-        }
-    }
-    let bridges = &bridges[..bridges.len().min(MAX_BRIDGES)];
     let parent_of = |bus: u8| bridges.iter().position(|b| b.secondary == bus);
     // A bridge is msifw's when it and every bridge above it have no window the boot firmware opened.
-    let mut managed = [false; MAX_BRIDGES];
-    let mut by_bus: Vec<usize, MAX_BRIDGES> = (0..bridges.len()).collect();
+    let mut managed = alloc::vec![false; bridges.len()];
+    let mut by_bus: Vec<usize> = (0..bridges.len()).collect();
     by_bus.sort_unstable_by_key(|&i| bridges[i].secondary);
     for &b in by_bus.iter() {
         let br = &bridges[b];
@@ -468,9 +445,9 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
 
     // Bottom up: children have higher bus numbers than their bridge (enumeration follows only such bridges),
     // so going through the bridges by descending secondary bus sizes every child before its parent.
-    let mut order: Vec<usize, MAX_BRIDGES> = (0..bridges.len()).collect();
+    let mut order: Vec<usize> = (0..bridges.len()).collect();
     order.sort_unstable_by_key(|&i| core::cmp::Reverse(bridges[i].secondary));
-    let mut needs = [[Need::default(); 3]; MAX_BRIDGES];
+    let mut needs = alloc::vec![[Need::default(); 3]; bridges.len()];
     for &b in order.iter() {
         let br = &bridges[b];
         if !managed[b] {
@@ -496,7 +473,7 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
         return out;
     };
     place_root(&mut root_items, &windows);
-    let mut got: [[Option<AddressRange>; 3]; MAX_BRIDGES] = [[None; 3]; MAX_BRIDGES];
+    let mut got: Vec<[Option<AddressRange>; 3]> = alloc::vec![[None; 3]; bridges.len()];
     record(e, bridges, &root_items, &mut got, &mut out);
     order.reverse();
     for &b in order.iter() {
@@ -504,7 +481,7 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
         if !managed[b] {
             continue;
         }
-        let _ = out.bridges.push(BridgeWindows { bdf: br.bdf, io: got[b][0], mem: got[b][1], pref: got[b][2] });
+        out.bridges.push(BridgeWindows { bdf: br.bdf, io: got[b][0], mem: got[b][1], pref: got[b][2] });
         let Ok(mut items) = items_on(e, bridges, &managed, &needs, br.secondary, Some(br), &mut Plan::default()) else { continue };
         for space in SPACES {
             let Some(window) = got[b][space_index(space)] else { continue };
@@ -522,12 +499,12 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
 fn items_on(
     e: &Enumeration,
     bridges: &[BridgeInfo],
-    managed: &[bool; MAX_BRIDGES],
-    needs: &[[Need; 3]; MAX_BRIDGES],
+    managed: &[bool],
+    needs: &[[Need; 3]],
     bus: u8,
     parent: Option<&BridgeInfo>,
     out: &mut Plan,
-) -> Result<Vec<Item, MAX_ITEMS>, ()> {
+) -> Result<Vec<Item>, ()> {
     let mut items = Vec::new();
     for (fi, f) in e.functions.iter().enumerate().filter(|(_, f)| f.bdf.bus == bus) {
         for bar in f.bars.iter().filter(|b| !b.assigned()) {
@@ -553,7 +530,7 @@ fn items_on(
                 above_4g: bar.kind == BarKind::Mem64,
                 placed: None,
             };
-            items.push(item).map_err(|_| ())?;
+            items.push(item);
         }
     }
     for (b, br) in bridges.iter().enumerate().filter(|&(b, br)| br.bdf.bus == bus && managed[b]) {
@@ -575,7 +552,7 @@ fn items_on(
                     continue;
                 }
             }
-            items.push(Item { owner: Owner::Bridge { b, window }, space, size: need.size, align: need.align, above_4g, placed: None }).map_err(|_| ())?;
+            items.push(Item { owner: Owner::Bridge { b, window }, space, size: need.size, align: need.align, above_4g, placed: None });
         }
     }
     // Largest alignment first (then largest size): each item starts where the one before ended, rounded to
@@ -604,13 +581,8 @@ fn layout(items: &mut [Item], space: Space, base: u64) -> (u64, u64, bool) {
 /// Places the root bus's items, first fit over the windows in order: I/O from the I/O windows, memory below
 /// 4 GiB first, and items that may go above 4 GiB there when nothing below has room.
 fn place_root(items: &mut [Item], w: &Windows) {
-    let mut cursors: [[u64; MAX_WINDOWS]; 3] = [[0; MAX_WINDOWS]; 3];
     let lists = [&w.io, &w.mem32, &w.mem64];
-    for (c, list) in cursors.iter_mut().zip(lists) {
-        for (cursor, win) in c.iter_mut().zip(list.iter()) {
-            *cursor = win.start;
-        }
-    }
+    let mut cursors: [Vec<u64>; 3] = lists.map(|list| list.iter().map(|win| win.start).collect());
     for item in items.iter_mut() {
         let candidates: &[usize] = match (item.space, item.above_4g) {
             (Space::Io, _) => &[0],
@@ -632,13 +604,11 @@ fn place_root(items: &mut [Item], w: &Windows) {
 }
 
 /// Turns placed items into BAR assignments and bridge windows (`got`), and unplaced ones into problems.
-fn record(e: &Enumeration, bridges: &[BridgeInfo], items: &[Item], got: &mut [[Option<AddressRange>; 3]; MAX_BRIDGES], out: &mut Plan) {
+fn record(e: &Enumeration, bridges: &[BridgeInfo], items: &[Item], got: &mut [[Option<AddressRange>; 3]], out: &mut Plan) {
     for item in items {
         match (item.owner, item.placed) {
             (Owner::Bar { f, index, kind }, Some(address)) => {
-                if out.bars.push(BarAssignment { bdf: e.functions[f].bdf, index, kind, address }).is_err() {
-                    out.problem(e.functions[f].bdf, AssignError::TooMany);
-                }
+                out.bars.push(BarAssignment { bdf: e.functions[f].bdf, index, kind, address });
             }
             (Owner::Bar { f, index, .. }, None) => {
                 out.problem(e.functions[f].bdf, AssignError::NoRoom { index: Some(index), space: item.space, size: item.size });
@@ -990,14 +960,14 @@ mod tests {
             interrupt_pin: 0,
             interrupt_line: 0,
             bridge_buses,
-            problems: heapless::Vec::new(),
+            problems: StdVec::new(),
         }
     }
 
     fn enumeration(functions: StdVec<Function>) -> Enumeration {
         let mut e = Enumeration::new();
         for f in functions {
-            e.functions.push(f).unwrap();
+            e.functions.push(f);
         }
         e
     }
@@ -1019,10 +989,10 @@ mod tests {
 
     fn q35_windows() -> Windows {
         let mut w = Windows::default();
-        w.io.push(r(0x1000, 0xFFFF)).unwrap();
-        w.mem32.push(r(0x1000_0000, 0xAFFF_FFFF)).unwrap();
-        w.mem32.push(r(0xC000_0000, 0xFEBF_FFFF)).unwrap();
-        w.mem64.push(r(1 << 32, 0x8_FFFF_FFFF)).unwrap();
+        w.io.push(r(0x1000, 0xFFFF));
+        w.mem32.push(r(0x1000_0000, 0xAFFF_FFFF));
+        w.mem32.push(r(0xC000_0000, 0xFEBF_FFFF));
+        w.mem64.push(r(1 << 32, 0x8_FFFF_FFFF));
         w
     }
 
@@ -1095,8 +1065,8 @@ mod tests {
     fn out_of_space_is_a_problem_per_bar_and_the_rest_is_placed() {
         let e = default_platform();
         let mut w = Windows::default();
-        w.io.push(r(0x1000, 0x101F)).unwrap(); // room for one 32-byte I/O BAR
-        w.mem32.push(r(0x1000_0000, 0x100F_FFFF)).unwrap(); // 1 MiB: edu fits, the rest does not
+        w.io.push(r(0x1000, 0x101F)); // room for one 32-byte I/O BAR
+        w.mem32.push(r(0x1000_0000, 0x100F_FFFF)); // 1 MiB: edu fits, the rest does not
         let p = plan(&e, &[], 0, w.clone());
         assert_eq!(p.bars.iter().filter(|a| a.kind == BarKind::Io).count(), 1);
         assert!(p.problems.iter().any(|(bdf, e)| *bdf == Bdf::new(0, 2, 0) && matches!(e, AssignError::NoRoom { index: Some(0), space: Space::Mem, size: 0x20000 })));
@@ -1116,8 +1086,8 @@ mod tests {
             function(Bdf::new(0, 6, 0), &[bar(0, BarKind::Mem32, 512 << 20)], None),
         ]);
         let mut w = Windows::default();
-        w.mem32.push(r(0xC000_0000, 0xDFFF_FFFF)).unwrap();
-        w.mem64.push(r(1 << 32, (1 << 33) - 1)).unwrap();
+        w.mem32.push(r(0xC000_0000, 0xDFFF_FFFF));
+        w.mem64.push(r(1 << 32, (1 << 33) - 1));
         let p = plan(&e, &[], 0, w);
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         let at = |d| p.bars.iter().find(|a| a.bdf.dev == d).unwrap().address;
@@ -1129,6 +1099,37 @@ mod tests {
         let f = function(bdf, &[], Some((secondary, secondary)));
         let info = BridgeInfo { bdf, secondary, io: true, pref: true, pref64: true, firmware_windows: [None; 3] };
         (f, info)
+    }
+
+    #[test]
+    fn seventy_root_ports_each_get_a_memory_window() {
+        // 70 ports with an edu each (the plan handled 64 bridges and 128 requests per bus before; the
+        // rest were a problem and stayed unassigned).
+        let mut functions = StdVec::new();
+        let mut infos = StdVec::new();
+        for i in 0..70u8 {
+            let (port, info) = root_port(Bdf::new(0, 2 + i / 8, i % 8), i + 1);
+            functions.push(port);
+            infos.push(info);
+            functions.push(function(Bdf::new(i + 1, 0, 0), &[bar(0, BarKind::Mem32, 1 << 20)], None));
+        }
+        let e = enumeration(functions);
+        let w = q35_windows();
+        let p = plan(&e, &infos, 0, w.clone());
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!((p.bars.len(), p.bridges.len()), (70, 70));
+        assert!(p.bridges.iter().all(|b| b.mem.is_some()));
+        assert_sane(&e, &p, &w);
+    }
+
+    #[test]
+    fn windows_cut_into_many_pieces_keep_every_piece() {
+        // 40 reserved pages in one window leave 41 pieces (16 were kept before, the smallest dropped).
+        let mut w = q35_windows();
+        for i in 0..40u64 {
+            w.exclude(Space::Mem, r(0x1000_0000 + i * 0x10_0000 + 0x8_0000, 0x1000_0000 + i * 0x10_0000 + 0x8_0FFF));
+        }
+        assert_eq!(w.mem32.len(), 42);
     }
 
     #[test]
@@ -1392,7 +1393,7 @@ mod tests {
         assert!(bridges.iter().all(|b| b.managed()));
         // 1 MiB of memory and no I/O: 00:10.0's window takes it all; no bridge's own BAR is placed.
         let mut w = Windows::default();
-        w.mem32.push(r(0x1000_0000, 0x100F_FFFF)).unwrap();
+        w.mem32.push(r(0x1000_0000, 0x100F_FFFF));
         let p = plan(&e, &bridges, 0, w);
         assert!(p.bridges.iter().any(|b| b.bdf == used && b.mem.is_some()));
         assert!(p.bars.iter().all(|a| a.bdf == dev), "{:?}", p.bars);

@@ -4,7 +4,7 @@
 
 use super::config::{Bdf, ConfigRegion};
 use super::regs;
-use heapless::Vec;
+use alloc::vec::Vec;
 
 /// One capability.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,7 +73,7 @@ impl core::fmt::Display for CapError {
             Self::PastEnd { at, id } => {
                 write!(f, "{} capability at {at:#x} runs past the end of the standard space", name(*id, false))
             }
-            Self::TooMany => write!(f, "more than 32 capabilities; rest ignored"),
+            Self::TooMany => write!(f, "capability list longer than its space holds (48 standard, 480 extended); rest ignored"),
             Self::AllOnes { at } => write!(f, "capability header at {at:#x} reads all-ones"),
         }
     }
@@ -83,9 +83,9 @@ impl core::fmt::Display for CapError {
 #[derive(Debug, Clone, Default)]
 pub struct CapList {
     /// In list order, standard first.
-    pub caps: Vec<Capability, 32>,
+    pub caps: Vec<Capability>,
     /// Problems (at most one per list).
-    pub problems: Vec<CapError, 2>,
+    pub problems: heapless::Vec<CapError, 2>,
 }
 
 impl CapList {
@@ -155,11 +155,16 @@ fn walk_standard(cfg: &impl ConfigRegion, bdf: Bdf, list: &mut CapList) -> Resul
         if ptr + min_len(id) > 0x100 {
             return Err(CapError::PastEnd { at: ptr, id });
         }
-        list.caps.push(Capability { id, offset: ptr, extended: false }).map_err(|_| CapError::TooMany)?;
+        list.caps.push(Capability { id, offset: ptr, extended: false });
         from = ptr + 1;
         ptr = (header >> 8) & 0xFC;
     }
-    Err(CapError::TooMany)
+    // 48 capabilities fill every dword from 0x40; a 49th pointer can only lead back.
+    if ptr == 0 {
+        Ok(())
+    } else {
+        Err(CapError::TooMany)
+    }
 }
 
 /// Whether `bdf` has the 4 KiB configuration space of a PCIe function, as Linux's
@@ -201,9 +206,7 @@ fn walk_extended(cfg: &impl ConfigRegion, bdf: Bdf, list: &mut CapList) -> Resul
         if header == 0 {
             return Ok(()); // no extended capabilities (PCIe 7.6.3: a zero header at 0x100)
         }
-        list.caps
-            .push(Capability { id: (header & 0xFFFF) as u16, offset: ptr, extended: true })
-            .map_err(|_| CapError::TooMany)?;
+        list.caps.push(Capability { id: (header & 0xFFFF) as u16, offset: ptr, extended: true });
         let next = ((header >> 20) & 0xFFC) as u16;
         if next == 0 {
             return Ok(());
@@ -426,6 +429,22 @@ mod tests {
     }
 
     #[test]
+    fn endless_extended_chain_stops_at_linux_bound() {
+        // Headers 4 bytes apart from 0x100 to the end of the space, no loop: the walk stops after 480
+        // (Linux's bound) with TooMany, keeping the 480 it read.
+        let (sim, bdf) = device(true);
+        sim.poke(bdf, 0x34, &[0x40]);
+        sim.poke(bdf, 0x40, &[0x10, 0x00]);
+        for at in (0x100u32..0x1000).step_by(4) {
+            let next = if at + 4 < 0x1000 { at + 4 } else { 0 };
+            sim.poke(bdf, at as usize, &(0x000Bu32 | next << 20).to_le_bytes());
+        }
+        let list = walk(&sim, bdf);
+        assert_eq!(list.problems.as_slice(), &[CapError::TooMany]);
+        assert_eq!(list.caps.iter().filter(|c| c.extended).count(), 480);
+    }
+
+    #[test]
     fn all_ones_function_reports_nothing_or_all_ones() {
         let (sim, bdf) = device(false);
         sim.poke(bdf, 0x34, &[0x40]);
@@ -436,15 +455,17 @@ mod tests {
     }
 
     #[test]
-    fn long_chain_hits_the_capacity() {
+    fn longest_chain_is_kept_whole() {
+        // 48 capabilities, one in every dword from 0x40 (the .bss list kept 32 and dropped the rest).
         let (sim, bdf) = device(false);
         sim.poke(bdf, 0x34, &[0x40]);
-        for i in 0..47u8 {
-            let at = 0x40 + i as usize * 4;
-            sim.poke(bdf, at, &[0x09, (at + 4) as u8]);
+        for i in 0..48usize {
+            let at = 0x40 + i * 4;
+            let next = if i == 47 { 0 } else { (at + 4) as u8 };
+            sim.poke(bdf, at, &[0x09, next]);
         }
         let list = walk(&sim, bdf);
-        assert_eq!(list.caps.len(), 32);
-        assert_eq!(list.problems[0], CapError::TooMany);
+        assert_eq!(list.caps.len(), 48);
+        assert!(list.problems.is_empty(), "{:?}", list.problems);
     }
 }

@@ -5,10 +5,7 @@ use super::bar::{self, Bar, BarError};
 use super::caps::{self, CapError, CapList};
 use super::config::{Bdf, ConfigRegion};
 use super::regs;
-use heapless::Vec;
-
-/// Most functions kept (32 devices behind root ports plus the chipset fit).
-pub const MAX_FUNCTIONS: usize = 128;
+use alloc::vec::Vec;
 
 /// One PCI function as found.
 #[derive(Debug, Clone)]
@@ -26,7 +23,7 @@ pub struct Function {
     /// Header type, without the multifunction bit.
     pub header_type: u8,
     /// Implemented BARs.
-    pub bars: Vec<Bar, 6>,
+    pub bars: heapless::Vec<Bar, 6>,
     /// Capabilities.
     pub caps: CapList,
     /// Interrupt pin (0 none, 1-4 INTA-INTD).
@@ -36,7 +33,7 @@ pub struct Function {
     /// Bridges: secondary and subordinate bus.
     pub bridge_buses: Option<(u8, u8)>,
     /// Problems met while reading this function.
-    pub problems: Vec<PciProblem, 8>,
+    pub problems: Vec<PciProblem>,
 }
 
 impl Function {
@@ -60,8 +57,6 @@ pub enum PciProblem {
         /// The secondary bus number found.
         secondary: u8,
     },
-    /// More functions than [`MAX_FUNCTIONS`]: the rest were not listed.
-    TooManyFunctions,
     /// The Vendor ID read all-ones while the function was being read, after it had answered: it was
     /// surprise-removed (or config reads fail). What was read is garbage; the function is not listed.
     Vanished,
@@ -76,7 +71,6 @@ impl core::fmt::Display for PciProblem {
             Self::BadSecondaryBus { secondary } => {
                 write!(f, "bridge secondary bus {secondary:#x} is not a new bus below this one; not followed")
             }
-            Self::TooManyFunctions => write!(f, "more than {MAX_FUNCTIONS} functions; the rest are not listed"),
             Self::Vanished => write!(f, "function vanished while being read (all-ones); not listed"),
         }
     }
@@ -85,12 +79,12 @@ impl core::fmt::Display for PciProblem {
 /// What enumeration found.
 #[derive(Debug)]
 pub struct Enumeration {
-    /// Functions, sorted by BDF.
-    pub functions: Vec<Function, MAX_FUNCTIONS>,
+    /// Functions, sorted by BDF (as many as the platform has: the heap holds them).
+    pub functions: Vec<Function>,
     /// Topology problems (not tied to one function's own registers).
-    pub problems: Vec<(Bdf, PciProblem), 16>,
+    pub problems: Vec<(Bdf, PciProblem)>,
     /// Buses scanned, in order.
-    pub buses_scanned: Vec<u8, 256>,
+    pub buses_scanned: Vec<u8>,
 }
 
 impl Enumeration {
@@ -115,15 +109,15 @@ impl Default for Enumeration {
 pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut Enumeration) {
     *out = Enumeration::new();
     // (bus, whether it is the link of a PCIe downstream-facing port: only device 0 can be there).
-    let mut pending: Vec<(u8, bool), 256> = Vec::new();
-    let _ = pending.push((bus_start, false));
+    let mut pending: Vec<(u8, bool)> = Vec::new();
+    pending.push((bus_start, false));
     while let Some((bus, link)) = pending.pop() {
         if out.buses_scanned.contains(&bus) {
             continue;
         }
-        let _ = out.buses_scanned.push(bus);
+        out.buses_scanned.push(bus);
         // Children found on this bus, pushed in reverse so the lowest secondary bus is scanned first.
-        let mut children: Vec<(u8, bool), 32> = Vec::new();
+        let mut children: Vec<(u8, bool)> = Vec::new();
         // A downstream port's link leads to one device, number 0 (PCIe 4.0 7.3.1; other numbers are not
         // forwarded unless ARI Forwarding is on, see `downstream_port`). Linux's only_one_child() skips
         // them the same way; each skipped probe is a trap under a hypervisor.
@@ -142,7 +136,7 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
                 }
                 let function = read_function(cfg, bdf);
                 if function.problems.contains(&PciProblem::Vanished) {
-                    let _ = out.problems.push((bdf, PciProblem::Vanished));
+                    out.problems.push((bdf, PciProblem::Vanished));
                     continue;
                 }
                 if let Some((secondary, _)) = function.bridge_buses {
@@ -153,19 +147,16 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
                         && !pending.iter().any(|p| p.0 == secondary)
                         && !children.iter().any(|c| c.0 == secondary);
                     if valid {
-                        let _ = children.push((secondary, downstream_port(cfg, &function)));
+                        children.push((secondary, downstream_port(cfg, &function)));
                     } else {
-                        let _ = out.problems.push((bdf, PciProblem::BadSecondaryBus { secondary }));
+                        out.problems.push((bdf, PciProblem::BadSecondaryBus { secondary }));
                     }
                 }
-                if out.functions.push(function).is_err() {
-                    let _ = out.problems.push((bdf, PciProblem::TooManyFunctions));
-                    return;
-                }
+                out.functions.push(function);
             }
         }
         for child in children.iter().rev() {
-            let _ = pending.push(*child);
+            pending.push(*child);
         }
     }
     out.functions.sort_unstable_by_key(|f| f.bdf);
@@ -205,18 +196,18 @@ pub fn read_function(cfg: &impl ConfigRegion, bdf: Bdf) -> Function {
             let subordinate = cfg.read8(bdf, regs::SUBORDINATE_BUS);
             (b, p, Some((secondary, subordinate)))
         }
-        2 => (Vec::new(), Vec::new(), None),
+        2 => (heapless::Vec::new(), heapless::Vec::new(), None),
         other => {
-            let _ = problems.push(PciProblem::UnknownHeaderType(other));
-            (Vec::new(), Vec::new(), None)
+            problems.push(PciProblem::UnknownHeaderType(other));
+            (heapless::Vec::new(), heapless::Vec::new(), None)
         }
     };
     for p in bar_problems {
-        let _ = problems.push(PciProblem::Bar(p));
+        problems.push(PciProblem::Bar(p));
     }
     let caps = caps::walk(cfg, bdf);
     for p in caps.problems.iter() {
-        let _ = problems.push(PciProblem::Capability(*p));
+        problems.push(PciProblem::Capability(*p));
     }
     let mut function = Function {
         bdf,
@@ -238,7 +229,7 @@ pub fn read_function(cfg: &impl ConfigRegion, bdf: Bdf) -> Function {
         function.caps = CapList::default();
         function.bridge_buses = None;
         function.problems.clear();
-        let _ = function.problems.push(PciProblem::Vanished);
+        function.problems.push(PciProblem::Vanished);
     }
     function
 }
@@ -301,6 +292,27 @@ mod tests {
         enumerate(&sim, 0, 255, &mut e);
         let bdfs: std::vec::Vec<String> = e.functions.iter().map(|f| f.bdf.to_string()).collect();
         assert_eq!(bdfs, ["00:07.0", "00:1c.0", "01:05.0", "02:00.0", "02:03.0"]);
+    }
+
+    #[test]
+    fn every_function_and_bridge_of_a_large_bus_is_followed() {
+        // 40 bridges on bus 0 (multifunction slots), each leading to a bus with an 8-function device:
+        // 360 functions (128 were kept before, and 32 bridges per bus followed).
+        let sim = SimConfig::default();
+        for i in 0..40u8 {
+            let bdf = Bdf::new(0, 1 + i / 8, i % 8);
+            bridge(&sim, bdf, i + 1);
+            sim.poke(bdf, 0x0E, &[0x81]);
+            for func in 0..8 {
+                let f = Bdf::new(i + 1, 0, func);
+                sim.add(f, 0x1234, 0x11e8, 0x00ff00);
+                sim.poke(f, 0x0E, &[0x80]);
+            }
+        }
+        let mut e = Enumeration::new();
+        enumerate(&sim, 0, 255, &mut e);
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+        assert_eq!((e.functions.len(), e.buses_scanned.len()), (360, 41));
     }
 
     #[test]

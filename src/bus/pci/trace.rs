@@ -2,16 +2,15 @@
 //! access (recorded by `modes::msix`), in order, while tracing is on, together with which functions the
 //! firmware owns. `modes::order` holds the record against the spec's rules.
 //!
-//! The trace is bounded; running out of room is itself reported (`overflowed`), never silent.
+//! The trace grows from the heap (arch::heap), as long as the run needs: a soak on shared INTx lines records
+//! every Status read its handler makes. Only a heap that cannot grow it any more stops it; the accesses not
+//! recorded are counted (`overflowed`) and the run reports that limit, never silently.
 
 use super::config::Bdf;
 #[cfg(not(test))]
 use spin::Mutex;
 
-/// Events kept.
-pub const CAPACITY: usize = 8192;
-/// Functions that can be owned at once.
-pub const MAX_OWNED: usize = 64;
+use alloc::vec::Vec;
 
 /// A field of an MSI-X table entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -95,10 +94,10 @@ impl core::fmt::Display for Event {
 #[derive(Debug)]
 pub struct Trace {
     /// Events in order.
-    pub events: heapless::Vec<Event, CAPACITY>,
+    pub events: Vec<Event>,
     /// Functions the firmware owns (it may write them).
-    pub owned: heapless::Vec<Bdf, MAX_OWNED>,
-    /// Events dropped for lack of room.
+    pub owned: Vec<Bdf>,
+    /// Events not recorded because the heap could not hold them.
     pub overflowed: u32,
     /// Recording on.
     pub on: bool,
@@ -107,12 +106,19 @@ pub struct Trace {
 impl Trace {
     /// Empty, off.
     pub const fn new() -> Self {
-        Trace { events: heapless::Vec::new(), owned: heapless::Vec::new(), overflowed: 0, on: false }
+        Trace { events: Vec::new(), owned: Vec::new(), overflowed: 0, on: false }
     }
 
     /// Appends an event if recording.
     pub fn record(&mut self, bdf: Bdf, access: Access) {
-        if self.on && self.events.push(Event { bdf, access }).is_err() {
+        if !self.on {
+            return;
+        }
+        // Growing doubles the list (and copies it): only while the heap keeps its reserve afterwards.
+        let growth = if self.events.len() == self.events.capacity() { self.events.capacity().max(4) * core::mem::size_of::<Event>() } else { 0 };
+        if crate::arch::heap::can_spare(growth) && self.events.try_reserve(1).is_ok() {
+            self.events.push(Event { bdf, access });
+        } else {
             self.overflowed = self.overflowed.saturating_add(1);
         }
     }
@@ -120,7 +126,7 @@ impl Trace {
     /// Marks `bdf` as owned.
     pub fn own(&mut self, bdf: Bdf) {
         if !self.owned.contains(&bdf) {
-            let _ = self.owned.push(bdf);
+            self.owned.push(bdf);
         }
     }
 
@@ -147,7 +153,7 @@ fn with<R>(f: impl FnOnce(&mut Trace) -> R) -> R {
 // Host tests run in parallel threads: each gets its own trace.
 #[cfg(test)]
 std::thread_local! {
-    static TRACE: std::cell::RefCell<Box<Trace>> = std::cell::RefCell::new(Box::new(Trace::new()));
+    static TRACE: std::cell::RefCell<Trace> = const { std::cell::RefCell::new(Trace::new()) };
 }
 
 #[cfg(test)]
@@ -210,4 +216,27 @@ pub fn own(bdf: Bdf) {
 /// Runs `f` over the global trace.
 pub fn inspect<R>(f: impl FnOnce(&Trace) -> R) -> R {
     with(|t| f(t))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trace_keeps_every_access_of_a_long_run() {
+        // The .bss trace held 8192 events: a soak on shared INTx lines (a Status read per sharer per
+        // interrupt) overflowed it, and every write-order check then failed.
+        let mut t = Trace::new();
+        t.on = true;
+        let bdf = Bdf::new(0, 4, 0);
+        for i in 0..100_000u32 {
+            t.record(bdf, Access::ConfigRead { offset: 4, size: 4, value: i });
+        }
+        assert_eq!((t.events.len(), t.overflowed), (100_000, 0));
+        for dev in 0..100 {
+            t.own(Bdf::new(1, dev % 32, dev / 32));
+        }
+        assert_eq!(t.owned.len(), 100, "more than 64 owned functions are kept");
+        assert!(t.owns(Bdf::new(1, 3, 3)));
+    }
 }
