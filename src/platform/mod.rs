@@ -4,4 +4,6 @@
 pub mod acpi;
 #[deny(unsafe_code)]
 pub mod crs;
+#[deny(unsafe_code)]
+pub mod hostbridge;
 pub mod prt;
