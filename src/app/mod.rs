@@ -134,10 +134,15 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
 
     let mut pci = PCI.lock();
     let t0 = time::now_us();
-    let (bus_start, bus_end) = platform.bus_range();
     accounting::set_phase(Phase::Enumeration);
-    enumerate::enumerate(cfg, bus_start, bus_end, &mut pci);
-    crate::info!("PCI: {=usize} functions on {=usize} buses in {=u64} us", pci.functions.len(), pci.buses_scanned.len(), time::now_us() - t0);
+    enumerate::enumerate_roots(cfg, &platform.root_ranges(), &mut pci);
+    crate::info!(
+        "PCI: {=usize} functions on {=usize} buses ({=usize} root buses) in {=u64} us",
+        pci.functions.len(),
+        pci.buses_scanned.len(),
+        pci.root_buses.len(),
+        time::now_us() - t0
+    );
     // Assigning what the boot firmware left undone (and enumerating again below newly numbered bridges)
     // is part of finding the bus, and counted with it.
     let bar_assigner = resources::assign(cfg, boot, &platform, &mut pci, run.opts.bar_windows_memmap);
@@ -151,6 +156,15 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     }
     for (bdf, p) in pci.problems.iter() {
         problem("pci", format_args!("{bdf}: {p}"));
+    }
+    // Functions msifw could not reach, or none at all: the run cannot pass.
+    if platform.unreachable_roots > 0 {
+        let n = platform.unreachable_roots;
+        run.scenario("pci-roots", None, &Verdict::new(Outcome::Fail, format_args!("{n} host bridge(s) whose functions msifw cannot reach (see the acpi.hostbridge problems)")));
+    }
+    if pci.functions.is_empty() {
+        problem("pci", format_args!("no configuration mechanism answered: {}", platform.config_reason));
+        run.scenario("pci-config", None, &Verdict::new(Outcome::Fail, format_args!("no PCI function found: {}", platform.config_reason)));
     }
     // An IOAPIC entry's physical destination is 8 bits wide; a wider ID would be truncated silently.
     let ioapic_dest = match u8::try_from(run.apic_id) {

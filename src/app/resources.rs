@@ -29,7 +29,7 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
         }
         if n.numbered > 0 {
             crate::info!("PCI: {=u32} bridges numbered; enumerating again", n.numbered);
-            enumerate::enumerate(cfg, bus_start, bus_end, pci);
+            enumerate::enumerate_roots(cfg, &platform.root_ranges(), pci);
         }
     }
 

@@ -5,5 +5,7 @@ pub mod acpi;
 #[deny(unsafe_code)]
 pub mod crs;
 #[deny(unsafe_code)]
+pub mod ecam;
+#[deny(unsafe_code)]
 pub mod hostbridge;
 pub mod prt;
