@@ -1014,6 +1014,81 @@ mod tests {
         }
     }
 
+    /// The body of `fuzz/fuzz_targets/hostbridge.rs`, run here over its seeds' shapes (the fuzz crate needs a
+    /// nightly toolchain).
+    fn fuzz_body(data: &[u8]) {
+        use crate::platform::ecam::{self, Claim, EcamSource, EcamWindow, Owner};
+        let mut bridges = HostBridges::default();
+        bridges.add_table(data, 0);
+        bridges.add_table(data, 1);
+        for b in bridges.bridges.iter() {
+            let _ = (b.buses(), b.segment());
+        }
+        let (roots, problems) = root_buses(&bridges);
+        for w in roots.windows(2) {
+            assert!(
+                w[0].first <= w[0].last && w[0].last < w[1].first,
+                "root bus ranges overlap: {roots:?}"
+            );
+        }
+        for p in problems.iter() {
+            let _ = p.misses_functions();
+        }
+        let claims = [
+            Claim {
+                start: 0,
+                end: 0x1000_0000,
+                owner: Owner::Memory(1),
+            },
+            Claim {
+                start: 0xFEC0_0000,
+                end: 0xFEC0_1000,
+                owner: Owner::IoApic(0),
+            },
+        ];
+        for r in roots.iter() {
+            if let Some(base) = r.cba {
+                let w = EcamWindow {
+                    base,
+                    bus_start: r.first,
+                    bus_end: r.last,
+                    source: EcamSource::Cba(r.bridge),
+                };
+                let _ = ecam::check_window(&w, &claims);
+            }
+        }
+    }
+
+    #[test]
+    fn fuzz_entry_point_on_the_seed_shapes() {
+        let expanders = table(
+            &[
+                qemu_q35_pci0(0x7F),
+                qemu_expander(0x80, true, 0x81),
+                qemu_expander(0xA0, true, 0xA3),
+            ]
+            .concat(),
+        );
+        for seed in [
+            &Q35_TABLES[0x40..0x40 + 8263],
+            &PC_TABLES[0x40..0x40 + 6416],
+            &expanders[..],
+        ] {
+            fuzz_body(seed);
+            let mut rng = 0x9E37_79B9_7F4A_7C15u64;
+            for _ in 0..500 {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                let mut t = seed.to_vec();
+                let i = (rng as usize) % t.len();
+                t[i] = (rng >> 40) as u8;
+                t.truncate(t.len() - (rng >> 20) as usize % 64);
+                fuzz_body(&t);
+            }
+        }
+    }
+
     /// Every truncation and byte flip of the q35 table with expanders ends in a value, never a panic.
     #[test]
     fn hostile_input_never_panics() {
