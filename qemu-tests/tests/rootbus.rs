@@ -80,6 +80,27 @@ fn pxb_expanders_on_pc_are_enumerated_and_driven() {
 }
 
 #[test]
+fn without_acpi_peer_root_buses_are_probed() {
+    // No DSDT lists the expanders: the peer-bus probe (Linux's pcibios_scan_specific_bus) finds them.
+    let cfg = common::config(Machine::Pc)
+        .default_devices(false)
+        .qemu_arg("-machine")
+        .qemu_arg("acpi=off")
+        .device("pxb,id=pxb1,bus_nr=0x40,bus=pci.0")
+        .device("edu,bus=pxb1")
+        .device("pxb,id=pxb2,bus_nr=0x60,bus=pci.0")
+        .device("pci-bridge,id=br1,bus=pxb2,chassis_nr=3")
+        .device("edu,bus=br1,addr=1.0");
+    let o = common::boot(&cfg);
+    let why = common::explain(&o);
+    let p = platform(&o);
+    assert_eq!(p.root_source, "peer-probe", "{why}");
+    assert!(p.root_buses.starts_with("00-3f") && p.root_buses.contains("40-5f") && p.root_buses.contains("60-ff"), "{:?}{why}", p.root_buses);
+    assert_edu_msi(&o, "41:00.0", &why);
+    assert_edu_msi(&o, "62:01.0", &why);
+}
+
+#[test]
 fn microvm_gpex_ecam_comes_from_the_dsdt() {
     let cfg = common::config(Machine::Q35).default_devices(false).device("edu").qemu_arg("-M").qemu_arg("microvm,pcie=on,acpi=on");
     let o = common::boot(&cfg);

@@ -122,7 +122,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // The control delays every quieting step until after its trap window.
     let delay_quiet = stage_b.is_some_and(|h| crash::is_control(&h));
 
-    let platform = match platform::discover(&mut run, boot, !delay_quiet) {
+    let mut platform = match platform::discover(&mut run, boot, !delay_quiet) {
         Ok(p) => p,
         Err(platform::Fatal::Lapic(e)) => {
             problem("lapic", format_args!("{e:?}"));
@@ -136,6 +136,13 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let t0 = time::now_us();
     accounting::set_phase(Phase::Enumeration);
     enumerate::enumerate_roots(cfg, &platform.root_ranges(), &mut pci);
+    if platform.roots_source == "default" {
+        // No table lists the host bridges: probe the bus numbers not reached for peer root buses.
+        let t_peer = time::now_us();
+        let peers = enumerate::enumerate_peer_buses(cfg, &mut pci);
+        crate::info!("PCI: peer-bus probe found {=usize} root buses in {=u64} us", peers.len(), time::now_us() - t_peer);
+        platform.add_peer_roots(&peers);
+    }
     crate::info!(
         "PCI: {=usize} functions on {=usize} buses ({=usize} root buses) in {=u64} us",
         pci.functions.len(),

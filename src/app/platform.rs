@@ -26,8 +26,9 @@ pub(super) struct Platform {
     /// End of the memory holding firmware tables (the ACPI reads' limit).
     table_limit: u64,
     /// The root buses to enumerate, lowest first, with disjoint bus ranges.
-    pub roots: Vec<RootBus, { hostbridge::MAX_HOST_BRIDGES }>,
-    /// Where `roots` came from: `"acpi"` (host bridges in the DSDT/SSDTs) or `"default"` (bus 0 only).
+    pub roots: Vec<RootBus, 256>,
+    /// Where `roots` came from: `"acpi"` (host bridges in the DSDT/SSDTs), `"default"` (bus 0 only, before the
+    /// peer-bus probe) or `"peer-probe"` (bus 0 and what the probe found).
     pub roots_source: &'static str,
     /// Why configuration space is reached the way it is.
     pub config_reason: String<200>,
@@ -55,8 +56,22 @@ impl Platform {
         Some(crs::host_bridge_windows(dsdt))
     }
 
+    /// Records the root buses the peer-bus probe found (no table listed any host bridge).
+    pub fn add_peer_roots(&mut self, peers: &[u8]) {
+        self.roots_source = "peer-probe";
+        for &bus in peers {
+            let _ = self.roots.push(RootBus { first: bus, last: 0xFF, bridge: *b"----", prt: hostbridge::PrtKind::Absent, cba: None });
+        }
+        self.roots.sort_unstable_by_key(|r| r.first);
+        // Each range ends before the next root bus.
+        let firsts: Vec<u8, 256> = self.roots.iter().map(|r| r.first).collect();
+        for (r, next) in self.roots.iter_mut().zip(firsts.iter().skip(1)) {
+            r.last = r.last.min(next - 1);
+        }
+    }
+
     /// The root buses as `(first, last)`, for `enumerate::enumerate_roots`.
-    pub fn root_ranges(&self) -> Vec<(u8, u8), { hostbridge::MAX_HOST_BRIDGES }> {
+    pub fn root_ranges(&self) -> Vec<(u8, u8), 256> {
         self.roots.iter().map(|r| (r.first, r.last)).collect()
     }
 
@@ -101,12 +116,14 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
     };
     record.str("timer_fence", crate::time::fence_kind());
     record.str("config_reason", &p.config_reason).str("root_source", p.roots_source);
-    let mut roots: String<400> = String::new();
+    let mut roots: String<2000> = String::new();
     for (i, r) in p.roots.iter().enumerate() {
-        let _ = core::fmt::Write::write_fmt(
-            &mut roots,
-            format_args!("{}{:02x}-{:02x} {}", if i > 0 { ", " } else { "" }, r.first, r.last, hostbridge::Seg(r.bridge)),
-        );
+        let sep = if i > 0 { ", " } else { "" };
+        if core::fmt::Write::write_fmt(&mut roots, format_args!("{sep}{:02x}-{:02x} {}", r.first, r.last, hostbridge::Seg(r.bridge))).is_err() {
+            // Over a hundred root buses: the record says how many it does not list.
+            let _ = core::fmt::Write::write_fmt(&mut roots, format_args!(" (+{} more)", p.roots.len() - i));
+            break;
+        }
     }
     record.str("root_buses", &roots);
     record.emit();
@@ -211,15 +228,17 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
     for p in bridges.problems.iter() {
         problem("acpi.hostbridge", format_args!("{p}"));
     }
-    let (mut roots, root_problems) = hostbridge::root_buses(&bridges);
+    let (acpi_roots, root_problems) = hostbridge::root_buses(&bridges);
+    // At most 256 root buses exist; the ACPI list has at most MAX_HOST_BRIDGES.
+    let mut roots: Vec<RootBus, 256> = acpi_roots.iter().copied().collect();
     let mut unreachable_roots = 0;
     for p in root_problems.iter() {
         unreachable_roots += u32::from(p.misses_functions());
         problem("acpi.hostbridge", format_args!("{p}"));
     }
     let roots_source = if bridges.bridges.is_empty() {
-        // No host bridge described (no ACPI, or none in the tables): bus 0 and what its bridges lead to. No
-        // peer-bus probe: see README "Root buses".
+        // No host bridge described (no ACPI, or none in the tables): bus 0 and what its bridges lead to, then
+        // the peer-bus probe (app::run).
         crate::info!("no PCI host bridge in the ACPI tables: enumerating from bus 0 only");
         roots.clear();
         let _ = roots.push(RootBus { first: 0, last: 0xFF, bridge: *b"----", prt: hostbridge::PrtKind::Absent, cba: None });

@@ -142,6 +142,28 @@ pub fn enumerate_roots(cfg: &impl ConfigRegion, roots: &[(u8, u8)], out: &mut En
     out.functions.sort_unstable_by_key(|f| f.bdf);
 }
 
+/// Finds peer root buses no table describes, as Linux's `pcibios_scan_specific_bus` does (with
+/// `pci=lastbus=255`): every bus number not reached yet whose function 0 of any device answers is scanned as a
+/// root bus, with what its bridges lead to. 32 reads per bus number not reached. Call after
+/// [`enumerate_roots`]; returns the root buses found.
+pub fn enumerate_peer_buses(cfg: &impl ConfigRegion, out: &mut Enumeration) -> Vec<u8, 256> {
+    let mut found = Vec::new();
+    for bus in 0..=255u8 {
+        if out.buses_scanned.contains(&bus) {
+            continue;
+        }
+        if (0..32).any(|dev| !absent(cfg.read16(Bdf::new(bus, dev, 0), regs::VENDOR_ID))) {
+            let _ = found.push(bus);
+            let _ = out.root_buses.push(bus);
+            if !enumerate_root(cfg, bus, 0xFF, out) {
+                break;
+            }
+        }
+    }
+    out.functions.sort_unstable_by_key(|f| f.bdf);
+    found
+}
+
 /// One root bus; false when the function list is full.
 fn enumerate_root(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut Enumeration) -> bool {
     // (bus, whether it is the link of a PCIe downstream-facing port: only device 0 can be there).
@@ -456,6 +478,29 @@ mod tests {
         enumerate_roots(&sim, &[(0, 0x7F), (0x80, 0x80)], &mut e);
         assert_eq!(e.functions.iter().filter(|f| f.bdf.bus == 0x80).count(), 1);
         assert_eq!(e.problems.as_slice(), &[(Bdf::new(0, 1, 0), PciProblem::BadSecondaryBus { secondary: 0x80 })]);
+    }
+
+    #[test]
+    fn peer_root_buses_are_found_by_probing_when_no_table_lists_them() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x1237, 0x060000);
+        bridge(&sim, Bdf::new(0, 1, 0), 1);
+        sim.add(Bdf::new(1, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        // A pxb's root bus 0x40 with a bridge to 0x41, and an edu at device 5 of root bus 0x60.
+        bridge(&sim, Bdf::new(0x40, 0, 0), 0x41);
+        sim.add(Bdf::new(0x41, 1, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.add(Bdf::new(0x60, 5, 0), 0x1234, 0x11e8, 0x00ff00);
+        let mut e = Enumeration::new();
+        enumerate(&sim, 0, 255, &mut e);
+        assert_eq!(e.functions.len(), 3);
+        let found = enumerate_peer_buses(&sim, &mut e);
+        assert_eq!(found.as_slice(), &[0x40, 0x60]);
+        let bdfs: std::vec::Vec<String> = e.functions.iter().map(|f| f.bdf.to_string()).collect();
+        assert_eq!(bdfs, ["00:00.0", "00:01.0", "01:00.0", "40:00.0", "41:01.0", "60:05.0"]);
+        assert_eq!(e.root_buses.as_slice(), &[0, 0x40, 0x60]);
+        // Nothing more to find: a second probe finds nothing and lists nothing twice.
+        assert!(enumerate_peer_buses(&sim, &mut e).is_empty());
+        assert_eq!(e.functions.len(), 6);
     }
 
     #[test]
