@@ -116,6 +116,19 @@ fn microvm_gpex_ecam_comes_from_the_dsdt() {
 }
 
 #[test]
+fn microvm_intx_comes_from_the_gpex_static_prt() {
+    // The GPEX's _PRT is a static package: slot 1 INTA -> GSI1 -> GSI 17 (acpi_dsdt_add_gpex).
+    let cfg =
+        common::config(Machine::Q35).default_devices(false).device("edu").qemu_arg("-M").qemu_arg("microvm,pcie=on,acpi=on").append("nomsi");
+    let o = common::boot(&cfg);
+    let why = common::explain(&o);
+    common::assert_passed(&o);
+    let f = o.report.function("00:01.0").unwrap_or_else(|| panic!("edu missing{why}"));
+    assert_eq!((f.irq_mode, f.gsi, f.route_source.as_deref()), (IrqMode::Intx, Some(17), Some("dsdt")), "{why}");
+    assert!(f.interrupts >= 2, "{} interrupts{why}", f.interrupts);
+}
+
+#[test]
 fn no_configuration_mechanism_fails_the_run() {
     // microvm without pcie: no MCFG, no host bridge, no port 0xCF8.
     let cfg = common::config(Machine::Q35).default_devices(false).qemu_arg("-M").qemu_arg("microvm,acpi=on");

@@ -328,7 +328,7 @@ fn id_value(a: &mut Aml<'_>) -> Option<Option<bool>> {
 
 /// The innermost `Device` starting at or after `lo` whose body holds `at`, found by scanning backwards from
 /// `at` for `ExtOpPrefix DeviceOp` and checking PkgLength and NameString.
-fn innermost_device(aml: &[u8], lo: usize, at: usize) -> Option<Hit> {
+pub(crate) fn innermost_device(aml: &[u8], lo: usize, at: usize) -> Option<Hit> {
     let window = aml.get(lo..at)?;
     for i in (0..window.len().saturating_sub(1)).rev() {
         if window.get(i..i + 2) != Some(&[EXT_OP_PREFIX, DEVICE_OP]) {

@@ -14,7 +14,8 @@
 //! - [`resolve`]: both together, as a slot/pin → GSI table for bus 0 ([`Routing`]).
 //!
 //! The pc (i440fx) DSDT builds `_PRT` at run time in a While loop and has no `PRTA`: [`parse_prta`] reports
-//! [`PrtError::NotFound`] there, and the caller uses the PIIX3 PIRQ registers instead.
+//! [`PrtError::NotFound`] there, and the caller uses the PIIX3 PIRQ registers instead. Without a `PRTA`, a static
+//! `Name(_PRT, Package)` of `PCI0` itself is read the same way (QEMU's microvm GPEX).
 //!
 //! Every function is total: any byte string gives a value or a typed [`PrtError`], never a panic. Every read is
 //! bounds-checked, every PkgLength is checked against its container, no loop runs longer than its input, nothing
@@ -361,8 +362,22 @@ pub fn parse_prta(dsdt: &[u8]) -> Result<PrtTable, PrtError> {
     match (first_valid, first_error) {
         (Some(hit), _) => parse_prta_at(dsdt, hit),
         (None, Some(e)) => Err(e),
-        (None, None) => Err(PrtError::NotFound),
+        (None, None) => static_pci0_prt(dsdt),
     }
+}
+
+/// Without a `PRTA`: a static `Name(_PRT, Package)` of `PCI0` itself (not of a device inside it), as QEMU's
+/// microvm GPEX has (`acpi_dsdt_add_gpex`: `Name(_PRT, Package(128){ ... GSI0..GSI3 ... })`).
+fn static_pci0_prt(dsdt: &[u8]) -> Result<PrtTable, PrtError> {
+    for (start, end) in pci0_bodies(dsdt) {
+        let own = NameHits::within(dsdt, start, end, *b"_PRT", Kind::Name)
+            .take(MAX_CANDIDATES)
+            .find(|hit| super::hostbridge::innermost_device(dsdt, start, hit.op_at).is_none());
+        if let Some(hit) = own {
+            return parse_prta_at(dsdt, hit);
+        }
+    }
+    Err(PrtError::NotFound)
 }
 
 /// The interrupt assigned by `Device(link)`'s static `Name(_CRS, Buffer(){...})`: its first Extended Interrupt
@@ -1298,6 +1313,23 @@ mod tests {
         assert!(resolve(&dup).is_ok());
         let conflict = table(&prta(&[entry(1, 0, &[ZERO_OP], 16), entry(1, 0, &[ZERO_OP], 17)]));
         assert_eq!(resolve(&conflict), Err(PrtError::ConflictingRoutes { slot: 1, pin: 0 }));
+    }
+
+    #[test]
+    fn a_static_prt_of_pci0_is_read_when_there_is_no_prta() {
+        // QEMU microvm's GPEX: Name(_PRT, Package(){ ... GSI0 ... }) in PCI0, links with static _CRS.
+        let links = cat(&[&link_device(b"GSI0", &cat(&[&ext_irq(0x01, &[16]), &END_TAG])), &link_device(b"GSI1", &cat(&[&ext_irq(0x01, &[17]), &END_TAG]))]);
+        let entries = cat(&[&entry(0, 0, b"GSI0", 0), &entry(1, 0, b"GSI1", 0)]);
+        // A root port inside PCI0 with its own static _PRT must not be taken for PCI0's.
+        let port = device(b"RP01", &name(b"_PRT", &package(1, &entry(0, 0, &[ZERO_OP], 40))));
+        let pci0 = device(b"PCI0", &cat(&[&port, &name(b"_PRT", &package(2, &entries)), &links]));
+        let dsdt = table(&scope(b"_SB_", &pci0));
+        let r = resolve(&dsdt).unwrap();
+        assert_eq!(r.gsi(0, 0), Some(RoutedIrq { gsi: 16, level: true, active_low: false }));
+        assert_eq!(r.gsi(1, 0).map(|r| r.gsi), Some(17));
+        // Only the nested one: not PCI0's routing.
+        let dsdt = table(&scope(b"_SB_", &device(b"PCI0", &port)));
+        assert_eq!(parse_prta(&dsdt), Err(PrtError::NotFound));
     }
 
     #[test]
