@@ -136,8 +136,8 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let t0 = time::now_us();
     accounting::set_phase(Phase::Enumeration);
     enumerate::enumerate_roots(cfg, &platform.root_ranges(), &mut pci);
-    if platform.roots_source == "default" {
-        // No table lists the host bridges: probe the bus numbers not reached for peer root buses.
+    if matches!(platform.roots_source, "default" | "acpi+probe") {
+        // No table lists the host bridges, or not their root buses: probe the bus numbers not reached.
         let t_peer = time::now_us();
         let peers = enumerate::enumerate_peer_buses(cfg, &mut pci);
         crate::info!("PCI: peer-bus probe found {=usize} root buses in {=u64} us", peers.len(), time::now_us() - t_peer);

@@ -27,8 +27,10 @@ pub(super) struct Platform {
     table_limit: u64,
     /// The root buses to enumerate, lowest first, with disjoint bus ranges.
     pub roots: Vec<RootBus, 256>,
-    /// Where `roots` came from: `"acpi"` (host bridges in the DSDT/SSDTs), `"default"` (bus 0 only, before the
-    /// peer-bus probe) or `"peer-probe"` (bus 0 and what the probe found).
+    /// Where `roots` came from: `"acpi"` (host bridges in the DSDT/SSDTs), `"peer-probe"` (no host bridge
+    /// listed: bus 0 and what the peer-bus probe found) or `"acpi+peer-probe"` (some host bridge's root bus
+    /// only a Method gives: the listed ones and what the probe found). `"default"` and `"acpi+probe"` stand
+    /// before the probe, which `app::run` makes for them.
     pub roots_source: &'static str,
     /// Why configuration space is reached the way it is.
     pub config_reason: String<200>,
@@ -58,7 +60,7 @@ impl Platform {
 
     /// Records the root buses the peer-bus probe found (no table listed any host bridge).
     pub fn add_peer_roots(&mut self, peers: &[u8]) {
-        self.roots_source = "peer-probe";
+        self.roots_source = if self.roots_source == "default" { "peer-probe" } else { "acpi+peer-probe" };
         for &bus in peers {
             let _ = self.roots.push(RootBus { first: bus, last: 0xFF, bridge: *b"----", prt: hostbridge::PrtKind::Absent, cba: None });
         }
@@ -234,9 +236,18 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
     let mut unreachable_roots = 0;
     for p in root_problems.iter() {
         unreachable_roots += u32::from(p.misses_functions());
+        if let hostbridge::RootProblem::BusUnknown { .. } = p {
+            crate::info!("host bridge root bus given by a Method: probing for it");
+            continue;
+        }
         problem("acpi.hostbridge", format_args!("{p}"));
     }
-    let roots_source = if bridges.bridges.is_empty() {
+    let probe_peers = hostbridge::needs_peer_probe(&root_problems);
+    let roots_source = if probe_peers {
+        // Some host bridge's root bus only a Method gives (most real firmware): app::run probes the bus
+        // numbers not reached.
+        "acpi+probe"
+    } else if bridges.bridges.is_empty() {
         // No host bridge described (no ACPI, or none in the tables): bus 0 and what its bridges lead to, then
         // the peer-bus probe (app::run).
         crate::info!("no PCI host bridge in the ACPI tables: enumerating from bus 0 only");

@@ -122,9 +122,16 @@ pub struct HostBridge {
     pub cba: Value<u64>,
     /// Its `_PRT`.
     pub prt: PrtKind,
+    /// `_STA` (absent: present and enabled, ACPI 6.5 §6.3.7).
+    pub sta: Value<u64>,
 }
 
 impl HostBridge {
+    /// Whether a static `_STA` says it is not present (bit 0 clear); a Method `_STA` counts as present.
+    pub fn absent(&self) -> bool {
+        matches!(self.sta, Value::Static(v) if v & 1 == 0)
+    }
+
     /// The buses below it, as Linux's `acpi_pci_root_add` decides: the `_CRS` bus range, else `_BBN` (0 when
     /// absent) to 0xFF.
     pub fn buses(&self) -> Result<(u8, u8), BridgeError> {
@@ -407,12 +414,14 @@ fn integer_object(aml: &[u8], bodies: &[(usize, usize)], seg: [u8; 4]) -> Value<
 }
 
 /// `_CBA`: a Name, or `Method(_CBA, 0){ Return (<integer>) }` (QEMU's GPEX).
-fn cba_object(aml: &[u8], bodies: &[(usize, usize)]) -> Value<u64> {
-    match integer_object(aml, bodies, *b"_CBA") {
+/// An integer object given by a Name, or by a Method that only returns a constant
+/// (`Method(_CBA){ Return (0xE0000000) }` in QEMU's GPEX, `Method(_BBN){ Return (Zero) }` on real firmware).
+fn constant_object(aml: &[u8], bodies: &[(usize, usize)], seg: [u8; 4]) -> Value<u64> {
+    match integer_object(aml, bodies, seg) {
         Value::NotStatic => {}
         other => return other,
     }
-    for hit in own_objects(aml, bodies, *b"_CBA", Kind::Method) {
+    for hit in own_objects(aml, bodies, seg, Kind::Method) {
         let mut a = Aml::new(aml, hit.name_end, hit.body_end);
         let parsed = (|| {
             let _flags = a.byte().ok()?;
@@ -481,12 +490,13 @@ fn read_bridge(aml: &[u8], device: Hit, table: u8) -> HostBridge {
         table,
         at: device.op_at,
         pcie,
-        seg: integer_object(aml, &bodies, *b"_SEG"),
-        bbn: integer_object(aml, &bodies, *b"_BBN"),
-        uid: integer_object(aml, &bodies, *b"_UID"),
+        seg: constant_object(aml, &bodies, *b"_SEG"),
+        bbn: constant_object(aml, &bodies, *b"_BBN"),
+        uid: constant_object(aml, &bodies, *b"_UID"),
         crs_buses,
         crs_error,
-        cba: cba_object(aml, &bodies),
+        cba: constant_object(aml, &bodies, *b"_CBA"),
+        sta: constant_object(aml, &bodies, *b"_STA"),
         prt,
     }
 }
@@ -527,19 +537,17 @@ pub enum RootProblem {
         /// Its segment.
         segment: u16,
     },
+    /// Its root bus only a Method gives (`_BBN` and `_CRS` both Methods): found by the peer-bus probe instead.
+    BusUnknown {
+        /// The bridge.
+        bridge: [u8; 4],
+    },
     /// Its root bus lies inside another bridge's range: it is not scanned twice.
     Overlap {
         /// The bridge left out.
         bridge: [u8; 4],
         /// The bridge whose range holds it.
         other: [u8; 4],
-    },
-    /// Its range ran into the next root bus and was cut short before it.
-    Clipped {
-        /// The bridge.
-        bridge: [u8; 4],
-        /// The last bus it keeps.
-        last: u8,
     },
 }
 
@@ -561,6 +569,11 @@ impl fmt::Display for RootProblem {
             Self::OtherSegment { bridge, segment } => {
                 write!(f, "host bridge {} is in PCI segment {segment}; msifw reaches only segment 0, so its functions are not enumerated", Seg(bridge))
             }
+            Self::BusUnknown { bridge } => write!(
+                f,
+                "host bridge {}: _BBN and _CRS are Methods, so its root bus is found by probing the bus numbers not reached",
+                Seg(bridge)
+            ),
             Self::Overlap { bridge, other } => {
                 write!(
                     f,
@@ -569,73 +582,108 @@ impl fmt::Display for RootProblem {
                     Seg(other)
                 )
             }
-            Self::Clipped { bridge, last } => write!(
-                f,
-                "host bridge {}'s bus range overlaps the next root bus; cut at {last:#04x}",
-                Seg(bridge)
-            ),
         }
     }
 }
 
 /// The root buses of segment 0 to enumerate, lowest first, with disjoint ranges; and what was left out.
+///
+/// A bridge whose static `_STA` says absent is skipped (as Linux does). A bus range from a static `_CRS` is
+/// authoritative: a later root bus inside it is left out ([`RootProblem::Overlap`]). A range from `_BBN` alone
+/// runs to 0xFF and is cut before the next root bus. A bridge whose root bus only a Method gives ([`RootProblem::BusUnknown`], most
+/// real firmware's `PCI0`) asks for the peer-bus probe.
 pub fn root_buses(
     bridges: &HostBridges,
 ) -> (
     Vec<RootBus, MAX_HOST_BRIDGES>,
     Vec<RootProblem, MAX_HOST_BRIDGES>,
 ) {
-    let mut roots: Vec<RootBus, MAX_HOST_BRIDGES> = Vec::new();
+    let mut candidates: Vec<(RootBus, bool), MAX_HOST_BRIDGES> = Vec::new();
     let mut problems: Vec<RootProblem, MAX_HOST_BRIDGES> = Vec::new();
-    for b in bridges.bridges.iter() {
-        let usable = b.segment().and_then(|s| b.buses().map(|r| (s, r)));
-        match usable {
+    for b in bridges.bridges.iter().filter(|b| !b.absent()) {
+        match b.segment() {
+            Err(error) => {
+                let _ = problems.push(RootProblem::Unusable {
+                    bridge: b.name,
+                    error,
+                });
+                continue;
+            }
+            Ok(segment) if segment != 0 => {
+                let _ = problems.push(RootProblem::OtherSegment {
+                    bridge: b.name,
+                    segment,
+                });
+                continue;
+            }
+            Ok(_) => {}
+        }
+        match b.buses() {
+            Err(BridgeError::BusesNotStatic) => {
+                let _ = problems.push(RootProblem::BusUnknown { bridge: b.name });
+            }
             Err(error) => {
                 let _ = problems.push(RootProblem::Unusable {
                     bridge: b.name,
                     error,
                 });
             }
-            Ok((segment, _)) if segment != 0 => {
-                let _ = problems.push(RootProblem::OtherSegment {
-                    bridge: b.name,
-                    segment,
-                });
-            }
-            Ok((_, (first, last))) => {
-                let last = last.max(first);
-                if let Some(other) = roots.iter().find(|r| (r.first..=r.last).contains(&first)) {
-                    let _ = problems.push(RootProblem::Overlap {
-                        bridge: b.name,
-                        other: other.bridge,
-                    });
-                    continue;
-                }
-                let _ = roots.push(RootBus {
+            Ok((first, last)) => {
+                let known = matches!(b.crs_buses, Value::Static(Some(_)));
+                let root = RootBus {
                     first,
-                    last,
+                    last: last.max(first),
                     bridge: b.name,
                     prt: b.prt,
                     cba: b.cba.get(),
-                });
+                };
+                let _ = candidates.push((root, known));
             }
         }
     }
-    roots.sort_unstable_by_key(|r| r.first);
-    // A range reaching into a later root bus ends just before it.
-    let firsts: Vec<u8, MAX_HOST_BRIDGES> = roots.iter().map(|r| r.first).collect();
-    for (i, r) in roots.iter_mut().enumerate() {
-        if let Some(&next) = firsts.get(i + 1) {
-            if r.last >= next {
-                r.last = next - 1;
-                let _ = problems.push(RootProblem::Clipped {
-                    bridge: r.bridge,
-                    last: r.last,
-                });
-            }
+    // Among equal root buses the first listed stays: the sort key holds the listing order (a Vec's index).
+    let mut order: Vec<(u8, usize), MAX_HOST_BRIDGES> = candidates
+        .iter()
+        .enumerate()
+        .map(|(i, (r, _))| (r.first, i))
+        .collect();
+    order.sort_unstable();
+    let candidates: Vec<(RootBus, bool), MAX_HOST_BRIDGES> = order
+        .iter()
+        .filter_map(|&(_, i)| candidates.get(i).copied())
+        .collect();
+    let mut kept: Vec<(RootBus, bool), MAX_HOST_BRIDGES> = Vec::new();
+    for (root, known) in candidates {
+        let inside = kept.iter().find(|(r, k)| {
+            r.first == root.first || (*k && (r.first..=r.last).contains(&root.first))
+        });
+        if let Some((other, _)) = inside {
+            let _ = problems.push(RootProblem::Overlap {
+                bridge: root.bridge,
+                other: other.bridge,
+            });
+            continue;
         }
+        let _ = kept.push((root, known));
+    }
+    // A range from _BBN alone reaching into a later root bus ends just before it (a static one cannot: the
+    // later root bus would lie inside it and have been left out above).
+    let firsts: Vec<u8, MAX_HOST_BRIDGES> = kept.iter().map(|(r, _)| r.first).collect();
+    let mut roots: Vec<RootBus, MAX_HOST_BRIDGES> = Vec::new();
+    for (i, (mut r, _)) in kept.into_iter().enumerate() {
+        if let Some(&next) = firsts.get(i + 1) {
+            r.last = r.last.min(next - 1);
+        }
+        let _ = roots.push(r);
     }
     (roots, problems)
+}
+
+/// Whether some host bridge's root bus is unknown, so the bus numbers not reached must be probed.
+pub fn needs_peer_probe(problems: &[RootProblem]) -> bool {
+    problems
+        .iter()
+        .any(|p| matches!(p, RootProblem::BusUnknown { .. }))
 }
 
 #[cfg(test)]
@@ -918,14 +966,37 @@ mod tests {
         assert_eq!(p.buses(), Err(BridgeError::BusesNotStatic));
         let (roots, problems) = root_buses(&b);
         assert!(roots.is_empty());
+        // Real firmware's usual shape: the root bus is found by the peer-bus probe, nothing is missed.
         assert_eq!(
             problems.as_slice(),
-            &[RootProblem::Unusable {
-                bridge: *b"PCI0",
-                error: BridgeError::BusesNotStatic
-            }]
+            &[RootProblem::BusUnknown { bridge: *b"PCI0" }]
         );
-        assert!(problems[0].misses_functions());
+        assert!(!problems[0].misses_functions() && needs_peer_probe(&problems));
+        // `Method(_BBN){ Return (0x20) }` and `Method(_STA){ Return (Zero) }` are constants.
+        let dsdt = table(&device(
+            b"PCI1",
+            &[
+                name(b"_HID", &eisa(false)),
+                method(b"_BBN", &[&[RETURN_OP][..], &byte(0x20)].concat()),
+            ]
+            .concat(),
+        ));
+        assert_eq!(host_bridges(&dsdt).bridges[0].buses(), Ok((0x20, 0xFF)));
+        let dsdt = table(&device(
+            b"PCI1",
+            &[
+                name(b"_HID", &eisa(false)),
+                method(b"_STA", &[RETURN_OP, 0x00]),
+            ]
+            .concat(),
+        ));
+        let b = host_bridges(&dsdt);
+        assert!(b.bridges[0].absent());
+        assert_eq!(
+            root_buses(&b),
+            (Vec::new(), Vec::new()),
+            "an absent bridge is skipped"
+        );
     }
 
     #[test]
@@ -962,16 +1033,67 @@ mod tests {
             bridge: *b"PCI2",
             other: *b"PCI0"
         }));
-        // Listed the other way round, the lower one is cut before the next root bus.
+        // Listed the other way round, the same: a static _CRS range is authoritative.
         let dsdt = table(&[bridge(b"PCI2", 0, 0x80, 0x8F), bridge(b"PCI0", 0, 0, 0xFF)].concat());
         let (roots, problems) = root_buses(&host_bridges(&dsdt));
         let ranges: StdVec<(u8, u8)> = roots.iter().map(|r| (r.first, r.last)).collect();
-        assert_eq!(ranges, [(0, 0x7F), (0x80, 0x8F)]);
+        assert_eq!(ranges, [(0, 0xFF)]);
         assert_eq!(
             problems.as_slice(),
-            &[RootProblem::Clipped {
+            &[RootProblem::Overlap {
+                bridge: *b"PCI2",
+                other: *b"PCI0"
+            }]
+        );
+        // A range from _BBN alone (to 0xff) ends before the next root bus, silently (Supermicro's PCI0/PCI1
+        // with Method _CRS); two static ranges that overlap are cut with a problem.
+        let bbn_only = device(
+            b"PCI0",
+            &[name(b"_HID", &eisa(false)), name(b"_BBN", &[0])].concat(),
+        );
+        let dsdt = table(&[bbn_only, bridge(b"PCI1", 0, 0x80, 0xFE)].concat());
+        let (roots, problems) = root_buses(&host_bridges(&dsdt));
+        let ranges: StdVec<(u8, u8)> = roots.iter().map(|r| (r.first, r.last)).collect();
+        assert_eq!(
+            (ranges.as_slice(), problems.as_slice()),
+            (&[(0, 0x7F), (0x80, 0xFE)][..], &[][..])
+        );
+        let dsdt = table(
+            &[
+                bridge(b"PCI0", 0, 0x10, 0x8F),
+                bridge(b"PCI1", 0, 0x90, 0xFF),
+                bridge(b"PCI9", 0, 0, 0x20),
+            ]
+            .concat(),
+        );
+        let (roots, problems) = root_buses(&host_bridges(&dsdt));
+        let ranges: StdVec<(u8, u8)> = roots.iter().map(|r| (r.first, r.last)).collect();
+        assert_eq!(
+            ranges,
+            [(0, 0x20), (0x90, 0xFF)],
+            "the lower root bus's static range wins"
+        );
+        assert_eq!(
+            problems.as_slice(),
+            &[RootProblem::Overlap {
                 bridge: *b"PCI0",
-                last: 0x7F
+                other: *b"PCI9"
+            }]
+        );
+        // A static range cut by the next root bus's number (only _BBN known there) is reported.
+        let next = device(
+            b"PCI1",
+            &[name(b"_HID", &eisa(false)), name(b"_BBN", &byte(0x40))].concat(),
+        );
+        let dsdt = table(&[bridge(b"PCI0", 0, 0, 0x7F), next].concat());
+        let (roots, problems) = root_buses(&host_bridges(&dsdt));
+        let ranges: StdVec<(u8, u8)> = roots.iter().map(|r| (r.first, r.last)).collect();
+        assert_eq!(ranges, [(0, 0x7F)]);
+        assert_eq!(
+            problems.as_slice(),
+            &[RootProblem::Overlap {
+                bridge: *b"PCI1",
+                other: *b"PCI0"
             }]
         );
     }
@@ -1107,5 +1229,91 @@ mod tests {
             t[i] = (x >> 32) as u8;
             let _ = root_buses(&host_bridges(&t));
         }
+    }
+}
+/// Real machines' tables (`../shared/acpi-corpus`, beside the project for every developer and CI run) against
+/// what ACPICA evaluated for them.
+#[cfg(test)]
+mod corpus {
+    use super::*;
+    use std::{path::Path, string::String as StdString, vec::Vec as StdVec};
+
+    /// The value of `"key": <number or null>` in one root bridge's JSON text.
+    fn field(obj: &str, key: &str) -> Option<u64> {
+        let at = obj.find(&format!("\"{key}\": "))? + key.len() + 4;
+        let digits: StdString = obj[at..]
+            .chars()
+            .take_while(|c| c.is_ascii_digit())
+            .collect();
+        digits.parse().ok()
+    }
+
+    #[test]
+    fn every_root_bridge_acpica_finds_is_found_with_its_static_values() {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/acpi-corpus");
+        let mut machines: StdVec<_> = std::fs::read_dir(&root)
+            .unwrap_or_else(|e| panic!("{}: {e} (the corpus is part of ../shared)", root.display()))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("oracle.json").exists())
+            .collect();
+        machines.sort();
+        assert!(machines.len() >= 30, "{} machines", machines.len());
+        let (mut probed, mut checked) = (0, 0);
+        for m in &machines {
+            let mut files: StdVec<_> = std::fs::read_dir(m)
+                .unwrap()
+                .flatten()
+                .map(|e| e.path())
+                .collect();
+            files.retain(|p| {
+                let n = p.file_name().unwrap().to_string_lossy();
+                n == "dsdt.dat" || (n.starts_with("ssdt") && n.ends_with(".dat"))
+            });
+            files.sort();
+            let mut b = HostBridges::default();
+            for (i, f) in files.iter().enumerate() {
+                b.add_table(&std::fs::read(f).unwrap(), i as u8);
+            }
+            let oracle = std::fs::read_to_string(m.join("oracle.json")).unwrap();
+            let start = oracle.find("\"root_bridges\"").unwrap();
+            let end = oracle[start..]
+                .find("\n \"links\"")
+                .map_or(oracle.len(), |e| start + e);
+            let section = &oracle[start..end];
+            for obj in section.split("{\n   \"path\": \"").skip(1) {
+                let path = &obj[..obj.find('"').unwrap()];
+                let seg = path.rsplit('.').next().unwrap().as_bytes();
+                let ours = b
+                    .bridges
+                    .iter()
+                    .find(|x| x.name == seg)
+                    .unwrap_or_else(|| panic!("{}: {path} not found", m.display()));
+                checked += 1;
+                if let (Some(want), Value::Static(got)) = (field(obj, "bbn"), ours.bbn) {
+                    assert_eq!(got, want, "{}: {path} _BBN", m.display());
+                }
+                if let (Some(want), Value::Static(got)) = (field(obj, "uid"), ours.uid) {
+                    assert_eq!(got, want, "{}: {path} _UID", m.display());
+                }
+                if let (Some(want), Value::Static(got)) = (field(obj, "seg"), ours.seg) {
+                    assert_eq!(got, want, "{}: {path} _SEG", m.display());
+                }
+            }
+            let (roots, problems) = root_buses(&b);
+            assert!(
+                problems.iter().all(|p| !p.misses_functions()),
+                "{}: {problems:?}",
+                m.display()
+            );
+            probed += usize::from(needs_peer_probe(&problems) || roots.is_empty());
+        }
+        assert!(checked >= 38, "{checked} root bridges compared");
+        // Most real firmware gives the root bus through Methods: the probe then finds it.
+        assert!(
+            probed > machines.len() / 2,
+            "{probed} of {} machines need the probe",
+            machines.len()
+        );
     }
 }
