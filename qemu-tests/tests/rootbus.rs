@@ -101,6 +101,24 @@ fn without_acpi_peer_root_buses_are_probed() {
 }
 
 #[test]
+fn a_bridge_left_without_a_bus_fails_the_run() {
+    // Under qboot nothing numbers the expander's root port, and QEMU's PC80._CRS (built before any numbering)
+    // gives the expander the one bus 0x80: no bus number is left for the port, so the edu below is not found.
+    let cfg = common::config(Machine::Q35)
+        .default_devices(false)
+        .qemu_arg("-bios")
+        .qemu_arg("/usr/share/qemu/qboot.rom")
+        .device("pxb-pcie,id=pxb1,bus_nr=0x80,bus=pcie.0")
+        .device("pcie-root-port,id=rp1,bus=pxb1,chassis=1")
+        .device("edu,bus=rp1");
+    let o = common::boot(&cfg);
+    let why = common::explain(&o);
+    assert_eq!(o.exit, Exit::Failed, "a run that could not reach below a bridge must fail{why}");
+    let s = o.report.scenarios.iter().find(|s| s.name == "pci-buses");
+    assert!(s.is_some_and(|s| s.result == ScenarioResult::Fail && s.detail.contains("80:00.0")), "{s:?}{why}");
+}
+
+#[test]
 fn microvm_gpex_ecam_comes_from_the_dsdt() {
     let cfg = common::config(Machine::Q35).default_devices(false).device("edu").qemu_arg("-M").qemu_arg("microvm,pcie=on,acpi=on");
     let o = common::boot(&cfg);

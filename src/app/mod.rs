@@ -169,6 +169,15 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         let n = platform.unreachable_roots;
         run.scenario("pci-roots", None, &Verdict::new(Outcome::Fail, format_args!("{n} host bridge(s) whose functions msifw cannot reach (see the acpi.hostbridge problems)")));
     }
+    // A bridge whose secondary bus was not enumerated (no bus number, or one outside its root's range) hides
+    // whatever lies below it.
+    let mut unreached = pci.functions.iter().filter(|f| {
+        f.bridge_buses.is_some_and(|(secondary, _)| secondary <= f.bdf.bus || !pci.buses_scanned.contains(&secondary))
+    });
+    if let Some(first) = unreached.next() {
+        let n = 1 + unreached.count();
+        run.scenario("pci-buses", None, &Verdict::new(Outcome::Fail, format_args!("{n} bridge(s) lead to a bus that was not enumerated (first {}): what lies below is not found (see the pci problems)", first.bdf)));
+    }
     if pci.functions.is_empty() {
         problem("pci", format_args!("no configuration mechanism answered: {}", platform.config_reason));
         run.scenario("pci-config", None, &Verdict::new(Outcome::Fail, format_args!("no PCI function found: {}", platform.config_reason)));
