@@ -216,6 +216,7 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
     }
 
     // Host bridges (root buses) from the DSDT and the SSDTs.
+    let t_bridges = crate::time::now_us();
     let dsdt_bytes = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize));
     let mut bridges = HostBridges::default();
     if let Some(dsdt) = dsdt_bytes {
@@ -227,6 +228,7 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
             bridges.add_table(bytes, u8::try_from(i + 1).unwrap_or(u8::MAX));
         }
     }
+    crate::info!("host bridges: {=usize} in {=u64} us", bridges.bridges.len(), crate::time::now_us() - t_bridges);
     for p in bridges.problems.iter() {
         problem("acpi.hostbridge", format_args!("{p}"));
     }

@@ -48,11 +48,9 @@ pub const MAX_HOST_BRIDGES: usize = 32;
 /// Most problems kept per discovery.
 pub const MAX_PROBLEMS: usize = 16;
 
-#[cfg(test)]
 const NAME_OP: u8 = 0x08;
 const STRING_PREFIX: u8 = 0x0D;
 const PACKAGE_OP: u8 = 0x12;
-#[cfg(test)]
 const METHOD_OP: u8 = 0x14;
 const RETURN_OP: u8 = 0xA4;
 const EXT_OP_PREFIX: u8 = 0x5B;
@@ -377,37 +375,108 @@ fn bodies(aml: &[u8], device: Hit, name: [u8; 4]) -> Vec<(usize, usize), { prt::
     out
 }
 
-/// The objects named `seg` of `kind` directly in the device (not inside a nested Device), over all its bodies.
-/// A `Name` match that is also a `Method` match (a Method whose one-byte PkgLength happens to be 0x08, the
-/// NameOp) is taken as the Method.
-fn own_objects<'a>(
-    aml: &'a [u8],
-    bodies: &'a [(usize, usize)],
-    seg: [u8; 4],
+/// A Name or Method directly in a host bridge's body (not inside a nested Device or Method).
+#[derive(Debug, Clone, Copy)]
+struct Obj {
     kind: Kind,
-) -> impl Iterator<Item = Hit> + 'a {
-    bodies.iter().flat_map(move |&(start, end)| {
-        NameHits::within(aml, start, end, seg, kind)
-            .take(prt::MAX_CANDIDATES)
-            .filter(move |hit| {
-                let is_method = kind == Kind::Name
-                    && NameHits::within(aml, start, end, seg, Kind::Method)
-                        .take(prt::MAX_CANDIDATES)
-                        .any(|m| m.name_end == hit.name_end);
-                !is_method && innermost_device(aml, start, hit.op_at).is_none()
-            })
-    })
+    seg: [u8; 4],
+    hit: Hit,
+}
+
+/// The names a host bridge's objects are looked up by.
+const WANTED: [[u8; 4]; 11] = [
+    *b"_HID", *b"_CID", *b"_SEG", *b"_BBN", *b"_UID", *b"_CRS", *b"_CBA", *b"_PRT", *b"_STA",
+    *b"_ADR", *b"_OSC",
+];
+/// Most such objects kept per bridge (11 names, each possibly in several bodies).
+const MAX_OBJS: usize = 64;
+
+/// One forward pass over each body: the wanted Names and Methods at its top level. A nested `Device` and a
+/// `Method`'s body are skipped whole, so a child's `_HID` or `_CRS` is never taken for the bridge's, and a
+/// Method whose one-byte PkgLength is 0x08 (the NameOp) is not read as a Name.
+fn own_list(aml: &[u8], bodies: &[(usize, usize)]) -> Vec<Obj, MAX_OBJS> {
+    let mut out = Vec::new();
+    for &(start, end) in bodies {
+        let end = end.min(aml.len());
+        let mut i = start;
+        while i < end {
+            let op = aml.get(i).copied().unwrap_or(0);
+            // `PkgLength NameString` after the opcode(s) at `at`: the object's end and its name's end.
+            let header = |at: usize| -> Option<(usize, usize, Option<[u8; 4]>)> {
+                let mut a = Aml::new(aml, at, end);
+                let body_end = a.pkg_length().ok()?;
+                let name = a.name_string().ok()?;
+                Some((body_end, a.pos, name))
+            };
+            if op == EXT_OP_PREFIX && aml.get(i + 1) == Some(&DEVICE_OP) {
+                if let Some((body_end, _, Some(_))) = header(i + 2) {
+                    i = body_end;
+                    continue;
+                }
+            } else if op == METHOD_OP {
+                if let Some((body_end, name_end, Some(seg))) = header(i + 1) {
+                    if WANTED.contains(&seg)
+                        && out
+                            .push(Obj {
+                                kind: Kind::Method,
+                                seg,
+                                hit: Hit {
+                                    op_at: i,
+                                    name_end,
+                                    body_end,
+                                },
+                            })
+                            .is_err()
+                    {
+                        return out;
+                    }
+                    i = body_end;
+                    continue;
+                }
+            } else if op == NAME_OP {
+                let mut a = Aml::new(aml, i + 1, end);
+                if let Ok(Some(seg)) = a.name_string() {
+                    if WANTED.contains(&seg)
+                        && out
+                            .push(Obj {
+                                kind: Kind::Name,
+                                seg,
+                                hit: Hit {
+                                    op_at: i,
+                                    name_end: a.pos,
+                                    body_end: end,
+                                },
+                            })
+                            .is_err()
+                    {
+                        return out;
+                    }
+                    i = a.pos;
+                    continue;
+                }
+            }
+            i += 1;
+        }
+    }
+    out
+}
+
+/// The objects named `seg` of `kind` directly in the device, over all its bodies.
+fn own_objects(objs: &[Obj], seg: [u8; 4], kind: Kind) -> impl Iterator<Item = Hit> + '_ {
+    objs.iter()
+        .filter(move |o| o.seg == seg && o.kind == kind)
+        .map(|o| o.hit)
 }
 
 /// An integer-valued object: `Name(seg, <integer>)`, or a Method.
-fn integer_object(aml: &[u8], bodies: &[(usize, usize)], seg: [u8; 4]) -> Value<u64> {
-    if let Some(hit) = own_objects(aml, bodies, seg, Kind::Name).next() {
+fn integer_object(aml: &[u8], objs: &[Obj], seg: [u8; 4]) -> Value<u64> {
+    if let Some(hit) = own_objects(objs, seg, Kind::Name).next() {
         return match Aml::new(aml, hit.name_end, hit.body_end).integer() {
             Ok(v) => Value::Static(v),
             Err(_) => Value::NotStatic,
         };
     }
-    if own_objects(aml, bodies, seg, Kind::Method).next().is_some() {
+    if own_objects(objs, seg, Kind::Method).next().is_some() {
         return Value::NotStatic;
     }
     Value::Absent
@@ -416,12 +485,12 @@ fn integer_object(aml: &[u8], bodies: &[(usize, usize)], seg: [u8; 4]) -> Value<
 /// `_CBA`: a Name, or `Method(_CBA, 0){ Return (<integer>) }` (QEMU's GPEX).
 /// An integer object given by a Name, or by a Method that only returns a constant
 /// (`Method(_CBA){ Return (0xE0000000) }` in QEMU's GPEX, `Method(_BBN){ Return (Zero) }` on real firmware).
-fn constant_object(aml: &[u8], bodies: &[(usize, usize)], seg: [u8; 4]) -> Value<u64> {
-    match integer_object(aml, bodies, seg) {
+fn constant_object(aml: &[u8], objs: &[Obj], seg: [u8; 4]) -> Value<u64> {
+    match integer_object(aml, objs, seg) {
         Value::NotStatic => {}
         other => return other,
     }
-    for hit in own_objects(aml, bodies, seg, Kind::Method) {
+    for hit in own_objects(objs, seg, Kind::Method) {
         let mut a = Aml::new(aml, hit.name_end, hit.body_end);
         let parsed = (|| {
             let _flags = a.byte().ok()?;
@@ -439,22 +508,16 @@ fn constant_object(aml: &[u8], bodies: &[(usize, usize)], seg: [u8; 4]) -> Value
 fn read_bridge(aml: &[u8], device: Hit, table: u8) -> HostBridge {
     let name = device_name(aml, device);
     let bodies = bodies(aml, device, name);
+    let objs = own_list(aml, &bodies);
     let pcie = [*b"_HID", *b"_CID"]
         .iter()
         .flat_map(|&seg| {
-            own_objects(aml, &bodies, seg, Kind::Name)
-                .collect::<Vec<Hit, { prt::MAX_CANDIDATES }>>()
+            own_objects(&objs, seg, Kind::Name).collect::<Vec<Hit, { prt::MAX_CANDIDATES }>>()
         })
         .any(|hit| pci_host_id(aml, hit) == Some(true));
-    let prt = if own_objects(aml, &bodies, *b"_PRT", Kind::Name)
-        .next()
-        .is_some()
-    {
+    let prt = if own_objects(&objs, *b"_PRT", Kind::Name).next().is_some() {
         PrtKind::Static
-    } else if own_objects(aml, &bodies, *b"_PRT", Kind::Method)
-        .next()
-        .is_some()
-    {
+    } else if own_objects(&objs, *b"_PRT", Kind::Method).next().is_some() {
         PrtKind::Method
     } else {
         PrtKind::Absent
@@ -462,7 +525,7 @@ fn read_bridge(aml: &[u8], device: Hit, table: u8) -> HostBridge {
     // The first static _CRS whose template decodes is the bridge's (QEMU has one; a child's is excluded above).
     let mut crs_buses = Value::Absent;
     let mut crs_error = None;
-    for hit in own_objects(aml, &bodies, *b"_CRS", Kind::Name) {
+    for hit in own_objects(&objs, *b"_CRS", Kind::Name) {
         match prt::static_buffer(aml, hit.name_end, hit.body_end)
             .map_err(crs::CrsError::Aml)
             .and_then(|(_, t)| crs::parse_template(t))
@@ -478,11 +541,7 @@ fn read_bridge(aml: &[u8], device: Hit, table: u8) -> HostBridge {
             }
         }
     }
-    if crs_buses == Value::Absent
-        && own_objects(aml, &bodies, *b"_CRS", Kind::Method)
-            .next()
-            .is_some()
-    {
+    if crs_buses == Value::Absent && own_objects(&objs, *b"_CRS", Kind::Method).next().is_some() {
         crs_buses = Value::NotStatic;
     }
     HostBridge {
@@ -490,13 +549,13 @@ fn read_bridge(aml: &[u8], device: Hit, table: u8) -> HostBridge {
         table,
         at: device.op_at,
         pcie,
-        seg: constant_object(aml, &bodies, *b"_SEG"),
-        bbn: constant_object(aml, &bodies, *b"_BBN"),
-        uid: constant_object(aml, &bodies, *b"_UID"),
+        seg: constant_object(aml, &objs, *b"_SEG"),
+        bbn: constant_object(aml, &objs, *b"_BBN"),
+        uid: constant_object(aml, &objs, *b"_UID"),
         crs_buses,
         crs_error,
-        cba: constant_object(aml, &bodies, *b"_CBA"),
-        sta: constant_object(aml, &bodies, *b"_STA"),
+        cba: constant_object(aml, &objs, *b"_CBA"),
+        sta: constant_object(aml, &objs, *b"_STA"),
         prt,
     }
 }
