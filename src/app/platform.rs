@@ -162,9 +162,9 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool) -> Re
         }
     };
     for p in tables.problems.iter() {
-        // i440fx (`-M pc`) has no ECAM and so no MCFG: configuration space through ports is expected there.
+        // i440fx (`-M pc`) has no ECAM and so no MCFG, nor has microvm (its GPEX has a _CBA): expected there.
         if *p == (acpi::AcpiProblem::MissingTable { signature: acpi::Signature::MCFG }) {
-            crate::info!("no MCFG: configuration space through ports 0xCF8/0xCFC");
+            crate::info!("no MCFG: a host bridge _CBA or ports 0xCF8/0xCFC serve");
             continue;
         }
         problem("acpi", format_args!("{p}"));
