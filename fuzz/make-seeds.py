@@ -25,6 +25,49 @@ for machine in ("q35", "pc"):
     length = struct.unpack_from("<I", image, DSDT_AT + 4)[0]
     put("prt", machine, image[DSDT_AT:DSDT_AT + length])
     put("crs", machine, image[DSDT_AT:DSDT_AT + length])
+    put("hostbridge", machine, image[DSDT_AT:DSDT_AT + length])
+
+def capture_dsdt(args):
+    """Boots QEMU (SeaBIOS or qboot, no guest) with `args`, saves guest RAM below 256 MiB with the monitor's
+    pmemsave and returns the last checksummed DSDT in it; None without QEMU."""
+    import subprocess, tempfile, time
+    with tempfile.TemporaryDirectory() as d:
+        out = os.path.join(d, "ram")
+        try:
+            q = subprocess.Popen(["qemu-system-x86_64", "-m", "256", "-display", "none", "-serial", "none",
+                                  "-monitor", "stdio"] + args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, text=True)
+        except FileNotFoundError:
+            return None
+        time.sleep(3)
+        q.communicate(f'pmemsave 0 0x10000000 "{out}"\nquit\n', timeout=30)
+        if not os.path.exists(out):
+            return None
+        ram = open(out, "rb").read()
+    # The last checksummed one: SeaBIOS keeps a small DSDT of its own in the F segment, below the tables it
+    # loads from QEMU near the top of RAM.
+    found, at = None, ram.find(b"DSDT")
+    while at >= 0:
+        length = struct.unpack_from("<I", ram, at + 4)[0]
+        if 36 <= length < 0x100000 and sum(ram[at:at + length]) & 0xFF == 0:
+            found = ram[at:at + length]
+        at = ram.find(b"DSDT", at + 1)
+    return found
+
+# Expander and GPEX host bridges (tests/rootbus.rs boots the same machines).
+for name, args in [
+    ("q35-pxb-pcie", ["-M", "q35", "-device", "pxb-pcie,id=p1,bus_nr=0x80,bus=pcie.0",
+                      "-device", "pcie-root-port,id=rp1,bus=p1,chassis=1", "-device", "edu,bus=rp1",
+                      "-device", "pxb-pcie,id=p2,bus_nr=0xa0,bus=pcie.0"]),
+    ("pc-pxb", ["-M", "pc", "-device", "pxb,id=p1,bus_nr=0x40,bus=pci.0", "-device", "edu,bus=p1",
+                "-device", "pxb,id=p2,bus_nr=0x60,bus=pci.0", "-device", "pci-bridge,id=b1,bus=p2,chassis_nr=3"]),
+    ("microvm-gpex", ["-M", "microvm,pcie=on,acpi=on", "-device", "edu"]),
+]:
+    dsdt = capture_dsdt(args)
+    if dsdt is None:
+        print(f"hostbridge seed {name}: no DSDT captured (is qemu-system-x86_64 installed?)")
+    else:
+        put("hostbridge", name, dsdt)
 
 for i, line in enumerate(["", "nomsi", "nomsix irq.00:03.0=intx x2apic=off rounds=5", "scenario=all soak=1000",
                           "irq.zz:00.0=msi rounds=0 bogus"]):

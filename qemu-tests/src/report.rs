@@ -51,6 +51,15 @@ pub struct Platform {
     /// bridge's known rule) or `"none"`. Empty from firmwares before the field.
     #[serde(default)]
     pub intx_routing: String,
+    /// Why configuration space is reached the way it is (an ECAM window's source, or why it was rejected).
+    #[serde(default)]
+    pub config_reason: String,
+    /// The root buses enumerated, as `first-last NAME` (hex bus numbers, the host bridge's ACPI name).
+    #[serde(default)]
+    pub root_buses: String,
+    /// Where the root buses came from: `"acpi"` (host bridges in the DSDT/SSDTs) or `"default"` (bus 0 only).
+    #[serde(default)]
+    pub root_source: String,
 }
 
 /// Kind of a BAR.

@@ -155,12 +155,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         SetupError::Irq(_, crate::modes::IrqError::NoCapability(_))
                             | SetupError::NotImplemented(_)
                             | SetupError::Declined(_)
-                    ) || matches!(
-                        detail,
-                        SetupError::Route(
-                            RouteError::NoPin(_) | RouteError::Unrouted { .. } | RouteError::NoMpEntry { .. } | RouteError::Unavailable(_)
-                        )
-                    );
+                    ) || matches!(detail, SetupError::Route(e) if e.undescribed());
                     let outcome_kind = if unavailable { Outcome::Skip } else { Outcome::Fail };
                     let reason = outcome.reason.clone();
                     let v = Verdict::new(

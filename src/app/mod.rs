@@ -140,7 +140,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // The control delays every quieting step until after its trap window.
     let delay_quiet = stage_b.is_some_and(|h| crash::is_control(&h));
 
-    let platform = match platform::discover(&mut run, boot, !delay_quiet, stage_b.is_some()) {
+    let mut platform = match platform::discover(&mut run, boot, !delay_quiet, stage_b.is_some()) {
         Ok(p) => p,
         Err(platform::Fatal::Lapic(e)) => {
             problem("lapic", format_args!("{e:?}"));
@@ -152,10 +152,22 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
 
     let mut pci = PCI.lock();
     let t0 = time::now_us();
-    let (bus_start, bus_end) = platform.bus_range();
     accounting::set_phase(Phase::Enumeration);
-    enumerate::enumerate(cfg, bus_start, bus_end, &mut pci);
-    crate::info!("PCI: {=usize} functions on {=usize} buses in {=u64} us", pci.functions.len(), pci.buses_scanned.len(), time::now_us() - t0);
+    enumerate::enumerate_roots(cfg, &platform.root_ranges(), &mut pci);
+    if matches!(platform.roots_source, "default" | "acpi+probe") {
+        // No table lists the host bridges, or not their root buses: probe the bus numbers not reached.
+        let t_peer = time::now_us();
+        let peers = enumerate::enumerate_peer_buses(cfg, &mut pci);
+        crate::info!("PCI: peer-bus probe found {=usize} root buses in {=u64} us", peers.len(), time::now_us() - t_peer);
+        platform.add_peer_roots(&peers);
+    }
+    crate::info!(
+        "PCI: {=usize} functions on {=usize} buses ({=usize} root buses) in {=u64} us",
+        pci.functions.len(),
+        pci.buses_scanned.len(),
+        pci.root_buses.len(),
+        time::now_us() - t0
+    );
     // Assigning what the boot firmware left undone (and enumerating again below newly numbered bridges)
     // is part of finding the bus, and counted with it.
     let bar_assigner = resources::assign(cfg, boot, &platform, &mut pci, run.opts.bar_windows_memmap);
@@ -181,6 +193,24 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     }
     for (bdf, p) in pci.problems.iter() {
         problem("pci", format_args!("{bdf}: {p}"));
+    }
+    // Functions msifw could not reach, or none at all: the run cannot pass.
+    if platform.unreachable_roots > 0 {
+        let n = platform.unreachable_roots;
+        run.scenario("pci-roots", None, &Verdict::new(Outcome::Fail, format_args!("{n} host bridge(s) whose functions msifw cannot reach (see the acpi.hostbridge problems)")));
+    }
+    // A bridge whose secondary bus was not enumerated (no bus number, or one outside its root's range) hides
+    // whatever lies below it.
+    let mut unreached = pci.functions.iter().filter(|f| {
+        f.bridge_buses.is_some_and(|(secondary, _)| secondary <= f.bdf.bus || !pci.buses_scanned.contains(&secondary))
+    });
+    if let Some(first) = unreached.next() {
+        let n = 1 + unreached.count();
+        run.scenario("pci-buses", None, &Verdict::new(Outcome::Fail, format_args!("{n} bridge(s) lead to a bus that was not enumerated (first {}): what lies below is not found (see the pci problems)", first.bdf)));
+    }
+    if pci.functions.is_empty() {
+        problem("pci", format_args!("no configuration mechanism answered: {}", platform.config_reason));
+        run.scenario("pci-config", None, &Verdict::new(Outcome::Fail, format_args!("no PCI function found: {}", platform.config_reason)));
     }
     // An IOAPIC entry's physical destination is 8 bits wide; a wider ID would be truncated silently.
     let ioapic_dest = match u8::try_from(run.apic_id) {

@@ -4,12 +4,14 @@
 use super::{problem, Run};
 use crate::arch::{cpu, hpet, ioapic, lapic, paging};
 use crate::boot::BootInfo;
-use crate::bus::pci::config::{Mechanism, PlatformConfig};
+use crate::bus::pci::config::{Bdf, ConfigRegion, Mechanism, PlatformConfig};
 use crate::irq::intx;
 use crate::platform::acpi::{self, PhysMemory, PlatformTables};
+use crate::platform::ecam::{self, Claim, EcamSource, EcamWindow, Owner};
+use crate::platform::hostbridge::{self, HostBridges, RootBus};
 use crate::platform::{crs, mptable, prt};
 use crate::report::Record;
-use heapless::Vec;
+use heapless::{String, Vec};
 
 /// What the rest of the run needs from the platform.
 pub(super) struct Platform {
@@ -29,6 +31,18 @@ pub(super) struct Platform {
     pub x2apic: bool,
     /// End of the memory holding firmware tables (the ACPI reads' limit).
     table_limit: u64,
+    /// The root buses to enumerate, lowest first, with disjoint bus ranges.
+    pub roots: Vec<RootBus, 256>,
+    /// Where `roots` came from: `"acpi"` (host bridges in the DSDT/SSDTs), `"peer-probe"` (no host bridge
+    /// listed: bus 0 and what the peer-bus probe found) or `"acpi+peer-probe"` (some host bridge's root bus
+    /// only a Method gives: the listed ones and what the probe found). `"default"` and `"acpi+probe"` stand
+    /// before the probe, which `app::run` makes for them.
+    pub roots_source: &'static str,
+    /// Why configuration space is reached the way it is.
+    pub config_reason: String<200>,
+    /// Host bridges whose functions msifw cannot reach (other segment, unreadable bus range, beyond the ECAM
+    /// window): the run cannot pass.
+    pub unreachable_roots: u32,
 }
 
 impl Platform {
@@ -48,6 +62,25 @@ impl Platform {
         let mem = unsafe { acpi::IdentityMemory::new(self.table_limit) };
         let dsdt = self.tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize))?;
         Some(crs::host_bridge_windows(dsdt))
+    }
+
+    /// Records the root buses the peer-bus probe found (no table listed any host bridge).
+    pub fn add_peer_roots(&mut self, peers: &[u8]) {
+        self.roots_source = if self.roots_source == "default" { "peer-probe" } else { "acpi+peer-probe" };
+        for &bus in peers {
+            let _ = self.roots.push(RootBus { first: bus, last: 0xFF, bridge: *b"----", prt: hostbridge::PrtKind::Absent, cba: None });
+        }
+        self.roots.sort_unstable_by_key(|r| r.first);
+        // Each range ends before the next root bus.
+        let firsts: Vec<u8, 256> = self.roots.iter().map(|r| r.first).collect();
+        for (r, next) in self.roots.iter_mut().zip(firsts.iter().skip(1)) {
+            r.last = r.last.min(next - 1);
+        }
+    }
+
+    /// The root buses as `(first, last)`, for `enumerate::enumerate_roots`.
+    pub fn root_ranges(&self) -> Vec<(u8, u8), 256> {
+        self.roots.iter().map(|r| (r.first, r.last)).collect()
     }
 
     /// The ECAM window, if configuration access goes through it.
@@ -91,6 +124,17 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
     };
     record.str("timer_fence", crate::time::fence_kind());
     record.str("intx_routing", intx_routing);
+    record.str("config_reason", &p.config_reason).str("root_source", p.roots_source);
+    let mut roots: String<2000> = String::new();
+    for (i, r) in p.roots.iter().enumerate() {
+        let sep = if i > 0 { ", " } else { "" };
+        if core::fmt::Write::write_fmt(&mut roots, format_args!("{sep}{:02x}-{:02x} {}", r.first, r.last, hostbridge::Seg(r.bridge))).is_err() {
+            // Over a hundred root buses: the record says how many it does not list.
+            let _ = core::fmt::Write::write_fmt(&mut roots, format_args!(" (+{} more)", p.roots.len() - i));
+            break;
+        }
+    }
+    record.str("root_buses", &roots);
     record.emit();
 }
 
@@ -125,9 +169,9 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
     // Without an RSDP the one cause is reported once, below, with everything it changes.
     let tables = acpi::parse(rsdp.unwrap_or(0), mem);
     for p in tables.problems.iter().filter(|_| acpi_found) {
-        // i440fx (`-M pc`) has no ECAM and so no MCFG: configuration space through ports is expected there.
+        // i440fx (`-M pc`) has no ECAM and so no MCFG, nor has microvm (its GPEX has a _CBA): expected there.
         if *p == (acpi::AcpiProblem::MissingTable { signature: acpi::Signature::MCFG }) {
-            crate::info!("no MCFG: configuration space through ports 0xCF8/0xCFC");
+            crate::info!("no MCFG: a host bridge _CBA or ports 0xCF8/0xCFC serve");
             continue;
         }
         problem("acpi", format_args!("{p}"));
@@ -228,20 +272,116 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
         }
     }
 
-    // Configuration access: ECAM from MCFG (segment 0) when present, else the legacy ports.
-    let ecam = tables.mcfg.iter().find(|e| e.segment == 0).copied();
-    let mechanism = match ecam {
-        Some(e) => match paging::map_uncached(e.window().start, e.window().end - e.window().start) {
-            Ok(()) => Mechanism::Ecam { base: e.base_address, bus_start: e.bus_start, bus_end: e.bus_end },
-            Err(err) => {
-                problem("acpi.mcfg", format_args!("ECAM window not mappable ({err:?}); using port I/O"));
-                Mechanism::Port
-            }
-        },
-        None => Mechanism::Port,
+    // Host bridges (root buses) from the DSDT and the SSDTs.
+    let t_bridges = crate::time::now_us();
+    let dsdt_bytes = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize));
+    let mut bridges = HostBridges::default();
+    if let Some(dsdt) = dsdt_bytes {
+        bridges.add_table(dsdt, 0);
+    }
+    let ssdts = tables.tables.iter().filter(|t| t.signature == acpi::Signature(*b"SSDT"));
+    for (i, t) in ssdts.enumerate() {
+        if let Some(bytes) = mem.bytes(t.address, t.length as usize) {
+            bridges.add_table(bytes, u8::try_from(i + 1).unwrap_or(u8::MAX));
+        }
+    }
+    crate::info!("host bridges: {=usize} in {=u64} us", bridges.bridges.len(), crate::time::now_us() - t_bridges);
+    for p in bridges.problems.iter() {
+        problem("acpi.hostbridge", format_args!("{p}"));
+    }
+    let (acpi_roots, root_problems) = hostbridge::root_buses(&bridges);
+    // At most 256 root buses exist; the ACPI list has at most MAX_HOST_BRIDGES.
+    let mut roots: Vec<RootBus, 256> = acpi_roots.iter().copied().collect();
+    let mut unreachable_roots = 0;
+    for p in root_problems.iter() {
+        unreachable_roots += u32::from(p.misses_functions());
+        if let hostbridge::RootProblem::BusUnknown { .. } = p {
+            crate::info!("host bridge root bus given by a Method: probing for it");
+            continue;
+        }
+        problem("acpi.hostbridge", format_args!("{p}"));
+    }
+    let probe_peers = hostbridge::needs_peer_probe(&root_problems);
+    let roots_source = if probe_peers {
+        // Some host bridge's root bus only a Method gives (most real firmware): app::run probes the bus
+        // numbers not reached.
+        "acpi+probe"
+    } else if bridges.bridges.is_empty() {
+        // No host bridge described (no ACPI, or none in the tables): bus 0 and what its bridges lead to, then
+        // the peer-bus probe (app::run).
+        crate::info!("no PCI host bridge in the ACPI tables: enumerating from bus 0 only");
+        roots.clear();
+        let _ = roots.push(RootBus { first: 0, last: 0xFF, bridge: *b"----", prt: hostbridge::PrtKind::Absent, cba: None });
+        "default"
+    } else {
+        "acpi"
     };
-    // SAFETY: for ECAM, the window comes from a checksummed MCFG and was just mapped uncached; every PC
-    // has configuration mechanism #1 for the port case.
+
+    // Configuration access: an ECAM window (the MCFG's for segment 0, else a host bridge's _CBA) once it
+    // passes the checks Linux makes, else the legacy ports.
+    let claims = claimed_ranges(boot, &tables, &mem);
+    let mut candidates: Vec<EcamWindow, 4> = Vec::new();
+    if let Some(e) = tables.mcfg.iter().find(|e| e.segment == 0) {
+        let _ = candidates.push(EcamWindow { base: e.base_address, bus_start: e.bus_start, bus_end: e.bus_end, source: EcamSource::Mcfg });
+    }
+    if let Some(r) = roots.iter().find(|r| r.cba.is_some()) {
+        let _ = candidates.push(EcamWindow { base: r.cba.unwrap_or(0), bus_start: r.first, bus_end: r.last, source: EcamSource::Cba(r.bridge) });
+    }
+    // SAFETY: configuration mechanism #1 is only probed here: on a platform without it (microvm) port
+    // 0xCF8 decodes nothing, writes are dropped and reads return all-ones.
+    let ports = unsafe { PlatformConfig::new(Mechanism::Port) };
+    let mut config_reason: String<200> = String::new();
+    let mut why = |args: core::fmt::Arguments| {
+        if !config_reason.is_empty() {
+            let _ = config_reason.push_str("; ");
+        }
+        let _ = core::fmt::Write::write_fmt(&mut config_reason, args);
+    };
+    let mut mechanism = None;
+    for w in candidates.iter() {
+        let port_id = ports.read32(Bdf::new(w.bus_start, 0, 0), 0);
+        match use_ecam(w, &claims, port_id) {
+            Ok(m) => {
+                why(format_args!("ECAM from {} at {:#x}", w.source.name(), w.base));
+                mechanism = Some(m);
+                break;
+            }
+            Err(e) => {
+                let what = match w.source {
+                    EcamSource::Mcfg => "MCFG",
+                    EcamSource::Cba(_) => "DSDT _CBA",
+                };
+                problem("acpi.ecam", format_args!("{what} ECAM window at {:#x} (buses {:02x}-{:02x}) not used: {e}", w.base, w.bus_start, w.bus_end));
+                why(format_args!("{what} window rejected: {e}"));
+            }
+        }
+    }
+    let mechanism = match mechanism {
+        Some(m) => m,
+        None => {
+            if candidates.is_empty() {
+                why(format_args!("no MCFG and no host bridge _CBA"));
+            }
+            let answered = ecam::answers(ports.read32(Bdf::new(0, 0, 0), 0));
+            why(format_args!("ports 0xCF8/0xCFC{}", if answered { "" } else { " (00:00.0 does not answer through them)" }));
+            Mechanism::Port
+        }
+    };
+    crate::info!("configuration access: {=str}", config_reason.as_str());
+    // Root buses the window does not decode cannot be reached.
+    if let Mechanism::Ecam { bus_start, bus_end, .. } = mechanism {
+        for r in roots.iter_mut() {
+            if r.first < bus_start || r.first > bus_end {
+                unreachable_roots += 1;
+                problem("acpi.hostbridge", format_args!("root bus {:02x} ({}) lies outside the ECAM window's buses {bus_start:02x}-{bus_end:02x}; not enumerated", r.first, hostbridge::Seg(r.bridge)));
+            }
+            r.last = r.last.min(bus_end);
+        }
+        roots.retain(|r| (bus_start..=bus_end).contains(&r.first));
+    }
+    // SAFETY: for ECAM, the window passed `use_ecam` (mapped uncached, over nothing the memory map, the image
+    // or the interrupt controllers own, and answering as the ports do); every PC has configuration
+    // mechanism #1 for the port case (and without it reads return all-ones).
     let cfg: &'static PlatformConfig = {
         static CFG: spin::Once<PlatformConfig> = spin::Once::new();
         CFG.call_once(|| unsafe { PlatformConfig::new(mechanism) })
@@ -249,7 +389,6 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
 
     // The DSDT's static APIC-mode routing package (q35); pc has none, and then the PIIX3 registers serve.
     let t0 = crate::time::now_us();
-    let dsdt_bytes = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize));
     let dsdt_routing = match dsdt_bytes.map(prt::resolve) {
         Some(Ok(r)) => Some(r),
         Some(Err(prt::PrtError::NotFound)) | None => None,
@@ -261,5 +400,57 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
 
     crate::info!("DSDT routing: {=u64} us", crate::time::now_us() - t0);
     let acpi_usable = acpi_found && tables.root.is_some();
-    Ok(Platform { tables, ioapics, mechanism, cfg, dsdt_routing, acpi: acpi_usable, mp_table, ioapic_ids, x2apic: lapic_mode == lapic::Mode::X2Apic, table_limit: limit })
+    Ok(Platform {
+        tables,
+        ioapics,
+        mechanism,
+        cfg,
+        dsdt_routing,
+        acpi: acpi_usable,
+        mp_table,
+        ioapic_ids,
+        x2apic: lapic_mode == lapic::Mode::X2Apic,
+        table_limit: limit,
+        roots,
+        roots_source,
+        config_reason,
+        unreachable_roots,
+    })
+}
+
+/// Checks an ECAM window (addresses first, then a read through it against the ports' `port_id`) and maps it.
+fn use_ecam(w: &EcamWindow, claims: &[Claim], port_id: u32) -> Result<Mechanism, ecam::EcamRejection> {
+    let (start, end) = ecam::check_window(w, claims)?;
+    paging::map_uncached(start, end - start).map_err(|_| ecam::EcamRejection::Unmappable)?;
+    let m = Mechanism::Ecam { base: w.base, bus_start: w.bus_start, bus_end: w.bus_end };
+    // SAFETY: the window lies over nothing the memory map, msifw's image or the interrupt controllers own,
+    // and was just mapped uncached: reading it can only reach a device's configuration space or nothing.
+    let probe = unsafe { PlatformConfig::new(m) };
+    ecam::check_probe(probe.read32(Bdf::new(w.bus_start, 0, 0), 0), port_id)?;
+    Ok(m)
+}
+
+/// Ranges an ECAM window must not lie over: memory per the memory map, msifw's image, the local APIC, the
+/// I/O APICs and the HPET.
+fn claimed_ranges(boot: &BootInfo, tables: &PlatformTables, mem: &impl PhysMemory) -> alloc::vec::Vec<Claim> {
+    extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+    let mut claims = alloc::vec::Vec::new();
+    // Only the addresses of the linker script's symbols are taken.
+    let image = (core::ptr::addr_of!(__image_start) as u64, core::ptr::addr_of!(__image_end) as u64);
+    claims.push(Claim { start: image.0, end: image.1, owner: Owner::FirmwareImage });
+    let lapic = tables.madt.as_ref().map_or(0xFEE0_0000, |m| m.local_apic_address);
+    claims.push(Claim { start: lapic, end: lapic + 0x1000, owner: Owner::LocalApic });
+    for io in tables.madt.iter().flat_map(|m| m.io_apics.iter()) {
+        claims.push(Claim { start: u64::from(io.address), end: u64::from(io.address) + 0x1000, owner: Owner::IoApic(io.id) });
+    }
+    if let Some(Ok(hpet)) = acpi::hpet_base(tables, mem) {
+        claims.push(Claim { start: hpet, end: hpet + 0x400, owner: Owner::Hpet });
+    }
+    for r in boot.memmap.iter().filter(|r| ecam::is_memory(r.kind)) {
+        claims.push(Claim { start: r.addr, end: r.addr.saturating_add(r.size), owner: Owner::Memory(r.kind) });
+    }
+    claims
 }

@@ -19,16 +19,21 @@ pub(super) fn assign(cfg: &PlatformConfig, boot: &BootInfo, platform: &Platform,
     let t0 = crate::time::now_us();
     let (bus_start, bus_end) = platform.bus_range();
     if assign::numbering_needed(pci) {
-        let n = assign::number_buses(cfg, pci, bus_start, bus_end);
-        for (bdf, e) in n.problems.iter() {
-            problem("pci.assign", format_args!("{bdf}: {e}"));
+        // Each root bus numbers its bridges inside its own range (an expander's root port as well as bus 0's).
+        let mut numbered = 0;
+        for (first, last) in platform.root_ranges() {
+            let n = assign::number_buses(cfg, pci, first, last.min(bus_end));
+            for (bdf, e) in n.problems.iter() {
+                problem("pci.assign", format_args!("{bdf}: {e}"));
+            }
+            if n.problems.dropped > 0 {
+                problem("pci.assign", format_args!("{} more bus-numbering problems not listed", n.problems.dropped));
+            }
+            numbered += n.numbered;
         }
-        if n.problems.dropped > 0 {
-            problem("pci.assign", format_args!("{} more bus-numbering problems not listed", n.problems.dropped));
-        }
-        if n.numbered > 0 {
-            crate::info!("PCI: {=u32} bridges numbered; enumerating again", n.numbered);
-            enumerate::enumerate(cfg, bus_start, bus_end, pci);
+        if numbered > 0 {
+            crate::info!("PCI: {=u32} bridges numbered; enumerating again", numbered);
+            enumerate::enumerate_roots(cfg, &platform.root_ranges(), pci);
         }
     }
 

@@ -108,6 +108,16 @@ pub enum RouteError {
         /// Root pin (0 = INTA).
         pin: Pin,
     },
+    /// The function's interrupt arrives at another root bus than the first (a host bridge such as QEMU's
+    /// expanders, whose `_PRT` is a Method msifw cannot evaluate): no trustworthy route.
+    OtherRootBus(u8),
+}
+
+impl RouteError {
+    /// Whether the platform simply does not describe the route (a SKIP, not a device failure).
+    pub fn undescribed(&self) -> bool {
+        matches!(self, Self::NoPin(_) | Self::Unrouted { .. } | Self::NoMpEntry { .. } | Self::Unavailable(_) | Self::OtherRootBus(_))
+    }
 }
 
 impl core::fmt::Display for RouteError {
@@ -126,6 +136,9 @@ impl core::fmt::Display for RouteError {
                 "the MP table has no entry for it or a bridge above it (root slot {slot} INT{}), and the host bridge has no known rule",
                 (b'A' + pin) as char
             ),
+            Self::OtherRootBus(b) => {
+                write!(f, "it is on root bus {b:#04x}, whose host bridge's routing (_PRT) is not static; msifw routes INTx only from bus 0's static tables")
+            }
         }
     }
 }
@@ -142,11 +155,13 @@ pub fn root_slot_pin(pci: &Enumeration, f: &Function) -> Result<(u8, Pin), Route
         if bdf.bus == root {
             return Ok((bdf.dev, pin));
         }
-        let bridge = pci
-            .functions
-            .iter()
-            .find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bdf.bus))
-            .ok_or(RouteError::NoBridgeTo(bdf.bus))?;
+        let bridge = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bdf.bus));
+        let Some(bridge) = bridge else {
+            if pci.root_buses.contains(&bdf.bus) {
+                return Err(RouteError::OtherRootBus(bdf.bus));
+            }
+            return Err(RouteError::NoBridgeTo(bdf.bus));
+        };
         pin = routing::swizzle(bdf.dev, pin);
         bdf = bridge.bdf;
     }
@@ -427,5 +442,24 @@ mod tests {
         let dsdt = |_: u8, _: u8| Some((20, true, false));
         let both = Sources { dsdt: Some(&dsdt), ..mp };
         assert_eq!(resolve(&e, &sim, &both, e.get(Bdf::new(1, 0, 0)).unwrap()).map(|r| r.source), Ok(RouteSource::Dsdt));
+    }
+
+    #[test]
+    fn a_function_on_another_root_bus_is_not_routed() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x29c0, 0x060000);
+        // pxb-pcie root bus 0x80: a root port to 0x81 with edu behind it.
+        let rp = sim.add(Bdf::new(0x80, 0, 0), 0x1b36, 0x000c, 0x060400);
+        sim.poke(rp, 0x0E, &[0x01]);
+        sim.poke(rp, 0x19, &[0x81, 0x81]);
+        let edu = sim.add(Bdf::new(0x81, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.poke(edu, 0x3D, &[1]);
+        let mut e = Enumeration::new();
+        enumerate::enumerate_roots(&sim, &[(0, 0x7F), (0x80, 0x81)], &mut e);
+        let edu = e.get(edu).unwrap();
+        // Not the q35 rule for slot 0 of bus 0, which would be a false route.
+        let r = resolve(&e, &sim, Chipset::Q35, None, None, edu);
+        assert_eq!(r, Err(RouteError::OtherRootBus(0x80)));
+        assert!(r.unwrap_err().undescribed());
     }
 }

@@ -4,6 +4,10 @@
 pub mod acpi;
 #[deny(unsafe_code)]
 pub mod crs;
+#[deny(unsafe_code)]
+pub mod ecam;
+#[deny(unsafe_code)]
+pub mod hostbridge;
 pub mod prt;
 #[deny(unsafe_code)]
 pub mod mptable;

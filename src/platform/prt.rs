@@ -14,7 +14,8 @@
 //! - [`resolve`]: both together, as a slot/pin → GSI table for bus 0 ([`Routing`]).
 //!
 //! The pc (i440fx) DSDT builds `_PRT` at run time in a While loop and has no `PRTA`: [`parse_prta`] reports
-//! [`PrtError::NotFound`] there, and the caller uses the PIIX3 PIRQ registers instead.
+//! [`PrtError::NotFound`] there, and the caller uses the PIIX3 PIRQ registers instead. Without a `PRTA`, a static
+//! `Name(_PRT, Package)` of `PCI0` itself is read the same way (QEMU's microvm GPEX).
 //!
 //! Every function is total: any byte string gives a value or a typed [`PrtError`], never a panic. Every read is
 //! bounds-checked, every PkgLength is checked against its container, no loop runs longer than its input, nothing
@@ -361,8 +362,22 @@ pub fn parse_prta(dsdt: &[u8]) -> Result<PrtTable, PrtError> {
     match (first_valid, first_error) {
         (Some(hit), _) => parse_prta_at(dsdt, hit),
         (None, Some(e)) => Err(e),
-        (None, None) => Err(PrtError::NotFound),
+        (None, None) => static_pci0_prt(dsdt),
     }
+}
+
+/// Without a `PRTA`: a static `Name(_PRT, Package)` of `PCI0` itself (not of a device inside it), as QEMU's
+/// microvm GPEX has (`acpi_dsdt_add_gpex`: `Name(_PRT, Package(128){ ... GSI0..GSI3 ... })`).
+fn static_pci0_prt(dsdt: &[u8]) -> Result<PrtTable, PrtError> {
+    for (start, end) in pci0_bodies(dsdt) {
+        let own = NameHits::within(dsdt, start, end, *b"_PRT", Kind::Name)
+            .take(MAX_CANDIDATES)
+            .find(|hit| super::hostbridge::innermost_device(dsdt, start, hit.op_at).is_none());
+        if let Some(hit) = own {
+            return parse_prta_at(dsdt, hit);
+        }
+    }
+    Err(PrtError::NotFound)
 }
 
 /// The interrupt assigned by `Device(link)`'s static `Name(_CRS, Buffer(){...})`: its first Extended Interrupt
@@ -481,7 +496,7 @@ fn crs_irq(dsdt: &[u8], at: usize, limit: usize, link: [u8; 4]) -> Result<LinkIr
 }
 
 /// The initializer of `Buffer(size){ bytes }` at `at` (cut to BufferSize), with its offset in `dsdt`.
-fn static_buffer(dsdt: &[u8], at: usize, limit: usize) -> Result<(usize, &[u8]), PrtError> {
+pub(crate) fn static_buffer(dsdt: &[u8], at: usize, limit: usize) -> Result<(usize, &[u8]), PrtError> {
     let mut aml = Aml::new(dsdt, at, limit);
     let op_at = aml.pos;
     let op = aml.byte()?;
@@ -659,7 +674,7 @@ fn pci0_bodies(dsdt: &[u8]) -> Vec<(usize, usize), MAX_CANDIDATES> {
 
 /// The kind of named object a pattern match must be.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Kind {
+pub(crate) enum Kind {
     /// `NameOp NameString DataRefObject`.
     Name,
     /// `ExtOpPrefix DeviceOp PkgLength NameString TermList`.
@@ -673,16 +688,16 @@ enum Kind {
 /// A validated match: the object's opcode, the end of its NameString, and (for objects with a PkgLength) the end
 /// of its body; for `Name` the body end is the search limit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Hit {
-    op_at: usize,
-    name_end: usize,
-    body_end: usize,
+pub(crate) struct Hit {
+    pub(crate) op_at: usize,
+    pub(crate) name_end: usize,
+    pub(crate) body_end: usize,
 }
 
 /// Iterates over the objects of one [`Kind`] whose NameString ends in a given NameSeg, found by scanning for the
 /// NameSeg and checking the bytes before it (the opcode, PkgLength and path prefix) and, for objects with a
 /// PkgLength, that their body fits the search range.
-struct NameHits<'a> {
+pub(crate) struct NameHits<'a> {
     aml: &'a [u8],
     lo: usize,
     hi: usize,
@@ -692,11 +707,11 @@ struct NameHits<'a> {
 }
 
 impl<'a> NameHits<'a> {
-    fn new(aml: &'a [u8], seg: [u8; 4], kind: Kind) -> Self {
+    pub(crate) fn new(aml: &'a [u8], seg: [u8; 4], kind: Kind) -> Self {
         Self::within(aml, 0, aml.len(), seg, kind)
     }
 
-    fn within(aml: &'a [u8], lo: usize, hi: usize, seg: [u8; 4], kind: Kind) -> Self {
+    pub(crate) fn within(aml: &'a [u8], lo: usize, hi: usize, seg: [u8; 4], kind: Kind) -> Self {
         let hi = hi.min(aml.len());
         NameHits { aml, lo, hi, next: lo, seg, kind }
     }
@@ -764,30 +779,30 @@ impl Iterator for NameHits<'_> {
 /// A read position in an AML byte stream, limited to `end` (the enclosing object's end); offsets are into the
 /// whole table so errors can name them.
 #[derive(Debug, Clone, Copy)]
-struct Aml<'a> {
+pub(crate) struct Aml<'a> {
     bytes: &'a [u8],
-    pos: usize,
+    pub(crate) pos: usize,
     end: usize,
 }
 
 impl<'a> Aml<'a> {
-    fn new(bytes: &'a [u8], pos: usize, end: usize) -> Self {
+    pub(crate) fn new(bytes: &'a [u8], pos: usize, end: usize) -> Self {
         Aml { bytes, pos, end: end.min(bytes.len()) }
     }
 
     /// A cursor at the same position limited to `end` (itself checked to be within this one).
-    fn within(&self, end: usize) -> Self {
+    pub(crate) fn within(&self, end: usize) -> Self {
         Aml { bytes: self.bytes, pos: self.pos, end: end.min(self.end) }
     }
 
-    fn peek(&self) -> Result<u8, PrtError> {
+    pub(crate) fn peek(&self) -> Result<u8, PrtError> {
         if self.pos >= self.end {
             return Err(PrtError::Truncated { at: self.pos });
         }
         self.bytes.get(self.pos).copied().ok_or(PrtError::Truncated { at: self.pos })
     }
 
-    fn byte(&mut self) -> Result<u8, PrtError> {
+    pub(crate) fn byte(&mut self) -> Result<u8, PrtError> {
         let b = self.peek()?;
         self.pos += 1;
         Ok(b)
@@ -803,7 +818,7 @@ impl<'a> Aml<'a> {
 
     /// PkgLength (§20.2.4): returns the absolute end of the package, which must lie within this cursor's range.
     /// Like ACPICA, bits 5:4 of a multi-byte lead byte are ignored.
-    fn pkg_length(&mut self) -> Result<usize, PrtError> {
+    pub(crate) fn pkg_length(&mut self) -> Result<usize, PrtError> {
         let at = self.pos;
         let lead = self.byte()?;
         let follow = usize::from(lead >> 6);
@@ -826,7 +841,7 @@ impl<'a> Aml<'a> {
     }
 
     /// An integer constant (§20.2.3): ZeroOp, OneOp, OnesOp or a Byte/Word/DWord/QWord prefix.
-    fn integer(&mut self) -> Result<u64, PrtError> {
+    pub(crate) fn integer(&mut self) -> Result<u64, PrtError> {
         let at = self.pos;
         match self.byte()? {
             ZERO_OP => Ok(0),
@@ -841,7 +856,7 @@ impl<'a> Aml<'a> {
     }
 
     /// A NameString (§20.2.2); returns its last NameSeg, or `None` for the NullName.
-    fn name_string(&mut self) -> Result<Option<[u8; 4]>, PrtError> {
+    pub(crate) fn name_string(&mut self) -> Result<Option<[u8; 4]>, PrtError> {
         if self.peek()? == ROOT_CHAR {
             self.pos += 1;
         } else {
@@ -1298,6 +1313,23 @@ mod tests {
         assert!(resolve(&dup).is_ok());
         let conflict = table(&prta(&[entry(1, 0, &[ZERO_OP], 16), entry(1, 0, &[ZERO_OP], 17)]));
         assert_eq!(resolve(&conflict), Err(PrtError::ConflictingRoutes { slot: 1, pin: 0 }));
+    }
+
+    #[test]
+    fn a_static_prt_of_pci0_is_read_when_there_is_no_prta() {
+        // QEMU microvm's GPEX: Name(_PRT, Package(){ ... GSI0 ... }) in PCI0, links with static _CRS.
+        let links = cat(&[&link_device(b"GSI0", &cat(&[&ext_irq(0x01, &[16]), &END_TAG])), &link_device(b"GSI1", &cat(&[&ext_irq(0x01, &[17]), &END_TAG]))]);
+        let entries = cat(&[&entry(0, 0, b"GSI0", 0), &entry(1, 0, b"GSI1", 0)]);
+        // A root port inside PCI0 with its own static _PRT must not be taken for PCI0's.
+        let port = device(b"RP01", &name(b"_PRT", &package(1, &entry(0, 0, &[ZERO_OP], 40))));
+        let pci0 = device(b"PCI0", &cat(&[&port, &name(b"_PRT", &package(2, &entries)), &links]));
+        let dsdt = table(&scope(b"_SB_", &pci0));
+        let r = resolve(&dsdt).unwrap();
+        assert_eq!(r.gsi(0, 0), Some(RoutedIrq { gsi: 16, level: true, active_low: false }));
+        assert_eq!(r.gsi(1, 0).map(|r| r.gsi), Some(17));
+        // Only the nested one: not PCI0's routing.
+        let dsdt = table(&scope(b"_SB_", &device(b"PCI0", &port)));
+        assert_eq!(parse_prta(&dsdt), Err(PrtError::NotFound));
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! Enumeration: bus 0 (or the first ECAM bus) and every bus a bridge leads to, never a brute-force sweep
-//! of all 256 buses. Multifunction devices are probed for functions 1-7 only when function 0 says so.
+//! Enumeration: every root bus (bus 0, or the host bridges the ACPI tables describe) and every bus a bridge
+//! leads to, never a brute-force sweep of all 256 buses. Multifunction devices are probed for functions 1-7 only when function 0 says so.
 
 use super::bar::{self, Bar, BarError};
 use super::caps::{self, CapError, CapList};
@@ -85,12 +85,14 @@ pub struct Enumeration {
     pub problems: Vec<(Bdf, PciProblem)>,
     /// Buses scanned, in order.
     pub buses_scanned: Vec<u8>,
+    /// The root buses scanned (no bridge leads to them), in order.
+    pub root_buses: Vec<u8>,
 }
 
 impl Enumeration {
     /// An empty result.
     pub const fn new() -> Self {
-        Enumeration { functions: Vec::new(), problems: Vec::new(), buses_scanned: Vec::new() }
+        Enumeration { functions: Vec::new(), problems: Vec::new(), buses_scanned: Vec::new(), root_buses: Vec::new() }
     }
 
     /// The function at `bdf`.
@@ -107,7 +109,53 @@ impl Default for Enumeration {
 
 /// Enumerates buses `bus_start..=bus_end`, starting at `bus_start` and following bridges, into `out`.
 pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut Enumeration) {
+    enumerate_roots(cfg, &[(bus_start, bus_end)], out)
+}
+
+/// Whether a Vendor ID read means "no function here": all-ones (nothing answered) or 0 (Linux's
+/// `pci_bus_generic_read_dev_vendor_id` treats 0x0000 the same: some bridges and broken windows return it,
+/// and memory posing as an ECAM window reads 0).
+pub fn absent(vendor: u16) -> bool {
+    vendor == 0xFFFF || vendor == 0
+}
+
+/// Enumerates every root bus `(first, last)` (host bridges from the ACPI tables, lowest first), each from its
+/// root bus along its bridges, into `out`. A bridge's secondary bus must lie in its own root's range, and a bus
+/// already scanned (from another root) is not scanned again.
+pub fn enumerate_roots(cfg: &impl ConfigRegion, roots: &[(u8, u8)], out: &mut Enumeration) {
     *out = Enumeration::new();
+    for &(bus_start, bus_end) in roots {
+        if out.buses_scanned.contains(&bus_start) {
+            continue;
+        }
+        out.root_buses.push(bus_start);
+        enumerate_root(cfg, bus_start, bus_end, out);
+    }
+    out.functions.sort_unstable_by_key(|f| f.bdf);
+}
+
+/// Finds peer root buses no table describes, as Linux's `pcibios_scan_specific_bus` does (with
+/// `pci=lastbus=255`): every bus number not reached yet whose function 0 of any device answers is scanned as a
+/// root bus, with what its bridges lead to. 32 reads per bus number not reached. Call after
+/// [`enumerate_roots`]; returns the root buses found.
+pub fn enumerate_peer_buses(cfg: &impl ConfigRegion, out: &mut Enumeration) -> Vec<u8> {
+    let mut found = Vec::new();
+    for bus in 0..=255u8 {
+        if out.buses_scanned.contains(&bus) {
+            continue;
+        }
+        if (0..32).any(|dev| !absent(cfg.read16(Bdf::new(bus, dev, 0), regs::VENDOR_ID))) {
+            found.push(bus);
+            out.root_buses.push(bus);
+            enumerate_root(cfg, bus, 0xFF, out);
+        }
+    }
+    out.functions.sort_unstable_by_key(|f| f.bdf);
+    found
+}
+
+/// One root bus, with everything its bridges lead to.
+fn enumerate_root(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut Enumeration) {
     // (bus, whether it is the link of a PCIe downstream-facing port: only device 0 can be there).
     let mut pending: Vec<(u8, bool)> = Vec::new();
     pending.push((bus_start, false));
@@ -124,14 +172,14 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
         let devices = if link { 1 } else { 32 };
         for dev in 0..devices {
             let f0 = Bdf::new(bus, dev, 0);
-            if cfg.read16(f0, regs::VENDOR_ID) == 0xFFFF {
+            if absent(cfg.read16(f0, regs::VENDOR_ID)) {
                 continue;
             }
             let multifunction = cfg.read8(f0, regs::HEADER_TYPE) & 0x80 != 0;
             let funcs = if multifunction { 8 } else { 1 };
             for func in 0..funcs {
                 let bdf = Bdf::new(bus, dev, func);
-                if cfg.read16(bdf, regs::VENDOR_ID) == 0xFFFF {
+                if absent(cfg.read16(bdf, regs::VENDOR_ID)) {
                     continue;
                 }
                 let function = read_function(cfg, bdf);
@@ -159,7 +207,6 @@ pub fn enumerate(cfg: &impl ConfigRegion, bus_start: u8, bus_end: u8, out: &mut 
             pending.push(*child);
         }
     }
-    out.functions.sort_unstable_by_key(|f| f.bdf);
 }
 
 /// Whether the bus below `f` is a link that only device 0 can answer on: `f` is a PCIe Root Port, Switch
@@ -178,8 +225,8 @@ fn downstream_port(cfg: &impl ConfigRegion, f: &Function) -> bool {
     matches!(port_type, ROOT_PORT | DOWNSTREAM_PORT | PCI_TO_PCIE_BRIDGE) && cfg.read16(f.bdf, at + DEVICE_CONTROL_2) & ARI_FORWARDING == 0
 }
 
-/// Reads one function's identity, BARs and capabilities. A function whose Vendor ID reads all-ones before
-/// or after (absent, or surprise-removed meanwhile) comes back with nothing but [`PciProblem::Vanished`].
+/// Reads one function's identity, BARs and capabilities. A function whose Vendor ID reads all-ones (or 0)
+/// before or after (absent, or surprise-removed meanwhile) comes back with nothing but [`PciProblem::Vanished`].
 pub fn read_function(cfg: &impl ConfigRegion, bdf: Bdf) -> Function {
     let vendor = cfg.read16(bdf, regs::VENDOR_ID);
     let class_rev = cfg.read32(bdf, regs::CLASS_REVISION);
@@ -224,7 +271,7 @@ pub fn read_function(cfg: &impl ConfigRegion, bdf: Bdf) -> Function {
         problems,
     };
     // Read last: a function removed at any point above reads all-ones here, and everything read is dropped.
-    if vendor == 0xFFFF || cfg.read16(bdf, regs::VENDOR_ID) == 0xFFFF {
+    if absent(vendor) || absent(cfg.read16(bdf, regs::VENDOR_ID)) {
         function.bars.clear();
         function.caps = CapList::default();
         function.bridge_buses = None;
@@ -400,6 +447,82 @@ mod tests {
             }
         }
         assert!(vanished_seen > 0, "removal after the Vendor ID check is reported as Vanished");
+    }
+
+    #[test]
+    fn every_root_bus_is_enumerated_once() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x29c0, 0x060000);
+        // A pxb-pcie expander's own device on bus 0, its root bus 0x80 with a root port to 0x81.
+        sim.add(Bdf::new(0, 3, 0), 0x1b36, 0x000b, 0x060000);
+        bridge(&sim, Bdf::new(0x80, 0, 0), 0x81);
+        sim.add(Bdf::new(0x81, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        // A pxb with a device directly on its root bus 0x40.
+        sim.add(Bdf::new(0x40, 2, 0), 0x1234, 0x11e8, 0x00ff00);
+        let mut e = Enumeration::new();
+        enumerate(&sim, 0, 255, &mut e);
+        assert_eq!(e.functions.len(), 2, "from bus 0 alone the expanders' buses are not reached");
+        enumerate_roots(&sim, &[(0, 0x3F), (0x40, 0x41), (0x80, 0x81)], &mut e);
+        let bdfs: std::vec::Vec<String> = e.functions.iter().map(|f| f.bdf.to_string()).collect();
+        assert_eq!(bdfs, ["00:00.0", "00:03.0", "40:02.0", "80:00.0", "81:00.0"]);
+        assert_eq!(e.buses_scanned.as_slice(), &[0, 0x40, 0x80, 0x81]);
+        assert_eq!(e.root_buses.as_slice(), &[0, 0x40, 0x80]);
+        assert!(e.problems.is_empty(), "{:?}", e.problems);
+    }
+
+    #[test]
+    fn a_bus_reached_from_one_root_is_not_rescanned_from_another() {
+        let sim = SimConfig::default();
+        // A bridge on bus 0 claims bus 0x80, which is also a root bus.
+        bridge(&sim, Bdf::new(0, 1, 0), 0x80);
+        sim.add(Bdf::new(0x80, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        let mut e = Enumeration::new();
+        enumerate_roots(&sim, &[(0, 0xFF), (0x80, 0x80)], &mut e);
+        assert_eq!(e.functions.iter().filter(|f| f.bdf.bus == 0x80).count(), 1);
+        assert_eq!(e.buses_scanned.as_slice(), &[0, 0x80]);
+        assert_eq!(e.root_buses.as_slice(), &[0], "bus 0x80 was reached through the bridge");
+        // With bus 0's range ending below it, the bridge's bus is outside its root: reported, scanned as a root.
+        enumerate_roots(&sim, &[(0, 0x7F), (0x80, 0x80)], &mut e);
+        assert_eq!(e.functions.iter().filter(|f| f.bdf.bus == 0x80).count(), 1);
+        assert_eq!(e.problems.as_slice(), &[(Bdf::new(0, 1, 0), PciProblem::BadSecondaryBus { secondary: 0x80 })]);
+    }
+
+    #[test]
+    fn peer_root_buses_are_found_by_probing_when_no_table_lists_them() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x1237, 0x060000);
+        bridge(&sim, Bdf::new(0, 1, 0), 1);
+        sim.add(Bdf::new(1, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        // A pxb's root bus 0x40 with a bridge to 0x41, and an edu at device 5 of root bus 0x60.
+        bridge(&sim, Bdf::new(0x40, 0, 0), 0x41);
+        sim.add(Bdf::new(0x41, 1, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.add(Bdf::new(0x60, 5, 0), 0x1234, 0x11e8, 0x00ff00);
+        let mut e = Enumeration::new();
+        enumerate(&sim, 0, 255, &mut e);
+        assert_eq!(e.functions.len(), 3);
+        let found = enumerate_peer_buses(&sim, &mut e);
+        assert_eq!(found.as_slice(), &[0x40, 0x60]);
+        let bdfs: std::vec::Vec<String> = e.functions.iter().map(|f| f.bdf.to_string()).collect();
+        assert_eq!(bdfs, ["00:00.0", "00:01.0", "01:00.0", "40:00.0", "41:01.0", "60:05.0"]);
+        assert_eq!(e.root_buses.as_slice(), &[0, 0x40, 0x60]);
+        // Nothing more to find: a second probe finds nothing and lists nothing twice.
+        assert!(enumerate_peer_buses(&sim, &mut e).is_empty());
+        assert_eq!(e.functions.len(), 6);
+    }
+
+    #[test]
+    fn vendor_id_zero_is_absent() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x1237, 0x060000);
+        // Memory posing as configuration space reads 0 everywhere: no phantom function.
+        sim.add(Bdf::new(0, 5, 0), 0x0000, 0x0000, 0);
+        sim.add(Bdf::new(0, 6, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.poke(Bdf::new(0, 6, 0), 0x0E, &[0x80]);
+        sim.add(Bdf::new(0, 6, 1), 0x0000, 0x11e8, 0x00ff00);
+        let mut e = Enumeration::new();
+        enumerate(&sim, 0, 255, &mut e);
+        let bdfs: std::vec::Vec<String> = e.functions.iter().map(|f| f.bdf.to_string()).collect();
+        assert_eq!(bdfs, ["00:00.0", "00:06.0"]);
     }
 
     #[test]
