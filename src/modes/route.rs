@@ -458,7 +458,7 @@ mod tests {
         enumerate::enumerate_roots(&sim, &[(0, 0x7F), (0x80, 0x81)], &mut e);
         let edu = e.get(edu).unwrap();
         // Not the q35 rule for slot 0 of bus 0, which would be a false route.
-        let r = resolve(&e, &sim, Chipset::Q35, None, None, edu);
+        let r = resolve(&e, &sim, &only(Chipset::Q35), edu);
         assert_eq!(r, Err(RouteError::OtherRootBus(0x80)));
         assert!(r.unwrap_err().undescribed());
     }
