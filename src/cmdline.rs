@@ -42,6 +42,38 @@ pub const SCENARIOS: &[&str] = &[
     "stuck-command",
     "hot-unplug",
 ];
+// The run keeps which of them gave a verdict in one u32.
+const _: () = assert!(SCENARIOS.len() <= 32);
+
+/// The index in [`SCENARIOS`] of the optional scenario a report record named `name` belongs to: a
+/// control's record counts for the scenario's own `-control` entry where one exists (`shutdown-control`,
+/// `crash-restart-control`), else for the scenario (`reenable`'s control runs with `reenable`).
+pub fn scenario_index(name: &str, control: bool) -> Option<usize> {
+    let own = |n: &str| SCENARIOS.iter().position(|s| *s == n);
+    if control {
+        let mut buf: heapless::String<40> = heapless::String::new();
+        if buf.push_str(name).is_ok() && buf.push_str("-control").is_ok() {
+            if let Some(i) = own(&buf) {
+                return Some(i);
+            }
+        }
+    }
+    own(name)
+}
+
+/// Why an optional scenario that was asked for produced no verdict: nothing on this platform is what it
+/// runs on. The run reports it as a skip with this reason, never as silence a user could take for a pass.
+pub fn no_subject_reason(name: &str) -> &'static str {
+    match name {
+        "reset-restore" => "no device driven with MSI-X to reset (it needs an nvme, or a device alone below a bridge, in MSI-X mode)",
+        "reenable" | "incremental" => "no nvme driven with MSI-X (the scenario re-enables an nvme's MSI-X with other vector counts)",
+        "stuck-command" => "no nvme driven with MSI or MSI-X",
+        "shutdown" | "shutdown-control" => "no driven device to shut down",
+        "intx-storm" => "no edu function to assert an unclaimed INTx line",
+        "hot-unplug" => "no driven device below a hot-plug port",
+        _ => "nothing on this platform for it to run on",
+    }
+}
 
 /// Parsed options.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -313,6 +345,24 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn records_map_to_their_optional_scenario() {
+        let idx = |n: &str| SCENARIOS.iter().position(|s| *s == n);
+        assert_eq!(scenario_index("reenable", false), idx("reenable"));
+        // A control without an entry of its own belongs to its scenario.
+        assert_eq!(scenario_index("reenable", true), idx("reenable"));
+        assert_eq!(scenario_index("shutdown", true), idx("shutdown-control"));
+        assert_eq!(scenario_index("shutdown", false), idx("shutdown"));
+        assert_eq!(scenario_index("crash-restart", true), idx("crash-restart-control"));
+        // Default checks are not optional scenarios.
+        assert_eq!(scenario_index("msix-delivery", false), None);
+        assert_eq!(scenario_index("write-order", true), None);
+        for name in SCENARIOS {
+            assert!(!no_subject_reason(name).is_empty());
+        }
+        assert!(no_subject_reason("reenable").contains("nvme"));
+    }
 
     #[test]
     fn parses_known_options() {

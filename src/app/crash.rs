@@ -212,6 +212,11 @@ pub(super) fn verdict(h: &Handoff, quieted: u32, retired: u32, inherited: u64, s
     let mut what: heapless::String<128> = heapless::String::new();
     left(&mut what);
     match (control, stale) {
+        // Nothing was left live: no stale interrupt could arrive, so its absence shows nothing.
+        (false, 0) if h.messages == 0 && h.intx == 0 => Verdict::new(
+            Outcome::Skip,
+            format_args!("nothing to provoke: {what} (no driven device to leave live); stage B quieted {quieted} function(s)"),
+        ),
         (false, 0) => Verdict::new(
             Outcome::Pass,
             format_args!(
@@ -225,5 +230,25 @@ pub(super) fn verdict(h: &Handoff, quieted: u32, retired: u32, inherited: u64, s
             Outcome::Pass,
             format_args!("caught: {what}; with the quieting delayed, {n} stale interrupt(s) arrived in the trap window{}", if n >= STORM_BREAK { " (a level storm, stopped by masking every IOAPIC entry)" } else { "" }),
         ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn handoff(control: bool, messages: u32, intx: u32) -> Handoff {
+        Handoff { magic: MAGIC, control: control as u32, passed: 0, failed: 0, skipped: 0, messages, intx }
+    }
+
+    #[test]
+    fn crash_restart_with_nothing_live_is_a_skip() {
+        // The guard passes only when stage A left something that could have fired.
+        assert_eq!(verdict(&handoff(false, 0, 0), 4, 0, 0, 0, 200_000).outcome, Outcome::Skip);
+        assert_eq!(verdict(&handoff(false, 0, 1), 4, 0, 0, 0, 200_000).outcome, Outcome::Pass);
+        assert_eq!(verdict(&handoff(false, 2, 0), 4, 0, 0, 0, 200_000).outcome, Outcome::Pass);
+        // A stale interrupt is a failure whatever stage A reported.
+        assert_eq!(verdict(&handoff(false, 0, 0), 4, 0, 0, 3, 200_000).outcome, Outcome::Fail);
+        assert_eq!(verdict(&handoff(true, 0, 1), 4, 0, 0, 5, 200_000).outcome, Outcome::Pass);
     }
 }

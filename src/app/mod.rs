@@ -49,6 +49,8 @@ struct Run {
     opts: Options,
     /// The `capacity` scenario has failed (once per run; every limit met is a problem of its own).
     capacity_failed: bool,
+    /// The optional scenarios (bits by index in [`cmdline::SCENARIOS`]) that gave a verdict.
+    optional_done: u32,
 }
 
 static PCI: spin::Mutex<Enumeration> = spin::Mutex::new(Enumeration::new());
@@ -83,6 +85,9 @@ impl Run {
     }
 
     fn scenario_record(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict, control: bool) {
+        if let Some(i) = cmdline::scenario_index(name, control) {
+            self.optional_done |= 1 << i;
+        }
         self.summary.add(verdict.outcome);
         let mut r = Record::new("scenario");
         r.str("name", name);
@@ -129,7 +134,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         }
         None => {}
     }
-    let mut run = Run { summary: Summary::default(), apic_id: 0, opts, capacity_failed: false };
+    let mut run = Run { summary: Summary::default(), apic_id: 0, opts, capacity_failed: false, optional_done: 0 };
     // Crash restart: stage A leaves the devices live and restarts in place; stage B finds the handoff.
     let stage_b = if restarted { crash::stage_b() } else { None };
     if let Some(h) = &stage_b {
@@ -324,6 +329,14 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     }
     if run.opts.wants("intx-storm") && !storm_done {
         checks::run_storm(&mut run, cfg, &pci, &routing);
+    }
+    // An optional scenario asked for that found nothing to run on is a skip saying so, not silence.
+    for (i, name) in cmdline::SCENARIOS.iter().enumerate() {
+        if run.opts.wants(name) && run.optional_done & (1 << i) == 0 {
+            let control = name.ends_with("-control");
+            let v = Verdict::new(Outcome::Skip, format_args!("{}", cmdline::no_subject_reason(name)));
+            run.scenario_record(name.trim_end_matches("-control"), None, &v, control);
+        }
     }
     cpu::disable_interrupts();
     trace::stop();

@@ -1,0 +1,53 @@
+//! Found by trying the firmware as a new user would: a scenario asked for that has nothing to run on is a
+//! skip that says why (never silence a user could read as a pass), and a check that could not have
+//! failed is no pass.
+
+mod common;
+
+use msifw_qemu::{run_all, Exit, Machine, ScenarioResult};
+
+/// `scenario=` naming scenarios no driven function can carry (an edu only: no nvme, no MSI-X): each gets
+/// a skip naming what it needs, and the run still passes.
+#[test]
+fn requested_scenarios_without_a_subject_are_skips() {
+    let names = ["reset-restore", "reenable", "incremental", "stuck-command"];
+    let cfg = common::config(Machine::Q35).default_devices(false).device("edu,addr=04.0").append(format!("scenario={}", names.join(",")));
+    let o = common::boot(&cfg);
+    common::assert_passed(&o);
+    let why = common::explain(&o);
+    for name in names {
+        let s = o.report.scenarios.iter().find(|s| s.name == name).unwrap_or_else(|| panic!("{name} asked for and not reported{why}"));
+        assert_eq!(s.result, ScenarioResult::Skip, "{name}: {}{why}", s.detail);
+        assert!(s.detail.contains("nvme") || s.detail.contains("MSI-X"), "{name}: {}{why}", s.detail);
+    }
+}
+
+/// `scenario=all` where nothing is driven: every scenario `all` stands for has a verdict, and none of them
+/// is a pass (crash-restart with nothing left live could not have seen a stale interrupt).
+#[test]
+fn scenario_all_with_nothing_driven_reports_every_scenario_without_a_pass() {
+    let cfg = common::config(Machine::Q35).default_devices(false).append("scenario=all");
+    let o = run_all(&cfg).unwrap_or_else(|e| panic!("could not run: {e}"));
+    let why = common::explain(&o);
+    assert_eq!(o.exit, Exit::Passed, "{why}");
+    let expected = [
+        ("intx-storm", false),
+        ("reset-restore", false),
+        ("reenable", false),
+        ("incremental", false),
+        ("shutdown", false),
+        ("shutdown", true),
+        ("crash-restart", false),
+        ("crash-restart", true),
+        ("stuck-command", false),
+    ];
+    for (name, control) in expected {
+        let s = o
+            .report
+            .scenarios
+            .iter()
+            .find(|s| s.name == name && s.control == control)
+            .unwrap_or_else(|| panic!("{name} (control {control}) asked for by scenario=all and not reported{why}"));
+        assert_eq!(s.result, ScenarioResult::Skip, "{name} (control {control}): {}{why}", s.detail);
+    }
+}
