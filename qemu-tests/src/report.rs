@@ -512,6 +512,13 @@ impl Report {
         }
         match record {
             Record::Platform(p) => {
+                // A `platform` record before the `end` starts the report again: the firmware restarted in
+                // place (crash-restart's stage B), and reports again everything the first stage did.
+                if self.platform_records > 0 && self.end.is_none() {
+                    self.functions.clear();
+                    self.scenarios.clear();
+                    self.problems.clear();
+                }
                 self.platform = Some(p);
                 self.platform_records += 1;
             }
@@ -866,6 +873,26 @@ pub(crate) mod tests {
             assert!(matches!(r.push_line(line), Some(Ok(_))), "{line}");
         }
         r
+    }
+
+    #[test]
+    fn a_restart_in_place_reports_again_and_is_counted_once() {
+        // crash-restart: stage A reports the platform and its setup verdicts, restarts, and stage B reports
+        // all of it again before its own end.
+        let platform = SAMPLE[0];
+        let skip = r#"msifw-report {"kind":"scenario","name":"msix-delivery","bdf":"00:04.0","result":"skip","detail":"no msix capability","control":false}"#;
+        let problem = SAMPLE[6];
+        let pass = r#"msifw-report {"kind":"scenario","name":"crash-restart","bdf":null,"result":"pass","detail":"no stale vector","control":false}"#;
+        let end = r#"msifw-report {"kind":"end","passed":1,"failed":0,"skipped":1}"#;
+        let mut r = Report::new();
+        for line in [platform, skip, problem, platform, pass, skip, problem, end] {
+            assert!(matches!(r.push_line(line), Some(Ok(_))), "{line}");
+        }
+        assert_eq!(r.platform_records, 2);
+        assert_eq!(r.scenarios.len(), 2, "{:?}", r.scenarios);
+        assert_eq!(r.problems.len(), 1);
+        let c = r.counts();
+        assert_eq!((c.passed, c.failed, c.skipped), (1, 0, 1));
     }
 
     #[test]

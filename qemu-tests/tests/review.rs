@@ -51,3 +51,18 @@ fn scenario_all_with_nothing_driven_reports_every_scenario_without_a_pass() {
         assert_eq!(s.result, ScenarioResult::Skip, "{name} (control {control}): {}{why}", s.detail);
     }
 }
+
+/// crash-restart restarts the firmware in place: stage B reports again what stage A did (here a forced
+/// mode the edu lacks, a skip). The boot has that skip once, and the firmware's own end record counts it
+/// once.
+#[test]
+fn a_crash_restart_boot_reports_each_setup_verdict_once() {
+    let o = common::boot(&common::config(Machine::Q35).append("scenario=crash-restart irq.00:04.0=msix"));
+    common::assert_passed(&o);
+    let why = common::explain(&o);
+    let skips = o.report.scenarios.iter().filter(|s| s.bdf.as_deref() == Some("00:04.0") && s.result == ScenarioResult::Skip).count();
+    assert_eq!(skips, 1, "the forced mode's skip, once{why}");
+    let end = o.report.end.as_ref().unwrap_or_else(|| panic!("no end record{why}"));
+    let c = o.report.counts();
+    assert_eq!((end.passed, end.failed, end.skipped), (c.passed, c.failed, c.skipped), "the firmware's counts are the records'{why}");
+}

@@ -10,7 +10,6 @@
 //! and passes when stale interrupts are caught.
 
 use super::devices::Active;
-use super::Run;
 use crate::arch::{cpu, lapic};
 use crate::irq::{dispatch, intx, vector};
 use crate::modes::IrqMode;
@@ -26,9 +25,6 @@ const MAGIC: u32 = 0x6D73_6966; // "msif"
 pub(super) struct Handoff {
     magic: u32,
     control: u32,
-    passed: u32,
-    failed: u32,
-    skipped: u32,
     /// Functions stage A left with MSI or MSI-X live.
     messages: u32,
     /// Functions stage A left asserting INTx.
@@ -36,12 +32,7 @@ pub(super) struct Handoff {
 }
 
 #[link_section = ".handoff"]
-static mut HANDOFF: Handoff = Handoff { magic: 0, control: 0, passed: 0, failed: 0, skipped: 0, messages: 0, intx: 0 };
-
-/// Stage A's scenario counts, carried into stage B's summary.
-pub(super) fn summary(h: &Handoff) -> crate::report::Summary {
-    crate::report::Summary { passed: h.passed, failed: h.failed, skipped: h.skipped }
-}
+static mut HANDOFF: Handoff = Handoff { magic: 0, control: 0, messages: 0, intx: 0 };
 
 /// What stage A left for the control to catch: the INTx levels it left asserted. Its live MSI and MSI-X
 /// functions raise nothing while nobody triggers them (the one interrupt each holds is pending on a
@@ -67,7 +58,6 @@ pub(super) fn stage_b() -> Option<Handoff> {
 /// restarts in place. Never returns on the firmware target.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn leave_live_and_restart(
-    run: &mut Run,
     cfg: &'static crate::bus::pci::config::PlatformConfig,
     pci: &crate::bus::pci::enumerate::Enumeration,
     routing: &super::devices::Routing,
@@ -126,13 +116,9 @@ pub(super) fn leave_live_and_restart(
             IrqMode::None => {}
         }
     }
-    let s = run.summary;
     let handoff = Handoff {
         magic: MAGIC,
         control: control as u32,
-        passed: s.passed,
-        failed: s.failed,
-        skipped: s.skipped,
         messages,
         intx,
     };
@@ -238,7 +224,7 @@ mod tests {
     use super::*;
 
     fn handoff(control: bool, messages: u32, intx: u32) -> Handoff {
-        Handoff { magic: MAGIC, control: control as u32, passed: 0, failed: 0, skipped: 0, messages, intx }
+        Handoff { magic: MAGIC, control: control as u32, messages, intx }
     }
 
     #[test]

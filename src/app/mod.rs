@@ -136,10 +136,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     }
     let mut run = Run { summary: Summary::default(), apic_id: 0, opts, capacity_failed: false, optional_done: 0 };
     // Crash restart: stage A leaves the devices live and restarts in place; stage B finds the handoff.
+    // Stage B reports everything stage A did (platform, setup verdicts) again and counts only its own: the
+    // host keeps the report from the last `platform` record on.
     let stage_b = if restarted { crash::stage_b() } else { None };
-    if let Some(h) = &stage_b {
-        run.summary = crash::summary(h);
-    }
     let crash_control = run.opts.wants("crash-restart-control");
     let crash_stage_a = stage_b.is_none() && (run.opts.wants("crash-restart") || crash_control);
     // The control delays every quieting step until after its trap window.
@@ -285,7 +284,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
             checks::judge_self_ipis(&mut run, probe);
         }
         if crash_stage_a {
-            crash::leave_live_and_restart(&mut run, cfg, &pci, &routing, &mut active, crash_control, start_info);
+            crash::leave_live_and_restart(cfg, &pci, &routing, &mut active, crash_control, start_info);
         }
         // The benchmark runs on the devices as setup left them, before the checks drive them.
         let dispatch_n = run.opts.dispatch;
