@@ -306,8 +306,19 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, MAX_ERRORS>) {
             }
             Some(_) => Some(CmdlineError::Unknown(clip(word))),
         };
-        if let Some(e) = err {
-            push_error(&mut errors, e);
+        match err {
+            // A function named a third time: its one problem names the word now used.
+            Some(CmdlineError::RepeatedOverride(bdf, mode)) if errors.iter().any(|e| matches!(e, CmdlineError::RepeatedOverride(b, _) if *b == bdf)) => {
+                for e in errors.iter_mut() {
+                    if let CmdlineError::RepeatedOverride(b, m) = e {
+                        if *b == bdf {
+                            *m = mode;
+                        }
+                    }
+                }
+            }
+            Some(e) => push_error(&mut errors, e),
+            None => {}
         }
     }
     (opts, errors)
@@ -345,6 +356,15 @@ impl Options {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_function_named_three_times_is_one_problem_naming_the_last_word() {
+        // `irq.1:0.0` is the same function as `irq.01:00.0`.
+        let (o, e) = parse("irq.01:00.0=intx irq.01:00.0=msi irq.1:0.0=msix");
+        assert_eq!(o.override_for(Bdf::new(1, 0, 0)), Some(IrqMode::Msix));
+        assert_eq!(e.as_slice(), &[CmdlineError::RepeatedOverride(Bdf::new(1, 0, 0), IrqMode::Msix)]);
+        assert_eq!(format!("{}", e[0]), "irq.01:00.0= given more than once; the last one (irq.01:00.0=msix) is used");
+    }
 
     #[test]
     fn records_map_to_their_optional_scenario() {
