@@ -66,3 +66,17 @@ fn a_crash_restart_boot_reports_each_setup_verdict_once() {
     let c = o.report.counts();
     assert_eq!((end.passed, end.failed, end.skipped), (c.passed, c.failed, c.skipped), "the firmware's counts are the records'{why}");
 }
+
+/// Legacy virtio-net without a network peer: three MSI-X vectors programmed, TX alone driven. The
+/// function's record says so (`irq_reason`), not only the defmt log a one-UART machine does not have.
+#[test]
+fn virtio_net_without_a_peer_says_rx_was_not_checked() {
+    let cfg = common::config(Machine::Q35).default_devices(false).device("virtio-net-pci,disable-modern=on,romfile=,addr=05.0");
+    let o = common::boot(&cfg);
+    common::assert_passed(&o);
+    let why = common::explain(&o);
+    let f = o.report.function("00:05.0").unwrap_or_else(|| panic!("virtio-net not listed{why}"));
+    assert_eq!(f.vectors.len(), 3, "{why}");
+    let reason = f.irq_reason.as_deref().unwrap_or("");
+    assert!(reason.contains("RX not checked") && reason.contains("1 of 2 sources driven"), "{reason:?}{why}");
+}
