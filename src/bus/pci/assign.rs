@@ -244,6 +244,15 @@ pub enum AssignError {
         /// BAR index.
         index: u8,
     },
+    /// The function lies on (or below) another root bus than the one msifw assigns BARs for.
+    OtherRootBus {
+        /// BAR index.
+        index: u8,
+        /// The root bus the function's tree starts at.
+        bus: u8,
+        /// The root bus msifw assigns for.
+        root: u8,
+    },
     /// A bridge's own BAR has no address but decodes at 0, because its Command Memory or I/O Space bit also
     /// switches forwarding through its windows, which the devices below need.
     OwnBarDecodesAtZero {
@@ -268,6 +277,10 @@ impl core::fmt::Display for AssignError {
             Self::NoBridgeWindow { index: None, space } => write!(f, "bridge {} window: the bridge above has no {0} window; devices below lose it", space.name()),
             Self::BelowFirmwareBridge { index } => write!(f, "BAR{index} unassigned below a bridge the boot firmware set up; its windows are left as they are"),
             Self::Unreachable { index } => write!(f, "BAR{index}: no bridge leads to this bus; left unassigned"),
+            Self::OtherRootBus { index, bus, root } => write!(
+                f,
+                "BAR{index}: in root bus {bus:#04x}'s tree; msifw assigns BARs only in root bus {root:#04x}'s (from the first host bridge's windows); left unassigned"
+            ),
             Self::OwnBarDecodesAtZero { index, space } => write!(f, "bridge's own BAR{index} has no address but decodes {} at 0: the bridge keeps {0} decoding on to forward to the devices below", space.name()),
             Self::TooMany => write!(f, "more BARs or bridges than msifw assigns; the rest are left unassigned"),
             Self::OutOfBusNumbers => write!(f, "no bus number left for a bridge; nothing below it is enumerated"),
@@ -433,9 +446,21 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
         let br = &bridges[b];
         managed[b] = br.managed() && (br.bdf.bus == root || parent_of(br.bdf.bus).is_some_and(|p| managed[p]));
     }
+    // The bus a function's tree starts at: up through the bridges while one leads to the bus.
+    let top_of = |mut bus: u8| {
+        for _ in 0..256 {
+            match parent_of(bus) {
+                Some(p) if bridges[p].bdf.bus != bus => bus = bridges[p].bdf.bus,
+                _ => break,
+            }
+        }
+        bus
+    };
     for f in e.functions.iter().filter(|f| f.bdf.bus != root) {
+        let top = top_of(f.bdf.bus);
         for bar in f.bars.iter().filter(|b| !b.assigned()) {
             match parent_of(f.bdf.bus) {
+                _ if top != root && e.root_buses.contains(&top) => out.problem(f.bdf, AssignError::OtherRootBus { index: bar.index, bus: top, root }),
                 None => out.problem(f.bdf, AssignError::Unreachable { index: bar.index }),
                 Some(p) if !managed[p] => out.problem(f.bdf, AssignError::BelowFirmwareBridge { index: bar.index }),
                 Some(_) => {}
@@ -1211,6 +1236,25 @@ mod tests {
         );
         assert!(p.problems[0].1.to_string().contains("bridge io window"), "{}", p.problems[0].1);
         assert!(p.bars.iter().all(|a| a.kind != BarKind::Io), "no I/O BAR placed where it cannot be reached: {:?}", p.bars);
+    }
+
+    #[test]
+    fn bars_on_another_root_bus_name_that_root_bus() {
+        // An expander's root bus 0x40 with a function on it and one below its root port: neither is
+        // "reached by no bridge" nor "below a firmware bridge"; both lie outside what msifw assigns.
+        let (port, info) = root_port(Bdf::new(0x40, 0, 0), 0x41);
+        let mut e = enumeration(vec![
+            port,
+            function(Bdf::new(0x40, 1, 0), &[bar(0, BarKind::Mem32, 4096)], None),
+            function(Bdf::new(0x41, 0, 0), &[bar(0, BarKind::Mem32, 4096)], None),
+        ]);
+        e.root_buses.push(0);
+        e.root_buses.push(0x40);
+        let p = plan(&e, &[info], 0, q35_windows());
+        let other = |bdf| (bdf, AssignError::OtherRootBus { index: 0, bus: 0x40, root: 0 });
+        assert!(p.problems.contains(&other(Bdf::new(0x40, 1, 0))), "{:?}", p.problems);
+        assert!(p.problems.contains(&other(Bdf::new(0x41, 0, 0))), "{:?}", p.problems);
+        assert!(other(Bdf::new(0x41, 0, 0)).1.to_string().contains("in root bus 0x40's tree"));
     }
 
     #[test]
