@@ -155,12 +155,18 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                         SetupError::Irq(_, crate::modes::IrqError::NoCapability(_))
                             | SetupError::NotImplemented(_)
                             | SetupError::Declined(_)
-                    ) || matches!(detail, SetupError::Route(e) if e.undescribed());
+                    ) || matches!(detail, SetupError::Route(e) if e.undescribed())
+                        || unassigned_bar(f, &detail);
                     let outcome_kind = if unavailable { Outcome::Skip } else { Outcome::Fail };
                     let reason = outcome.reason.clone();
                     let v = Verdict::new(
                         outcome_kind,
-                        format_args!("{detail}{}{}", if reason.is_some() { "; " } else { "" }, reason.as_deref().unwrap_or("")),
+                        format_args!(
+                            "{detail}{}{}{}",
+                            if unassigned_bar(f, &detail) { " (it has no address: no window of the platform fits it, see the pci.assign problem)" } else { "" },
+                            if reason.is_some() { "; " } else { "" },
+                            reason.as_deref().unwrap_or("")
+                        ),
                     );
                     push_problem(&mut outcome, format_args!("{}", v.detail));
                     run.scenario(scenario_name(mode), Some(f.bdf), &v);
@@ -775,6 +781,13 @@ pub(super) struct Active {
     fewer: Option<String>,
     pub(super) dev: Device,
     pub(super) irq: DeviceIrq<'static, PlatformConfig>,
+}
+
+/// Whether the driver stopped at a BAR the device has but that no one gave an address (no window of the
+/// platform fits it, reported as a `pci.assign` problem): the device's interrupts were never tried, so that is
+/// a SKIP naming the BAR, not a verdict on the device.
+fn unassigned_bar(f: &Function, e: &SetupError) -> bool {
+    matches!(e, SetupError::Driver(_, crate::drivers::DriverError::Bar(i)) if f.bars.iter().any(|b| b.index == *i && b.address == 0))
 }
 
 /// Why a device could not be set up.
