@@ -44,10 +44,17 @@ impl BootProtocol {
     }
 }
 
-/// Capacity limits of the copied boot information.
-pub const MAX_CMDLINE: usize = 1024;
-/// Memory-map entries kept (pvh.bin collects at most 128).
-pub const MAX_MEMMAP: usize = 128;
+/// Longest command line held, in bytes: QEMU's PVH command-line buffer (4096 bytes with its NUL; the
+/// launcher refuses a longer `--append`). A longer line (a Multiboot2 loader's can be) is a capacity
+/// failure of the run, never a silently shorter line: the words past the limit would be lost.
+pub const MAX_CMDLINE: usize = 4096;
+/// Memory-map entries held, after adjacent entries of the same type are merged: far beyond real platforms
+/// (QEMU's E820 has under 10, a UEFI map a few hundred before merging). The map is read before the heap
+/// exists, so this is a fixed array; more entries are a capacity failure of the run (a dropped region could
+/// put the heap or an ECAM check on wrong ground).
+pub const MAX_MEMMAP: usize = 512;
+/// Boot problems listed; beyond them [`BootInfo::problems_dropped`] counts the rest.
+pub const MAX_BOOT_PROBLEMS: usize = 8;
 
 /// The boot information msifw keeps.
 #[derive(Debug, Clone, Default)]
@@ -58,8 +65,10 @@ pub struct BootInfo {
     pub rsdp: Option<u64>,
     /// E820 memory map.
     pub memmap: Vec<MemRegion, MAX_MEMMAP>,
-    /// Problems met while copying (truncations, bad magic).
-    pub problems: Vec<BootProblem, 4>,
+    /// Problems met while copying (truncations, bad magic), each listed once.
+    pub problems: Vec<BootProblem, MAX_BOOT_PROBLEMS>,
+    /// Problems beyond [`MAX_BOOT_PROBLEMS`], counted only.
+    pub problems_dropped: u32,
     /// The protocol it came by.
     pub protocol: BootProtocol,
     /// The boot loader's name (Multiboot2 tag 2), if it gave one.
@@ -73,12 +82,16 @@ pub enum BootProblem {
     BadMagic(u32),
     /// The start_info pointer could not be read.
     Unreadable(u64),
-    /// The command line was longer than [`MAX_CMDLINE`] or not terminated; it was cut.
-    CmdlineTruncated,
+    /// The command line is longer than [`MAX_CMDLINE`] bytes (its length, or `None` when it runs past what
+    /// was read): a capacity failure, the words past the limit are lost.
+    CmdlineTooLong(Option<u64>),
+    /// A Multiboot2 command-line tag without its NUL; the line is taken up to the tag's end.
+    CmdlineUnterminated,
     /// The command line was not UTF-8; it was ignored.
     CmdlineNotUtf8,
-    /// More memory-map entries than [`MAX_MEMMAP`]; the rest were dropped.
-    MemmapTruncated(u32),
+    /// More memory-map entries (this many given) than [`MAX_MEMMAP`] after merging: a capacity failure,
+    /// the rest were dropped.
+    MemmapTruncated(u64),
     /// The memory map at this address could not be read (or wrapped past 2^64); entries from there on were dropped.
     MemmapUnreadable(u64),
     /// The Multiboot2 information's total_size is below its 16-byte minimum or above [`MAX_MULTIBOOT2`].
@@ -88,14 +101,27 @@ pub enum BootProblem {
     Multiboot2Tag(u32),
 }
 
+impl BootProblem {
+    /// A limit of msifw's own dropped part of the boot information: the run must fail, naming it.
+    pub fn is_capacity(&self) -> bool {
+        matches!(self, Self::CmdlineTooLong(_) | Self::MemmapTruncated(_))
+    }
+}
+
 impl core::fmt::Display for BootProblem {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::BadMagic(m) => write!(f, "hvm_start_info magic {m:#x}, expected {START_INFO_MAGIC:#x}"),
             Self::Unreadable(a) => write!(f, "hvm_start_info at {a:#x} is not readable"),
-            Self::CmdlineTruncated => write!(f, "command line longer than {MAX_CMDLINE} bytes; cut"),
+            Self::CmdlineTooLong(Some(n)) => {
+                write!(f, "command line of {n} bytes, longer than the {MAX_CMDLINE} bytes msifw holds (MAX_CMDLINE); cut, words past the limit lost")
+            }
+            Self::CmdlineTooLong(None) => write!(f, "command line longer than the {MAX_CMDLINE} bytes msifw holds (MAX_CMDLINE); cut, words past the limit lost"),
+            Self::CmdlineUnterminated => write!(f, "Multiboot2 command line without its NUL; taken up to the end of its tag"),
             Self::CmdlineNotUtf8 => write!(f, "command line is not UTF-8; ignored"),
-            Self::MemmapTruncated(n) => write!(f, "{n} memory map entries; only {MAX_MEMMAP} kept"),
+            Self::MemmapTruncated(n) => {
+                write!(f, "{n} memory map entries, more than the {MAX_MEMMAP} msifw holds after merging (MAX_MEMMAP); the rest dropped")
+            }
             Self::MemmapUnreadable(a) => write!(f, "memory map at {a:#x} unreadable; later entries dropped"),
             Self::Multiboot2Size(n) => write!(f, "Multiboot2 information of {n} bytes; at most {MAX_MULTIBOOT2} read"),
             Self::Multiboot2Tag(at) => write!(f, "Multiboot2 tag at offset {at:#x} malformed; later tags dropped"),
@@ -113,15 +139,36 @@ fn read_u64(mem: &impl PhysMemory, base: u64, off: u64) -> Option<u64> {
 }
 
 impl BootInfo {
+    /// Lists `p` once, or counts it when the list is full.
+    fn report(&mut self, p: BootProblem) {
+        if !self.problems.contains(&p) && self.problems.push(p).is_err() {
+            self.problems_dropped += 1;
+        }
+    }
+
+    /// Adds a memory-map entry, merged into the previous one when it is of the same type and directly
+    /// follows it. False when the map is full.
+    fn add_region(&mut self, r: MemRegion) -> bool {
+        if let Some(last) = self.memmap.last_mut() {
+            if last.kind == r.kind && last.addr.checked_add(last.size) == Some(r.addr) {
+                if let Some(size) = last.size.checked_add(r.size) {
+                    last.size = size;
+                    return true;
+                }
+            }
+        }
+        self.memmap.push(r).is_ok()
+    }
+
     /// Copies `hvm_start_info` at `addr` (layout: include/hw/xen/start_info.h). Never panics.
     pub fn from_pvh(mem: &impl PhysMemory, addr: u64) -> BootInfo {
         let mut info = BootInfo::default();
         let Some(magic) = read_u32(mem, addr, 0) else {
-            let _ = info.problems.push(BootProblem::Unreadable(addr));
+            info.report(BootProblem::Unreadable(addr));
             return info;
         };
         if magic != START_INFO_MAGIC {
-            let _ = info.problems.push(BootProblem::BadMagic(magic));
+            info.report(BootProblem::BadMagic(magic));
             return info;
         }
         let cmdline_paddr = read_u64(mem, addr, 0x18).unwrap_or(0);
@@ -133,18 +180,18 @@ impl BootInfo {
             info.copy_cmdline(mem, cmdline_paddr);
         }
         if memmap_paddr != 0 {
-            if memmap_entries as usize > MAX_MEMMAP {
-                let _ = info.problems.push(BootProblem::MemmapTruncated(memmap_entries));
-            }
-            for i in 0..(memmap_entries as usize).min(MAX_MEMMAP) {
-                let e = i as u64 * 24;
+            for i in 0..u64::from(memmap_entries) {
+                let e = i * 24;
                 let (Some(a), Some(s), Some(k)) =
                     (read_u64(mem, memmap_paddr, e), read_u64(mem, memmap_paddr, e + 8), read_u32(mem, memmap_paddr, e + 16))
                 else {
-                    let _ = info.problems.push(BootProblem::MemmapUnreadable(memmap_paddr));
+                    info.report(BootProblem::MemmapUnreadable(memmap_paddr));
                     break;
                 };
-                let _ = info.memmap.push(MemRegion { addr: a, size: s, kind: k });
+                if !info.add_region(MemRegion { addr: a, size: s, kind: k }) {
+                    info.report(BootProblem::MemmapTruncated(u64::from(memmap_entries)));
+                    break;
+                }
             }
         }
         info
@@ -163,11 +210,11 @@ impl BootInfo {
     pub fn from_multiboot2(mem: &impl PhysMemory, addr: u64) -> BootInfo {
         let mut info = BootInfo { protocol: BootProtocol::Multiboot2, ..BootInfo::default() };
         let Some(total) = read_u32(mem, addr, 0) else {
-            let _ = info.problems.push(BootProblem::Unreadable(addr));
+            info.report(BootProblem::Unreadable(addr));
             return info;
         };
         if !(16..=MAX_MULTIBOOT2).contains(&total) {
-            let _ = info.problems.push(BootProblem::Multiboot2Size(total));
+            info.report(BootProblem::Multiboot2Size(total));
         }
         let total = total.min(MAX_MULTIBOOT2) as u64;
         let (mut rsdp_v1, mut rsdp_v2) = (None, None);
@@ -175,12 +222,12 @@ impl BootInfo {
         let mut at = 8u64;
         while at + 8 <= total {
             let (Some(kind), Some(size)) = (read_u32(mem, addr, at), read_u32(mem, addr, at + 4)) else {
-                let _ = info.problems.push(BootProblem::Multiboot2Tag(at as u32));
+                info.report(BootProblem::Multiboot2Tag(at as u32));
                 break;
             };
             let size = size as u64;
             if size < 8 || at + size > total {
-                let _ = info.problems.push(BootProblem::Multiboot2Tag(at as u32));
+                info.report(BootProblem::Multiboot2Tag(at as u32));
                 break;
             }
             let body = addr + at + 8;
@@ -189,17 +236,18 @@ impl BootInfo {
                 0 => break,
                 1 => {
                     // Several command-line tags (one is usual) read as one line, a space between.
-                    if !info.cmdline.is_empty() {
-                        let _ = info.cmdline.push(' ');
-                    }
                     info.copy_cmdline_bounded(mem, body, body_len)
                 }
                 2 => {
                     // The loader's name is informational: a name cut short or not UTF-8 is kept as far as it
                     // goes and costs no problem entry.
-                    let mut name = BootInfo::default();
-                    name.copy_cmdline_bounded(mem, body, body_len);
-                    for c in name.cmdline.chars() {
+                    let bytes = mem.bytes(body, body_len.min(64) as usize).unwrap_or(&[]);
+                    let bytes = &bytes[..bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len())];
+                    let name = match core::str::from_utf8(bytes) {
+                        Ok(s) => s,
+                        Err(e) => core::str::from_utf8(&bytes[..e.valid_up_to()]).unwrap_or(""),
+                    };
+                    for c in name.trim().chars() {
                         if info.loader.push(c).is_err() {
                             break;
                         }
@@ -222,55 +270,79 @@ impl BootInfo {
         let Some(entry_size) = read_u32(mem, body, 0) else { return };
         let entry_size = entry_size as u64;
         if entry_size < 24 || len < 8 {
-            let _ = self.problems.push(BootProblem::MemmapUnreadable(body));
+            self.report(BootProblem::MemmapUnreadable(body));
             return;
         }
         let entries = (len - 8) / entry_size;
-        if entries as usize > MAX_MEMMAP {
-            let _ = self.problems.push(BootProblem::MemmapTruncated(entries as u32));
-        }
-        for i in 0..entries.min(MAX_MEMMAP as u64) {
+        for i in 0..entries {
             let e = body + 8 + i * entry_size;
             let (Some(a), Some(s), Some(k)) = (read_u64(mem, e, 0), read_u64(mem, e, 8), read_u32(mem, e, 16)) else {
-                let _ = self.problems.push(BootProblem::MemmapUnreadable(e));
+                self.report(BootProblem::MemmapUnreadable(e));
                 break;
             };
-            let _ = self.memmap.push(MemRegion { addr: a, size: s, kind: k });
+            if !self.add_region(MemRegion { addr: a, size: s, kind: k }) {
+                self.report(BootProblem::MemmapTruncated(entries));
+                break;
+            }
         }
     }
 
-    /// A NUL-terminated string of at most `len` bytes at `addr` into the command line.
+    /// A NUL-terminated string in the `len` bytes at `addr` (a Multiboot2 tag's body) appended to the
+    /// command line, a space before it when the line has words already. Its whole length is known from the
+    /// tag, so a line longer than [`MAX_CMDLINE`] is reported with that length.
     fn copy_cmdline_bounded(&mut self, mem: &impl PhysMemory, addr: u64, len: u64) {
-        let len = len.min(MAX_CMDLINE as u64 + 1) as usize;
-        let Some(bytes) = mem.bytes(addr, len) else {
-            let _ = self.problems.push(BootProblem::Unreadable(addr));
+        let Some(bytes) = usize::try_from(len).ok().and_then(|n| mem.bytes(addr, n)) else {
+            self.report(BootProblem::Unreadable(addr));
             return;
         };
         let text = match bytes.iter().position(|&b| b == 0) {
             Some(n) => &bytes[..n],
             None => {
-                let _ = self.problems.push(BootProblem::CmdlineTruncated);
-                &bytes[..bytes.len().min(MAX_CMDLINE)]
+                self.report(BootProblem::CmdlineUnterminated);
+                bytes
             }
         };
-        let text = &text[..text.len().min(MAX_CMDLINE)];
-        match core::str::from_utf8(text) {
-            Ok(s) => {
-                let _ = self.cmdline.push_str(s.trim());
-            }
-            Err(_) => {
-                let _ = self.problems.push(BootProblem::CmdlineNotUtf8);
+        self.append_cmdline(text, true);
+    }
+
+    /// Appends `text` (trimmed, a space before it when the line has words already). A line that does not
+    /// fit is cut at a character boundary and reported as [`BootProblem::CmdlineTooLong`]; one that is not
+    /// UTF-8 is ignored. `whole`: `text` is all of it (its length is the line's).
+    fn append_cmdline(&mut self, text: &[u8], whole: bool) {
+        let Ok(s) = core::str::from_utf8(text) else {
+            self.report(BootProblem::CmdlineNotUtf8);
+            return;
+        };
+        let s = s.trim();
+        if s.is_empty() {
+            return;
+        }
+        let sep = usize::from(!self.cmdline.is_empty());
+        let needed = self.cmdline.len() + sep + s.len();
+        if needed > MAX_CMDLINE {
+            self.report(BootProblem::CmdlineTooLong(whole.then_some(needed as u64)));
+        }
+        if sep == 1 && self.cmdline.push(' ').is_err() {
+            return;
+        }
+        for c in s.chars() {
+            if self.cmdline.push(c).is_err() {
+                break;
             }
         }
     }
 
+    /// The NUL-terminated PVH command line at `addr`: up to [`MAX_CMDLINE`] bytes, its NUL included (QEMU's
+    /// buffer); no NUL within them is a line longer than msifw holds.
     fn copy_cmdline(&mut self, mem: &impl PhysMemory, addr: u64) {
         let mut bytes: Vec<u8, MAX_CMDLINE> = Vec::new();
         let mut terminated = false;
-        for i in 0..MAX_CMDLINE as u64 {
+        for i in 0..MAX_CMDLINE as u64 + 1 {
             match addr.checked_add(i).and_then(|a| mem.bytes(a, 1)) {
                 Some(&[b]) if b != 0 => {
-                    let _ = bytes.push(b);
+                    if bytes.push(b).is_err() {
+                        break;
+                    }
                 }
                 _ => {
                     terminated = true;
@@ -279,16 +351,14 @@ impl BootInfo {
             }
         }
         if !terminated {
-            let _ = self.problems.push(BootProblem::CmdlineTruncated);
+            self.report(BootProblem::CmdlineTooLong(None));
         }
-        match core::str::from_utf8(&bytes) {
-            Ok(s) => {
-                let _ = self.cmdline.push_str(s.trim());
-            }
-            Err(_) => {
-                let _ = self.problems.push(BootProblem::CmdlineNotUtf8);
-            }
-        }
+        // A cut line may end inside a character: taken up to the last whole one.
+        let text = match core::str::from_utf8(&bytes) {
+            Err(e) if !terminated && e.error_len().is_none() => &bytes[..e.valid_up_to()],
+            _ => &bytes[..],
+        };
+        self.append_cmdline(text, terminated);
     }
 
     /// End of the memory that holds firmware tables: RAM, ACPI reclaimable and NVS regions, and reserved
@@ -353,7 +423,8 @@ mod tests {
         let info = BootInfo::from_pvh(&image(b" nomsi scenario=all \0", 3).mem(), BASE);
         assert_eq!(info.cmdline.as_str(), "nomsi scenario=all");
         assert_eq!(info.rsdp, Some(0xF59D0));
-        assert_eq!(info.memmap.len(), 3);
+        // Three adjacent RAM entries are held as one.
+        assert_eq!(info.memmap.as_slice(), &[MemRegion { addr: 0, size: 0x300000, kind: 1 }]);
         assert_eq!(info.ram_top(), 0x300000);
         assert_eq!(info.table_memory_top(), 0x300000);
         assert!(info.problems.is_empty());
@@ -373,20 +444,78 @@ mod tests {
         let info = BootInfo::from_pvh(&image(b"\0", 0).mem(), 0xFFFF_FFFF);
         assert_eq!(info.problems[0], BootProblem::Unreadable(0xFFFF_FFFF));
         let mut img = image(b"", 0);
-        for b in &mut img.0[0x1000..0x1000 + 2000] {
+        for b in &mut img.0[0x1000..0x1000 + 5000] {
             *b = b'a';
         }
         let info = BootInfo::from_pvh(&img.mem(), BASE);
-        assert!(info.problems.contains(&BootProblem::CmdlineTruncated));
+        assert_eq!(info.problems.as_slice(), &[BootProblem::CmdlineTooLong(None)]);
+        assert!(info.problems[0].is_capacity(), "a cut command line fails the run");
         assert_eq!(info.cmdline.len(), MAX_CMDLINE);
     }
 
     #[test]
-    fn too_many_memmap_entries_and_truncated_table() {
-        let info = BootInfo::from_pvh(&image(b"\0", 500).mem(), BASE);
-        assert!(info.problems.contains(&BootProblem::MemmapTruncated(500)));
+    fn a_pvh_command_line_filling_qemus_buffer_is_held_whole() {
+        // QEMU's PVH buffer is 4096 bytes with the NUL: 4095 characters, the last word intact.
+        for len in [4095, 4096] {
+            let mut img = image(b"", 0);
+            let line = "x".repeat(len - 6) + " bench";
+            img.0[0x1000..0x1000 + len].copy_from_slice(line.as_bytes());
+            img.0[0x1000 + len] = 0;
+            let info = BootInfo::from_pvh(&img.mem(), BASE);
+            assert!(info.problems.is_empty(), "{len}: {:?}", info.problems);
+            assert_eq!(info.cmdline.len(), len);
+            assert!(info.cmdline.ends_with(" bench"));
+        }
+    }
+
+    /// A PVH start info whose memory map has these entries, in a buffer big enough for them.
+    fn image_with_map(map: &[(u64, u64, u32)]) -> Buf {
+        let mut m = vec![0u8; 0x1000 + map.len() * 24];
+        m[0..4].copy_from_slice(&START_INFO_MAGIC.to_le_bytes());
+        m[0x28..0x30].copy_from_slice(&(BASE + 0x1000).to_le_bytes());
+        m[0x30..0x34].copy_from_slice(&(map.len() as u32).to_le_bytes());
+        for (i, &(a, s, k)) in map.iter().enumerate() {
+            let e = 0x1000 + i * 24;
+            m[e..e + 8].copy_from_slice(&a.to_le_bytes());
+            m[e + 8..e + 16].copy_from_slice(&s.to_le_bytes());
+            m[e + 16..e + 20].copy_from_slice(&k.to_le_bytes());
+        }
+        Buf(m)
+    }
+
+    #[test]
+    fn adjacent_memmap_entries_of_one_type_are_merged() {
+        // A UEFI-style map: hundreds of adjacent RAM pieces (boot services, conventional, loader) in a row.
+        let mut map: std::vec::Vec<(u64, u64, u32)> = (0..600).map(|i| (i * 0x1000, 0x1000, 1)).collect();
+        map.push((600 * 0x1000, 0x1000, 2));
+        map.push((0x1000_0000, 0x1000, 1));
+        let info = BootInfo::from_pvh(&image_with_map(&map).mem(), BASE);
+        assert!(info.problems.is_empty(), "{:?}", info.problems);
+        assert_eq!(
+            info.memmap.as_slice(),
+            &[
+                MemRegion { addr: 0, size: 600 * 0x1000, kind: 1 },
+                MemRegion { addr: 600 * 0x1000, size: 0x1000, kind: 2 },
+                MemRegion { addr: 0x1000_0000, size: 0x1000, kind: 1 }
+            ]
+        );
+    }
+
+    #[test]
+    fn a_memory_map_beyond_the_limit_fails_the_run_naming_it() {
+        // Alternating types cannot be merged: 300 entries are held whole, 600 overflow.
+        let map = |n: u64| (0..n).map(|i| (i * 0x1000, 0x1000, 1 + (i % 2) as u32)).collect::<std::vec::Vec<_>>();
+        let info = BootInfo::from_pvh(&image_with_map(&map(300)).mem(), BASE);
+        assert!(info.problems.is_empty());
+        assert_eq!(info.memmap.len(), 300);
+        let info = BootInfo::from_pvh(&image_with_map(&map(600)).mem(), BASE);
+        assert_eq!(info.problems.as_slice(), &[BootProblem::MemmapTruncated(600)]);
+        assert!(info.problems[0].is_capacity());
+        assert!(info.problems[0].to_string().contains("MAX_MEMMAP"));
+        assert_eq!(info.memmap.len(), MAX_MEMMAP);
         // Entries past the end of readable memory stop the copy without a panic.
-        assert!(info.memmap.len() <= MAX_MEMMAP);
+        let info = BootInfo::from_pvh(&image(b"\0", 500).mem(), BASE);
+        assert!(info.problems.contains(&BootProblem::MemmapUnreadable(BASE + 0x2000)));
     }
 
     #[test]
@@ -521,8 +650,23 @@ mod tests {
         let info = BootInfo::from_multiboot2(&img.mem(), BASE);
         assert!(info.memmap.is_empty());
         assert!(matches!(info.problems[0], BootProblem::MemmapUnreadable(_)));
-        assert_eq!(info.problems[1], BootProblem::CmdlineTruncated);
+        assert_eq!(info.problems[1], BootProblem::CmdlineUnterminated);
+        assert!(!info.problems[1].is_capacity());
         assert_eq!(info.cmdline.as_str(), "abc");
+    }
+
+    #[test]
+    fn a_multiboot2_command_line_longer_than_held_is_a_capacity_failure_with_its_length() {
+        let mut long = b"nomsi ".repeat(1000);
+        long.push(0);
+        let info = BootInfo::from_multiboot2(&mb2(&[(1, long)]).mem(), BASE);
+        assert_eq!(info.problems.as_slice(), &[BootProblem::CmdlineTooLong(Some(5999))]);
+        assert!(info.problems[0].is_capacity());
+        assert_eq!(info.cmdline.len(), MAX_CMDLINE);
+        // Two tags are one line, a space between; together within the limit, nothing is reported.
+        let info = BootInfo::from_multiboot2(&mb2(&[(1, b"nomsi\0".to_vec()), (1, b" bench \0".to_vec())]).mem(), BASE);
+        assert!(info.problems.is_empty());
+        assert_eq!(info.cmdline.as_str(), "nomsi bench");
     }
 
 }

@@ -29,6 +29,9 @@ use heapless::Vec;
 /// leaves them out.
 pub const OWN_RUN: &[&str] = &["shutdown-control", "crash-restart", "crash-restart-control", "hot-unplug"];
 
+// Every scenario fits in `Options::scenarios` (each index is kept once).
+const _: () = assert!(SCENARIOS.len() <= 16);
+
 /// Optional scenarios, run only when asked for with `scenario=`.
 pub const SCENARIOS: &[&str] = &[
     "intx-storm",
@@ -86,11 +89,11 @@ pub struct Options {
     pub x2apic: bool,
     /// `rounds=`.
     pub rounds: u32,
-    /// Per-function modes.
-    pub overrides: Vec<(Bdf, IrqMode), 16>,
+    /// Per-function modes, as many as the line names (parsed once the heap exists: no fixed capacity).
+    pub overrides: alloc::vec::Vec<(Bdf, IrqMode)>,
     /// `selftest=`.
     pub selftest: Option<SelfTest>,
-    /// `scenario=`: indexes into [`SCENARIOS`].
+    /// `scenario=`: indexes into [`SCENARIOS`], each once (so it never fills: see the assertion below).
     pub scenarios: Vec<u8, 16>,
     /// `soak=N`: interrupts to drive across every live device (0 = no soak).
     pub soak: u64,
@@ -117,7 +120,7 @@ pub enum SelfTest {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0, bench: false, dispatch: 0, bar_windows_memmap: false, oracle: false }
+        Options { no_msi: false, no_msix: false, x2apic: true, rounds: 2, overrides: alloc::vec::Vec::new(), selftest: None, scenarios: Vec::new(), soak: 0, bench: false, dispatch: 0, bar_windows_memmap: false, oracle: false }
     }
 }
 
@@ -128,8 +131,6 @@ pub enum CmdlineError {
     Unknown(heapless::String<64>),
     /// A known option with a bad value.
     BadValue(heapless::String<64>),
-    /// More per-function overrides than kept.
-    TooManyOverrides,
     /// `irq.BDF=` given again for a function already named: the last word is used.
     RepeatedOverride(Bdf, IrqMode),
     /// A `scenario=` list naming an unknown scenario: that name is ignored, the rest of the list is used.
@@ -148,7 +149,6 @@ impl core::fmt::Display for CmdlineError {
         match self {
             Self::Unknown(w) => write!(f, "unknown option '{w}' ignored"),
             Self::BadValue(w) => write!(f, "bad value in '{w}' ignored"),
-            Self::TooManyOverrides => write!(f, "more than 16 irq.BDF= overrides; the rest ignored"),
             Self::RepeatedOverride(bdf, mode) => {
                 write!(f, "irq.{bdf}= given more than once; the last one (irq.{bdf}={}) is used", mode.name())
             }
@@ -299,7 +299,10 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, MAX_ERRORS>) {
                             kept.1 = mode;
                             Some(CmdlineError::RepeatedOverride(bdf, mode))
                         }
-                        None => opts.overrides.push((bdf, mode)).err().map(|_| CmdlineError::TooManyOverrides),
+                        None => {
+                            opts.overrides.push((bdf, mode));
+                            None
+                        }
                     },
                     _ => Some(CmdlineError::BadValue(clip(word))),
                 }
@@ -442,6 +445,16 @@ mod tests {
         assert_eq!(o.overrides.len(), 2, "one entry per function");
         assert_eq!(e.as_slice(), &[CmdlineError::RepeatedOverride(Bdf::new(0, 2, 0), IrqMode::Intx)]);
         assert_eq!(format!("{}", e[0]), "irq.00:02.0= given more than once; the last one (irq.00:02.0=intx) is used");
+    }
+
+    #[test]
+    fn every_override_a_long_line_names_is_kept() {
+        // 16 were kept once and the rest dropped: a 4 KiB line holds about 200.
+        let line: std::string::String = (0..200).map(|i| format!("irq.{:02x}:{:02x}.0=intx ", i / 32, i % 32)).collect();
+        let (o, e) = parse(&line);
+        assert!(e.is_empty(), "{e:?}");
+        assert_eq!(o.overrides.len(), 200);
+        assert_eq!(o.override_for(Bdf::new(6, 7, 0)), Some(IrqMode::Intx));
     }
 
     #[test]

@@ -63,3 +63,18 @@ fn a_command_line_longer_than_the_pvh_buffer_is_refused() {
     let cfg = RunConfig::new().qemu("/nonexistent/qemu").elf("/nonexistent/fw").append(fits);
     assert!(matches!(run(&cfg), Err(RunError::ElfNotFound(_))), "past the check");
 }
+
+/// The longest command line the launcher lets through reaches the firmware whole: its last word, past
+/// the 1024 bytes msifw once held, takes effect (`nomsi`: every driven function on INTx) and the run
+/// passes with no boot problem.
+#[test]
+fn the_longest_command_line_reaches_the_firmware_whole() {
+    let fits = " ".repeat(PVH_CMDLINE_MAX - "oracle ".len() - "nomsi".len()) + "nomsi";
+    let o = common::boot(&common::config(Machine::Q35).append(fits));
+    let why = common::explain(&o);
+    common::assert_passed(&o);
+    let driven: Vec<_> = o.report.functions.iter().filter(|f| f.driver.is_some()).collect();
+    assert!(!driven.is_empty(), "{why}");
+    assert!(driven.iter().all(|f| f.irq_mode == msifw_qemu::IrqMode::Intx), "nomsi lost{why}");
+    assert!(o.report.problems.iter().all(|p| p.source != "boot" && p.source != "capacity"), "{why}");
+}

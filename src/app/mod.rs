@@ -109,8 +109,11 @@ fn recurse(depth: u64) -> u64 {
 /// Runs everything and returns the exit code for the host.
 pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let (opts, cmdline_errors) = cmdline::parse(&boot.cmdline);
-    for p in &boot.problems {
+    for p in boot.problems.iter().filter(|p| !p.is_capacity()) {
         problem("boot", format_args!("{p}"));
+    }
+    if boot.problems_dropped > 0 {
+        problem("boot", format_args!("{} more boot problems not listed", boot.problems_dropped));
     }
     for e in &cmdline_errors {
         problem("cmdline", format_args!("{e}"));
@@ -135,6 +138,10 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         None => {}
     }
     let mut run = Run { summary: Summary::default(), apic_id: 0, opts, capacity_failed: false, optional_done: 0 };
+    // A command line or memory map cut at msifw's own limit: the run cannot pass.
+    for p in boot.problems.iter().filter(|p| p.is_capacity()) {
+        capacity(&mut run, format_args!("boot: {p}"));
+    }
     // Crash restart: stage A leaves the devices live and restarts in place; stage B finds the handoff.
     // Stage B reports everything stage A did (platform, setup verdicts) again and counts only its own: the
     // host keeps the report from the last `platform` record on.

@@ -16,7 +16,7 @@ use heapless::{String, Vec};
 /// What the rest of the run needs from the platform.
 pub(super) struct Platform {
     pub tables: PlatformTables,
-    pub ioapics: Vec<intx::IoApicRange, 8>,
+    pub ioapics: alloc::vec::Vec<intx::IoApicRange>,
     pub mechanism: Mechanism,
     pub cfg: &'static PlatformConfig,
     /// The DSDT's static APIC-mode INTx routing (q35), if usable.
@@ -26,7 +26,7 @@ pub(super) struct Platform {
     /// The MP table, read when ACPI gives no IOAPICs (no RSDP, or no MADT).
     pub mp_table: Option<mptable::MpTable<'static>>,
     /// Each IOAPIC's (ID, first GSI), in the order their GSI ranges were given.
-    pub ioapic_ids: Vec<(u8, u32), 8>,
+    pub ioapic_ids: alloc::vec::Vec<(u8, u32)>,
     /// The local APIC runs in x2APIC mode.
     pub x2apic: bool,
     /// End of the memory holding firmware tables (the ACPI reads' limit).
@@ -204,8 +204,9 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
 
     // IOAPICs: everything masked until a line is deliberately routed (a previous owner's routes must
     // not fire).
-    let mut ioapics: Vec<intx::IoApicRange, 8> = Vec::new();
-    let mut ioapic_ids: Vec<(u8, u32), 8> = Vec::new();
+    // As many as the MADT or MP table lists (on the heap: a GSI of one left out would fail INTx falsely).
+    let mut ioapics: alloc::vec::Vec<intx::IoApicRange> = alloc::vec::Vec::new();
+    let mut ioapic_ids: alloc::vec::Vec<(u8, u32)> = alloc::vec::Vec::new();
     let mut add_ioapic = |id: u8, address: u32, gsi_base: Option<u32>, source: &str| {
         if !(0xC000_0000..0xFFFF_F000).contains(&(address as u64)) {
             problem(source, format_args!("IOAPIC {id} at {address:#x} outside the uncached window; not used"));
@@ -219,11 +220,8 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
         // Without a MADT, GSI ranges follow the table's order, each as long as the IOAPIC's entries
         // (Linux's mp_register_ioapic with gsi_top).
         let gsi_base = gsi_base.unwrap_or_else(|| ioapics.last().map_or(0, |r: &intx::IoApicRange| r.gsi_base + r.entries));
-        if ioapics.push(intx::IoApicRange { chip, gsi_base, entries: n }).is_err() {
-            problem(source, format_args!("IOAPIC {id} beyond the 8 supported; its GSIs are not used"));
-            return;
-        }
-        let _ = ioapic_ids.push((id, gsi_base));
+        ioapics.push(intx::IoApicRange { chip, gsi_base, entries: n });
+        ioapic_ids.push((id, gsi_base));
     };
     if let Some(madt) = &tables.madt {
         for io in madt.io_apics.iter() {

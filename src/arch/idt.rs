@@ -10,7 +10,9 @@
 //! only the registers the System V ABI lets a call clobber (rax, rcx, rdx, rsi, rdi, r8-r11), since the
 //! Rust dispatcher preserves the rest; no SSE state exists (soft-float target). A vector may also have a
 //! one-shot acknowledge write armed ([`arm_ack_once`]: an INTx function alone on its line), which the
-//! entry makes before counting and ending the interrupt the fast way. That keeps the dispatch cost close
+//! entry makes before counting and ending the interrupt the fast way, once the function's Status.Interrupt
+//! (read through ECAM) says it asserts INTx: a delivery it does not assert (a level re-delivered after
+//! the EOI, as KVM's IOAPIC does) goes to the dispatcher uncounted, whose INTx handler accounts for it. That keeps the dispatch cost close
 //! to a bare EOI stub (`cargo run --release -- bench`).
 
 use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
@@ -54,6 +56,12 @@ msifw_irq_common:
     movq (%rcx,%rax,8), %rdx
     testq %rdx, %rdx
     jz 1f
+    leaq {ack_status}(%rip), %rcx
+    movq (%rcx,%rax,8), %rcx
+    movl (%rcx), %ecx
+    testl $0x80000, %ecx
+    jz 1f
+    leaq {ack_once}(%rip), %rcx
     movq $0, (%rcx,%rax,8)
     leaq {ack_value}(%rip), %rcx
     movl (%rcx,%rax,4), %ecx
@@ -144,6 +152,7 @@ msifw_isr_common:
     fast = sym FAST,
     ack_once = sym ACK_ONCE,
     ack_value = sym ACK_VALUE,
+    ack_status = sym ACK_STATUS,
     counts = sym COUNTS,
     fast_hits = sym FAST_HITS,
     eoi_kind = sym super::lapic::EOI_KIND,
@@ -175,16 +184,23 @@ static FAST: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
 static ACK_ONCE: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 /// The value of each vector's [`ACK_ONCE`] write.
 static ACK_VALUE: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
+/// Per vector, the ECAM address of the armed function's Command/Status dword: the entry reads it and takes
+/// the interrupt as the function's (the write, the count) only with Status.Interrupt (PCI 3.0 6.2.3, bit 3
+/// of Status, bit 19 of the dword) set. Any other delivery is not counted here: it goes to the dispatcher.
+static ACK_STATUS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
 
-/// Has the entry of `vector` make the 32-bit write of `value` at the start of `reg` for its next interrupt,
-/// then count and end it with no call (see [`ACK_ONCE`]). The caller vouches that the write only
-/// acknowledges the device's interrupt (it is made in interrupt context, at any time until taken back).
-/// Refused (false) for exception vectors and for a window too small or misaligned for the write.
-pub fn arm_ack_once(vector: u8, reg: &super::mmio::MmioWindow, value: u32) -> bool {
+/// Has the entry of `vector` make the 32-bit write of `value` at the start of `reg` for its next interrupt
+/// that the function asserts (its Status.Interrupt at `status`, the ECAM address of its Command/Status
+/// dword), then count and end it with no call (see [`ACK_ONCE`]). The caller vouches that the write only
+/// acknowledges the device's interrupt (it is made in interrupt context, at any time until taken back) and
+/// that `status` is the function's configuration space, mapped uncached. Refused (false) for exception
+/// vectors and for a window or address too small or misaligned for the access.
+pub fn arm_ack_once(vector: u8, reg: &super::mmio::MmioWindow, value: u32, status: u64) -> bool {
     // The window is device memory by MmioWindow's contract; the entry writes 4 bytes at its base.
-    let ok = vector >= 32 && reg.len() >= 4 && reg.base().is_multiple_of(4) && reg.base() != 0;
+    let ok = vector >= 32 && reg.len() >= 4 && reg.base().is_multiple_of(4) && reg.base() != 0 && status != 0 && status.is_multiple_of(4);
     if ok {
         ACK_VALUE[vector as usize].store(value, Ordering::Relaxed);
+        ACK_STATUS[vector as usize].store(status, Ordering::Relaxed);
         ACK_ONCE[vector as usize].store(reg.base(), Ordering::Release);
     }
     ok

@@ -196,10 +196,13 @@ impl Line {
         let vector = self.block.base();
         let storm_masked = self.storm_masked;
         if let [s] = self.sharers.as_mut_slice() {
-            if let (Some(ack), false, false, false, false) = (s.ack, s.held, s.masked, s.armed, storm_masked) {
+            // The entry asks Status.Interrupt before it counts: only through ECAM (not ports, which the
+            // interrupted code may be using), else every interrupt goes to the handler.
+            let status = CONFIG.get().and_then(|cfg| cfg.command_status_address(s.bdf));
+            if let (Some(ack), Some(status), false, false, false, false) = (s.ack, status, s.held, s.masked, s.armed, storm_masked) {
                 // The driver gave this write as acknowledging the interrupt and nothing else; it stays
                 // armed only while the function is attached and alone on the line (`disarm` on any change).
-                s.armed = idt::arm_ack_once(vector, &ack.reg, ack.value);
+                s.armed = idt::arm_ack_once(vector, &ack.reg, ack.value, status);
             }
         }
     }
@@ -522,11 +525,14 @@ pub fn report() -> Vec<LineReport> {
     })
 }
 
-/// A delivery no sharer asserts, while a sharer is held after its claim: that sharer's level delivered
-/// again (the EOI beat the deassertion), counted to it within [`REDELIVERIES_PER_CLAIM`] per claim. False
-/// when it is unclaimed.
+/// A delivery no sharer asserts after a claim: the claimed sharer's level delivered again (the EOI beat
+/// the deassertion), counted to it within [`REDELIVERIES_PER_CLAIM`] per claim, a held sharer's first.
+/// Under KVM such a delivery can also arrive after the driver's rearm (the entry's acknowledge, armed
+/// again then, leaves it to the handler since Status.Interrupt is clear), so the bound of the last claim
+/// stands until the next claim. False when it is unclaimed.
 fn absorb_redelivery(sharers: &mut [Sharer]) -> bool {
-    match sharers.iter_mut().find(|s| s.held && s.absorb > 0) {
+    let held = sharers.iter().position(|s| s.held && s.absorb > 0);
+    match held.or_else(|| sharers.iter().position(|s| s.absorb > 0)).map(|i| &mut sharers[i]) {
         Some(s) => {
             s.absorb -= 1;
             s.redelivered += 1;
@@ -628,11 +634,18 @@ mod tests {
         assert!(absorb_redelivery(&mut sharers));
         assert!(!absorb_redelivery(&mut sharers), "a third re-delivery per claim is unclaimed (storm guard)");
         assert_eq!((sharers[0].redelivered, sharers[1].redelivered), (0, 2));
-        // A new claim restarts the bound; after the rearm nothing is absorbed.
+        // A new claim restarts the bound, which stands after the rearm until the next claim.
         sharers[1].claim_acked();
         assert!(absorb_redelivery(&mut sharers));
         sharers[1].held = false;
+        assert!(absorb_redelivery(&mut sharers));
         assert!(!absorb_redelivery(&mut sharers));
-        assert_eq!(sharers[1].redelivered, 3);
+        assert_eq!(sharers[1].redelivered, 4);
+        // A held sharer's level is taken first.
+        sharers[0].claim_acked();
+        sharers[1].claim_acked();
+        sharers[1].held = false;
+        assert!(absorb_redelivery(&mut sharers));
+        assert_eq!((sharers[0].redelivered, sharers[1].redelivered), (1, 4));
     }
 }

@@ -60,10 +60,11 @@ use heapless::Vec;
 
 /// Most local APICs and x2APICs kept from the MADT.
 pub const MAX_LOCAL_APICS: usize = 64;
-/// Most I/O APICs kept from the MADT.
-pub const MAX_IO_APICS: usize = 8;
-/// Most interrupt source overrides kept from the MADT.
-pub const MAX_OVERRIDES: usize = 16;
+/// Most I/O APICs kept from the MADT: one per possible I/O APIC ID (8 bits), so no MADT with distinct IDs
+/// can overflow it (a GSI of a dropped one would have been a false INTx FAIL).
+pub const MAX_IO_APICS: usize = 256;
+/// Most interrupt source overrides kept from the MADT: one per possible ISA source IRQ (8 bits).
+pub const MAX_OVERRIDES: usize = 256;
 /// Most NMI source entries kept from the MADT.
 pub const MAX_NMI_SOURCES: usize = 4;
 /// Most local APIC (and x2APIC) NMI entries kept from the MADT.
@@ -2252,17 +2253,23 @@ mod tests {
     }
 
     #[test]
-    fn more_io_apics_than_capacity_are_reported_once() {
-        let body = (0..10u8)
-            .fold(MadtBody::default(), |b, i| b.ioapic(i, 0xFEC0_0000 + u32::from(i) * 0x1000, u32::from(i) * 24));
-        let t = parse_madt_body(body);
+    fn every_io_apic_id_fits_and_only_more_entries_than_ids_are_reported() {
+        // 8 were kept once: the GSIs of the ninth I/O APIC on became false INTx failures.
+        let ioapics = |n: u32| {
+            (0..n).fold(MadtBody::default(), |b, i| b.ioapic(i as u8, 0xFEC0_0000 + i * 0x1000, i * 24))
+        };
+        let t = parse_madt_body(ioapics(256));
+        assert!(problems(&t).is_empty(), "{:?}", problems(&t));
+        let madt = t.madt.unwrap();
+        assert_eq!(madt.io_apics.len(), 256);
+        assert_eq!(madt.io_apics[40].gsi_base, 40 * 24);
+        // More entries than 8-bit IDs: some ID repeats, reported, the first ones kept.
+        let t = parse_madt_body(ioapics(257));
         assert_eq!(
             problems(&t),
             [AcpiProblem::TooManyEntries { kind: EntryKind::IoApics, capacity: MAX_IO_APICS as u16 }]
         );
-        let madt = t.madt.unwrap();
-        assert_eq!(madt.io_apics.len(), MAX_IO_APICS);
-        assert_eq!(madt.io_apics[7].id, 7, "the first ones are kept");
+        assert_eq!(t.madt.unwrap().io_apics.len(), MAX_IO_APICS);
     }
 
     #[test]

@@ -676,9 +676,6 @@ pub mod bridge_regs {
     pub const IO_UPPER: u16 = 0x30;
 }
 
-/// Deepest bridge nesting followed while numbering (QEMU topologies are a few levels deep).
-const MAX_DEPTH: u32 = 32;
-
 /// What [`number_buses`] did.
 #[derive(Debug, Clone, Default)]
 pub struct Numbering {
@@ -702,7 +699,7 @@ pub fn numbering_needed(e: &Enumeration) -> bool {
 pub fn number_buses(cfg: &impl ConfigRegion, e: &Enumeration, root: u8, bus_end: u8) -> Numbering {
     let mut next = u16::from(highest_numbered(e, root, u8::MAX)) + 1;
     let mut out = Numbering::default();
-    scan(cfg, e, root, bus_end, &mut next, 0, &mut out);
+    scan(cfg, e, root, bus_end, &mut next, &mut out);
     out
 }
 
@@ -716,8 +713,10 @@ fn highest_numbered(e: &Enumeration, bus: u8, limit: u8) -> u8 {
 }
 
 /// Scans `bus`, numbering bridges below it from `next` up to `limit`; returns the highest bus number in use
-/// below it.
-fn scan(cfg: &impl ConfigRegion, e: &Enumeration, bus: u8, limit: u8, next: &mut u16, depth: u32, out: &mut Numbering) -> u8 {
+/// below it. No depth limit: every level scans a bus above its parent's (a valid secondary is above the
+/// bridge's bus, a new one comes from `next`, which starts above `bus`), so the recursion is at most 256
+/// deep, as deep as the bus numbers let a topology be.
+fn scan(cfg: &impl ConfigRegion, e: &Enumeration, bus: u8, limit: u8, next: &mut u16, out: &mut Numbering) -> u8 {
     let mut highest = bus;
     for dev in 0..32 {
         let f0 = Bdf::new(bus, dev, 0);
@@ -733,14 +732,12 @@ fn scan(cfg: &impl ConfigRegion, e: &Enumeration, bus: u8, limit: u8, next: &mut
             let buses = cfg.read32(bdf, bridge_regs::BUS_NUMBERS);
             let (secondary, subordinate) = ((buses >> 8) as u8, (buses >> 16) as u8);
             if valid_buses(bus, secondary, subordinate) {
-                if depth < MAX_DEPTH {
-                    // PCI-to-PCI Bridge 1.2 §3.2.5.3-3.2.5.4: the bridge forwards configuration cycles for
-                    // buses secondary..subordinate only, so bridges below it are numbered inside that range.
-                    // (And no further than the buses the configuration access reaches.)
-                    let inner_limit = subordinate.min(limit);
-                    let mut inside = u16::from(highest_numbered(e, secondary, inner_limit)) + 1;
-                    highest = highest.max(scan(cfg, e, secondary, inner_limit, &mut inside, depth + 1, out));
-                }
+                // PCI-to-PCI Bridge 1.2 §3.2.5.3-3.2.5.4: the bridge forwards configuration cycles for
+                // buses secondary..subordinate only, so bridges below it are numbered inside that range.
+                // (And no further than the buses the configuration access reaches.)
+                let inner_limit = subordinate.min(limit);
+                let mut inside = u16::from(highest_numbered(e, secondary, inner_limit)) + 1;
+                highest = highest.max(scan(cfg, e, secondary, inner_limit, &mut inside, out));
                 highest = highest.max(subordinate);
                 continue;
             }
@@ -759,7 +756,7 @@ fn scan(cfg: &impl ConfigRegion, e: &Enumeration, bus: u8, limit: u8, next: &mut
             // scanned the subordinate is the last bus reachable, so configuration cycles for any bus below
             // are forwarded; then it is narrowed to what was found.
             cfg.write32(bdf, bridge_regs::BUS_NUMBERS, numbers(limit));
-            let subordinate = if depth < MAX_DEPTH { scan(cfg, e, secondary, limit, next, depth + 1, out) } else { secondary };
+            let subordinate = scan(cfg, e, secondary, limit, next, out);
             cfg.write32(bdf, bridge_regs::BUS_NUMBERS, numbers(subordinate));
             out.numbered += 1;
             highest = highest.max(subordinate);
@@ -1359,6 +1356,28 @@ mod tests {
         enumerate::enumerate(&sim, 0, 0, &mut e);
         let n = number_buses(&sim, &e, 0, 0);
         assert_eq!(n.problems.as_slice(), &[(Bdf::new(0, 2, 0), AssignError::OutOfBusNumbers)]);
+    }
+
+    #[test]
+    fn a_chain_of_sixty_bridges_is_numbered_to_the_end() {
+        // Numbering once stopped silently 32 bridges deep: the rest of the chain and the device at its end
+        // were never found. The depth is bounded by the bus numbers only.
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x29c0, 0x060000);
+        sim_bridge(&sim, Bdf::new(0, 1, 0), 0, 0);
+        for bus in 1..60 {
+            sim_bridge(&sim, Bdf::new(bus, 0, 0), 0, 0);
+        }
+        sim.add(Bdf::new(60, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        let mut e = Enumeration::new();
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        let n = number_buses(&sim, &e, 0, 255);
+        assert!(n.problems.is_empty());
+        assert_eq!(n.numbered, 60);
+        assert_eq!(sim.read32(Bdf::new(59, 0, 0), 0x18) & 0xFF_FFFF, 0x3C_3C3B);
+        enumerate::enumerate(&sim, 0, 255, &mut e);
+        assert!(!numbering_needed(&e));
+        assert!(e.get(Bdf::new(60, 0, 0)).is_some());
     }
 
     #[test]

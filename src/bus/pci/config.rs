@@ -74,6 +74,12 @@ pub trait ConfigRegion {
     fn write8(&self, bdf: Bdf, offset: u16, value: u8);
     /// Size of each function's space: 256 (legacy) or 4096 (PCIe ECAM).
     fn space_size(&self) -> u16;
+    /// The memory address of `bdf`'s Command/Status dword when configuration space is memory-mapped
+    /// (ECAM), for the INTx entry's Status.Interrupt read ([`crate::arch::idt::arm_ack_once`]); `None`
+    /// through ports, which an interrupt entry cannot use without racing the code it interrupted.
+    fn command_status_address(&self, _bdf: Bdf) -> Option<u64> {
+        None
+    }
 }
 
 /// How configuration space is reached on this platform.
@@ -186,6 +192,9 @@ impl ConfigRegion for PlatformConfig {
             Mechanism::Ecam { .. } => 0x1000,
             Mechanism::Port => 0x100,
         }
+    }
+    fn command_status_address(&self, bdf: Bdf) -> Option<u64> {
+        self.ecam_addr(bdf, super::regs::COMMAND, 4)
     }
 }
 
