@@ -299,7 +299,8 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
         }
         problem("acpi.hostbridge", format_args!("{p}"));
     }
-    let probe_peers = hostbridge::needs_peer_probe(&root_problems);
+    // More host bridges than the list holds: the ones left out are found by the peer-bus probe instead.
+    let probe_peers = hostbridge::needs_peer_probe(&root_problems) || bridges.problems.contains(&hostbridge::DiscoveryProblem::TooManyBridges);
     let roots_source = if probe_peers {
         // Some host bridge's root bus only a Method gives (most real firmware): app::run probes the bus
         // numbers not reached.

@@ -221,7 +221,7 @@ pub enum DiscoveryProblem {
 impl fmt::Display for DiscoveryProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            Self::TooManyBridges => write!(f, "more than {MAX_HOST_BRIDGES} PCI host bridges in the ACPI tables; the rest are not used"),
+            Self::TooManyBridges => write!(f, "more than {MAX_HOST_BRIDGES} PCI host bridges in the ACPI tables; the root buses of the rest are found by the peer-bus probe"),
             Self::Crs { bridge, error } => write!(f, "host bridge {}: {error}", Seg(bridge)),
         }
     }
