@@ -509,11 +509,11 @@ fn read_bridge(aml: &[u8], device: Hit, table: u8) -> HostBridge {
     let name = device_name(aml, device);
     let bodies = bodies(aml, device, name);
     let objs = own_list(aml, &bodies);
+    // Every own _HID/_CID Name is looked at, however many there are (no fixed-capacity copy: more than 16
+    // once panicked, found by the `hostbridge` fuzz target).
     let pcie = [*b"_HID", *b"_CID"]
         .iter()
-        .flat_map(|&seg| {
-            own_objects(&objs, seg, Kind::Name).collect::<Vec<Hit, { prt::MAX_CANDIDATES }>>()
-        })
+        .flat_map(|&seg| own_objects(&objs, seg, Kind::Name))
         .any(|hit| pci_host_id(aml, hit) == Some(true));
     let prt = if own_objects(&objs, *b"_PRT", Kind::Name).next().is_some() {
         PrtKind::Static
@@ -1268,6 +1268,22 @@ mod tests {
                 fuzz_body(&t);
             }
         }
+    }
+
+    /// Found by the `hostbridge` fuzz target: a device with more than 16 own `_HID`/`_CID` Names panicked
+    /// (a fixed-capacity copy of them overflowed). Now all are read: the 17th `_CID` says PNP0A08.
+    #[test]
+    fn many_hid_cid_names_are_all_read() {
+        let mut body = [name(b"_HID", &eisa(false)), name(b"_BBN", &byte(0))].concat();
+        for _ in 0..16 {
+            body.extend(name(b"_CID", &eisa(false)));
+        }
+        body.extend(name(b"_CID", &eisa(true)));
+        let dsdt = table(&device(b"PCI0", &body));
+        let b = host_bridges(&dsdt);
+        assert_eq!(b.bridges.len(), 1);
+        assert!(b.bridges[0].pcie, "the 17th _CID (PNP0A08) was not read");
+        let _ = root_buses(&b);
     }
 
     /// Every truncation and byte flip of the q35 table with expanders ends in a value, never a panic.
