@@ -45,8 +45,9 @@ use super::prt::{self, Aml, Hit, Kind, NameHits};
 
 /// Most host bridges kept (QEMU allows one expander per bus number; real machines have up to 8 or so).
 pub const MAX_HOST_BRIDGES: usize = 32;
-/// Most problems kept per discovery.
-pub const MAX_PROBLEMS: usize = 16;
+/// Problems kept per discovery: one per bridge (its `_CRS`) and the too-many-bridges one, so none is dropped
+/// (that one starts the peer-bus probe).
+pub const MAX_PROBLEMS: usize = MAX_HOST_BRIDGES + 1;
 
 const NAME_OP: u8 = 0x08;
 const STRING_PREFIX: u8 = 0x0D;
