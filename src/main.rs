@@ -1,6 +1,6 @@
 //! The `msifw` binary. Built for `x86_64-unknown-none` it is the firmware image (PVH and Multiboot2
 //! entries in boot/pvh.s); built for the host it is the launcher behind `cargo run`, which builds that image and
-//! boots it in QEMU (qemu-tests/).
+//! boots it in QEMU (host/).
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
@@ -16,5 +16,5 @@ extern "C" fn msifw_entry(info: u32, flags: u32) -> ! {
 
 #[cfg(not(target_os = "none"))]
 fn main() -> std::process::ExitCode {
-    msifw_qemu::cli_main()
+    msifw_host::cli_main()
 }

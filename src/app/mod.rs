@@ -5,6 +5,7 @@ mod bench;
 mod checks;
 mod crash;
 mod devices;
+mod lifecycle;
 mod emit;
 mod oracle;
 mod platform;
@@ -301,36 +302,36 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         let t0 = time::now_us();
         // Without optional scenarios or a soak, the checks are the devices' last use.
         let last_use = run.opts.scenarios.is_empty() && run.opts.soak == 0;
-        devices::check_all(&mut run, &mut active, last_use);
+        lifecycle::check_all(&mut run, &mut active, last_use);
         crate::info!("checks: {=u64} us", time::now_us() - t0);
         let soak = run.opts.soak;
         if soak > 0 {
-            devices::soak(&mut run, &mut active, soak);
+            lifecycle::soak(&mut run, &mut active, soak);
         }
-        storm_done = run.opts.wants("intx-storm") && devices::intx_storm_with_others(&mut run, cfg, &pci, &routing, &mut active);
+        storm_done = run.opts.wants("intx-storm") && lifecycle::intx_storm_with_others(&mut run, cfg, &pci, &routing, &mut active);
         if run.opts.wants("hot-unplug") {
-            devices::hot_unplug(&mut run, cfg, &pci, &mut active);
+            lifecycle::hot_unplug(&mut run, cfg, &pci, &mut active);
         }
         if run.opts.wants("stuck-command") {
-            devices::stuck_command(&mut run, &pci, &mut active);
+            lifecycle::stuck_command(&mut run, &pci, &mut active);
         }
         if run.opts.wants("reset-restore") {
-            devices::reset_restore(&mut run, cfg, &pci, &mut active);
+            lifecycle::reset_restore(&mut run, cfg, &pci, &mut active);
         }
         if run.opts.wants("reenable") {
-            devices::reenable(&mut run, &pci, &mut active, false);
+            lifecycle::reenable(&mut run, &pci, &mut active, false);
         }
         if run.opts.wants("incremental") {
-            devices::reenable(&mut run, &pci, &mut active, true);
+            lifecycle::reenable(&mut run, &pci, &mut active, true);
         }
         // Shutdown leaves the devices shut down, so it comes last; its control needs a run of its own.
         if run.opts.wants("shutdown") {
-            devices::shutdown(&mut run, cfg, &pci, &routing, &mut active, false);
+            lifecycle::shutdown(&mut run, cfg, &pci, &routing, &mut active, false);
         } else if run.opts.wants("shutdown-control") {
-            devices::shutdown(&mut run, cfg, &pci, &routing, &mut active, true);
+            lifecycle::shutdown(&mut run, cfg, &pci, &routing, &mut active, true);
         }
         let t0 = time::now_us();
-        devices::tear_down(&mut active);
+        lifecycle::tear_down(&mut active);
         crate::info!("teardown: {=u64} us", time::now_us() - t0);
     }
     if run.opts.wants("intx-storm") && !storm_done {

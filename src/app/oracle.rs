@@ -9,7 +9,7 @@ use crate::arch::uart::COM1;
 use crate::cmdline::Options;
 use crate::time;
 
-/// The line the host waits for (`qemu-tests/src/oracle.rs` `MARKER`).
+/// The line the host waits for (`host/src/oracle.rs` `MARKER`).
 const MARKER: &str = "msifw: oracle: bus numbers final, waiting for the host's query-pci";
 /// How long the firmware waits for the host's byte. The host answers in milliseconds; the margin is
 /// for a loaded host.

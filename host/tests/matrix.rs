@@ -1,0 +1,35 @@
+//! The platform matrix runs each combination it is given, with a progress line each, skips what cannot
+//! run with the reason, and tabulates every scenario per device.
+
+use std::path::PathBuf;
+
+use msifw_host::matrix::{all_passed, matrix, MatrixOptions};
+use msifw_host::{Accel, BootPath, Machine};
+
+#[test]
+fn matrix_tabulates_each_combination_and_skips_a_missing_qemu() {
+    let opts = MatrixOptions {
+        qemus: vec![PathBuf::from("qemu-system-x86_64"), PathBuf::from("/nonexistent/qemu-system-x86_64")],
+        machines: vec![Machine::Q35, Machine::Pc],
+        boots: vec![BootPath::Pvh],
+        accels: vec![Accel::Tcg],
+        append: "rounds=1".into(),
+        ..MatrixOptions::default()
+    };
+    let (cells, json, table) = matrix(&opts);
+    assert_eq!(cells.len(), 4, "{table}");
+    let ran: Vec<_> = cells.iter().filter(|c| c.verdict != "skipped").collect();
+    assert_eq!(ran.len(), 2, "{table}");
+    for c in &ran {
+        assert_eq!(c.verdict, "passed", "{}: {:?}\n{table}", c.machine, c.note);
+        assert_eq!(c.scenarios.get("msix-delivery 00:02.0").map(String::as_str), Some("PASS"), "{table}");
+    }
+    for c in cells.iter().filter(|c| c.qemu.starts_with("/nonexistent")) {
+        assert_eq!(c.verdict, "skipped");
+        assert!(c.note.as_deref().is_some_and(|n| n.contains("/nonexistent")), "{:?}", c.note);
+    }
+    assert!(all_passed(&cells), "skipped cells do not fail the matrix");
+    let row = table.lines().find(|l| l.starts_with("msi-delivery 00:04.0")).unwrap_or_else(|| panic!("no msi-delivery row\n{table}"));
+    assert_eq!(row.matches("PASS").count(), 2, "{row}");
+    assert_eq!(json["cells"].as_array().map(Vec::len), Some(4));
+}
