@@ -1,6 +1,7 @@
 //! Device drivers: only what it takes to make each device raise an interrupt on demand, in each mode it
 //! has. Drivers get interrupts through [`crate::modes::DeviceIrq`] and never touch capability registers.
 
+pub mod e1000;
 pub mod e1000e;
 pub mod edu;
 pub mod nvme;
