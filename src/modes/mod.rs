@@ -438,3 +438,29 @@ pub fn clear_and_set_ctrl<C: ConfigRegion + ?Sized>(cfg: &C, bdf: Bdf, cap: u16,
     }
     old
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::pci::config::sim::SimConfig;
+
+    #[test]
+    fn message_control_read_modify_write() {
+        let sim = SimConfig::default();
+        let bdf = sim.add(Bdf::new(0, 3, 0), 0x8086, 0x10d3, 0x020000);
+        sim.poke(bdf, 0x52, &(msix::ENABLE | 7).to_le_bytes());
+        let write = |v: u16| (bdf, 0x52, 2, u32::from(v));
+        // Read, clear, set, write; the value read is returned.
+        assert_eq!(clear_and_set_ctrl(&sim, bdf, 0x50, msix::ENABLE, msix::FUNCTION_MASK, Ctrl::Always), msix::ENABLE | 7);
+        assert_eq!(*sim.writes.borrow(), vec![write(msix::FUNCTION_MASK | 7)]);
+        // Always writes even when nothing changes; IfChanged does not.
+        clear_and_set_ctrl(&sim, bdf, 0x50, 0, msix::FUNCTION_MASK, Ctrl::Always);
+        clear_and_set_ctrl(&sim, bdf, 0x50, 0, msix::FUNCTION_MASK, Ctrl::IfChanged);
+        assert_eq!(sim.writes.borrow().len(), 2);
+        clear_and_set_ctrl(&sim, bdf, 0x50, msix::FUNCTION_MASK, 0, Ctrl::IfChanged);
+        assert_eq!(sim.writes.borrow().last(), Some(&write(7)));
+        // Known: the value given is modified, whatever the register holds now.
+        assert_eq!(clear_and_set_ctrl(&sim, bdf, 0x50, 0, msix::ENABLE, Ctrl::Known(msix::FUNCTION_MASK | 7)), msix::FUNCTION_MASK | 7);
+        assert_eq!(sim.writes.borrow().last(), Some(&write(msix::ENABLE | msix::FUNCTION_MASK | 7)));
+    }
+}

@@ -58,3 +58,89 @@ pub fn function(cfg: &(impl ConfigRegion + ?Sized), f: &Function) {
     let bus_master = if f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
     update_command(cfg, f.bdf, regs::command::INTX_DISABLE, bus_master);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::pci::config::sim::SimConfig;
+    use crate::bus::pci::{caps, Bdf};
+
+    /// A function with MSI at 0x40 and MSI-X at 0x50 (Message Control values given), Command `command`.
+    fn function(sim: &SimConfig, dev: u8, header_type: u8, msi: u16, msix: u16, command: u16) -> Function {
+        let bdf = sim.add(Bdf::new(0, dev, 0), 0x8086, 0x10d3, 0x020000);
+        sim.poke(bdf, 0x04, &command.to_le_bytes());
+        sim.poke(bdf, 0x06, &0x10u16.to_le_bytes());
+        sim.poke(bdf, 0x0E, &[header_type]);
+        sim.poke(bdf, 0x34, &[0x40]);
+        sim.poke(bdf, 0x40, &[0x05, 0x50]);
+        sim.poke(bdf, 0x42, &msi.to_le_bytes());
+        sim.poke(bdf, 0x50, &[0x11, 0x00]);
+        sim.poke(bdf, 0x52, &msix.to_le_bytes());
+        Function {
+            bdf,
+            vendor: 0x8086,
+            device: 0x10d3,
+            class: 0x020000,
+            revision: 0,
+            header_type,
+            bars: heapless::Vec::new(),
+            caps: caps::walk(sim, bdf),
+            interrupt_pin: 1,
+            interrupt_line: 11,
+            bridge_buses: None,
+            problems: std::vec::Vec::new(),
+        }
+    }
+
+    const BM: u16 = regs::command::BUS_MASTER;
+    const MEM: u16 = regs::command::MEMORY;
+    const INTX_OFF: u16 = regs::command::INTX_DISABLE;
+
+    #[test]
+    fn live_functions_left_quiet_in_linux_order() {
+        let sim = SimConfig::default();
+        let live = function(&sim, 3, 0, msi::ENABLE, msix::ENABLE | 4, MEM | BM);
+        let bridge = function(&sim, 4, 1, 0, 0, MEM | BM);
+        sim.writes.borrow_mut().clear();
+        all(&sim, &[live.clone(), bridge.clone()]);
+        let (a, b) = (live.bdf, bridge.bdf);
+        assert_eq!(
+            *sim.writes.borrow(),
+            vec![
+                (a, 0x42, 2, 0),
+                (a, 0x52, 2, u32::from(msix::ENABLE | msix::FUNCTION_MASK | 4)),
+                (a, 0x04, 2, u32::from(MEM | INTX_OFF)),
+                // MSI off already: not written; MSI-X Function Mask set although Enable is clear.
+                (b, 0x52, 2, u32::from(msix::FUNCTION_MASK)),
+                // A bridge keeps Bus Master (it forwards its children's MSI writes).
+                (b, 0x04, 2, u32::from(MEM | BM | INTX_OFF)),
+                // The second pass, after the settle: MSI-X Enable cleared, Function Mask left set.
+                (a, 0x52, 2, u32::from(msix::FUNCTION_MASK | 4)),
+            ]
+        );
+        // Quiet already: a second pass writes nothing at all.
+        sim.writes.borrow_mut().clear();
+        all(&sim, &[live.clone(), bridge]);
+        assert_eq!(*sim.writes.borrow(), vec![]);
+    }
+
+    #[test]
+    fn a_function_let_go_is_quiet_again() {
+        let sim = SimConfig::default();
+        let f = function(&sim, 3, 0, 0, msix::ENABLE | 4, MEM | BM | INTX_OFF);
+        sim.writes.borrow_mut().clear();
+        function_quiet(&sim, &f);
+        assert_eq!(
+            *sim.writes.borrow(),
+            vec![
+                (f.bdf, 0x52, 2, u32::from(msix::ENABLE | msix::FUNCTION_MASK | 4)),
+                (f.bdf, 0x52, 2, u32::from(msix::FUNCTION_MASK | 4)),
+                (f.bdf, 0x04, 2, u32::from(MEM | INTX_OFF)),
+            ]
+        );
+    }
+
+    fn function_quiet(sim: &SimConfig, f: &Function) {
+        super::function(sim, f)
+    }
+}
