@@ -16,13 +16,12 @@ use crate::accounting::{self, Phase};
 use crate::arch::cpu;
 use crate::arch::exit::ExitCode;
 use crate::boot::BootInfo;
-use crate::bus::pci::config::PlatformConfig;
-use crate::bus::pci::enumerate::{self, Enumeration, Function};
-use crate::bus::pci::{caps, regs, trace, Bdf, ConfigRegion};
+use crate::bus::pci::enumerate::{self, Enumeration};
+use crate::bus::pci::{trace, Bdf};
 use crate::cmdline::{self, Options};
 use crate::irq::{dispatch, intx};
 use crate::modes::route::{Chipset, Routed};
-use crate::modes::{update_command, IrqMode};
+use crate::modes::IrqMode;
 use crate::report::{Outcome, Record, Summary};
 use crate::scenarios::{Provoked, Verdict};
 use crate::time;
@@ -249,7 +248,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let t_quiet = time::now_us();
     accounting::set_phase(Phase::Setup);
     if !delay_quiet {
-        quiet_all(cfg, &pci.functions);
+        crate::modes::quiesce::all(cfg, &pci.functions);
     }
     accounting::stop();
     let quiet_us = time::now_us() - t_quiet;
@@ -259,7 +258,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         let (retired, inherited, stale) = crash::trap_window(WINDOW_US);
         if delay_quiet {
             intx::mask_every_entry();
-            quiet_all(cfg, &pci.functions);
+            crate::modes::quiesce::all(cfg, &pci.functions);
         }
         let v = crash::verdict(h, pci.functions.len() as u32, retired, inherited, stale, WINDOW_US);
         if delay_quiet {
@@ -388,49 +387,6 @@ fn finish(run: &Run) -> ExitCode {
         ExitCode::Passed
     } else {
         ExitCode::Failed
-    }
-}
-
-/// Makes `f` unable to interrupt, as if a crashed kernel had left it live: MSI Enable cleared, MSI-X
-/// Enable cleared with the Function Mask set (pci_msi_init/pci_msix_init do the same at enumeration),
-/// INTx disabled, and Bus Master off for every endpoint until a driver owns it (a bridge keeps its Bus
-/// Master: it forwards its children's MSI writes upstream). MSI-X entries are not masked one by one here:
-/// that happens when MSI-X is enabled successfully, as in Linux (a device that honours the mask bits while
-/// MSI-X is disabled would otherwise be blocked in MSI mode).
-///
-/// Two passes: the first sets every Function Mask (and does the rest), the second clears MSI-X Enable
-/// [`crate::modes::msix::DISABLE_SETTLE_US`] later, once, for all functions.
-fn quiet_all(cfg: &PlatformConfig, functions: &[Function]) {
-    use crate::modes::msix::{CONTROL, DISABLE_SETTLE_US, ENABLE, FUNCTION_MASK};
-    let mut msix_was_enabled = false;
-    for f in functions {
-        if let Some(at) = f.caps.find(caps::id::MSI) {
-            let control = cfg.read16(f.bdf, at + crate::modes::msi::CONTROL);
-            if control & crate::modes::msi::ENABLE != 0 {
-                cfg.write16(f.bdf, at + crate::modes::msi::CONTROL, control & !crate::modes::msi::ENABLE);
-            }
-        }
-        if let Some(at) = f.caps.find(caps::id::MSIX) {
-            let control = cfg.read16(f.bdf, at + CONTROL);
-            msix_was_enabled |= control & ENABLE != 0;
-            if control & FUNCTION_MASK == 0 {
-                cfg.write16(f.bdf, at + CONTROL, control | FUNCTION_MASK);
-            }
-        }
-        let clear = if f.header_type == 0 { regs::command::BUS_MASTER } else { 0 };
-        update_command(cfg, f.bdf, regs::command::INTX_DISABLE, clear);
-    }
-    if !msix_was_enabled {
-        return;
-    }
-    crate::time::timers_run_by(crate::time::now_us() + DISABLE_SETTLE_US);
-    for f in functions {
-        if let Some(at) = f.caps.find(caps::id::MSIX) {
-            let control = cfg.read16(f.bdf, at + CONTROL);
-            if control & ENABLE != 0 {
-                cfg.write16(f.bdf, at + CONTROL, control & !ENABLE);
-            }
-        }
     }
 }
 

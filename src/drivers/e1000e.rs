@@ -1,7 +1,9 @@
 //! Intel 82574L (QEMU e1000e): interrupt causes raised through ICS (qemu-7.2-facts.md section 1).
 //! In MSI-X mode IVAR routes RxQ0, RxQ1, TxQ0, TxQ1 and Other to entries 0-4.
 
-use super::{DriverError, InterruptSource};
+use super::{Driver, DriverError, InterruptSource, IrqRequest, StartError};
+use crate::bus::pci::config::PlatformConfig;
+use crate::modes::{DeviceIrq, IrqMode};
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar;
 use crate::bus::pci::enumerate::Function;
@@ -216,6 +218,28 @@ impl InterruptSource for E1000e {
 impl Drop for E1000e {
     fn drop(&mut self) {
         self.quiesce();
+    }
+}
+
+impl Driver for E1000e {
+    const NAME: &'static str = "e1000e";
+    /// One per cause: RX queue 0 and 1, TX queue 0 and 1, other (link status).
+    const VECTORS: u16 = 5;
+    const SOURCES: usize = 5;
+
+    fn matches(f: &Function) -> bool {
+        (f.vendor, f.device) == (0x8086, 0x10d3)
+    }
+
+    fn start(irq: &mut IrqRequest<'_>) -> Result<(Self, DeviceIrq<'static, PlatformConfig>), StartError> {
+        let mut dev = E1000e::new(irq.function())?;
+        let vectors = irq.enable(Self::VECTORS)?;
+        if irq.mode() == IrqMode::Msix {
+            dev.use_msix(vectors.vectors().len());
+        } else {
+            dev.use_single();
+        }
+        Ok((dev, vectors))
     }
 }
 

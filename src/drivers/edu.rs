@@ -1,6 +1,8 @@
 //! QEMU's edu device (hw/misc/edu.c): interrupts raised by writing the IRQ raise register.
 
-use super::{DriverError, InterruptSource};
+use super::{Driver, DriverError, InterruptSource, IrqRequest, StartError};
+use crate::bus::pci::config::PlatformConfig;
+use crate::modes::DeviceIrq;
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar;
 use crate::bus::pci::enumerate::Function;
@@ -83,5 +85,21 @@ impl Drop for Edu {
     fn drop(&mut self) {
         let pending = self.regs.read32(reg::IRQ_STATUS);
         self.regs.write32(reg::IRQ_ACK, pending);
+    }
+}
+
+impl Driver for Edu {
+    const NAME: &'static str = "edu";
+    const VECTORS: u16 = 1;
+    const SOURCES: usize = 1;
+
+    fn matches(f: &Function) -> bool {
+        (f.vendor, f.device) == (0x1234, 0x11e8)
+    }
+
+    fn start(irq: &mut IrqRequest<'_>) -> Result<(Self, DeviceIrq<'static, PlatformConfig>), StartError> {
+        let dev = Edu::new(irq.function())?;
+        let vectors = irq.enable(Self::VECTORS)?;
+        Ok((dev, vectors))
     }
 }

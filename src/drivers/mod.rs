@@ -1,14 +1,14 @@
 //! Device drivers: only what it takes to make each device raise an interrupt on demand, in each mode it
 //! has. Drivers get interrupts through [`crate::modes::DeviceIrq`] and never touch capability registers.
 
-pub mod e1000;
-pub mod e1000e;
-pub mod edu;
-pub mod nvme;
-pub mod pcie_port;
-pub mod virtio_net;
+mod start;
 
+pub use start::{Active, IrqRequest, StartError};
+
+use crate::bus::pci::config::PlatformConfig;
 use crate::bus::pci::enumerate::Function;
+use crate::modes::DeviceIrq;
+use alloc::string::String;
 
 /// A driver failure, reported per device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,46 +90,133 @@ pub fn shutdown_keep_msi(vendor: u16, device: u16) -> Option<&'static str> {
     SHUTDOWN_KEEP_MSI.iter().find(|q| q.0 == vendor && q.1 == device).map(|q| q.2)
 }
 
-/// Which driver, if any, takes a function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DriverKind {
-    /// Intel 82574L (e1000e).
-    E1000e,
-    /// NVMe controller.
-    Nvme,
-    /// QEMU's edu device.
-    Edu,
-    /// Legacy (transitional) virtio-net over its I/O BAR.
-    VirtioNet,
-    /// PCI Express root or downstream port (hot-plug Command Completed interrupt). Taken only when the port
-    /// is hot-plug capable: see [`pcie_port::is_hotplug_port`].
-    PciePort,
+/// A driver: what it matches, how many vectors it asks for, and its bring-up with the interrupts it
+/// was given. Making the device interrupt and acknowledging it is [`InterruptSource`]. One file per
+/// driver implements it; the table ([`drivers!`] below) lists it once.
+pub trait Driver: InterruptSource + Sized {
+    /// Report name (`driver` in the function record).
+    const NAME: &'static str;
+    /// Vectors asked for from the interrupt allocation (pci_alloc_irq_vectors' `max_vecs`); MSI rounds
+    /// it down to a power of two, INTx has one.
+    const VECTORS: u16;
+    /// Interrupt sources driven when every vector asked for is granted (for the report's note when a
+    /// smaller MSI-X table costs the driver sources).
+    const SOURCES: usize;
+    /// Whether the function is this driver's device: vendor:device or class (Linux's `id_table`).
+    fn matches(f: &Function) -> bool;
+    /// Whether the driver takes a matching function after looking at its registers (Linux's `probe`
+    /// returning -ENODEV). Most take every match.
+    fn accepts(_cfg: &PlatformConfig, _f: &Function) -> bool {
+        true
+    }
+    /// Brings the device up, asking `irq` for its interrupts (in `irq.mode()`) at the point in its
+    /// bring-up the device needs them. Command decoding and Bus Master are already on.
+    fn start(irq: &mut IrqRequest<'_>) -> Result<(Self, DeviceIrq<'static, PlatformConfig>), StartError>;
+    /// A problem found while taking the device over, for the function's report (a level a previous owner
+    /// left asserted, say).
+    fn takeover_problem(&self) -> Option<String> {
+        None
+    }
 }
 
-impl DriverKind {
-    /// Matches vendor:device (and class for NVMe).
-    pub fn probe(f: &Function) -> Option<DriverKind> {
-        match (f.vendor, f.device) {
-            (0x8086, 0x10d3) => Some(DriverKind::E1000e),
-            (0x1234, 0x11e8) => Some(DriverKind::Edu),
-            // Transitional virtio-net: 0x1000 is the legacy ID (a modern-only device is 0x1041).
-            (0x1af4, 0x1000) => Some(DriverKind::VirtioNet),
-            _ if f.class == 0x010802 && f.header_type == 0 => Some(DriverKind::Nvme),
-            _ if f.class >> 8 == 0x0604 && f.header_type == 1 && f.caps.find(crate::bus::pci::caps::id::PCIE).is_some() => {
-                Some(DriverKind::PciePort)
-            }
-            _ => None,
-        }
-    }
+/// The driver table, in probe order: each row `Variant => module::Type` declares the driver's module
+/// (`src/drivers/module.rs`, implementing [`Driver`]) and generates [`DriverKind`], [`DRIVERS`] and the
+/// [`Device`] enum with its dispatch (no allocator, no trait objects to own).
+macro_rules! drivers {
+    ($($(#[$doc:meta])* $variant:ident => $module:ident :: $ty:ident $(<$lt:lifetime>)?,)+) => {
+        $(pub mod $module;)+
 
-    /// Report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            DriverKind::E1000e => "e1000e",
-            DriverKind::Nvme => "nvme",
-            DriverKind::Edu => "edu",
-            DriverKind::VirtioNet => "virtio-net",
-            DriverKind::PciePort => "pcie-port",
+        /// Which driver, if any, takes a function.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub enum DriverKind {
+            $($(#[$doc])* $variant,)+
         }
-    }
+
+        /// Every driver, in probe order.
+        pub const DRIVERS: &[DriverKind] = &[$(DriverKind::$variant,)+];
+
+        impl DriverKind {
+            /// The first driver in [`DRIVERS`] whose ids match `f` (without looking at its registers).
+            pub fn probe(f: &Function) -> Option<DriverKind> {
+                $(if <$module::$ty $(<$lt>)? as Driver>::matches(f) {
+                    return Some(DriverKind::$variant);
+                })+
+                None
+            }
+
+            /// The driver that takes `f`: the first whose ids match, if it accepts the function.
+            pub fn find(cfg: &PlatformConfig, f: &Function) -> Option<DriverKind> {
+                Self::probe(f).filter(|k| match k {
+                    $(DriverKind::$variant => <$module::$ty $(<$lt>)? as Driver>::accepts(cfg, f),)+
+                })
+            }
+
+            /// Report name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DriverKind::$variant => <$module::$ty $(<$lt>)? as Driver>::NAME,)+
+                }
+            }
+
+            /// Brings `irq`'s function up with this driver ([`start::start`]).
+            pub fn start(self, irq: &mut IrqRequest<'_>) -> Result<Active, StartError> {
+                match self {
+                    $(DriverKind::$variant => start::start::<$module::$ty $(<$lt>)?>(irq, Device::$variant),)+
+                }
+            }
+        }
+
+        /// A driven device.
+        // Variants differ in size (nvme keeps its queue pairs inline); there is one of these per driven
+        // device, on the heap.
+        #[allow(clippy::large_enum_variant)]
+        #[derive(Debug)]
+        pub enum Device {
+            $($variant($module::$ty $(<$lt>)?),)+
+        }
+
+        impl Device {
+            /// Its driver.
+            pub fn kind(&self) -> DriverKind {
+                match self {
+                    $(Device::$variant(_) => DriverKind::$variant,)+
+                }
+            }
+
+            /// The device as an interrupt source.
+            pub fn source(&mut self) -> &mut dyn InterruptSource {
+                match self {
+                    $(Device::$variant(d) => d,)+
+                }
+            }
+
+            /// The device as an interrupt source.
+            pub fn source_ref(&self) -> &dyn InterruptSource {
+                match self {
+                    $(Device::$variant(d) => d,)+
+                }
+            }
+
+            /// [`Driver::takeover_problem`].
+            pub fn takeover_problem(&self) -> Option<String> {
+                match self {
+                    $(Device::$variant(d) => d.takeover_problem(),)+
+                }
+            }
+        }
+    };
+}
+
+drivers! {
+    /// Intel 82574L (e1000e).
+    E1000e => e1000e::E1000e,
+    /// NVMe controller.
+    Nvme => nvme::Nvme,
+    /// QEMU's edu device.
+    Edu => edu::Edu,
+    /// Legacy (transitional) virtio-net over its I/O BAR.
+    VirtioNet => virtio_net::VirtioNet,
+    /// PCI Express root or downstream port (hot-plug Command Completed interrupt). Taken only when the port
+    /// is hot-plug capable: see [`pcie_port::is_hotplug_port`].
+    PciePort => pcie_port::PciePort<'static>,
 }

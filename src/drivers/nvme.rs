@@ -6,7 +6,9 @@
 //! MSI-X must be enabled before the controller is (qemu-7.2-facts.md section 2: QEMU binds a CQ's vector
 //! when the CQ is created; enabled later, the completion interrupt is lost).
 
-use super::{DriverError, InterruptSource};
+use super::{Driver, DriverError, InterruptSource, IrqRequest, StartError};
+use crate::bus::pci::config::PlatformConfig;
+use crate::modes::{DeviceIrq, IrqMode};
 use crate::arch::dma::DmaPage;
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar;
@@ -449,6 +451,68 @@ impl Drop for Nvme {
     fn drop(&mut self) {
         // Stop DMA into pages about to be returned to the pool.
         let _ = self.disable();
+    }
+}
+
+/// I/O queue pairs (and so MSI-X vectors beyond the admin queue's) driven on each controller.
+pub const IO_QUEUES: usize = 4;
+
+impl Driver for Nvme {
+    const NAME: &'static str = "nvme";
+    /// Admin queue on vector 0, and in MSI-X mode I/O queues 1..=N on vectors 1..=N.
+    const VECTORS: u16 = 1 + IO_QUEUES as u16;
+    const SOURCES: usize = 1 + IO_QUEUES;
+
+    fn matches(f: &Function) -> bool {
+        f.class == 0x010802 && f.header_type == 0
+    }
+
+    fn start(irq: &mut IrqRequest<'_>) -> Result<(Self, DeviceIrq<'static, PlatformConfig>), StartError> {
+        let f = irq.function();
+        let mode = irq.mode();
+        // MSI-X before CC.EN: QEMU binds the admin CQ's vector when the controller is enabled.
+        let mut dev = Nvme::new(f)?;
+        // Taking the controller over copes with an INTx level a previous owner left asserted (drained
+        // at enable, see Nvme::enable): in INTx mode the controller is enabled before its line is, so
+        // nothing stale reaches the handler.
+        dev.watch_intx_level(irq.cfg(), f.bdf);
+        if mode == IrqMode::Intx {
+            dev.enable()?;
+        }
+        // QEMU rejects a CQ vector other than 0 without MSI-X.
+        let mut vectors = irq.enable(Self::VECTORS)?;
+        if mode != IrqMode::Intx {
+            dev.enable()?;
+        }
+        if mode == IrqMode::Msix {
+            // Only as many I/O queues as the controller grants (Set Features, Number of Queues), and
+            // only as many vectors as queues (Linux's nvme_setup_io_queues: the vectors are freed and
+            // allocated again for the granted count).
+            let vectors_io = vectors.vectors().len().saturating_sub(1);
+            let granted = dev.set_queue_count(IO_QUEUES as u16)? as usize;
+            let queues = vectors_io.min(granted);
+            if granted < IO_QUEUES {
+                irq.fewer = Some(alloc::format!(
+                    "controller granted {granted} of {IO_QUEUES} I/O queues (Set Features, Number of Queues): {} of {} sources driven",
+                    1 + queues,
+                    1 + IO_QUEUES
+                ));
+            }
+            if queues < vectors_io {
+                vectors.reenable_msix(f, 1 + queues as u16, irq.apic_id()).map_err(|e| StartError::Irq(mode, e))?;
+            }
+            dev.create_io_queues(queues)?;
+        }
+        Ok((dev, vectors))
+    }
+
+    fn takeover_problem(&self) -> Option<alloc::string::String> {
+        (self.drained_stale_intx() > 0).then(|| {
+            alloc::format!(
+                "INTx found asserted with nothing pending at takeover (left by a previous owner); acknowledged with {} CQ head doorbell write(s) before the line was enabled",
+                self.drained_stale_intx()
+            )
+        })
     }
 }
 

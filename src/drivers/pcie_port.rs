@@ -6,7 +6,9 @@
 //! apart from the two enables (Power Controller Control and the indicators keep their values, so the slot's
 //! device is not powered off), as Linux's pciehp does.
 
-use super::{DriverError, InterruptSource};
+use super::{Driver, DriverError, InterruptSource, IrqRequest, StartError};
+use crate::bus::pci::config::PlatformConfig;
+use crate::modes::{DeviceIrq, IrqMode};
 use crate::bus::pci::caps::id;
 use crate::bus::pci::enumerate::Function;
 use crate::bus::pci::{Bdf, ConfigRegion};
@@ -163,5 +165,37 @@ impl Drop for PciePort<'_> {
         self.cfg.write16(self.bdf, self.cap + SLOT_CTL, restored);
         let _ = self.wait_completed();
         self.cfg.write16(self.bdf, self.cap + SLOT_STA, SLTSTA_CC);
+    }
+}
+
+impl Driver for PciePort<'static> {
+    const NAME: &'static str = "pcie-port";
+    /// Hot-plug events use the message number in the PCIe Capabilities register (0 on QEMU's ports);
+    /// two, so a port with multi-message MSI (ioh3420) gets an aligned block.
+    const VECTORS: u16 = 2;
+    const SOURCES: usize = 1;
+
+    /// A PCI Express bridge (root or downstream port).
+    fn matches(f: &Function) -> bool {
+        f.class >> 8 == 0x0604 && f.header_type == 1 && f.caps.find(id::PCIE).is_some()
+    }
+
+    /// Only a port with hot-plug command-completed events.
+    fn accepts(cfg: &PlatformConfig, f: &Function) -> bool {
+        is_hotplug_port(cfg, f)
+    }
+
+    fn start(irq: &mut IrqRequest<'_>) -> Result<(Self, DeviceIrq<'static, PlatformConfig>), StartError> {
+        if irq.mode() == IrqMode::Intx {
+            // Measured on QEMU 7.2 (ioh3420, pcie-root-port): the hot-plug interrupt arrives on the
+            // port's GSI but Status.Interrupt stays clear, so no shared-line handler can attribute it.
+            return Err(StartError::Declined(
+                "port hot-plug interrupts through INTx are not attributable (Status.Interrupt stays clear on QEMU 7.2)",
+            ));
+        }
+        let mut dev = PciePort::new(irq.cfg(), irq.function())?;
+        let vectors = irq.enable(Self::VECTORS)?;
+        dev.enable()?;
+        Ok((dev, vectors))
     }
 }

@@ -7,6 +7,10 @@ pub mod msi;
 pub mod msix;
 pub mod order;
 #[deny(unsafe_code)]
+pub mod policy;
+#[deny(unsafe_code)]
+pub mod quiesce;
+#[deny(unsafe_code)]
 pub mod route;
 
 use crate::bus::pci::bar::MapError;
@@ -401,4 +405,62 @@ impl<C: ConfigRegion> Drop for DeviceIrq<'_, C> {
     }
 }
 
-pub use crate::bus::pci::config::update_command;
+/// How [`clear_and_set_ctrl`] gets the Message Control value it modifies, and whether it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ctrl {
+    /// Read it and write the result (Linux's `pci_msix_clear_and_set_ctrl`).
+    Always,
+    /// Read it and write only when the result differs (quieting: a function already quiet is not
+    /// written to).
+    IfChanged,
+    /// Modify this value, read earlier in the same sequence, and write it (no second read).
+    Known(u16),
+}
+
+// Message Control sits at the same place in both capabilities.
+const _: () = assert!(msi::CONTROL == msix::CONTROL);
+
+/// Read-modify-write of the Message Control register of the MSI or MSI-X capability at `cap` (cap + 2):
+/// the `clear` bits cleared, then the `set` bits set; returns the value it modified. Linux's
+/// `pci_msix_clear_and_set_ctrl` (and `pci_msi_set_enable` for MSI). Only the read-write bits may change:
+/// MSI-X Enable and Function Mask (PCIe r5.0 7.7.2.2), MSI Enable and Multiple Message Enable (PCIe r5.0
+/// 7.7.1.2); the others are read-only and written back as read. Every write of Message Control goes
+/// through here.
+pub fn clear_and_set_ctrl<C: ConfigRegion + ?Sized>(cfg: &C, bdf: Bdf, cap: u16, clear: u16, set: u16, how: Ctrl) -> u16 {
+    let at = cap + msix::CONTROL;
+    let old = match how {
+        Ctrl::Known(v) => v,
+        Ctrl::Always | Ctrl::IfChanged => cfg.read16(bdf, at),
+    };
+    let new = (old & !clear) | set;
+    if how != Ctrl::IfChanged || new != old {
+        cfg.write16(bdf, at, new);
+    }
+    old
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::pci::config::sim::SimConfig;
+
+    #[test]
+    fn message_control_read_modify_write() {
+        let sim = SimConfig::default();
+        let bdf = sim.add(Bdf::new(0, 3, 0), 0x8086, 0x10d3, 0x020000);
+        sim.poke(bdf, 0x52, &(msix::ENABLE | 7).to_le_bytes());
+        let write = |v: u16| (bdf, 0x52, 2, u32::from(v));
+        // Read, clear, set, write; the value read is returned.
+        assert_eq!(clear_and_set_ctrl(&sim, bdf, 0x50, msix::ENABLE, msix::FUNCTION_MASK, Ctrl::Always), msix::ENABLE | 7);
+        assert_eq!(*sim.writes.borrow(), vec![write(msix::FUNCTION_MASK | 7)]);
+        // Always writes even when nothing changes; IfChanged does not.
+        clear_and_set_ctrl(&sim, bdf, 0x50, 0, msix::FUNCTION_MASK, Ctrl::Always);
+        clear_and_set_ctrl(&sim, bdf, 0x50, 0, msix::FUNCTION_MASK, Ctrl::IfChanged);
+        assert_eq!(sim.writes.borrow().len(), 2);
+        clear_and_set_ctrl(&sim, bdf, 0x50, msix::FUNCTION_MASK, 0, Ctrl::IfChanged);
+        assert_eq!(sim.writes.borrow().last(), Some(&write(7)));
+        // Known: the value given is modified, whatever the register holds now.
+        assert_eq!(clear_and_set_ctrl(&sim, bdf, 0x50, 0, msix::ENABLE, Ctrl::Known(msix::FUNCTION_MASK | 7)), msix::FUNCTION_MASK | 7);
+        assert_eq!(sim.writes.borrow().last(), Some(&write(msix::ENABLE | msix::FUNCTION_MASK | 7)));
+    }
+}

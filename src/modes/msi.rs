@@ -2,7 +2,8 @@
 //! pci_msi_shutdown): Enable cleared, vectors masked, message written and flushed, INTx disabled, Enable
 //! set, vectors unmasked.
 
-use super::{update_command, IrqError};
+use super::{clear_and_set_ctrl, Ctrl, IrqError};
+use crate::bus::pci::config::update_command;
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
 use crate::irq::message::MsiMessage;
 
@@ -99,8 +100,7 @@ impl MsiFunction {
             return Err(IrqError::ReadBack { entry: 0 });
         }
         let control_at = cap.offset + CONTROL;
-        let control = cfg.read16(bdf, control_at);
-        cfg.write16(bdf, control_at, control & !ENABLE);
+        clear_and_set_ctrl(cfg, bdf, cap.offset, ENABLE, 0, Ctrl::Always);
         let bits = |n: u16| if n >= 32 { u32::MAX } else { (1u32 << n) - 1 };
         let all = bits(count);
         // Linux msi_capability_init (msi_multi_mask): every vector the function can send is masked, not
@@ -111,8 +111,8 @@ impl MsiFunction {
         update_command(cfg, bdf, regs::command::BUS_MASTER, 0);
         // __pci_write_msi_msg: Multiple Message Enable, address, data, then a read of Control to flush.
         let mme = count.trailing_zeros() as u16;
-        let control = (cfg.read16(bdf, control_at) & !(7 << MME_SHIFT)) | (mme << MME_SHIFT);
-        cfg.write16(bdf, control_at, control);
+        let control = clear_and_set_ctrl(cfg, bdf, cap.offset, 7 << MME_SHIFT, mme << MME_SHIFT, Ctrl::Always);
+        let control = (control & !(7 << MME_SHIFT)) | (mme << MME_SHIFT);
         cfg.write32(bdf, cap.address_lo(), msg.address as u32);
         if let Some(hi) = cap.address_hi() {
             cfg.write32(bdf, hi, (msg.address >> 32) as u32);
@@ -127,7 +127,7 @@ impl MsiFunction {
         }
         // PCI 3.0 6.8.1: with MSI enabled the function must not assert INTx; disable it explicitly too.
         update_command(cfg, bdf, regs::command::INTX_DISABLE, 0);
-        cfg.write16(bdf, control_at, control | ENABLE);
+        clear_and_set_ctrl(cfg, bdf, cap.offset, 0, ENABLE, Ctrl::Known(control));
         if let Some(mask) = cap.mask() {
             cfg.write32(bdf, mask, cfg.read32(bdf, mask) & !all);
         }
@@ -163,9 +163,7 @@ impl MsiFunction {
             let all = if self.count >= 32 { u32::MAX } else { (1u32 << self.count) - 1 };
             cfg.write32(self.bdf, mask, cfg.read32(self.bdf, mask) | all);
         }
-        let at = self.cap.offset + CONTROL;
-        let control = cfg.read16(self.bdf, at);
-        cfg.write16(self.bdf, at, control & !ENABLE);
+        clear_and_set_ctrl(cfg, self.bdf, self.cap.offset, ENABLE, 0, Ctrl::Always);
     }
 }
 

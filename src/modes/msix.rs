@@ -1,7 +1,8 @@
 //! MSI-X (PCIe Base 4.0 7.7.2; PCI 3.0 6.8.2), programmed in Linux's order (msix_capability_init,
 //! __pci_write_msi_msg, pci_msix_shutdown; see ../shared/platform/linux-msi-reference.md).
 
-use super::{update_command, IrqError};
+use super::{clear_and_set_ctrl, Ctrl, IrqError};
+use crate::bus::pci::config::update_command;
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar::BarKind;
 use crate::bus::pci::enumerate::Function;
@@ -258,16 +259,13 @@ impl MsixFunction {
         // Memory decoding for the table; Bus Master so the function can send the message (a memory write).
         update_command(cfg, bdf, regs::command::MEMORY | regs::command::BUS_MASTER, 0);
 
-        let control_at = cap.offset + CONTROL;
-        let control = cfg.read16(bdf, control_at);
-        cfg.write16(bdf, control_at, control | ENABLE | FUNCTION_MASK);
+        clear_and_set_ctrl(cfg, bdf, cap.offset, 0, ENABLE | FUNCTION_MASK, Ctrl::Always);
 
         let cache = messages.iter().map(|m| (*m, false)).collect();
         let mut this = MsixFunction { bdf, cap, table, pba, used: messages.len() as u16, cache, function_masked_at: None };
         for (i, msg) in messages.iter().enumerate() {
             if !this.write_message(i as u16, msg) {
-                let control = cfg.read16(bdf, control_at);
-                cfg.write16(bdf, control_at, control & !(ENABLE | FUNCTION_MASK));
+                clear_and_set_ctrl(cfg, bdf, cap.offset, ENABLE | FUNCTION_MASK, 0, Ctrl::Always);
                 return Err(IrqError::ReadBack { entry: i as u16 });
             }
         }
@@ -275,8 +273,7 @@ impl MsixFunction {
         for i in 0..table.size() {
             this.set_entry_mask(i, true);
         }
-        let control = cfg.read16(bdf, control_at);
-        cfg.write16(bdf, control_at, control & !FUNCTION_MASK);
+        clear_and_set_ctrl(cfg, bdf, cap.offset, FUNCTION_MASK, 0, Ctrl::Always);
         for i in 0..this.used {
             this.set_entry_mask(i, false);
         }
@@ -393,22 +390,20 @@ impl MsixFunction {
     /// (masked while written) and its mask state from the cache; Function Mask cleared.
     pub fn restore(&mut self, cfg: &impl ConfigRegion, what: Restore) -> bool {
         self.function_masked_at = None;
-        let at = self.cap.offset + CONTROL;
+        let cap = self.cap.offset;
         update_command(cfg, self.bdf, regs::command::INTX_DISABLE, 0);
-        let control = cfg.read16(self.bdf, at);
         if what == Restore::ConfigOnly {
-            cfg.write16(self.bdf, at, (control | ENABLE) & !FUNCTION_MASK);
+            clear_and_set_ctrl(cfg, self.bdf, cap, FUNCTION_MASK, ENABLE, Ctrl::Always);
             return true;
         }
-        cfg.write16(self.bdf, at, control | ENABLE | FUNCTION_MASK);
+        clear_and_set_ctrl(cfg, self.bdf, cap, 0, ENABLE | FUNCTION_MASK, Ctrl::Always);
         let mut ok = true;
         for i in 0..self.cache.len() {
             let (msg, masked) = self.cache[i];
             ok &= self.write_message(i as u16, &msg);
             self.set_entry_mask(i as u16, masked);
         }
-        let control = cfg.read16(self.bdf, at);
-        cfg.write16(self.bdf, at, control & !FUNCTION_MASK);
+        clear_and_set_ctrl(cfg, self.bdf, cap, FUNCTION_MASK, 0, Ctrl::Always);
         ok
     }
 
@@ -423,10 +418,8 @@ impl MsixFunction {
 
     /// Sets or clears the Function Mask.
     pub fn set_function_mask(&mut self, cfg: &impl ConfigRegion, masked: bool) {
-        let at = self.cap.offset + CONTROL;
-        let control = cfg.read16(self.bdf, at);
-        let new = if masked { control | FUNCTION_MASK } else { control & !FUNCTION_MASK };
-        cfg.write16(self.bdf, at, new);
+        let (clear, set) = if masked { (0, FUNCTION_MASK) } else { (FUNCTION_MASK, 0) };
+        let control = clear_and_set_ctrl(cfg, self.bdf, self.cap.offset, clear, set, Ctrl::Always);
         self.function_masked_at = match (masked, self.function_masked_at) {
             (true, Some(t)) if control & FUNCTION_MASK != 0 => Some(t),
             (true, _) => Some(crate::time::now_us()),
@@ -442,20 +435,20 @@ impl MsixFunction {
         for i in 0..self.used {
             self.set_entry_mask(i, true);
         }
-        let at = self.cap.offset + CONTROL;
-        let control = cfg.read16(self.bdf, at);
+        let cap = self.cap.offset;
+        let control = cfg.read16(self.bdf, cap + CONTROL);
         // PCIe r5.0 7.7.2.2: Function Mask blocks every vector while Enable still keeps INTx off. A
         // Function Mask found clear (a reset cleared it behind this handle) is set and timed afresh.
         let masked_at = match self.function_masked_at {
             Some(t) if control & FUNCTION_MASK != 0 => t,
             _ => {
-                cfg.write16(self.bdf, at, control | FUNCTION_MASK);
+                clear_and_set_ctrl(cfg, self.bdf, cap, 0, FUNCTION_MASK, Ctrl::Known(control));
                 crate::time::now_us()
             }
         };
         // Waits the settle out, then makes sure the device models' timers due by then have run.
         crate::time::timers_run_by(masked_at + DISABLE_SETTLE_US);
-        cfg.write16(self.bdf, at, control & !(ENABLE | FUNCTION_MASK));
+        clear_and_set_ctrl(cfg, self.bdf, cap, ENABLE | FUNCTION_MASK, 0, Ctrl::Known(control));
         self.function_masked_at = None;
     }
 }

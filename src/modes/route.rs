@@ -15,6 +15,7 @@ use crate::bus::pci::{Bdf, ConfigRegion};
 use crate::irq::intx::IntxRoute;
 use crate::irq::routing::{self, Pin};
 use crate::platform::acpi::{MadtInfo, Polarity, TriggerMode};
+use crate::platform::{mptable, prt};
 
 /// The host chipset, told apart by the host bridge at 00:00.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -285,6 +286,109 @@ fn piix_route(cfg: &dyn ConfigRegion, madt: Option<&MadtInfo>, slot: u8, pin: Pi
     Ok(IntxRoute { gsi, level, active_low })
 }
 
+/// The MP table's PCI entries as routes: an entry's IOAPIC ID and input made a GSI.
+struct MpTableRoutes<'a> {
+    table: &'a mptable::MpTable<'static>,
+    ioapic_ids: &'a [(u8, u32)],
+}
+
+impl MpTableRoutes<'_> {
+    fn route(&self, i: mptable::PciInterrupt) -> Option<IntxRoute> {
+        let base = match i.io_apic {
+            mptable::ALL_IO_APICS => self.ioapic_ids.first()?.1,
+            id => self.ioapic_ids.iter().find(|(i, _)| *i == id)?.1,
+        };
+        Some(IntxRoute { gsi: base + u32::from(i.input), level: i.level, active_low: i.active_low })
+    }
+}
+
+impl MpRoutes for MpTableRoutes<'_> {
+    fn pci(&self, bus: u8, dev: u8, pin: u8) -> Option<IntxRoute> {
+        self.route(self.table.pci_interrupt(bus, dev, pin)?)
+    }
+    fn to_gsi(&self, gsi: u32) -> Option<IntxRoute> {
+        self.table
+            .pci_entries()
+            .filter_map(|i| self.table.pci_interrupt(i.bus, i.irq >> 2, i.irq & 3))
+            .filter_map(|i| self.route(i))
+            .find(|r| r.gsi == gsi)
+    }
+}
+
+/// What INTx routing needs from the platform: every INTx route of the run is resolved through
+/// [`Routing::resolve`].
+pub struct Routing<'a> {
+    /// The host chipset, for its rule.
+    pub chipset: Chipset,
+    /// The MADT, for the PIIX3 rule's ISA overrides.
+    pub madt: Option<&'a MadtInfo>,
+    /// The DSDT's APIC-mode routing package.
+    pub dsdt: Option<&'a prt::Routing>,
+    /// The MP table, as a routing source (only without ACPI).
+    pub mp: Option<&'a mptable::MpTable<'static>>,
+    /// Each IOAPIC's (ID, first GSI), for the MP table's destinations.
+    pub ioapic_ids: &'a [(u8, u32)],
+    /// Why INTx cannot be routed at all on this platform (reported once, not per function).
+    pub unavailable: Option<&'static str>,
+}
+
+impl core::fmt::Debug for Routing<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Routing")
+            .field("chipset", &self.chipset)
+            .field("dsdt", &self.dsdt.is_some())
+            .field("mp", &self.mp.is_some())
+            .field("unavailable", &self.unavailable)
+            .finish()
+    }
+}
+
+impl Routing<'_> {
+    /// Why no function can have INTx here, from the platform's sources: no IOAPIC described, or no table
+    /// and no chipset rule to route with.
+    pub fn unavailable_reason(ioapics: usize, acpi: bool, mp: Option<&mptable::MpTable<'_>>, dsdt: bool, chipset: Chipset) -> Option<&'static str> {
+        let mp_entries = mp.is_some_and(|t| t.pci_entries().next().is_some());
+        match (ioapics, acpi, mp) {
+            (0, false, None) => Some("no IOAPIC is described: no ACPI tables and no MP table"),
+            (0, false, Some(_)) => Some("no usable IOAPIC: no ACPI tables, and the MP table lists none msifw can use"),
+            (0, true, _) => Some("no usable IOAPIC in the ACPI MADT"),
+            _ if dsdt || mp_entries || chipset != Chipset::Unknown => None,
+            (_, false, None) => Some("no INTx routing source: no ACPI tables, no MP table, and no known rule for this host bridge"),
+            (_, false, Some(_)) => {
+                Some("no INTx routing source: no ACPI tables, an MP table without PCI interrupt entries, and no known rule for this host bridge")
+            }
+            (_, true, _) => Some("no INTx routing source: no DSDT routing package msifw can read, and no known rule for this host bridge"),
+        }
+    }
+
+    /// Where INTx routing comes from, for the `platform` record.
+    pub fn kind(&self) -> &'static str {
+        let mp_entries = self.mp.is_some_and(|t| t.pci_entries().next().is_some());
+        match (self.unavailable, self.dsdt, mp_entries) {
+            (Some(_), _, _) => "none",
+            (None, Some(_), _) => "acpi-prt",
+            (None, None, true) => "mp-table",
+            (None, None, false) => "chipset",
+        }
+    }
+
+    /// `f`'s INTx route ([`resolve`] over these sources): the one place the lookups are built.
+    pub fn resolve(&self, pci: &Enumeration, cfg: &dyn ConfigRegion, f: &Function) -> Result<Routed, RouteError> {
+        if let Some(why) = self.unavailable {
+            return Err(RouteError::Unavailable(why));
+        }
+        let dsdt_lookup = |slot: u8, pin: u8| self.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
+        let mp_routes = self.mp.map(|table| MpTableRoutes { table, ioapic_ids: self.ioapic_ids });
+        let sources = Sources {
+            chipset: self.chipset,
+            dsdt: self.dsdt.map(|_| &dsdt_lookup as DsdtLookup),
+            mp: mp_routes.as_ref().map(|m| m as MpLookup),
+            madt: self.madt,
+        };
+        resolve(pci, cfg, &sources, f)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -461,5 +565,85 @@ mod tests {
         let r = resolve(&e, &sim, &only(Chipset::Q35), edu);
         assert_eq!(r, Err(RouteError::OtherRootBus(0x80)));
         assert!(r.unwrap_err().undescribed());
+    }
+}
+
+#[cfg(test)]
+mod platform_tests {
+    use super::*;
+    use crate::physmem::SliceMemory;
+
+    /// An F-segment image with a floating pointer at 0xF0000 and a table at 0xF0010 holding an ISA bus, an
+    /// IOAPIC, and (`pci`) a PCI bus with one entry: QEMU's qboot table, or SeaBIOS's in small.
+    fn image(pci: bool) -> &'static [u8] {
+        let mut entries: std::vec::Vec<u8> = vec![1, 1, b'I', b'S', b'A', b' ', b' ', b' ', 2, 0, 0x11, 1, 0, 0, 0xC0, 0xFE];
+        if pci {
+            entries.extend_from_slice(&[1, 0, b'P', b'C', b'I', b' ', b' ', b' ', 3, 0, 1, 0, 0, 2 << 2, 0, 10]);
+        }
+        let mut t: std::vec::Vec<u8> = b"PCMP".to_vec();
+        t.extend_from_slice(&((44 + entries.len()) as u16).to_le_bytes());
+        t.extend_from_slice(&[4, 0]);
+        t.extend_from_slice(&[b' '; 20]);
+        t.extend_from_slice(&[0; 6]);
+        t.extend_from_slice(&((entries.len() / 8) as u16).to_le_bytes());
+        t.extend_from_slice(&0xFEE0_0000u32.to_le_bytes());
+        t.extend_from_slice(&[0; 4]);
+        t.extend_from_slice(&entries);
+        t[7] = 0u8.wrapping_sub(t.iter().fold(0u8, |s, b| s.wrapping_add(*b)));
+        let mut fp = vec![b'_', b'M', b'P', b'_', 0x10, 0, 0x0F, 0, 1, 4, 0, 0, 0, 0, 0, 0];
+        fp[10] = 0u8.wrapping_sub(fp.iter().fold(0u8, |s, b| s.wrapping_add(*b)));
+        fp.extend_from_slice(&t);
+        fp.resize(0x1_0000, 0);
+        Box::leak(fp.into_boxed_slice())
+    }
+
+    fn table(pci: bool) -> &'static mptable::MpTable<'static> {
+        let mem: &'static SliceMemory<'static> = Box::leak(Box::new(SliceMemory::new(0xF_0000, image(pci))));
+        Box::leak(Box::new(mptable::discover(mem).unwrap().unwrap()))
+    }
+
+    fn routing(mp: Option<&'static mptable::MpTable<'static>>, ioapics: usize, chipset: Chipset) -> Routing<'static> {
+        Routing {
+            chipset,
+            madt: None,
+            dsdt: None,
+            mp,
+            ioapic_ids: &[(0, 0)],
+            unavailable: Routing::unavailable_reason(ioapics, false, mp, false, chipset),
+        }
+    }
+
+    #[test]
+    fn no_acpi_intx_sources() {
+        // SeaBIOS: the MP table's PCI entries.
+        let r = routing(Some(table(true)), 1, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (None, "mp-table"));
+        // qboot: an MP table without PCI entries; the chipset's rule.
+        let r = routing(Some(table(false)), 1, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (None, "chipset"));
+        // Neither ACPI nor an MP table: no IOAPIC, one reason.
+        let r = routing(None, 0, Chipset::I440fx);
+        assert_eq!((r.unavailable, r.kind()), (Some("no IOAPIC is described: no ACPI tables and no MP table"), "none"));
+        // An MP table without PCI entries on a host bridge with no known rule.
+        let r = routing(Some(table(false)), 1, Chipset::Unknown);
+        assert!(r.unavailable.is_some_and(|w| w.contains("without PCI interrupt entries")), "{:?}", r.unavailable);
+        assert_eq!(r.kind(), "none");
+        let r = routing(Some(table(false)), 0, Chipset::I440fx);
+        assert!(r.unavailable.is_some_and(|w| w.contains("no usable IOAPIC")));
+        // With ACPI: the DSDT or the chipset; the MP table is not a source.
+        assert_eq!(Routing::unavailable_reason(1, true, None, false, Chipset::Unknown).map(|w| w.contains("no DSDT routing")), Some(true));
+        assert_eq!(Routing::unavailable_reason(1, true, None, true, Chipset::Unknown), None);
+    }
+
+    #[test]
+    fn mp_routes_become_gsis_by_ioapic_id() {
+        use super::MpRoutes as _;
+        let t = table(true);
+        let m = MpTableRoutes { table: t, ioapic_ids: &[(0, 24)] };
+        assert_eq!(m.pci(0, 2, 0), Some(crate::irq::intx::IntxRoute { gsi: 34, level: true, active_low: false }));
+        assert_eq!(m.to_gsi(34).map(|r| r.active_low), Some(false));
+        assert_eq!((m.pci(0, 3, 0), m.to_gsi(10)), (None, None));
+        let unknown = MpTableRoutes { table: t, ioapic_ids: &[(5, 0)] };
+        assert_eq!(unknown.pci(0, 2, 0), None, "an entry for an IOAPIC msifw does not have is not a route");
     }
 }

@@ -11,7 +11,7 @@ use crate::bus::pci::{regs, ConfigRegion};
 use crate::drivers::edu::Edu;
 use crate::drivers::InterruptSource;
 use crate::irq::intx::{self, IntxRoute, STORM_THRESHOLD};
-use crate::modes::update_command;
+use crate::bus::pci::config::update_command;
 use crate::time;
 
 /// Runs the storm on `edu` (not driven by anything else at the time) whose INTx arrives at `route`.
