@@ -15,11 +15,13 @@
 //! cause (the INTx handler asks Status.Interrupt), so Bochs setting ICR bit 31 with any cause, which
 //! QEMU never does (section 4.5), makes no difference.
 
-use super::{DriverError, InterruptSource};
+use super::{Driver, DriverError, InterruptSource, IrqRequest, StartError};
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar;
+use crate::bus::pci::config::PlatformConfig;
 use crate::bus::pci::enumerate::Function;
 use crate::irq::intx::IntxAck;
+use crate::modes::DeviceIrq;
 
 /// PCI vendor:device of the 82540EM.
 pub const ID: (u16, u16) = (0x8086, 0x100E);
@@ -87,7 +89,7 @@ pub const QUIESCE: [(u64, u32); 5] = [
 #[derive(Debug)]
 pub struct E1000 {
     regs: MmioWindow,
-    /// The cause is enabled in IMS (between [`E1000::start`] and [`InterruptSource::stop`]).
+    /// The cause is enabled in IMS (between [`E1000::enable_cause`] and [`InterruptSource::stop`]).
     started: bool,
 }
 
@@ -121,9 +123,31 @@ impl E1000 {
 
     /// Enables the one cause (call once the interrupt mode is set up): IMS = TXDW. Nothing is pending
     /// after [`QUIESCE`], so this raises nothing.
-    pub fn start(&mut self) {
+    pub fn enable_cause(&mut self) {
         self.regs.write32(reg::IMS, TRIGGER);
         self.started = true;
+    }
+}
+
+impl Driver for E1000 {
+    const NAME: &'static str = "e1000";
+    /// INTx, the only mode: one line.
+    const VECTORS: u16 = 1;
+    const SOURCES: usize = 1;
+
+    fn matches(f: &Function) -> bool {
+        (f.vendor, f.device) == ID
+    }
+
+    fn start(
+        irq: &mut IrqRequest<'_>,
+    ) -> Result<(Self, DeviceIrq<'static, PlatformConfig>), StartError> {
+        // Quiesced before its line is enabled, so a level a previous owner left asserted never reaches
+        // the handler; the cause is enabled once the line is.
+        let mut dev = E1000::new(irq.function())?;
+        let vectors = irq.enable(Self::VECTORS)?;
+        dev.enable_cause();
+        Ok((dev, vectors))
     }
 }
 
@@ -173,7 +197,7 @@ impl InterruptSource for E1000 {
     fn reinitialize(&mut self, _vectors: usize) -> Result<(), DriverError> {
         // A reset of the function (bus reset: QEMU's e1000_reset) cleared IMS and ITR; the units are off.
         self.quiesce();
-        self.start();
+        self.enable_cause();
         Ok(())
     }
 }

@@ -210,6 +210,8 @@ macro_rules! drivers {
 drivers! {
     /// Intel 82574L (e1000e).
     E1000e => e1000e::E1000e,
+    /// Intel 82540EM (e1000): INTx only.
+    E1000 => e1000::E1000,
     /// NVMe controller.
     Nvme => nvme::Nvme,
     /// QEMU's edu device.
