@@ -222,3 +222,65 @@ drivers! {
     /// is hot-plug capable: see [`pcie_port::is_hotplug_port`].
     PciePort => pcie_port::PciePort<'static>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::pci::caps::{CapList, Capability};
+    use crate::bus::pci::Bdf;
+
+    fn function(vendor: u16, device: u16, class: u32, header_type: u8, caps: &[u16]) -> Function {
+        let mut list = CapList::default();
+        for (i, &id) in caps.iter().enumerate() {
+            list.caps.push(Capability { id, offset: 0x40 + 0x10 * i as u16, extended: false });
+        }
+        Function {
+            bdf: Bdf::new(0, 3, 0),
+            vendor,
+            device,
+            class,
+            revision: 0,
+            header_type,
+            bars: heapless::Vec::new(),
+            caps: list,
+            interrupt_pin: 1,
+            interrupt_line: 11,
+            bridge_buses: None,
+            problems: std::vec::Vec::new(),
+        }
+    }
+
+    #[test]
+    fn the_table_probes_by_ids_and_class() {
+        use crate::bus::pci::caps::id;
+        let probe = |v, d, class, ht, caps: &[u16]| DriverKind::probe(&function(v, d, class, ht, caps));
+        assert_eq!(probe(0x8086, 0x10d3, 0x020000, 0, &[]), Some(DriverKind::E1000e));
+        assert_eq!(probe(0x1b36, 0x0010, 0x010802, 0, &[]), Some(DriverKind::Nvme));
+        assert_eq!(probe(0x1b36, 0x0010, 0x010802, 1, &[]), None, "an NVMe class on a bridge header");
+        assert_eq!(probe(0x1234, 0x11e8, 0x00ff00, 0, &[]), Some(DriverKind::Edu));
+        assert_eq!(probe(0x1af4, 0x1000, 0x020000, 0, &[]), Some(DriverKind::VirtioNet));
+        assert_eq!(probe(0x1af4, 0x1041, 0x020000, 0, &[]), None, "modern-only virtio-net has no driver");
+        assert_eq!(probe(0x1b36, 0x000c, 0x060400, 1, &[id::PCIE]), Some(DriverKind::PciePort));
+        assert_eq!(probe(0x1b36, 0x0001, 0x060400, 1, &[]), None, "a conventional PCI bridge");
+        assert_eq!(probe(0x8086, 0x100e, 0x020000, 0, &[]), Some(DriverKind::E1000));
+    }
+
+    #[test]
+    fn each_row_once_with_a_name_and_vectors() {
+        assert_eq!(DRIVERS.len(), 6);
+        for (i, k) in DRIVERS.iter().enumerate() {
+            assert!(!k.name().is_empty());
+            assert!(DRIVERS[..i].iter().all(|o| o.name() != k.name() && o != k), "{} twice", k.name());
+        }
+        assert_eq!(DRIVERS.iter().map(|k| k.name()).collect::<std::vec::Vec<_>>(), ["e1000e", "e1000", "nvme", "edu", "virtio-net", "pcie-port"]);
+        fn counts<T: Driver>() -> (u16, usize) {
+            (T::VECTORS, T::SOURCES)
+        }
+        assert_eq!(counts::<e1000e::E1000e>(), (5, 5));
+        assert_eq!(counts::<e1000::E1000>(), (1, 1));
+        assert_eq!(counts::<nvme::Nvme>(), (5, 5));
+        assert_eq!(counts::<edu::Edu>(), (1, 1));
+        assert_eq!(counts::<virtio_net::VirtioNet>(), (3, 2));
+        assert_eq!(counts::<pcie_port::PciePort<'static>>(), (2, 1));
+    }
+}
