@@ -3,7 +3,7 @@
 
 mod start;
 
-pub use start::{Active, IrqRequest, StartError};
+pub use start::{start_in_mode, start_with_fallbacks, Active, IrqRequest, SetupError, StartError, Started, Target};
 
 use crate::bus::pci::config::PlatformConfig;
 use crate::bus::pci::enumerate::Function;

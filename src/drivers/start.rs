@@ -1,12 +1,17 @@
-//! Starting a driver: the interrupt request a driver's [`Driver::start`] asks its vectors from, and the
-//! started device with its interrupts ([`Active`]).
+//! Starting a driver: enabling the function and the bridges above it, the interrupt request a driver's
+//! [`Driver::start`] asks its vectors from, Linux's fallbacks when a mode cannot be had, and the started
+//! device with its interrupts ([`Active`]).
 
-use super::{Device, Driver, DriverError};
-use crate::bus::pci::config::PlatformConfig;
-use crate::bus::pci::enumerate::Function;
-use crate::modes::route::Routed;
+use super::{Device, Driver, DriverError, DriverKind};
+use crate::bus::pci::bar::BarKind;
+use crate::bus::pci::config::{update_command, PlatformConfig};
+use crate::bus::pci::enumerate::{Enumeration, Function};
+use crate::bus::pci::{regs, trace, Bdf, ConfigRegion};
+use crate::irq::vector::VectorError;
+use crate::modes::route::{RouteError, Routed, Routing};
 use crate::modes::{policy, DeviceIrq, IrqError, IrqMode};
 use alloc::string::String;
+use alloc::vec::Vec;
 
 /// Why a driver did not start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -148,4 +153,174 @@ pub(super) fn start<T: Driver>(req: &mut IrqRequest<'_>, wrap: fn(T) -> Device) 
     // A reason of the driver's own comes first.
     let fewer = req.fewer.take().or_else(|| req.table_note(dev.sources(), T::SOURCES));
     Ok(Active { index: 0, mode: req.mode, route: req.route, reduced: req.reduced, fewer, dev: wrap(dev), irq })
+}
+
+/// Why a device could not be set up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SetupError {
+    /// The driver failed.
+    Driver(DriverKind, DriverError),
+    /// The interrupt mode could not be set up.
+    Irq(IrqMode, IrqError),
+    /// The mode is not implemented.
+    NotImplemented(IrqMode),
+    /// No INTx route for the function.
+    Route(RouteError),
+    /// The driver does not drive the device in this mode, for the reason given.
+    Declined(&'static str),
+    /// INTx cannot be routed on this platform ([`Routing::unavailable`], reported once for all functions).
+    NoIntx,
+}
+
+impl SetupError {
+    /// Whether the driver stopped at a BAR the device has but that no one gave an address (no window of
+    /// the platform fits it, reported as a `pci.assign` problem): the device's interrupts were never
+    /// tried, so that is a SKIP naming the BAR, not a verdict on the device.
+    pub fn unassigned_bar(&self, f: &Function) -> bool {
+        matches!(self, SetupError::Driver(_, DriverError::Bar(i)) if f.bars.iter().any(|b| b.index == *i && b.address == 0))
+    }
+
+    /// Whether it says the mode or the device cannot be tried here (a SKIP) rather than that it failed:
+    /// a mode the function does not have, INTx no routing source covers, a mode the driver declines, an
+    /// unassigned BAR.
+    pub fn is_unavailable(&self, f: &Function) -> bool {
+        matches!(self, SetupError::Irq(_, IrqError::NoCapability(_)) | SetupError::NotImplemented(_) | SetupError::Declined(_))
+            || matches!(self, SetupError::Route(e) if e.undescribed())
+            || self.unassigned_bar(f)
+    }
+
+    /// Whether msifw's own limits caused it: no heap left for DMA memory, or no vector left on the CPU
+    /// even for an INTx line (after Linux's fallbacks).
+    pub fn is_capacity(&self) -> bool {
+        matches!(
+            self,
+            SetupError::Driver(_, DriverError::NoDmaMemory)
+                | SetupError::Irq(_, IrqError::Vector(VectorError::Exhausted { .. }))
+                | SetupError::Irq(_, IrqError::Intx(crate::irq::intx::IntxError::Vector(VectorError::Exhausted { .. })))
+        )
+    }
+}
+
+impl core::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::Driver(kind, e) => write!(f, "{}: {e}", kind.name()),
+            Self::Irq(mode, e) => write!(f, "{} setup failed: {e}", mode.name()),
+            Self::NotImplemented(mode) => write!(f, "{} mode is not implemented yet", mode.name()),
+            Self::Route(e) => write!(f, "INTx not routable: {e}"),
+            Self::Declined(why) => write!(f, "{why}"),
+            Self::NoIntx => write!(f, "INTx unavailable on this platform (see the intx-delivery skip)"),
+        }
+    }
+}
+
+
+/// Memory decoding and Bus Master on every bridge between the root bus and `bdf`: a bridge forwards its
+/// children's memory writes (MSI messages, DMA) upstream only with Bus Master set (PCI-to-PCI Bridge 1.2
+/// 3.2.2.1.1), as Linux's pci_enable_bridge ensures.
+fn enable_bridges_above(cfg: &(impl ConfigRegion + ?Sized), pci: &Enumeration, bdf: Bdf) {
+    let mut bus = bdf.bus;
+    // Each step goes to a lower bus number (enumeration follows only bridges to higher ones): at most 255.
+    for _ in 0..256 {
+        let Some(bridge) = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bus)) else {
+            return;
+        };
+        trace::own(bridge.bdf);
+        update_command(cfg, bridge.bdf, regs::command::MEMORY | regs::command::BUS_MASTER, 0);
+        bus = bridge.bdf.bus;
+    }
+}
+
+
+/// What starting a driver needs besides the driver: the function, where it sits, how its INTx is
+/// routed, and the CPU its messages target.
+#[derive(Debug)]
+pub struct Target<'a> {
+    /// The configuration space.
+    pub cfg: &'static PlatformConfig,
+    /// The enumeration (for the bridges above the function).
+    pub pci: &'a Enumeration,
+    /// INTx routing.
+    pub routing: &'a Routing<'a>,
+    /// The function.
+    pub function: &'a Function,
+    /// The CPU messages target.
+    pub apic_id: u32,
+}
+
+/// Starts `kind`'s driver on the target's function in `mode`: its INTx route in INTx mode, Memory/I/O
+/// decoding and Bus Master (pci_enable_device, pci_set_master), then the driver's own bring-up, which
+/// asks for its vectors.
+pub fn start_in_mode(t: &Target<'_>, kind: DriverKind, mode: IrqMode) -> Result<Active, SetupError> {
+    let (cfg, f) = (t.cfg, t.function);
+    let routed = match mode {
+        IrqMode::Intx if t.routing.unavailable.is_some() => return Err(SetupError::NoIntx),
+        IrqMode::Intx => Some(t.routing.resolve(t.pci, cfg, f).map_err(SetupError::Route)?),
+        _ => None,
+    };
+    // Decoding for the BARs the function has, and Bus Master (quieting turned it off on every endpoint).
+    let io = if f.bars.iter().any(|b| b.kind == BarKind::Io) { regs::command::IO } else { 0 };
+    let mem = if f.bars.iter().any(|b| b.kind != BarKind::Io) { regs::command::MEMORY } else { 0 };
+    update_command(cfg, f.bdf, io | mem | regs::command::BUS_MASTER, 0);
+    kind.start(&mut IrqRequest::new(cfg, f, mode, t.apic_id, routed)).map_err(|e| match e {
+        StartError::Driver(e) => SetupError::Driver(kind, e),
+        StartError::Irq(m, e) => SetupError::Irq(m, e),
+        StartError::NotImplemented(m) => SetupError::NotImplemented(m),
+        StartError::Declined(why) => SetupError::Declined(why),
+    })
+}
+
+/// A driver started with Linux's fallbacks.
+#[derive(Debug)]
+pub struct Started {
+    /// The mode last tried (the one the device runs in, on success).
+    pub mode: IrqMode,
+    /// The device, or why the last mode tried failed.
+    pub result: Result<Active, SetupError>,
+    /// The function's `irq_reason`, with each fallback taken.
+    pub reason: Option<String>,
+    /// One problem per mode that failed other than for want of vectors.
+    pub problems: Vec<String>,
+}
+
+/// Takes the target's function over (its accesses are held against the write-order rules from now on),
+/// enables the bridges above it, starts `kind`'s driver in `mode` and, when the mode was chosen
+/// automatically (`automatic`), falls back
+/// as pci_alloc_irq_vectors does when a mode cannot be set up: fewer MSI-X vectors (inside
+/// [`IrqRequest::enable`]), then MSI, then INTx, whose lines have their own vector pool
+/// ([`policy::next_mode`]). `reason` is the function's `irq_reason` so far.
+pub fn start_with_fallbacks(t: &Target<'_>, kind: DriverKind, mut mode: IrqMode, automatic: bool, mut reason: Option<String>) -> Started {
+    trace::own(t.function.bdf);
+    enable_bridges_above(t.cfg, t.pci, t.function.bdf);
+    let offers = policy::Offers::of(t.function);
+    let mut problems = Vec::new();
+    let result = loop {
+        match start_in_mode(t, kind, mode) {
+            Err(SetupError::Irq(m, IrqError::Vector(e))) if automatic => {
+                let Some(next) = policy::next_mode(m, offers) else {
+                    break Err(SetupError::Irq(m, IrqError::Vector(e)));
+                };
+                let mut why = match reason.take() {
+                    Some(w) if w.starts_with("vectors exhausted") => w,
+                    _ => String::from("vectors exhausted:"),
+                };
+                let _ = core::fmt::Write::write_fmt(&mut why, format_args!(" no {} ({e});", m.name()));
+                reason = Some(why);
+                mode = next;
+            }
+            // Any other failure of MSI-X or MSI (a table outside its BAR, a reserved BIR, a message
+            // that did not read back) falls back too, as pci_alloc_irq_vectors does; the error
+            // stays in the function's problems.
+            Err(SetupError::Irq(m, e)) if automatic && m != IrqMode::Intx => {
+                let Some(next) = policy::next_mode(m, offers) else { break Err(SetupError::Irq(m, e)) };
+                problems.push(alloc::format!("{} failed: {e}; falling back to {}", m.name(), next.name()));
+                let mut why = reason.take().unwrap_or_default();
+                let _ = core::fmt::Write::write_fmt(&mut why, format_args!("{} failed: {e};", m.name()));
+                reason = Some(why);
+                mode = next;
+            }
+            other => break other,
+        }
+    };
+    Started { mode, result, reason, problems }
 }
