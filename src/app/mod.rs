@@ -338,11 +338,10 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         checks::run_storm(&mut run, cfg, &pci, &routing);
     }
     // An optional scenario asked for that found nothing to run on is a skip saying so, not silence.
-    for (i, name) in cmdline::SCENARIOS.iter().enumerate() {
-        if run.opts.wants(name) && run.optional_done & (1 << i) == 0 {
-            let control = name.ends_with("-control");
-            let v = Verdict::new(Outcome::Skip, format_args!("{}", cmdline::no_subject_reason(name)));
-            run.scenario_record(name.trim_end_matches("-control"), None, &v, control);
+    for (i, sel) in cmdline::SCENARIOS.iter().enumerate() {
+        if run.opts.wants(sel.name) && run.optional_done & (1 << i) == 0 {
+            let v = Verdict::new(Outcome::Skip, format_args!("{}", no_subject_reason(sel.scenario)));
+            run.scenario_record(sel.scenario.name(), None, &v, sel.control);
         }
     }
     cpu::disable_interrupts();
@@ -431,6 +430,21 @@ fn quiet_all(cfg: &PlatformConfig, functions: &[Function]) {
                 cfg.write16(f.bdf, at + CONTROL, control & !ENABLE);
             }
         }
+    }
+}
+
+/// Why an optional scenario that was asked for produced no verdict: nothing on this platform is what it
+/// runs on. The run reports it as a skip with this reason, never as silence a user could take for a pass.
+fn no_subject_reason(scenario: msifw_proto::names::Scenario) -> &'static str {
+    use msifw_proto::names::Scenario as S;
+    match scenario {
+        S::ResetRestore => "no device driven with MSI-X to reset (it needs an nvme, or a device alone below a bridge, in MSI-X mode)",
+        S::Reenable | S::Incremental => "no nvme driven with MSI-X (the scenario re-enables an nvme's MSI-X with other vector counts)",
+        S::StuckCommand => "no nvme driven with MSI or MSI-X",
+        S::Shutdown => "no driven device to shut down",
+        S::IntxStorm => "no edu function to assert an unclaimed INTx line",
+        S::HotUnplug => "no driven device below a hot-plug port",
+        _ => "nothing on this platform for it to run on",
     }
 }
 
