@@ -19,8 +19,7 @@ use crate::time;
 
 const MAGIC: u32 = 0x6D73_6966; // "msif"
 
-/// What survives the restart (in the `.handoff` section, which the entry code never zeroes).
-#[repr(C)]
+/// What survives the restart (in [`crate::arch::handoff`]'s words).
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Handoff {
     magic: u32,
@@ -31,8 +30,15 @@ pub(super) struct Handoff {
     intx: u32,
 }
 
-#[link_section = ".handoff"]
-static mut HANDOFF: Handoff = Handoff { magic: 0, control: 0, messages: 0, intx: 0 };
+impl Handoff {
+    fn words(&self) -> [u32; crate::arch::handoff::WORDS] {
+        [self.magic, self.control, self.messages, self.intx]
+    }
+
+    fn from_words([magic, control, messages, intx]: [u32; crate::arch::handoff::WORDS]) -> Handoff {
+        Handoff { magic, control, messages, intx }
+    }
+}
 
 /// What stage A left for the control to catch: the INTx levels it left asserted. Its live MSI and MSI-X
 /// functions raise nothing while nobody triggers them (the one interrupt each holds is pending on a
@@ -48,9 +54,7 @@ pub(super) fn is_control(h: &Handoff) -> bool {
 
 /// The handoff from stage A, if this run is stage B.
 pub(super) fn stage_b() -> Option<Handoff> {
-    // SAFETY: a single-CPU firmware; HANDOFF is only touched here and in `leave_live_and_restart`, never
-    // from interrupt context.
-    let h = unsafe { core::ptr::addr_of!(HANDOFF).read() };
+    let h = Handoff::from_words(crate::arch::handoff::read());
     (h.magic == MAGIC).then_some(h)
 }
 
@@ -122,8 +126,7 @@ pub(super) fn leave_live_and_restart(
         messages,
         intx,
     };
-    // SAFETY: as in `stage_b`.
-    unsafe { core::ptr::addr_of_mut!(HANDOFF).write(handoff) };
+    crate::arch::handoff::write(handoff.words());
     crate::println!("msifw: crash-restart stage A: {messages} function(s) with live messages, {intx} asserting INTx; restarting in place");
     #[cfg(target_os = "none")]
     crate::firmware::restart(start_info);

@@ -128,8 +128,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     match opts.selftest {
         Some(cmdline::SelfTest::Exception) => {
             crate::println!("msifw: selftest: raising #UD");
-            // SAFETY: ud2 raises #UD, which the dispatcher reports as fatal; nothing follows.
-            unsafe { core::arch::asm!("ud2") };
+            cpu::raise_invalid_opcode();
         }
         Some(cmdline::SelfTest::Panic) => panic!("selftest: deliberate panic"),
         Some(cmdline::SelfTest::StackOverflow) => {

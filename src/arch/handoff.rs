@@ -1,0 +1,28 @@
+//! Words that survive a restart in place (`firmware::restart`, scenario `crash-restart`): they live in the
+//! linker script's `.handoff` section, which is zero when the image is loaded and which the entry code
+//! never zeroes, so a restarted run reads what the run before it wrote.
+//!
+//! Atomics, so neither side needs `unsafe` to reach them: every bit pattern is a valid `u32`, and the
+//! firmware runs on one CPU.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+/// How many words survive.
+pub const WORDS: usize = 4;
+
+// `link_section` places the static where boot/pvh.s and linker/msifw.ld leave memory alone across a
+// restart; the section is NOLOAD, so a fresh boot finds zeros there, as the initialiser says.
+#[link_section = ".handoff"]
+static HANDOFF: [AtomicU32; WORDS] = [const { AtomicU32::new(0) }; WORDS];
+
+/// The words as the previous run left them (zeros on a fresh boot).
+pub fn read() -> [u32; WORDS] {
+    core::array::from_fn(|i| HANDOFF[i].load(Ordering::Relaxed))
+}
+
+/// Leaves `words` for the run after a restart in place.
+pub fn write(words: [u32; WORDS]) {
+    for (slot, w) in HANDOFF.iter().zip(words) {
+        slot.store(w, Ordering::Relaxed);
+    }
+}
