@@ -317,6 +317,11 @@ impl Options {
         self.scenarios.iter().any(|&i| SCENARIOS.get(i as usize).is_some_and(|s| s.name == name))
     }
 
+    /// Whether `scenario` was asked for (`control`: its control, asked for on its own as `NAME-control`).
+    pub fn wants_scenario(&self, scenario: msifw_proto::names::Scenario, control: bool) -> bool {
+        self.scenarios.iter().any(|&i| SCENARIOS.get(i as usize).is_some_and(|s| s.scenario == scenario && s.control == control))
+    }
+
     /// The mode forced for `bdf`, if any.
     pub fn override_for(&self, bdf: Bdf) -> Option<IrqMode> {
         self.overrides.iter().rev().find(|(b, _)| *b == bdf).map(|(_, m)| *m)

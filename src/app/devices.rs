@@ -19,10 +19,10 @@ use alloc::vec::Vec;
 
 /// The live devices, as many as the platform has drivable functions (on the heap: drivers with their
 /// queues are far too big for the stack).
-pub(super) static ACTIVE: spin::Mutex<Vec<Active>> = spin::Mutex::new(Vec::new());
+pub(crate) static ACTIVE: spin::Mutex<Vec<Active>> = spin::Mutex::new(Vec::new());
 
 /// Sets up every function a driver takes, all at once, into `active`. Fills [`OUTCOMES`].
-pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut Vec<Active>) {
+pub(crate) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut Vec<Active>) {
     let mut outcomes = OUTCOMES.lock();
     outcomes.clear();
     // Functions left without INTx because the platform cannot route it at all.
@@ -205,7 +205,7 @@ impl core::fmt::Display for BdfList<'_> {
 }
 
 /// The driver for `f`, if msifw has one that can make it interrupt.
-pub(super) fn driver_for(cfg: &PlatformConfig, f: &Function) -> Option<DriverKind> {
+pub(crate) fn driver_for(cfg: &PlatformConfig, f: &Function) -> Option<DriverKind> {
     DriverKind::probe(f).filter(|k| *k != DriverKind::PciePort || pcie_port::is_hotplug_port(cfg, f))
 }
 
@@ -290,7 +290,7 @@ fn quiet_function(cfg: &PlatformConfig, f: &Function) {
     update_command(cfg, f.bdf, regs::command::INTX_DISABLE, bus_master);
 }
 
-pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
+pub(crate) fn scenario_name(mode: IrqMode) -> &'static str {
     match mode {
         IrqMode::Msix => "msix-delivery",
         IrqMode::Msi => "msi-delivery",
@@ -303,7 +303,7 @@ pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
 // Variants differ in size (nvme keeps its queue pairs inline); there is one of these per driven device,
 // on the heap.
 #[allow(clippy::large_enum_variant)]
-pub(super) enum Device {
+pub(crate) enum Device {
     E1000e(E1000e),
     Nvme(Nvme),
     Edu(Edu),
@@ -312,7 +312,7 @@ pub(super) enum Device {
 }
 
 impl Device {
-    pub(super) fn source(&mut self) -> &mut dyn InterruptSource {
+    pub(crate) fn source(&mut self) -> &mut dyn InterruptSource {
         match self {
             Device::E1000e(d) => d,
             Device::Nvme(d) => d,
@@ -322,7 +322,7 @@ impl Device {
         }
     }
 
-    pub(super) fn source_ref(&self) -> &dyn InterruptSource {
+    pub(crate) fn source_ref(&self) -> &dyn InterruptSource {
         match self {
             Device::E1000e(d) => d,
             Device::Nvme(d) => d,
@@ -335,17 +335,17 @@ impl Device {
 
 /// A device with its interrupts. Field order is drop order: the driver silences the device before the
 /// interrupt mode is shut down and the vectors are freed.
-pub(super) struct Active {
-    pub(super) index: usize,
-    pub(super) mode: IrqMode,
+pub(crate) struct Active {
+    pub(crate) index: usize,
+    pub(crate) mode: IrqMode,
     route: Option<Routed>,
     /// MSI-X with fewer vectors than wanted: (got, wanted).
     reduced: Option<(u16, u16)>,
     /// Why the driver drives fewer interrupt sources than it would with everything it asks for (a
     /// smaller MSI-X table, fewer queues granted), for `irq_reason`.
     fewer: Option<String>,
-    pub(super) dev: Device,
-    pub(super) irq: DeviceIrq<'static, PlatformConfig>,
+    pub(crate) dev: Device,
+    pub(crate) irq: DeviceIrq<'static, PlatformConfig>,
 }
 
 /// Whether the driver stopped at a BAR the device has but that no one gave an address (no window of the
@@ -433,22 +433,22 @@ impl route::MpRoutes for MpRoutes<'_> {
 }
 
 /// What INTx routing needs from the platform.
-pub(super) struct Routing<'a> {
-    pub(super) chipset: Chipset,
-    pub(super) madt: Option<&'a acpi::MadtInfo>,
-    pub(super) dsdt: Option<&'a prt::Routing>,
+pub(crate) struct Routing<'a> {
+    pub(crate) chipset: Chipset,
+    pub(crate) madt: Option<&'a acpi::MadtInfo>,
+    pub(crate) dsdt: Option<&'a prt::Routing>,
     /// The MP table, as a routing source (only without ACPI).
-    pub(super) mp: Option<&'a mptable::MpTable<'static>>,
+    pub(crate) mp: Option<&'a mptable::MpTable<'static>>,
     /// Each IOAPIC's (ID, first GSI), for the MP table's destinations.
-    pub(super) ioapic_ids: &'a [(u8, u32)],
+    pub(crate) ioapic_ids: &'a [(u8, u32)],
     /// Why INTx cannot be routed at all on this platform (reported once, not per function).
-    pub(super) unavailable: Option<&'static str>,
+    pub(crate) unavailable: Option<&'static str>,
 }
 
 impl Routing<'_> {
     /// Why no function can have INTx here, from the platform's sources: no IOAPIC described, or no table
     /// and no chipset rule to route with.
-    pub(super) fn unavailable_reason(ioapics: usize, acpi: bool, mp: Option<&mptable::MpTable<'_>>, dsdt: bool, chipset: Chipset) -> Option<&'static str> {
+    pub(crate) fn unavailable_reason(ioapics: usize, acpi: bool, mp: Option<&mptable::MpTable<'_>>, dsdt: bool, chipset: Chipset) -> Option<&'static str> {
         let mp_entries = mp.is_some_and(|t| t.pci_entries().next().is_some());
         match (ioapics, acpi, mp) {
             (0, false, None) => Some("no IOAPIC is described: no ACPI tables and no MP table"),
@@ -464,7 +464,7 @@ impl Routing<'_> {
     }
 
     /// Where INTx routing comes from, for the `platform` record.
-    pub(super) fn kind(&self) -> &'static str {
+    pub(crate) fn kind(&self) -> &'static str {
         let mp_entries = self.mp.is_some_and(|t| t.pci_entries().next().is_some());
         match (self.unavailable, self.dsdt, mp_entries) {
             (Some(_), _, _) => "none",
@@ -475,7 +475,7 @@ impl Routing<'_> {
     }
 
     /// `f`'s INTx route ([`route::resolve`] over these sources).
-    pub(super) fn resolve(&self, pci: &Enumeration, cfg: &PlatformConfig, f: &Function) -> Result<Routed, RouteError> {
+    pub(crate) fn resolve(&self, pci: &Enumeration, cfg: &PlatformConfig, f: &Function) -> Result<Routed, RouteError> {
         if let Some(why) = self.unavailable {
             return Err(RouteError::Unavailable(why));
         }
