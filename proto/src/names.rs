@@ -271,19 +271,18 @@ impl Selection {
     }
 }
 
-/// The words `scenario=` accepts (besides `all`), in the order unanswered ones are reported; those
-/// needing a boot of their own last, in the order the host boots them.
+/// The words `scenario=` accepts (besides `all`), in the order unanswered ones are reported.
 pub const SELECTABLE: [Selection; 10] = [
     Selection::of(Scenario::IntxStorm),
     Selection::of(Scenario::ResetRestore),
     Selection::of(Scenario::Reenable),
     Selection::of(Scenario::Incremental),
     Selection::of(Scenario::Shutdown),
-    Selection::of(Scenario::StuckCommand),
-    Selection::of(Scenario::HotUnplug),
+    Selection::control_of(Scenario::Shutdown, "shutdown-control"),
     Selection::of(Scenario::CrashRestart),
     Selection::control_of(Scenario::CrashRestart, "crash-restart-control"),
-    Selection::control_of(Scenario::Shutdown, "shutdown-control"),
+    Selection::of(Scenario::StuckCommand),
+    Selection::of(Scenario::HotUnplug),
 ];
 
 /// The selection named `word`, with its index in [`SELECTABLE`].
@@ -306,16 +305,30 @@ const fn own_boot_count() -> usize {
     n
 }
 
-/// The selections that need a boot of their own, in the order the host boots them for `scenario=all`.
+/// The selections that need a boot of their own, in the order the host boots them for `scenario=all`:
+/// run order (the scenario before its control).
 pub const OWN_BOOT: [&str; own_boot_count()] = {
     let mut out = [""; own_boot_count()];
-    let (mut n, mut i) = (0, 0);
-    while i < SELECTABLE.len() {
-        if matches!(SELECTABLE[i].when(), When::OwnBoot) {
-            out[n] = SELECTABLE[i].name;
-            n += 1;
+    let mut n = 0;
+    let mut s = 0;
+    while s < Scenario::ALL.len() {
+        let mut control = 0;
+        while control < 2 {
+            let mut i = 0;
+            while i < SELECTABLE.len() {
+                let sel = SELECTABLE[i];
+                if sel.scenario as u8 == Scenario::ALL[s] as u8
+                    && sel.control == (control == 1)
+                    && matches!(sel.when(), When::OwnBoot)
+                {
+                    out[n] = sel.name;
+                    n += 1;
+                }
+                i += 1;
+            }
+            control += 1;
         }
-        i += 1;
+        s += 1;
     }
     out
 };
@@ -353,7 +366,7 @@ mod tests {
         for x in SELECTABLE.iter().filter(|x| x.control) {
             assert_eq!(x.name.strip_suffix("-control"), Some(x.scenario.name()));
         }
-        assert_eq!(selection("shutdown-control").map(|(i, _)| i), Some(9));
+        assert_eq!(selection("shutdown-control").map(|(i, _)| i), Some(5));
         assert_eq!(selection("all"), None);
     }
 
