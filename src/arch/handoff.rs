@@ -10,8 +10,10 @@ use core::sync::atomic::{AtomicU32, Ordering};
 /// How many words survive.
 pub const WORDS: usize = 4;
 
-// `link_section` places the static where boot/pvh.s and linker/msifw.ld leave memory alone across a
-// restart; the section is NOLOAD, so a fresh boot finds zeros there, as the initialiser says.
+// SAFETY (`link_section`, which the `unsafe_code` lint counts): linker/msifw.ld places `.handoff` in the
+// image's writable data segment, zero at load and never zeroed by the entry code (boot/pvh.s), so a
+// fresh boot finds the initialiser's zeros and a restart what the previous run wrote; every bit pattern
+// is a valid `AtomicU32`, and nothing else lives in the section's first words.
 #[link_section = ".handoff"]
 static HANDOFF: [AtomicU32; WORDS] = [const { AtomicU32::new(0) }; WORDS];
 
