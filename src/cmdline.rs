@@ -14,7 +14,7 @@
 //! - `bar_windows=crs|memmap`: where the windows come from when msifw assigns BARs (default `crs`: the
 //!   DSDT's `PCI0._CRS`, the memory map only without it; `memmap`: the memory map's holes regardless);
 //! - `scenario=NAME[,NAME...]` (repeatable): run optional scenarios as well (see [`SCENARIOS`]); `all` runs
-//!   every one that can share a run (not those in [`OWN_RUN`]).
+//!   every one that can share a run (`msifw_proto::names::Selection::in_all`).
 //! - `oracle`: once bus numbers are final, wait briefly for the host to take QEMU's `query-pci` (the
 //!   launcher adds it; docs/protocol.md).
 //!
@@ -24,27 +24,12 @@ use crate::bus::pci::Bdf;
 use crate::modes::IrqMode;
 use heapless::Vec;
 
-/// Optional scenarios that need a run of their own (they leave the devices shut down, restart the
-/// firmware, or need the host to remove a device: `hot-unplug` with the launcher's `--unplug ID`); `all`
-/// leaves them out.
-pub const OWN_RUN: &[&str] = &["shutdown-control", "crash-restart", "crash-restart-control", "hot-unplug"];
+/// The words `scenario=` accepts, defined once for firmware and host in `msifw-proto`.
+pub use msifw_proto::names::SELECTABLE as SCENARIOS;
+use msifw_proto::names::Control;
 
 // Every scenario fits in `Options::scenarios` (each index is kept once).
 const _: () = assert!(SCENARIOS.len() <= 16);
-
-/// Optional scenarios, run only when asked for with `scenario=`.
-pub const SCENARIOS: &[&str] = &[
-    "intx-storm",
-    "reset-restore",
-    "reenable",
-    "incremental",
-    "shutdown",
-    "shutdown-control",
-    "crash-restart",
-    "crash-restart-control",
-    "stuck-command",
-    "hot-unplug",
-];
 // The run keeps which of them gave a verdict in one u32.
 const _: () = assert!(SCENARIOS.len() <= 32);
 
@@ -52,30 +37,12 @@ const _: () = assert!(SCENARIOS.len() <= 32);
 /// control's record counts for the scenario's own `-control` entry where one exists (`shutdown-control`,
 /// `crash-restart-control`), else for the scenario (`reenable`'s control runs with `reenable`).
 pub fn scenario_index(name: &str, control: bool) -> Option<usize> {
-    let own = |n: &str| SCENARIOS.iter().position(|s| *s == n);
-    if control {
-        let mut buf: heapless::String<40> = heapless::String::new();
-        if buf.push_str(name).is_ok() && buf.push_str("-control").is_ok() {
-            if let Some(i) = own(&buf) {
-                return Some(i);
-            }
-        }
+    let own = |control: bool| SCENARIOS.iter().position(|s| s.scenario.name() == name && s.control == control);
+    let scenario = msifw_proto::names::Scenario::from_name(name)?;
+    if control && scenario.control() == Control::OwnBoot {
+        return own(true);
     }
-    own(name)
-}
-
-/// Why an optional scenario that was asked for produced no verdict: nothing on this platform is what it
-/// runs on. The run reports it as a skip with this reason, never as silence a user could take for a pass.
-pub fn no_subject_reason(name: &str) -> &'static str {
-    match name {
-        "reset-restore" => "no device driven with MSI-X to reset (it needs an nvme, or a device alone below a bridge, in MSI-X mode)",
-        "reenable" | "incremental" => "no nvme driven with MSI-X (the scenario re-enables an nvme's MSI-X with other vector counts)",
-        "stuck-command" => "no nvme driven with MSI or MSI-X",
-        "shutdown" | "shutdown-control" => "no driven device to shut down",
-        "intx-storm" => "no edu function to assert an unclaimed INTx line",
-        "hot-unplug" => "no driven device below a hot-plug port",
-        _ => "nothing on this platform for it to run on",
-    }
+    own(false)
 }
 
 /// Parsed options.
@@ -247,11 +214,11 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, MAX_ERRORS>) {
                 for name in list.split(',') {
                     if name == "all" {
                         for i in 0..SCENARIOS.len() as u8 {
-                            if !OWN_RUN.contains(&SCENARIOS[i as usize]) && !opts.scenarios.contains(&i) {
+                            if SCENARIOS[i as usize].in_all() && !opts.scenarios.contains(&i) {
                                 let _ = opts.scenarios.push(i);
                             }
                         }
-                    } else if let Some(i) = SCENARIOS.iter().position(|s| *s == name) {
+                    } else if let Some((i, _)) = msifw_proto::names::selection(name) {
                         if !opts.scenarios.contains(&(i as u8)) {
                             let _ = opts.scenarios.push(i as u8);
                         }
@@ -347,7 +314,12 @@ fn push_error(errors: &mut Vec<CmdlineError, MAX_ERRORS>, e: CmdlineError) {
 impl Options {
     /// Whether the optional scenario `name` was asked for.
     pub fn wants(&self, name: &str) -> bool {
-        self.scenarios.iter().any(|&i| SCENARIOS.get(i as usize) == Some(&name))
+        self.scenarios.iter().any(|&i| SCENARIOS.get(i as usize).is_some_and(|s| s.name == name))
+    }
+
+    /// Whether `scenario` was asked for (`control`: its control, asked for on its own as `NAME-control`).
+    pub fn wants_scenario(&self, scenario: msifw_proto::names::Scenario, control: bool) -> bool {
+        self.scenarios.iter().any(|&i| SCENARIOS.get(i as usize).is_some_and(|s| s.scenario == scenario && s.control == control))
     }
 
     /// The mode forced for `bdf`, if any.
@@ -371,7 +343,7 @@ mod tests {
 
     #[test]
     fn records_map_to_their_optional_scenario() {
-        let idx = |n: &str| SCENARIOS.iter().position(|s| *s == n);
+        let idx = |n: &str| SCENARIOS.iter().position(|s| s.name == n);
         assert_eq!(scenario_index("reenable", false), idx("reenable"));
         // A control without an entry of its own belongs to its scenario.
         assert_eq!(scenario_index("reenable", true), idx("reenable"));
@@ -381,10 +353,6 @@ mod tests {
         // Default checks are not optional scenarios.
         assert_eq!(scenario_index("msix-delivery", false), None);
         assert_eq!(scenario_index("write-order", true), None);
-        for name in SCENARIOS {
-            assert!(!no_subject_reason(name).is_empty());
-        }
-        assert!(no_subject_reason("reenable").contains("nvme"));
     }
 
     #[test]
@@ -419,7 +387,8 @@ mod tests {
         let (o, e) = parse("scenario=intx-storm");
         assert!(e.is_empty() && o.wants("intx-storm"));
         let (o, e) = parse("scenario=all");
-        assert!(e.is_empty() && SCENARIOS.iter().filter(|s| !OWN_RUN.contains(s)).all(|s| o.wants(s)));
+        assert!(e.is_empty() && SCENARIOS.iter().filter(|s| s.in_all()).all(|s| o.wants(s.name)));
+        assert!(!o.wants("hot-unplug") && !o.wants("crash-restart-control"));
         assert!(!o.wants("crash-restart") && !o.wants("shutdown-control"));
         let (o, e) = parse("scenario=nope,intx-storm");
         assert!(o.wants("intx-storm"));

@@ -955,7 +955,7 @@ exit 1"#,
 
 /// Scenarios that need a QEMU run of their own (they restart the firmware or leave the devices shut
 /// down); the firmware's `scenario=all` leaves them out, and [`run_all`] boots each separately.
-pub const OWN_RUN_SCENARIOS: &[&str] = &["crash-restart", "crash-restart-control", "shutdown-control"];
+pub const OWN_RUN_SCENARIOS: &[&str] = &msifw_proto::names::OWN_BOOT;
 
 /// The firmware command lines a `scenario=all` run needs: the line itself (every scenario that can share
 /// a run), then one per [`OWN_RUN_SCENARIOS`] entry with `scenario=all` replaced by that scenario. `None`

@@ -15,6 +15,7 @@ use alloc::string::String;
 use alloc::vec::Vec;
 
 pub(super) use crate::drivers::{Active, Device};
+use crate::scenarios::device_checks::scenario_name;
 pub(super) use crate::modes::route::Routing;
 
 /// The live devices, as many as the platform has drivable functions (on the heap: drivers with their
@@ -157,15 +158,6 @@ impl core::fmt::Display for BdfList<'_> {
             write!(f, "{}{b}", if i > 0 { " " } else { "" })?;
         }
         Ok(())
-    }
-}
-
-pub(super) fn scenario_name(mode: IrqMode) -> &'static str {
-    match mode {
-        IrqMode::Msix => "msix-delivery",
-        IrqMode::Msi => "msi-delivery",
-        IrqMode::Intx => "intx-delivery",
-        IrqMode::None => "irq-none",
     }
 }
 

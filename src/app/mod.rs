@@ -1,15 +1,16 @@
-//! The firmware's run: platform discovery, enumeration, quieting every function, interrupt setup per
-//! device, the checks, and the report. Each phase lives in its own submodule.
+//! The firmware's run, a thin runner: boot -> platform discovery -> enumeration and BAR assignment ->
+//! quieting every function -> driver setup -> the scenarios (`scenarios::SCENARIOS`, stage by stage) ->
+//! the report. Each phase lives in its own submodule; no scenario knowledge lives here.
+
+// Safe by default; `platform` creates the platform singletons (README "Where unsafe lives").
+#![deny(unsafe_code)]
 
 mod bench;
-mod checks;
-mod crash;
-mod devices;
-mod lifecycle;
+pub(crate) mod devices;
 mod emit;
 mod oracle;
+#[allow(unsafe_code)]
 mod platform;
-#[deny(unsafe_code)]
 mod resources;
 
 use crate::accounting::{self, Phase};
@@ -17,87 +18,21 @@ use crate::arch::cpu;
 use crate::arch::exit::ExitCode;
 use crate::boot::BootInfo;
 use crate::bus::pci::enumerate::{self, Enumeration};
-use crate::bus::pci::{trace, Bdf};
-use crate::cmdline::{self, Options};
+use crate::bus::pci::trace;
+use crate::cmdline;
 use crate::irq::{dispatch, intx};
-use crate::modes::route::{Chipset, Routed};
-use crate::modes::IrqMode;
-use crate::report::{Outcome, Record, Summary};
-use crate::scenarios::{Provoked, Verdict};
+use crate::modes::route::Chipset;
+use crate::report::{Outcome, Summary};
+use crate::scenarios::context::{Context, Plan};
+use crate::scenarios::{table, Stage, Verdict};
 use crate::time;
-use alloc::string::String;
 use alloc::vec::Vec;
+use devices::Active;
 
-/// What happened to one function's interrupts.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct FunctionOutcome {
-    driver: Option<&'static str>,
-    mode: Option<IrqMode>,
-    reason: Option<String>,
-    route: Option<Routed>,
-    vectors: heapless::Vec<u8, { crate::modes::MAX_VECTORS }>,
-    interrupts: u64,
-    /// INTx: re-deliveries of the function's level after a claim that the handler's hold absorbed.
-    redeliveries: u64,
-    problems: Vec<String>,
-}
-
-/// State of the run: counts, the CPU messages target, the command line.
-struct Run {
-    summary: Summary,
-    apic_id: u32,
-    opts: Options,
-    /// The `capacity` scenario has failed (once per run; every limit met is a problem of its own).
-    capacity_failed: bool,
-    /// The optional scenarios (bits by index in [`cmdline::SCENARIOS`]) that gave a verdict.
-    optional_done: u32,
-}
+// The reporter and the per-function outcomes live with the scenarios; the runner's phases reach them here.
+pub(crate) use crate::scenarios::context::{capacity, finish, problem, push_problem, FunctionOutcome, Run, OUTCOMES};
 
 static PCI: spin::Mutex<Enumeration> = spin::Mutex::new(Enumeration::new());
-/// One outcome per enumerated function, in the same order.
-static OUTCOMES: spin::Mutex<Vec<FunctionOutcome>> = spin::Mutex::new(Vec::new());
-
-fn problem(source: &str, args: core::fmt::Arguments) {
-    crate::warn!("problem: {=str}", source);
-    Record::new("problem").str("source", source).fmt("detail", args).emit();
-}
-
-/// A limit of msifw's own (its heap, the vectors of the one CPU it runs on) kept something from being
-/// driven or checked: a `capacity` problem naming the limit and a failed `capacity` scenario, so the run
-/// cannot pass. What the limit kept from running is skipped by its caller, not failed.
-fn capacity(run: &mut Run, args: core::fmt::Arguments) {
-    problem("capacity", args);
-    if !core::mem::replace(&mut run.capacity_failed, true) {
-        run.scenario("capacity", None, &Verdict::new(Outcome::Fail, format_args!("{args} (every limit met is a capacity problem)")));
-    }
-}
-
-impl Run {
-    fn scenario(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict) {
-        self.scenario_record(name, bdf, verdict, false)
-    }
-
-    /// A negative control: the same scenario with the guard off; it passes when the failure was seen, and
-    /// is a skip when it provoked nothing (decided in [`crate::scenarios::judge_control`] only).
-    fn control(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict, provoked: Provoked, why_nothing: &str) {
-        let verdict = crate::scenarios::judge_control(verdict.clone(), provoked, why_nothing);
-        self.scenario_record(name, bdf, &verdict, true)
-    }
-
-    fn scenario_record(&mut self, name: &str, bdf: Option<Bdf>, verdict: &Verdict, control: bool) {
-        if let Some(i) = cmdline::scenario_index(name, control) {
-            self.optional_done |= 1 << i;
-        }
-        self.summary.add(verdict.outcome);
-        let mut r = Record::new("scenario");
-        r.str("name", name);
-        match bdf {
-            Some(b) => r.fmt("bdf", format_args!("{b}")),
-            None => r.null("bdf"),
-        };
-        r.str("result", verdict.outcome.name()).str("detail", &verdict.detail).bool("control", control).emit();
-    }
-}
 
 /// Recursion without end, each frame a kilobyte (the `selftest=stack-overflow` check).
 #[allow(unconditional_recursion)]
@@ -127,8 +62,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     match opts.selftest {
         Some(cmdline::SelfTest::Exception) => {
             crate::println!("msifw: selftest: raising #UD");
-            // SAFETY: ud2 raises #UD, which the dispatcher reports as fatal; nothing follows.
-            unsafe { core::arch::asm!("ud2") };
+            cpu::raise_invalid_opcode();
         }
         Some(cmdline::SelfTest::Panic) => panic!("selftest: deliberate panic"),
         Some(cmdline::SelfTest::StackOverflow) => {
@@ -142,16 +76,11 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     for p in boot.problems.iter().filter(|p| p.is_capacity()) {
         capacity(&mut run, format_args!("boot: {p}"));
     }
-    // Crash restart: stage A leaves the devices live and restarts in place; stage B finds the handoff.
-    // Stage B reports everything stage A did (platform, setup verdicts) again and counts only its own: the
-    // host keeps the report from the last `platform` record on.
-    let stage_b = if restarted { crash::stage_b() } else { None };
-    let crash_control = run.opts.wants("crash-restart-control");
-    let crash_stage_a = stage_b.is_none() && (run.opts.wants("crash-restart") || crash_control);
-    // The control delays every quieting step until after its trap window.
-    let delay_quiet = stage_b.is_some_and(|h| crash::is_control(&h));
+    // What the scenarios need decided before the platform is touched (a restart in place, quieting delayed).
+    let plan = Plan::new(&run.opts, restarted);
+    let delay_quiet = plan.delay_quiet;
 
-    let mut platform = match platform::discover(&mut run, boot, !delay_quiet, stage_b.is_some()) {
+    let mut platform = match platform::discover(&mut run, boot, !delay_quiet, plan.restarted) {
         Ok(p) => p,
         Err(platform::Fatal::Lapic(e)) => {
             problem("lapic", format_args!("{e:?}"));
@@ -253,103 +182,43 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     accounting::stop();
     let quiet_us = time::now_us() - t_quiet;
     crate::info!("quiet: {=u64} us", quiet_us);
-    if let Some(h) = &stage_b {
-        const WINDOW_US: u64 = 200_000;
-        let (retired, inherited, stale) = crash::trap_window(WINDOW_US);
-        if delay_quiet {
-            intx::mask_every_entry();
-            crate::modes::quiesce::all(cfg, &pci.functions);
-        }
-        let v = crash::verdict(h, pci.functions.len() as u32, retired, inherited, stale, WINDOW_US);
-        if delay_quiet {
-            run.control("crash-restart", None, &v, crash::provoked(h), "stage A left no INTx line asserted (no driven edu or nvme with an INTx pin to move to INTx)");
-        } else {
-            run.scenario("crash-restart", None, &v);
-        }
-    }
+
+    // Every driven device is set up first and stays live while the scenarios run, in table order, so a
+    // device's interrupts reaching another's vectors would show in the exact counts.
+    let mut active = devices::ACTIVE.lock();
+    let mut ctx = Context { cfg, pci: &pci, routing: &routing, active: &mut active, run: &mut run, plan, start_info, quiet_all: crate::modes::quiesce::all, self_ipis: None, storm_done: false };
+    table::run_stage(&mut ctx, Stage::Quiet);
 
     // From here on every configuration and MSI-X table access is recorded and later held against the
     // spec's rules (modes::order).
     trace::start();
     cpu::enable_interrupts();
-    // The self-IPI checks' watch window runs while the devices are set up.
-    let self_ipis = (!crash_stage_a).then(checks::send_self_ipis);
+    table::run_stage(&mut ctx, Stage::Armed);
 
-    // Every driven device is set up first and stays live while each is checked in turn, so a device's
-    // interrupts reaching another's vectors would show in the exact counts.
-    let storm_done;
-    let setup_us;
-    {
-        let mut active = devices::ACTIVE.lock();
-        let t_setup = time::now_us();
-        accounting::set_phase(Phase::Setup);
-        devices::set_up_all(&mut run, cfg, &pci, &routing, &mut active);
-        accounting::set_phase(Phase::Checks);
-        setup_us = time::now_us() - t_setup;
-        crate::info!("set up: {=usize} devices in {=u64} us", active.len(), setup_us);
-        if let Some(probe) = self_ipis {
-            checks::judge_self_ipis(&mut run, probe);
-        }
-        if crash_stage_a {
-            crash::leave_live_and_restart(cfg, &pci, &routing, &mut active, crash_control, start_info);
-        }
-        // The benchmark runs on the devices as setup left them, before the checks drive them.
-        let dispatch_n = run.opts.dispatch;
-        if dispatch_n > 0 {
-            trace::paused(|| bench::dispatch(&mut run, &mut active, dispatch_n));
-        }
-        let t0 = time::now_us();
-        // Without optional scenarios or a soak, the checks are the devices' last use.
-        let last_use = run.opts.scenarios.is_empty() && run.opts.soak == 0;
-        lifecycle::check_all(&mut run, &mut active, last_use);
-        crate::info!("checks: {=u64} us", time::now_us() - t0);
-        let soak = run.opts.soak;
-        if soak > 0 {
-            lifecycle::soak(&mut run, &mut active, soak);
-        }
-        storm_done = run.opts.wants("intx-storm") && lifecycle::intx_storm_with_others(&mut run, cfg, &pci, &routing, &mut active);
-        if run.opts.wants("hot-unplug") {
-            lifecycle::hot_unplug(&mut run, cfg, &pci, &mut active);
-        }
-        if run.opts.wants("stuck-command") {
-            lifecycle::stuck_command(&mut run, &pci, &mut active);
-        }
-        if run.opts.wants("reset-restore") {
-            lifecycle::reset_restore(&mut run, cfg, &pci, &mut active);
-        }
-        if run.opts.wants("reenable") {
-            lifecycle::reenable(&mut run, &pci, &mut active, false);
-        }
-        if run.opts.wants("incremental") {
-            lifecycle::reenable(&mut run, &pci, &mut active, true);
-        }
-        // Shutdown leaves the devices shut down, so it comes last; its control needs a run of its own.
-        if run.opts.wants("shutdown") {
-            lifecycle::shutdown(&mut run, cfg, &pci, &routing, &mut active, false);
-        } else if run.opts.wants("shutdown-control") {
-            lifecycle::shutdown(&mut run, cfg, &pci, &routing, &mut active, true);
-        }
-        let t0 = time::now_us();
-        lifecycle::tear_down(&mut active);
-        crate::info!("teardown: {=u64} us", time::now_us() - t0);
+    let t_setup = time::now_us();
+    accounting::set_phase(Phase::Setup);
+    devices::set_up_all(ctx.run, cfg, &pci, &routing, ctx.active);
+    accounting::set_phase(Phase::Checks);
+    let setup_us = time::now_us() - t_setup;
+    crate::info!("set up: {=usize} devices in {=u64} us", ctx.active.len(), setup_us);
+    table::run_stage(&mut ctx, Stage::SetUp);
+    // The benchmark runs on the devices as setup left them, before the checks drive them.
+    let dispatch_n = ctx.opts().dispatch;
+    if dispatch_n > 0 {
+        trace::paused(|| bench::dispatch(ctx.run, ctx.active, dispatch_n));
     }
-    if run.opts.wants("intx-storm") && !storm_done {
-        checks::run_storm(&mut run, cfg, &pci, &routing);
-    }
-    // An optional scenario asked for that found nothing to run on is a skip saying so, not silence.
-    for (i, name) in cmdline::SCENARIOS.iter().enumerate() {
-        if run.opts.wants(name) && run.optional_done & (1 << i) == 0 {
-            let control = name.ends_with("-control");
-            let v = Verdict::new(Outcome::Skip, format_args!("{}", cmdline::no_subject_reason(name)));
-            run.scenario_record(name.trim_end_matches("-control"), None, &v, control);
-        }
-    }
+    table::run_stage(&mut ctx, Stage::Live);
+    let t0 = time::now_us();
+    tear_down(ctx.active);
+    crate::info!("teardown: {=u64} us", time::now_us() - t0);
+    table::run_stage(&mut ctx, Stage::TornDown);
+    table::report_unanswered(&mut ctx);
+
     cpu::disable_interrupts();
     trace::stop();
     accounting::stop();
-    let t0 = time::now_us();
-    checks::check_write_order(&mut run, cfg, &pci);
-    crate::info!("write order: {=u64} us", time::now_us() - t0);
+    table::run_stage(&mut ctx, Stage::Final);
+    drop(active);
     if run.opts.bench {
         bench::emit_phase("enumeration", enumeration_us);
         bench::emit_phase("quiet", quiet_us);
@@ -379,19 +248,15 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     finish(&run)
 }
 
-fn finish(run: &Run) -> ExitCode {
-    let s = run.summary;
-    Record::new("end").num("passed", s.passed as u64).num("failed", s.failed as u64).num("skipped", s.skipped as u64).emit();
-    crate::info!("done: {=u32} passed, {=u32} failed, {=u32} skipped", s.passed, s.failed, s.skipped);
-    if s.failed == 0 {
-        ExitCode::Passed
-    } else {
-        ExitCode::Failed
+/// Teardown, last set up first: each device silenced by its driver, then its interrupt mode shut down,
+/// then its vectors freed (field order of [`Active`]); the interrupts each received are recorded.
+fn tear_down(active: &mut Vec<Active>) {
+    crate::scenarios::device_checks::stop_all(active);
+    while let Some(dev) = active.pop() {
+        if let Some(o) = OUTCOMES.lock().get_mut(dev.index) {
+            o.interrupts = dev.irq.delivered();
+            o.redeliveries = crate::irq::intx::redeliveries(dev.irq.bdf());
+        }
+        drop(dev);
     }
-}
-
-fn push_problem(outcome: &mut FunctionOutcome, args: core::fmt::Arguments) {
-    let mut s = String::new();
-    let _ = core::fmt::Write::write_fmt(&mut s, args);
-    outcome.problems.push(s);
 }

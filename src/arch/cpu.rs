@@ -35,6 +35,15 @@ pub fn rdtsc() -> u64 {
     unsafe { core::arch::x86_64::_rdtsc() }
 }
 
+/// Executes `ud2`, which raises #UD (SDM Vol. 2B, UD: "Raises an invalid opcode exception in all
+/// operating modes"): the `selftest=exception` check of the fatal path. The exception handler reports it
+/// and stops the firmware, so this does not return there.
+pub fn raise_invalid_opcode() {
+    // SAFETY: ud2 touches no memory or register; it only raises #UD, which the IDT's handler reports as
+    // fatal.
+    unsafe { core::arch::asm!("ud2") };
+}
+
 // In host builds (unit tests) the interrupt-flag functions do nothing: `cli`/`sti` fault in a user
 // process, and host tests exercise only the logic around them.
 

@@ -8,6 +8,7 @@ pub mod dma;
 pub mod exit;
 pub mod hpet;
 pub mod gdt;
+pub mod handoff;
 pub mod heap;
 pub mod idt;
 pub mod ioapic;

@@ -1,14 +1,23 @@
 //! Checks of interrupt behaviour. Each returns an [`Outcome`] and a detail line for the report.
+//!
+//! [`SCENARIOS`] lists every scenario with its body, in run order; each body is given one
+//! [`context::Context`]. Adding a scenario: README "Adding a scenario".
 
+pub mod context;
 pub mod delivery;
-pub mod incremental;
+pub(crate) mod device_checks;
+pub(crate) mod hot_unplug;
 pub mod intx_hold;
+pub mod lifecycle;
 pub mod masking;
-pub mod reenable;
-pub mod reset;
+pub(crate) mod self_ipi;
 pub mod soak;
 pub mod storm;
 pub mod stuck;
+pub mod table;
+pub(crate) mod write_order;
+
+pub use table::{Stage, SCENARIOS};
 
 pub use crate::report::Outcome;
 use heapless::String;

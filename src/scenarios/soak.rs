@@ -7,6 +7,11 @@ use super::{delivery, Outcome, Verdict};
 use crate::bus::pci::ConfigRegion;
 use crate::modes::MAX_VECTORS;
 use crate::time;
+use super::context::{Context, Run};
+use crate::drivers::Active;
+use crate::bus::pci::config::PlatformConfig;
+use crate::modes::IrqMode;
+use alloc::vec::Vec;
 
 /// What a soak measured.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,3 +94,23 @@ pub fn run<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], n: u64) -> (SoakR
     );
     (r, verdict)
 }
+
+/// `soak=N` ([`crate::scenarios::Stage::Live`]).
+pub(crate) fn step(ctx: &mut Context<'_>) {
+    let n = ctx.opts().soak;
+    if n > 0 {
+        soak(ctx.run, ctx.active, n);
+    }
+}
+
+/// The soak over every live device with interrupts (`soak=N`).
+fn soak(run: &mut Run, active: &mut [Active], n: u64) {
+    let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
+    for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
+        targets.push((a.dev.source(), &mut a.irq));
+    }
+    let (r, verdict) = self::run(&mut targets, n);
+    crate::println!("soak: {} interrupts, {} lost, {} duplicated, {} per second", r.triggered, r.lost, r.duplicated, r.rate());
+    run.scenario("soak", None, &verdict);
+}
+

@@ -13,6 +13,15 @@ use crate::drivers::InterruptSource;
 use crate::irq::intx::{self, IntxRoute, STORM_THRESHOLD};
 use crate::bus::pci::config::update_command;
 use crate::time;
+use super::context::{Context, Run};
+use super::device_checks::live_devices_deliver;
+use crate::drivers::Active;
+use crate::modes::route::Routing;
+use crate::bus::pci::config::PlatformConfig;
+use crate::bus::pci::enumerate::Enumeration;
+use crate::bus::pci::trace;
+use crate::drivers::DriverKind;
+use crate::modes::IrqMode;
 
 /// Runs the storm on `edu` (not driven by anything else at the time) whose INTx arrives at `route`.
 pub fn run(cfg: &dyn ConfigRegion, edu: &Function, route: IntxRoute) -> Verdict {
@@ -76,4 +85,59 @@ fn wait_for_guard(gsi: u32) -> bool {
             return false;
         }
     }
+}
+
+/// `intx-storm` while other devices are live ([`crate::scenarios::Stage::Live`]).
+pub(crate) fn with_others(ctx: &mut Context<'_>) {
+    ctx.storm_done = intx_storm_with_others(ctx.run, ctx.cfg, ctx.pci, ctx.routing, ctx.active);
+}
+
+/// `intx-storm` after the teardown, when every edu was driven ([`crate::scenarios::Stage::TornDown`]).
+pub(crate) fn alone(ctx: &mut Context<'_>) {
+    if !ctx.storm_done {
+        run_storm(ctx.run, ctx.cfg, ctx.pci, ctx.routing);
+    }
+}
+
+/// The storm guard while other devices are live (`scenario=intx-storm` with the edu not driven, e.g.
+/// `irq.00:04.0=none`): the storm is masked, then every live device must still deliver. Returns false
+/// (nothing run) when every edu is driven; the storm then runs after the devices are torn down.
+fn intx_storm_with_others(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing, active: &mut [Active]) -> bool {
+    let driven = |bdf| active.iter().any(|a| a.mode != IrqMode::None && pci.functions.get(a.index).is_some_and(|f| f.bdf == bdf));
+    let Some(edu) = pci.functions.iter().find(|f| DriverKind::probe(f) == Some(DriverKind::Edu) && !driven(f.bdf)) else {
+        return false;
+    };
+    let mut verdict = match routing.resolve(pci, cfg, edu) {
+        Ok(r) => {
+            // The storm takes the undriven edu over: its writes to it are the firmware's own.
+            trace::own(edu.bdf);
+            crate::scenarios::storm::run(cfg, edu, r.route)
+        }
+        Err(e) => Verdict::new(Outcome::Skip, format_args!("edu INTx not routable: {e}")),
+    };
+    if verdict.outcome == Outcome::Pass {
+        let (others, failed) = live_devices_deliver(run, active, "intx-storm");
+        let mut detail = verdict.detail.clone();
+        let _ = core::fmt::Write::write_fmt(&mut detail, format_args!("; {} of {others} live devices still deliver", others - failed));
+        verdict = Verdict { outcome: if failed == 0 { Outcome::Pass } else { Outcome::Fail }, detail };
+    }
+    run.scenario("intx-storm", Some(edu.bdf), &verdict);
+    true
+}
+
+/// The optional storm scenario, on the first edu function (after teardown, so nothing else uses it).
+fn run_storm(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, routing: &Routing) {
+    let Some(edu) = pci.functions.iter().find(|f| DriverKind::probe(f) == Some(DriverKind::Edu)) else {
+        run.scenario("intx-storm", None, &Verdict::new(Outcome::Skip, format_args!("needs an edu function (-device edu)")));
+        return;
+    };
+    let verdict = match routing.resolve(pci, cfg, edu) {
+        Ok(r) => {
+            // The storm takes the edu over (it may be one no driver owned: `irq.BDF=none`).
+            trace::own(edu.bdf);
+            self::run(cfg, edu, r.route)
+        }
+        Err(e) => Verdict::new(Outcome::Skip, format_args!("edu INTx not routable: {e}")),
+    };
+    run.scenario("intx-storm", Some(edu.bdf), &verdict);
 }

@@ -56,3 +56,19 @@ pub fn run<C: ConfigRegion>(nvme: &mut Nvme, irq: &DeviceIrq<'_, C>) -> Verdict 
         (true, Err(e)) => Verdict::new(Outcome::Fail, format_args!("timed out after {timed_out_after} us; Identify afterwards: {e}")),
     }
 }
+
+/// [`crate::scenarios::Stage::Live`].
+pub(crate) fn step(ctx: &mut super::context::Context<'_>) {
+    stuck_command(ctx.run, ctx.pci, ctx.active);
+}
+
+/// A command that never completes, on every NVMe controller in MSI-X or MSI mode (scenarios::stuck).
+fn stuck_command(run: &mut super::context::Run, pci: &crate::bus::pci::enumerate::Enumeration, active: &mut [crate::drivers::Active]) {
+    for dev in active.iter_mut().filter(|d| matches!(d.mode, crate::modes::IrqMode::Msix | crate::modes::IrqMode::Msi)) {
+        let Some(f) = pci.functions.get(dev.index) else { continue };
+        let crate::drivers::Device::Nvme(nvme) = &mut dev.dev else { continue };
+        let verdict = self::run(nvme, &dev.irq);
+        run.scenario("stuck-command", Some(f.bdf), &verdict);
+    }
+}
+

@@ -9,20 +9,78 @@
 //! MSI-X is disabled still works in MSI mode. The control delays the quieting until after the trap window
 //! and passes when stale interrupts are caught.
 
-use super::devices::Active;
+use crate::drivers::{Active, Device};
+use crate::modes::route::Routing;
 use crate::arch::{cpu, lapic};
+use crate::scenarios::context::Context;
+use msifw_proto::names::Scenario;
 use crate::irq::{dispatch, intx, vector};
 use crate::modes::IrqMode;
 use crate::report::Outcome;
 use crate::scenarios::Verdict;
 use crate::time;
 
+/// What a run knows of `crash-restart` before the platform is discovered.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Restart {
+    /// The handoff stage A left: this run is stage B.
+    pub(crate) stage_b: Option<Handoff>,
+    /// This run is stage A: it sets the devices up, leaves them live and restarts.
+    pub(crate) stage_a: bool,
+    /// Stage A is the control's.
+    control: bool,
+}
+
+impl Restart {
+    /// The control delays every quieting step until after its trap window.
+    pub(crate) fn delays_quiet(&self) -> bool {
+        self.stage_b.is_some_and(|h| is_control(&h))
+    }
+}
+
+/// Stage A leaves the devices live and restarts in place; stage B finds the handoff. Stage B reports
+/// everything stage A did (platform, setup verdicts) again and counts only its own: the host keeps the
+/// report from the last `platform` record on.
+pub(crate) fn plan(opts: &crate::cmdline::Options, restarted: bool) -> Restart {
+    let stage_b = if restarted { stage_b() } else { None };
+    let control = opts.wants_scenario(Scenario::CrashRestart, true);
+    let stage_a = stage_b.is_none() && (opts.wants_scenario(Scenario::CrashRestart, false) || control);
+    Restart { stage_b, stage_a, control }
+}
+
+/// How long stage B traps every vector.
+const WINDOW_US: u64 = 200_000;
+
+/// Stage B ([`crate::scenarios::Stage::Quiet`]): the trap window on a machine nothing was set up on (with
+/// the control, not even quieted), then the verdict.
+pub(crate) fn stage_b_step(ctx: &mut Context<'_>) {
+    let Some(h) = ctx.plan.restart.stage_b else { return };
+    let delay_quiet = ctx.plan.restart.delays_quiet();
+    let (retired, inherited, stale) = trap_window(WINDOW_US);
+    if delay_quiet {
+        intx::mask_every_entry();
+        (ctx.quiet_all)(ctx.cfg, &ctx.pci.functions);
+    }
+    let v = verdict(&h, ctx.pci.functions.len() as u32, retired, inherited, stale, WINDOW_US);
+    if delay_quiet {
+        ctx.run.control("crash-restart", None, &v, provoked(&h), "stage A left no INTx line asserted (no driven edu or nvme with an INTx pin to move to INTx)");
+    } else {
+        ctx.run.scenario("crash-restart", None, &v);
+    }
+}
+
+/// Stage A ([`crate::scenarios::Stage::SetUp`]): never returns on the firmware target.
+pub(crate) fn stage_a(ctx: &mut Context<'_>) {
+    if ctx.plan.restart.stage_a {
+        leave_live_and_restart(ctx.cfg, ctx.pci, ctx.routing, ctx.active, ctx.plan.restart.control, ctx.start_info);
+    }
+}
+
 const MAGIC: u32 = 0x6D73_6966; // "msif"
 
-/// What survives the restart (in the `.handoff` section, which the entry code never zeroes).
-#[repr(C)]
+/// What survives the restart (in [`crate::arch::handoff`]'s words).
 #[derive(Debug, Clone, Copy)]
-pub(super) struct Handoff {
+pub(crate) struct Handoff {
     magic: u32,
     control: u32,
     /// Functions stage A left with MSI or MSI-X live.
@@ -31,36 +89,41 @@ pub(super) struct Handoff {
     intx: u32,
 }
 
-#[link_section = ".handoff"]
-static mut HANDOFF: Handoff = Handoff { magic: 0, control: 0, messages: 0, intx: 0 };
+impl Handoff {
+    fn words(&self) -> [u32; crate::arch::handoff::WORDS] {
+        [self.magic, self.control, self.messages, self.intx]
+    }
+
+    fn from_words([magic, control, messages, intx]: [u32; crate::arch::handoff::WORDS]) -> Handoff {
+        Handoff { magic, control, messages, intx }
+    }
+}
 
 /// What stage A left for the control to catch: the INTx levels it left asserted. Its live MSI and MSI-X
 /// functions raise nothing while nobody triggers them (the one interrupt each holds is pending on a
 /// masked entry), so they provoke no stale interrupt in the trap window.
-pub(super) fn provoked(h: &Handoff) -> crate::scenarios::Provoked {
+pub(crate) fn provoked(h: &Handoff) -> crate::scenarios::Provoked {
     crate::scenarios::Provoked { asserted_lines: h.intx, ..Default::default() }
 }
 
 /// Whether stage A asked for the control.
-pub(super) fn is_control(h: &Handoff) -> bool {
+pub(crate) fn is_control(h: &Handoff) -> bool {
     h.control != 0
 }
 
 /// The handoff from stage A, if this run is stage B.
-pub(super) fn stage_b() -> Option<Handoff> {
-    // SAFETY: a single-CPU firmware; HANDOFF is only touched here and in `leave_live_and_restart`, never
-    // from interrupt context.
-    let h = unsafe { core::ptr::addr_of!(HANDOFF).read() };
+pub(crate) fn stage_b() -> Option<Handoff> {
+    let h = Handoff::from_words(crate::arch::handoff::read());
     (h.magic == MAGIC).then_some(h)
 }
 
 /// Stage A: makes every live device as hostile as a crashed kernel leaves it, records the handoff and
 /// restarts in place. Never returns on the firmware target.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn leave_live_and_restart(
+pub(crate) fn leave_live_and_restart(
     cfg: &'static crate::bus::pci::config::PlatformConfig,
     pci: &crate::bus::pci::enumerate::Enumeration,
-    routing: &super::devices::Routing,
+    routing: &Routing,
     active: &mut [Active],
     control: bool,
     start_info: u32,
@@ -71,11 +134,11 @@ pub(super) fn leave_live_and_restart(
     if !active.iter().any(|d| d.mode == IrqMode::Intx) {
         let movable = |d: &Active| {
             let pin = pci.functions.get(d.index).is_some_and(|f| (1..=4).contains(&f.interrupt_pin));
-            pin && matches!(d.dev, super::devices::Device::Edu(_) | super::devices::Device::Nvme(_))
+            pin && matches!(d.dev, Device::Edu(_) | Device::Nvme(_))
         };
         let pick = active
             .iter()
-            .position(|d| movable(d) && matches!(d.dev, super::devices::Device::Edu(_)))
+            .position(|d| movable(d) && matches!(d.dev, Device::Edu(_)))
             .or_else(|| active.iter().position(movable));
         if let Some(dev) = pick.map(|i| &mut active[i]) {
             if let Some(f) = pci.functions.get(dev.index) {
@@ -122,8 +185,7 @@ pub(super) fn leave_live_and_restart(
         messages,
         intx,
     };
-    // SAFETY: as in `stage_b`.
-    unsafe { core::ptr::addr_of_mut!(HANDOFF).write(handoff) };
+    crate::arch::handoff::write(handoff.words());
     crate::println!("msifw: crash-restart stage A: {messages} function(s) with live messages, {intx} asserting INTx; restarting in place");
     #[cfg(target_os = "none")]
     crate::firmware::restart(start_info);
@@ -148,7 +210,7 @@ fn stale(_vector: u8) {
 /// Stage B, before any device is set up: retires what the LAPIC holds from stage A (interrupts accepted
 /// before this run could quiet anything), then traps every vector from 0x20 to 0xFE for `window_us` and
 /// counts what arrives. Returns (retired in service, inherited from the IRR, stale in the window).
-pub(super) fn trap_window(window_us: u64) -> (u32, u64, u64) {
+pub(crate) fn trap_window(window_us: u64) -> (u32, u64, u64) {
     const FIRST: u8 = vector::FIRST_DEVICE_VECTOR;
     const LAST: u8 = vector::LAST_DEVICE_VECTOR;
     let retired = lapic::drain_in_service();
@@ -187,7 +249,7 @@ pub(super) fn trap_window(window_us: u64) -> (u32, u64, u64) {
 }
 
 /// The verdict of stage B's trap window.
-pub(super) fn verdict(h: &Handoff, quieted: u32, retired: u32, inherited: u64, stale: u64, window_us: u64) -> Verdict {
+pub(crate) fn verdict(h: &Handoff, quieted: u32, retired: u32, inherited: u64, stale: u64, window_us: u64) -> Verdict {
     let control = h.control != 0;
     let left = |s: &mut heapless::String<128>| {
         let _ = core::fmt::Write::write_fmt(

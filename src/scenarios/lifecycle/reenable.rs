@@ -8,7 +8,11 @@
 //! names it is caught there. The control reuses round one's message for entry 0, as the Xen bug did, and
 //! passes when an interrupt reaches the freed vector.
 
-use super::{delivery, Outcome, Provoked, Verdict};
+use crate::scenarios::{delivery, Outcome, Provoked, Verdict};
+use crate::scenarios::context::{Context, Run};
+use crate::drivers::{Active, Device};
+use crate::bus::pci::enumerate::Enumeration;
+use crate::modes::IrqMode;
 use crate::bus::pci::enumerate::Function;
 use crate::bus::pci::ConfigRegion;
 use crate::drivers::InterruptSource;
@@ -99,3 +103,37 @@ fn run_inner<C: ConfigRegion>(
         ),
     }
 }
+
+/// [`crate::scenarios::Stage::Live`].
+pub(crate) fn step(ctx: &mut Context<'_>) {
+    reenable(ctx.run, ctx.pci, ctx.active, false);
+}
+
+/// The re-enable scenario (or, with `incremental`, the incremental-enable one) and its control on every
+/// NVMe controller in MSI-X mode: the device whose driver does this at probe in Linux, and that can add
+/// interrupt sources (I/O queues) one at a time. The control runs last.
+pub(super) fn reenable(run: &mut Run, pci: &Enumeration, active: &mut [Active], incremental: bool) {
+    let name = if incremental { "incremental" } else { "reenable" };
+    for dev in active.iter_mut().filter(|d| d.mode == IrqMode::Msix && matches!(d.dev, Device::Nvme(_))) {
+        let Some(f) = pci.functions.get(dev.index) else { continue };
+        let full = dev.irq.vectors().len() as u16;
+        for control in [false, true] {
+            let (verdict, provoked) = if incremental {
+                super::incremental::run(f, run.apic_id, full, dev.dev.source(), &mut dev.irq, control)
+            } else {
+                self::run(f, run.apic_id, full, dev.dev.source(), &mut dev.irq, control)
+            };
+            if control {
+                let why = if incremental {
+                    "the device has one MSI-X vector in use: no further entry to expose unprogrammed"
+                } else {
+                    "round 1's message could not be written back into a live entry"
+                };
+                run.control(name, Some(f.bdf), &verdict, provoked, why);
+            } else {
+                run.scenario(name, Some(f.bdf), &verdict);
+            }
+        }
+    }
+}
+

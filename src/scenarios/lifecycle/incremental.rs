@@ -8,7 +8,7 @@
 //! lets the device signal through it: the interrupt is lost and the device writes its data to physical
 //! address 0, where a sentinel shows it.
 
-use super::{delivery, Outcome, Provoked, Verdict};
+use crate::scenarios::{delivery, Outcome, Provoked, Verdict};
 use crate::arch::lowmem;
 use crate::bus::pci::enumerate::Function;
 use crate::bus::pci::{trace, ConfigRegion};
@@ -122,4 +122,9 @@ fn run_inner<C: ConfigRegion>(
         Outcome::Pass,
         format_args!("grown from 1 to {full} vectors one at a time while interrupting ({delivered} interrupts, none lost); then {}", last.detail),
     )
+}
+
+/// [`crate::scenarios::Stage::Live`]: the re-enable scenario's body, adding vectors one at a time.
+pub(crate) fn step(ctx: &mut crate::scenarios::context::Context<'_>) {
+    super::reenable::reenable(ctx.run, ctx.pci, ctx.active, true);
 }

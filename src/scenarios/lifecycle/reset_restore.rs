@@ -8,7 +8,12 @@
 //! The control restores only what a configuration-space save holds; it passes when it sees the interrupts
 //! stay dead (the failure the guard prevents).
 
-use super::{delivery, Outcome, Provoked, Verdict};
+use crate::scenarios::{delivery, Outcome, Provoked, Verdict};
+use crate::scenarios::context::{Context, Run};
+use crate::drivers::{Active, Device};
+use crate::bus::pci::config::PlatformConfig;
+use crate::bus::pci::enumerate::Enumeration;
+use crate::modes::IrqMode;
 use crate::bus::pci::enumerate::Function;
 use crate::bus::pci::reset::{self, SavedHeader};
 use crate::bus::pci::ConfigRegion;
@@ -96,3 +101,31 @@ pub fn run<C: ConfigRegion>(
     };
     (verdict, provoked)
 }
+
+/// [`crate::scenarios::Stage::Live`].
+pub(crate) fn step(ctx: &mut Context<'_>) {
+    reset_restore(ctx.run, ctx.cfg, ctx.pci, ctx.active);
+}
+
+/// The reset-wipes-the-table scenario and its control on every MSI-X device that can be reset on its
+/// own: by FLR, or by the Secondary Bus Reset of a bridge it is alone below.
+fn reset_restore(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, active: &mut [Active]) {
+    for dev in active.iter_mut().filter(|d| d.mode == IrqMode::Msix && !matches!(d.dev, Device::PciePort(_))) {
+        let Some(f) = pci.functions.get(dev.index) else { continue };
+        let method = if reset::has_flr(cfg, f) {
+            Some(Method::Flr)
+        } else {
+            reset::private_bridge(&pci.functions, f).map(Method::SecondaryBusReset)
+        };
+        let Some(method) = method else {
+            let v = Verdict::new(Outcome::Skip, format_args!("no FLR, and no bridge it is alone below for a secondary bus reset"));
+            run.scenario("reset-restore", Some(f.bdf), &v);
+            continue;
+        };
+        let (verdict, _) = self::run(cfg, f, method, dev.dev.source(), &mut dev.irq, false);
+        run.scenario("reset-restore", Some(f.bdf), &verdict);
+        let (verdict, provoked) = self::run(cfg, f, method, dev.dev.source(), &mut dev.irq, true);
+        run.control("reset-restore", Some(f.bdf), &verdict, provoked, "the reset left the MSI-X table as it was: no entry lost its message");
+    }
+}
+
