@@ -16,5 +16,20 @@ extern "C" fn msifw_entry(info: u32, flags: u32) -> ! {
 
 #[cfg(not(target_os = "none"))]
 fn main() -> std::process::ExitCode {
-    msifw_host::cli_main()
+    use msifw::drivers::DriverKind;
+    // What `--list` prints. The lead re-points these at the DRIVERS table and msifw-proto's names after the merge.
+    const DRIVERS: [DriverKind; 5] = [
+        DriverKind::E1000e,
+        DriverKind::Nvme,
+        DriverKind::Edu,
+        DriverKind::VirtioNet,
+        DriverKind::PciePort,
+    ];
+    let drivers = DRIVERS.map(DriverKind::name);
+    let catalogue = msifw_host::Catalogue {
+        drivers: &drivers,
+        scenarios: msifw::cmdline::SCENARIOS,
+        own_run: msifw::cmdline::OWN_RUN,
+    };
+    msifw_host::cli_main(&catalogue)
 }

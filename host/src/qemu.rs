@@ -20,7 +20,7 @@ pub const DRIVE_FILE: &str = "nvme0.img";
 pub const COM2_FILE: &str = "com2.bin";
 
 /// QEMU machine type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Machine {
     /// `-M q35`: ICH9, PCIe, ECAM (MCFG).
     #[default]
@@ -55,7 +55,7 @@ impl fmt::Display for Machine {
 }
 
 /// QEMU accelerator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Accel {
     /// Software emulation (default: fast and deterministic on this kind of machine).
     #[default]
@@ -90,7 +90,7 @@ impl fmt::Display for Accel {
 }
 
 /// How the firmware is started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BootPath {
     /// QEMU's PVH loader (`-kernel ELF -append CMDLINE`), after SeaBIOS (or the `-bios` given).
     #[default]
