@@ -35,7 +35,7 @@ pub use firmware::{build_firmware, default_elf_path, firmware_elf, workspace_roo
 pub use oracle::{Comparison, Oracle};
 pub use qemu::{
     build_command, handover_deadline, shell_quote, Accel, BootPath, ConfigError, Machine, MachineFamily, MachineType, Purpose,
-    QemuCommand, RunConfig, ScratchDir, PVH_CMDLINE_MAX,
+    QemuCommand, QemuProcess, RunConfig, ScratchDir, PVH_CMDLINE_MAX,
 };
 pub use qmp::{qmp_query_pci, QemuFunction, QemuRegion, QmpClient, QmpError, RegionKind};
 pub use report::{
