@@ -3,7 +3,7 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -113,6 +113,9 @@ struct RunArgs {
     /// Also write the results as JSON to FILE
     #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     json: Option<PathBuf>,
+    /// Also write the results as JUnit XML to FILE (a test case per scenario line and per device)
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    junit: Option<PathBuf>,
     /// Boot this ELF instead of building the firmware
     #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
     elf: Option<PathBuf>,
@@ -176,6 +179,18 @@ struct MatrixArgs {
     /// Also write the cells as JSON to FILE
     #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     json: Option<PathBuf>,
+    /// Also write the cells as JUnit XML to FILE (a test suite per cell)
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    junit: Option<PathBuf>,
+    /// Run only cells K-1, K-1+N, K-1+2N, ... of the plan (from 0, in the order qemu, accel, machine,
+    /// boot), for a CI fan-out; join the shards' --json with --merge
+    #[arg(long, value_name = "K/N", value_parser = crate::matrix::Shard::parse)]
+    shard: Option<crate::matrix::Shard>,
+    /// Join the --json files of shards into one table and exit status (every cell exactly once);
+    /// runs nothing
+    #[arg(long, value_name = "JSON", num_args = 1.., value_parser = non_empty_path,
+          conflicts_with_all = ["qemus", "machines", "boots", "accels", "append", "timeout", "no_oracle", "shard"])]
+    merge: Vec<PathBuf>,
     /// Limit per QEMU boot [default: 180]
     #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, allow_negative_numbers = true)]
     timeout: Option<Duration>,
@@ -212,6 +227,9 @@ struct DecodeArgs {
     /// Also write the results as JSON to FILE
     #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     json: Option<PathBuf>,
+    /// Also write the results as JUnit XML to FILE
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    junit: Option<PathBuf>,
 }
 
 fn non_empty(s: &str) -> Result<String, String> {
@@ -264,6 +282,8 @@ pub struct CliOptions {
     pub config: RunConfig,
     /// Where to write the JSON results.
     pub json: Option<PathBuf>,
+    /// Where to write the JUnit XML.
+    pub junit: Option<PathBuf>,
 }
 
 /// What the command line asks for.
@@ -281,6 +301,15 @@ pub enum CliCommand {
     Decode(DecodeOptions),
     /// The platform matrix.
     Matrix(crate::matrix::MatrixOptions),
+    /// Join shards' matrix JSON (`matrix --merge`).
+    Merge {
+        /// The shards' JSON files.
+        files: Vec<PathBuf>,
+        /// Where to write the joined JSON.
+        json: Option<PathBuf>,
+        /// Where to write JUnit XML.
+        junit: Option<PathBuf>,
+    },
     /// Write a bootable ISO.
     Image {
         /// Where.
@@ -297,6 +326,8 @@ pub struct DecodeOptions {
     pub config: DecodeConfig,
     /// Where to write the JSON results.
     pub json: Option<PathBuf>,
+    /// Where to write the JUnit XML.
+    pub junit: Option<PathBuf>,
 }
 
 /// A bad command line (exit status [`EXIT_USAGE`]).
@@ -384,6 +415,7 @@ where
                 echo: true,
             },
             json: d.json,
+            junit: d.junit,
         })),
     }
 }
@@ -412,10 +444,18 @@ fn run_command(a: RunArgs) -> Result<CliCommand, CliError> {
     Ok(CliCommand::Run(CliOptions {
         config: cfg,
         json: a.json,
+        junit: a.junit,
     }))
 }
 
 fn matrix_command(m: MatrixArgs) -> Result<CliCommand, CliError> {
+    if !m.merge.is_empty() {
+        return Ok(CliCommand::Merge {
+            files: m.merge,
+            json: m.json,
+            junit: m.junit,
+        });
+    }
     let mut opts = crate::matrix::MatrixOptions::default();
     if !m.qemus.is_empty() {
         opts.qemus = m.qemus;
@@ -431,6 +471,8 @@ fn matrix_command(m: MatrixArgs) -> Result<CliCommand, CliError> {
     }
     opts.append = m.append;
     opts.json = m.json;
+    opts.junit = m.junit;
+    opts.shard = m.shard;
     opts.oracle = !m.no_oracle;
     if let Some(t) = m.timeout {
         opts.timeout = t;
@@ -519,6 +561,9 @@ where
         Ok(CliCommand::Decode(opts)) => return run_decode(&opts),
         Ok(CliCommand::Image { out, append }) => return run_image(&out, &append),
         Ok(CliCommand::Matrix(opts)) => return run_matrix(&opts),
+        Ok(CliCommand::Merge { files, json, junit }) => {
+            return run_merge(&files, json.as_deref(), junit.as_deref())
+        }
         Err(e) => {
             eprintln!("msifw: {e}\nTry `cargo run -- --help`.");
             return EXIT_USAGE;
@@ -531,7 +576,7 @@ where
             return EXIT_ERROR;
         }
     };
-    report_outcome(&outcome, options.json.as_deref())
+    report_outcome(&outcome, options.json.as_deref(), options.junit.as_deref())
 }
 
 fn run_decode(opts: &DecodeOptions) -> u8 {
@@ -549,7 +594,7 @@ fn run_decode(opts: &DecodeOptions) -> u8 {
         }
     );
     match decode_capture(cfg) {
-        Ok(outcome) => report_outcome(&outcome, opts.json.as_deref()),
+        Ok(outcome) => report_outcome(&outcome, opts.json.as_deref(), opts.junit.as_deref()),
         Err(e) => {
             eprintln!("msifw: error: {e}");
             EXIT_ERROR
@@ -557,8 +602,9 @@ fn run_decode(opts: &DecodeOptions) -> u8 {
     }
 }
 
-/// Prints the outcome, writes `--json`, and returns the exit code: shared by a QEMU run and a decode.
-fn report_outcome(outcome: &RunOutcome, json: Option<&std::path::Path>) -> u8 {
+/// Prints the outcome, writes `--json` and `--junit`, and returns the exit code: shared by a QEMU run
+/// and a decode.
+fn report_outcome(outcome: &RunOutcome, json: Option<&Path>, junit: Option<&Path>) -> u8 {
     println!();
     print!("{}", outcome.render());
     let mut code = outcome.exit.code();
@@ -567,14 +613,31 @@ fn report_outcome(outcome: &RunOutcome, json: Option<&std::path::Path>) -> u8 {
             Ok(text) => text + "\n",
             Err(e) => format!("{{\"error\": \"{e}\"}}\n"),
         };
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("msifw: error: could not write {}: {e}", path.display());
-            if code == 0 {
-                code = EXIT_ERROR;
-            }
+        if !write_file(path, &text) && code == 0 {
+            code = EXIT_ERROR;
+        }
+    }
+    if let Some(path) = junit {
+        if !write_file(
+            path,
+            &crate::junit::render(&[crate::junit::run_suite(outcome)]),
+        ) && code == 0
+        {
+            code = EXIT_ERROR;
         }
     }
     code
+}
+
+/// Writes `text` to `path`; says so and returns false when it cannot.
+fn write_file(path: &Path, text: &str) -> bool {
+    match std::fs::write(path, text) {
+        Ok(()) => true,
+        Err(e) => {
+            eprintln!("msifw: error: could not write {}: {e}", path.display());
+            false
+        }
+    }
 }
 
 fn run_matrix(opts: &crate::matrix::MatrixOptions) -> u8 {
@@ -583,22 +646,83 @@ fn run_matrix(opts: &crate::matrix::MatrixOptions) -> u8 {
         eprintln!("msifw: error: {e}");
         return EXIT_ERROR;
     }
+    if let Some(shard) = opts.shard {
+        eprintln!(
+            "matrix: shard {shard}: {} of the plan's {} cells",
+            crate::matrix::plan(opts)
+                .iter()
+                .filter(|p| shard.has(p.index))
+                .count(),
+            crate::matrix::plan(opts).len()
+        );
+    }
     let (cells, json, table) = crate::matrix::matrix(opts);
-    println!();
-    print!("{table}");
-    let (p, f, s) = crate::matrix::totals(&cells);
+    print!("\n{table}");
+    finish_matrix(
+        &cells,
+        &json,
+        opts.qemus.len(),
+        opts.json.as_deref(),
+        opts.junit.as_deref(),
+    )
+}
+
+fn run_merge(files: &[PathBuf], json: Option<&Path>, junit: Option<&Path>) -> u8 {
+    let mut docs = Vec::new();
+    for f in files {
+        let doc = std::fs::read_to_string(f)
+            .map_err(|e| e.to_string())
+            .and_then(|t| serde_json::from_str(&t).map_err(|e| format!("not JSON: {e}")));
+        match doc {
+            Ok(doc) => docs.push((f.display().to_string(), doc)),
+            Err(e) => {
+                eprintln!("msifw: error: {}: {e}", f.display());
+                return EXIT_ERROR;
+            }
+        }
+    }
+    let merged = match crate::matrix::merge(&docs) {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("msifw: error: matrix --merge: {e}");
+            return EXIT_ERROR;
+        }
+    };
+    print!("{}", crate::matrix::render(&merged.cells, merged.qemus));
+    finish_matrix(&merged.cells, &merged.json, merged.qemus, json, junit)
+}
+
+/// The matrix's summary line, `--json`, `--junit`, and its exit status (0 when every cell that ran passed).
+fn finish_matrix(
+    cells: &[crate::matrix::Cell],
+    doc: &serde_json::Value,
+    qemus: usize,
+    json: Option<&Path>,
+    junit: Option<&Path>,
+) -> u8 {
+    let (p, f, s) = crate::matrix::totals(cells);
     println!(
         "msifw matrix: {} cells, {p} scenario results passed, {f} failed, {s} skipped",
         cells.len()
     );
-    if let Some(path) = &opts.json {
-        let text = serde_json::to_string_pretty(&json).unwrap_or_default() + "\n";
-        if let Err(e) = std::fs::write(path, text) {
-            eprintln!("msifw: error: could not write {}: {e}", path.display());
+    if let Some(path) = json {
+        if !write_file(
+            path,
+            &(serde_json::to_string_pretty(doc).unwrap_or_default() + "\n"),
+        ) {
             return EXIT_ERROR;
         }
     }
-    if crate::matrix::all_passed(&cells) {
+    if let Some(path) = junit {
+        let suites: Vec<_> = cells
+            .iter()
+            .map(|c| crate::junit::cell_suite(c, &c.label(qemus)))
+            .collect();
+        if !write_file(path, &crate::junit::render(&suites)) {
+            return EXIT_ERROR;
+        }
+    }
+    if crate::matrix::all_passed(cells) {
         0
     } else {
         1
@@ -1101,5 +1225,73 @@ mod tests {
         assert!(text.contains("drivers:\n  e1000e\n  nvme\n"), "{text}");
         assert!(list_text(&Catalogue::default()).contains("no catalogue"));
         assert_eq!(cli_run(["--list"]), 0);
+    }
+
+    #[test]
+    fn junit_shard_and_merge_options() {
+        assert_eq!(
+            run_opts(&["--junit", "r.xml"]).junit,
+            Some(PathBuf::from("r.xml"))
+        );
+        let Ok(CliCommand::Decode(d)) = parse_args(["decode", "c1", "--junit=d.xml"]) else {
+            panic!("decode --junit")
+        };
+        assert_eq!(d.junit, Some(PathBuf::from("d.xml")));
+        let Ok(CliCommand::Matrix(m)) =
+            parse_args(["matrix", "--shard", "2/3", "--junit", "m.xml"])
+        else {
+            panic!("matrix --shard")
+        };
+        assert_eq!(
+            (m.shard, m.junit),
+            (
+                Some(crate::matrix::Shard { k: 2, n: 3 }),
+                Some(PathBuf::from("m.xml"))
+            )
+        );
+        for bad in ["0/3", "4/3", "1/0", "x"] {
+            assert_eq!(
+                refused(&["matrix", "--shard", bad], "--shard"),
+                Some(ErrorKind::ValueValidation),
+                "{bad}"
+            );
+            assert_eq!(cli_run(["matrix", "--shard", bad]), EXIT_USAGE);
+        }
+        let Ok(CliCommand::Merge { files, json, junit }) = parse_args([
+            "matrix", "--merge", "a.json", "b.json", "--json", "all.json", "--junit", "all.xml",
+        ]) else {
+            panic!("matrix --merge")
+        };
+        assert_eq!(files, [PathBuf::from("a.json"), PathBuf::from("b.json")]);
+        assert_eq!(
+            (json, junit),
+            (
+                Some(PathBuf::from("all.json")),
+                Some(PathBuf::from("all.xml"))
+            )
+        );
+        assert_eq!(
+            refused(
+                &["matrix", "--merge", "a.json", "--shard", "1/2"],
+                "--shard"
+            ),
+            Some(ErrorKind::ArgumentConflict)
+        );
+        assert_eq!(
+            refused(
+                &["matrix", "--merge", "a.json", "--machine", "pc"],
+                "--machine"
+            ),
+            Some(ErrorKind::ArgumentConflict)
+        );
+        assert_eq!(
+            refused(&["matrix", "--merge"], "--merge"),
+            Some(ErrorKind::InvalidValue)
+        );
+        // Unreadable or inconsistent shards: the merge cannot be done (5), and says why.
+        assert_eq!(
+            cli_run(["matrix", "--merge", "/nonexistent/a.json"]),
+            EXIT_ERROR
+        );
     }
 }

@@ -11,7 +11,7 @@
 //! Modules: [`cli`] (arguments), [`qemu`] (configuration and command line), [`firmware`] (nested
 //! cargo build), [`mod@run`] (booting), [`report`] (records and tables), [`exit`] (verdicts),
 //! [`decode`] (defmt), [`capture`] (serial captures), [`qmp`] (QEMU's view), [`oracle`] (the two
-//! compared on every run).
+//! compared on every run), [`junit`] (JUnit XML for CI).
 
 pub mod bench;
 pub mod capture;
@@ -20,6 +20,7 @@ pub mod decode;
 pub mod exit;
 pub mod firmware;
 pub mod image;
+pub mod junit;
 pub mod matrix;
 pub mod oracle;
 pub mod qemu;
