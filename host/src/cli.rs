@@ -18,7 +18,7 @@ use crate::run::{run_all, RunOutcome};
 /// Exit code for bad arguments.
 pub const EXIT_USAGE: u8 = 64;
 /// Exit code when the run could not be carried out (build failed, QEMU missing, a capture or ELF
-/// missing) or `--json` could not be written.
+/// missing) or `--json`/`--junit` could not be written.
 pub const EXIT_ERROR: u8 = 5;
 
 /// What `--help` says before the options.
@@ -33,7 +33,7 @@ combination of machine, boot path, accelerator and QEMU binary.";
 const EXIT_STATUS: &str = "\
 Exit status: 0 passed, 1 scenario failures or incomplete report, 2 firmware panic or CPU
 exception, 3 timeout, 4 crash (triple fault, reset, QEMU died), 5 could not run (firmware
-build failed, QEMU missing, a capture or the ELF unreadable) or --json not written, 64 bad
+build failed, QEMU missing, a capture or the ELF unreadable) or --json/--junit not written, 64 bad
 arguments. A decoded capture exits 0, 1 or 2.";
 
 /// The whole command line.
