@@ -16,5 +16,9 @@ extern "C" fn msifw_entry(info: u32, flags: u32) -> ! {
 
 #[cfg(not(target_os = "none"))]
 fn main() -> std::process::ExitCode {
-    msifw_host::cli_main()
+    use msifw::drivers::DRIVERS;
+    // What `--list` prints of the firmware: its driver table (scenarios come from msifw-proto).
+    let drivers: Vec<(&str, u16, usize)> = DRIVERS.iter().map(|k| (k.name(), k.wants().0, k.wants().1)).collect();
+    let catalogue = msifw_host::Catalogue { drivers: &drivers };
+    msifw_host::cli_main(&catalogue)
 }

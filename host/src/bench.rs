@@ -52,6 +52,8 @@ pub struct BenchOptions {
     pub qemu: PathBuf,
     /// Accelerator.
     pub accel: Accel,
+    /// Measure this ELF instead of building the release firmware (`bench --elf`).
+    pub elf: Option<PathBuf>,
 }
 
 impl Default for BenchOptions {
@@ -63,6 +65,7 @@ impl Default for BenchOptions {
             json: None,
             qemu: PathBuf::from(crate::qemu::DEFAULT_QEMU),
             accel: Accel::Tcg,
+            elf: None,
         }
     }
 }
@@ -375,7 +378,11 @@ fn met(value: f64, target: f64) -> &'static str {
 
 /// Runs the benchmark, printing a progress line per boot to stderr.
 pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
-    let elf = build_firmware(true).map_err(RunError::from)?;
+    let elf = match &opts.elf {
+        Some(path) if path.is_file() => fs::canonicalize(path).unwrap_or_else(|_| path.clone()),
+        Some(path) => return Err(RunError::ElfNotFound(path.clone()).into()),
+        None => build_firmware(true).map_err(RunError::from)?,
+    };
     let scratch = ScratchDir::create().map_err(RunError::Scratch)?;
     let floor = scratch.path().join("floor.elf");
     fs::write(&floor, floor_elf()).map_err(RunError::Scratch)?;

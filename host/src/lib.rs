@@ -3,14 +3,15 @@
 //! functions exist (the test oracle). Serial captures from a machine without QEMU decode into the same
 //! outcome ([`capture`], `cargo run -- decode`).
 //!
-//! The root package's host binary is `fn main() -> ExitCode { msifw_host::cli_main() }`, so
-//! `cargo run -- ARGS` at the workspace root runs [`cli_main`]. Tests use [`run()`] with a
+//! The root package's host binary is `fn main() -> ExitCode { msifw_host::cli_main(&catalogue) }`
+//! (the catalogue: the firmware's scenario and driver names, for `--list`), so `cargo run -- ARGS` at
+//! the workspace root runs [`cli_main`]. Tests use [`run()`] with a
 //! [`RunConfig`] and compare with [`qmp_query_pci`].
 //!
 //! Modules: [`cli`] (arguments), [`qemu`] (configuration and command line), [`firmware`] (nested
 //! cargo build), [`mod@run`] (booting), [`report`] (records and tables), [`exit`] (verdicts),
 //! [`decode`] (defmt), [`capture`] (serial captures), [`qmp`] (QEMU's view), [`oracle`] (the two
-//! compared on every run).
+//! compared on every run), [`junit`] (JUnit XML for CI).
 
 pub mod bench;
 pub mod capture;
@@ -19,6 +20,7 @@ pub mod decode;
 pub mod exit;
 pub mod firmware;
 pub mod image;
+pub mod junit;
 pub mod matrix;
 pub mod oracle;
 pub mod qemu;
@@ -27,14 +29,14 @@ pub mod report;
 pub mod run;
 
 pub use capture::{decode_capture, split_com1, CaptureError, Com1Capture, DecodeConfig};
-pub use cli::{cli_main, cli_run, parse_args, CliCommand, CliError, CliOptions, DecodeOptions};
+pub use cli::{cli_main, cli_run, cli_run_with, list_text, parse_args, Catalogue, CliCommand, CliError, CliOptions, DecodeOptions};
 pub use decode::{decode_defmt, DefmtLine, DefmtLog, StreamIssue, TableStatus};
 pub use exit::{is_fatal_line, judge, judge_capture, Exit, QemuExit, Verdict};
 pub use firmware::{build_firmware, default_elf_path, firmware_elf, workspace_root, FirmwareError};
 pub use oracle::{Comparison, Oracle};
 pub use qemu::{
     build_command, handover_deadline, shell_quote, Accel, BootPath, ConfigError, Machine, MachineFamily, MachineType, Purpose,
-    QemuCommand, RunConfig, ScratchDir, PVH_CMDLINE_MAX,
+    QemuCommand, QemuProcess, RunConfig, ScratchDir, PVH_CMDLINE_MAX,
 };
 pub use qmp::{qmp_query_pci, QemuFunction, QemuRegion, QmpClient, QmpError, RegionKind};
 pub use report::{

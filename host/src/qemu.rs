@@ -1,12 +1,13 @@
 //! What to boot and how: [`RunConfig`], the QEMU command line built from it, shell quoting for
-//! printing that command, and the per-run scratch directory.
+//! printing that command, the per-run scratch directory, and [`QemuProcess`], the one way QEMU is
+//! started (killed and reaped when dropped).
 
 use std::fmt;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 /// Default QEMU binary.
 pub const DEFAULT_QEMU: &str = "qemu-system-x86_64";
@@ -20,7 +21,7 @@ pub const DRIVE_FILE: &str = "nvme0.img";
 pub const COM2_FILE: &str = "com2.bin";
 
 /// QEMU machine type.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Machine {
     /// `-M q35`: ICH9, PCIe, ECAM (MCFG).
     #[default]
@@ -55,7 +56,7 @@ impl fmt::Display for Machine {
 }
 
 /// QEMU accelerator.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Accel {
     /// Software emulation (default: fast and deterministic on this kind of machine).
     #[default]
@@ -90,7 +91,7 @@ impl fmt::Display for Accel {
 }
 
 /// How the firmware is started.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BootPath {
     /// QEMU's PVH loader (`-kernel ELF -append CMDLINE`), after SeaBIOS (or the `-bios` given).
     #[default]
@@ -513,7 +514,9 @@ pub struct QemuCommand {
 impl QemuCommand {
     /// The whole command line, shell-quoted so it can be pasted into a POSIX shell.
     pub fn shell(&self) -> String {
-        let mut out = shell_quote(&self.program.to_string_lossy());
+        // The program is the first word, where `a=b` would be an assignment: always through shlex.
+        let program = self.program.to_string_lossy();
+        let mut out = if program.contains('=') { shlex::try_quote(&program).map_or_else(|_| shell_quote(&program), |q| q.into_owned()) } else { shell_quote(&program) };
         for arg in &self.args {
             out.push(' ');
             out.push_str(&shell_quote(arg));
@@ -624,86 +627,100 @@ pub fn qemu_opt_escape(value: &str) -> String {
     value.replace(',', ",,")
 }
 
-/// Quotes one word for a POSIX shell: unchanged when it only has safe characters, otherwise in
-/// single quotes (with `'` written as `'\''`).
+/// Quotes one word for a POSIX shell: unchanged when it only has characters a shell leaves alone
+/// (after the first word: `=` there would make it an assignment), otherwise quoted by shlex. A word with a NUL byte, which no shell (and no `exec`) can carry, is shown
+/// with the NUL as `\0` inside single quotes.
 pub fn shell_quote(word: &str) -> String {
-    let safe = |c: char| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c);
-    if !word.is_empty() && word.chars().all(safe) {
+    // Characters no POSIX shell treats specially outside a command's first word; QEMU's `key=value,...`
+    // options stay readable. (shlex quotes `=`, `,` and `:` too.)
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_-./=:,+@%".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
         return word.to_string();
     }
-    let mut out = String::with_capacity(word.len() + 2);
-    out.push('\'');
-    for c in word.chars() {
-        if c == '\'' {
-            out.push_str("'\\''");
-        } else {
-            out.push(c);
-        }
+    match shlex::try_quote(word) {
+        Ok(q) => q.into_owned(),
+        Err(_) => format!("'{}'", word.replace('\0', "\\0").replace('\'', "'\\''")),
     }
-    out.push('\'');
-    out
 }
 
-/// A fresh directory under [`std::env::temp_dir`] for one run, holding the NVMe drive image and the
-/// COM2 capture. It is removed (with its contents) when dropped.
+/// A fresh directory under [`std::env::temp_dir`] for one run (`msifw-XXXXXX`, made by `tempfile`),
+/// holding the NVMe drive image and the COM2 capture. It is removed (with its contents) when dropped.
 #[derive(Debug)]
 pub struct ScratchDir {
-    path: PathBuf,
+    dir: tempfile::TempDir,
 }
 
 impl ScratchDir {
-    /// Creates the directory (unique name from pid, time and a counter) and the 1 MiB drive image.
+    /// Creates the directory and the 1 MiB drive image.
     pub fn create() -> io::Result<ScratchDir> {
-        static COUNTER: AtomicU64 = AtomicU64::new(0);
-        let base = std::env::temp_dir();
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let mut attempt = 0;
-        loop {
-            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-            let path = base.join(format!("msifw-{}-{}-{}", std::process::id(), nanos, n));
-            match fs::create_dir(&path) {
-                Ok(()) => {
-                    let dir = ScratchDir { path };
-                    let drive = fs::File::create(dir.drive())?;
-                    drive.set_len(SCRATCH_DRIVE_SIZE)?;
-                    return Ok(dir);
-                }
-                Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 100 => attempt += 1,
-                Err(e) => return Err(e),
-            }
-        }
+        let dir = ScratchDir { dir: tempfile::Builder::new().prefix("msifw-").tempdir()? };
+        let drive = fs::File::create(dir.drive())?;
+        drive.set_len(SCRATCH_DRIVE_SIZE)?;
+        Ok(dir)
     }
 
     /// The directory.
     pub fn path(&self) -> &Path {
-        &self.path
+        self.dir.path()
     }
 
     /// The NVMe drive image.
     pub fn drive(&self) -> PathBuf {
-        self.path.join(DRIVE_FILE)
+        self.path().join(DRIVE_FILE)
     }
 
     /// The COM2 capture.
     pub fn com2(&self) -> PathBuf {
-        self.path.join(COM2_FILE)
+        self.path().join(COM2_FILE)
     }
 
     /// A shell command that recreates this directory's drive image, so a printed QEMU command can be
     /// run again after the directory is gone.
     pub fn recreate_hint(&self) -> String {
-        let dir = shell_quote(&self.path.to_string_lossy());
+        let dir = shell_quote(&self.path().to_string_lossy());
         let drive = shell_quote(&self.drive().to_string_lossy());
         format!("mkdir -p {dir} && truncate -s {SCRATCH_DRIVE_SIZE} {drive}")
     }
 }
 
-impl Drop for ScratchDir {
+/// A running QEMU (or any program started the same way), with stdin, stdout and stderr piped. Dropping
+/// it kills the process if it still runs and reaps it, so no VM outlives the run that started it: on
+/// an early return, an error while waiting, or a panic.
+#[derive(Debug)]
+pub struct QemuProcess {
+    child: Child,
+}
+
+impl QemuProcess {
+    /// Starts `cmd`.
+    pub fn spawn(cmd: &QemuCommand) -> io::Result<QemuProcess> {
+        let child = Command::new(&cmd.program).args(&cmd.args).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn()?;
+        Ok(QemuProcess { child })
+    }
+
+    /// The process, for its pipes and its status.
+    pub fn child(&mut self) -> &mut Child {
+        &mut self.child
+    }
+
+    /// Its process id.
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Kills it (if it still runs) and waits for it.
+    pub fn kill(&mut self) -> io::Result<std::process::ExitStatus> {
+        if self.child.try_wait()?.is_none() {
+            // It may end between the two calls; the wait below reaps it either way.
+            let _ = self.child.kill();
+        }
+        self.child.wait()
+    }
+}
+
+impl Drop for QemuProcess {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.path);
+        let _ = self.kill();
     }
 }
 
@@ -904,16 +921,20 @@ mod tests {
             shell_quote("plain-word_1.2/x=y:z,w"),
             "plain-word_1.2/x=y:z,w"
         );
-        assert_eq!(shell_quote(""), "''");
-        assert_eq!(shell_quote("two words"), "'two words'");
-        assert_eq!(shell_quote("it's"), "'it'\\''s'");
-        assert_eq!(shell_quote("$HOME;rm"), "'$HOME;rm'");
         assert_eq!(shell_quote("e1000e,romfile="), "e1000e,romfile=");
+        // What a shell reads back is the word.
+        for word in ["", "two words", "it's", "$HOME;rm", "a\"b`c`\\", "tab\tnew\nline", "*?[x]~#!", "-append"] {
+            let quoted = shell_quote(word);
+            assert_eq!(shlex::split(&quoted), Some(vec![word.to_string()]), "{word:?} -> {quoted}");
+        }
+        assert!(shell_quote("nul\0byte").starts_with('\''));
         let cmd = QemuCommand {
             program: "q".into(),
             args: vec!["-append".into(), "a b".into()],
         };
-        assert_eq!(cmd.shell(), "q -append 'a b'");
+        assert_eq!(shlex::split(&cmd.shell()), Some(vec!["q".to_string(), "-append".into(), "a b".into()]));
+        let cmd = QemuCommand { program: "/opt/a=b/qemu".into(), args: vec!["x=y".into()] };
+        assert_eq!(cmd.shell(), "'/opt/a=b/qemu' x=y");
     }
 
     #[test]
@@ -926,6 +947,40 @@ mod tests {
         assert!(dir.recreate_hint().starts_with("mkdir -p "));
         drop(dir);
         assert!(!path.exists());
+    }
+
+    /// Whether process `pid` exists (a zombie still does: only a reaped process is gone).
+    fn exists(pid: u32) -> bool {
+        Path::new(&format!("/proc/{pid}")).exists()
+    }
+
+    fn sleeper() -> QemuCommand {
+        QemuCommand { program: "sleep".into(), args: vec!["30".into()] }
+    }
+
+    #[test]
+    fn a_process_is_killed_and_reaped_when_dropped() {
+        let p = QemuProcess::spawn(&sleeper()).unwrap();
+        let pid = p.id();
+        assert!(exists(pid));
+        drop(p);
+        assert!(!exists(pid), "pid {pid} left behind");
+        // Also when a panic unwinds past it.
+        let (tx, rx) = std::sync::mpsc::channel();
+        let unwound = std::panic::catch_unwind(move || {
+            let p = QemuProcess::spawn(&sleeper()).unwrap();
+            tx.send(p.id()).unwrap();
+            panic!("a failing check while QEMU runs");
+        });
+        assert!(unwound.is_err());
+        let pid = rx.recv().unwrap();
+        assert!(!exists(pid), "pid {pid} left behind by a panic");
+        // One that ended by itself is reaped too.
+        let mut p = QemuProcess::spawn(&QemuCommand { program: "true".into(), args: vec![] }).unwrap();
+        let pid = p.id();
+        assert!(p.child().wait().unwrap().success());
+        drop(p);
+        assert!(!exists(pid));
     }
 
     #[test]

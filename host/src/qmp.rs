@@ -1,23 +1,23 @@
 //! QEMU's own view of the PCI devices: `query-pci` over QMP.
 //!
-//! Every run asks the live VM through [`QmpClient`] while the firmware waits with bus numbers final
-//! (the oracle, [`crate::oracle`]). [`qmp_query_pci`] instead starts the same machine with `-S -qmp
-//! stdio`, asks, and quits: the VM never runs, so no firmware is needed, but nothing has programmed
-//! bridge bus numbers yet, so functions behind a PCI(e) bridge are not listed (QEMU only walks buses
-//! with a configured secondary number); the bridges themselves are.
+//! One QMP client, [`QmpClient`], over either transport QEMU offers: every run asks the live VM over
+//! its `-qmp unix:` socket while the firmware waits with bus numbers final (the oracle,
+//! [`crate::oracle`]); [`qmp_query_pci`] instead starts the same machine with `-S -qmp stdio`, asks
+//! over QEMU's stdin and stdout, and quits: the VM never runs, so no firmware is needed, but nothing
+//! has programmed bridge bus numbers yet, so functions behind a PCI(e) bridge are not listed (QEMU
+//! only walks buses with a configured secondary number); the bridges themselves are.
 
 use std::fmt;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::qemu::{build_command, Purpose, QemuCommand, RunConfig, ScratchDir};
+use crate::qemu::{build_command, Purpose, QemuCommand, QemuProcess, RunConfig, ScratchDir};
 
 /// How long QEMU may take to answer (it only has to build the machine).
 pub const QMP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -161,8 +161,6 @@ impl std::error::Error for QmpError {
     }
 }
 
-const COMMANDS: [&str; 3] = ["qmp_capabilities", "query-pci", "quit"];
-
 /// The QEMU command `qmp_query_pci` runs for `cfg` (with `scratch` holding the drive image).
 pub fn inspect_command(cfg: &RunConfig, scratch: &ScratchDir) -> QemuCommand {
     build_command(cfg, Purpose::Inspect, scratch.path())
@@ -173,37 +171,9 @@ pub fn inspect_command(cfg: &RunConfig, scratch: &ScratchDir) -> QemuCommand {
 pub fn qmp_query_pci(cfg: &RunConfig) -> Result<Vec<QemuFunction>, QmpError> {
     let scratch = ScratchDir::create().map_err(QmpError::Scratch)?;
     let cmd = inspect_command(cfg, &scratch);
-    let mut child = Command::new(&cmd.program)
-        .args(&cmd.args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| QmpError::Spawn {
-            program: cmd.program.clone(),
-            source,
-        })?;
-
-    // QMP accepts commands before it has sent its greeting; it answers them in order.
-    if let Some(mut stdin) = child.stdin.take() {
-        let mut text = String::new();
-        for c in COMMANDS {
-            text.push_str(&format!("{{\"execute\":\"{c}\"}}\n"));
-        }
-        // A write error here means QEMU already exited; its status and stderr tell why.
-        let _ = stdin.write_all(text.as_bytes());
-    }
-    let (tx, rx) = mpsc::channel();
-    let mut stdout = child.stdout.take();
-    let mut stderr = child.stderr.take();
-    let out_thread = thread::spawn(move || {
-        let mut buf = String::new();
-        let res = stdout
-            .as_mut()
-            .map(|s| s.read_to_string(&mut buf))
-            .unwrap_or(Ok(0));
-        let _ = tx.send(res.map(|_| buf));
-    });
+    let mut qemu = QemuProcess::spawn(&cmd).map_err(|source| QmpError::Spawn { program: cmd.program.clone(), source })?;
+    let child = qemu.child();
+    let (stdin, stdout, mut stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
     let err_thread = thread::spawn(move || {
         let mut buf = Vec::new();
         if let Some(s) = stderr.as_mut() {
@@ -211,69 +181,44 @@ pub fn qmp_query_pci(cfg: &RunConfig) -> Result<Vec<QemuFunction>, QmpError> {
         }
         String::from_utf8_lossy(&buf).into_owned()
     });
-
+    // The session runs on a thread of its own, so a QEMU that never answers is killed at the deadline
+    // (which closes its stdout and ends the thread).
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let session = || -> Result<Vec<QemuFunction>, QmpError> {
+            let (Some(stdin), Some(stdout)) = (stdin, stdout) else {
+                return Err(QmpError::Io(io::Error::other("QEMU's stdin or stdout is not a pipe")));
+            };
+            let mut client = QmpClient::over(stdout, stdin)?;
+            let functions = client.query_pci()?;
+            // Its answer may not come: QEMU may close the connection as it quits.
+            let _ = client.execute("quit", None);
+            Ok(functions)
+        };
+        let _ = tx.send(session());
+    });
+    let answer = rx.recv_timeout(QMP_TIMEOUT).unwrap_or(Err(QmpError::Timeout));
+    // QEMU quits after `quit`; one that has not by the deadline (or that never answered) is killed.
     let deadline = Instant::now() + QMP_TIMEOUT;
-    let output = match rx.recv_timeout(QMP_TIMEOUT) {
-        Ok(res) => res.map_err(QmpError::Io),
-        Err(_) => Err(QmpError::Timeout),
-    };
     let status = loop {
-        match child.try_wait() {
+        match qemu.child().try_wait() {
             Ok(Some(status)) => break Some(status),
-            Ok(None) if Instant::now() < deadline && output.is_ok() => {
-                thread::sleep(Duration::from_millis(10))
-            }
+            Ok(None) if Instant::now() < deadline && !matches!(answer, Err(QmpError::Timeout)) => thread::sleep(Duration::from_millis(10)),
             Ok(None) | Err(_) => {
-                let _ = child.kill();
-                break child.wait().ok();
+                let _ = qemu.kill();
+                break None;
             }
         }
     };
-    let _ = out_thread.join();
-    let stderr_text = err_thread.join().unwrap_or_default();
-    let output = output?;
-    match parse_session(&output) {
-        Err(QmpError::NoAnswer { .. }) => Err(QmpError::NoAnswer {
-            status: status
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| "killed".into()),
-            stderr: stderr_text,
-        }),
+    let stderr = err_thread.join().unwrap_or_default();
+    match answer {
+        // The connection ended (or could not be written) before the answer: QEMU stopped; its status and
+        // stderr say why.
+        Err(QmpError::Io(_)) => {
+            Err(QmpError::NoAnswer { status: status.map(|s| s.to_string()).unwrap_or_else(|| "killed".into()), stderr })
+        }
         other => other,
     }
-}
-
-/// Parses QEMU's side of the QMP session: the greeting, events, and one answer per command in
-/// command order (`qmp_capabilities`, `query-pci`, `quit`); returns the functions of the `query-pci` answer.
-pub fn parse_session(output: &str) -> Result<Vec<QemuFunction>, QmpError> {
-    let mut answers = Vec::new();
-    for line in output.lines().map(str::trim).filter(|l| !l.is_empty()) {
-        let msg: Value = serde_json::from_str(line)
-            .map_err(|e| QmpError::Malformed(format!("not JSON ({e}): {line}")))?;
-        if msg.get("QMP").is_some() || msg.get("event").is_some() {
-            continue;
-        }
-        answers.push(msg);
-    }
-    let mut pci = None;
-    for (i, answer) in answers.iter().enumerate() {
-        let command = COMMANDS.get(i).copied().unwrap_or("?");
-        if let Some(err) = answer.get("error") {
-            let class = err.get("class").and_then(Value::as_str).unwrap_or("?");
-            let desc = err.get("desc").and_then(Value::as_str).unwrap_or("?");
-            return Err(QmpError::Command {
-                command,
-                error: format!("{class}: {desc}"),
-            });
-        }
-        if command == "query-pci" {
-            pci = answer.get("return");
-        }
-    }
-    parse_query_pci(pci.ok_or(QmpError::NoAnswer {
-        status: String::new(),
-        stderr: String::new(),
-    })?)
 }
 
 /// The functions of a `query-pci` answer (its `return` value): every root bus QEMU lists (bus 0, and
@@ -289,13 +234,20 @@ pub fn parse_query_pci(answer: &Value) -> Result<Vec<QemuFunction>, QmpError> {
     Ok(out)
 }
 
-/// A QMP connection to a running QEMU (its `-qmp unix:PATH,server=on,wait=off` socket), past the
-/// greeting and `qmp_capabilities`. QEMU serves one QMP client on such a socket at a time, so a run
-/// keeps one connection for everything it asks (the oracle's `query-pci`, `--unplug`'s `device_del`).
-#[derive(Debug)]
+/// A QMP connection to QEMU, past the greeting and `qmp_capabilities`: over a running QEMU's
+/// `-qmp unix:PATH,server=on,wait=off` socket ([`QmpClient::connect`]), or over any pair of streams,
+/// such as the stdin and stdout of a QEMU started with `-qmp stdio` ([`QmpClient::over`]). QEMU serves
+/// one QMP client on a socket at a time, so a run keeps one connection for everything it asks (the
+/// oracle's `query-pci`, `--unplug`'s `device_del`).
 pub struct QmpClient {
-    reader: BufReader<UnixStream>,
-    writer: UnixStream,
+    reader: Box<dyn BufRead + Send>,
+    writer: Box<dyn Write + Send>,
+}
+
+impl fmt::Debug for QmpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("QmpClient")
+    }
 }
 
 impl QmpClient {
@@ -310,10 +262,22 @@ impl QmpClient {
             }
         };
         stream.set_read_timeout(Some(QMP_TIMEOUT)).map_err(QmpError::Io)?;
-        let mut client = QmpClient { reader: BufReader::new(stream.try_clone().map_err(QmpError::Io)?), writer: stream };
+        let reader = stream.try_clone().map_err(QmpError::Io)?;
+        QmpClient::over(reader, stream)
+    }
+
+    /// A client reading QEMU's side from `from` and writing commands to `to`: reads the greeting and
+    /// negotiates capabilities. A pipe has no read timeout: the caller bounds the wait (by killing QEMU,
+    /// which ends the stream).
+    pub fn over(from: impl Read + Send + 'static, to: impl Write + Send + 'static) -> Result<QmpClient, QmpError> {
+        let mut client = QmpClient { reader: Box::new(BufReader::new(from)), writer: Box::new(to) };
         let mut greeting = String::new();
         if client.reader.read_line(&mut greeting).map_err(QmpError::Io)? == 0 {
             return Err(QmpError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "QMP closed before its greeting")));
+        }
+        let greeting: Value = serde_json::from_str(&greeting).map_err(|e| QmpError::Malformed(format!("greeting not JSON ({e}): {greeting}")))?;
+        if greeting.get("QMP").is_none() {
+            return Err(QmpError::Malformed(format!("not a QMP greeting: {greeting}")));
         }
         client.execute("qmp_capabilities", None)?;
         Ok(client)
@@ -331,12 +295,15 @@ impl QmpClient {
 
     /// Runs a command given as a whole QMP request (`{"execute": ..., "arguments": ...}`).
     pub fn execute_json(&mut self, label: &'static str, request: &Value) -> Result<Value, QmpError> {
-        writeln!(self.writer, "{request}").map_err(QmpError::Io)?;
+        writeln!(self.writer, "{request}").and_then(|()| self.writer.flush()).map_err(QmpError::Io)?;
         let mut line = String::new();
         loop {
             line.clear();
             if self.reader.read_line(&mut line).map_err(QmpError::Io)? == 0 {
                 return Err(QmpError::Io(io::Error::new(io::ErrorKind::UnexpectedEof, "QMP closed")));
+            }
+            if line.trim().is_empty() {
+                continue;
             }
             let answer: Value = serde_json::from_str(&line).map_err(|e| QmpError::Malformed(format!("not JSON ({e}): {line}")))?;
             if let Some(err) = answer.get("error") {
@@ -447,9 +414,40 @@ mod tests {
 {"return": {}}
 "#;
 
+    /// What the client wrote, shared with the test.
+    #[derive(Clone, Default)]
+    struct Sent(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Sent {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Sent {
+        fn commands(&self) -> Vec<String> {
+            let text = String::from_utf8(self.0.lock().unwrap().clone()).unwrap();
+            text.lines().map(|l| serde_json::from_str::<Value>(l).unwrap()["execute"].as_str().unwrap().to_string()).collect()
+        }
+    }
+
+    fn session(text: &'static str) -> (Result<QmpClient, QmpError>, Sent) {
+        let sent = Sent::default();
+        (QmpClient::over(text.as_bytes(), sent.clone()), sent)
+    }
+
     #[test]
     fn parses_a_session_with_a_bridge() {
-        let f = parse_session(SESSION).unwrap();
+        let (client, sent) = session(SESSION);
+        let mut client = client.unwrap();
+        let f = client.query_pci().unwrap();
+        // The SHUTDOWN event before quit's answer is skipped.
+        assert_eq!(client.execute("quit", None).unwrap(), serde_json::json!({}));
+        assert_eq!(sent.commands(), ["qmp_capabilities", "query-pci", "quit"]);
         let bdfs: Vec<String> = f.iter().map(QemuFunction::bdf).collect();
         assert_eq!(bdfs, ["00:00.0", "00:01.0", "01:00.0", "00:02.0"]);
         assert_eq!(f[0].id(), "8086:29c0");
@@ -471,25 +469,20 @@ mod tests {
 
     #[test]
     fn command_errors_and_missing_answers() {
-        let err = parse_session("{\"QMP\":{}}\n{\"return\":{}}\n{\"error\":{\"class\":\"GenericError\",\"desc\":\"nope\"}}\n");
-        assert!(
-            matches!(
-                err,
-                Err(QmpError::Command {
-                    command: "query-pci",
-                    ..
-                })
-            ),
-            "{err:?}"
-        );
-        assert!(matches!(
-            parse_session("{\"QMP\":{}}\n"),
-            Err(QmpError::NoAnswer { .. })
-        ));
-        assert!(matches!(
-            parse_session("garbage\n"),
-            Err(QmpError::Malformed(_))
-        ));
+        let (client, _) = session("{\"QMP\":{}}\n{\"return\":{}}\n{\"error\":{\"class\":\"GenericError\",\"desc\":\"nope\"}}\n");
+        let err = client.unwrap().query_pci();
+        assert!(matches!(&err, Err(QmpError::Command { command: "query-pci", error }) if error == "GenericError: nope"), "{err:?}");
+        // The stream ends before the answer.
+        let (client, _) = session("{\"QMP\":{}}\n{\"return\":{}}\n");
+        assert!(matches!(client.unwrap().query_pci(), Err(QmpError::Io(_))));
+        let (client, _) = session("");
+        assert!(matches!(client, Err(QmpError::Io(_))));
+        let (client, _) = session("garbage\n");
+        assert!(matches!(client, Err(QmpError::Malformed(_))));
+        let (client, _) = session("{\"return\":{}}\n");
+        assert!(matches!(client, Err(QmpError::Malformed(m)) if m.contains("greeting")));
+        let (client, _) = session("{\"QMP\":{}}\n{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"x\"}}\n");
+        assert!(matches!(client, Err(QmpError::Command { command: "qmp_capabilities", .. })));
     }
 
     fn find<'a>(list: &'a [QemuFunction], bdf: &str) -> &'a QemuFunction {

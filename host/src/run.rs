@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::mpsc::{self, RecvTimeoutError};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -17,7 +17,7 @@ use crate::decode::{decode_defmt, DefmtLog, TableStatus};
 use crate::exit::{judge, Exit, QemuExit, Verdict};
 use crate::firmware::{firmware_elf, FirmwareError};
 use crate::oracle::Oracle;
-use crate::qemu::{build_command, handover_deadline, Accel, MachineType, Purpose, QemuCommand, RunConfig, ScratchDir, QMP_SOCKET, UNPLUG_MARKER};
+use crate::qemu::{build_command, handover_deadline, Accel, MachineType, Purpose, QemuCommand, QemuProcess, RunConfig, ScratchDir, QMP_SOCKET, UNPLUG_MARKER};
 use crate::qmp::QmpClient;
 use crate::report::{describe_record, Problem, Report};
 
@@ -456,20 +456,11 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     let start = Instant::now();
-    let mut qemu = Command::new(&cmd.program)
-        .args(&cmd.args)
-        // Not the terminal (`-serial stdio` would put it in raw mode): a pipe, through which the host
-        // answers the firmware's oracle wait with a byte on COM1's input.
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|source| RunError::Spawn {
-            program: cmd.program.clone(),
-            source,
-        })
-        .map(KillOnDrop)?;
-    let child = &mut qemu.0;
+    // Its stdin is not the terminal (`-serial stdio` would put it in raw mode) but a pipe, through which
+    // the host answers the firmware's oracle wait with a byte on COM1's input. Killed if the run is left
+    // early.
+    let mut qemu = QemuProcess::spawn(&cmd).map_err(|source| RunError::Spawn { program: cmd.program.clone(), source })?;
+    let child = qemu.child();
     let mut com1_input = child.stdin.take();
 
     let (tx, rx) = mpsc::channel();
@@ -699,18 +690,6 @@ fn never_started_hint(cfg: &RunConfig, machine: &MachineType, o: &RunOutcome) ->
         ));
     }
     (!o.com1.is_empty()).then(|| "COM1 carried only the boot firmware's or loader's output (above), none of the firmware's".to_string())
-}
-
-/// Kills QEMU if the run is left early (an error while waiting), so no VM is left behind.
-struct KillOnDrop(Child);
-
-impl Drop for KillOnDrop {
-    fn drop(&mut self) {
-        if let Ok(None) = self.0.try_wait() {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
 }
 
 /// Waits for the child until `deadline`; `None` if it is still running then.
