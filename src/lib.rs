@@ -7,6 +7,9 @@
 //! Pure logic is built for the host too and tested there (`cargo test`).
 
 #![cfg_attr(not(any(test, feature = "sim")), no_std)]
+// Safe by default: a module may use `unsafe` only where it is allowed by name below (or in its parent's
+// `mod.rs`), and then every block carries a `// SAFETY:` comment (README "Where unsafe lives").
+#![deny(unsafe_code)]
 #![deny(unsafe_op_in_unsafe_fn)]
 #![warn(missing_debug_implementations)]
 
@@ -14,32 +17,29 @@ extern crate alloc;
 
 pub mod log;
 
-#[deny(unsafe_code)]
 pub mod accounting;
 
 pub mod arch;
-#[deny(unsafe_code)]
 pub mod boot;
-#[deny(unsafe_code)]
 pub mod cmdline;
-#[deny(unsafe_code)]
 pub mod console;
+#[allow(unsafe_code)]
 pub mod physmem;
-#[deny(unsafe_code)]
 pub mod time;
 
 pub mod platform;
 pub mod bus;
 pub mod irq;
 pub mod modes;
-#[deny(unsafe_code)]
 pub mod drivers;
-#[deny(unsafe_code)]
 pub mod scenarios;
-#[deny(unsafe_code)]
 pub mod report;
 
+// Until the scenario branch moves them: app's unsafe uses (platform singletons, the restart hand-off
+// block, the crash scenario's `ud2`) go to `arch`/`firmware` helpers.
+#[allow(unsafe_code)]
 pub mod app;
 
 #[cfg(target_os = "none")]
+#[allow(unsafe_code)]
 pub mod firmware;
