@@ -1,7 +1,6 @@
 //! Platform discovery from firmware tables (ACPI: RSDP, RSDT/XSDT, MADT, MCFG, DSDT routing and host bridge
 //! windows).
 
-#[allow(unsafe_code)]
 pub mod acpi;
 pub mod crs;
 pub mod ecam;

@@ -972,7 +972,7 @@ mod tests {
 
     // ---- The real tables -----------------------------------------------------------------------------------
 
-    /// The table block 0x0FFE0000.. of QEMU 7.2 `-M q35` / `-M pc` (see `acpi.rs`); the DSDT starts at
+    /// The table block 0x0FFE0000.. of QEMU 7.2 `-M q35` / `-M pc` (see `acpi/mod.rs`); the DSDT starts at
     /// 0x0FFE0040 in both.
     const Q35_TABLES: &[u8] = include_bytes!("acpi/qemu-7.2-q35-tables.dat");
     const PC_TABLES: &[u8] = include_bytes!("acpi/qemu-7.2-pc-tables.dat");
