@@ -2,8 +2,10 @@
 //! windows).
 
 pub mod acpi;
+pub mod aml;
 pub mod crs;
 pub mod ecam;
 pub mod hostbridge;
-pub mod prt;
 pub mod mptable;
+pub mod prt;
+pub mod range;
