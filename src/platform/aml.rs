@@ -153,7 +153,7 @@ pub(crate) enum TemplateError {
 
 /// The descriptors of a resource template, up to (not including) its end tag: small items (tag bit 7
 /// clear, length in bits 2:0) and large items (a 16-bit length after the tag). Shared by the `_CRS`
-/// readers of link devices (here) and of the host bridge (`crs`).
+/// readers of link devices (`prt`) and of host bridges (`crs`).
 pub(crate) fn resource_items(data: &[u8]) -> impl Iterator<Item = Result<ResourceItem<'_>, TemplateError>> + '_ {
     let mut i = 0;
     let mut done = false;
