@@ -90,3 +90,32 @@ impl PhysMemory for SliceMemory<'_> {
         self.bytes.get(start..start.checked_add(len)?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identity_memory_refuses_null_and_beyond_the_limit() {
+        // SAFETY: only refused requests are made below, so no memory is read.
+        let mem = unsafe { IdentityMemory::new(0x1000_0000) };
+        assert_eq!(mem.limit(), 0x1000_0000);
+        assert!(mem.bytes(0, 1).is_none());
+        assert!(mem.bytes(0x0FFF_FFFF, 2).is_none());
+        assert!(mem.bytes(0x1000_0000, 0).is_none());
+        assert!(mem.bytes(u64::MAX, 2).is_none());
+        assert!(mem.bytes(1, usize::MAX).is_none());
+    }
+
+    #[test]
+    fn slice_memory_bounds() {
+        let data = [1u8, 2, 3, 4];
+        let mem = SliceMemory::new(0x1000, &data);
+        assert_eq!(mem.bytes(0x1001, 3), Some(&data[1..]));
+        assert_eq!(mem.bytes(0x1004, 0), Some(&[][..]));
+        assert_eq!(mem.bytes(0x1001, 4), None);
+        assert_eq!(mem.bytes(0xFFF, 1), None);
+        assert_eq!(mem.bytes(0x1001, usize::MAX), None);
+        assert_eq!(SliceMemory::new(0, &data).bytes(0, 1), None, "address 0 is null");
+    }
+}

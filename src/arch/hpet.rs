@@ -60,6 +60,9 @@ pub enum HpetError {
     Absent(u64),
     /// The timer allows no ISA line (0-15) to route to.
     NoRoute(u32),
+    /// The capabilities name a last timer whose registers lie beyond the 1 KiB block (HPET 1.0a 2.3.1:
+    /// timers 0-23 fit).
+    TimerOutsideBlock(u8),
 }
 
 impl core::fmt::Display for HpetError {
@@ -68,8 +71,23 @@ impl core::fmt::Display for HpetError {
             Self::BaseUnmapped(b) => write!(f, "HPET block at {b:#x} is outside the uncached window or misaligned"),
             Self::Absent(c) => write!(f, "HPET capabilities {c:#x}: no HPET there"),
             Self::NoRoute(cap) => write!(f, "HPET timer routes {cap:#x} offer no ISA line"),
+            Self::TimerOutsideBlock(n) => write!(f, "HPET capabilities name timer {n}, beyond the 1 KiB register block"),
         }
     }
+}
+
+/// The counter period (fs) and the last timer's index from General Capabilities and ID (HPET 1.0a 2.3.4):
+/// the period non-zero and at most 100 ns (0x05F5E100 fs), the last timer's registers inside the block.
+fn read_capabilities(caps: u64) -> Result<(u64, u8), HpetError> {
+    let period_fs = caps >> 32;
+    if caps == u64::MAX || period_fs == 0 || period_fs > 0x05F5_E100 {
+        return Err(HpetError::Absent(caps));
+    }
+    let timer = ((caps >> 8) & 0x1F) as u8;
+    if reg::timer_comparator(timer) + 8 > BLOCK {
+        return Err(HpetError::TimerOutsideBlock(timer));
+    }
+    Ok((period_fs, timer))
 }
 
 /// One HPET, its last timer kept for [`Hpet::arm`].
@@ -92,13 +110,7 @@ impl Hpet {
         // above); it comes from a checksummed ACPI table, nothing else in msifw uses the HPET, and its
         // registers affect no memory (its interrupts go to an IOAPIC input kept masked).
         let regs = unsafe { MmioWindow::new(base, BLOCK) };
-        let caps = regs.read64(reg::CAPABILITIES);
-        let period_fs = caps >> 32;
-        // HPET 1.0a 2.3.4: the period is non-zero and at most 100 ns (0x05F5E100 fs).
-        if caps == u64::MAX || period_fs == 0 || period_fs > 0x05F5_E100 {
-            return Err(HpetError::Absent(caps));
-        }
-        let timer = ((caps >> 8) & 0x1F) as u8;
+        let (period_fs, timer) = read_capabilities(regs.read64(reg::CAPABILITIES))?;
         let routes = (regs.read64(reg::timer_config(timer)) >> 32) as u32;
         let isa = routes & 0xFFFF;
         if isa == 0 {
@@ -178,5 +190,26 @@ impl Hpet {
         let config = self.regs.read64(at);
         self.regs.write64(at, config & !tn::ENABLE);
         self.regs.write64(reg::STATUS, 1 << self.timer);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// General Capabilities with QEMU's 10 ns period and `last` as the last timer.
+    fn caps(last: u64) -> u64 {
+        (10_000_000 << 32) | (last << 8)
+    }
+
+    #[test]
+    fn a_last_timer_beyond_the_register_block_is_a_typed_error() {
+        assert_eq!(read_capabilities(caps(2)), Ok((10_000_000, 2)), "QEMU's three timers");
+        assert_eq!(read_capabilities(caps(23)), Ok((10_000_000, 23)), "timer 23 ends the 1 KiB block");
+        // Its registers would be read at 0x400 and beyond: a panic of the bounds-checked window before.
+        assert_eq!(read_capabilities(caps(24)), Err(HpetError::TimerOutsideBlock(24)));
+        assert_eq!(read_capabilities(caps(31)), Err(HpetError::TimerOutsideBlock(31)));
+        assert_eq!(read_capabilities(u64::MAX), Err(HpetError::Absent(u64::MAX)));
+        assert_eq!(read_capabilities(2 << 8), Err(HpetError::Absent(2 << 8)), "no period");
     }
 }

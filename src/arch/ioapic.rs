@@ -1,5 +1,10 @@
 //! I/O APIC (82093AA datasheet; Intel ICH9 datasheet 13.5): indirect registers through IOREGSEL/IOWIN.
 
+use core::ptr::NonNull;
+
+use volatile::access::WriteOnly;
+use volatile::{VolatileFieldAccess, VolatilePtr};
+
 /// IOAPIC version register (max redirection entry in bits 23:16).
 const REG_VERSION: u32 = 0x01;
 /// First redirection table register (two 32-bit halves per entry).
@@ -10,6 +15,25 @@ pub const RTE_MASKED: u32 = 1 << 16;
 pub const RTE_LEVEL: u32 = 1 << 15;
 /// Redirection entry: Remote IRR (a level interrupt delivered and not yet ended by EOI).
 pub const RTE_REMOTE_IRR: u32 = 1 << 14;
+
+/// The IOAPIC's memory-mapped registers (82093AA datasheet 3.0; ICH9 datasheet 13.5.1, Table 13-3): an index,
+/// a data window onto the register it selects, and (version 0x20 and later) the EOI register.
+#[repr(C)]
+#[derive(VolatileFieldAccess)]
+struct Registers {
+    /// IOREGSEL: which indirect register `iowin` reads and writes.
+    ioregsel: u32,
+    _reserved0: [u32; 3],
+    /// IOWIN: the selected register.
+    iowin: u32,
+    _reserved1: [u32; 11],
+    /// EOI (ICH9 13.5.5): writing a vector ends the pending level interrupt of the entries with that vector.
+    #[access(WriteOnly)]
+    eoi: u32,
+}
+
+const _: () = assert!(core::mem::offset_of!(Registers, iowin) == 0x10);
+const _: () = assert!(core::mem::offset_of!(Registers, eoi) == 0x40);
 
 /// One IOAPIC.
 #[derive(Debug, Clone, Copy)]
@@ -27,20 +51,27 @@ impl IoApic {
         IoApic { base }
     }
 
+    fn registers(&self) -> VolatilePtr<'_, Registers> {
+        // SAFETY: `new`'s contract: `base` is the identity-mapped, uncached register page of an IOAPIC (non-null,
+        // page-aligned, so aligned for `Registers`, which fits in the page) that nothing else accesses.
+        unsafe { VolatilePtr::new(NonNull::new_unchecked(self.base as *mut Registers)) }
+    }
+
     fn read(&self, reg: u32) -> u32 {
-        // SAFETY: `new`'s contract: IOREGSEL at base, IOWIN at base + 0x10. Interrupts are off so a handler
-        // cannot change IOREGSEL between the two accesses.
-        crate::arch::cpu::without_interrupts(|| unsafe {
-            core::ptr::write_volatile(self.base as *mut u32, reg);
-            core::ptr::read_volatile((self.base + 0x10) as *const u32)
+        let r = self.registers();
+        // Interrupts are off so a handler cannot change IOREGSEL between the two accesses.
+        crate::arch::cpu::without_interrupts(|| {
+            r.ioregsel().write(reg);
+            r.iowin().read()
         })
     }
 
     fn write(&self, reg: u32, value: u32) {
-        // SAFETY: as in `read`.
-        crate::arch::cpu::without_interrupts(|| unsafe {
-            core::ptr::write_volatile(self.base as *mut u32, reg);
-            core::ptr::write_volatile((self.base + 0x10) as *mut u32, value);
+        let r = self.registers();
+        // As in `read`.
+        crate::arch::cpu::without_interrupts(|| {
+            r.ioregsel().write(reg);
+            r.iowin().write(value);
         })
     }
 
@@ -93,9 +124,8 @@ impl IoApic {
             self.write(REG_REDTBL + 2 * i, masked);
             if low & RTE_LEVEL != 0 && low & RTE_REMOTE_IRR != 0 {
                 if version >= 0x20 {
-                    // SAFETY: the EOI register of an IOAPIC 0x20+ is at base + 0x40 (ICH9 datasheet 13.5.5);
-                    // writing a vector ends the pending level interrupt of entries with that vector.
-                    unsafe { core::ptr::write_volatile((self.base + 0x40) as *mut u32, low & 0xFF) };
+                    // An IOAPIC 0x20+ has the EOI register (ICH9 datasheet 13.5.5).
+                    self.registers().eoi().write(low & 0xFF);
                 } else {
                     self.write(REG_REDTBL + 2 * i, masked & !RTE_LEVEL);
                     self.write(REG_REDTBL + 2 * i, masked);

@@ -18,36 +18,12 @@ use core::fmt;
 
 use heapless::Vec;
 
-use super::prt::{self, PrtError};
+use super::aml;
+use super::prt::PrtError;
+pub use super::range::AddressRange;
 
 /// Most windows of one kind kept.
 pub const MAX_WINDOWS: usize = 8;
-
-/// An address range, both ends inclusive (as ACPI's `_MIN`/`_MAX` and a bridge's base/limit).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct AddressRange {
-    /// First address.
-    pub start: u64,
-    /// Last address.
-    pub last: u64,
-}
-
-impl AddressRange {
-    /// Bytes covered (saturating at 2^64 - 1).
-    pub fn len(&self) -> u64 {
-        (self.last - self.start).saturating_add(1)
-    }
-
-    /// Never empty: `start <= last` is an invariant of every range made here.
-    pub fn is_empty(&self) -> bool {
-        false
-    }
-
-    /// Whether the two ranges share an address.
-    pub fn overlaps(&self, other: &AddressRange) -> bool {
-        self.start <= other.last && other.start <= self.last
-    }
-}
 
 /// What the host bridge forwards, from its `_CRS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,7 +100,7 @@ impl fmt::Display for CrsError {
     }
 }
 
-// Resource descriptor types and tags (ACPI 6.5 §6.4.2, §6.4.3); the framing is `prt::resource_items`'.
+// Resource descriptor types and tags (ACPI 6.5 §6.4.2, §6.4.3); the framing is `aml::resource_items`'.
 const SMALL_IO: u8 = 0x08;
 const SMALL_FIXED_IO: u8 = 0x09;
 const LARGE_DWORD_ADDRESS: u8 = 0x87;
@@ -145,8 +121,8 @@ const FLAG_MAX_FIXED: u8 = 1 << 3;
 /// bridge's (its children's `_CRS`, like QEMU's `GPE0` or `DRAC`, hold no bus numbers).
 pub fn host_bridge_windows(dsdt: &[u8]) -> Result<HostWindows, CrsError> {
     let mut first_error = None;
-    for found in prt::pci0_static_buffers(dsdt, *b"_CRS") {
-        match found.map_err(CrsError::Aml).and_then(|(_, data)| parse_template(data)) {
+    for found in aml::pci0_static_buffers(dsdt, *b"_CRS") {
+        match found.map_err(|e| CrsError::Aml(e.into())).and_then(|(_, data)| parse_template(data)) {
             Ok(w) if w.buses.is_some() => return Ok(w),
             Ok(_) => {}
             Err(e) => {
@@ -154,7 +130,7 @@ pub fn host_bridge_windows(dsdt: &[u8]) -> Result<HostWindows, CrsError> {
             }
         }
     }
-    if prt::pci0_has_method(dsdt, *b"_CRS") {
+    if aml::pci0_has_method(dsdt, *b"_CRS") {
         return Err(CrsError::NotStatic);
     }
     Err(first_error.unwrap_or(CrsError::NotFound))
@@ -164,10 +140,10 @@ pub fn host_bridge_windows(dsdt: &[u8]) -> Result<HostWindows, CrsError> {
 /// an error; a well-framed but unusable window is dropped and listed in [`HostWindows::dropped`].
 pub fn parse_template(data: &[u8]) -> Result<HostWindows, CrsError> {
     let mut w = HostWindows::default();
-    for item in prt::resource_items(data) {
+    for item in aml::resource_items(data) {
         let item = item.map_err(|e| match e {
-            prt::TemplateError::NoEndTag { .. } => CrsError::NoEndTag,
-            prt::TemplateError::Truncated { at } => CrsError::Truncated { at },
+            aml::TemplateError::NoEndTag { .. } => CrsError::NoEndTag,
+            aml::TemplateError::Truncated { at } => CrsError::Truncated { at },
         })?;
         let (body, i) = (item.body, item.at);
         match (item.small_type, item.large_tag) {

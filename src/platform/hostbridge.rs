@@ -21,7 +21,7 @@
 //! [`Value::NotStatic`], never guessed.
 //!
 //! Every function is total: any byte string gives a value, never a panic; all scans are bounded by the
-//! table's length times a small constant ([`MAX_HOST_BRIDGES`] candidates, [`prt::MAX_CANDIDATES`] names each).
+//! table's length times a small constant ([`MAX_HOST_BRIDGES`] candidates, [`aml::MAX_CANDIDATES`] names each).
 
 #![warn(missing_docs)]
 #![cfg_attr(
@@ -41,21 +41,16 @@ use core::fmt;
 use heapless::Vec;
 
 use super::crs;
-use super::prt::{self, Aml, Hit, Kind, NameHits};
+use super::aml::{
+    self, innermost_device, Aml, Hit, Kind, NameHits, DEVICE_OP, EXT_OP_PREFIX, METHOD_OP, NAME_OP, PACKAGE_OP, RETURN_OP,
+    STRING_PREFIX,
+};
 
 /// Most host bridges kept (QEMU allows one expander per bus number; real machines have up to 8 or so).
 pub const MAX_HOST_BRIDGES: usize = 32;
 /// Problems kept per discovery: one per bridge (its `_CRS`) and the too-many-bridges one, so none is dropped
 /// (that one starts the peer-bus probe).
 pub const MAX_PROBLEMS: usize = MAX_HOST_BRIDGES + 1;
-
-const NAME_OP: u8 = 0x08;
-const STRING_PREFIX: u8 = 0x0D;
-const PACKAGE_OP: u8 = 0x12;
-const METHOD_OP: u8 = 0x14;
-const RETURN_OP: u8 = 0xA4;
-const EXT_OP_PREFIX: u8 = 0x5B;
-const DEVICE_OP: u8 = 0x82;
 
 /// EisaId("PNP0A03") and EisaId("PNP0A08") as the DWordConst reads little-endian (ACPI 6.5 §19.6.35: the
 /// compressed vendor 0x41D0 and product 0x0A03 stored big-endian).
@@ -332,33 +327,6 @@ fn id_value(a: &mut Aml<'_>) -> Option<Option<bool>> {
     })
 }
 
-/// The innermost `Device` starting at or after `lo` whose body holds `at`, found by scanning backwards from
-/// `at` for `ExtOpPrefix DeviceOp` and checking PkgLength and NameString.
-pub(crate) fn innermost_device(aml: &[u8], lo: usize, at: usize) -> Option<Hit> {
-    let window = aml.get(lo..at)?;
-    for i in (0..window.len().saturating_sub(1)).rev() {
-        if window.get(i..i + 2) != Some(&[EXT_OP_PREFIX, DEVICE_OP]) {
-            continue;
-        }
-        let op_at = lo + i;
-        let mut a = Aml::new(aml, op_at + 2, aml.len());
-        let Ok(body_end) = a.pkg_length() else {
-            continue;
-        };
-        let Ok(Some(_)) = a.name_string() else {
-            continue;
-        };
-        if a.pos <= at && at < body_end {
-            return Some(Hit {
-                op_at,
-                name_end: a.pos,
-                body_end,
-            });
-        }
-    }
-    None
-}
-
 /// The last NameSeg of the Device at `device`.
 fn device_name(aml: &[u8], device: Hit) -> [u8; 4] {
     let mut a = Aml::new(aml, device.op_at + 2, aml.len());
@@ -367,10 +335,10 @@ fn device_name(aml: &[u8], device: Hit) -> [u8; 4] {
 }
 
 /// The object bodies that belong to the device: its own, and every `Scope` whose path ends in its name.
-fn bodies(aml: &[u8], device: Hit, name: [u8; 4]) -> Vec<(usize, usize), { prt::MAX_CANDIDATES }> {
+fn bodies(aml: &[u8], device: Hit, name: [u8; 4]) -> Vec<(usize, usize), { aml::MAX_CANDIDATES }> {
     let mut out = Vec::new();
     let _ = out.push((device.name_end, device.body_end));
-    for scope in NameHits::new(aml, name, Kind::Scope).take(prt::MAX_CANDIDATES - 1) {
+    for scope in NameHits::new(aml, name, Kind::Scope).take(aml::MAX_CANDIDATES - 1) {
         let _ = out.push((scope.name_end, scope.body_end));
     }
     out
@@ -527,8 +495,8 @@ fn read_bridge(aml: &[u8], device: Hit, table: u8) -> HostBridge {
     let mut crs_buses = Value::Absent;
     let mut crs_error = None;
     for hit in own_objects(&objs, *b"_CRS", Kind::Name) {
-        match prt::static_buffer(aml, hit.name_end, hit.body_end)
-            .map_err(crs::CrsError::Aml)
+        match aml::static_buffer(aml, hit.name_end, hit.body_end)
+            .map_err(|e| crs::CrsError::Aml(e.into()))
             .and_then(|(_, t)| crs::parse_template(t))
         {
             Ok(w) => {

@@ -2,12 +2,10 @@
 //! windows).
 
 pub mod acpi;
-#[deny(unsafe_code)]
+pub mod aml;
 pub mod crs;
-#[deny(unsafe_code)]
 pub mod ecam;
-#[deny(unsafe_code)]
 pub mod hostbridge;
-pub mod prt;
-#[deny(unsafe_code)]
 pub mod mptable;
+pub mod prt;
+pub mod range;

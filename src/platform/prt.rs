@@ -5,7 +5,7 @@
 //! PIC mode and `PRTA` for APIC mode; `_PRT` is a Method returning one of them according to `_PIC`. `PRTA`
 //! names the link devices `GSIA`..`GSIH`, whose `_CRS` is a static resource template holding one Extended
 //! Interrupt descriptor for GSI 16..23. Both are plain data in the AML byte stream, so this module finds them by
-//! a byte-pattern scan and decodes only the few AML encodings they use:
+//! a byte-pattern scan ([`super::aml`]) and decodes only the few AML encodings they use:
 //! - [`parse_prta`]: `Name(PRTA, Package(){ Package(4){ Address, Pin, Source, SourceIndex }, ... })`
 //!   (ACPI 6.5 §6.2.13; AML grammar §20.2: NameOp, PackageOp/VarPackageOp, PkgLength, integer constants,
 //!   NameString);
@@ -38,10 +38,14 @@ use core::fmt;
 
 use heapless::Vec;
 
+use super::aml::{
+    innermost_device, pci0_bodies, resource_items, static_buffer, Aml, AmlError, Hit, Kind, NameHits, TemplateError,
+    DUAL_NAME_PREFIX, MULTI_NAME_PREFIX, PARENT_PREFIX_CHAR, ROOT_CHAR,
+};
+pub use super::aml::MAX_CANDIDATES;
+
 /// Most `_PRT` entries kept (QEMU's q35 `PRTA` has 128: 32 slots × 4 pins).
 pub const MAX_PRT_ENTRIES: usize = 256;
-/// Most matches of a name's byte pattern that are examined before giving up (a bound on work for hostile input).
-pub const MAX_CANDIDATES: usize = 16;
 /// Device numbers on a PCI bus.
 pub const PCI_SLOTS: usize = 32;
 /// Interrupt pins of a PCI function (INTA..INTD).
@@ -49,36 +53,9 @@ pub const PCI_PINS: usize = 4;
 
 /// Distinct link devices whose interrupt [`resolve`] remembers, so each is looked up once.
 const MAX_CACHED_LINKS: usize = 16;
-/// Longest NameString prefix before the last NameSeg that a backward pattern match considers: `\`, then a
-/// MultiNamePath of 8 segments (`2F 08` + 7 × 4 bytes). Deeper paths are not found (QEMU uses none).
-const MAX_NAME_PREFIX: usize = 1 + 2 + 7 * 4;
-
-// AML encodings (ACPI 6.5 §20.2 and §20.3).
-const ZERO_OP: u8 = 0x00;
-const ONE_OP: u8 = 0x01;
-const NAME_OP: u8 = 0x08;
-const BYTE_PREFIX: u8 = 0x0A;
-const WORD_PREFIX: u8 = 0x0B;
-const DWORD_PREFIX: u8 = 0x0C;
-const QWORD_PREFIX: u8 = 0x0E;
-const SCOPE_OP: u8 = 0x10;
-const BUFFER_OP: u8 = 0x11;
-const PACKAGE_OP: u8 = 0x12;
-const VAR_PACKAGE_OP: u8 = 0x13;
-const METHOD_OP: u8 = 0x14;
-const DUAL_NAME_PREFIX: u8 = 0x2E;
-const MULTI_NAME_PREFIX: u8 = 0x2F;
-const EXT_OP_PREFIX: u8 = 0x5B;
-const DEVICE_OP: u8 = 0x82;
-const ROOT_CHAR: u8 = 0x5C;
-const PARENT_PREFIX_CHAR: u8 = 0x5E;
-const ONES_OP: u8 = 0xFF;
 
 // Resource descriptors (ACPI 6.5 §6.4).
-/// Small item tag bit 7 clear; type in bits 6:3, length in bits 2:0.
-const LARGE_ITEM: u8 = 0x80;
 const SMALL_TYPE_IRQ: u8 = 0x04;
-const SMALL_TYPE_END_TAG: u8 = 0x0F;
 const LARGE_EXTENDED_INTERRUPT: u8 = 0x89;
 /// IRQ descriptor information byte (§6.4.2.1): bit 0 `_HE` (1 = edge), bit 3 `_LL` (1 = active-low), bit 4
 /// `_SHR` (1 = shared).
@@ -332,6 +309,18 @@ impl fmt::Display for PrtError {
     }
 }
 
+/// The scanner's errors are the first four kinds of [`PrtError`], unchanged.
+impl From<AmlError> for PrtError {
+    fn from(e: AmlError) -> Self {
+        match e {
+            AmlError::Truncated { at } => Self::Truncated { at },
+            AmlError::BadPkgLength { at } => Self::BadPkgLength { at },
+            AmlError::UnexpectedOpcode { at, op } => Self::UnexpectedOpcode { at, op },
+            AmlError::BadName { at } => Self::BadName { at },
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------------------------
 // Public entry points
 // ---------------------------------------------------------------------------------------------------------------
@@ -372,7 +361,7 @@ fn static_pci0_prt(dsdt: &[u8]) -> Result<PrtTable, PrtError> {
     for (start, end) in pci0_bodies(dsdt) {
         let own = NameHits::within(dsdt, start, end, *b"_PRT", Kind::Name)
             .take(MAX_CANDIDATES)
-            .find(|hit| super::hostbridge::innermost_device(dsdt, start, hit.op_at).is_none());
+            .find(|hit| innermost_device(dsdt, start, hit.op_at).is_none());
         if let Some(hit) = own {
             return parse_prta_at(dsdt, hit);
         }
@@ -454,7 +443,7 @@ fn parse_prta_at(dsdt: &[u8], hit: Hit) -> Result<PrtTable, PrtError> {
     // Fewer initializers than NumElements is legal (the rest are uninitialized); more is not.
     while count < declared && elements.pos < end {
         let at = elements.pos;
-        let entry = elements.prt_entry()?;
+        let entry = prt_entry(&mut elements)?;
         entries.push(entry).map_err(|_| PrtError::TooManyEntries { at })?;
         count += 1;
     }
@@ -493,111 +482,6 @@ fn link_irq_in(dsdt: &[u8], device: Hit, link: [u8; 4]) -> Result<LinkIrq, PrtEr
 fn crs_irq(dsdt: &[u8], at: usize, limit: usize, link: [u8; 4]) -> Result<LinkIrq, PrtError> {
     let (base, data) = static_buffer(dsdt, at, limit)?;
     walk_resource_template(data, base, link)?.ok_or(PrtError::NoInterruptDescriptor(link))
-}
-
-/// The initializer of `Buffer(size){ bytes }` at `at` (cut to BufferSize), with its offset in `dsdt`.
-pub(crate) fn static_buffer(dsdt: &[u8], at: usize, limit: usize) -> Result<(usize, &[u8]), PrtError> {
-    let mut aml = Aml::new(dsdt, at, limit);
-    let op_at = aml.pos;
-    let op = aml.byte()?;
-    if op != BUFFER_OP {
-        return Err(PrtError::UnexpectedOpcode { at: op_at, op });
-    }
-    let end = aml.pkg_length()?;
-    let mut inner = aml.within(end);
-    let size = inner.integer()?;
-    // BufferSize beyond the initializer is zero-filled, which never forms an end tag; so only the initializer
-    // (cut to BufferSize) can hold a valid template.
-    let data_len = end.saturating_sub(inner.pos).min(usize::try_from(size).unwrap_or(usize::MAX));
-    let data = dsdt.get(inner.pos..inner.pos + data_len).ok_or(PrtError::Truncated { at: inner.pos })?;
-    Ok((inner.pos, data))
-}
-
-/// Every static `Name(<seg>, Buffer(){...})` directly or indirectly inside a `Device(PCI0)` or `Scope(...PCI0)`
-/// body (at most [`MAX_CANDIDATES`] per body), as its initializer and that initializer's offset in `dsdt`, or the
-/// error decoding it. Used for the host bridge's `_CRS` (`platform::crs`); the caller tells the host bridge's
-/// template from its children's by what it holds.
-pub(crate) fn pci0_static_buffers(dsdt: &[u8], seg: [u8; 4]) -> Vec<Result<(usize, &[u8]), PrtError>, MAX_CANDIDATES> {
-    let mut found = Vec::new();
-    for (start, end) in pci0_bodies(dsdt) {
-        for hit in NameHits::within(dsdt, start, end, seg, Kind::Name).take(MAX_CANDIDATES) {
-            if found.push(static_buffer(dsdt, hit.name_end, end)).is_err() {
-                return found;
-            }
-        }
-    }
-    found
-}
-
-/// Whether a `Method` named `seg` lies inside a `Device(PCI0)` or `Scope(...PCI0)` body.
-pub(crate) fn pci0_has_method(dsdt: &[u8], seg: [u8; 4]) -> bool {
-    pci0_bodies(dsdt).iter().any(|&(start, end)| NameHits::within(dsdt, start, end, seg, Kind::Method).next().is_some())
-}
-
-/// One descriptor of a resource template (ACPI 6.5 §6.4): where it starts in the template, its body, and
-/// its kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct ResourceItem<'a> {
-    /// Offset of the descriptor's tag in the template.
-    pub at: usize,
-    /// A small item's type (bits 6:3 of its tag), or None for a large item.
-    pub small_type: Option<u8>,
-    /// A large item's tag byte (0 for a small item).
-    pub large_tag: u8,
-    /// The descriptor's data after its header.
-    pub body: &'a [u8],
-}
-
-/// Why a resource template's framing is unusable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum TemplateError {
-    /// The data ended before an end tag, at this offset.
-    NoEndTag { at: usize },
-    /// A descriptor at this offset runs past the data.
-    Truncated { at: usize },
-}
-
-/// The descriptors of a resource template, up to (not including) its end tag: small items (tag bit 7
-/// clear, length in bits 2:0) and large items (a 16-bit length after the tag). Shared by the `_CRS`
-/// readers of link devices (here) and of the host bridge (`crs`).
-pub(crate) fn resource_items(data: &[u8]) -> impl Iterator<Item = Result<ResourceItem<'_>, TemplateError>> + '_ {
-    let mut i = 0;
-    let mut done = false;
-    // Every item advances `i` by at least 1, so this ends within data.len() items.
-    core::iter::from_fn(move || {
-        if done {
-            return None;
-        }
-        let item = (|| {
-            let at = i;
-            let tag = *data.get(i).ok_or(TemplateError::NoEndTag { at })?;
-            if tag & LARGE_ITEM == 0 {
-                let len = usize::from(tag & 0x07);
-                let body = data.get(i + 1..i + 1 + len).ok_or(TemplateError::Truncated { at })?;
-                i += 1 + len;
-                Ok(ResourceItem { at, small_type: Some((tag >> 3) & 0x0F), large_tag: 0, body })
-            } else {
-                let len = match data.get(i + 1..i + 3) {
-                    Some(&[lo, hi]) => usize::from(u16::from_le_bytes([lo, hi])),
-                    _ => return Err(TemplateError::Truncated { at }),
-                };
-                let body = data.get(i + 3..i + 3 + len).ok_or(TemplateError::Truncated { at })?;
-                i += 3 + len;
-                Ok(ResourceItem { at, small_type: None, large_tag: tag, body })
-            }
-        })();
-        match item {
-            Ok(item) if item.small_type == Some(SMALL_TYPE_END_TAG) => {
-                done = true;
-                None
-            }
-            Ok(item) => Some(Ok(item)),
-            Err(e) => {
-                done = true;
-                Some(Err(e))
-            }
-        }
-    })
 }
 
 /// Walks a resource template to its end tag and returns its first interrupt, if any. `base` is the offset of
@@ -656,309 +540,46 @@ fn extended_interrupt_descriptor(body: &[u8]) -> Option<LinkIrq> {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Finding named objects by byte pattern
+// _PRT entries
 // ---------------------------------------------------------------------------------------------------------------
 
-/// The bodies of every `Device` or `Scope` whose name ends in `PCI0`, as `(start, end)` offsets.
-fn pci0_bodies(dsdt: &[u8]) -> Vec<(usize, usize), MAX_CANDIDATES> {
-    let mut bodies = Vec::new();
-    let devices = NameHits::new(dsdt, *b"PCI0", Kind::Device).take(MAX_CANDIDATES);
-    let scopes = NameHits::new(dsdt, *b"PCI0", Kind::Scope).take(MAX_CANDIDATES);
-    for hit in devices.chain(scopes) {
-        if bodies.push((hit.name_end, hit.body_end)).is_err() {
-            break;
+/// One `Package(4){ Address, Pin, Source, SourceIndex }` (§6.2.13); moves past it.
+fn prt_entry(aml: &mut Aml<'_>) -> Result<PrtEntry, PrtError> {
+    let at = aml.pos;
+    let bad = |field| PrtError::BadEntry { at, field };
+    let (count, end) = aml.package_header()?;
+    if count != 4 {
+        return Err(bad(EntryField::ElementCount));
+    }
+    let mut fields = aml.within(end);
+    let address = fields.integer()?;
+    let pin = fields.integer()?;
+    // Source is a NameString or the integer 0; ZeroOp and the NullName are the same byte, read as 0.
+    let source_name = match fields.peek()? {
+        b'A'..=b'Z' | b'_' | ROOT_CHAR | PARENT_PREFIX_CHAR | DUAL_NAME_PREFIX | MULTI_NAME_PREFIX => {
+            fields.name_string()?
         }
+        _ => match fields.integer()? {
+            0 => None,
+            _ => return Err(bad(EntryField::Source)),
+        },
+    };
+    let source_index = fields.integer()?;
+    if fields.pos != end {
+        return Err(PrtError::TrailingBytes { at: fields.pos });
     }
-    bodies
-}
+    aml.pos = end;
 
-/// The kind of named object a pattern match must be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Kind {
-    /// `NameOp NameString DataRefObject`.
-    Name,
-    /// `ExtOpPrefix DeviceOp PkgLength NameString TermList`.
-    Device,
-    /// `ScopeOp PkgLength NameString TermList`.
-    Scope,
-    /// `MethodOp PkgLength NameString MethodFlags TermList`.
-    Method,
-}
-
-/// A validated match: the object's opcode, the end of its NameString, and (for objects with a PkgLength) the end
-/// of its body; for `Name` the body end is the search limit.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Hit {
-    pub(crate) op_at: usize,
-    pub(crate) name_end: usize,
-    pub(crate) body_end: usize,
-}
-
-/// Iterates over the objects of one [`Kind`] whose NameString ends in a given NameSeg, found by scanning for the
-/// NameSeg and checking the bytes before it (the opcode, PkgLength and path prefix) and, for objects with a
-/// PkgLength, that their body fits the search range.
-pub(crate) struct NameHits<'a> {
-    aml: &'a [u8],
-    lo: usize,
-    hi: usize,
-    next: usize,
-    seg: [u8; 4],
-    kind: Kind,
-}
-
-impl<'a> NameHits<'a> {
-    pub(crate) fn new(aml: &'a [u8], seg: [u8; 4], kind: Kind) -> Self {
-        Self::within(aml, 0, aml.len(), seg, kind)
-    }
-
-    pub(crate) fn within(aml: &'a [u8], lo: usize, hi: usize, seg: [u8; 4], kind: Kind) -> Self {
-        let hi = hi.min(aml.len());
-        NameHits { aml, lo, hi, next: lo, seg, kind }
-    }
-
-    /// The object whose NameString starts at `name_at` and ends at `name_end` with `self.seg`, if the bytes
-    /// before `name_at` are this kind's opcode (and PkgLength).
-    fn object_at(&self, name_at: usize, name_end: usize) -> Option<Hit> {
-        let mut name = Aml::new(self.aml, name_at, name_end);
-        if name.name_string().ok()? != Some(self.seg) || name.pos != name_end {
-            return None;
-        }
-        let prefix = self.aml.get(self.lo..name_at)?;
-        match self.kind {
-            Kind::Name => match prefix {
-                [.., NAME_OP] => Some(Hit { op_at: name_at - 1, name_end, body_end: self.hi }),
-                _ => None,
-            },
-            Kind::Device => self.with_pkg_length(prefix, name_at, name_end, &[EXT_OP_PREFIX, DEVICE_OP]),
-            Kind::Scope => self.with_pkg_length(prefix, name_at, name_end, &[SCOPE_OP]),
-            Kind::Method => self.with_pkg_length(prefix, name_at, name_end, &[METHOD_OP]),
-        }
-    }
-
-    /// Matches `op PkgLength` right before `name_at`, with the PkgLength's end inside the search range.
-    fn with_pkg_length(&self, prefix: &[u8], name_at: usize, name_end: usize, op: &[u8]) -> Option<Hit> {
-        (1..=4).find_map(|len_bytes| {
-            let before = prefix.len().checked_sub(len_bytes)?;
-            let op_len = before.checked_sub(op.len())?;
-            if prefix.get(op_len..before)? != op {
-                return None;
-            }
-            let pkg_at = name_at - len_bytes;
-            let mut aml = Aml::new(self.aml, pkg_at, self.hi);
-            let body_end = aml.pkg_length().ok()?;
-            (aml.pos == name_at && body_end >= name_end).then_some(Hit { op_at: self.lo + op_len, name_end, body_end })
-        })
-    }
-}
-
-impl Iterator for NameHits<'_> {
-    type Item = Hit;
-
-    fn next(&mut self) -> Option<Hit> {
-        loop {
-            let window = self.aml.get(self.next..self.hi)?;
-            // One 32-bit compare per position: a slice compare here costs a call per byte of the table,
-            // and this scan runs a dozen times over the whole DSDT at boot.
-            let seg = u32::from_le_bytes(self.seg);
-            let seg_at = self.next + window.windows(4).position(|w| <[u8; 4]>::try_from(w).is_ok_and(|b| u32::from_le_bytes(b) == seg))?;
-            self.next = seg_at + 1;
-            let name_end = seg_at + 4;
-            // The nearest plausible NameString start first: a plain NameSeg, then ever longer paths.
-            let earliest = seg_at.saturating_sub(MAX_NAME_PREFIX).max(self.lo);
-            if let Some(hit) = (earliest..=seg_at).rev().find_map(|name_at| self.object_at(name_at, name_end)) {
-                return Some(hit);
-            }
-        }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------------------------
-// AML decoding
-// ---------------------------------------------------------------------------------------------------------------
-
-/// A read position in an AML byte stream, limited to `end` (the enclosing object's end); offsets are into the
-/// whole table so errors can name them.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Aml<'a> {
-    bytes: &'a [u8],
-    pub(crate) pos: usize,
-    end: usize,
-}
-
-impl<'a> Aml<'a> {
-    pub(crate) fn new(bytes: &'a [u8], pos: usize, end: usize) -> Self {
-        Aml { bytes, pos, end: end.min(bytes.len()) }
-    }
-
-    /// A cursor at the same position limited to `end` (itself checked to be within this one).
-    pub(crate) fn within(&self, end: usize) -> Self {
-        Aml { bytes: self.bytes, pos: self.pos, end: end.min(self.end) }
-    }
-
-    pub(crate) fn peek(&self) -> Result<u8, PrtError> {
-        if self.pos >= self.end {
-            return Err(PrtError::Truncated { at: self.pos });
-        }
-        self.bytes.get(self.pos).copied().ok_or(PrtError::Truncated { at: self.pos })
-    }
-
-    pub(crate) fn byte(&mut self) -> Result<u8, PrtError> {
-        let b = self.peek()?;
-        self.pos += 1;
-        Ok(b)
-    }
-
-    fn le(&mut self, len: usize) -> Result<u64, PrtError> {
-        let mut value = 0u64;
-        for i in 0..len {
-            value |= u64::from(self.byte()?) << (8 * i);
-        }
-        Ok(value)
-    }
-
-    /// PkgLength (§20.2.4): returns the absolute end of the package, which must lie within this cursor's range.
-    /// Like ACPICA, bits 5:4 of a multi-byte lead byte are ignored.
-    pub(crate) fn pkg_length(&mut self) -> Result<usize, PrtError> {
-        let at = self.pos;
-        let lead = self.byte()?;
-        let follow = usize::from(lead >> 6);
-        let length = if follow == 0 {
-            usize::from(lead & 0x3F)
-        } else {
-            let mut length = usize::from(lead & 0x0F);
-            for i in 0..follow {
-                length |= usize::from(self.byte()?) << (4 + 8 * i);
-            }
-            length
-        };
-        if length < 1 + follow {
-            return Err(PrtError::BadPkgLength { at });
-        }
-        match at.checked_add(length) {
-            Some(end) if end <= self.end => Ok(end),
-            _ => Err(PrtError::BadPkgLength { at }),
-        }
-    }
-
-    /// An integer constant (§20.2.3): ZeroOp, OneOp, OnesOp or a Byte/Word/DWord/QWord prefix.
-    pub(crate) fn integer(&mut self) -> Result<u64, PrtError> {
-        let at = self.pos;
-        match self.byte()? {
-            ZERO_OP => Ok(0),
-            ONE_OP => Ok(1),
-            ONES_OP => Ok(u64::MAX),
-            BYTE_PREFIX => self.le(1),
-            WORD_PREFIX => self.le(2),
-            DWORD_PREFIX => self.le(4),
-            QWORD_PREFIX => self.le(8),
-            op => Err(PrtError::UnexpectedOpcode { at, op }),
-        }
-    }
-
-    /// A NameString (§20.2.2); returns its last NameSeg, or `None` for the NullName.
-    pub(crate) fn name_string(&mut self) -> Result<Option<[u8; 4]>, PrtError> {
-        if self.peek()? == ROOT_CHAR {
-            self.pos += 1;
-        } else {
-            while self.peek()? == PARENT_PREFIX_CHAR {
-                self.pos += 1;
-            }
-        }
-        let at = self.pos;
-        let segments = match self.byte()? {
-            0x00 => return Ok(None),
-            DUAL_NAME_PREFIX => 2,
-            MULTI_NAME_PREFIX => match self.byte()? {
-                0 => return Err(PrtError::BadName { at }),
-                n => n,
-            },
-            _ => {
-                self.pos = at;
-                1
-            }
-        };
-        let mut last = [0; 4];
-        for _ in 0..segments {
-            last = self.name_seg()?;
-        }
-        Ok(Some(last))
-    }
-
-    /// A NameSeg (§20.2.2): a LeadNameChar (`A-Z`, `_`) then three NameChars (also `0-9`).
-    fn name_seg(&mut self) -> Result<[u8; 4], PrtError> {
-        let mut seg = [0; 4];
-        for (i, c) in seg.iter_mut().enumerate() {
-            let at = self.pos;
-            let b = self.byte()?;
-            let ok = b.is_ascii_uppercase() || b == b'_' || (i > 0 && b.is_ascii_digit());
-            if !ok {
-                return Err(PrtError::BadName { at });
-            }
-            *c = b;
-        }
-        Ok(seg)
-    }
-
-    /// `PackageOp PkgLength NumElements` or `VarPackageOp PkgLength VarNumElements` (an integer constant here);
-    /// returns the declared element count and the package's end.
-    fn package_header(&mut self) -> Result<(u64, usize), PrtError> {
-        let at = self.pos;
-        match self.byte()? {
-            PACKAGE_OP => {
-                let end = self.pkg_length()?;
-                let count = self.within(end).byte()?;
-                self.pos += 1;
-                Ok((u64::from(count), end))
-            }
-            VAR_PACKAGE_OP => {
-                let end = self.pkg_length()?;
-                let mut inner = self.within(end);
-                let count = inner.integer()?;
-                self.pos = inner.pos;
-                Ok((count, end))
-            }
-            op => Err(PrtError::UnexpectedOpcode { at, op }),
-        }
-    }
-
-    /// One `Package(4){ Address, Pin, Source, SourceIndex }` (§6.2.13); moves past it.
-    fn prt_entry(&mut self) -> Result<PrtEntry, PrtError> {
-        let at = self.pos;
-        let bad = |field| PrtError::BadEntry { at, field };
-        let (count, end) = self.package_header()?;
-        if count != 4 {
-            return Err(bad(EntryField::ElementCount));
-        }
-        let mut fields = self.within(end);
-        let address = fields.integer()?;
-        let pin = fields.integer()?;
-        // Source is a NameString or the integer 0; ZeroOp and the NullName are the same byte, read as 0.
-        let source_name = match fields.peek()? {
-            b'A'..=b'Z' | b'_' | ROOT_CHAR | PARENT_PREFIX_CHAR | DUAL_NAME_PREFIX | MULTI_NAME_PREFIX => {
-                fields.name_string()?
-            }
-            _ => match fields.integer()? {
-                0 => None,
-                _ => return Err(bad(EntryField::Source)),
-            },
-        };
-        let source_index = fields.integer()?;
-        if fields.pos != end {
-            return Err(PrtError::TrailingBytes { at: fields.pos });
-        }
-        self.pos = end;
-
-        let address = u32::try_from(address).map_err(|_| bad(EntryField::Address))?;
-        let slot = u8::try_from(address >> 16).ok().filter(|&s| usize::from(s) < PCI_SLOTS);
-        let slot = slot.ok_or(bad(EntryField::Address))?;
-        let pin = u8::try_from(pin).ok().filter(|&p| usize::from(p) < PCI_PINS).ok_or(bad(EntryField::Pin))?;
-        let source_index = u32::try_from(source_index).map_err(|_| bad(EntryField::SourceIndex))?;
-        let source = match source_name {
-            Some(name) => Source::Link(name),
-            None => Source::Gsi(source_index),
-        };
-        Ok(PrtEntry { slot, function_all: u64::from(address) & 0xFFFF == ALL_FUNCTIONS, pin, source, source_index })
-    }
+    let address = u32::try_from(address).map_err(|_| bad(EntryField::Address))?;
+    let slot = u8::try_from(address >> 16).ok().filter(|&s| usize::from(s) < PCI_SLOTS);
+    let slot = slot.ok_or(bad(EntryField::Address))?;
+    let pin = u8::try_from(pin).ok().filter(|&p| usize::from(p) < PCI_PINS).ok_or(bad(EntryField::Pin))?;
+    let source_index = u32::try_from(source_index).map_err(|_| bad(EntryField::SourceIndex))?;
+    let source = match source_name {
+        Some(name) => Source::Link(name),
+        None => Source::Gsi(source_index),
+    };
+    Ok(PrtEntry { slot, function_all: u64::from(address) & 0xFFFF == ALL_FUNCTIONS, pin, source, source_index })
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -968,11 +589,12 @@ impl<'a> Aml<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platform::aml::*;
     use std::{format, string::ToString, vec, vec::Vec as StdVec};
 
     // ---- The real tables -----------------------------------------------------------------------------------
 
-    /// The table block 0x0FFE0000.. of QEMU 7.2 `-M q35` / `-M pc` (see `acpi.rs`); the DSDT starts at
+    /// The table block 0x0FFE0000.. of QEMU 7.2 `-M q35` / `-M pc` (see `acpi/mod.rs`); the DSDT starts at
     /// 0x0FFE0040 in both.
     const Q35_TABLES: &[u8] = include_bytes!("acpi/qemu-7.2-q35-tables.dat");
     const PC_TABLES: &[u8] = include_bytes!("acpi/qemu-7.2-pc-tables.dat");
