@@ -216,7 +216,7 @@ fn ends_inside_a_record(line: &str) -> bool {
         Some(Ok(_)) if line.ends_with(MARK as char) => return false,
         _ => {}
     }
-    line.rsplit_once(MARK as char).is_some_and(|(_, tail)| tail.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'+' || b == b'/'))
+    line.rsplit_once(MARK as char).is_some_and(|(_, tail)| tail.bytes().all(msifw_proto::frame::is_frame_char))
 }
 
 /// The firmware's banner of a cold boot, `msifw VERSION: booting` (src/firmware.rs); a restart in place

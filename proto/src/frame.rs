@@ -1,7 +1,7 @@
 //! Frames: how a [`Record`] travels on COM1 among text lines (docs/protocol.md).
 //!
-//! A frame is `~`, the base64 (RFC 4648 alphabet, no padding) of `[VERSION] ++ postcard(record) ++
-//! crc16(both, little-endian)`, and `~`. It is printable ASCII without spaces, so it passes through
+//! A frame is `~`, the base85 (the Z85 alphabet, a last group of `n` bytes as `n + 1` characters) of
+//! `[VERSION] ++ postcard(record) ++ crc16(both, little-endian)`, and `~`. It is printable ASCII without spaces, so it passes through
 //! terminals, capture programs that rewrite line ends, and a person's serial console unharmed, and the
 //! host finds it anywhere in a line of boot-loader text. The firmware puts each frame on a line of its
 //! own (a scenario's after its human-readable verdict). A frame that is cut off, damaged or of another
@@ -18,14 +18,56 @@ pub type EncodeError = postcard::Error;
 /// (`msifw-report {...}`) of msifw before this crate.
 pub const VERSION: u8 = 1;
 
-/// The byte before and after a frame's base64.
+/// The byte before and after a frame's base85.
 pub const MARK: u8 = b'~';
 
-/// The fewest base64 characters a frame has (the smallest record, `end`, with version and CRC): a `~`
+/// The fewest base85 characters a frame has (the smallest record, `end`, with version and CRC): a `~`
 /// before fewer is text.
-pub const MIN_CHARS: usize = 10;
+pub const MIN_CHARS: usize = 9;
 
-const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+/// Z85's digits (ZeroMQ RFC 32): printable, without space, quotes, backslash or `~`.
+const ALPHABET: &[u8; 85] =
+    b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ.-:+=^!/*?&<>()[]{}@%$#";
+
+/// Appends the base85 of `raw`: each group of four bytes (big-endian) as five digits, most significant
+/// first; a last group of `n` bytes is padded with zeros and its first `n + 1` digits kept.
+fn base85(raw: &[u8], out: &mut Vec<u8>) {
+    for chunk in raw.chunks(4) {
+        let mut group = [0u8; 4];
+        group[..chunk.len()].copy_from_slice(chunk);
+        let n = u32::from_be_bytes(group);
+        let digits = [
+            n / 85u32.pow(4),
+            n / 85u32.pow(3),
+            n / 85u32.pow(2),
+            n / 85,
+            n,
+        ]
+        .map(|d| ALPHABET[(d % 85) as usize]);
+        out.extend_from_slice(&digits[..chunk.len() + 1]);
+    }
+}
+
+/// The bytes whose [`base85`] `chars` are, or `None` when they are not the base85 of any (a group
+/// over 2^32, a dangling digit, or a last group that does not encode back to itself).
+fn unbase85(chars: &[u8]) -> Option<Vec<u8>> {
+    if chars.len() % 5 == 1 {
+        return None;
+    }
+    let mut raw = Vec::with_capacity(chars.len() * 4 / 5);
+    for chunk in chars.chunks(5) {
+        // A short group is padded with the highest digit, so that its kept bytes come out whole.
+        let mut n = 0u64;
+        for i in 0..5 {
+            n = n * 85 + chunk.get(i).map_or(Some(84), |&c| digit(c))? as u64;
+        }
+        let bytes = u32::try_from(n).ok()?.to_be_bytes();
+        raw.extend_from_slice(&bytes[..chunk.len() - 1]);
+    }
+    let mut again = Vec::with_capacity(chars.len());
+    base85(&raw, &mut again);
+    (again == chars).then_some(raw)
+}
 
 /// CRC-16/CCITT-FALSE (polynomial 0x1021, initial 0xFFFF, no reflection).
 pub fn crc16(bytes: &[u8]) -> u16 {
@@ -47,32 +89,47 @@ pub fn crc16(bytes: &[u8]) -> u16 {
 pub fn encode(record: &Record, out: &mut Vec<u8>) -> Result<(), EncodeError> {
     let mut raw = Vec::with_capacity(64);
     raw.push(VERSION);
-    let mut raw = postcard::to_extend(record, raw)?;
+    let mut raw = postcard::serialize_with_flavor(record, Bytes(raw))?;
     let crc = crc16(&raw);
     raw.extend_from_slice(&crc.to_le_bytes());
-    out.reserve(raw.len() * 4 / 3 + 4);
+    out.reserve(raw.len() * 5 / 4 + 4);
     out.push(MARK);
-    for chunk in raw.chunks(3) {
-        let n = (chunk[0] as u32) << 16
-            | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-            | *chunk.get(2).unwrap_or(&0) as u32;
-        for i in 0..chunk.len() + 1 {
-            out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]);
-        }
-    }
+    base85(&raw, out);
     out.push(MARK);
     Ok(())
 }
 
-fn sextet(c: u8) -> Option<u32> {
-    Some(match c {
-        b'A'..=b'Z' => c - b'A',
-        b'a'..=b'z' => c - b'a' + 26,
-        b'0'..=b'9' => c - b'0' + 52,
-        b'+' => 62,
-        b'/' => 63,
-        _ => return None,
-    } as u32)
+/// Postcard's output: a `Vec` whose writes are calls, not inlined into every field of every record (the
+/// firmware image is smaller by several kilobytes so).
+struct Bytes(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for Bytes {
+    type Output = Vec<u8>;
+
+    #[inline(never)]
+    fn try_extend(&mut self, data: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(data);
+        Ok(())
+    }
+
+    #[inline(never)]
+    fn try_push(&mut self, data: u8) -> postcard::Result<()> {
+        self.0.push(data);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
+}
+
+/// Whether `c` can be part of a frame's characters (between its marks).
+pub fn is_frame_char(c: u8) -> bool {
+    digit(c).is_some()
+}
+
+fn digit(c: u8) -> Option<u32> {
+    ALPHABET.iter().position(|&d| d == c).map(|d| d as u32)
 }
 
 /// Why a frame found in the text gave no record.
@@ -102,19 +159,9 @@ impl core::fmt::Display for FrameError {
     }
 }
 
-/// The record in a frame's base64 (without the marks).
+/// The record in a frame's base85 (without the marks).
 pub fn decode(chars: &[u8]) -> Result<Record<'static>, FrameError> {
-    if chars.len() % 4 == 1 {
-        return Err(FrameError::Damaged);
-    }
-    let mut raw = Vec::with_capacity(chars.len() * 3 / 4);
-    for chunk in chars.chunks(4) {
-        let mut n = 0u32;
-        for (i, &c) in chunk.iter().enumerate() {
-            n |= sextet(c).ok_or(FrameError::Damaged)? << (18 - 6 * i);
-        }
-        raw.extend_from_slice(&n.to_be_bytes()[1..chunk.len()]);
-    }
+    let raw = unbase85(chars).ok_or(FrameError::Damaged)?;
     let Some(body_len) = raw.len().checked_sub(2).filter(|&n| n > 0) else {
         return Err(FrameError::Damaged);
     };
@@ -153,7 +200,7 @@ pub fn split(line: &str) -> Vec<Piece<'_>> {
     while let Some(start) = bytes[at..].iter().position(|&b| b == MARK).map(|i| at + i) {
         let run = bytes[start + 1..]
             .iter()
-            .take_while(|&&b| sextet(b).is_some())
+            .take_while(|&&b| digit(b).is_some())
             .count();
         if run < MIN_CHARS {
             at = start + 1;
@@ -434,7 +481,7 @@ mod tests {
         }
         line.push_str("SeaBIOS (version 1.16)");
         let found: Vec<_> = records(&line);
-        // `~/usr/share/x.cfg ` is a run of base64 characters without a closing mark: a cut frame.
+        // `~/usr/share/x.cfg ` is a run of base85 characters without a closing mark: a cut frame.
         let whole: Vec<_> = found
             .iter()
             .filter_map(|f| f.as_ref().ok())
@@ -502,17 +549,10 @@ mod tests {
             let mut raw = raw.to_vec();
             let crc = crc16(&raw);
             raw.extend_from_slice(&crc.to_le_bytes());
-            let mut s = String::from("~");
-            for chunk in raw.chunks(3) {
-                let n = (chunk[0] as u32) << 16
-                    | (*chunk.get(1).unwrap_or(&0) as u32) << 8
-                    | *chunk.get(2).unwrap_or(&0) as u32;
-                for i in 0..chunk.len() + 1 {
-                    s.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
-                }
-            }
-            s.push('~');
-            s
+            let mut s = vec![MARK];
+            base85(&raw, &mut s);
+            s.push(MARK);
+            String::from_utf8(s).unwrap()
         };
         assert_eq!(
             records(&encode_raw(&[2, 4, 0, 0, 0])),
