@@ -61,8 +61,8 @@ pub fn line(record: &Record) -> Result<Vec<u8>, msifw_proto::frame::EncodeError>
 /// Sends `record` on COM1.
 pub fn emit(record: &Record) {
     match line(record) {
-        // A frame and its head are ASCII, except a non-ASCII detail in a failure's words.
-        Ok(bytes) => crate::println!("{}", String::from_utf8_lossy(&bytes)),
+        // A frame is ASCII and its head is made of text (its `~` replaced), so the line is UTF-8.
+        Ok(bytes) => crate::println!("{}", core::str::from_utf8(&bytes).unwrap_or("msifw: a report line that is not UTF-8")),
         Err(e) => crate::println!(
             "msifw: the {} record could not be encoded: {}",
             record.kind(),
