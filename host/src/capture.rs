@@ -14,7 +14,8 @@ use std::path::PathBuf;
 
 use crate::exit::{is_fatal_line, judge_capture};
 use crate::firmware::{default_elf_path, firmware_profile_is_release};
-use crate::report::report_payload;
+use crate::report::{line_records, RecordError};
+use msifw_proto::frame::{FrameError, MARK};
 use crate::run::{outcome, CaptureSource, Com1Log, RunOutcome, Source};
 
 /// What to decode.
@@ -206,15 +207,48 @@ pub fn split_com1(bytes: &[u8]) -> Com1Capture {
     cap
 }
 
+/// Whether a line the capture stopped in ends inside a record: a frame without its closing mark (even
+/// one shorter than a whole frame can be), or a JSON record of a firmware before the frames that does not
+/// parse.
+fn ends_inside_a_record(line: &str) -> bool {
+    match line_records(line).last() {
+        Some(Err(RecordError::Frame(FrameError::Cut) | RecordError::Json(_))) => return true,
+        Some(Ok(_)) if line.ends_with(MARK as char) => return false,
+        _ => {}
+    }
+    line.rsplit_once(MARK as char).is_some_and(|(_, tail)| tail.bytes().all(msifw_proto::frame::is_frame_char))
+}
+
 /// The firmware's banner of a cold boot, `msifw VERSION: booting` (src/firmware.rs); a restart in place
 /// says `restarted in place` instead.
 fn is_cold_boot_banner(line: &str) -> bool {
     line.strip_prefix("msifw ").and_then(|r| r.split_once(": ")).is_some_and(|(version, what)| !version.contains(' ') && what == "booting")
 }
 
-/// Where the firmware's output starts in a cleaned line: at `msifw-report `, `msifw: ` or the banner
-/// `msifw VERSION: ` (src/firmware.rs), whatever a boot loader left before it on the same line.
+/// Where the firmware's output starts in a cleaned line: at `msifw-report `, `msifw: `, the banner
+/// `msifw VERSION: ` (src/firmware.rs), or a whole frame (with the verdict words before it), whatever a
+/// boot loader left before it on the same line.
 pub(crate) fn firmware_start(line: &str) -> Option<usize> {
+    firmware_text_start(line).or_else(|| frame_start(line))
+}
+
+/// Where the first whole frame in `line` starts, or the verdict before it (`PASS `, `FAIL `, `SKIP `).
+fn frame_start(line: &str) -> Option<usize> {
+    let mut at = 0;
+    for piece in msifw_proto::frame::split(line) {
+        match piece {
+            msifw_proto::frame::Piece::Text(t) => at += t.len(),
+            msifw_proto::frame::Piece::Frame(Ok(_)) => {
+                let head = ["PASS ", "FAIL ", "SKIP "].iter().filter_map(|l| line[..at].rfind(l)).max();
+                return Some(head.unwrap_or(at));
+            }
+            msifw_proto::frame::Piece::Frame(Err(_)) => return None,
+        }
+    }
+    None
+}
+
+fn firmware_text_start(line: &str) -> Option<usize> {
     line.match_indices("msifw").map(|(i, _)| i).find(|&i| {
         let rest = &line[i + "msifw".len()..];
         if rest.starts_with("-report ") || rest.starts_with(": ") {
@@ -306,7 +340,7 @@ fn decode_bytes(com1_bytes: Vec<u8>, com2: Vec<u8>, elf: Option<PathBuf>, cfg: &
     if cap.cut_off {
         if let Some((last, whole)) = lines.split_last() {
             // A record cut off is not a malformed record of the firmware: leave it out and say why.
-            if report_payload(last).is_some_and(|json| crate::report::parse_record(json).is_err()) {
+            if ends_inside_a_record(last) {
                 problems.push(format!(
                     "the COM1 capture ends inside a report record ({} bytes, no line end): it was cut off",
                     last.len()
@@ -495,6 +529,7 @@ mod tests {
         assert!(o.render().contains("no defmt table"), "{}", o.render());
         assert_eq!(o.com2_bytes, [1, 2, 3]);
         let j = o.to_json();
+        assert_eq!(j["schema_version"], 1, "users' scripts can tell the document's schema");
         assert_eq!(j["platform"]["source"], "capture");
         assert_eq!(j["platform"]["com1_capture"], com1.display().to_string());
         assert_eq!(j["platform"]["com2_capture"], com2.display().to_string());
@@ -506,6 +541,67 @@ mod tests {
         let o = decode_capture(&DecodeConfig { elf: Some(dir.path().join("nope.elf")), ..DecodeConfig::new(&com1) }).unwrap();
         assert_eq!((o.defmt.table.clone(), o.elf.clone()), (TableStatus::NoCapture, None));
         assert_eq!(o.to_json()["platform"]["com2_capture"], serde_json::Value::Null);
+    }
+
+    /// A version 1 firmware's output (frames) and a version 0 one's (JSON lines) for the same run.
+    fn frames_and_json() -> (Vec<u8>, Vec<u8>) {
+        let all = crate::report::tests::json_and_wire();
+        // platform, a function, a passed scenario, a problem, and the end that counts the one scenario.
+        let picked = [0, 2, 4, 7];
+        let end = (r#"{"kind":"end","passed":1,"failed":0,"skipped":0}"#, msifw_proto::record::Record::End(msifw_proto::record::End { passed: 1, failed: 0, skipped: 0 }));
+        let (mut frames, mut json) = (b"msifw 0.1.0: booting\r\n".to_vec(), b"msifw 0.1.0: booting\r\n".to_vec());
+        for (j, w) in picked.iter().map(|&i| &all[i]).chain([&end]) {
+            frames.extend(format!("{}\r\n", crate::report::tests::frame_line(w)).bytes());
+            json.extend(format!("msifw-report {j}\r\n").bytes());
+        }
+        (frames, json)
+    }
+
+    #[test]
+    fn frames_decode_as_the_json_lines_did() {
+        let (frames, json) = frames_and_json();
+        let o = decode(&frames);
+        assert_eq!(o.exit, Exit::Passed, "{}", o.render());
+        assert_eq!(o.report, decode(&json).report);
+        assert_eq!((o.report.functions.len(), o.report.scenarios.len(), o.report.problems.len()), (1, 1, 1));
+        assert!(o.com1.contains("\nPASS 00:02.0 msix-delivery ~"), "the verdict in words: {}", o.com1);
+
+        // Behind a boot loader's screen, through a terminal program's `\r\r\n`.
+        let mut noisy = b"\x1b[2J\x1b[HGNU GRUB  version 2.06 ~menu~\r\r\n\xff\r\r\n".to_vec();
+        noisy.extend(frames.iter().flat_map(|&b| if b == b'\n' { vec![b'\r', b'\n'] } else { vec![b] }));
+        let n = decode(&noisy);
+        assert_eq!((n.exit, &n.report), (Exit::Passed, &o.report), "{}", n.render());
+
+        // A capture started after the banner: the first frame is where the firmware's output starts.
+        let late = &frames[frames.windows(2).position(|w| w == b"\r\n").unwrap() + 2..];
+        let l = decode(&[b"garbage ".as_slice(), late].concat());
+        assert_eq!((l.exit, &l.report), (Exit::Passed, &o.report), "{}", l.render());
+        assert!(split_com1(&[b"garbage ".as_slice(), late].concat()).firmware_found);
+    }
+
+    #[test]
+    fn a_frame_cut_off_by_the_end_of_the_capture_or_a_crash() {
+        let (frames, _) = frames_and_json();
+        let full = decode(&frames);
+        // The capture stops inside the `end` frame: noted, not a malformed record; what came before stays.
+        let cut = &frames[..frames.len() - 8];
+        let o = decode(cut);
+        assert_eq!(o.exit, Exit::Failed);
+        assert!(o.report.malformed.is_empty(), "{:?}", o.report.malformed);
+        assert!(o.findings.iter().any(|f| f.contains("ends inside a report record")), "{:?}", o.findings);
+        assert!(o.findings.iter().any(|f| f.contains("no `end` record")), "{:?}", o.findings);
+        assert_eq!(o.report.scenarios, full.report.scenarios);
+
+        // The firmware crashes inside a frame (its panic line starts a line of its own): the records
+        // before it are kept, the panic is found, the cut frame is a malformed record.
+        let at = frames.windows(5).rposition(|w| w == b"PASS ").unwrap() + 40;
+        let mut crashed = frames[..at].to_vec();
+        crashed.extend_from_slice(b"\r\nmsifw: panic: panicked at src/app/mod.rs:1:1:\r\nboom\r\n");
+        let c = decode(&crashed);
+        assert_eq!(c.exit, Exit::Panic, "{}", c.render());
+        assert_eq!(c.report.functions, full.report.functions);
+        assert_eq!(c.report.malformed.len(), 1, "{:?}", c.report.malformed);
+        assert!(c.report.malformed[0].error.contains("cut off"), "{:?}", c.report.malformed);
     }
 
     #[test]

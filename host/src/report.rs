@@ -1,16 +1,28 @@
-//! The firmware's report (docs/protocol.md): `msifw-report {json}` lines on COM1, parsed into typed
-//! records, collected into a [`Report`], checked for consistency and rendered as tables.
+//! The firmware's report (docs/protocol.md): frames on COM1 that hold the record types of `msifw-proto`
+//! ([`msifw_proto::frame`]), turned into the typed records of this module, collected into a [`Report`],
+//! checked for consistency and rendered as tables. The types here are the host's JSON document (`--json`),
+//! the same fields and spellings as before the frames; [`Record::from_wire`] is the one place a wire
+//! record becomes one of them, so a field renamed in `msifw-proto` does not compile here.
 //!
-//! Records are parsed in two steps (a `serde_json::Value` first, then the typed struct for its
-//! `kind`) instead of a `#[serde(tag = "kind")]` enum: defmt-decoder turns on serde_json's
-//! `arbitrary_precision` feature, with which internally tagged enums cannot hold numbers.
+//! Captures of firmwares before the frames (protocol version 0: `msifw-report {json}` lines) still
+//! parse: [`parse_record`]. JSON records are parsed in two steps (a `serde_json::Value` first, then the
+//! typed struct for its `kind`) instead of a `#[serde(tag = "kind")]` enum: defmt-decoder turns on
+//! serde_json's `arbitrary_precision` feature, with which internally tagged enums cannot hold numbers.
 
 use std::fmt;
 use std::fmt::Write as _;
 
+use msifw_proto::frame::{self, FrameError, Piece};
+use msifw_proto::record as wire;
 use serde::{Deserialize, Serialize};
 
-/// Prefix of a report line on COM1.
+pub use msifw_proto::record::{BarKind, IrqMode, Outcome as ScenarioResult};
+
+/// The version of the `--json` document's schema (`schema_version`): 1 is the document of msifw before
+/// the field, with the field added.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Prefix of a report line on COM1 from firmwares before the frames (protocol version 0).
 pub const REPORT_PREFIX: &str = "msifw-report ";
 
 /// The `platform` record.
@@ -62,29 +74,6 @@ pub struct Platform {
     pub root_source: String,
 }
 
-/// Kind of a BAR.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BarKind {
-    /// 32-bit memory BAR.
-    Mem32,
-    /// 64-bit memory BAR (occupies two BAR slots; `index` is the lower one).
-    Mem64,
-    /// I/O port BAR.
-    Io,
-}
-
-impl BarKind {
-    /// Short name used in tables: `m32`, `m64`, `io`.
-    pub fn short(self) -> &'static str {
-        match self {
-            BarKind::Mem32 => "m32",
-            BarKind::Mem64 => "m64",
-            BarKind::Io => "io",
-        }
-    }
-}
-
 /// One implemented BAR of a function.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Bar {
@@ -126,38 +115,6 @@ pub struct Capability {
     pub offset: String,
     /// Whether it is a PCIe extended capability.
     pub extended: bool,
-}
-
-/// How the firmware drives a function's interrupts.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum IrqMode {
-    /// MSI-X.
-    Msix,
-    /// MSI.
-    Msi,
-    /// Legacy INTx through the I/O APIC.
-    Intx,
-    /// No interrupt set up.
-    None,
-}
-
-impl IrqMode {
-    /// Name as in the protocol.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            IrqMode::Msix => "msix",
-            IrqMode::Msi => "msi",
-            IrqMode::Intx => "intx",
-            IrqMode::None => "none",
-        }
-    }
-}
-
-impl fmt::Display for IrqMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
 }
 
 /// The `function` record: one PCI function as the firmware found and drove it.
@@ -228,29 +185,6 @@ pub struct FinalState {
     pub msi_enabled: Option<bool>,
     /// MSI-X Enable, if the function has MSI-X.
     pub msix_enabled: Option<bool>,
-}
-
-/// Result of a scenario.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ScenarioResult {
-    /// Passed.
-    Pass,
-    /// Failed.
-    Fail,
-    /// Not run (e.g. not applicable on this machine).
-    Skip,
-}
-
-impl ScenarioResult {
-    /// Upper-case label for tables.
-    pub fn label(self) -> &'static str {
-        match self {
-            ScenarioResult::Pass => "PASS",
-            ScenarioResult::Fail => "FAIL",
-            ScenarioResult::Skip => "SKIP",
-        }
-    }
 }
 
 /// The `scenario` record.
@@ -399,6 +333,8 @@ pub enum RecordError {
         /// What serde found.
         error: serde_json::Error,
     },
+    /// A frame that holds no record: cut off, damaged, of another version, or not a record.
+    Frame(FrameError),
 }
 
 impl fmt::Display for RecordError {
@@ -411,13 +347,227 @@ impl fmt::Display for RecordError {
             RecordError::Fields { kind, error } => {
                 write!(f, "{kind} record does not match docs/protocol.md: {error}")
             }
+            RecordError::Frame(e) => e.fmt(f),
         }
     }
 }
 
 impl std::error::Error for RecordError {}
 
-/// The JSON text of a report line (`msifw-report {...}`), or `None` for a plain text line.
+impl Record {
+    /// The record a frame held, in the host's types (the one place the two meet).
+    pub fn from_wire(record: wire::Record) -> Record {
+        let text = wire::Text::into_string;
+        let hex = |v: u64| format!("{v:#x}");
+        match record {
+            wire::Record::Platform(p) => {
+                let wire::Platform {
+                    apic_id,
+                    x2apic,
+                    config_access,
+                    ioapics,
+                    cmdline,
+                    boot,
+                    loader,
+                    bar_assignment,
+                    timer_fence,
+                    intx_routing,
+                    config_reason,
+                    root_source,
+                    root_buses,
+                } = p;
+                let (config_access, ecam_base) = match config_access {
+                    wire::ConfigAccess::Ecam(base) => ("ecam", Some(hex(base))),
+                    wire::ConfigAccess::Port => ("port", None),
+                };
+                let (bar_assignment, bar_windows) = match bar_assignment {
+                    wire::BarAssignment::BootFirmware => ("boot-firmware", None),
+                    wire::BarAssignment::Msifw(windows) => ("msifw", Some(text(windows))),
+                };
+                Record::Platform(Platform {
+                    apic_id,
+                    x2apic,
+                    config_access: config_access.to_string(),
+                    ecam_base,
+                    ioapics,
+                    cmdline: text(cmdline),
+                    boot: Some(text(boot)),
+                    loader: loader.map(text),
+                    bar_assignment: bar_assignment.to_string(),
+                    bar_windows,
+                    timer_fence: text(timer_fence),
+                    intx_routing: text(intx_routing),
+                    config_reason: text(config_reason),
+                    root_buses: text(root_buses),
+                    root_source: text(root_source),
+                })
+            }
+            wire::Record::Function(f) => {
+                let wire::Function {
+                    bdf,
+                    vendor,
+                    device,
+                    class,
+                    header_type,
+                    bars,
+                    capabilities,
+                    irq_mode,
+                    modes_offered,
+                    irq_reason,
+                    intx,
+                    vectors,
+                    interrupts,
+                    intx_redeliveries,
+                    driver,
+                    problems,
+                    final_state,
+                } = f;
+                let wire::FinalState { command, bus_master, intx_disabled, msi_enabled, msix_enabled } = final_state;
+                let (gsi, trigger, polarity, route_source) = match intx {
+                    Some(wire::IntxRoute { gsi, trigger, polarity, source }) => (
+                        Some(gsi),
+                        Some(trigger.name().to_string()),
+                        Some(polarity.name().to_string()),
+                        Some(text(source)),
+                    ),
+                    None => (None, None, None, None),
+                };
+                Record::Function(Function {
+                    bdf: bdf.to_string(),
+                    vendor: format!("{vendor:04x}"),
+                    device: format!("{device:04x}"),
+                    class: format!("{class:06x}"),
+                    header_type,
+                    bars: bars
+                        .into_iter()
+                        .map(|wire::Bar { index, kind, prefetchable, address, size }| Bar {
+                            index,
+                            kind,
+                            prefetchable,
+                            address: hex(address),
+                            size,
+                        })
+                        .collect(),
+                    capabilities: capabilities
+                        .into_iter()
+                        .map(|wire::Capability { id, name, offset, extended }| Capability {
+                            id: format!("{id:#x}"),
+                            name: text(name),
+                            offset: format!("{offset:#x}"),
+                            extended,
+                        })
+                        .collect(),
+                    irq_mode,
+                    vectors,
+                    interrupts,
+                    driver: driver.map(text),
+                    problems: problems.into_iter().map(text).collect(),
+                    final_state: Some(FinalState {
+                        command: format!("{command:#06x}"),
+                        bus_master,
+                        intx_disabled,
+                        msi_enabled,
+                        msix_enabled,
+                    }),
+                    modes_offered: modes_offered.into_iter().map(|m| m.name().to_string()).collect(),
+                    irq_reason: irq_reason.map(text),
+                    gsi,
+                    trigger,
+                    polarity,
+                    route_source,
+                    intx_redeliveries,
+                })
+            }
+            wire::Record::Scenario(wire::Scenario { name, bdf, result, detail, control }) => {
+                Record::Scenario(Scenario {
+                    name: text(name),
+                    bdf: bdf.map(|b| b.to_string()),
+                    result,
+                    detail: text(detail),
+                    control,
+                })
+            }
+            wire::Record::Problem(wire::Problem { source, detail }) => {
+                Record::Problem(Problem { source: text(source), detail: text(detail) })
+            }
+            wire::Record::End(wire::End { passed, failed, skipped }) => Record::End(End { passed, failed, skipped }),
+            wire::Record::Phase(wire::Phase { name, us }) => Record::Phase(PhaseTime { name: text(name), us }),
+            wire::Record::Accesses(wire::Accesses {
+                bdf,
+                present,
+                phase,
+                config_reads,
+                config_writes,
+                mmio_reads,
+                mmio_writes,
+            }) => Record::Accesses(Accesses {
+                bdf: bdf.to_string(),
+                present,
+                phase: text(phase),
+                config_reads,
+                config_writes,
+                mmio_reads,
+                mmio_writes,
+            }),
+            wire::Record::Dispatch(wire::Dispatch {
+                source,
+                bdf,
+                vector,
+                path,
+                n,
+                dispatched,
+                fast,
+                entry_min,
+                entry_median,
+                entry_p99,
+                path_min,
+                path_median,
+                path_p99,
+                tsc_per_us,
+            }) => Record::Dispatch(Dispatch {
+                source: text(source),
+                bdf: bdf.map(|b| b.to_string()),
+                vector,
+                path: text(path),
+                n,
+                dispatched,
+                fast,
+                entry_min,
+                entry_median,
+                entry_p99,
+                path_min,
+                path_median,
+                path_p99,
+                tsc_per_us,
+            }),
+        }
+    }
+}
+
+/// The records in one COM1 line, in order: its frames (a line of a firmware before the frames: its
+/// JSON record). Empty for a plain text line.
+pub fn line_records(line: &str) -> Vec<Result<Record, RecordError>> {
+    if let Some(json) = report_payload(line) {
+        return vec![parse_record(json)];
+    }
+    if !line.as_bytes().contains(&frame::MARK) {
+        return Vec::new();
+    }
+    frame::split(line)
+        .into_iter()
+        .filter_map(|piece| match piece {
+            Piece::Text(_) => None,
+            Piece::Frame(f) => Some(f.map(Record::from_wire).map_err(RecordError::Frame)),
+        })
+        .collect()
+}
+
+/// Whether `line` holds a frame, whole or not (or a JSON record of a firmware before the frames).
+pub fn is_record_line(line: &str) -> bool {
+    !line_records(line).is_empty()
+}
+
+/// The JSON text of a report line of a firmware before the frames (`msifw-report {...}`), or `None`.
 pub fn report_payload(line: &str) -> Option<&str> {
     line.strip_prefix(REPORT_PREFIX)
 }
@@ -537,22 +687,25 @@ impl Report {
     }
 
     /// Feeds one COM1 line. Returns `None` for a plain text line, `Some(Ok(record))` for a report
-    /// record (already added), `Some(Err(..))` for a malformed one (remembered in `malformed`).
+    /// record (already added), `Some(Err(..))` for a malformed one (remembered in `malformed`). The
+    /// firmware sends one frame a line; should a line hold several, all are taken and the first is
+    /// returned.
     pub fn push_line(&mut self, line: &str) -> Option<Result<Record, RecordError>> {
-        let payload = report_payload(line)?;
-        match parse_record(payload) {
-            Ok(record) => {
-                self.push(record.clone());
-                Some(Ok(record))
-            }
-            Err(error) => {
-                self.malformed.push(MalformedRecord {
-                    line: line.to_string(),
-                    error: error.to_string(),
-                });
-                Some(Err(error))
-            }
+        let mut first = None;
+        for result in line_records(line) {
+            let result = match result {
+                Ok(record) => {
+                    self.push(record.clone());
+                    Ok(record)
+                }
+                Err(error) => {
+                    self.malformed.push(MalformedRecord { line: line.to_string(), error: error.to_string() });
+                    Err(error)
+                }
+            };
+            first.get_or_insert(result);
         }
+        first
     }
 
     /// Whether any record (or malformed record) arrived.
@@ -866,6 +1019,214 @@ pub(crate) mod tests {
         r#"msifw-report {"kind":"problem","source":"acpi.mcfg","detail":"two segments; using the first"}"#,
         r#"msifw-report {"kind":"end","passed":2,"failed":0,"skipped":1}"#,
     ];
+
+    /// Records as a firmware of protocol version 0 printed them (JSON, taken from its COM1), each with
+    /// the wire record a version 1 firmware sends for the same thing.
+    pub(crate) fn json_and_wire() -> Vec<(&'static str, wire::Record<'static>)> {
+        let bdf = |bus, dev, func| wire::Bdf { bus, dev, func };
+        let platform = wire::Platform {
+            apic_id: 0,
+            x2apic: false,
+            config_access: wire::ConfigAccess::Ecam(0xb000_0000),
+            ioapics: 1,
+            cmdline: "oracle".into(),
+            boot: "pvh".into(),
+            loader: None,
+            bar_assignment: wire::BarAssignment::BootFirmware,
+            timer_fence: "hpet".into(),
+            intx_routing: "acpi-prt".into(),
+            config_reason: "ECAM from mcfg at 0xb0000000".into(),
+            root_source: "acpi".into(),
+            root_buses: "00-ff PCI0".into(),
+        };
+        let e1000e = wire::Function {
+            bdf: bdf(0, 2, 0),
+            vendor: 0x8086,
+            device: 0x10d3,
+            class: 0x020000,
+            header_type: 0,
+            bars: vec![
+                wire::Bar { index: 0, kind: BarKind::Mem32, prefetchable: false, address: 0xfeb00000, size: 131072 },
+                wire::Bar { index: 2, kind: BarKind::Io, prefetchable: false, address: 0xc040, size: 32 },
+            ],
+            capabilities: vec![
+                wire::Capability { id: 0x1, name: "pm".into(), offset: 0xc8, extended: false },
+                wire::Capability { id: 0x11, name: "msix".into(), offset: 0xa0, extended: false },
+                wire::Capability { id: 0x3, name: "dsn".into(), offset: 0x140, extended: true },
+            ],
+            irq_mode: IrqMode::Msix,
+            modes_offered: vec![IrqMode::Msix, IrqMode::Msi, IrqMode::Intx],
+            irq_reason: None,
+            intx: None,
+            vectors: vec![48, 49, 50, 51, 52],
+            interrupts: 20,
+            intx_redeliveries: 0,
+            driver: Some("e1000e".into()),
+            problems: vec![],
+            final_state: wire::FinalState { command: 0x507, bus_master: true, intx_disabled: true, msi_enabled: Some(false), msix_enabled: Some(false) },
+        };
+        let edu = wire::Function {
+            bdf: bdf(1, 0, 0),
+            vendor: 0x1234,
+            device: 0x11e8,
+            class: 0x00ff00,
+            bars: vec![wire::Bar { index: 4, kind: BarKind::Mem64, prefetchable: true, address: 0x8_0000_0000, size: 1 << 20 }],
+            capabilities: vec![],
+            irq_mode: IrqMode::Intx,
+            modes_offered: vec![IrqMode::Msi, IrqMode::Intx],
+            irq_reason: Some("msi=off".into()),
+            intx: Some(wire::IntxRoute { gsi: 22, trigger: wire::Trigger::Level, polarity: wire::Polarity::Low, source: "dsdt".into() }),
+            vectors: vec![224],
+            interrupts: 6,
+            intx_redeliveries: 3,
+            driver: Some("edu".into()),
+            problems: vec!["stuck".into(), "twice".into()],
+            final_state: wire::FinalState { command: 0x3, bus_master: false, intx_disabled: false, msi_enabled: None, msix_enabled: None },
+            ..e1000e.clone()
+        };
+        vec![
+            (
+                r#"{"kind":"platform","apic_id":0,"x2apic":false,"config_access":"ecam","ecam_base":"0xb0000000","ioapics":1,"cmdline":"oracle","boot":"pvh","loader":null,"bar_assignment":"boot-firmware","bar_windows":null,"timer_fence":"hpet","intx_routing":"acpi-prt","config_reason":"ECAM from mcfg at 0xb0000000","root_source":"acpi","root_buses":"00-ff PCI0"}"#,
+                wire::Record::Platform(platform.clone()),
+            ),
+            (
+                r#"{"kind":"platform","apic_id":3,"x2apic":true,"config_access":"port","ecam_base":null,"ioapics":2,"cmdline":"","boot":"multiboot2","loader":"GRUB 2.06","bar_assignment":"msifw","bar_windows":"acpi-crs","timer_fence":"wait","intx_routing":"mp-table","config_reason":"no MCFG","root_source":"default","root_buses":"00-ff"}"#,
+                wire::Record::Platform(wire::Platform {
+                    apic_id: 3,
+                    x2apic: true,
+                    config_access: wire::ConfigAccess::Port,
+                    ioapics: 2,
+                    cmdline: "".into(),
+                    boot: "multiboot2".into(),
+                    loader: Some("GRUB 2.06".into()),
+                    bar_assignment: wire::BarAssignment::Msifw("acpi-crs".into()),
+                    timer_fence: "wait".into(),
+                    intx_routing: "mp-table".into(),
+                    config_reason: "no MCFG".into(),
+                    root_source: "default".into(),
+                    root_buses: "00-ff".into(),
+                }),
+            ),
+            (
+                r#"{"kind":"function","bdf":"00:02.0","vendor":"8086","device":"10d3","class":"020000","header_type":0,"bars":[{"index":0,"kind":"mem32","prefetchable":false,"address":"0xfeb00000","size":131072},{"index":2,"kind":"io","prefetchable":false,"address":"0xc040","size":32}],"capabilities":[{"id":"0x1","name":"pm","offset":"0xc8","extended":false},{"id":"0x11","name":"msix","offset":"0xa0","extended":false},{"id":"0x3","name":"dsn","offset":"0x140","extended":true}],"irq_mode":"msix","modes_offered":["msix","msi","intx"],"irq_reason":null,"gsi":null,"trigger":null,"polarity":null,"route_source":null,"vectors":[48,49,50,51,52],"interrupts":20,"intx_redeliveries":0,"driver":"e1000e","problems":[],"final_state":{"command":"0x0507","bus_master":true,"intx_disabled":true,"msi_enabled":false,"msix_enabled":false}}"#,
+                wire::Record::Function(e1000e),
+            ),
+            (
+                r#"{"kind":"function","bdf":"01:00.0","vendor":"1234","device":"11e8","class":"00ff00","header_type":0,"bars":[{"index":4,"kind":"mem64","prefetchable":true,"address":"0x800000000","size":1048576}],"capabilities":[],"irq_mode":"intx","modes_offered":["msi","intx"],"irq_reason":"msi=off","gsi":22,"trigger":"level","polarity":"low","route_source":"dsdt","vectors":[224],"interrupts":6,"intx_redeliveries":3,"driver":"edu","problems":["stuck","twice"],"final_state":{"command":"0x0003","bus_master":false,"intx_disabled":false,"msi_enabled":null,"msix_enabled":null}}"#,
+                wire::Record::Function(edu),
+            ),
+            (
+                r#"{"kind":"scenario","name":"msix-delivery","bdf":"00:02.0","result":"pass","detail":"10 interrupts on 5 vector(s), each exactly as triggered, in 11095 us","control":false}"#,
+                wire::Record::Scenario(wire::Scenario {
+                    name: "msix-delivery".into(),
+                    bdf: Some(bdf(0, 2, 0)),
+                    result: ScenarioResult::Pass,
+                    detail: "10 interrupts on 5 vector(s), each exactly as triggered, in 11095 us".into(),
+                    control: false,
+                }),
+            ),
+            (
+                r#"{"kind":"scenario","name":"shutdown","bdf":null,"result":"fail","detail":"stale \"vector\"","control":true}"#,
+                wire::Record::Scenario(wire::Scenario { name: "shutdown".into(), bdf: None, result: ScenarioResult::Fail, detail: "stale \"vector\"".into(), control: true }),
+            ),
+            (
+                r#"{"kind":"scenario","name":"hot-unplug","bdf":null,"result":"skip","detail":"not asked","control":false}"#,
+                wire::Record::Scenario(wire::Scenario { name: "hot-unplug".into(), bdf: None, result: ScenarioResult::Skip, detail: "not asked".into(), control: false }),
+            ),
+            (
+                r#"{"kind":"problem","source":"acpi.mcfg","detail":"two segments; using the first"}"#,
+                wire::Record::Problem(wire::Problem { source: "acpi.mcfg".into(), detail: "two segments; using the first".into() }),
+            ),
+            (r#"{"kind":"end","passed":12,"failed":0,"skipped":0}"#, wire::Record::End(wire::End { passed: 12, failed: 0, skipped: 0 })),
+            (r#"{"kind":"phase","name":"enumeration","us":3012}"#, wire::Record::Phase(wire::Phase { name: "enumeration".into(), us: 3012 })),
+            (
+                r#"{"kind":"accesses","bdf":"00:1f.3","present":false,"phase":"setup","config_reads":1,"config_writes":2,"mmio_reads":3,"mmio_writes":4}"#,
+                wire::Record::Accesses(wire::Accesses {
+                    bdf: bdf(0, 0x1f, 3),
+                    present: false,
+                    phase: "setup".into(),
+                    config_reads: 1,
+                    config_writes: 2,
+                    mmio_reads: 3,
+                    mmio_writes: 4,
+                }),
+            ),
+            (
+                r#"{"kind":"dispatch","source":"self-ipi","bdf":null,"vector":253,"path":"minimal","n":1000,"dispatched":0,"fast":0,"entry_min":1,"entry_median":2,"entry_p99":3,"path_min":4,"path_median":5,"path_p99":6,"tsc_per_us":2900}"#,
+                wire::Record::Dispatch(wire::Dispatch {
+                    source: "self-ipi".into(),
+                    bdf: None,
+                    vector: 253,
+                    path: "minimal".into(),
+                    n: 1000,
+                    dispatched: 0,
+                    fast: 0,
+                    entry_min: 1,
+                    entry_median: 2,
+                    entry_p99: 3,
+                    path_min: 4,
+                    path_median: 5,
+                    path_p99: 6,
+                    tsc_per_us: 2900,
+                }),
+            ),
+        ]
+    }
+
+    /// The line a version 1 firmware sends for `record` (src/report/mod.rs: a scenario's verdict words,
+    /// then the frame).
+    pub(crate) fn frame_line(record: &wire::Record) -> String {
+        let mut out = Vec::new();
+        if let wire::Record::Scenario(s) = record {
+            out.extend(format!("{} {} {} ", s.result.label(), s.bdf.map(|b| b.to_string()).unwrap_or("-".into()), s.name).bytes());
+        }
+        frame::encode(record, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn every_wire_record_becomes_the_record_its_json_was() {
+        for (json, record) in json_and_wire() {
+            let from_json = parse_record(json).unwrap_or_else(|e| panic!("{json}: {e}"));
+            let line = frame_line(&record);
+            assert_eq!(Record::from_wire(record), from_json, "{json}");
+            let mut r = Report::new();
+            assert_eq!(r.push_line(&line).unwrap().unwrap(), from_json, "{line}");
+            // The host's JSON document of it is the version 0 record without `kind`.
+            let mut expected: serde_json::Value = serde_json::from_str(json).unwrap();
+            expected.as_object_mut().unwrap().remove("kind");
+            let written = match &from_json {
+                Record::Platform(p) => serde_json::to_value(p),
+                Record::Function(f) => serde_json::to_value(f),
+                Record::Scenario(s) => serde_json::to_value(s),
+                Record::Problem(p) => serde_json::to_value(p),
+                Record::End(e) => serde_json::to_value(e),
+                Record::Phase(p) => serde_json::to_value(p),
+                Record::Accesses(a) => serde_json::to_value(a),
+                Record::Dispatch(d) => serde_json::to_value(d),
+            }
+            .unwrap();
+            assert_eq!(written, expected, "{json}");
+        }
+    }
+
+    #[test]
+    fn bad_frames_are_malformed_records_and_text_stays_text() {
+        let (_, end) = json_and_wire().pop().unwrap();
+        let line = frame_line(&end);
+        let mut r = Report::new();
+        // Cut, damaged, and with text around it.
+        assert!(matches!(r.push_line(&line[..line.len() - 3]), Some(Err(RecordError::Frame(FrameError::Cut)))));
+        let mut damaged = line.clone().into_bytes();
+        damaged[5] = if damaged[5] == b'0' { b'1' } else { b'0' };
+        let damaged = String::from_utf8(damaged).unwrap();
+        assert!(matches!(r.push_line(&damaged), Some(Err(RecordError::Frame(_)))), "{damaged}");
+        assert_eq!(r.malformed.len(), 2);
+        assert!(r.check().iter().any(|i| i.contains("frame cut off")), "{:?}", r.check());
+        assert!(r.push_line(&format!("noise {line} more")).unwrap().is_ok());
+        assert_eq!(r.dispatch.len(), 1);
+        assert!(r.push_line("msifw: no frame ~ here ~ or ~here~").is_none());
+    }
 
     pub(crate) fn sample_report() -> Report {
         let mut r = Report::new();

@@ -298,6 +298,7 @@ impl RunOutcome {
         }
         let c = self.report.counts();
         json!({
+            "schema_version": crate::report::SCHEMA_VERSION,
             "platform": platform,
             "functions": self.report.functions,
             "scenarios": self.report.scenarios,

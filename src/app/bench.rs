@@ -4,12 +4,12 @@
 
 use super::devices::{Active, Device};
 use super::Run;
-use crate::accounting::{self, Counts, Phase};
+use crate::accounting::{self, Phase};
 use crate::arch::{cpu, irqbench, lapic};
 use crate::bus::pci::enumerate::Enumeration;
 use crate::irq::{dispatch, vector};
 use crate::modes::IrqMode;
-use crate::report::{Outcome, Record};
+use crate::report::{self, wire, Outcome, Record};
 use crate::scenarios::Verdict;
 use crate::time;
 
@@ -18,7 +18,7 @@ const ARRIVAL_TIMEOUT_US: u64 = 100_000;
 
 /// Emits the time of a phase.
 pub(super) fn emit_phase(name: &str, us: u64) {
-    Record::new("phase").str("name", name).num("us", us).emit();
+    report::emit(&Record::Phase(wire::Phase { name: name.into(), us }));
 }
 
 /// Emits the access counts of every function that was accessed: enumeration and setup per function
@@ -32,21 +32,20 @@ pub(super) fn emit_accesses(pci: &Enumeration) {
             if c.total() == 0 {
                 continue;
             }
-            let mut r = Record::new("accesses");
-            r.fmt("bdf", format_args!("{bus:02x}:{dev:02x}.{func}")).bool("present", present).str("phase", phase.name());
-            counts(&mut r, &c).emit();
+            report::emit(&Record::Accesses(wire::Accesses {
+                bdf: wire::Bdf { bus, dev, func },
+                present,
+                phase: phase.name().into(),
+                config_reads: c.config_reads as u64,
+                config_writes: c.config_writes as u64,
+                mmio_reads: c.mmio_reads as u64,
+                mmio_writes: c.mmio_writes as u64,
+            }));
         }
     }
     if accounting::dropped() > 0 {
         super::problem("bench", format_args!("{} accesses not counted: the counting table was full", accounting::dropped()));
     }
-}
-
-fn counts<'r>(r: &'r mut Record, c: &Counts) -> &'r mut Record {
-    r.num("config_reads", c.config_reads as u64)
-        .num("config_writes", c.config_writes as u64)
-        .num("mmio_reads", c.mmio_reads as u64)
-        .num("mmio_writes", c.mmio_writes as u64)
 }
 
 /// The four kinds of interrupt source the dispatch benchmark drives.
@@ -198,25 +197,22 @@ pub(super) fn dispatch(run: &mut Run, active: &mut [Active], n: u32) {
                 failures += 1;
                 super::problem("bench", format_args!("dispatch benchmark, {} {path_name}: {why} ({} of {n} measured, {} dispatched)", source.name(), m.taken, m.dispatched));
             }
-            let mut r = Record::new("dispatch");
-            r.str("source", source.name());
-            match bdf {
-                Some(b) => r.fmt("bdf", format_args!("{b}")),
-                None => r.null("bdf"),
-            };
-            r.num("vector", vectors[0] as u64)
-                .str("path", path_name)
-                .num("n", m.taken as u64)
-                .num("dispatched", m.dispatched)
-                .num("fast", m.fast)
-                .num("entry_min", emin as u64)
-                .num("entry_median", emed as u64)
-                .num("entry_p99", ep99 as u64)
-                .num("path_min", pmin as u64)
-                .num("path_median", pmed as u64)
-                .num("path_p99", pp99 as u64)
-                .num("tsc_per_us", time::tsc_per_us())
-                .emit();
+            report::emit(&Record::Dispatch(wire::Dispatch {
+                source: source.name().into(),
+                bdf: bdf.map(report::bdf),
+                vector: vectors[0],
+                path: path_name.into(),
+                n: m.taken as u64,
+                dispatched: m.dispatched,
+                fast: m.fast,
+                entry_min: emin as u64,
+                entry_median: emed as u64,
+                entry_p99: ep99 as u64,
+                path_min: pmin as u64,
+                path_median: pmed as u64,
+                path_p99: pp99 as u64,
+                tsc_per_us: time::tsc_per_us(),
+            }));
         }
     }
     let verdict = if failures == 0 && measured > 0 {

@@ -10,7 +10,7 @@ use crate::platform::acpi::{self, PhysMemory, PlatformTables};
 use crate::platform::ecam::{self, Claim, EcamSource, EcamWindow, Owner};
 use crate::platform::hostbridge::{self, HostBridges, RootBus};
 use crate::platform::{crs, mptable, prt};
-use crate::report::Record;
+use crate::report::{self, wire, Record};
 use heapless::{String, Vec};
 
 /// What the rest of the run needs from the platform.
@@ -107,24 +107,6 @@ pub(super) enum BarAssigner {
 
 /// Emits the `platform` record (after enumeration, so it can say who assigned the BARs).
 pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAssigner, intx_routing: &str) {
-    let mut record = Record::new("platform");
-    record.num("apic_id", run.apic_id as u64).bool("x2apic", p.x2apic).str("config_access", if matches!(p.mechanism, Mechanism::Ecam { .. }) { "ecam" } else { "port" });
-    match p.mechanism {
-        Mechanism::Ecam { base, .. } => record.fmt("ecam_base", format_args!("{base:#x}")),
-        Mechanism::Port => record.null("ecam_base"),
-    };
-    record.num("ioapics", p.ioapics.len() as u64).str("cmdline", &boot.cmdline).str("boot", boot.protocol.name());
-    match boot.loader.as_str() {
-        "" => record.null("loader"),
-        name => record.str("loader", name),
-    };
-    match bars {
-        BarAssigner::BootFirmware => record.str("bar_assignment", "boot-firmware").null("bar_windows"),
-        BarAssigner::Msifw(source) => record.str("bar_assignment", "msifw").str("bar_windows", source.name()),
-    };
-    record.str("timer_fence", crate::time::fence_kind());
-    record.str("intx_routing", intx_routing);
-    record.str("config_reason", &p.config_reason).str("root_source", p.roots_source);
     let mut roots: String<2000> = String::new();
     for (i, r) in p.roots.iter().enumerate() {
         let sep = if i > 0 { ", " } else { "" };
@@ -134,8 +116,27 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
             break;
         }
     }
-    record.str("root_buses", &roots);
-    record.emit();
+    report::emit(&Record::Platform(wire::Platform {
+        apic_id: run.apic_id,
+        x2apic: p.x2apic,
+        config_access: match p.mechanism {
+            Mechanism::Ecam { base, .. } => wire::ConfigAccess::Ecam(base),
+            Mechanism::Port => wire::ConfigAccess::Port,
+        },
+        ioapics: p.ioapics.len() as u32,
+        cmdline: boot.cmdline.as_str().into(),
+        boot: boot.protocol.name().into(),
+        loader: Some(boot.loader.as_str()).filter(|l| !l.is_empty()).map(Into::into),
+        bar_assignment: match bars {
+            BarAssigner::BootFirmware => wire::BarAssignment::BootFirmware,
+            BarAssigner::Msifw(source) => wire::BarAssignment::Msifw(source.name().into()),
+        },
+        timer_fence: crate::time::fence_kind().into(),
+        intx_routing: intx_routing.into(),
+        config_reason: p.config_reason.as_str().into(),
+        root_source: p.roots_source.into(),
+        root_buses: roots.as_str().into(),
+    }));
 }
 
 /// Why the run cannot go on.

@@ -1,191 +1,73 @@
-//! The report: one JSON object per line on COM1, prefixed `msifw-report ` (docs/protocol.md). Records
-//! stream out as results arrive, so a run that dies midway still leaves what it found.
+//! The report: one frame per record on COM1 (docs/protocol.md), the record types of `msifw-proto`
+//! encoded with postcard. Records stream out as results arrive, so a run that dies midway still leaves
+//! what it found. A scenario's frame follows its verdict in words on the same line, for a person
+//! watching the serial console.
 
 use alloc::string::String;
-use core::fmt::Write;
+use alloc::vec::Vec;
+use core::fmt;
 
-/// Builds one JSON object, on the heap: a function with many problems or capabilities is reported whole.
-#[derive(Debug)]
-pub struct Record {
-    buf: String,
-    first: bool,
-}
+pub use msifw_proto::record::{self as wire, Outcome, Record, Text};
 
-impl Record {
-    /// A record of `kind`.
-    pub fn new(kind: &str) -> Record {
-        let mut r = Record::object();
-        r.str("kind", kind);
-        r
-    }
-
-    /// A plain JSON object (for array elements).
-    pub fn object() -> Record {
-        let mut r = Record { buf: String::new(), first: true };
-        r.buf.push('{');
-        r
-    }
-
-    fn key(&mut self, key: &str) {
-        if !self.first {
-            self.buf.push(',');
-        }
-        self.first = false;
-        let _ = write!(self.buf, "\"{key}\":");
-    }
-
-    /// A string field.
-    pub fn str(&mut self, key: &str, value: &str) -> &mut Self {
-        self.key(key);
-        push_json_str(&mut self.buf, value);
-        self
-    }
-
-    /// A string field from formatting.
-    pub fn fmt(&mut self, key: &str, args: core::fmt::Arguments) -> &mut Self {
-        let mut s = String::new();
-        let _ = s.write_fmt(args);
-        self.str(key, &s)
-    }
-
-    /// A number field.
-    pub fn num(&mut self, key: &str, value: u64) -> &mut Self {
-        self.key(key);
-        let _ = write!(self.buf, "{value}");
-        self
-    }
-
-    /// A boolean field.
-    pub fn bool(&mut self, key: &str, value: bool) -> &mut Self {
-        self.key(key);
-        self.buf.push_str(if value { "true" } else { "false" });
-        self
-    }
-
-    /// A null field.
-    pub fn null(&mut self, key: &str) -> &mut Self {
-        self.key(key);
-        self.buf.push_str("null");
-        self
-    }
-
-    /// A raw JSON value (an array or object built with [`Array`]).
-    pub fn raw(&mut self, key: &str, json: &str) -> &mut Self {
-        self.key(key);
-        self.buf.push_str(json);
-        self
-    }
-
-    /// The finished JSON text.
-    pub fn finish(&mut self) -> &str {
-        self.buf.push('}');
-        &self.buf
-    }
-
-    /// Finishes and prints the record on COM1.
-    pub fn emit(&mut self) {
-        let line = self.finish();
-        crate::println!("msifw-report {}", line);
+/// Formatted text for a record field (borrowed when the text has no arguments).
+pub fn text(args: fmt::Arguments) -> Text<'static> {
+    match args.as_str() {
+        Some(s) => Text::from(s),
+        None => Text::from(alloc::fmt::format(args)),
     }
 }
 
-/// A JSON array being built.
-#[derive(Debug)]
-pub struct Array {
-    buf: String,
-}
-
-impl Array {
-    /// `[`.
-    pub fn new() -> Array {
-        let mut buf = String::new();
-        buf.push('[');
-        Array { buf }
-    }
-
-    fn sep(&mut self) {
-        if self.buf.len() > 1 {
-            self.buf.push(',');
-        }
-    }
-
-    /// A number element.
-    pub fn num(&mut self, v: u64) {
-        self.sep();
-        let _ = write!(self.buf, "{v}");
-    }
-
-    /// A string element.
-    pub fn str(&mut self, v: &str) {
-        self.sep();
-        push_json_str(&mut self.buf, v);
-    }
-
-    /// A finished record as an element (an object).
-    pub fn object(&mut self, record: &str) {
-        self.sep();
-        self.buf.push_str(record);
-    }
-
-    /// `]` and the text.
-    pub fn finish(&mut self) -> &str {
-        self.buf.push(']');
-        &self.buf
+/// The wire form of a function's address.
+pub fn bdf(b: crate::bus::pci::config::Bdf) -> wire::Bdf {
+    wire::Bdf {
+        bus: b.bus,
+        dev: b.dev,
+        func: b.func,
     }
 }
 
-impl Default for Array {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-/// Appends `s` as a JSON string literal (quotes, backslashes and control characters escaped).
-pub fn push_json_str(buf: &mut String, s: &str) {
-    buf.push('"');
-    for c in s.chars() {
-        let escaped = match c {
-            '"' => Some("\\\""),
-            '\\' => Some("\\\\"),
-            '\n' => Some("\\n"),
-            '\r' => Some("\\r"),
-            '\t' => Some("\\t"),
-            _ => None,
+/// The line `record` is sent as, without the line end: a scenario's verdict in words (the detail only
+/// for a failure), then the frame.
+pub fn line(record: &Record) -> Result<Vec<u8>, msifw_proto::frame::EncodeError> {
+    let mut out = Vec::new();
+    if let Record::Scenario(s) = record {
+        use core::fmt::Write;
+        let mut head = String::new();
+        let _ = match s.bdf {
+            Some(b) => write!(head, "{} {b} {}", s.result.label(), s.name),
+            None => write!(head, "{} - {}", s.result.label(), s.name),
         };
-        match escaped {
-            Some(e) => {
-                buf.push_str(e);
-            }
-            None if (c as u32) < 0x20 => {
-                let _ = write!(buf, "\\u{:04x}", c as u32);
-            }
-            None => {
-                buf.push(c);
-            }
+        if s.control {
+            head.push_str(" (control)");
         }
+        if s.result == Outcome::Fail {
+            head.push_str(": ");
+            head.push_str(&s.detail);
+        }
+        // The text before a frame never holds a frame mark of its own.
+        out.extend(head.bytes().map(|b| {
+            if b == msifw_proto::frame::MARK {
+                b'-'
+            } else {
+                b
+            }
+        }));
+        out.push(b' ');
     }
-    buf.push('"');
+    msifw_proto::frame::encode(record, &mut out)?;
+    Ok(out)
 }
 
-/// Scenario result.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Passed.
-    Pass,
-    /// Failed.
-    Fail,
-    /// Not run, with the reason in the detail.
-    Skip,
-}
-
-impl Outcome {
-    /// Report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Outcome::Pass => "pass",
-            Outcome::Fail => "fail",
-            Outcome::Skip => "skip",
-        }
+/// Sends `record` on COM1.
+pub fn emit(record: &Record) {
+    match line(record) {
+        // A frame is ASCII and its head is made of text (its `~` replaced), so the line is UTF-8.
+        Ok(bytes) => crate::println!("{}", core::str::from_utf8(&bytes).unwrap_or("msifw: a report line that is not UTF-8")),
+        Err(e) => crate::println!(
+            "msifw: the {} record could not be encoded: {}",
+            record.kind(),
+            e
+        ),
     }
 }
 
@@ -214,36 +96,66 @@ impl Summary {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use msifw_proto::frame::{split, Piece};
 
-    #[test]
-    fn records_are_valid_json_with_escapes() {
-        let mut r = Record::new("scenario");
-        r.str("name", "a \"quoted\" \\ name\n").num("n", 5).bool("control", false).null("bdf");
-        let mut a = Array::new();
-        a.num(1);
-        a.str("x");
-        r.raw("list", a.finish());
-        assert_eq!(
-            r.finish(),
-            r#"{"kind":"scenario","name":"a \"quoted\" \\ name\n","n":5,"control":false,"bdf":null,"list":[1,"x"]}"#
-        );
-        let mut c = Record::new("x");
-        c.str("s", "\u{1}");
-        assert_eq!(c.finish(), r#"{"kind":"x","s":"\u0001"}"#);
+    fn scenario(result: Outcome, detail: &str) -> Record<'_> {
+        Record::Scenario(wire::Scenario {
+            name: "msix-delivery".into(),
+            bdf: Some(wire::Bdf {
+                bus: 0,
+                dev: 2,
+                func: 0,
+            }),
+            result,
+            detail: detail.into(),
+            control: false,
+        })
     }
 
     #[test]
-    fn long_records_are_kept_whole() {
-        // The .bss buffers cut a record at 4096 bytes and an array at 2048 (the host then rejected the
-        // line): a function with many problems.
-        let mut problems = Array::new();
-        for i in 0..200 {
-            problems.str(&std::format!("problem {i} with a long explanation of what went wrong"));
-        }
-        let mut r = Record::new("function");
-        r.fmt("detail", format_args!("{}", "x".repeat(1000))).raw("problems", problems.finish());
-        let text = r.finish();
-        assert!(text.len() > 10_000 && text.ends_with("wrong\"]}"), "{}", &text[text.len() - 40..]);
+    fn a_scenario_line_reads_as_a_verdict_and_holds_the_record() {
+        let pass = scenario(Outcome::Pass, "10 interrupts on 5 vector(s)");
+        let l = String::from_utf8(line(&pass).unwrap()).unwrap();
+        assert!(l.starts_with("PASS 00:02.0 msix-delivery ~"), "{l}");
+        assert!(
+            !l.contains("10 interrupts"),
+            "a pass's detail is in the frame only: {l}"
+        );
+        let pieces = split(&l);
+        assert_eq!(pieces[1], Piece::Frame(Ok(pass.clone())), "{l}");
+
+        // A failure says why in words too; a `~` in its words is no frame mark.
+        let fail = scenario(Outcome::Fail, "nothing arrived ~AAAAAAAAAAAA");
+        let l = String::from_utf8(line(&fail).unwrap()).unwrap();
+        assert!(
+            l.starts_with("FAIL 00:02.0 msix-delivery: nothing arrived -AAAAAAAAAAAA ~"),
+            "{l}"
+        );
+        let frames: Vec<_> = split(&l)
+            .into_iter()
+            .filter(|p| matches!(p, Piece::Frame(_)))
+            .collect();
+        assert_eq!(frames, [Piece::Frame(Ok(fail.clone()))]);
+    }
+
+    #[test]
+    fn other_records_are_a_frame_alone() {
+        let end = Record::End(wire::End {
+            passed: 1,
+            failed: 2,
+            skipped: 3,
+        });
+        let l = line(&end).unwrap();
+        assert!(l.starts_with(b"~") && l.ends_with(b"~"), "{l:?}");
+    }
+
+    #[test]
+    fn formatted_text_borrows_when_it_can() {
+        assert!(matches!(
+            text(format_args!("static")).0,
+            alloc::borrow::Cow::Borrowed("static")
+        ));
+        assert_eq!(text(format_args!("{} vectors", 5)).as_str(), "5 vectors");
     }
 
     #[test]
@@ -252,6 +164,13 @@ mod tests {
         for o in [Outcome::Pass, Outcome::Pass, Outcome::Fail, Outcome::Skip] {
             s.add(o);
         }
-        assert_eq!(s, Summary { passed: 2, failed: 1, skipped: 1 });
+        assert_eq!(
+            s,
+            Summary {
+                passed: 2,
+                failed: 1,
+                skipped: 1
+            }
+        );
     }
 }

@@ -11,7 +11,7 @@ use crate::bus::pci::Bdf;
 use crate::cmdline::{self, Options};
 use crate::modes::route::Routed;
 use crate::modes::IrqMode;
-use crate::report::{Outcome, Record, Summary};
+use crate::report::{self, wire, Outcome, Record, Summary};
 use crate::scenarios::{Provoked, Verdict};
 use alloc::string::String;
 use alloc::vec::Vec;
@@ -46,7 +46,7 @@ pub(crate) struct Run {
 
 pub(crate) fn problem(source: &str, args: core::fmt::Arguments) {
     crate::warn!("problem: {=str}", source);
-    Record::new("problem").str("source", source).fmt("detail", args).emit();
+    report::emit(&Record::Problem(wire::Problem { source: source.into(), detail: report::text(args) }));
 }
 
 /// A limit of msifw's own (its heap, the vectors of the one CPU it runs on) kept something from being
@@ -76,19 +76,19 @@ impl Run {
             self.optional_done |= 1 << i;
         }
         self.summary.add(verdict.outcome);
-        let mut r = Record::new("scenario");
-        r.str("name", name);
-        match bdf {
-            Some(b) => r.fmt("bdf", format_args!("{b}")),
-            None => r.null("bdf"),
-        };
-        r.str("result", verdict.outcome.name()).str("detail", &verdict.detail).bool("control", control).emit();
+        report::emit(&Record::Scenario(wire::Scenario {
+            name: name.into(),
+            bdf: bdf.map(report::bdf),
+            result: verdict.outcome,
+            detail: verdict.detail.as_str().into(),
+            control,
+        }));
     }
 }
 
 pub(crate) fn finish(run: &Run) -> ExitCode {
     let s = run.summary;
-    Record::new("end").num("passed", s.passed as u64).num("failed", s.failed as u64).num("skipped", s.skipped as u64).emit();
+    report::emit(&Record::End(wire::End { passed: s.passed, failed: s.failed, skipped: s.skipped }));
     crate::info!("done: {=u32} passed, {=u32} failed, {=u32} skipped", s.passed, s.failed, s.skipped);
     if s.failed == 0 {
         ExitCode::Passed

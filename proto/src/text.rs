@@ -1,0 +1,402 @@
+//! Free text in a record (a scenario's detail, a problem, a name the firmware does not enumerate), and
+//! its wire form: the report's own words replaced by one byte each.
+//!
+//! Most of the report's bytes are text, and its text is mostly the same few hundred words. On the wire a
+//! text is postcard bytes (a varint length, then the bytes) in which a byte 0x80-0xFF stands for entry
+//! `byte - 0x80` of [`DICTIONARY`], a control character other than NUL, tab, LF and CR for one of its
+//! entries 128-155, `0x7F` says that the next byte is itself (a byte of a non-ASCII character, a control
+//! character, or `0x7F`), and any other byte is that ASCII character. The encoder takes the longest entry
+//! that matches at each place. Any text round-trips; words not in the dictionary only cost their length.
+//!
+//! The dictionary starts with the scenario names, whole; the rest was chosen by a greedy search over the firmware's report messages (the verdict texts of
+//! `src/scenarios`, counted three times as they are in every run's report, and the problem and verdict
+//! texts of `src/app`) and its names (scenarios, capabilities, drivers, problem sources, counted three
+//! times): each step took the fragment that saved the most bytes over that corpus. It is part of
+//! the wire format: change it only with [`crate::frame::VERSION`].
+
+use alloc::borrow::Cow;
+use alloc::string::String;
+use alloc::vec::Vec;
+use core::fmt;
+use core::ops::Deref;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+/// The byte before a byte that stands for itself.
+pub const ESCAPE: u8 = 0x7f;
+
+/// The control characters that stand for entries 128-155 of the dictionary (all but NUL, tab, line feed
+/// and carriage return, which stand for themselves).
+const CONTROLS: [u8; 28] = [
+    1, 2, 3, 4, 5, 6, 7, 8, 0x0b, 0x0c, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28,
+    29, 30, 31,
+];
+
+/// The fragments bytes 0x80-0xFF (entries 0-127) and the [`CONTROLS`] (entries 128-155) stand for, each
+/// ended by a line feed (one string, not an array of 156 references: 2.5 KB less in the firmware image).
+pub const DICTIONARY: &str = concat!(
+    "intx-storm\n",
+    "hot-unplug\n",
+    "crash-restart\n",
+    "reset-restore\n",
+    "stuck-command\n",
+    "write-order\n",
+    "msix-delivery\n",
+    "intx-delivery\n",
+    "unowned-vector\n",
+    "pci-roots\n",
+    "pci-config\n",
+    "pci-buses\n",
+    "msix-vector-mask\n",
+    "msix-function-mask\n",
+    "msi-vector-mask\n",
+    "msi-delivery\n",
+    "lapic-self-ipi\n",
+    "intx-hold\n",
+    "dispatch-benchmark\n",
+    "shutdown\n",
+    "incremental\n",
+    "reenable\n",
+    "capacity\n",
+    "soak\n",
+    " interrupt\n",
+    "vector\n",
+    " the\n",
+    " no\n",
+    "entry\n",
+    " after\n",
+    "deliver\n",
+    "Asynchronous Event Request\n",
+    "in\n",
+    "on\n",
+    "device\n",
+    " unclaimed\n",
+    " a\n",
+    "table\n",
+    "masked\n",
+    " expected\n",
+    "round\n",
+    "trigger\n",
+    "source\n",
+    "timed out\n",
+    " with\n",
+    " us; Identify\n",
+    " failed\n",
+    " (\n",
+    " message\n",
+    " INTx\n",
+    "no\n",
+    "MSI-X\n",
+    "programmed\n",
+    "or\n",
+    " was\n",
+    " freed\n",
+    "host bridge\n",
+    "while\n",
+    " driven\n",
+    " disable\n",
+    " us\n",
+    " from\n",
+    "APIC\n",
+    "it\n",
+    "time\n",
+    " counted\n",
+    " exactly\n",
+    " be\n",
+    " to\n",
+    " of\n",
+    " rearm\n",
+    " problem\n",
+    " completed\n",
+    "acpi\n",
+    "the\n",
+    " unmask\n",
+    "raised\n",
+    " through\n",
+    "at\n",
+    " firmware carried\n",
+    "set\n",
+    "caught:\n",
+    "bridge-subsystem\n",
+    " still\n",
+    " stage B quieted\n",
+    " reach\n",
+    " lost\n",
+    "selftest\n",
+    "out\n",
+    "msifw\n",
+    " this\n",
+    " could\n",
+    "stack-overflow\n",
+    " did\n",
+    "an\n",
+    " held\n",
+    "pci.assign\n",
+    "resizable-bar\n",
+    "after\n",
+    " exhausted\n",
+    " reused\n",
+    "cleared\n",
+    " bus\n",
+    " enabled\n",
+    " checked\n",
+    " 1\n",
+    " 0xCF8/0xCFC\n",
+    "power-budget\n",
+    " provoke:\n",
+    " rule\n",
+    " show\n",
+    "GSI\n",
+    " left\n",
+    "apic\n",
+    " fences\n",
+    "INTx unavailable\n",
+    " physical 0\n",
+    " cache\n",
+    " found\n",
+    " entries\n",
+    " ACPI\n",
+    "space\n",
+    "pcie\n",
+    "virtio-net\n",
+    "peer-probe\n",
+    " come back\n",
+    "):\n",
+    "is\n",
+    " every\n",
+    " mode\n",
+    " 2:\n",
+    " has\n",
+    ", which\n",
+    " ms\n",
+    "msix\n",
+    " Identify\n",
+    "detected:\n",
+    " expose\n",
+    " MP\n",
+    "irq.\n",
+    "scenario\n",
+    " verdict\n",
+    "self-ipi\n",
+    " Bus Master\n",
+    "first\n",
+    " live\n",
+    " level\n",
+    " stale\n",
+    "quiet\n",
+    " read\n",
+    " event,\n",
+    "BARs\n",
+    "),\n",
+    "default\n",
+    "stage A\n",
+    " shut down\n",
+);
+
+/// The dictionary's entries, in order.
+pub fn entries() -> impl Iterator<Item = &'static str> {
+    DICTIONARY.split_terminator('\n')
+}
+
+/// The byte that stands for dictionary entry `i`.
+fn code(i: usize) -> u8 {
+    if i < 128 {
+        0x80 | i as u8
+    } else {
+        CONTROLS[i - 128]
+    }
+}
+
+/// The index of the dictionary entry byte `b` stands for, if it stands for one.
+fn entry(b: u8) -> Option<usize> {
+    match b {
+        0x80.. => Some((b & 0x7f) as usize),
+        _ => CONTROLS.iter().position(|&c| c == b).map(|i| 128 + i),
+    }
+}
+
+/// Appends the wire form of `text` to `out`.
+pub fn compress(text: &str, out: &mut Vec<u8>) {
+    let bytes = text.as_bytes();
+    let mut at = 0;
+    while at < bytes.len() {
+        let best = entries()
+            .enumerate()
+            .filter(|(_, e)| bytes[at..].starts_with(e.as_bytes()))
+            .max_by_key(|(_, e)| e.len());
+        match best {
+            Some((i, e)) => {
+                out.push(code(i));
+                at += e.len();
+            }
+            None => {
+                let b = bytes[at];
+                if b == ESCAPE || entry(b).is_some() {
+                    out.push(ESCAPE);
+                }
+                out.push(b);
+                at += 1;
+            }
+        }
+    }
+}
+
+/// The text whose wire form is `wire`, or `None` when the bytes are not one.
+pub fn expand(wire: &[u8]) -> Option<String> {
+    let dictionary: Vec<&str> = entries().collect();
+    let mut out = Vec::with_capacity(wire.len() * 2);
+    let mut bytes = wire.iter();
+    while let Some(&b) = bytes.next() {
+        match (b, entry(b)) {
+            (ESCAPE, _) => out.push(*bytes.next()?),
+            (_, Some(i)) => out.extend_from_slice(dictionary[i].as_bytes()),
+            (_, None) => out.push(b),
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Text in a record: borrowed where the firmware has it at hand, owned where it was formatted or decoded.
+#[derive(Clone, PartialEq, Eq, Hash, Default)]
+pub struct Text<'a>(pub Cow<'a, str>);
+
+impl Text<'_> {
+    /// The text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The text, owned.
+    pub fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+impl Deref for Text<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'a> From<&'a str> for Text<'a> {
+    fn from(s: &'a str) -> Self {
+        Text(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Text<'_> {
+    fn from(s: String) -> Self {
+        Text(Cow::Owned(s))
+    }
+}
+
+impl fmt::Debug for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for Text<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl Serialize for Text<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut wire = Vec::with_capacity(self.0.len());
+        compress(&self.0, &mut wire);
+        s.serialize_bytes(&wire)
+    }
+}
+
+struct TextVisitor;
+
+impl Visitor<'_> for TextVisitor {
+    type Value = Text<'static>;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("the bytes of a text")
+    }
+
+    fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<Self::Value, E> {
+        expand(v)
+            .map(Text::from)
+            .ok_or_else(|| E::custom("not the wire form of a text"))
+    }
+}
+
+impl<'de> Deserialize<'de> for Text<'_> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_bytes(TextVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(s: &str) -> Vec<u8> {
+        let mut wire = Vec::new();
+        compress(s, &mut wire);
+        assert_eq!(expand(&wire).as_deref(), Some(s), "{wire:?}");
+        wire
+    }
+
+    #[test]
+    fn any_text_round_trips() {
+        for s in [
+            "",
+            "a",
+            "\u{7f}",
+            "\u{1}\u{1f}\u{b}\r\n",
+            "ünïcode ~ \"quoted\"\n\t\u{0}",
+            "interrupt",
+            " interrupts interrupt",
+            "msix-delivery",
+            "日本語",
+        ] {
+            round_trip(s);
+        }
+        let all: String = (0..=0x10ffu32).filter_map(char::from_u32).collect();
+        round_trip(&all);
+    }
+
+    #[test]
+    fn the_reports_words_take_a_byte() {
+        let detail =
+            "5 entries masked: pending set, nothing delivered; delivered exactly once on unmask";
+        let wire = round_trip(detail);
+        assert!(
+            wire.len() * 10 < detail.len() * 7,
+            "{} of {} bytes",
+            wire.len(),
+            detail.len()
+        );
+        assert_eq!(round_trip("crash-restart").len(), 1);
+    }
+
+    #[test]
+    fn bytes_that_are_no_text_are_refused() {
+        assert_eq!(expand(&[ESCAPE]), None, "an escape at the end");
+        assert_eq!(expand(&[ESCAPE, 0xff]), None, "not UTF-8");
+        let d: Vec<&str> = entries().collect();
+        let expected = ["a", d[0], d[128], "\u{1}"].concat();
+        assert_eq!(expand(&[b'a', 0x80, 1, ESCAPE, 1]), Some(expected));
+    }
+
+    #[test]
+    fn the_dictionary_has_no_duplicates_and_no_escapes() {
+        let d: Vec<&str> = entries().collect();
+        assert_eq!(d.len(), 128 + CONTROLS.len());
+        for (i, e) in d.iter().enumerate() {
+            assert!(
+                e.len() >= 2 && e.bytes().all(|b| (0x20..0x7f).contains(&b)),
+                "{e:?}"
+            );
+            assert!(!d[..i].contains(e), "{e:?} twice");
+        }
+    }
+}
