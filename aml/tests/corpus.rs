@@ -98,12 +98,27 @@ struct Figures {
     panics: usize,
     errors: BTreeMap<String, (usize, String)>,
     static_root_prt: usize,
+    static_bridge_entries: usize,
+    static_errors: BTreeMap<String, (usize, String)>,
+    links_equal: usize,
+    links_total: usize,
+    static_links: usize,
 }
 
 fn note(f: &mut Figures, aml: &Aml, what: &str, e: &msifw_aml::Error, machine: &str) {
     if matches!(e.kind, ErrorKind::Budget(_)) {
         f.budget += 1;
     }
+    note_in(&mut f.errors, aml, what, e, machine);
+}
+
+fn note_in(
+    map: &mut BTreeMap<String, (usize, String)>,
+    aml: &Aml,
+    what: &str,
+    e: &msifw_aml::Error,
+    machine: &str,
+) {
     let key = match e.kind {
         ErrorKind::UnknownOpcode(op) | ErrorKind::Unsupported(op) => {
             format!("{what} {:?} {op:#x}", e.kind)
@@ -117,7 +132,71 @@ fn note(f: &mut Figures, aml: &Aml, what: &str, e: &msifw_aml::Error, machine: &
         e.table,
         e.offset
     );
-    f.errors.entry(key).or_insert((0, ex)).0 += 1;
+    map.entry(key).or_insert((0, ex)).0 += 1;
+}
+
+/// A link's `_CRS` interrupts as the oracle writes them: (extended, irqs, level, active low, shared).
+type LinkIrq = (bool, Vec<u64>, bool, bool, bool);
+
+fn link_irqs(buf: &[u8]) -> Vec<LinkIrq> {
+    let mut v = Vec::new();
+    msifw_aml::resource::walk(buf, |tag, _| {
+        if tag == 0x04 || tag == 0x89 {
+            v.push(tag == 0x89);
+        }
+    });
+    v.into_iter()
+        .zip(msifw_aml::resource::irqs(buf))
+        .map(|(ext, i)| {
+            (
+                ext,
+                i.irqs.iter().map(|&x| u64::from(x)).collect(),
+                i.level,
+                i.active_low,
+                i.shared,
+            )
+        })
+        .collect()
+}
+
+fn check_links(aml: &mut Aml, oracle: &J, f: &mut Figures, name: &str) {
+    let links = pci::links(aml);
+    for (path, o) in oracle["links"].as_object().unwrap() {
+        let Some(want) = o["_crs"].as_array() else {
+            continue;
+        };
+        let want: Vec<LinkIrq> = want
+            .iter()
+            .map(|d| {
+                (
+                    d["kind"] == "ext_irq",
+                    d["irqs"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|x| x.as_u64().unwrap())
+                        .collect(),
+                    d["level"].as_bool().unwrap(),
+                    d["active_low"].as_bool().unwrap(),
+                    d["shared"].as_bool().unwrap(),
+                )
+            })
+            .collect();
+        f.links_total += 1;
+        let got = links.iter().find(|l| aml.path(l.node) == *path);
+        let (sta, crs) = match got {
+            Some(l) => (opt_int(&l.sta), l.crs.clone()),
+            None => (None, None),
+        };
+        match crs {
+            Some(Ok(b)) if link_irqs(&b) == want && sta == o["sta"].as_u64() => f.links_equal += 1,
+            other => println!(
+                "{name}: link {path}: {:?} sta {sta:?}, ACPICA {want:?} sta {}",
+                other.map(|r| r.map(|b| link_irqs(&b))),
+                o["sta"]
+            ),
+        }
+    }
 }
 
 fn check_machine(m: &Path, f: &mut Figures) {
@@ -241,13 +320,32 @@ fn check_machine(m: &Path, f: &mut Figures) {
             f.bridge_entries_equal += eq.min(want.len());
         }
     }
+    check_links(&mut aml, &oracle, f, &name);
     // The same without any simulated memory: what a firmware gets from the tables alone.
     let mut aml = Aml::new(Box::new(Overlay::new()));
     for x in &t {
         aml.load(x).unwrap();
     }
-    let _ = pci::set_apic_mode(&mut aml);
+    if let Some(Err(e)) = pci::set_apic_mode(&mut aml) {
+        note_in(&mut f.static_errors, &aml, "_PIC", &e, &name);
+    }
+    for l in pci::links(&mut aml) {
+        match &l.crs {
+            Some(Ok(_)) => f.static_links += 1,
+            Some(Err(e)) => note_in(&mut f.static_errors, &aml, "link _CRS", e, &name),
+            None => {}
+        }
+    }
     for r in pci::root_bridges(&mut aml) {
+        if let Some(Err(e)) = &r.prt {
+            note_in(&mut f.static_errors, &aml, "_PRT", e, &name);
+        }
+        for b in &r.bridges {
+            match &b.prt {
+                Ok(p) => f.static_bridge_entries += p.len(),
+                Err(e) => note_in(&mut f.static_errors, &aml, "bridge _PRT", e, &name),
+            }
+        }
         let p = aml.path(r.node);
         let want = oracle["root_bridges"]
             .as_array()
@@ -256,7 +354,7 @@ fn check_machine(m: &Path, f: &mut Figures) {
             .find(|o| o["path"] == p.as_str())
             .and_then(|o| theirs(&aml, &p, &o["prt"]));
         if let (Some(Ok(got)), Some(want)) = (&r.prt, want) {
-            if got.iter().map(|e| ours(&aml, e)).collect::<Vec<_>>() == want && p.ends_with("0") {
+            if got.iter().map(|e| ours(&aml, e)).collect::<Vec<_>>() == want {
                 f.static_root_prt += 1;
             }
         }
@@ -286,9 +384,15 @@ fn corpus_routing_equals_acpica() {
         f.values_total += g.values_total;
         f.budget += g.budget;
         f.static_root_prt += g.static_root_prt;
+        f.static_bridge_entries += g.static_bridge_entries;
+        f.static_links += g.static_links;
+        f.links_equal += g.links_equal;
+        f.links_total += g.links_total;
         for (k, (n, ex)) in g.errors {
-            let e = f.errors.entry(k).or_insert((0, ex));
-            e.0 += n;
+            f.errors.entry(k).or_insert((0, ex)).0 += n;
+        }
+        for (k, (n, ex)) in g.static_errors {
+            f.static_errors.entry(k).or_insert((0, ex)).0 += n;
         }
     }
     println!("machines: {}", f.machines);
@@ -308,15 +412,40 @@ fn corpus_routing_equals_acpica() {
         f.values_equal, f.values_total
     );
     println!(
-        "root _PRT of the first root bridge equal with no region simulated: {}",
-        f.static_root_prt
+        "PNP0C0F links with _STA and _CRS interrupts equal: {} of {}",
+        f.links_equal, f.links_total
+    );
+    println!(
+        "with no region simulated (the tables alone): root _PRT equal {} of {}, bridge _PRT entries {}, link _CRS {}",
+        f.static_root_prt, f.root_prt_total, f.static_bridge_entries, f.static_links
     );
     println!("budget overruns: {}", f.budget);
     println!("panics: {}", f.panics);
     for (k, (n, ex)) in &f.errors {
         println!("not evaluated: {k}: {n} (e.g. {ex})");
     }
+    for (k, (n, ex)) in &f.static_errors {
+        println!("not evaluated from the tables alone: {k}: {n} (e.g. {ex})");
+    }
     assert_eq!(f.panics, 0, "the evaluator panicked");
+    assert!(f.machines >= 31, "{} machines", f.machines);
+    assert_eq!(
+        f.roots_found, f.roots_total,
+        "root bridges ACPICA finds are missing"
+    );
+    assert_eq!(
+        f.root_prt_equal, f.root_prt_total,
+        "root _PRTs differ from ACPICA's"
+    );
+    assert_eq!(
+        f.bridge_entries_equal, f.bridge_entries_total,
+        "bridge _PRT entries differ"
+    );
+    assert_eq!(
+        f.values_equal, f.values_total,
+        "_STA/_BBN/_SEG/_UID/_CRS differ"
+    );
+    assert_eq!(f.links_equal, f.links_total, "link devices differ");
     assert_eq!(f.budget, 0, "an evaluation ran past its budget");
 }
 
