@@ -30,14 +30,18 @@ pub struct Limits {
     pub depth: u16,
     /// Bytes of strings, buffers, package elements and temporary nodes created.
     pub memory: u32,
+    /// Terms executed by all evaluations and loads of this namespace together: a table whose every
+    /// device has a `_HID` method running to its step budget still ends in bounded time.
+    pub total_steps: u64,
 }
 
 impl Default for Limits {
     fn default() -> Self {
         Self {
             steps: 1_000_000,
-            depth: 64,
+            depth: 48,
             memory: 1 << 20,
+            total_steps: 200_000_000,
         }
     }
 }
@@ -137,6 +141,7 @@ pub struct Aml<'a> {
     scope: NodeId,
     frames: Vec<Frame>,
     steps: u32,
+    total: u64,
     depth: u16,
     mem: u32,
     dry: u16,
@@ -224,6 +229,7 @@ impl<'a> Aml<'a> {
             scope: ROOT,
             frames: Vec::new(),
             steps: 0,
+            total: 0,
             depth: 0,
             mem: 0,
             dry: 0,
@@ -572,8 +578,14 @@ impl<'a> Aml<'a> {
     // ---- terms ----
 
     fn term(&mut self, pos: &mut usize) -> R<Value> {
+        #[cfg(test)]
+        {
+            let marker = 0u8;
+            stack::note(core::hint::black_box(&marker) as *const u8 as usize);
+        }
         self.steps = self.steps.saturating_add(1);
-        if self.steps > self.limits.steps {
+        self.total = self.total.saturating_add(1);
+        if self.steps > self.limits.steps || self.total > self.limits.total_steps {
             return Err(self.err(ErrorKind::Budget(Budget::Steps), *pos));
         }
         if self.depth >= self.limits.depth {
@@ -2157,4 +2169,15 @@ fn to_bcd(mut v: u64) -> u64 {
         v /= 10;
     }
     r
+}
+
+/// The lowest stack address `term` ran at (host tests measure the stack a nesting level costs).
+#[cfg(test)]
+pub(crate) mod stack {
+    extern crate std;
+    use core::cell::Cell;
+    std::thread_local!(pub static LOWEST: Cell<usize> = const { Cell::new(usize::MAX) });
+    pub fn note(at: usize) {
+        LOWEST.with(|l| l.set(l.get().min(at)));
+    }
 }

@@ -440,3 +440,41 @@ fn truncated_and_mutated_tables_never_panic() {
         let _ = pci::links(&mut aml);
     }
 }
+
+#[test]
+fn the_total_step_budget_bounds_a_whole_query() {
+    // Ten devices whose _HID loops: each evaluation stops at its own budget, the whole query at the total.
+    let looping = method(b"_HID", 0, &[&pk(&[0xA2], &[&[0x01]])]);
+    let devs: Vec<Vec<u8>> = (0..10u8)
+        .map(|i| device(&[b'D', b'E', b'V', b'0' + i], &[&looping]))
+        .collect();
+    let refs: Vec<&[u8]> = devs.iter().map(|d| d.as_slice()).collect();
+    let t = [dsdt(&refs)];
+    let mut aml = load(&t, false);
+    aml.limits.steps = 1000;
+    aml.limits.total_steps = 5000;
+    assert!(pci::root_bridges(&mut aml).is_empty());
+    let d = aml.find(0, "\\DEV9._HID").unwrap();
+    let e = aml.eval(d, &[]).unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Budget(Budget::Steps));
+}
+
+#[test]
+fn stack_per_nesting_level_is_measured() {
+    // DEEP recursion to the depth budget: the stack it took, per level, for the README's figure.
+    let t = [dsdt(&[&method(b"DEEP", 0, &[&ret(b"DEEP")])])];
+    let mut aml = load(&t, false);
+    let d = aml.find(0, "\\DEEP").unwrap();
+    let marker = 0u8;
+    let top = core::hint::black_box(&marker) as *const u8 as usize;
+    crate::eval::stack::LOWEST.with(|l| l.set(usize::MAX));
+    assert!(aml.eval(d, &[]).is_err());
+    let low = crate::eval::stack::LOWEST.with(|l| l.get());
+    let per = (top - low) / usize::from(aml.limits.depth);
+    std::println!(
+        "stack: {} bytes for depth {} ({per} per level)",
+        top - low,
+        aml.limits.depth
+    );
+    assert!(per < 2048, "{per} bytes of stack per nesting level");
+}

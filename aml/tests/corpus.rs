@@ -103,6 +103,8 @@ struct Figures {
     links_equal: usize,
     links_total: usize,
     static_links: usize,
+    load_problems: usize,
+    acpica_load_errors: usize,
 }
 
 fn note(f: &mut Figures, aml: &Aml, what: &str, e: &msifw_aml::Error, machine: &str) {
@@ -205,9 +207,18 @@ fn check_machine(m: &Path, f: &mut Figures) {
         serde_json::from_str(&std::fs::read_to_string(m.join("oracle.json")).unwrap()).unwrap();
     let t = tables(m, &oracle);
     let mut aml = Aml::new(Box::new(Overlay::zero_filled()));
+    if let Ok(d) = std::env::var("AML_DEPTH") {
+        aml.limits.depth = d.parse().unwrap();
+    }
     for x in &t {
         aml.load(x).unwrap();
     }
+    let (problems, count) = aml.problems();
+    for e in problems {
+        note(f, &aml, "load", e, &name);
+    }
+    f.load_problems += count as usize;
+    f.acpica_load_errors += oracle["acpiexec"]["load_errors"].as_u64().unwrap_or(0) as usize;
     if let Some(Err(e)) = pci::set_apic_mode(&mut aml) {
         note(f, &aml, "_PIC", &e, &name);
     }
@@ -388,6 +399,8 @@ fn corpus_routing_equals_acpica() {
         f.static_links += g.static_links;
         f.links_equal += g.links_equal;
         f.links_total += g.links_total;
+        f.load_problems += g.load_problems;
+        f.acpica_load_errors += g.acpica_load_errors;
         for (k, (n, ex)) in g.errors {
             f.errors.entry(k).or_insert((0, ex)).0 += n;
         }
@@ -418,6 +431,10 @@ fn corpus_routing_equals_acpica() {
     println!(
         "with no region simulated (the tables alone): root _PRT equal {} of {}, bridge _PRT entries {}, link _CRS {}",
         f.static_root_prt, f.root_prt_total, f.static_bridge_entries, f.static_links
+    );
+    println!(
+        "load problems (names defined twice, scopes that do not exist, ...): {}; ACPICA's load errors: {}",
+        f.load_problems, f.acpica_load_errors
     );
     println!("budget overruns: {}", f.budget);
     println!("panics: {}", f.panics);
