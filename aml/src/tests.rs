@@ -478,3 +478,59 @@ fn stack_per_nesting_level_is_measured() {
     );
     assert!(per < 2048, "{per} bytes of stack per nesting level");
 }
+
+/// QEMU 7.2's own DSDTs (the dumps the firmware's host tests use): pc builds its `_PRT` in a While
+/// loop from packages in Locals; q35 returns `PRTA` after `\_PIC(1)`.
+#[test]
+fn qemu_pc_and_q35_prt() {
+    for (machine, entries) in [("pc", 128), ("q35", 128)] {
+        let path = std::format!(
+            "{}/../src/platform/acpi/qemu-7.2-{machine}-tables.dat",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        let image = std::fs::read(&path).unwrap();
+        let len = u32::from_le_bytes(image[0x44..0x48].try_into().unwrap()) as usize;
+        let t = [image[0x40..0x40 + len].to_vec()];
+        let mut aml = load(&t, false);
+        // pc has no \_PIC (its links are the same in both modes).
+        let pic = pci::set_apic_mode(&mut aml);
+        assert!(matches!(pic, None | Some(Ok(()))), "{machine}: {pic:?}");
+        let roots = pci::root_bridges(&mut aml);
+        assert_eq!(roots.len(), 1, "{machine}");
+        let prt = roots[0].prt.clone().unwrap().unwrap();
+        assert_eq!(prt.len(), entries, "{machine}");
+        for (i, e) in prt.iter().enumerate() {
+            assert_eq!(
+                (e.slot(), e.pin),
+                ((i / 4) as u64, (i % 4) as u64),
+                "{machine} entry {i}"
+            );
+            let src = aml.path(e.source.unwrap());
+            assert!(
+                src.starts_with("\\_SB.LNK") || src.starts_with("\\_SB.GSI"),
+                "{machine}: {src}"
+            );
+        }
+        if machine == "pc" {
+            // hw/i386/acpi-build.c build_prt: slot 1 pin A is LNKS (the PIIX's SCI); else link (slot + pin) & 3.
+            let names: Vec<_> = prt
+                .iter()
+                .take(8)
+                .map(|e| aml.path(e.source.unwrap()))
+                .collect();
+            assert_eq!(
+                names,
+                [
+                    "\\_SB.LNKD",
+                    "\\_SB.LNKA",
+                    "\\_SB.LNKB",
+                    "\\_SB.LNKC",
+                    "\\_SB.LNKS",
+                    "\\_SB.LNKB",
+                    "\\_SB.LNKC",
+                    "\\_SB.LNKD"
+                ]
+            );
+        }
+    }
+}
