@@ -156,6 +156,17 @@ impl core::fmt::Debug for Aml<'_> {
     }
 }
 
+/// Packages nest at most this deep: a package stored into itself in a loop would otherwise make
+/// clone and drop recurse without bound.
+const MAX_NEST: u32 = 32;
+
+fn nest_ok(v: &Value, left: u32) -> bool {
+    match v {
+        Value::Pkg(p) => left > 0 && p.iter().all(|e| nest_ok(e, left - 1)),
+        _ => true,
+    }
+}
+
 /// The problems a load keeps (the count goes on).
 const MAX_PROBLEMS: usize = 64;
 
@@ -908,6 +919,9 @@ impl<'a> Aml<'a> {
                 self.term(pos)?
             };
             if !dry && (v.len() as u64) < count {
+                if !nest_ok(&el, MAX_NEST - 1) {
+                    return Err(self.err(ErrorKind::Budget(Budget::Depth), at));
+                }
                 v.push(el);
             }
         }
@@ -1090,6 +1104,9 @@ impl<'a> Aml<'a> {
                 Ok(())
             }
             Place::Elem(s, i) => {
+                if !nest_ok(&v, MAX_NEST - 1) {
+                    return Err(self.err(ErrorKind::Budget(Budget::Depth), at));
+                }
                 let iv = self.to_int(&v, at).ok();
                 let e = self.err0(ErrorKind::Type, at);
                 match self.slot_ref(s, at)? {
@@ -1201,6 +1218,18 @@ impl<'a> Aml<'a> {
     }
 
     fn read_field(&mut self, id: NodeId, at: usize) -> R<Value> {
+        // Fields can name fields (an IndexField's index, a buffer field's buffer): each level counts
+        // against the depth budget, so a cycle ends there.
+        if self.depth >= self.limits.depth {
+            return Err(self.err(ErrorKind::Budget(Budget::Depth), at));
+        }
+        self.depth += 1;
+        let r = self.read_field_at(id, at);
+        self.depth = self.depth.saturating_sub(1);
+        r
+    }
+
+    fn read_field_at(&mut self, id: NodeId, at: usize) -> R<Value> {
         let obj = self.nodes.get(id as usize).map(|n| n.obj.clone());
         let (bytes, len) = match obj {
             Some(Obj::Field(region, bit, len, access)) => {
@@ -1303,6 +1332,18 @@ impl<'a> Aml<'a> {
     }
 
     fn write_field(&mut self, id: NodeId, v: &Value, at: usize) -> R<()> {
+        // Fields can name fields (an IndexField's index, a buffer field's buffer): each level counts
+        // against the depth budget, so a cycle ends there.
+        if self.depth >= self.limits.depth {
+            return Err(self.err(ErrorKind::Budget(Budget::Depth), at));
+        }
+        self.depth += 1;
+        let r = self.write_field_at(id, v, at);
+        self.depth = self.depth.saturating_sub(1);
+        r
+    }
+
+    fn write_field_at(&mut self, id: NodeId, v: &Value, at: usize) -> R<()> {
         let src = self.to_buf(v);
         let obj = self.nodes.get(id as usize).map(|n| n.obj.clone());
         let (bit, len) = match obj {

@@ -534,3 +534,64 @@ fn qemu_pc_and_q35_prt() {
         }
     }
 }
+
+#[test]
+fn an_index_field_indexed_by_itself_ends_at_the_depth_budget() {
+    // OperationRegion (R, SystemIO, 0, 2); Field (R) { IDX, 8, DAT, 8 } IndexField (FLD, DAT) { FLD, 8 }
+    // then Method (M) { Return (FLD) }: with FLD declared External first, FLD's index register is the
+    // node the IndexField then defines, FLD itself.
+    let region = [&[0x5B, 0x80][..], b"REG_", &[0x01, 0x00, 0x0A, 0x02]].concat();
+    let field = pk(
+        &[0x5B, 0x81],
+        &[b"REG_", &[0x01], b"IDX_", &[8], b"DAT_", &[8]],
+    );
+    let index = pk(&[0x5B, 0x86], &[b"FLD_", b"DAT_", &[0x01], b"FLD_", &[8]]);
+    let ext = [&[0x15][..], b"FLD_", &[0x05, 0x00]].concat();
+    let t = [dsdt(&[
+        &ext,
+        &region,
+        &field,
+        &index,
+        &method(b"M___", 0, &[&ret(b"FLD_")]),
+    ])];
+    let mut aml = load(&t, true);
+    let m = aml.find(0, "\\M").unwrap();
+    assert_eq!(
+        aml.eval(m, &[]).unwrap_err().kind,
+        ErrorKind::Budget(Budget::Depth)
+    );
+}
+
+#[test]
+fn packages_stored_into_themselves_stop_at_a_nesting_limit() {
+    // Method (NEST) { Store (Zero, Local0) While (One) { Store (Package (1) { Local0 }, Local0) } }
+    // Method (SELF) { Store (Package (1) { Zero }, Local0) While (One) { Store (Local0, Index (Local0, 0)) } }
+    let grow = pk(
+        &[0xA2],
+        &[
+            &[0x01],
+            &[&[0x70][..], &pk(&[0x12], &[&[0x01, 0x60]]), &[0x60]].concat(),
+        ],
+    );
+    let selfref = pk(&[0xA2], &[&[0x01], &[0x70, 0x60, 0x88, 0x60, 0x00, 0x00]]);
+    let t = [dsdt(&[
+        &method(b"NEST", 0, &[&[0x70, 0x00, 0x60], &grow]),
+        &method(
+            b"SELF",
+            0,
+            &[
+                &[&[0x70][..], &package(&[&[0x00]]), &[0x60]].concat(),
+                &selfref,
+            ],
+        ),
+    ])];
+    let mut aml = load(&t, false);
+    for m in ["\\NEST", "\\SELF"] {
+        let id = aml.find(0, m).unwrap();
+        assert_eq!(
+            aml.eval(id, &[]).unwrap_err().kind,
+            ErrorKind::Budget(Budget::Depth),
+            "{m}"
+        );
+    }
+}
