@@ -1126,6 +1126,9 @@ impl<'a> Aml<'a> {
         let conv = match self.nodes.get(id as usize).map(|n| &n.obj) {
             Some(Obj::Name(old)) => match old {
                 Value::Int(_) => Value::Int(self.to_int(&v, at)?),
+                // ACPICA's AcpiExStoreBufferToBuffer: the target keeps its length (zero-filled or
+                // truncated), unless it had none.
+                Value::Buf(b) if b.is_empty() => Value::Buf(self.to_buf(&v)),
                 Value::Buf(b) => {
                     let mut nb = vec![0u8; b.len()];
                     for (d, s) in nb.iter_mut().zip(self.to_buf(&v)) {

@@ -595,3 +595,41 @@ fn packages_stored_into_themselves_stop_at_a_nesting_limit() {
         );
     }
 }
+
+#[test]
+fn store_to_a_named_buffer_keeps_its_length() {
+    // Name (BUF4, Buffer (4) {1, 2, 3, 4}) Name (BUF0, Buffer (0) {})
+    // Method (T4) { Store (Buffer (2) {9, 9}, BUF4) Return (BUF4) }, T0 likewise with BUF0,
+    // Method (TI) { Store (0x0A0B0C0D0E, BUF4) Return (BUF4) }
+    let two = pk(&[0x11], &[&byte(2), &[9, 9]]);
+    let t = [dsdt(&[
+        &name(b"BUF4", &pk(&[0x11], &[&byte(4), &[1, 2, 3, 4]])),
+        &name(b"BUF0", &pk(&[0x11], &[&[0x00]])),
+        &method(
+            b"T4__",
+            0,
+            &[&[&[0x70][..], &two, b"BUF4"].concat(), &ret(b"BUF4")],
+        ),
+        &method(
+            b"T0__",
+            0,
+            &[&[&[0x70][..], &two, b"BUF0"].concat(), &ret(b"BUF0")],
+        ),
+        &method(
+            b"TI__",
+            0,
+            &[
+                &[&[0x70, 0x0E][..], &0x0A_0B0C_0D0Eu64.to_le_bytes(), b"BUF4"].concat(),
+                &ret(b"BUF4"),
+            ],
+        ),
+    ])];
+    let mut aml = load(&t, false);
+    let mut run = |m: &str| {
+        let id = aml.find(0, m).unwrap();
+        aml.eval(id, &[]).unwrap()
+    };
+    assert_eq!(run("\\T4"), Value::Buf(vec![9, 9, 0, 0]));
+    assert_eq!(run("\\T0"), Value::Buf(vec![9, 9]));
+    assert_eq!(run("\\TI"), Value::Buf(vec![0x0E, 0x0D, 0x0C, 0x0B]));
+}
