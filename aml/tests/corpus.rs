@@ -105,6 +105,7 @@ struct Figures {
     static_links: usize,
     load_problems: usize,
     acpica_load_errors: usize,
+    roots_extra: usize,
 }
 
 fn note(f: &mut Figures, aml: &Aml, what: &str, e: &msifw_aml::Error, machine: &str) {
@@ -237,6 +238,17 @@ fn check_machine(m: &Path, f: &mut Figures) {
             if let Some(e) = e {
                 note(f, &aml, what, e, &name);
             }
+        }
+    }
+    for p in by_path.keys() {
+        if !oracle["root_bridges"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|o| o["path"] == p.as_str())
+        {
+            println!("{name}: root bridge {p} that ACPICA does not list");
+            f.roots_extra += 1;
         }
     }
     for o in oracle["root_bridges"].as_array().unwrap() {
@@ -400,6 +412,7 @@ fn corpus_routing_equals_acpica() {
         f.links_equal += g.links_equal;
         f.links_total += g.links_total;
         f.load_problems += g.load_problems;
+        f.roots_extra += g.roots_extra;
         f.acpica_load_errors += g.acpica_load_errors;
         for (k, (n, ex)) in g.errors {
             f.errors.entry(k).or_insert((0, ex)).0 += n;
@@ -419,7 +432,10 @@ fn corpus_routing_equals_acpica() {
         f.bridge_entries_total,
         100.0 * f.bridge_entries_equal as f64 / f.bridge_entries_total.max(1) as f64
     );
-    println!("root bridges found: {} of {}", f.roots_found, f.roots_total);
+    println!(
+        "root bridges found: {} of {} ({} that ACPICA does not list)",
+        f.roots_found, f.roots_total, f.roots_extra
+    );
     println!(
         "_STA/_BBN/_SEG/_UID/_CRS bus range equal: {} of {}",
         f.values_equal, f.values_total
