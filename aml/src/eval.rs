@@ -145,6 +145,7 @@ pub struct Aml<'a> {
     depth: u16,
     mem: u32,
     dry: u16,
+    loops: u16,
 }
 
 impl core::fmt::Debug for Aml<'_> {
@@ -244,6 +245,7 @@ impl<'a> Aml<'a> {
             depth: 0,
             mem: 0,
             dry: 0,
+            loops: 0,
         };
         a.nodes.push(Node {
             seg: *b"\\___",
@@ -481,6 +483,7 @@ impl<'a> Aml<'a> {
         self.depth = 0;
         self.mem = 0;
         self.dry = 0;
+        self.loops = 0;
     }
 
     // ---- errors and budgets ----
@@ -540,13 +543,19 @@ impl<'a> Aml<'a> {
     fn load_list(&mut self, pos: &mut usize, end: usize) {
         while *pos < end {
             let at = *pos;
-            (self.steps, self.mem) = (0, 0);
+            if self.loops == 0 {
+                // Each module-level term is one evaluation; inside a module-level While the loop's
+                // budget goes on.
+                (self.steps, self.mem) = (0, 0);
+            }
             match self.term(pos) {
                 Ok(_) | Err(Ctl::Ret(_) | Ctl::Break | Ctl::Continue) => {}
                 Err(Ctl::Err(e)) => {
                     self.problem(e);
                     *pos = at;
-                    (self.steps, self.mem) = (0, 0);
+                    if self.loops == 0 {
+                        (self.steps, self.mem) = (0, 0);
+                    }
                     self.dry += 1;
                     let skipped = self.term(pos);
                     self.dry -= 1;
@@ -871,19 +880,26 @@ impl<'a> Aml<'a> {
             *pos = end;
             return Ok(Value::None);
         }
+        self.loops += 1;
+        let r = self.iterate(start, end);
+        self.loops -= 1;
+        r?;
+        *pos = end;
+        Ok(Value::None)
+    }
+
+    fn iterate(&mut self, start: usize, end: usize) -> R<()> {
         loop {
             let mut p = start;
             if self.int_arg(&mut p)? == 0 {
-                break;
+                return Ok(());
             }
             match self.term_list(&mut p, end) {
                 Ok(()) | Err(Ctl::Continue) => {}
-                Err(Ctl::Break) => break,
+                Err(Ctl::Break) => return Ok(()),
                 Err(e) => return Err(e),
             }
         }
-        *pos = end;
-        Ok(Value::None)
     }
 
     fn package(&mut self, op: u8, pos: &mut usize) -> R<Value> {

@@ -633,3 +633,18 @@ fn store_to_a_named_buffer_keeps_its_length() {
     assert_eq!(run("\\T0"), Value::Buf(vec![9, 9]));
     assert_eq!(run("\\TI"), Value::Buf(vec![0x0E, 0x0D, 0x0C, 0x0B]));
 }
+
+#[test]
+fn a_module_level_loop_around_an_if_ends_at_the_step_budget() {
+    // While (One) { If (One) { Noop } } at module level: the If's body must not restart the budget.
+    let t = [dsdt(&[
+        &pk(&[0xA2], &[&[0x01], &if_(&[0x01], &[&[0xA3]])]),
+        &name(b"AFTR", &byte(1)),
+    ])];
+    let aml = load(&t, false);
+    let (p, n) = aml.problems();
+    // The If's body records the first overrun, the While the second.
+    assert_eq!(n, 2);
+    assert!(p.iter().all(|e| e.kind == ErrorKind::Budget(Budget::Steps)));
+    assert!(aml.find(0, "\\AFTR").is_some());
+}
