@@ -1314,6 +1314,16 @@ impl<'a> Aml<'a> {
         })
     }
 
+    /// One unit of a field access costs a step, as a term does.
+    fn tick(&mut self, at: usize) -> R<()> {
+        self.steps = self.steps.saturating_add(1);
+        self.total = self.total.saturating_add(1);
+        if self.steps > self.limits.steps || self.total > self.limits.total_steps {
+            return Err(self.err(ErrorKind::Budget(Budget::Steps), at));
+        }
+        Ok(())
+    }
+
     fn bits_buf(&mut self, len: u32, at: usize) -> R<Vec<u8>> {
         let n = (len as usize).div_ceil(8);
         self.charge(n, at)?;
@@ -1335,10 +1345,7 @@ impl<'a> Aml<'a> {
         }
         let (bit, len, wb) = (u64::from(bit), u64::from(len), w * 8);
         for u in bit / wb..=(bit + len - 1) / wb {
-            self.steps = self.steps.saturating_add(1);
-            if self.steps > self.limits.steps {
-                return Err(self.err(ErrorKind::Budget(Budget::Steps), at));
-            }
+            self.tick(at)?;
             let v = get(self, u).map_err(|k| self.err(k, at))?;
             for b in 0..wb {
                 let abs = u * wb + b;
@@ -1403,6 +1410,7 @@ impl<'a> Aml<'a> {
                     return Ok(());
                 }
                 for u in bit / wb..=(bit + len - 1) / wb {
+                    self.tick(at)?;
                     let addr = base.wrapping_add(u * w);
                     // Preserve (the usual UpdateRule): bits outside the field keep what was read.
                     let mut cur = self.regions.read(region, space, addr, w as u8).unwrap_or(0);
@@ -1430,6 +1438,7 @@ impl<'a> Aml<'a> {
                     return Ok(());
                 }
                 for u in bit / wb..=(bit + len - 1) / wb {
+                    self.tick(at)?;
                     self.write_node(index, Value::Int(u * w), at)?;
                     let mut cur = self
                         .read_node(data, at)

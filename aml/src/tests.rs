@@ -648,3 +648,37 @@ fn a_module_level_loop_around_an_if_ends_at_the_step_budget() {
     assert!(p.iter().all(|e| e.kind == ErrorKind::Budget(Budget::Steps)));
     assert!(aml.find(0, "\\AFTR").is_some());
 }
+
+#[test]
+fn a_store_to_a_huge_index_field_ends_at_the_step_budget() {
+    // OperationRegion (R, SystemIO, 0, 2); Field (R) { IDX, 8, DAT, 8 }
+    // IndexField (IDX, DAT) { HUGE, 0x0FFFFFFF }; Method (M) { Store (One, HUGE) }: 2^25 units, each
+    // an index write and a data read at the same two ports, one step each.
+    let region = [&[0x5B, 0x80][..], b"REG_", &[0x01, 0x00, 0x0A, 0x02]].concat();
+    let field = pk(
+        &[0x5B, 0x81],
+        &[b"REG_", &[0x01], b"IDX_", &[8], b"DAT_", &[8]],
+    );
+    let index = pk(
+        &[0x5B, 0x86],
+        &[
+            b"IDX_",
+            b"DAT_",
+            &[0x01],
+            b"HUGE",
+            &[0xCF, 0xFF, 0xFF, 0xFF],
+        ],
+    );
+    let t = [dsdt(&[
+        &region,
+        &field,
+        &index,
+        &method(b"M___", 0, &[&[&[0x70, 0x01][..], b"HUGE"].concat()]),
+    ])];
+    let mut aml = load(&t, true);
+    let m = aml.find(0, "\\M").unwrap();
+    assert_eq!(
+        aml.eval(m, &[]).unwrap_err().kind,
+        ErrorKind::Budget(Budget::Steps)
+    );
+}
