@@ -26,6 +26,7 @@ for machine in ("q35", "pc"):
     put("prt", machine, image[DSDT_AT:DSDT_AT + length])
     put("crs", machine, image[DSDT_AT:DSDT_AT + length])
     put("hostbridge", machine, image[DSDT_AT:DSDT_AT + length])
+    put("aml", machine, image[DSDT_AT:DSDT_AT + length])
 
 def capture_dsdt(args):
     """Boots QEMU (SeaBIOS or qboot, no guest) with `args`, saves guest RAM below 256 MiB with the monitor's
@@ -68,6 +69,16 @@ for name, args in [
         print(f"hostbridge seed {name}: no DSDT captured (is qemu-system-x86_64 installed?)")
     else:
         put("hostbridge", name, dsdt)
+
+# The AML evaluator (target `aml`): every DSDT of the real machines beside the project.
+CORPUS = os.path.join(HERE, "..", "..", "shared", "acpi-corpus")
+if os.path.isdir(CORPUS):
+    for machine in sorted(os.listdir(CORPUS)):
+        f = os.path.join(CORPUS, machine, "dsdt.dat")
+        if os.path.exists(f):
+            put("aml", machine, open(f, "rb").read())
+else:
+    print(f"aml seeds: {CORPUS} absent")
 
 for i, line in enumerate(["", "nomsi", "nomsix irq.00:03.0=intx x2apic=off rounds=5", "scenario=all soak=1000",
                           "irq.zz:00.0=msi rounds=0 bogus"]):
