@@ -265,6 +265,22 @@ pub fn verdict_case(classname: &str, exit: Exit, findings: &[String], time: f64)
     }
 }
 
+/// `scenario=all` joins several boots, each reporting the device checks again: a repeated key gets its
+/// occurrence (` #2`, ...), so every case name is unique (CI systems merge cases of one name).
+fn unique_keys(keys: impl Iterator<Item = String>) -> Vec<String> {
+    let mut seen: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    keys.map(|key| {
+        let n = seen.entry(key.clone()).or_insert(0);
+        *n += 1;
+        if *n > 1 {
+            format!("{key} #{n}")
+        } else {
+            key
+        }
+    })
+    .collect()
+}
+
 /// The suite of a run or decoded capture.
 pub fn run_suite(o: &RunOutcome) -> Suite {
     let (name, time) = match &o.source {
@@ -275,18 +291,13 @@ pub fn run_suite(o: &RunOutcome) -> Suite {
         Source::Capture(c) => (format!("msifw capture {}", c.com1.display()), 0.0),
     };
     let scenarios_class = "msifw.scenarios";
+    let keys = unique_keys(o.report.scenarios.iter().map(|s| scenario_key(&s.name, s.bdf.as_deref(), s.control)));
     let mut cases: Vec<Case> = o
         .report
         .scenarios
         .iter()
-        .map(|s| {
-            scenario_case(
-                scenarios_class,
-                scenario_key(&s.name, s.bdf.as_deref(), s.control),
-                s.result,
-                &s.detail,
-            )
-        })
+        .zip(keys)
+        .map(|(s, key)| scenario_case(scenarios_class, key, s.result, &s.detail))
         .collect();
     let functions = o.report.functions.iter().map(|f| {
         (
@@ -436,6 +447,13 @@ mod tests {
         );
         assert_eq!(escape("x\ny", true), "x&#10;y");
         assert_eq!(escape("é ✓", true), "é ✓");
+    }
+
+    #[test]
+    fn repeated_scenario_keys_become_unique() {
+        let keys = ["msix-delivery 00:02.0", "write-order 00:02.0", "msix-delivery 00:02.0", "msix-delivery 00:02.0"];
+        let got = unique_keys(keys.iter().map(|k| k.to_string()));
+        assert_eq!(got, ["msix-delivery 00:02.0", "write-order 00:02.0", "msix-delivery 00:02.0 #2", "msix-delivery 00:02.0 #3"]);
     }
 
     #[test]

@@ -629,6 +629,12 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         Oracle::Off("--no-oracle".into())
     } else {
         match oracle_answer {
+            // The function records come at the end of a run: a report without its `end` record (a timeout,
+            // a crash) holds only some of them or none, and the firmware's list cannot be held against
+            // QEMU's; the run's own failure says why, once, rather than every function "missing".
+            Some(Ok(_)) if com1.report.end.is_none() => Oracle::NotTaken(
+                "the report stopped before its end (no `end` record): the firmware's function list is incomplete".into(),
+            ),
             Some(Ok(functions)) => Oracle::Taken { comparison: crate::oracle::compare(&functions, &com1.report), cost: oracle_cost },
             Some(Err(e)) => Oracle::NotTaken(e),
             None if oracle_asks == 0 && !started.get() => Oracle::NotTaken("not taken: the firmware never started".into()),
