@@ -64,12 +64,7 @@ pub(super) fn emit_function(cfg: &PlatformConfig, f: &Function, outcome: Option<
         header_type: f.header_type,
         bars,
         capabilities,
-        irq_mode: match outcome.and_then(|o| o.mode).unwrap_or(IrqMode::None) {
-            IrqMode::Msix => wire::IrqMode::Msix,
-            IrqMode::Msi => wire::IrqMode::Msi,
-            IrqMode::Intx => wire::IrqMode::Intx,
-            IrqMode::None => wire::IrqMode::None,
-        },
+        irq_mode: outcome.and_then(|o| o.mode).unwrap_or(IrqMode::None),
         modes_offered,
         irq_reason: outcome.and_then(|o| o.reason.as_deref()).map(Into::into),
         intx,

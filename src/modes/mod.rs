@@ -26,30 +26,8 @@ use heapless::Vec;
 /// Most vectors one function gets.
 pub const MAX_VECTORS: usize = 32;
 
-/// The interrupt mode of a function.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum IrqMode {
-    /// MSI-X.
-    Msix,
-    /// MSI.
-    Msi,
-    /// Legacy INTx.
-    Intx,
-    /// None set up.
-    None,
-}
-
-impl IrqMode {
-    /// Report name.
-    pub fn name(self) -> &'static str {
-        match self {
-            IrqMode::Msix => "msix",
-            IrqMode::Msi => "msi",
-            IrqMode::Intx => "intx",
-            IrqMode::None => "none",
-        }
-    }
-}
+/// The interrupt mode of a function: the wire protocol's enum, defined once for firmware and host.
+pub use msifw_proto::record::IrqMode;
 
 /// Why interrupts could not be set up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
