@@ -1,7 +1,7 @@
 //! Platform discovery for the run: local APIC, ACPI tables, IOAPICs (all entries masked), configuration
 //! access (ECAM from MCFG, else ports) and the INTx routing sources.
 
-use super::{problem, Run};
+use super::{capacity, problem, Run};
 use crate::arch::{cpu, hpet, ioapic, lapic, paging};
 use crate::boot::BootInfo;
 use crate::bus::pci::config::{Bdf, ConfigRegion, Mechanism, PlatformConfig};
@@ -175,7 +175,15 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
             crate::info!("no MCFG: a host bridge _CBA or ports 0xCF8/0xCFC serve");
             continue;
         }
+        // Entries a limit of msifw's kept out (the heap; one I/O APIC per ID): the run cannot pass.
+        if p.is_capacity() {
+            capacity(run, format_args!("acpi: {p}"));
+            continue;
+        }
         problem("acpi", format_args!("{p}"));
+    }
+    if tables.problems_dropped > 0 && acpi_found {
+        capacity(run, format_args!("acpi: no heap left for {} more ACPI problems", tables.problems_dropped));
     }
 
     // The MP table, where ACPI gives no IOAPICs (Linux reads it only then).

@@ -6,8 +6,12 @@
 //! the buses, I/O and memory ranges the host bridge forwards to PCI. [`host_bridge_windows`] finds that
 //! buffer with the same byte-pattern search as [`super::prt`] and [`parse_template`] decodes its resource
 //! descriptors (ACPI 6.5 §6.4): Word/DWord/QWord Address Space Descriptors (§6.4.3.5.1-3), whose producer
-//! ranges are the windows, and the I/O port descriptors (§6.4.2.5 I/O, §6.4.2.6 Fixed I/O), whose ranges the
+//! ranges are the windows and whose bus-number range is the root bus range (producer or consumer, as Linux
+//! takes it), and the I/O port descriptors (§6.4.2.5 I/O, §6.4.2.6 Fixed I/O), whose ranges the
 //! bridge itself consumes (the 0xCF8 configuration ports) and which are kept out of the I/O windows.
+//!
+//! Every window is kept, on the heap: real host bridges list 14-18 memory windows (one per legacy ROM
+//! segment and PCI hole), and a template holds at most one per 16 bytes.
 //!
 //! Every function is total: any byte string gives a value or a typed [`CrsError`], never a panic.
 
@@ -16,28 +20,25 @@
 
 use core::fmt;
 
-use heapless::Vec;
+use alloc::vec::Vec;
 
 use super::aml;
 use super::prt::PrtError;
 pub use super::range::AddressRange;
 
-/// Most windows of one kind kept.
-pub const MAX_WINDOWS: usize = 8;
-
 /// What the host bridge forwards, from its `_CRS`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HostWindows {
-    /// Bus numbers (WordBusNumber), if declared.
+    /// Bus numbers (a Word/DWord/QWord bus-number descriptor, producer or consumer), if declared.
     pub buses: Option<(u8, u8)>,
     /// I/O windows.
-    pub io: Vec<AddressRange, MAX_WINDOWS>,
+    pub io: Vec<AddressRange>,
     /// Memory windows (below and above 4 GiB).
-    pub mem: Vec<AddressRange, MAX_WINDOWS>,
+    pub mem: Vec<AddressRange>,
     /// I/O ports the bridge itself consumes (configuration ports), kept out of the windows.
-    pub io_consumed: Vec<AddressRange, MAX_WINDOWS>,
+    pub io_consumed: Vec<AddressRange>,
     /// Descriptors that were dropped (the rest of the template is still used).
-    pub dropped: Vec<CrsError, MAX_WINDOWS>,
+    pub dropped: Vec<CrsError>,
 }
 
 /// Why the host bridge's windows could not be read, or why one descriptor was dropped.
@@ -76,11 +77,6 @@ pub enum CrsError {
         /// Offset of the descriptor's tag.
         at: usize,
     },
-    /// More than [`MAX_WINDOWS`] windows of one kind; the rest are not used.
-    TooManyWindows {
-        /// Offset of the descriptor's tag.
-        at: usize,
-    },
 }
 
 impl fmt::Display for CrsError {
@@ -95,7 +91,6 @@ impl fmt::Display for CrsError {
             Self::BadRange { at } => write!(f, "PCI0._CRS: window at {at:#x} has min > max or a length that disagrees; dropped"),
             Self::Translated { at } => write!(f, "PCI0._CRS: window at {at:#x} has a translation offset; dropped"),
             Self::Overlapping { at } => write!(f, "PCI0._CRS: window at {at:#x} overlaps an earlier one; dropped"),
-            Self::TooManyWindows { at } => write!(f, "PCI0._CRS: more than {MAX_WINDOWS} windows of a kind; the one at {at:#x} dropped"),
         }
     }
 }
@@ -153,7 +148,7 @@ pub fn parse_template(data: &[u8]) -> Result<HostWindows, CrsError> {
                 if let [_, lo0, lo1, _, _, _, length] = *body {
                     let start = u64::from(u16::from_le_bytes([lo0, lo1]));
                     if length > 0 {
-                        let _ = w.io_consumed.push(AddressRange { start, last: start + u64::from(length) - 1 });
+                        w.io_consumed.push(AddressRange { start, last: start + u64::from(length) - 1 });
                     }
                 }
             }
@@ -162,7 +157,7 @@ pub fn parse_template(data: &[u8]) -> Result<HostWindows, CrsError> {
                 if let [lo0, lo1, length] = *body {
                     let start = u64::from(u16::from_le_bytes([lo0, lo1]) & 0x3FF);
                     if length > 0 {
-                        let _ = w.io_consumed.push(AddressRange { start, last: start + u64::from(length) - 1 });
+                        w.io_consumed.push(AddressRange { start, last: start + u64::from(length) - 1 });
                     }
                 }
             }
@@ -187,16 +182,33 @@ fn address_space(w: &mut HostWindows, body: &[u8], width: usize, at: usize) -> R
     let (&kind, rest) = body.split_first().ok_or(short)?;
     let &flags = rest.first().ok_or(short)?;
     let (min, max, translation, length) = (field(1)?, field(2)?, field(3)?, field(4)?);
-    if flags & FLAG_CONSUMER != 0 {
-        return Ok(());
-    }
     // _LEN 0 with nothing fixed describes a range to be chosen; for a host bridge's current settings it is
-    // no window at all.
+    // no window at all (nor a bus range: Linux skips those too).
     if length == 0 {
         return Ok(());
     }
-    if let Err(e) = window(w, kind, flags, min, max, translation, length, at) {
-        let _ = w.dropped.push(e);
+    let result = if kind == RESOURCE_BUS {
+        bus_range(w, min, length, at)
+    } else if flags & FLAG_CONSUMER != 0 {
+        return Ok(());
+    } else {
+        window(w, kind, flags, min, max, translation, length, at)
+    };
+    if let Err(e) = result {
+        w.dropped.push(e);
+    }
+    Ok(())
+}
+
+/// The root bus range, as Linux's `acpi_pci_root_add` reads it (drivers/acpi/pci_root.c,
+/// `get_root_bridge_busnr_callback`): any bus-number address descriptor with a non-zero `_LEN`, whether it
+/// says producer or consumer (HP ProLiant G5s mark theirs a consumer), gives `_MIN ..= _MIN + _LEN - 1`; the
+/// last one wins. A range past bus 255 is not used.
+fn bus_range(w: &mut HostWindows, min: u64, length: u64, at: usize) -> Result<(), CrsError> {
+    let last = min.checked_add(length - 1).ok_or(CrsError::BadRange { at })?;
+    match (u8::try_from(min), u8::try_from(last)) {
+        (Ok(first), Ok(last)) => w.buses = Some((first, last)),
+        _ => return Err(CrsError::BadRange { at }),
     }
     Ok(())
 }
@@ -213,10 +225,6 @@ fn window(w: &mut HostWindows, kind: u8, flags: u8, min: u64, max: u64, translat
     }
     let range = AddressRange { start: min, last: max };
     match kind {
-        RESOURCE_BUS => match (u8::try_from(min), u8::try_from(max)) {
-            (Ok(first), Ok(last)) => w.buses = Some((first, last)),
-            _ => return Err(CrsError::BadRange { at }),
-        },
         RESOURCE_IO | RESOURCE_MEMORY => {
             if kind == RESOURCE_IO && max > 0xFFFF {
                 return Err(CrsError::BadRange { at });
@@ -225,7 +233,7 @@ fn window(w: &mut HostWindows, kind: u8, flags: u8, min: u64, max: u64, translat
             if list.iter().any(|r| r.overlaps(&range)) {
                 return Err(CrsError::Overlapping { at });
             }
-            list.push(range).map_err(|_| CrsError::TooManyWindows { at })?;
+            list.push(range);
         }
         _ => {}
     }
@@ -313,6 +321,52 @@ mod tests {
     }
 
     #[test]
+    fn a_host_bridge_with_twenty_memory_windows_keeps_them_all() {
+        // Intel firmware lists a window per 16 KiB legacy ROM segment (0xC0000-0xDFFFF) and the PCI holes:
+        // 14-18 memory windows on the corpus' machines. 8 of a kind were kept once.
+        let mut parts = vec![word(RESOURCE_BUS, 0x0C, 0, 0xFE, 0xFF), word(RESOURCE_IO, 0x0C, 0, 0xCF7, 0xCF8)];
+        let segments: StdVec<AddressRange> = (0..16u32).map(|i| r(0xC_0000 + u64::from(i) * 0x4000, 0xC_3FFF + u64::from(i) * 0x4000)).collect();
+        for s in &segments {
+            parts.push(dword(s.start as u32, s.last as u32, 0x4000));
+        }
+        parts.push(dword(0xA_0000, 0xB_FFFF, 0x2_0000));
+        parts.push(dword(0x8000_0000, 0xDFFF_FFFF, 0x6000_0000));
+        parts.push(dword(0xFC80_0000, 0xFE7F_FFFF, 0x0200_0000));
+        parts.push(qword(1 << 36, (1 << 37) - 1, 0, 1 << 36));
+        for i in 0..12u16 {
+            parts.push(word(RESOURCE_IO, 0x0C, 0x1000 + i * 0x1000, 0x1FFF + i * 0x1000, 0x1000));
+        }
+        let w = parse_template(&template(&parts)).unwrap();
+        assert!(w.dropped.is_empty(), "{:?}", w.dropped);
+        assert_eq!(w.buses, Some((0, 0xFE)));
+        assert_eq!(w.mem.len(), 20);
+        assert_eq!(w.mem[..16], segments[..]);
+        assert_eq!(w.mem[19], r(1 << 36, (1 << 37) - 1));
+        assert_eq!(w.io.len(), 13);
+        assert_eq!(w.io[12], r(0xC000, 0xCFFF));
+    }
+
+    #[test]
+    fn a_consumer_bus_number_descriptor_is_the_root_bus_range_as_linux_takes_it() {
+        // HP ProLiant DL360/DL380 G5 `PCI0._CRS`: WordBusNumber (ResourceConsumer, MinNotFixed, MaxNotFixed,
+        // ..., 0x0000, 0x0000, 0x007F, 0x0000, 0x0080), as ACPICA evaluated it (corpus oracle.json).
+        let g5 = [0x88, 0x0D, 0x00, 0x02, 0x01, 0x00, 0, 0, 0, 0, 0x7F, 0, 0, 0, 0x80, 0];
+        let w = parse_template(&template(&[g5.to_vec()])).unwrap();
+        assert_eq!(w.buses, Some((0, 0x7F)), "Linux's acpi_pci_root_add reads it whatever the consumer bit says");
+        // _MIN + _LEN - 1 is the last bus (Linux's `get_root_bridge_busnr_callback`); _LEN 0 gives none.
+        let w = parse_template(&template(&[word(RESOURCE_BUS, 0x01, 0x40, 0x40, 0x10)])).unwrap();
+        assert_eq!(w.buses, Some((0x40, 0x4F)));
+        let w = parse_template(&template(&[word(RESOURCE_BUS, 0x0D, 0x40, 0x7F, 0)])).unwrap();
+        assert_eq!((w.buses, w.dropped.len()), (None, 0));
+        // A range past bus 255 is not used, and says so.
+        let w = parse_template(&template(&[word(RESOURCE_BUS, 0x01, 0x80, 0x17F, 0x100)])).unwrap();
+        assert_eq!((w.buses, w.dropped.as_slice()), (None, &[CrsError::BadRange { at: 0 }][..]));
+        // Consumer I/O and memory ranges are still no windows.
+        let t = template(&[g5.to_vec(), word(RESOURCE_IO, 0x0D, 0x1000, 0x1FFF, 0x1000)]);
+        assert!(parse_template(&t).unwrap().io.is_empty());
+    }
+
+    #[test]
     fn bad_windows_are_dropped_with_a_reason() {
         let t = template(&[
             dword(0xC000_0000, 0xFEBF_FFFF, 0x3EC0_0000),
@@ -347,6 +401,58 @@ mod tests {
         t.extend_from_slice(&[0; 10]);
         t.extend_from_slice(&END);
         assert_eq!(parse_template(&t), Err(CrsError::ShortDescriptor { at: 0 }));
+    }
+
+    /// Every root bridge's `_CRS` on 31 real machines (`../shared/acpi-corpus`, as ACPICA evaluated it with
+    /// zero-filled operation regions): every window is kept or dropped with a reason, none is lost to a
+    /// capacity, and the bus range is Linux's.
+    #[test]
+    fn every_corpus_host_bridge_crs_window_is_kept() {
+        use std::path::Path;
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/acpi-corpus");
+        let mut machines: StdVec<_> = std::fs::read_dir(&root)
+            .unwrap_or_else(|e| panic!("{}: {e} (the corpus is part of ../shared)", root.display()))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("oracle.json").exists())
+            .collect();
+        machines.sort();
+        assert!(machines.len() >= 30, "{} machines", machines.len());
+        let pairs = |v: &serde_json::Value| -> StdVec<AddressRange> {
+            v.as_array().unwrap().iter().map(|p| r(p[0].as_u64().unwrap(), p[1].as_u64().unwrap())).collect()
+        };
+        let (mut bridges, mut most_mem, mut over_8, mut consumer_bus) = (0, 0, 0, 0);
+        for m in &machines {
+            let oracle: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(m.join("oracle.json")).unwrap()).unwrap();
+            for rb in oracle["root_bridges"].as_array().unwrap() {
+                let Some(hex) = rb["crs"]["hex"].as_str() else { continue };
+                let what = format!("{}: {}", m.display(), rb["path"]);
+                let bytes: StdVec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+                let w = parse_template(&bytes).unwrap_or_else(|e| panic!("{what}: {e}"));
+                let windows = &rb["crs"]["windows"];
+                let (want_io, want_mem) = (pairs(&windows["producer"]["io"]), pairs(&windows["producer"]["mem"]));
+                // Linux's bus range: the last bus-number descriptor, producer or consumer.
+                let want_bus = pairs(&windows["any"]["bus"]).last().map(|b| (b.start as u8, b.last as u8));
+                assert_eq!(w.buses, want_bus, "{what}: bus range");
+                consumer_bus += usize::from(pairs(&windows["producer"]["bus"]).is_empty() && want_bus.is_some());
+                assert!(w.io.iter().all(|x| want_io.contains(x)), "{what}: {:?} not in {want_io:?}", w.io);
+                assert!(w.mem.iter().all(|x| want_mem.contains(x)), "{what}: {:?} not in {want_mem:?}", w.mem);
+                assert_eq!(
+                    w.io.len() + w.mem.len() + w.dropped.len(),
+                    want_io.len() + want_mem.len(),
+                    "{what}: every window kept or dropped with a reason ({:?})",
+                    w.dropped
+                );
+                bridges += 1;
+                most_mem = most_mem.max(w.mem.len());
+                over_8 += usize::from(w.mem.len() > 8);
+            }
+        }
+        assert!(bridges >= 40, "{bridges} root bridges with a _CRS");
+        eprintln!("{bridges} root bridges; most memory windows kept for one: {most_mem}; {over_8} with more than 8");
+        assert!(most_mem >= 17, "the most memory windows of one bridge: {most_mem}");
+        assert!(over_8 >= 15, "{over_8} bridges with more than 8 memory windows (8 were kept once)");
+        assert_eq!(consumer_bus, 2, "the two ProLiant G5s give their root bus range in a consumer descriptor");
     }
 
     #[test]

@@ -1270,12 +1270,12 @@ mod tests {
     #[test]
     fn windows_from_crs_and_from_the_memory_map() {
         let mut h = HostWindows::default();
-        h.io.push(r(0, 0xCF7)).unwrap();
-        h.io.push(r(0xD00, 0xFFFF)).unwrap();
-        h.io_consumed.push(r(0xCF8, 0xCFF)).unwrap();
-        h.mem.push(r(0xA_0000, 0xB_FFFF)).unwrap();
-        h.mem.push(r(0xC000_0000, 0xFEBF_FFFF)).unwrap();
-        h.mem.push(r(1 << 32, 0x8_FFFF_FFFF)).unwrap();
+        h.io.push(r(0, 0xCF7));
+        h.io.push(r(0xD00, 0xFFFF));
+        h.io_consumed.push(r(0xCF8, 0xCFF));
+        h.mem.push(r(0xA_0000, 0xB_FFFF));
+        h.mem.push(r(0xC000_0000, 0xFEBF_FFFF));
+        h.mem.push(r(1 << 32, 0x8_FFFF_FFFF));
         let w = Windows::from_host(&h);
         assert_eq!(w.io.as_slice(), &[r(0x1000, 0xADFF), r(0xB040, 0xFFFF)], "the chipset ports are left out");
         assert_eq!(w.mem32.as_slice(), &[r(0xC000_0000, 0xFEBF_FFFF)], "legacy VGA space is not handed out");
@@ -1308,8 +1308,8 @@ mod tests {
         // QEMU pc's PCI0._CRS hands out 0x0D00-0xFFFF, over the ports its own DSDT uses (PCST 0xAE00,
         // PRST 0xAF00, GPE0 0xAFE0) and the PIIX4 PM block at 0xB000.
         let mut h = HostWindows::default();
-        h.io.push(r(0, 0xCF7)).unwrap();
-        h.io.push(r(0xD00, 0xFFFF)).unwrap();
+        h.io.push(r(0, 0xCF7));
+        h.io.push(r(0xD00, 0xFFFF));
         let from_crs = Windows::from_host(&h);
         let from_map = Windows::from_memory_map(&[MemRegion { addr: 0, size: 256 << 20, kind: 1 }]);
         for (w, source) in [(from_crs, "_CRS"), (from_map, "memory map")] {

@@ -4,22 +4,17 @@
 use core::{mem::size_of, ops::Range, pin::Pin};
 
 use ::acpi::madt::{self, Madt, MadtEntry};
-use heapless::Vec;
+use alloc::vec::Vec;
 
 use super::sdt::{view, Sdt};
-use super::{AcpiProblem, EntryKind, MadtEntryFault, PlatformTables};
+use super::{push_on_heap, AcpiProblem, EntryKind, MadtEntryFault, PlatformTables};
 
-/// Most local APICs and x2APICs kept from the MADT.
-pub const MAX_LOCAL_APICS: usize = 64;
 /// Most I/O APICs kept from the MADT: one per possible I/O APIC ID (8 bits), so no MADT with distinct IDs
-/// can overflow it (a GSI of a dropped one would have been a false INTx FAIL).
+/// can overflow it (a GSI of a dropped one would have been a false INTx FAIL); more is a `capacity` problem
+/// (Linux keeps 128, `MAX_IO_APICS` in arch/x86). It also bounds the work per I/O APIC (each is mapped and
+/// masked, and their GSI ranges are compared pairwise). Every other MADT list holds every entry: a server
+/// has a local APIC or x2APIC entry and a local APIC NMI entry per logical CPU (hundreds), all on the heap.
 pub const MAX_IO_APICS: usize = 256;
-/// Most interrupt source overrides kept from the MADT: one per possible ISA source IRQ (8 bits).
-pub const MAX_OVERRIDES: usize = 256;
-/// Most NMI source entries kept from the MADT.
-pub const MAX_NMI_SOURCES: usize = 4;
-/// Most local APIC (and x2APIC) NMI entries kept from the MADT.
-pub const MAX_LOCAL_APIC_NMIS: usize = 64;
 
 /// Size of the MADT before its first entry (header, local APIC address, flags).
 const MADT_FIXED_LEN: usize = size_of::<Madt>();
@@ -159,16 +154,17 @@ pub struct MadtInfo {
     pub local_apic_address: u64,
     /// Flags bit 0 (PCAT_COMPAT): the system also has dual 8259 PICs, which must be masked to use the APICs.
     pub pcat_compat: bool,
-    /// Local APICs and x2APICs, in table order (the first is normally the boot processor).
-    pub local_apics: Vec<LocalApic, MAX_LOCAL_APICS>,
-    /// I/O APICs, in table order.
-    pub io_apics: Vec<IoApic, MAX_IO_APICS>,
+    /// Local APICs and x2APICs, enabled, online-capable or neither, in table order (the first is normally
+    /// the boot processor).
+    pub local_apics: Vec<LocalApic>,
+    /// I/O APICs, in table order (at most [`MAX_IO_APICS`]).
+    pub io_apics: Vec<IoApic>,
     /// Interrupt source overrides, in table order.
-    pub overrides: Vec<InterruptSourceOverride, MAX_OVERRIDES>,
+    pub overrides: Vec<InterruptSourceOverride>,
     /// GSIs wired to NMI.
-    pub nmi_sources: Vec<NmiSource, MAX_NMI_SOURCES>,
+    pub nmi_sources: Vec<NmiSource>,
     /// Local APIC LINT pins wired to NMI.
-    pub local_apic_nmis: Vec<LocalApicNmi, MAX_LOCAL_APIC_NMIS>,
+    pub local_apic_nmis: Vec<LocalApicNmi>,
 }
 
 impl MadtInfo {
@@ -300,17 +296,10 @@ fn offset_in<T>(table: &[u8], entry: &T) -> u32 {
     u32::try_from(offset).unwrap_or(u32::MAX)
 }
 
-/// Pushes `item`, reporting the first overflow of each list.
-fn push_or_report<T, const N: usize>(
-    list: &mut Vec<T, N>,
-    item: T,
-    kind: EntryKind,
-    full: &mut u8,
-    out: &mut PlatformTables,
-) {
-    if list.push(item).is_err() && *full & kind.bit() == 0 {
-        *full |= kind.bit();
-        out.report(AcpiProblem::TooManyEntries { kind, capacity: u16::try_from(N).unwrap_or(u16::MAX) });
+/// Pushes `item` on the heap, reporting the first time each list finds no room.
+fn push_or_report<T>(list: &mut Vec<T>, item: T, kind: EntryKind, full: &mut u8, out: &mut PlatformTables) {
+    if let Some(p) = push_on_heap(list, item, kind, full) {
+        out.report(p);
     }
 }
 
@@ -379,6 +368,12 @@ pub(super) fn parse_madt(sdt: Sdt<'_>, out: &mut PlatformTables) -> Option<MadtI
                         second_id: io_apic.id,
                         gsi_base: io_apic.gsi_base,
                     });
+                } else if info.io_apics.len() >= MAX_IO_APICS {
+                    if full & EntryKind::IoApics.bit() == 0 {
+                        full |= EntryKind::IoApics.bit();
+                        let capacity = u16::try_from(MAX_IO_APICS).unwrap_or(u16::MAX);
+                        out.report(AcpiProblem::TooManyEntries { kind: EntryKind::IoApics, capacity });
+                    }
                 } else {
                     push_or_report(&mut info.io_apics, io_apic, EntryKind::IoApics, &mut full, out);
                 }
@@ -574,14 +569,78 @@ mod tests {
     }
 
     #[test]
-    fn more_local_apics_than_capacity_are_reported_once() {
-        let body = (0..70u32).fold(MadtBody::default(), |b, i| b.x2apic(i, 1, i));
-        let t = parse_madt_body(body);
+    fn a_dell_r820_madt_keeps_all_96_cpus_and_their_nmi_entries() {
+        // 96 local APIC entries, 80 enabled and 16 neither enabled nor online-capable (a Dell PowerEdge R820
+        // with 4 of 8-core parts lists 96), a local APIC NMI entry per CPU, 8 NMI sources. 64 local APICs,
+        // 64 local APIC NMIs and 4 NMI sources were kept once.
+        let mut body = MadtBody::default();
+        for i in 0..96u8 {
+            body = body.lapic(i, i, u32::from(i < 80));
+        }
+        for i in 0..96u8 {
+            body = body.lapic_nmi(i, 0x000D, 1);
+        }
+        for i in 0..8u32 {
+            body = body.nmi_source(0x000D, 100 + i);
+        }
+        let t = parse_madt_body(body.ioapic(0, 0xFEC0_0000, 0));
+        assert!(t.is_clean(), "{:?}", t.problems);
+        let madt = t.madt.unwrap();
+        assert_eq!(madt.local_apics.len(), 96);
+        assert_eq!(madt.local_apics.iter().filter(|a| a.enabled).count(), 80);
+        assert_eq!(madt.local_apics[95], LocalApic { processor_uid: 95, apic_id: 95, enabled: false, online_capable: false, x2apic: false });
+        assert_eq!(madt.local_apic_nmis.len(), 96);
+        assert_eq!(madt.local_apic_nmis[95].processor_uid, Some(95));
+        assert_eq!(madt.nmi_sources.len(), 8);
+        assert_eq!(madt.nmi_sources[7].gsi, 107);
+        assert_eq!(madt.io_apics.len(), 1);
+    }
+
+    #[test]
+    fn a_large_server_madt_keeps_every_x2apic_entry_and_its_flags() {
+        // 448 x2APIC entries (x2APIC ids above 255, as on 2-socket 224-thread parts), every third
+        // online-capable but not enabled, each with its x2APIC NMI entry.
+        let mut body = MadtBody::default();
+        for i in 0..448u32 {
+            let flags = if i % 3 == 2 { 0b10 } else { 0b01 };
+            body = body.x2apic(0x100 + i, flags, i);
+        }
+        for i in 0..448u32 {
+            body = body.x2apic_nmi(0x0005, i, 1);
+        }
+        let (img, _) = build(&[body.table(), mcfg(&[QEMU_MCFG])], false);
+        assert!(img.next < END, "the synthetic MADT fits the test image");
+        let t = img.parse();
+        assert!(t.is_clean(), "{:?}", t.problems);
+        let madt = t.madt.unwrap();
+        assert_eq!(madt.local_apics.len(), 448);
+        assert!(madt.local_apics.iter().all(|a| a.x2apic));
+        assert_eq!(madt.local_apics.iter().filter(|a| a.enabled).count(), 299);
+        assert_eq!(madt.local_apics.iter().filter(|a| a.online_capable).count(), 149);
+        assert_eq!(madt.local_apics[447], LocalApic { processor_uid: 447, apic_id: 0x100 + 447, enabled: true, online_capable: false, x2apic: true });
+        assert_eq!(madt.local_apic_nmis.len(), 448);
+        assert_eq!(madt.local_apic_nmis[447].processor_uid, Some(447));
+    }
+
+    #[test]
+    fn a_madt_the_heap_cannot_hold_is_a_capacity_problem_once_per_list() {
+        let mut body = MadtBody::default();
+        for i in 0..100u8 {
+            body = body.lapic(i, i, 1).lapic_nmi(i, 0, 1);
+        }
+        let t = with_heap_limit(70, || parse_madt_body(body));
+        let p = problems(&t);
         assert_eq!(
-            problems(&t),
-            [AcpiProblem::TooManyEntries { kind: EntryKind::LocalApics, capacity: MAX_LOCAL_APICS as u16 }]
+            p,
+            [
+                AcpiProblem::NoHeap { kind: EntryKind::LocalApics, kept: 70 },
+                AcpiProblem::NoHeap { kind: EntryKind::LocalApicNmis, kept: 70 }
+            ]
         );
-        assert_eq!(t.madt.unwrap().local_apics.len(), MAX_LOCAL_APICS);
+        assert!(p.iter().all(AcpiProblem::is_capacity), "a limit met fails the run");
+        assert_eq!(p[0].to_string(), "no heap left for more than 70 local APICs; the rest were dropped");
+        let madt = t.madt.unwrap();
+        assert_eq!((madt.local_apics.len(), madt.local_apic_nmis.len()), (70, 70));
     }
 
     #[test]

@@ -4,13 +4,8 @@
 use core::{mem::size_of, ops::Range};
 
 use ::acpi::mcfg::{self, Mcfg};
-use heapless::Vec;
-
 use super::sdt::{view, Sdt};
-use super::{AcpiProblem, EntryKind, PlatformTables};
-
-/// Most MCFG allocations kept.
-pub const MAX_MCFG_ENTRIES: usize = 8;
+use super::{push_on_heap, AcpiProblem, EntryKind, PlatformTables};
 
 /// Size of the MCFG before its first allocation (header, 8 reserved bytes).
 const MCFG_FIXED_LEN: usize = size_of::<Mcfg>();
@@ -75,8 +70,8 @@ pub(super) fn parse_mcfg(sdt: Sdt<'_>, out: &mut PlatformTables) {
             offset: u32::try_from(whole).unwrap_or(u32::MAX),
         });
     }
-    let mut kept_index: Vec<u16, MAX_MCFG_ENTRIES> = Vec::new();
-    let mut full_reported = false;
+    // Every allocation is kept (a server has one per segment, or several per segment), on the heap.
+    let mut heap_reported = 0u8;
     for (index, e) in raw.iter().enumerate() {
         let index = u16::try_from(index).unwrap_or(u16::MAX);
         let entry = McfgEntry {
@@ -90,22 +85,27 @@ pub(super) fn parse_mcfg(sdt: Sdt<'_>, out: &mut PlatformTables) {
             out.report(AcpiProblem::BadMcfgEntry { index });
             continue;
         }
-        let overlap = out.mcfg.iter().zip(kept_index.iter()).find(|(kept, _)| mcfg_overlap(kept, &entry));
-        if let Some((_, &first)) = overlap {
+        if let Some(kept) = out.mcfg.iter().find(|kept| mcfg_overlap(kept, &entry)) {
+            // The kept entry's index: the first allocation in the table with its values (an earlier equal one
+            // would have been kept, or dropped for a fault this one shares).
+            let first = raw.iter().position(|e| same(e, kept)).and_then(|i| u16::try_from(i).ok()).unwrap_or(u16::MAX);
             out.report(AcpiProblem::OverlappingMcfg { first, second: index });
             continue;
         }
-        if out.mcfg.push(entry).is_err() {
-            if !full_reported {
-                full_reported = true;
-                let capacity = MAX_MCFG_ENTRIES as u16;
-                out.report(AcpiProblem::TooManyEntries { kind: EntryKind::McfgEntries, capacity });
-            }
-            continue;
+        if let Some(p) = push_on_heap(&mut out.mcfg, entry, EntryKind::McfgEntries, &mut heap_reported) {
+            out.report(p);
         }
-        // Same capacity as `out.mcfg`, which just had room.
-        let _ = kept_index.push(index);
     }
+}
+
+/// Whether the table's allocation `e` has the values of `kept`.
+fn same(e: &mcfg::McfgEntry, kept: &McfgEntry) -> bool {
+    // Copies of the packed fields.
+    let (base, segment) = ({ e.base_address }, { e.pci_segment_group });
+    base == kept.base_address
+        && segment == kept.segment
+        && e.bus_number_start == kept.bus_start
+        && e.bus_number_end == kept.bus_end
 }
 
 /// Two allocations overlap if they decode a common bus of the same segment, or common physical bytes.
@@ -162,15 +162,30 @@ mod tests {
     }
 
     #[test]
-    fn more_mcfg_allocations_than_capacity_are_reported_once() {
-        let entries: StdVec<_> = (0..10u16).map(|s| (0x8000_0000 + u64::from(s) * 0x100_0000, s, 0, 15)).collect();
+    fn every_mcfg_allocation_of_a_many_segment_server_is_kept() {
+        // 8 were kept once, and the ninth segment's ECAM window was lost.
+        let entries: StdVec<_> = (0..40u16).map(|s| (0x8000_0000 + u64::from(s) * 0x100_0000, s, 0, 15)).collect();
         let (img, _) = build(&[qemu_madt().table(), mcfg(&entries)], false);
         let t = img.parse();
-        assert_eq!(
-            problems(&t),
-            [AcpiProblem::TooManyEntries { kind: EntryKind::McfgEntries, capacity: MAX_MCFG_ENTRIES as u16 }]
-        );
-        assert_eq!(t.mcfg.len(), MAX_MCFG_ENTRIES);
+        assert!(t.is_clean(), "{:?}", t.problems);
+        assert_eq!(t.mcfg.len(), 40);
+        assert_eq!((t.mcfg[39].segment, t.mcfg[39].base_address), (39, 0x8000_0000 + 39 * 0x100_0000));
+        // An overlap late in the list still names the kept allocation's index.
+        let mut entries = entries;
+        entries.push((0x8000_0000 + 30 * 0x100_0000, 99, 0, 0));
+        let (img, _) = build(&[qemu_madt().table(), mcfg(&entries)], false);
+        assert_eq!(problems(&img.parse()), [AcpiProblem::OverlappingMcfg { first: 30, second: 40 }]);
+    }
+
+    #[test]
+    fn an_mcfg_the_heap_cannot_hold_is_a_capacity_problem() {
+        let entries: StdVec<_> = (0..12u16).map(|s| (0x8000_0000 + u64::from(s) * 0x100_0000, s, 0, 15)).collect();
+        let (img, _) = build(&[qemu_madt().table(), mcfg(&entries)], false);
+        let t = with_heap_limit(10, || img.parse());
+        let p = problems(&t);
+        assert_eq!(p, [AcpiProblem::NoHeap { kind: EntryKind::McfgEntries, kept: 10 }]);
+        assert!(p[0].is_capacity());
+        assert_eq!(t.mcfg.len(), 10);
     }
 
     #[test]

@@ -47,7 +47,7 @@
     )
 )]
 
-use heapless::Vec;
+use alloc::vec::Vec;
 
 use fadt::{fadt_io_blocks, find_dsdt};
 use madt::parse_madt;
@@ -72,18 +72,13 @@ mod testimage;
 pub use hpet::{hpet_base, HpetTableError};
 pub use madt::{
     decode_inti_flags, InterruptSourceOverride, IoApic, IsaIrqRoute, LocalApic, LocalApicNmi, LocalInterruptLine,
-    MadtInfo, NmiSource, Polarity, TriggerMode, MAX_IO_APICS, MAX_LOCAL_APICS, MAX_LOCAL_APIC_NMIS, MAX_NMI_SOURCES,
-    MAX_OVERRIDES,
+    MadtInfo, NmiSource, Polarity, TriggerMode, MAX_IO_APICS,
 };
-pub use mcfg::{McfgEntry, MAX_MCFG_ENTRIES};
+pub use mcfg::McfgEntry;
 pub use problem::{AcpiProblem, EntryKind, MadtEntryFault};
 pub use rsdp::{bios_rsdp_ranges, find_rsdp_bios, find_rsdp_in, OemId, BIOS_RSDP_AREA};
 pub use sdt::{Signature, TableRef};
 
-/// Most valid tables listed in [`PlatformTables::tables`].
-pub const MAX_TABLES: usize = 32;
-/// Most problems kept; further ones are only counted in [`PlatformTables::problems_dropped`].
-pub const MAX_PROBLEMS: usize = 16;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Physical memory access
@@ -114,6 +109,10 @@ pub struct RootTable {
 }
 
 /// Everything [`parse`] found.
+///
+/// Its lists are on the heap and hold every entry the tables have (real machines list 50 tables, 200+ local
+/// APICs): no fixed capacity. Where the heap has no room, what was left out is a [`AcpiProblem::NoHeap`]
+/// (or, for problems, counted in [`Self::problems_dropped`]); both are limits met that fail the run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlatformTables {
     /// The RSDP address parsed.
@@ -125,20 +124,21 @@ pub struct PlatformTables {
     /// The root table used, if any.
     pub root: Option<RootTable>,
     /// Every table the root lists that passed the length and checksum checks, in root order.
-    pub tables: Vec<TableRef, MAX_TABLES>,
+    pub tables: Vec<TableRef>,
     /// The MADT, if one passed the checks.
     pub madt: Option<MadtInfo>,
     /// MCFG allocations that passed the checks (empty without an MCFG, e.g. on i440fx).
-    pub mcfg: Vec<McfgEntry, MAX_MCFG_ENTRIES>,
+    pub mcfg: Vec<McfgEntry>,
     /// The DSDT, found through the FADT, if it passed the checks.
     pub dsdt: Option<TableRef>,
     /// The fixed-hardware I/O port blocks the FADT names (PM1a/PM1b event and control, PM2 control, PM
     /// timer, GPE0, GPE1), as (first port, length): ports a resource allocator must leave alone.
-    pub fadt_io: Vec<(u16, u16), 8>,
+    /// Eight at most: the FADT has eight such fields.
+    pub fadt_io: heapless::Vec<(u16, u16), 8>,
     /// What was wrong, in the order found.
-    pub problems: Vec<AcpiProblem, MAX_PROBLEMS>,
-    /// Problems beyond [`MAX_PROBLEMS`], counted but not kept.
-    pub problems_dropped: u16,
+    pub problems: Vec<AcpiProblem>,
+    /// Problems the heap had no room for, counted but not kept.
+    pub problems_dropped: u32,
 }
 
 impl PlatformTables {
@@ -152,7 +152,7 @@ impl PlatformTables {
             madt: None,
             mcfg: Vec::new(),
             dsdt: None,
-            fadt_io: Vec::new(),
+            fadt_io: heapless::Vec::new(),
             problems: Vec::new(),
             problems_dropped: 0,
         }
@@ -174,9 +174,36 @@ impl PlatformTables {
     }
 
     fn report(&mut self, problem: AcpiProblem) {
-        if self.problems.push(problem).is_err() {
+        if heap_has_room(&mut self.problems) {
+            self.problems.push(problem);
+        } else {
             self.problems_dropped = self.problems_dropped.saturating_add(1);
         }
+    }
+}
+
+/// Whether `list` can take one more entry: the heap is the one limit of the lists here, and running out of
+/// it is reported, not a panic (a table as large as the heap is bad input like any other).
+fn heap_has_room<T>(list: &mut Vec<T>) -> bool {
+    #[cfg(test)]
+    if testimage::heap_limit_reached(list.len()) {
+        return false;
+    }
+    list.try_reserve(1).is_ok()
+}
+
+/// Appends `item` to `list`; when the heap has no room, drops it and returns the [`AcpiProblem::NoHeap`] to
+/// report, once per kind (`reported` has a bit per [`EntryKind`]).
+#[must_use]
+fn push_on_heap<T>(list: &mut Vec<T>, item: T, kind: EntryKind, reported: &mut u8) -> Option<AcpiProblem> {
+    if heap_has_room(list) {
+        list.push(item);
+        None
+    } else if *reported & kind.bit() == 0 {
+        *reported |= kind.bit();
+        Some(AcpiProblem::NoHeap { kind, kept: u32::try_from(list.len()).unwrap_or(u32::MAX) })
+    } else {
+        None
     }
 }
 
@@ -241,7 +268,7 @@ fn walk_root<'m, M: PhysMemory + ?Sized>(kind: RootTableKind, root: Sdt<'m>, mem
     };
     let body = root.bytes.get(SDT_HEADER_LEN..).unwrap_or(&[]);
     let mut chosen = Chosen::default();
-    let mut full_reported = false;
+    let mut heap_reported = 0u8;
     let mut entries = body.chunks_exact(entry_len);
     for (index, chunk) in entries.by_ref().enumerate() {
         let address = match kind {
@@ -262,9 +289,8 @@ fn walk_root<'m, M: PhysMemory + ?Sized>(kind: RootTableKind, root: Sdt<'m>, mem
                 continue;
             }
         };
-        if out.tables.push(sdt.table_ref()).is_err() && !full_reported {
-            full_reported = true;
-            out.report(AcpiProblem::TooManyEntries { kind: EntryKind::Tables, capacity: MAX_TABLES as u16 });
+        if let Some(p) = push_on_heap(&mut out.tables, sdt.table_ref(), EntryKind::Tables, &mut heap_reported) {
+            out.report(p);
         }
         let slot = match sdt.signature {
             Signature::MADT => {
@@ -522,15 +548,44 @@ mod tests {
     }
 
     #[test]
-    fn problems_beyond_capacity_are_counted() {
+    fn every_problem_is_kept_and_only_the_heap_limits_them() {
         let mut img = Image::new();
         let rsdt_at = img.add(&rsdt(&[0; 40]));
         img.put(RSDP_AT, &rsdp_v0(rsdt_at as u32));
+        // 40 bad entries + MissingTable x2 = 42 problems (16 were kept once, the rest only counted).
         let t = img.parse();
-        assert_eq!(t.problems.len(), MAX_PROBLEMS);
-        // 40 bad entries + MissingTable x2 = 42 problems.
-        assert_eq!(t.problems_dropped, 42 - MAX_PROBLEMS as u16);
+        assert_eq!((t.problems.len(), t.problems_dropped), (42, 0));
+        assert_eq!(t.problems[39], AcpiProblem::BadTableAddress { parent: Signature::RSDT, index: 39, address: 0 });
+        let t = with_heap_limit(16, || img.parse());
+        assert_eq!((t.problems.len(), t.problems_dropped), (16, 26));
         assert!(!t.is_clean());
+    }
+
+    #[test]
+    fn an_xsdt_listing_more_than_32_tables_gives_every_one() {
+        // Real notebooks list 40-50 tables, 20-29 of them SSDTs; 32 were kept once, and SSDTs past them (and an
+        // MCFG or MADT listed late) were lost.
+        let mut img = Image::new();
+        let dsdt_at = img.add(&dsdt());
+        let mut addrs = vec![img.add(&fadt_v3(dsdt_at as u32, dsdt_at))];
+        for i in 0..60u8 {
+            addrs.push(img.add(&sdt(b"SSDT", 2, &[0x10, 0x05, b'S', b'S', b'D', b'0' + i % 10])));
+        }
+        addrs.push(img.add(&qemu_madt().table()));
+        addrs.push(img.add(&mcfg(&[QEMU_MCFG])));
+        let xsdt_at = img.add(&xsdt(&addrs));
+        img.put(RSDP_AT, &rsdp_v2(0, xsdt_at));
+        let t = img.parse();
+        assert!(t.is_clean(), "{:?}", t.problems);
+        assert_eq!(t.root_kind(), Some(RootTableKind::Xsdt));
+        assert_eq!(t.tables.len(), 63);
+        let ssdts: StdVec<u64> = t.tables.iter().filter(|t| t.signature == Signature(*b"SSDT")).map(|t| t.address).collect();
+        assert_eq!(ssdts, addrs[1..61], "every SSDT, in XSDT order");
+        assert!(t.madt.is_some() && t.mcfg.len() == 1, "the MADT and MCFG listed after them are parsed");
+        // Where the heap runs out, the tables left out are a capacity problem, not a silent loss.
+        let t = with_heap_limit(32, || img.parse());
+        assert_eq!(problems(&t), [AcpiProblem::NoHeap { kind: EntryKind::Tables, kept: 32 }]);
+        assert!(t.problems[0].is_capacity());
     }
 
     #[test]
@@ -558,7 +613,6 @@ mod tests {
                 refresh_checksums(&mut img, &tables);
             }
             let t = img.parse();
-            assert!(t.problems.len() <= MAX_PROBLEMS);
             for p in &t.problems {
                 let _ = p.to_string();
             }
@@ -598,6 +652,90 @@ mod tests {
     }
 
     // ---- Real tables ---------------------------------------------------------------------------------------------
+
+    /// Each machine of `../shared/acpi-corpus` (real firmware's tables, split by `acpixtract`) as its firmware
+    /// would hand it over: every table of `xsdt-order.txt` listed in an XSDT (the DSDT and FACS through the
+    /// FADT instead), the FADT pointing at the DSDT, an ACPI 2.0 RSDP. Returns the memory, the RSDP's
+    /// address and the listed tables' file names.
+    fn corpus_machine(dir: &std::path::Path) -> (StdVec<u8>, u64, StdVec<String>) {
+        const AT: u64 = 0x10_0000;
+        let order = std::fs::read_to_string(dir.join("xsdt-order.txt")).unwrap();
+        let names: StdVec<String> = order.lines().map(str::trim).filter(|n| !n.is_empty()).map(String::from).collect();
+        let mut mem = StdVec::new();
+        let place = |mem: &mut StdVec<u8>, t: &[u8]| {
+            let addr = AT + mem.len() as u64;
+            mem.extend_from_slice(t);
+            mem.resize(mem.len().next_multiple_of(16), 0);
+            addr
+        };
+        let dsdt_at = place(&mut mem, &std::fs::read(dir.join("dsdt.dat")).unwrap());
+        let mut listed = StdVec::new();
+        let mut addrs = StdVec::new();
+        for n in names.iter().filter(|n| !n.starts_with("dsdt") && !n.starts_with("facs")) {
+            let mut t = std::fs::read(dir.join(n)).unwrap();
+            if t.starts_with(b"FACP") {
+                t[fadt::FADT_DSDT_OFFSET..][..4].copy_from_slice(&(dsdt_at as u32).to_le_bytes());
+                if t.len() >= fadt::FADT_X_DSDT_OFFSET + 8 {
+                    t[fadt::FADT_X_DSDT_OFFSET..][..8].copy_from_slice(&dsdt_at.to_le_bytes());
+                }
+                let len = t.len();
+                fix_checksum(&mut t, 9, 0..len);
+            }
+            addrs.push(place(&mut mem, &t));
+            listed.push(n.clone());
+        }
+        let xsdt_at = place(&mut mem, &xsdt(&addrs));
+        let rsdp_at = place(&mut mem, &rsdp_v2(0, xsdt_at));
+        (mem, rsdp_at, listed)
+    }
+
+    #[test]
+    fn every_table_of_every_corpus_machine_is_found_and_its_madt_whole() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/acpi-corpus");
+        let mut machines: StdVec<_> = std::fs::read_dir(&root)
+            .unwrap_or_else(|e| panic!("{}: {e} (the corpus is part of ../shared)", root.display()))
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.join("xsdt-order.txt").exists())
+            .collect();
+        machines.sort();
+        assert!(machines.len() >= 30, "{} machines", machines.len());
+        let (mut most_tables, mut most_ssdts, mut over_32, mut most_cpus) = (0, 0, 0, 0);
+        for m in &machines {
+            let (mem, rsdp_at, listed) = corpus_machine(m);
+            let t = parse(rsdp_at, &SliceMemory::new(0x10_0000, &mem));
+            let name = m.file_name().unwrap().to_string_lossy();
+            assert!(!t.problems.iter().any(AcpiProblem::is_capacity) && t.problems_dropped == 0, "{name}: {:?}", t.problems);
+            // An MSI MS-7641's AMI OEMB table has a bad checksum: reported, the rest found.
+            let bad = t.problems.iter().filter(|p| matches!(p, AcpiProblem::BadSdtChecksum { .. })).count();
+            assert_eq!(t.tables.len() + bad, listed.len(), "{name}: every listed table is found or reported");
+            let ssdts = t.tables.iter().filter(|t| t.signature == Signature(*b"SSDT")).count();
+            assert_eq!(ssdts, listed.iter().filter(|n| n.starts_with("ssdt")).count(), "{name}: every SSDT");
+            assert!(t.dsdt.is_some(), "{name}: the DSDT through the FADT");
+            let oracle: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(m.join("oracle.json")).unwrap()).unwrap();
+            let apic = &oracle["static"]["apic"];
+            if let Some(want) = apic["lapic"].as_u64() {
+                let madt = t.madt.as_ref().unwrap_or_else(|| panic!("{name}: no MADT"));
+                let n = |k: &str| apic[k].as_u64().unwrap() as usize;
+                assert_eq!(madt.local_apics.len(), want as usize + n("x2apic"), "{name}: local APICs and x2APICs");
+                assert_eq!(madt.local_apics.iter().filter(|a| a.enabled && !a.x2apic).count(), n("lapic_enabled"), "{name}");
+                assert_eq!(madt.io_apics.len(), apic["ioapic"].as_array().unwrap().len(), "{name}: I/O APICs");
+                assert_eq!(madt.overrides.len(), apic["iso"].as_array().unwrap().len(), "{name}: overrides");
+                assert_eq!(madt.nmi_sources.len(), n("nmi_src"), "{name}: NMI sources");
+                // Dell's Inspiron 3558 has four local APIC NMI entries with garbage LINT numbers and flags: each
+                // is a reported problem, none is lost silently.
+                let rejected = t.problems.iter().filter(|p| matches!(p, AcpiProblem::BadMadtEntry { entry_type: 4 | 0xA, .. })).count();
+                assert_eq!(madt.local_apic_nmis.len() + rejected, n("lapic_nmi"), "{name}: local APIC NMIs");
+                most_cpus = most_cpus.max(madt.local_apics.len());
+            }
+            most_tables = most_tables.max(t.tables.len());
+            most_ssdts = most_ssdts.max(ssdts);
+            over_32 += usize::from(t.tables.len() > 32);
+        }
+        eprintln!("most tables {most_tables}, most SSDTs {most_ssdts}, {over_32} machines over 32 tables, most local APIC entries {most_cpus}");
+        assert!(over_32 >= 6, "{over_32} machines list more than 32 tables (32 were kept once)");
+        assert!(most_tables >= 49 && most_ssdts >= 29, "{most_tables} tables, {most_ssdts} SSDTs");
+    }
 
     /// Two memory regions: the RSDP in the F segment and the table block at the top of RAM.
     struct Regions<'a>([SliceMemory<'a>; 2]);

@@ -4,7 +4,9 @@ use core::fmt;
 
 use super::{RootTableKind, Signature};
 
-/// A fixed-capacity list in [`PlatformTables`](super::PlatformTables) or [`MadtInfo`](super::MadtInfo).
+/// A list in [`PlatformTables`](super::PlatformTables) or [`MadtInfo`](super::MadtInfo). Each lives on the heap and
+/// holds every entry the table has; the heap is its limit (and [`MAX_IO_APICS`](super::MAX_IO_APICS), one per
+/// I/O APIC ID, for the I/O APICs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EntryKind {
     /// [`PlatformTables::tables`](super::PlatformTables::tables).
@@ -179,12 +181,21 @@ pub enum AcpiProblem {
         /// What is wrong with it.
         fault: MadtEntryFault,
     },
-    /// A list was full; further entries of this kind were dropped. Reported once per kind.
+    /// More entries of this kind than the list's architectural capacity; further ones were dropped. Reported
+    /// once per kind; a limit met (see [`AcpiProblem::is_capacity`]).
     TooManyEntries {
         /// Which list.
         kind: EntryKind,
         /// Its capacity.
         capacity: u16,
+    },
+    /// The heap had no room for another entry of this kind; it and further ones were dropped. Reported once
+    /// per kind; a limit met (see [`AcpiProblem::is_capacity`]).
+    NoHeap {
+        /// Which list.
+        kind: EntryKind,
+        /// How many entries it holds.
+        kept: u32,
     },
     /// Two I/O APICs claim the same first GSI. The second was dropped.
     IoApicGsiCollision {
@@ -220,6 +231,14 @@ pub enum AcpiProblem {
         /// Index of the allocation dropped.
         second: u16,
     },
+}
+
+impl AcpiProblem {
+    /// A limit of msifw's own (its heap, a list's capacity) kept entries of a table out: the run cannot pass
+    /// (`app` reports it as a `capacity` problem and fails the run).
+    pub fn is_capacity(&self) -> bool {
+        matches!(self, Self::TooManyEntries { .. } | Self::NoHeap { .. })
+    }
 }
 
 impl fmt::Display for AcpiProblem {
@@ -283,6 +302,9 @@ impl fmt::Display for AcpiProblem {
             Self::TooManyEntries { kind, capacity } => {
                 write!(f, "more than {capacity} {kind}; the rest were dropped")
             }
+            Self::NoHeap { kind, kept } => {
+                write!(f, "no heap left for more than {kept} {kind}; the rest were dropped")
+            }
             Self::IoApicGsiCollision { first_id, second_id, gsi_base } => {
                 write!(f, "I/O APICs {first_id} and {second_id} both start at GSI {gsi_base}; {second_id} dropped")
             }
@@ -331,6 +353,10 @@ mod tests {
                 AcpiProblem::TooManyEntries { kind: EntryKind::IoApics, capacity: 8 },
                 "more than 8 I/O APICs; the rest were dropped",
             ),
+            (
+                AcpiProblem::NoHeap { kind: EntryKind::LocalApics, kept: 4096 },
+                "no heap left for more than 4096 local APICs; the rest were dropped",
+            ),
             (AcpiProblem::MissingTable { signature: Signature::MCFG }, "no MCFG table"),
         ];
         for (problem, text) in cases {
@@ -361,7 +387,10 @@ mod tests {
         ];
         for p in all {
             assert!(!p.to_string().is_empty());
+            assert!(!p.is_capacity(), "{p}: a table fault, not a limit of msifw's");
         }
+        assert!(AcpiProblem::TooManyEntries { kind: EntryKind::IoApics, capacity: 256 }.is_capacity());
+        assert!(AcpiProblem::NoHeap { kind: EntryKind::Tables, kept: 0 }.is_capacity());
         assert_eq!(format!("{:?}", Signature::MCFG), "\"MCFG\"");
     }
 }

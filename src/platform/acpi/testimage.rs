@@ -237,7 +237,7 @@ pub(super) fn qemu_like(v2: bool) -> (Image, StdVec<u64>) {
 }
 
 pub(super) fn problems(t: &PlatformTables) -> StdVec<AcpiProblem> {
-    t.problems.iter().copied().collect()
+    t.problems.to_vec()
 }
 
 
@@ -274,4 +274,24 @@ pub(super) fn refresh_checksums(img: &mut Image, tables: &[u64]) {
     let r = (RSDP_AT - BASE) as usize;
     fix_checksum(&mut img.bytes[r..r + 36], 8, 0..20);
     fix_checksum(&mut img.bytes[r..r + 36], 32, 0..36);
+}
+
+// ---- A heap that runs out ------------------------------------------------------------------------------
+
+std::thread_local! {
+    /// While set, every list [`super::parse`] builds finds no heap room past this many entries.
+    static HEAP_LIMIT: core::cell::Cell<Option<usize>> = const { core::cell::Cell::new(None) };
+}
+
+/// Runs `f` as if the heap could hold only `entries` entries per list (the host's heap does not run out).
+pub(super) fn with_heap_limit<R>(entries: usize, f: impl FnOnce() -> R) -> R {
+    HEAP_LIMIT.with(|l| l.set(Some(entries)));
+    let r = f();
+    HEAP_LIMIT.with(|l| l.set(None));
+    r
+}
+
+/// Whether a list of `len` entries is at the simulated heap's end.
+pub(super) fn heap_limit_reached(len: usize) -> bool {
+    HEAP_LIMIT.with(|l| l.get().is_some_and(|n| len >= n))
 }
