@@ -101,6 +101,7 @@ const SMALL_FIXED_IO: u8 = 0x09;
 const LARGE_DWORD_ADDRESS: u8 = 0x87;
 const LARGE_WORD_ADDRESS: u8 = 0x88;
 const LARGE_QWORD_ADDRESS: u8 = 0x8A;
+const LARGE_EXTENDED_ADDRESS: u8 = 0x8B;
 /// Address space descriptor Resource Type (§6.4.3.5, Table 6.50).
 const RESOURCE_MEMORY: u8 = 0;
 const RESOURCE_IO: u8 = 1;
@@ -161,22 +162,25 @@ pub fn parse_template(data: &[u8]) -> Result<HostWindows, CrsError> {
                     }
                 }
             }
-            (None, LARGE_WORD_ADDRESS) => address_space(&mut w, body, 2, i)?,
-            (None, LARGE_DWORD_ADDRESS) => address_space(&mut w, body, 4, i)?,
-            (None, LARGE_QWORD_ADDRESS) => address_space(&mut w, body, 8, i)?,
+            (None, LARGE_WORD_ADDRESS) => address_space(&mut w, body, 2, 3, i)?,
+            (None, LARGE_DWORD_ADDRESS) => address_space(&mut w, body, 4, 3, i)?,
+            (None, LARGE_QWORD_ADDRESS) => address_space(&mut w, body, 8, 3, i)?,
+            // Extended Address Space Descriptor (§6.4.3.5.4): Revision ID and a reserved byte before the
+            // QWord fields (Linux's acpi_resource_to_address64 reads it like the others).
+            (None, LARGE_EXTENDED_ADDRESS) => address_space(&mut w, body, 8, 5, i)?,
             _ => {}
         }
     }
     Ok(w)
 }
 
-/// One Word/DWord/QWord Address Space Descriptor body (§6.4.3.5.1-3): Resource Type, General Flags, Type
-/// Specific Flags, then `_GRA`, `_MIN`, `_MAX`, `_TRA`, `_LEN`, each `width` bytes; an optional resource
-/// source follows.
-fn address_space(w: &mut HostWindows, body: &[u8], width: usize, at: usize) -> Result<(), CrsError> {
+/// One Word/DWord/QWord/Extended Address Space Descriptor body (§6.4.3.5.1-4): Resource Type, General Flags,
+/// Type Specific Flags, (Extended: Revision ID, reserved,) then from byte `first` `_GRA`, `_MIN`, `_MAX`,
+/// `_TRA`, `_LEN`, each `width` bytes; a resource source or type-specific attributes follow.
+fn address_space(w: &mut HostWindows, body: &[u8], width: usize, first: usize, at: usize) -> Result<(), CrsError> {
     let short = CrsError::ShortDescriptor { at };
     let field = |n: usize| -> Result<u64, CrsError> {
-        let bytes = body.get(3 + n * width..3 + (n + 1) * width).ok_or(short)?;
+        let bytes = body.get(first + n * width..first + (n + 1) * width).ok_or(short)?;
         Ok(bytes.iter().rev().fold(0u64, |v, &b| v << 8 | u64::from(b)))
     };
     let (&kind, rest) = body.split_first().ok_or(short)?;
@@ -344,6 +348,26 @@ mod tests {
         assert_eq!(w.mem[19], r(1 << 36, (1 << 37) - 1));
         assert_eq!(w.io.len(), 13);
         assert_eq!(w.io[12], r(0xC000, 0xCFFF));
+    }
+
+    #[test]
+    fn extended_address_space_descriptors_are_windows_too() {
+        // ExtendedMemory (§6.4.3.5.4): type, flags, type flags, revision 1, reserved, _GRA, _MIN, _MAX, _TRA,
+        // _LEN, type-specific attributes; it was skipped, and its window lost.
+        let mut d = vec![LARGE_EXTENDED_ADDRESS, 53, 0, RESOURCE_MEMORY, 0x0C, 0, 1, 0];
+        for v in [0u64, 1 << 40, (1 << 41) - 1, 0, 1 << 40, 0] {
+            d.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut bus = vec![LARGE_EXTENDED_ADDRESS, 53, 0, RESOURCE_BUS, 0x0C, 0, 1, 0];
+        for v in [0u64, 0x80, 0xBF, 0, 0x40, 0] {
+            bus.extend_from_slice(&v.to_le_bytes());
+        }
+        let w = parse_template(&template(&[bus, d.clone()])).unwrap();
+        assert_eq!((w.buses, w.mem.as_slice()), (Some((0x80, 0xBF)), &[r(1 << 40, (1 << 41) - 1)][..]));
+        // One cut before its last field is too short.
+        d[1] = 5 + 8 * 4 + 7;
+        d.truncate(3 + 5 + 8 * 4 + 7);
+        assert_eq!(parse_template(&template(&[d])), Err(CrsError::ShortDescriptor { at: 0 }));
     }
 
     #[test]
