@@ -16,12 +16,40 @@ fn every_function_passes(o: &RunOutcome) {
     assert!(!o.report.functions.is_empty(), "no function reported{why}");
     for f in &o.report.functions {
         let has = |cap: &str| f.capabilities.iter().any(|c| !c.extended && c.name == cap);
-        for (name, expected) in [("msix-conformance", has("msix")), ("msi-conformance", has("msi")), ("intx-conformance", true)] {
-            let lines: Vec<_> = o.report.scenarios_for(&f.bdf).filter(|s| s.name == name).collect();
-            assert_eq!(lines.len(), expected as usize, "{} ({}:{}): {name} lines {lines:?}{why}", f.bdf, f.vendor, f.device);
+        for (name, expected) in [
+            ("msix-conformance", has("msix")),
+            ("msi-conformance", has("msi")),
+            ("intx-conformance", true),
+        ] {
+            let lines: Vec<_> = o
+                .report
+                .scenarios_for(&f.bdf)
+                .filter(|s| s.name == name)
+                .collect();
+            assert_eq!(
+                lines.len(),
+                expected as usize,
+                "{} ({}:{}): {name} lines {lines:?}{why}",
+                f.bdf,
+                f.vendor,
+                f.device
+            );
             for s in lines {
-                assert_eq!(s.result, ScenarioResult::Pass, "{} ({}:{}) {name}: {}{why}", f.bdf, f.vendor, f.device, s.detail);
-                assert!(s.detail.contains(" held"), "{} {name}: says what held: {}{why}", f.bdf, s.detail);
+                assert_eq!(
+                    s.result,
+                    ScenarioResult::Pass,
+                    "{} ({}:{}) {name}: {}{why}",
+                    f.bdf,
+                    f.vendor,
+                    f.device,
+                    s.detail
+                );
+                assert!(
+                    s.detail.contains(" held"),
+                    "{} {name}: says what held: {}{why}",
+                    f.bdf,
+                    s.detail
+                );
             }
         }
     }
@@ -29,7 +57,11 @@ fn every_function_passes(o: &RunOutcome) {
 
 fn line<'a>(o: &'a RunOutcome, bdf: &'a str, name: &str) -> &'a str {
     let why = common::explain(o);
-    &o.report.scenarios_for(bdf).find(|s| s.name == name).unwrap_or_else(|| panic!("{bdf}: no {name}{why}")).detail
+    &o.report
+        .scenarios_for(bdf)
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("{bdf}: no {name}{why}"))
+        .detail
 }
 
 #[test]
@@ -42,9 +74,15 @@ fn q35_default_devices_conform() {
     for bdf in ["00:02.0", "00:03.0"] {
         assert_eq!(line(&o, bdf, "msix-conformance"), "6 held", "{bdf}");
     }
-    assert_eq!(line(&o, "00:04.0", "msi-conformance"), "4 held; n/a: mask-pending");
+    assert_eq!(
+        line(&o, "00:04.0", "msi-conformance"),
+        "4 held; n/a: mask-pending"
+    );
     assert_eq!(line(&o, "00:04.0", "intx-conformance"), "3 held");
-    assert_eq!(line(&o, "00:00.0", "intx-conformance"), "1 held; n/a: line, disable");
+    assert_eq!(
+        line(&o, "00:00.0", "intx-conformance"),
+        "1 held; n/a: line, disable"
+    );
 }
 
 #[test]
@@ -74,7 +112,11 @@ fn extra_device_models_conform() {
     let o = common::boot(&cfg);
     common::assert_passed(&o);
     every_function_passes(&o);
-    assert_eq!(line(&o, "00:0c.0", "msi-conformance"), "4 held; n/a: upper-address", "ioh3420: 32-bit MSI, maskable");
+    assert_eq!(
+        line(&o, "00:0c.0", "msi-conformance"),
+        "4 held; n/a: upper-address",
+        "ioh3420: 32-bit MSI, maskable"
+    );
 }
 
 /// After crash-restart's stage A left the devices live (MSI-X enabled, entries unmasked), stage B does
@@ -84,5 +126,8 @@ fn after_a_restart_in_place_the_reset_rules_do_not_apply() {
     let o = common::boot(&common::config(Machine::Q35).append("scenario=crash-restart"));
     common::assert_passed(&o);
     every_function_passes(&o);
-    assert_eq!(line(&o, "00:03.0", "msix-conformance"), "4 held; n/a: reset-control, reset-masks");
+    assert_eq!(
+        line(&o, "00:03.0", "msix-conformance"),
+        "4 held; n/a: reset-control, reset-masks"
+    );
 }
