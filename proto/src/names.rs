@@ -24,6 +24,12 @@ pub enum Scenario {
     PciConfig,
     /// Crash restart with live devices (seed 003).
     CrashRestart,
+    /// A function's MSI-X capability, table and PBA held against the spec while it is quiet.
+    MsixConformance,
+    /// A function's MSI capability held against the spec while it is quiet.
+    MsiConformance,
+    /// A function's INTx registers (Interrupt Pin, Line, Disable) held against the spec.
+    IntxConformance,
     /// A self IPI arrives exactly once.
     LapicSelfIpi,
     /// An interrupt on a freed vector is counted as unowned.
@@ -96,13 +102,16 @@ pub enum Control {
 
 impl Scenario {
     /// Every scenario, in declaration order.
-    pub const ALL: [Scenario; 25] = [
+    pub const ALL: [Scenario; 28] = [
         Scenario::Lapic,
         Scenario::Capacity,
         Scenario::PciRoots,
         Scenario::PciBuses,
         Scenario::PciConfig,
         Scenario::CrashRestart,
+        Scenario::MsixConformance,
+        Scenario::MsiConformance,
+        Scenario::IntxConformance,
         Scenario::LapicSelfIpi,
         Scenario::UnownedVector,
         Scenario::MsixDelivery,
@@ -133,6 +142,9 @@ impl Scenario {
             Scenario::PciBuses => "pci-buses",
             Scenario::PciConfig => "pci-config",
             Scenario::CrashRestart => "crash-restart",
+            Scenario::MsixConformance => "msix-conformance",
+            Scenario::MsiConformance => "msi-conformance",
+            Scenario::IntxConformance => "intx-conformance",
             Scenario::LapicSelfIpi => "lapic-self-ipi",
             Scenario::UnownedVector => "unowned-vector",
             Scenario::MsixDelivery => "msix-delivery",
@@ -168,7 +180,10 @@ impl Scenario {
             | Scenario::PciRoots
             | Scenario::PciBuses
             | Scenario::PciConfig => When::OnFailure,
-            Scenario::LapicSelfIpi
+            Scenario::MsixConformance
+            | Scenario::MsiConformance
+            | Scenario::IntxConformance
+            | Scenario::LapicSelfIpi
             | Scenario::UnownedVector
             | Scenario::MsixDelivery
             | Scenario::MsiDelivery
@@ -208,6 +223,9 @@ impl Scenario {
             Scenario::PciBuses => "bridges",
             Scenario::PciConfig => "configuration access",
             Scenario::CrashRestart => "every function, across a restart in place",
+            Scenario::MsixConformance => "every function with MSI-X, driven or not",
+            Scenario::MsiConformance => "every function with MSI, driven or not",
+            Scenario::IntxConformance => "every function",
             Scenario::LapicSelfIpi | Scenario::UnownedVector => "the CPU",
             Scenario::MsixDelivery | Scenario::MsixVectorMask | Scenario::MsixFunctionMask => {
                 "each device driven with MSI-X"

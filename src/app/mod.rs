@@ -174,6 +174,9 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // Every function is assumed live until proven quiet: MSI and MSI-X off, INTx disabled, and Bus Master
     // off for endpoints no driver here owns (a bridge keeps its Bus Master: it forwards its children's
     // MSI writes upstream).
+    // The conformance check's reset-state rules need MSI-X Message Control as found (quieting sets the
+    // Function Mask).
+    crate::scenarios::conformance::first_look(cfg, &pci.functions);
     let t_quiet = time::now_us();
     accounting::set_phase(Phase::Setup);
     if !delay_quiet {

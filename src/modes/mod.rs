@@ -2,6 +2,8 @@
 //! [`DeviceIrq`] handle: allocate and enable, mask, unmask, count, free (on drop).
 
 #[deny(unsafe_code)]
+pub mod conformance;
+#[deny(unsafe_code)]
 pub mod msi;
 #[deny(unsafe_code)]
 pub mod msix;

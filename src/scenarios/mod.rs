@@ -3,6 +3,7 @@
 //! [`SCENARIOS`] lists every scenario with its body, in run order; each body is given one
 //! [`context::Context`]. Adding a scenario: README "Adding a scenario".
 
+pub mod conformance;
 pub mod context;
 pub mod delivery;
 pub(crate) mod device_checks;
