@@ -671,6 +671,12 @@ impl InterruptSource for VirtioModern {
     fn acknowledge(&mut self, i: usize) -> Result<(), DriverError> {
         let q = *self.sources.get(i).ok_or(DriverError::NoSuchSource(i))?;
         self.queues[q].complete()?;
+        let q = &self.queues[q];
+        if q.role == Role::BlockRead && q.last_used == 1 {
+            let b = |k| q.buffers.read8(buf::IN + k);
+            let head = u64::from_be_bytes([b(0), b(1), b(2), b(3), b(4), b(5), b(6), b(7)]);
+            crate::info!("{} virtio-blk: queue {=u16} read sector 0, first bytes {=u64:#018x}", self.bdf, q.index, head);
+        }
         if self.intx {
             // 4.1.5.5 "Driver Handling Interrupts", MSI-X disabled: read ISR status, which clears it and
             // deasserts INTx (4.1.4.5).
