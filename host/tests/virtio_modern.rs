@@ -4,7 +4,9 @@
 //! the defaults (2, 2, 4), many (`num-queues=4,vectors=5`; `vectors=8`), INTx forced on a function that
 //! has MSI-X, and behind a PCIe root port. Each request queue interrupts on its own entry (rng fills a
 //! buffer, blk reads sector 0 of a disk image made here, net sends a frame and a control command);
-//! the configuration and RX vectors are programmed and must stay silent. A `disable-modern=on`
+//! the configuration and RX vectors are programmed and must stay silent. Where the table has fewer
+//! entries than queues, a queue left at NO_VECTOR completes a request without interrupting
+//! (`virtio-no-vector`). A `disable-modern=on`
 //! virtio-net still goes to the legacy driver.
 
 mod common;
@@ -21,7 +23,8 @@ const DEVICES: &[(&str, &str, &str, IrqMode, usize, usize)] = &[
     ("00:08.0", "virtio-net-pci,disable-legacy=on,vectors=8,addr=08.0", "1041", IrqMode::Msix, 4, 2),
     ("00:09.0", "virtio-rng-pci,addr=09.0", "1005", IrqMode::Intx, 1, 1),
     ("00:0a.0", "virtio-net-pci,disable-legacy=on,addr=0a.0", "1041", IrqMode::Intx, 1, 1),
-    ("00:0b.0", "virtio-blk-pci,drive=d2,vectors=1,addr=0b.0", "1001", IrqMode::Msix, 1, 1),
+    ("00:0b.0", "virtio-blk-pci,drive=d2,num-queues=2,vectors=1,addr=0b.0", "1001", IrqMode::Msix, 1, 1),
+    ("00:0e.0", "virtio-net-pci,vectors=1,addr=0e.0", "1000", IrqMode::Msix, 1, 1),
 ];
 
 /// What the disk images' sector 0 starts with ("msifw-se"), as the firmware logs it.
@@ -85,6 +88,15 @@ fn rng_blk_net_interrupt_on_every_request_queue_vector_and_through_intx() {
     // A table smaller than the queues plus the configuration vector is said on the function.
     let rng1 = o.report.function("00:04.0").unwrap();
     assert!(rng1.irq_reason.as_deref().is_some_and(|r| r.contains("MSI-X table has 1 entries, 2 wanted")), "{:?}{why}", rng1.irq_reason);
+    // A request queue the table had no entry for (queue_msix_vector NO_VECTOR) completes a request and
+    // stays silent: blk's second queue, net's control queue.
+    for bdf in ["00:0b.0", "00:0e.0"] {
+        let d = passed(&o, bdf, "virtio-no-vector");
+        assert!(d.contains("at NO_VECTOR completed a request; no interrupt"), "{bdf}: {d}{why}");
+    }
+    let no_vector: Vec<_> =
+        o.report.scenarios.iter().filter(|s| s.name == "virtio-no-vector").map(|s| s.bdf.clone().unwrap_or_default()).collect();
+    assert_eq!(no_vector, ["00:0b.0", "00:0e.0"], "only functions with a queue left at NO_VECTOR are checked{why}");
     // Behind a root port the device is modern-only (disable-legacy=auto).
     let port_rng = o
         .report

@@ -28,6 +28,8 @@ pub enum Scenario {
     LapicSelfIpi,
     /// An interrupt on a freed vector is counted as unowned.
     UnownedVector,
+    /// A virtio queue left at NO_VECTOR completes a request without any interrupt (Cloud Hypervisor #2397).
+    VirtioNoVector,
     /// Exact delivery counts through MSI-X.
     MsixDelivery,
     /// Exact delivery counts through MSI.
@@ -96,7 +98,7 @@ pub enum Control {
 
 impl Scenario {
     /// Every scenario, in declaration order.
-    pub const ALL: [Scenario; 25] = [
+    pub const ALL: [Scenario; 26] = [
         Scenario::Lapic,
         Scenario::Capacity,
         Scenario::PciRoots,
@@ -105,6 +107,7 @@ impl Scenario {
         Scenario::CrashRestart,
         Scenario::LapicSelfIpi,
         Scenario::UnownedVector,
+        Scenario::VirtioNoVector,
         Scenario::MsixDelivery,
         Scenario::MsiDelivery,
         Scenario::IntxDelivery,
@@ -150,6 +153,7 @@ impl Scenario {
             Scenario::ResetRestore => "reset-restore",
             Scenario::Reenable => "reenable",
             Scenario::Incremental => "incremental",
+            Scenario::VirtioNoVector => "virtio-no-vector",
             Scenario::Shutdown => "shutdown",
             Scenario::WriteOrder => "write-order",
         }
@@ -177,6 +181,7 @@ impl Scenario {
             | Scenario::MsiVectorMask
             | Scenario::MsixFunctionMask
             | Scenario::IntxHold
+            | Scenario::VirtioNoVector
             | Scenario::WriteOrder => When::Always,
             Scenario::DispatchBenchmark | Scenario::Soak => When::Setting,
             Scenario::IntxStorm
@@ -222,6 +227,7 @@ impl Scenario {
             Scenario::StuckCommand => "nvme driven with MSI or MSI-X",
             Scenario::ResetRestore => "devices driven with MSI-X that can be reset alone",
             Scenario::Reenable | Scenario::Incremental => "nvme driven with MSI-X",
+            Scenario::VirtioNoVector => "virtio queues left at NO_VECTOR with MSI-X enabled",
             Scenario::Shutdown => "every driven device",
             Scenario::WriteOrder => "each function owned or written",
         }

@@ -656,6 +656,41 @@ impl VirtioModern {
     }
 }
 
+/// What [`VirtioModern::request_without_vector`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NoVectorRequest {
+    /// The queue, whose `queue_msix_vector` reads NO_VECTOR.
+    pub queue: u16,
+    /// ISR status read after the completion (QEMU sets bit 0 whatever the vector; 4.1.4.5).
+    pub isr: u8,
+}
+
+impl VirtioModern {
+    /// A request queue (MSI-X mode) left at NO_VECTOR: a queue the table had no entry for, or whose
+    /// entry the device refused.
+    pub fn queue_without_vector(&self) -> Option<u16> {
+        (!self.intx).then(|| self.queues.iter().find(|q| q.role.drivable() && q.vector == NO_VECTOR).map(|q| q.index)).flatten()
+    }
+
+    /// Completes one request on [`queue_without_vector`](Self::queue_without_vector)'s queue, its
+    /// vector read back first (still NO_VECTOR), and reads ISR status afterwards. `None`: no such queue.
+    pub fn request_without_vector(&mut self) -> Option<Result<NoVectorRequest, DriverError>> {
+        let index = self.queue_without_vector()?;
+        let k = self.queues.iter().position(|q| q.index == index)?;
+        Some((|| {
+            self.common.write16(common::QUEUE_SELECT, index);
+            let v = self.common.read16(common::QUEUE_MSIX_VECTOR);
+            if v != NO_VECTOR {
+                return Err(DriverError::Unexpected("queue_msix_vector no longer NO_VECTOR", v as u64));
+            }
+            self.queues[k].post();
+            self.kick(k);
+            self.queues[k].complete()?;
+            Ok(NoVectorRequest { queue: index, isr: self.isr.read8(0) })
+        })())
+    }
+}
+
 impl InterruptSource for VirtioModern {
     fn sources(&self) -> usize {
         self.sources.len()

@@ -15,6 +15,7 @@ pub mod soak;
 pub mod storm;
 pub mod stuck;
 pub mod table;
+pub mod virtio;
 pub(crate) mod write_order;
 
 pub use table::{Stage, SCENARIOS};

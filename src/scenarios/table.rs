@@ -4,7 +4,7 @@
 
 use super::context::Context;
 use super::lifecycle::{crash_restart, incremental, reenable, reset_restore, shutdown};
-use super::{device_checks, hot_unplug, self_ipi, soak, storm, stuck, write_order, Outcome, Verdict};
+use super::{device_checks, hot_unplug, self_ipi, soak, storm, stuck, virtio, write_order, Outcome, Verdict};
 use crate::cmdline;
 use msifw_proto::names::{Scenario as Name, When};
 
@@ -45,9 +45,11 @@ pub struct Scenario {
 const NOTHING: &str = "nothing on this platform for it to run on";
 
 /// Every scenario with a body, in run order.
-pub static SCENARIOS: [Scenario; 12] = [
+pub static SCENARIOS: [Scenario; 13] = [
     Scenario { name: Name::CrashRestart, also: &[], steps: &[(Stage::Quiet, crash_restart::stage_b_step), (Stage::SetUp, crash_restart::stage_a)], without: NOTHING },
     Scenario { name: Name::LapicSelfIpi, also: &[Name::UnownedVector], steps: &[(Stage::Armed, self_ipi::send), (Stage::SetUp, self_ipi::judge)], without: NOTHING },
+    // Before the delivery checks, which stop the devices when nothing else uses them.
+    Scenario { name: Name::VirtioNoVector, also: &[], steps: &[(Stage::Live, virtio::step)], without: NOTHING },
     Scenario {
         name: Name::MsixDelivery,
         also: &[Name::MsiDelivery, Name::IntxDelivery, Name::MsixVectorMask, Name::MsiVectorMask, Name::MsixFunctionMask, Name::IntxHold],
