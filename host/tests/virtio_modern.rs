@@ -7,7 +7,8 @@
 //! the configuration and RX vectors are programmed and must stay silent. Where the table has fewer
 //! entries than queues, a queue left at NO_VECTOR completes a request without interrupting
 //! (`virtio-no-vector`). A `disable-modern=on`
-//! virtio-net still goes to the legacy driver.
+//! virtio-net still goes to the legacy driver. The seed 000 shutdown runs on all of them: the modern
+//! ones turn MSI-X off without their device configuration moving.
 
 mod common;
 
@@ -51,7 +52,7 @@ fn rng_blk_net_interrupt_on_every_request_queue_vector_and_through_intx() {
     let disks: Vec<String> = ["d0", "d1", "d2"].iter().map(|d| image(d)).collect();
     let mut cfg = common::config(Machine::Q35)
         .default_devices(false)
-        .append("irq.00:09.0=intx irq.00:0a.0=intx")
+        .append("irq.00:09.0=intx irq.00:0a.0=intx scenario=shutdown")
         .device("virtio-net-pci,disable-modern=on,romfile=,addr=0c.0")
         .device("pcie-root-port,id=rp1,chassis=1,addr=0d.0")
         .device("virtio-rng-pci,bus=rp1");
@@ -109,6 +110,14 @@ fn rng_blk_net_interrupt_on_every_request_queue_vector_and_through_intx() {
     // disable-modern=on: no vendor capabilities, the legacy driver.
     let legacy = o.report.function("00:0c.0").unwrap_or_else(|| panic!("legacy virtio-net{why}"));
     assert_eq!(legacy.driver.as_deref(), Some("virtio-net"), "{why}");
+    // Shutdown (seed 000) through the modern interface: MSI-X really turned off, no quirk needed, and the
+    // device-specific configuration stays where the capability put it; the legacy function keeps its quirk.
+    for bdf in ["00:05.0", "00:07.0"] {
+        let d = passed(&o, bdf, "shutdown");
+        assert!(d.starts_with("interrupts shut down") && d.contains("config at 0x2000 before, 0x2000 after"), "{bdf}: {d}{why}");
+    }
+    let d = passed(&o, "00:0c.0", "shutdown");
+    assert!(d.contains("quirk") && d.contains("0x18 before, 0x18 after"), "legacy virtio-net: {d}{why}");
     // Every blk request queue read the image's sector 0.
     let reads = o.defmt.lines.iter().filter(|l| l.message.contains("read sector 0") && l.message.contains(SECTOR0_LOGGED)).count();
     assert_eq!(reads, 4 + 1 + 1, "one first read per blk request queue (00:05.0: 4, 00:06.0, 00:0b.0){why}");

@@ -497,6 +497,9 @@ pub struct VirtioModern {
     refused: Vec<(u16, u16)>,
     /// The configuration vector as read back.
     config_vector: u16,
+    /// The device-specific configuration: its window, its offset in the BAR, and its first bytes as
+    /// read before MSI-X was enabled (net: the MAC; blk: the capacity), when they are not all zero.
+    device_cfg: Option<(MmioWindow, u32, [u8; 8])>,
 }
 
 /// The device ID a function's driver works with, reading the Subsystem ID of a transitional one.
@@ -691,6 +694,18 @@ impl VirtioModern {
     }
 }
 
+impl VirtioModern {
+    /// Where the device-specific configuration is now (its offset in its BAR) if its first bytes still
+    /// read what they did with MSI-X disabled; `None` when they do not, or the device has nothing there
+    /// to recognise. The modern layout comes from the capabilities and does not depend on MSI-X (the
+    /// 0x14/0x18 move of virtio 1.x 4.1.4.8 is the legacy interface's), which the shutdown scenario shows.
+    pub fn config_window(&self) -> Option<u16> {
+        let (w, offset, snap) = self.device_cfg.as_ref()?;
+        let now: [u8; 8] = core::array::from_fn(|i| w.read8(i as u64));
+        (now == *snap).then(|| u16::try_from(*offset).unwrap_or(u16::MAX))
+    }
+}
+
 impl InterruptSource for VirtioModern {
     fn sources(&self) -> usize {
         self.sources.len()
@@ -777,6 +792,14 @@ impl Driver for VirtioModern {
             (device_id::BLOCK, Some(d)) if features & feature::BLK_MQ != 0 && d.length >= 36 => map(f, d)?.read16(34),
             _ => 1,
         };
+        let device_cfg = match caps.device {
+            Some(d) if d.length >= 8 && matches!(virtio_id, device_id::NET | device_id::BLOCK) => {
+                let w = map(f, d)?;
+                let snap: [u8; 8] = core::array::from_fn(|i| w.read8(i as u64));
+                (snap != [0; 8]).then_some((w, d.offset, snap))
+            }
+            _ => None,
+        };
         let mut wanted = queues_for(virtio_id, features, blk_queues);
         if let Some(&(q, _)) = wanted.iter().find(|(q, _)| *q >= num_queues) {
             let _ = VirtioModern::reset(&common);
@@ -815,6 +838,7 @@ impl Driver for VirtioModern {
             intx,
             refused: Vec::new(),
             config_vector: NO_VECTOR,
+            device_cfg,
         };
         let setup = (|| {
             if !intx {
