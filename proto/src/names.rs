@@ -30,6 +30,9 @@ pub enum Scenario {
     UnownedVector,
     /// A virtio queue left at NO_VECTOR completes a request without any interrupt (Cloud Hypervisor #2397).
     VirtioNoVector,
+    /// With MSI-X disabled (and INTx disabled) a virtio request completes and nothing arrives (Cloud
+    /// Hypervisor #162).
+    MsixDisabled,
     /// Exact delivery counts through MSI-X.
     MsixDelivery,
     /// Exact delivery counts through MSI.
@@ -98,7 +101,7 @@ pub enum Control {
 
 impl Scenario {
     /// Every scenario, in declaration order.
-    pub const ALL: [Scenario; 26] = [
+    pub const ALL: [Scenario; 27] = [
         Scenario::Lapic,
         Scenario::Capacity,
         Scenario::PciRoots,
@@ -108,6 +111,7 @@ impl Scenario {
         Scenario::LapicSelfIpi,
         Scenario::UnownedVector,
         Scenario::VirtioNoVector,
+        Scenario::MsixDisabled,
         Scenario::MsixDelivery,
         Scenario::MsiDelivery,
         Scenario::IntxDelivery,
@@ -154,6 +158,7 @@ impl Scenario {
             Scenario::Reenable => "reenable",
             Scenario::Incremental => "incremental",
             Scenario::VirtioNoVector => "virtio-no-vector",
+            Scenario::MsixDisabled => "msix-disabled",
             Scenario::Shutdown => "shutdown",
             Scenario::WriteOrder => "write-order",
         }
@@ -182,6 +187,7 @@ impl Scenario {
             | Scenario::MsixFunctionMask
             | Scenario::IntxHold
             | Scenario::VirtioNoVector
+            | Scenario::MsixDisabled
             | Scenario::WriteOrder => When::Always,
             Scenario::DispatchBenchmark | Scenario::Soak => When::Setting,
             Scenario::IntxStorm
@@ -228,6 +234,7 @@ impl Scenario {
             Scenario::ResetRestore => "devices driven with MSI-X that can be reset alone",
             Scenario::Reenable | Scenario::Incremental => "nvme driven with MSI-X",
             Scenario::VirtioNoVector => "virtio queues left at NO_VECTOR with MSI-X enabled",
+            Scenario::MsixDisabled => "virtio-modern devices driven with MSI-X",
             Scenario::Shutdown => "every driven device",
             Scenario::WriteOrder => "each function owned or written",
         }

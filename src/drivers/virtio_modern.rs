@@ -706,6 +706,13 @@ impl VirtioModern {
     }
 }
 
+impl VirtioModern {
+    /// Reads ISR status, which clears it and deasserts INTx (4.1.4.5).
+    pub fn read_isr(&self) -> u8 {
+        self.isr.read8(0)
+    }
+}
+
 impl InterruptSource for VirtioModern {
     fn sources(&self) -> usize {
         self.sources.len()

@@ -1,4 +1,7 @@
-//! A virtio queue left at NO_VECTOR never interrupts (virtio 1.x 4.1.5.3: with MSI-X enabled and
+//! Two checks the VMM trackers ask for, on virtio-modern devices in MSI-X mode, run before the delivery
+//! checks.
+//!
+//! `virtio-no-vector`: a virtio queue left at NO_VECTOR never interrupts (virtio 1.x 4.1.5.3: with MSI-X enabled and
 //! `queue_msix_vector` NO_VECTOR, no message is sent for the queue; Cloud Hypervisor #2397 raised one).
 //! On every virtio-modern device in MSI-X mode with a request queue that got no entry (fewer entries
 //! than queues, or an entry the device refused): one request on that queue completes, and no interrupt
@@ -41,14 +44,75 @@ pub fn run<C: ConfigRegion>(dev: &mut VirtioModern, irq: &DeviceIrq<'_, C>) -> O
     })
 }
 
+/// `msix-disabled` (Cloud Hypervisor #162 sent MSI-X messages while MSI-X was disabled): Interrupt
+/// Disable set, MSI-X shut down (entries masked, Enable clear, vectors freed), every source's request
+/// completes, and nothing may arrive: no message on the old vectors or any unowned one (QEMU's model
+/// signals through INTx then, which Interrupt Disable holds back). The device must still set the
+/// queue bit in ISR status (virtio 1.x 4.1.4.5.1: "If MSI-X capability is disabled, the device MUST set
+/// the Queue Interrupt bit in ISR status"), which shows the requests did signal; reading it clears the
+/// level. Then MSI-X is enabled afresh with as many vectors (the device's vector registers still name
+/// the same entries) for the checks that follow.
+pub fn msix_disabled(
+    dev: &mut VirtioModern,
+    irq: &mut DeviceIrq<'static, crate::bus::pci::config::PlatformConfig>,
+    cfg: &crate::bus::pci::config::PlatformConfig,
+    f: &crate::bus::pci::enumerate::Function,
+    apic_id: u32,
+) -> Option<Verdict> {
+    use crate::drivers::InterruptSource;
+    let sources = dev.sources();
+    if sources == 0 {
+        return None;
+    }
+    let old: alloc::vec::Vec<u8> = irq.vectors().to_vec();
+    let count = |old: &[u8]| old.iter().map(|&v| dispatch::count(v)).sum::<u64>() + dispatch::unowned().map(|(_, n)| n).sum::<u64>();
+    let before = count(&old);
+    // PCI 3.0 6.2.2 Command bit 10: the function may not assert INTx.
+    crate::bus::pci::config::update_command(cfg, f.bdf, crate::bus::pci::regs::command::INTX_DISABLE, 0);
+    irq.shutdown();
+    let mut failed = None;
+    for i in 0..sources {
+        if let Err(e) = dev.trigger(i).and_then(|()| dev.acknowledge(i)) {
+            failed = Some((i, e));
+            break;
+        }
+    }
+    time::delay_us(delivery::SETTLE_US);
+    let arrived = count(&old) - before;
+    let isr = dev.read_isr();
+    let reenabled = irq.reenable_msix(f, old.len() as u16, apic_id);
+    Some(match (failed, reenabled) {
+        (Some((i, e)), _) => Verdict::new(Outcome::Fail, format_args!("with MSI-X disabled, source {i}'s request did not complete: {e}")),
+        (None, Err(e)) => Verdict::new(Outcome::Fail, format_args!("MSI-X not enabled again after the check: {e}")),
+        (None, Ok(())) if arrived != 0 => Verdict::new(
+            Outcome::Fail,
+            format_args!("with MSI-X disabled, {sources} request(s) completed and {arrived} message(s) arrived (Enable clear: none may be sent)"),
+        ),
+        (None, Ok(())) if isr & 1 == 0 => Verdict::new(
+            Outcome::Fail,
+            format_args!("with MSI-X disabled, {sources} request(s) completed but ISR status read {isr:#x}: the Queue Interrupt bit is not set (virtio 1.x 4.1.4.5.1)"),
+        ),
+        (None, Ok(())) => Verdict::new(
+            Outcome::Pass,
+            format_args!(
+                "MSI-X and INTx disabled: {sources} request(s) completed, ISR status {isr:#x}, no message in {} us; MSI-X enabled again",
+                delivery::SETTLE_US
+            ),
+        ),
+    })
+}
+
 /// [`crate::scenarios::Stage::Live`].
 pub(crate) fn step(ctx: &mut super::context::Context<'_>) {
-    let (run, pci) = (&mut *ctx.run, ctx.pci);
+    let (run, pci, cfg) = (&mut *ctx.run, ctx.pci, ctx.cfg);
     for dev in ctx.active.iter_mut().filter(|d| d.mode == crate::modes::IrqMode::Msix) {
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let crate::drivers::Device::VirtioModern(v) = &mut dev.dev else { continue };
         if let Some(verdict) = self::run(v, &dev.irq) {
             run.scenario("virtio-no-vector", Some(f.bdf), &verdict);
+        }
+        if let Some(verdict) = msix_disabled(v, &mut dev.irq, cfg, f, run.apic_id) {
+            run.scenario("msix-disabled", Some(f.bdf), &verdict);
         }
     }
 }
