@@ -638,7 +638,7 @@ impl VirtioModern {
         if !self.intx && vectors < wanted {
             let _ = write!(
                 s,
-                "MSI-X table has {vectors} entries, {wanted} wanted (a queue or the configuration change without one gets NO_VECTOR); "
+                "{vectors} MSI-X vectors for {wanted} wanted (the queues and configuration changes; those without one get NO_VECTOR); "
             );
         }
         for (q, v) in &self.refused {
