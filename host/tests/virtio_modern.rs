@@ -9,7 +9,8 @@
 //! (`virtio-no-vector`), and with MSI-X and INTx disabled every request queue completes a request with
 //! nothing arriving (`msix-disabled`). A `disable-modern=on`
 //! virtio-net still goes to the legacy driver. The seed 000 shutdown runs on all of them: the modern
-//! ones turn MSI-X off without their device configuration moving.
+//! ones turn MSI-X off without their device configuration moving; `reset-restore` brings the one behind
+//! the root port back after its FLR.
 
 mod common;
 
@@ -53,7 +54,7 @@ fn rng_blk_net_interrupt_on_every_request_queue_vector_and_through_intx() {
     let disks: Vec<String> = ["d0", "d1", "d2"].iter().map(|d| image(d)).collect();
     let mut cfg = common::config(Machine::Q35)
         .default_devices(false)
-        .append("irq.00:09.0=intx irq.00:0a.0=intx scenario=shutdown")
+        .append("irq.00:09.0=intx irq.00:0a.0=intx scenario=shutdown,reset-restore")
         .device("virtio-net-pci,disable-modern=on,romfile=,addr=0c.0")
         .device("pcie-root-port,id=rp1,chassis=1,addr=0d.0")
         .device("virtio-rng-pci,bus=rp1");
@@ -111,6 +112,9 @@ fn rng_blk_net_interrupt_on_every_request_queue_vector_and_through_intx() {
         .unwrap_or_else(|| panic!("virtio-rng behind rp1{why}"));
     assert_eq!(port_rng.driver.as_deref(), Some("virtio-modern"), "{why}");
     passed(&o, &port_rng.bdf, "msix-delivery");
+    // Its FLR wipes the device too: the driver brings it back (reinitialize) and it interrupts again.
+    let d = passed(&o, &port_rng.bdf, "reset-restore");
+    assert!(d.contains("FLR wiped the table") && d.contains("1 interrupts on 1 vector(s)"), "{d}{why}");
     // disable-modern=on: no vendor capabilities, the legacy driver.
     let legacy = o.report.function("00:0c.0").unwrap_or_else(|| panic!("legacy virtio-net{why}"));
     assert_eq!(legacy.driver.as_deref(), Some("virtio-net"), "{why}");

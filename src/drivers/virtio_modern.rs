@@ -497,6 +497,8 @@ pub struct VirtioModern {
     refused: Vec<(u16, u16)>,
     /// The configuration vector as read back.
     config_vector: u16,
+    /// The features negotiated.
+    features: u64,
     /// The device-specific configuration: its window, its offset in the BAR, and its first bytes as
     /// read before MSI-X was enabled (net: the MAC; blk: the capacity), when they are not all zero.
     device_cfg: Option<(MmioWindow, u32, [u8; 8])>,
@@ -578,11 +580,7 @@ impl VirtioModern {
         if !max.is_power_of_two() {
             return Err(DriverError::Unexpected("virtio queue_size not a power of two", max as u64));
         }
-        let size = max.min(QUEUE_ENTRIES);
-        if c.read16(common::QUEUE_ENABLE) != 0 {
-            return Err(DriverError::Unexpected("virtio queue enabled after reset, queue", index as u64));
-        }
-        let layout = VringLayout::new(size);
+        let layout = VringLayout::new(max.min(QUEUE_ENTRIES));
         let ring = DmaRegion::alloc(layout.pages()).ok_or(DriverError::NoDmaMemory)?;
         let buffers = DmaRegion::alloc(1).ok_or(DriverError::NoDmaMemory)?;
         let notify_off = c.read16(common::QUEUE_NOTIFY_OFF);
@@ -590,28 +588,72 @@ impl VirtioModern {
             "virtio queue notification outside the notify structure, queue_notify_off",
             notify_off as u64,
         ))?;
-        c.write16(common::QUEUE_SIZE, size);
-        Self::write64(c, common::QUEUE_DESC, ring.phys());
-        Self::write64(c, common::QUEUE_DRIVER, ring.phys() + layout.avail as u64);
-        Self::write64(c, common::QUEUE_DEVICE, ring.phys() + layout.used as u64);
-        let mut got = NO_VECTOR;
+        let q = Queue { index, role, layout, ring, buffers, notify: notify as u64, vector: NO_VECTOR, avail_idx: 0, last_used: 0 };
+        q.write_request();
+        self.queues.push(q);
+        self.program_queue(self.queues.len() - 1, vector)
+    }
+
+    /// Hands queue `k`'s (zeroed) ring to the device: size, the three addresses, the vector (read back),
+    /// then queue_enable (4.1.5.1.3; 4.1.4.3.2: enable last, nothing may change about the queue after).
+    fn program_queue(&mut self, k: usize, vector: u16) -> Result<(), DriverError> {
+        let c = &self.common;
+        let q = &mut self.queues[k];
+        c.write16(common::QUEUE_SELECT, q.index);
+        if c.read16(common::QUEUE_ENABLE) != 0 {
+            return Err(DriverError::Unexpected("virtio queue enabled after reset, queue", q.index as u64));
+        }
+        let max = c.read16(common::QUEUE_SIZE);
+        if max < q.layout.size {
+            return Err(DriverError::Unexpected("virtio queue_size shrank after reset", max as u64));
+        }
+        for at in (q.layout.avail..q.layout.bytes).step_by(8) {
+            q.ring.write64(at, 0);
+        }
+        (q.avail_idx, q.last_used) = (0, 0);
+        c.write16(common::QUEUE_SIZE, q.layout.size);
+        Self::write64(c, common::QUEUE_DESC, q.ring.phys());
+        Self::write64(c, common::QUEUE_DRIVER, q.ring.phys() + q.layout.avail as u64);
+        Self::write64(c, common::QUEUE_DEVICE, q.ring.phys() + q.layout.used as u64);
+        q.vector = NO_VECTOR;
         if !self.intx {
             // 4.1.5.1.2: write the entry, read it back; NO_VECTOR back means the device could not use it.
             c.write16(common::QUEUE_MSIX_VECTOR, vector);
-            got = c.read16(common::QUEUE_MSIX_VECTOR);
-            if got != vector {
-                if got != NO_VECTOR {
-                    return Err(DriverError::Unexpected("virtio queue_msix_vector read back another entry", got as u64));
+            q.vector = c.read16(common::QUEUE_MSIX_VECTOR);
+            if q.vector != vector {
+                if q.vector != NO_VECTOR {
+                    return Err(DriverError::Unexpected("virtio queue_msix_vector read back another entry", q.vector as u64));
                 }
-                self.refused.push((index, vector));
+                self.refused.push((q.index, vector));
             }
         }
-        // 4.1.4.3.2: enable last; nothing may be changed about the queue after it.
         c.write16(common::QUEUE_ENABLE, 1);
-        let q = Queue { index, role, layout, ring, buffers, notify: notify as u64, vector: got, avail_idx: 0, last_used: 0 };
-        q.write_request();
-        self.queues.push(q);
         Ok(())
+    }
+
+    /// msix_config: write, read back (4.1.5.1.2); another entry than written is an error, NO_VECTOR a
+    /// result.
+    fn program_config_vector(&mut self, config: u16) -> Result<(), DriverError> {
+        self.common.write16(common::MSIX_CONFIG, config);
+        self.config_vector = self.common.read16(common::MSIX_CONFIG);
+        if self.config_vector != config && self.config_vector != NO_VECTOR {
+            return Err(DriverError::Unexpected("virtio msix_config read back another entry", self.config_vector as u64));
+        }
+        Ok(())
+    }
+
+    /// Sources: the drivable queues whose vector is entry k for the k-th of them, contiguous from 0 (a
+    /// refused entry ends the run: the delivery check numbers sources by entry). INTx: the first.
+    fn choose_sources(&mut self) {
+        self.sources.clear();
+        for (k, q) in self.queues.iter().enumerate().filter(|(_, q)| q.role.drivable()) {
+            let expected = if self.intx { 0 } else { self.sources.len() as u16 };
+            if (self.intx && self.sources.is_empty()) || (!self.intx && q.vector == expected) {
+                self.sources.push(k);
+            } else {
+                break;
+            }
+        }
     }
 
     fn driver_ok(&self) -> Result<(), DriverError> {
@@ -748,6 +790,28 @@ impl InterruptSource for VirtioModern {
     fn stop(&mut self) -> Result<(), DriverError> {
         Self::reset(&self.common)
     }
+
+    /// After a function reset (FLR, secondary bus reset; MSI-X restored by the caller): the device
+    /// starts over from 3.1.1 step 1 with the same features, queues (rings zeroed) and vector plan.
+    fn reinitialize(&mut self, vectors: usize) -> Result<(), DriverError> {
+        let features = Self::negotiate(&self.common, self.virtio_id)?;
+        if features != self.features {
+            return Err(DriverError::Unexpected("virtio features negotiated after the reset differ", features));
+        }
+        let drivable = self.queues.iter().filter(|q| q.role.drivable()).count();
+        let n = if self.intx { 0 } else { vectors };
+        let (plan, config) = vector_plan(drivable, self.queues.len() - drivable, n);
+        self.refused.clear();
+        if !self.intx {
+            self.program_config_vector(config)?;
+        }
+        for (k, &v) in plan.iter().enumerate() {
+            self.program_queue(k, v)?;
+        }
+        self.driver_ok()?;
+        self.choose_sources();
+        Ok(())
+    }
 }
 
 impl Drop for VirtioModern {
@@ -845,15 +909,12 @@ impl Driver for VirtioModern {
             intx,
             refused: Vec::new(),
             config_vector: NO_VECTOR,
+            features,
             device_cfg,
         };
         let setup = (|| {
             if !intx {
-                dev.common.write16(common::MSIX_CONFIG, config);
-                dev.config_vector = dev.common.read16(common::MSIX_CONFIG);
-                if dev.config_vector != config && dev.config_vector != NO_VECTOR {
-                    return Err(DriverError::Unexpected("virtio msix_config read back another entry", dev.config_vector as u64));
-                }
+                dev.program_config_vector(config)?;
             }
             for (&(q, role), &v) in wanted.iter().zip(&plan) {
                 dev.setup_queue(q, role, v, &caps)?;
@@ -864,16 +925,7 @@ impl Driver for VirtioModern {
             drop(dev); // reset before the interrupts are shut down
             return Err(e.into());
         }
-        // Sources: the drivable queues whose vector is entry k for the k-th of them, contiguous from 0
-        // (a refused entry ends the run: the delivery check numbers sources by entry). INTx: the first.
-        for (k, q) in dev.queues.iter().enumerate().filter(|(_, q)| q.role.drivable()) {
-            let expected = if intx { 0 } else { dev.sources.len() as u16 };
-            if (intx && dev.sources.is_empty()) || (!intx && q.vector == expected) {
-                dev.sources.push(k);
-            } else {
-                break;
-            }
-        }
+        dev.choose_sources();
         irq.fewer = dev.note(n, drivable + silent + 1, skipped);
         crate::debug!(
             "{} virtio-modern: device {=u16}, features {=u64:#x}, {=usize} queues set up, {=usize} sources, config vector {=u16:#x}",
