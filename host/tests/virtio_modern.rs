@@ -6,7 +6,8 @@
 //! buffer, blk reads sector 0 of a disk image made here, net sends a frame and a control command);
 //! the configuration and RX vectors are programmed and must stay silent. Where the table has fewer
 //! entries than queues, a queue left at NO_VECTOR completes a request without interrupting
-//! (`virtio-no-vector`), and with MSI-X and INTx disabled every request queue completes a request with
+//! (`virtio-no-vector`); the configuration vector delivers the DEVICE_NEEDS_RESET notification
+//! (`virtio-config`); and with MSI-X and INTx disabled every request queue completes a request with
 //! nothing arriving (`msix-disabled`). A `disable-modern=on`
 //! virtio-net still goes to the legacy driver. The seed 000 shutdown runs on all of them: the modern
 //! ones turn MSI-X off without their device configuration moving; `reset-restore` brings the one behind
@@ -103,6 +104,15 @@ fn rng_blk_net_interrupt_on_every_request_queue_vector_and_through_intx() {
     let no_vector: Vec<_> =
         o.report.scenarios.iter().filter(|s| s.name == "virtio-no-vector").map(|s| s.bdf.clone().unwrap_or_default()).collect();
     assert_eq!(no_vector, ["00:0b.0", "00:0e.0"], "only functions with a queue left at NO_VECTOR are checked{why}");
+    // The configuration vector delivers the device's DEVICE_NEEDS_RESET notification exactly once, on the
+    // entry msix_config names (the guest cannot cause a configuration change of these models otherwise).
+    for (bdf, entry) in [("00:03.0", 1), ("00:05.0", 4), ("00:07.0", 2), ("00:08.0", 2)] {
+        let d = passed(&o, bdf, "virtio-config");
+        assert!(d.contains(&format!("exactly one message on configuration entry {entry}, none elsewhere")), "{bdf}: {d}{why}");
+    }
+    for bdf in ["00:04.0", "00:0b.0", "00:0e.0"] {
+        assert!(o.report.scenarios_for(bdf).all(|s| s.name != "virtio-config"), "{bdf}: no configuration vector, no check{why}");
+    }
     // Behind a root port the device is modern-only (disable-legacy=auto).
     let port_rng = o
         .report

@@ -33,6 +33,8 @@ pub enum Scenario {
     /// With MSI-X disabled (and INTx disabled) a virtio request completes and nothing arrives (Cloud
     /// Hypervisor #162).
     MsixDisabled,
+    /// A virtio device's configuration vector delivers its DEVICE_NEEDS_RESET notification exactly once.
+    VirtioConfig,
     /// Exact delivery counts through MSI-X.
     MsixDelivery,
     /// Exact delivery counts through MSI.
@@ -101,7 +103,7 @@ pub enum Control {
 
 impl Scenario {
     /// Every scenario, in declaration order.
-    pub const ALL: [Scenario; 27] = [
+    pub const ALL: [Scenario; 28] = [
         Scenario::Lapic,
         Scenario::Capacity,
         Scenario::PciRoots,
@@ -112,6 +114,7 @@ impl Scenario {
         Scenario::UnownedVector,
         Scenario::VirtioNoVector,
         Scenario::MsixDisabled,
+        Scenario::VirtioConfig,
         Scenario::MsixDelivery,
         Scenario::MsiDelivery,
         Scenario::IntxDelivery,
@@ -159,6 +162,7 @@ impl Scenario {
             Scenario::Incremental => "incremental",
             Scenario::VirtioNoVector => "virtio-no-vector",
             Scenario::MsixDisabled => "msix-disabled",
+            Scenario::VirtioConfig => "virtio-config",
             Scenario::Shutdown => "shutdown",
             Scenario::WriteOrder => "write-order",
         }
@@ -188,6 +192,7 @@ impl Scenario {
             | Scenario::IntxHold
             | Scenario::VirtioNoVector
             | Scenario::MsixDisabled
+            | Scenario::VirtioConfig
             | Scenario::WriteOrder => When::Always,
             Scenario::DispatchBenchmark | Scenario::Soak => When::Setting,
             Scenario::IntxStorm
@@ -235,6 +240,7 @@ impl Scenario {
             Scenario::Reenable | Scenario::Incremental => "nvme driven with MSI-X",
             Scenario::VirtioNoVector => "virtio queues left at NO_VECTOR with MSI-X enabled",
             Scenario::MsixDisabled => "virtio-modern devices driven with MSI-X",
+            Scenario::VirtioConfig => "virtio-modern devices driven with MSI-X with a configuration vector",
             Scenario::Shutdown => "every driven device",
             Scenario::WriteOrder => "each function owned or written",
         }

@@ -749,6 +749,26 @@ impl VirtioModern {
 }
 
 impl VirtioModern {
+    /// The MSI-X entry configuration changes are signalled on (NO_VECTOR: none, or INTx mode).
+    pub fn config_vector(&self) -> u16 {
+        if self.intx {
+            NO_VECTOR
+        } else {
+            self.config_vector
+        }
+    }
+
+    /// Provokes the device's error path: queue_enable = 0 on a live queue, which virtio 1.x 4.1.4.3.2
+    /// forbids the driver; QEMU answers with DEVICE_NEEDS_RESET and, DRIVER_OK being set, the
+    /// configuration change notification 2.1.2 requires (`virtio_error`; devices-2.md 1.7). Returns
+    /// device_status afterwards. The device must then be reset ([`InterruptSource::reinitialize`]).
+    pub fn provoke_needs_reset(&self) -> u8 {
+        let q = &self.queues[0];
+        self.common.write16(common::QUEUE_SELECT, q.index);
+        self.common.write16(common::QUEUE_ENABLE, 0);
+        self.common.read8(common::DEVICE_STATUS)
+    }
+
     /// Reads ISR status, which clears it and deasserts INTx (4.1.4.5).
     pub fn read_isr(&self) -> u8 {
         self.isr.read8(0)

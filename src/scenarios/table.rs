@@ -49,7 +49,7 @@ pub static SCENARIOS: [Scenario; 13] = [
     Scenario { name: Name::CrashRestart, also: &[], steps: &[(Stage::Quiet, crash_restart::stage_b_step), (Stage::SetUp, crash_restart::stage_a)], without: NOTHING },
     Scenario { name: Name::LapicSelfIpi, also: &[Name::UnownedVector], steps: &[(Stage::Armed, self_ipi::send), (Stage::SetUp, self_ipi::judge)], without: NOTHING },
     // Before the delivery checks, which stop the devices when nothing else uses them.
-    Scenario { name: Name::VirtioNoVector, also: &[Name::MsixDisabled], steps: &[(Stage::Live, virtio::step)], without: NOTHING },
+    Scenario { name: Name::VirtioNoVector, also: &[Name::MsixDisabled, Name::VirtioConfig], steps: &[(Stage::Live, virtio::step)], without: NOTHING },
     Scenario {
         name: Name::MsixDelivery,
         also: &[Name::MsiDelivery, Name::IntxDelivery, Name::MsixVectorMask, Name::MsiVectorMask, Name::MsixFunctionMask, Name::IntxHold],

@@ -102,6 +102,46 @@ pub fn msix_disabled(
     })
 }
 
+/// `virtio-config`: the configuration vector delivers. QEMU raises a configuration change only for
+/// host-side changes (link, disk resize), none of which the guest can cause, and for a device error:
+/// DEVICE_NEEDS_RESET, whose notification goes the configuration change's way (virtio 1.x 2.1.2). The
+/// check provokes that error (queue_enable = 0 on a live queue), expects exactly one message, on the entry
+/// `msix_config` names, nothing on the others, ISR status with its configuration bit (0x2) and
+/// device_status with DEVICE_NEEDS_RESET; then resets the device and brings it up again.
+pub fn config_vector(dev: &mut VirtioModern, irq: &DeviceIrq<'static, crate::bus::pci::config::PlatformConfig>) -> Option<Verdict> {
+    use crate::drivers::InterruptSource;
+    let entry = dev.config_vector();
+    let vector = irq.vector(usize::from(entry))?;
+    let others = |irq: &DeviceIrq<'_, _>| irq.total_counts() - dispatch::count(vector) + dispatch::unowned().map(|(_, n)| n).sum::<u64>();
+    let (before, before_others) = (dispatch::count(vector), others(irq));
+    let status = dev.provoke_needs_reset();
+    let arrived = time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || dispatch::count(vector) != before);
+    time::delay_us(delivery::SETTLE_US);
+    let (on_config, elsewhere) = (dispatch::count(vector) - before, others(irq) - before_others);
+    let isr = dev.read_isr();
+    let back = dev.reinitialize(irq.vectors().len());
+    let needs_reset = crate::drivers::virtio_net::status::DEVICE_NEEDS_RESET;
+    Some(match back {
+        Err(e) => Verdict::new(Outcome::Fail, format_args!("the device did not come back after its reset: {e}")),
+        Ok(()) if !arrived || on_config != 1 || elsewhere != 0 => Verdict::new(
+            Outcome::Fail,
+            format_args!(
+                "queue_enable = 0 after DRIVER_OK (device_status then {status:#x}): {on_config} message(s) on configuration entry {entry} (one expected), {elsewhere} elsewhere"
+            ),
+        ),
+        Ok(()) if isr & 2 == 0 || status & needs_reset == 0 => Verdict::new(
+            Outcome::Fail,
+            format_args!("one message on configuration entry {entry}, but ISR status {isr:#x} and device_status {status:#x} (expected bit 0x2 and DEVICE_NEEDS_RESET 0x40)"),
+        ),
+        Ok(()) => Verdict::new(
+            Outcome::Pass,
+            format_args!(
+                "DEVICE_NEEDS_RESET provoked (device_status {status:#x}, ISR {isr:#x}): exactly one message on configuration entry {entry}, none elsewhere; device reset and up again"
+            ),
+        ),
+    })
+}
+
 /// [`crate::scenarios::Stage::Live`].
 pub(crate) fn step(ctx: &mut super::context::Context<'_>) {
     let (run, pci, cfg) = (&mut *ctx.run, ctx.pci, ctx.cfg);
@@ -110,6 +150,9 @@ pub(crate) fn step(ctx: &mut super::context::Context<'_>) {
         let crate::drivers::Device::VirtioModern(v) = &mut dev.dev else { continue };
         if let Some(verdict) = self::run(v, &dev.irq) {
             run.scenario("virtio-no-vector", Some(f.bdf), &verdict);
+        }
+        if let Some(verdict) = config_vector(v, &dev.irq) {
+            run.scenario("virtio-config", Some(f.bdf), &verdict);
         }
         if let Some(verdict) = msix_disabled(v, &mut dev.irq, cfg, f, run.apic_id) {
             run.scenario("msix-disabled", Some(f.bdf), &verdict);
