@@ -32,9 +32,10 @@ pub fn explain(o: &RunOutcome) -> String {
     let lines: Vec<&str> = o.com1.lines().collect();
     let tail = &lines[lines.len().saturating_sub(40)..];
     let (what, rerun) = match o.qemu() {
-        Some(q) => {
-            (format!("run on {}", q.machine), format!("cargo run -- --machine {}\n(or QEMU directly: {})", q.machine, q.command.shell()))
-        }
+        Some(q) => (
+            format!("run on {}", q.machine),
+            format!("cargo run -- --machine {}\n(or QEMU directly: {})", q.machine, q.command.shell()),
+        ),
         None => ("decoded capture".to_string(), "cargo run -- decode COM1_CAPTURE --com2 COM2_CAPTURE".to_string()),
     };
     format!(
