@@ -34,6 +34,13 @@ pub enum Scenario {
     LapicSelfIpi,
     /// An interrupt on a freed vector is counted as unowned.
     UnownedVector,
+    /// A virtio queue left at NO_VECTOR completes a request without any interrupt (Cloud Hypervisor #2397).
+    VirtioNoVector,
+    /// With MSI-X disabled (and INTx disabled) a virtio request completes and nothing arrives (Cloud
+    /// Hypervisor #162).
+    MsixDisabled,
+    /// A virtio device's configuration vector delivers its DEVICE_NEEDS_RESET notification exactly once.
+    VirtioConfig,
     /// Exact delivery counts through MSI-X.
     MsixDelivery,
     /// Exact delivery counts through MSI.
@@ -102,7 +109,7 @@ pub enum Control {
 
 impl Scenario {
     /// Every scenario, in declaration order.
-    pub const ALL: [Scenario; 28] = [
+    pub const ALL: [Scenario; 31] = [
         Scenario::Lapic,
         Scenario::Capacity,
         Scenario::PciRoots,
@@ -114,6 +121,9 @@ impl Scenario {
         Scenario::IntxConformance,
         Scenario::LapicSelfIpi,
         Scenario::UnownedVector,
+        Scenario::VirtioNoVector,
+        Scenario::MsixDisabled,
+        Scenario::VirtioConfig,
         Scenario::MsixDelivery,
         Scenario::MsiDelivery,
         Scenario::IntxDelivery,
@@ -162,6 +172,9 @@ impl Scenario {
             Scenario::ResetRestore => "reset-restore",
             Scenario::Reenable => "reenable",
             Scenario::Incremental => "incremental",
+            Scenario::VirtioNoVector => "virtio-no-vector",
+            Scenario::MsixDisabled => "msix-disabled",
+            Scenario::VirtioConfig => "virtio-config",
             Scenario::Shutdown => "shutdown",
             Scenario::WriteOrder => "write-order",
         }
@@ -192,6 +205,9 @@ impl Scenario {
             | Scenario::MsiVectorMask
             | Scenario::MsixFunctionMask
             | Scenario::IntxHold
+            | Scenario::VirtioNoVector
+            | Scenario::MsixDisabled
+            | Scenario::VirtioConfig
             | Scenario::WriteOrder => When::Always,
             Scenario::DispatchBenchmark | Scenario::Soak => When::Setting,
             Scenario::IntxStorm
@@ -240,6 +256,9 @@ impl Scenario {
             Scenario::StuckCommand => "nvme driven with MSI or MSI-X",
             Scenario::ResetRestore => "devices driven with MSI-X that can be reset alone",
             Scenario::Reenable | Scenario::Incremental => "nvme driven with MSI-X",
+            Scenario::VirtioNoVector => "virtio queues left at NO_VECTOR with MSI-X enabled",
+            Scenario::MsixDisabled => "virtio-modern devices driven with MSI-X",
+            Scenario::VirtioConfig => "virtio-modern devices driven with MSI-X with a configuration vector",
             Scenario::Shutdown => "every driven device",
             Scenario::WriteOrder => "each function owned or written",
         }

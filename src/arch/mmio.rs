@@ -92,4 +92,36 @@ impl MmioWindow {
         // SAFETY: as in `read32`.
         unsafe { core::ptr::write_volatile(addr as *mut u64, value) }
     }
+
+    /// 8-bit volatile read (registers the spec gives a byte, such as virtio's `device_status`).
+    pub fn read8(&self, offset: u64) -> u8 {
+        let addr = self.check(offset, 1);
+        self.count(crate::accounting::Kind::MmioRead);
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::read_volatile(addr as *const u8) }
+    }
+
+    /// 8-bit volatile write.
+    pub fn write8(&self, offset: u64, value: u8) {
+        let addr = self.check(offset, 1);
+        self.count(crate::accounting::Kind::MmioWrite);
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::write_volatile(addr as *mut u8, value) }
+    }
+
+    /// 16-bit volatile read.
+    pub fn read16(&self, offset: u64) -> u16 {
+        let addr = self.check(offset, 2);
+        self.count(crate::accounting::Kind::MmioRead);
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::read_volatile(addr as *const u16) }
+    }
+
+    /// 16-bit volatile write.
+    pub fn write16(&self, offset: u64, value: u16) {
+        let addr = self.check(offset, 2);
+        self.count(crate::accounting::Kind::MmioWrite);
+        // SAFETY: as in `read32`.
+        unsafe { core::ptr::write_volatile(addr as *mut u16, value) }
+    }
 }

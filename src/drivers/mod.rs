@@ -224,6 +224,9 @@ drivers! {
     Nvme => nvme::Nvme,
     /// QEMU's edu device.
     Edu => edu::Edu,
+    /// virtio-pci modern transport (virtio-rng, virtio-blk, virtio-net): modern-only devices, and
+    /// transitional ones offering the modern capabilities (before the legacy driver: Linux prefers modern).
+    VirtioModern => virtio_modern::VirtioModern,
     /// Legacy (transitional) virtio-net over its I/O BAR.
     VirtioNet => virtio_net::VirtioNet,
     /// PCI Express root or downstream port (hot-plug Command Completed interrupt). Taken only when the port
@@ -267,7 +270,10 @@ mod tests {
         assert_eq!(probe(0x1b36, 0x0010, 0x010802, 1, &[]), None, "an NVMe class on a bridge header");
         assert_eq!(probe(0x1234, 0x11e8, 0x00ff00, 0, &[]), Some(DriverKind::Edu));
         assert_eq!(probe(0x1af4, 0x1000, 0x020000, 0, &[]), Some(DriverKind::VirtioNet));
-        assert_eq!(probe(0x1af4, 0x1041, 0x020000, 0, &[]), None, "modern-only virtio-net has no driver");
+        assert_eq!(probe(0x1af4, 0x1041, 0x020000, 0, &[id::VENDOR, id::MSIX]), Some(DriverKind::VirtioModern));
+        assert_eq!(probe(0x1af4, 0x1005, 0x00ff00, 0, &[id::VENDOR]), Some(DriverKind::VirtioModern), "transitional: modern preferred");
+        assert_eq!(probe(0x1af4, 0x1000, 0x020000, 0, &[id::MSIX]), Some(DriverKind::VirtioNet), "disable-modern=on: legacy");
+        assert_eq!(probe(0x1af4, 0x1005, 0x00ff00, 0, &[]), None, "legacy-only virtio-rng has no driver");
         assert_eq!(probe(0x1b36, 0x000c, 0x060400, 1, &[id::PCIE]), Some(DriverKind::PciePort));
         assert_eq!(probe(0x1b36, 0x0001, 0x060400, 1, &[]), None, "a conventional PCI bridge");
         assert_eq!(probe(0x8086, 0x100e, 0x020000, 0, &[]), Some(DriverKind::E1000));

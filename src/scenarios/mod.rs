@@ -16,6 +16,7 @@ pub mod soak;
 pub mod storm;
 pub mod stuck;
 pub mod table;
+pub mod virtio;
 pub(crate) mod write_order;
 
 pub use table::{Stage, SCENARIOS};

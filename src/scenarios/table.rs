@@ -4,7 +4,7 @@
 
 use super::context::Context;
 use super::lifecycle::{crash_restart, incremental, reenable, reset_restore, shutdown};
-use super::{conformance, device_checks, hot_unplug, self_ipi, soak, storm, stuck, write_order, Outcome, Verdict};
+use super::{conformance, device_checks, hot_unplug, self_ipi, soak, storm, stuck, virtio, write_order, Outcome, Verdict};
 use crate::cmdline;
 use msifw_proto::names::{Scenario as Name, When};
 
@@ -45,11 +45,13 @@ pub struct Scenario {
 const NOTHING: &str = "nothing on this platform for it to run on";
 
 /// Every scenario with a body, in run order.
-pub static SCENARIOS: [Scenario; 13] = [
+pub static SCENARIOS: [Scenario; 14] = [
     Scenario { name: Name::CrashRestart, also: &[], steps: &[(Stage::Quiet, crash_restart::stage_b_step), (Stage::SetUp, crash_restart::stage_a)], without: NOTHING },
     // After crash-restart's stage B, which quiets what its control left live.
     Scenario { name: Name::MsixConformance, also: &[Name::MsiConformance, Name::IntxConformance], steps: &[(Stage::Quiet, conformance::step)], without: NOTHING },
     Scenario { name: Name::LapicSelfIpi, also: &[Name::UnownedVector], steps: &[(Stage::Armed, self_ipi::send), (Stage::SetUp, self_ipi::judge)], without: NOTHING },
+    // Before the delivery checks, which stop the devices when nothing else uses them.
+    Scenario { name: Name::VirtioNoVector, also: &[Name::MsixDisabled, Name::VirtioConfig], steps: &[(Stage::Live, virtio::step)], without: NOTHING },
     Scenario {
         name: Name::MsixDelivery,
         also: &[Name::MsiDelivery, Name::IntxDelivery, Name::MsixVectorMask, Name::MsiVectorMask, Name::MsixFunctionMask, Name::IntxHold],

@@ -48,11 +48,15 @@ fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, rout
         let Some(f) = pci.functions.get(dev.index) else { continue };
         let window_before = match &dev.dev {
             Device::VirtioNet(v) => Some(v.config_window()),
+            Device::VirtioModern(v) => v.config_window().map(Some),
             _ => None,
         };
         // The device is left as its driver had it, still able to raise causes: what protects the CPU here
         // is the PCI-level shutdown alone.
-        let kept = crate::drivers::shutdown_keep_msi(f.vendor, f.device).filter(|_| !control);
+        // A transitional virtio function driven through its modern interface needs no quirk: that layout
+        // is fixed by its capabilities, MSI-X or not (the window below shows it).
+        let modern = matches!(dev.dev, Device::VirtioModern(_));
+        let kept = crate::drivers::shutdown_keep_msi(f.vendor, f.device).filter(|_| !control && !modern);
         let vectors: Vec<u8> = dev.irq.vectors().to_vec();
         if kept.is_none() {
             dev.irq.shutdown();
@@ -66,6 +70,7 @@ fn shutdown(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enumeration, rout
         let window = window_before.map(|before| {
             let after = match &dev.dev {
                 Device::VirtioNet(v) => v.config_window(),
+                Device::VirtioModern(v) => v.config_window(),
                 _ => None,
             };
             (before, after)
