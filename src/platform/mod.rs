@@ -5,7 +5,6 @@ pub mod acpi;
 pub mod aml;
 pub mod crs;
 pub mod ecam;
-pub mod hostbridge;
 pub mod mptable;
 pub mod namespace;
 pub mod prt;
