@@ -21,7 +21,7 @@ use crate::irq::intx::IntxRoute;
 use crate::irq::routing::{self, Pin};
 use crate::platform::acpi::{MadtInfo, Polarity, TriggerMode};
 use crate::platform::mptable;
-use crate::platform::namespace::{NsError, PciNamespace, Route, Target};
+use crate::platform::namespace::{Cause, NsError, PciNamespace, Route, Target};
 
 /// The host chipset, told apart by the host bridge at 00:00.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -310,7 +310,18 @@ impl core::fmt::Debug for Sources<'_> {
 pub fn resolve(pci: &Enumeration, cfg: &dyn ConfigRegion, sources: &Sources<'_>, f: &Function) -> Result<Routed, RouteError> {
     let chipset = sources.chipset;
     if let Some(ns) = sources.acpi {
-        if let AcpiRoute::Found(route, bus, slot, pin) = acpi_lookup(pci, ns, f)? {
+        let found = match acpi_lookup(pci, ns, f) {
+            // A link the boot firmware left disabled (Linux would program it with _SRS, which msifw does not
+            // run): where the chipset's own wiring is known, it routes (ICH9: PIRQx reaches IOAPIC input
+            // 16 + x whatever the route register says).
+            Err(RouteError::LinkUnresolved(e)) if matches!(e.cause, Cause::LinkDisabled) && chipset == Chipset::Q35 => {
+                let (slot, pin) = root_slot_pin(pci, f).map_err(|_| RouteError::LinkUnresolved(e))?;
+                let route = IntxRoute { gsi: routing::q35_chipset_gsi(slot, pin), level: true, active_low: false };
+                return Ok(Routed { route, source: RouteSource::ChipsetRule, root: (slot, pin), disagreement: None });
+            }
+            other => other?,
+        };
+        if let AcpiRoute::Found(route, bus, slot, pin) = found {
             // The chipset's own rule for a bus-0 slot, held against the table.
             let rule = match (chipset, bus) {
                 (Chipset::Q35, 0) => Some(routing::q35_chipset_gsi(slot, pin)),
@@ -504,7 +515,7 @@ mod tests {
         Sources { chipset, acpi: None, mp: None, madt: None }
     }
 
-    use crate::platform::namespace::{BridgePrt, BusSource, Cause, LinkIrq, RootBridge};
+    use crate::platform::namespace::{BridgePrt, BusSource, LinkIrq, RootBridge};
 
     fn root_bridge(path: &str, first: u8, prt: Option<Result<std::vec::Vec<Route>, NsError>>, bridges: std::vec::Vec<BridgePrt>) -> RootBridge {
         RootBridge {
@@ -635,7 +646,7 @@ mod tests {
     #[test]
     fn an_unresolvable_link_or_prt_is_an_undescribed_route_not_a_guess() {
         let (sim, e) = q35_with_root_port();
-        let err: &'static NsError = Box::leak(Box::new(failed("\\_SB.LNKA")));
+        let err: &'static NsError = Box::leak(Box::new(NsError { path: "\\_SB.LNKA".into(), cause: Cause::NoInterrupt }));
         let link = Route { slot: 7, pin: 0, target: Target::Link { path: "\\_SB.LNKA".into(), index: 0, resolved: Err(err.clone()) } };
         let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(vec![link])), vec![])]);
         let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e));
@@ -647,6 +658,18 @@ mod tests {
         let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![port])]);
         let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e));
         assert!(matches!(r, Err(RouteError::PrtUnevaluable(e)) if e.path.ends_with("RP07._PRT")), "{r:?}");
+    }
+
+    #[test]
+    fn a_disabled_link_on_q35_is_routed_by_the_ich9_rule() {
+        let (sim, e) = q35_with_root_port();
+        let err: &'static NsError = Box::leak(Box::new(failed("\\_SB.LNKA")));
+        let link = Route { slot: 7, pin: 0, target: Target::Link { path: "\\_SB.LNKA".into(), index: 0, resolved: Err(err.clone()) } };
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(vec![link])), vec![])]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e)).unwrap();
+        assert_eq!((r.route.gsi, r.source), (23, RouteSource::ChipsetRule));
+        // No rule known: the link's error.
+        assert_eq!(resolve(&e, &sim, &acpi(ns, Chipset::Unknown), edu(&e)), Err(RouteError::LinkUnresolved(err)));
     }
 
     #[test]
