@@ -422,7 +422,8 @@ fn load_namespace(run: &mut Run, boot: &BootInfo, tables: &PlatformTables, mem: 
     // The namespace takes at most a few dozen bytes per byte of AML (a node per name, field unit or
     // scope); one evaluation at most `limits.memory` more. Checked first, so that a heap too small is a
     // problem line and no failed allocation (a panic).
-    let namespace_bytes = bytes.saturating_mul(48);
+    // (and the copies of the tables themselves).
+    let namespace_bytes = bytes.saturating_mul(49);
     if !crate::arch::heap::can_spare(namespace_bytes.saturating_add(2 * limits.memory as usize)) {
         let (size, used) = heap_usage();
         let free = size.saturating_sub(used);
@@ -440,8 +441,12 @@ fn load_namespace(run: &mut Run, boot: &BootInfo, tables: &PlatformTables, mem: 
         limits.memory = room as u32;
         crate::info!("AML evaluation memory budget cut to {=u32} KiB by the heap", limits.memory >> 10);
     }
+    // Evaluated from copies on the heap: the evaluator reads table bytes over and over, and the tables'
+    // memory (reserved, after RAM) may be mapped uncached, which made q35's namespace take 3 s under KVM.
+    let copies: alloc::vec::Vec<alloc::vec::Vec<u8>> = aml.iter().map(|t| t.to_vec()).collect();
+    let copied: alloc::vec::Vec<&[u8]> = copies.iter().map(|t| t.as_slice()).collect();
     let mut regions = super::aml_regions::HardwareRegions::new(ports, mem, &boot.memmap);
-    let ns = namespace::load_with(&aml, &mut regions, limits);
+    let ns = namespace::load_with(&copied, &mut regions, limits);
     crate::info!(
         "AML namespace: {=usize} tables, {=usize} KiB, {=usize} root bridges, {=usize} links, {=u32} hardware reads in {=u64} us",
         aml.len(),
