@@ -38,8 +38,18 @@ pub(super) struct HardwareRegions<'a> {
 }
 
 impl<'a> HardwareRegions<'a> {
-    pub(super) fn new(ports: &'a dyn ConfigRegion, mem: &'a dyn PhysMemory, memmap: &'a [MemRegion]) -> Self {
-        Self { overlay: Overlay::new(), ports, mem, memmap, hardware_reads: 0 }
+    pub(super) fn new(
+        ports: &'a dyn ConfigRegion,
+        mem: &'a dyn PhysMemory,
+        memmap: &'a [MemRegion],
+    ) -> Self {
+        Self {
+            overlay: Overlay::new(),
+            ports,
+            mem,
+            memmap,
+            hardware_reads: 0,
+        }
     }
 
     fn hardware(&mut self, space: u8, addr: u64, width: u8) -> Option<u64> {
@@ -53,19 +63,30 @@ impl<'a> HardwareRegions<'a> {
                 // Naturally aligned accesses of the field's width (each is two port accesses); bytes else.
                 match width {
                     4 if offset % 4 == 0 => u64::from(self.ports.read32(bdf, offset)),
-                    8 if offset % 4 == 0 => u64::from(self.ports.read32(bdf, offset)) | u64::from(self.ports.read32(bdf, offset + 4)) << 32,
+                    8 if offset % 4 == 0 => {
+                        u64::from(self.ports.read32(bdf, offset))
+                            | u64::from(self.ports.read32(bdf, offset + 4)) << 32
+                    }
                     2 if offset % 2 == 0 => u64::from(self.ports.read16(bdf, offset)),
-                    _ => (0..u16::from(width)).fold(0u64, |v, i| v | u64::from(self.ports.read8(bdf, offset + i)) << (8 * i)),
+                    _ => (0..u16::from(width)).fold(0u64, |v, i| {
+                        v | u64::from(self.ports.read8(bdf, offset + i)) << (8 * i)
+                    }),
                 }
             }
             SPACE_SYSTEM_MEMORY => {
                 let end = addr.checked_add(u64::from(width))?;
-                let ordinary = self.memmap.iter().any(|r| matches!(r.kind, 1 | 3 | 4) && r.addr <= addr && end <= r.addr.saturating_add(r.size));
+                let ordinary = self.memmap.iter().any(|r| {
+                    matches!(r.kind, 1 | 3 | 4)
+                        && r.addr <= addr
+                        && end <= r.addr.saturating_add(r.size)
+                });
                 if !ordinary {
                     return None;
                 }
                 let b = self.mem.bytes(addr, usize::from(width))?;
-                b.iter().enumerate().fold(0u64, |v, (i, &x)| v | u64::from(x) << (8 * i))
+                b.iter()
+                    .enumerate()
+                    .fold(0u64, |v, (i, &x)| v | u64::from(x) << (8 * i))
             }
             _ => return None,
         };
@@ -108,19 +129,59 @@ mod tests {
         sim.poke(lpc, 0x60, &[0x0B, 0x0A, 0x80, 0x0C]);
         let ram = [0u8, 1, 2, 3, 4, 5, 6, 7];
         let mem = SliceMemory::new(0x1000, &ram);
-        let map = [MemRegion { addr: 0x1000, size: 4, kind: 4 }, MemRegion { addr: 0x1004, size: 4, kind: 2 }];
+        let map = [
+            MemRegion {
+                addr: 0x1000,
+                size: 4,
+                kind: 4,
+            },
+            MemRegion {
+                addr: 0x1004,
+                size: 4,
+                kind: 2,
+            },
+        ];
         let mut r = HardwareRegions::new(&sim, &mem, &map);
         let pirq = pci_config_address(0, 0, 0x1F, 0, 0x60);
         assert_eq!(r.read(0, SPACE_PCI_CONFIG, pirq, 4), Some(0x0C80_0A0B));
-        assert_eq!(r.read(0, SPACE_SYSTEM_MEMORY, 0x1001, 2), Some(0x0201), "ACPI NVS is read");
-        assert_eq!(r.read(0, SPACE_SYSTEM_MEMORY, 0x1004, 1), None, "reserved memory (registers) is not");
-        assert_eq!(r.read(0, SPACE_SYSTEM_MEMORY, 0x1003, 2), None, "nor a read reaching into it");
-        assert_eq!(r.read(0, SPACE_SYSTEM_IO, 0xB2, 1), None, "ports are not read");
-        assert_eq!(r.read(0, SPACE_PCI_CONFIG, pci_config_address(1, 0, 0x1F, 0, 0x60), 1), None, "segment 1");
+        assert_eq!(
+            r.read(0, SPACE_SYSTEM_MEMORY, 0x1001, 2),
+            Some(0x0201),
+            "ACPI NVS is read"
+        );
+        assert_eq!(
+            r.read(0, SPACE_SYSTEM_MEMORY, 0x1004, 1),
+            None,
+            "reserved memory (registers) is not"
+        );
+        assert_eq!(
+            r.read(0, SPACE_SYSTEM_MEMORY, 0x1003, 2),
+            None,
+            "nor a read reaching into it"
+        );
+        assert_eq!(
+            r.read(0, SPACE_SYSTEM_IO, 0xB2, 1),
+            None,
+            "ports are not read"
+        );
+        assert_eq!(
+            r.read(
+                0,
+                SPACE_PCI_CONFIG,
+                pci_config_address(1, 0, 0x1F, 0, 0x60),
+                1
+            ),
+            None,
+            "segment 1"
+        );
         // A write lands in the overlay only, and reads back over the hardware's bytes.
         assert!(r.write(0, SPACE_PCI_CONFIG, pirq + 1, 1, 0x05));
         assert_eq!(r.read(0, SPACE_PCI_CONFIG, pirq, 4), Some(0x0C80_050B));
-        assert_eq!(sim.read8(Bdf::new(0, 0x1F, 0), 0x61), 0x0A, "hardware unchanged");
+        assert_eq!(
+            sim.read8(Bdf::new(0, 0x1F, 0), 0x61),
+            0x0A,
+            "hardware unchanged"
+        );
         assert!(r.write(0, SPACE_SYSTEM_IO, 0xB2, 1, 0xA0));
         assert_eq!(r.read(0, SPACE_SYSTEM_IO, 0xB2, 1), Some(0xA0));
         assert_eq!(r.hardware_reads, 3);

@@ -369,7 +369,16 @@ impl fmt::Display for NsProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadTable(i) => write!(f, "AML table {i} is not a loadable DSDT/SSDT; skipped"),
-            Self::Load(NsError { cause: Cause::Aml { kind, scope, table, offset }, .. }) => {
+            Self::Load(NsError {
+                cause:
+                    Cause::Aml {
+                        kind,
+                        scope,
+                        table,
+                        offset,
+                    },
+                ..
+            }) => {
                 write!(f, "load: table {table} offset {offset:#x} (in {scope}): {kind}; the rest of the table loaded")
             }
             Self::Load(e) => write!(f, "load: {e}"),
@@ -816,13 +825,23 @@ fn link(aml: &mut Aml, node: NodeId) -> Link {
     let sta = aml.eval_child(node, b"_STA").map(|r| {
         r.and_then(|v| match v {
             Value::Int(i) => Ok(i),
-            _ => Err(msifw_aml::Error { kind: ErrorKind::Type, table: 0, offset: 0, scope: node }),
+            _ => Err(msifw_aml::Error {
+                kind: ErrorKind::Type,
+                table: 0,
+                offset: 0,
+                scope: node,
+            }),
         })
     });
     let crs = aml.eval_child(node, b"_CRS").map(|r| {
         r.and_then(|v| match v {
             Value::Buf(b) => Ok(b),
-            _ => Err(msifw_aml::Error { kind: ErrorKind::Type, table: 0, offset: 0, scope: node }),
+            _ => Err(msifw_aml::Error {
+                kind: ErrorKind::Type,
+                table: 0,
+                offset: 0,
+                scope: node,
+            }),
         })
     });
     link_from(aml, node, sta, crs)
@@ -835,18 +854,36 @@ fn link_from(aml: &Aml, node: NodeId, sta: pci::Eval<u64>, crs: pci::Eval<Vec<u8
     let irq = match &sta {
         Err(e) => Err(e.clone()),
         // ACPI 6.5 §6.3.7 bit 1: enabled.
-        Ok(Some(s)) if s & 2 == 0 => Err(NsError { path: path.clone(), cause: Cause::LinkDisabled }),
+        Ok(Some(s)) if s & 2 == 0 => Err(NsError {
+            path: path.clone(),
+            cause: Cause::LinkDisabled,
+        }),
         Ok(_) => match from_eval(aml, node, b"_CRS", crs) {
             Ok(None) => Err(NsError {
                 path: format!("{path}._CRS"),
-                cause: Cause::Aml { kind: AmlCause::NotFound, scope: path.clone(), table: 0, offset: 0 },
+                cause: Cause::Aml {
+                    kind: AmlCause::NotFound,
+                    scope: path.clone(),
+                    table: 0,
+                    offset: 0,
+                },
             }),
             Err(e) => Err(e),
             Ok(Some(b)) => match msifw_aml::resource::irqs(&b).first() {
-                None => Err(NsError { path: format!("{path}._CRS"), cause: Cause::NoInterrupt }),
+                None => Err(NsError {
+                    path: format!("{path}._CRS"),
+                    cause: Cause::NoInterrupt,
+                }),
                 Some(i) => match i.irqs.first() {
-                    None | Some(0) => Err(NsError { path: path.clone(), cause: Cause::LinkDisabled }),
-                    Some(&gsi) => Ok(LinkIrq { gsi, level: i.level, active_low: i.active_low }),
+                    None | Some(0) => Err(NsError {
+                        path: path.clone(),
+                        cause: Cause::LinkDisabled,
+                    }),
+                    Some(&gsi) => Ok(LinkIrq {
+                        gsi,
+                        level: i.level,
+                        active_low: i.active_low,
+                    }),
                 },
             },
         },
@@ -940,7 +977,10 @@ pub fn root_buses(ns: &PciNamespace) -> (Vec<RootBus>, Vec<RootProblem>) {
             }
             Ok(0) => {}
             Ok(segment) => {
-                problems.push(RootProblem::OtherSegment { bridge: r.path.clone(), segment });
+                problems.push(RootProblem::OtherSegment {
+                    bridge: r.path.clone(),
+                    segment,
+                });
                 continue;
             }
         }
@@ -948,7 +988,12 @@ pub fn root_buses(ns: &PciNamespace) -> (Vec<RootBus>, Vec<RootProblem>) {
             Err(e) => problems.push(RootProblem::BusUnknown(e.clone())),
             Ok((first, last)) => {
                 let cba = r.cba.clone().ok().flatten();
-                let root = RootBus { first: *first, last: (*last).max(*first), bridge: last_segment(&r.path), cba };
+                let root = RootBus {
+                    first: *first,
+                    last: (*last).max(*first),
+                    bridge: last_segment(&r.path),
+                    cba,
+                };
                 candidates.push((root, r.buses_from == BusSource::Crs, &r.path));
             }
         }
@@ -957,9 +1002,14 @@ pub fn root_buses(ns: &PciNamespace) -> (Vec<RootBus>, Vec<RootProblem>) {
     candidates.sort_by_key(|(r, _, _)| r.first);
     let mut kept: Vec<(RootBus, bool, &str)> = Vec::new();
     for (root, known, path) in candidates {
-        let inside = kept.iter().find(|(r, k, _)| r.first == root.first || (*k && (r.first..=r.last).contains(&root.first)));
+        let inside = kept.iter().find(|(r, k, _)| {
+            r.first == root.first || (*k && (r.first..=r.last).contains(&root.first))
+        });
         if let Some((_, _, other)) = inside {
-            problems.push(RootProblem::Overlap { bridge: String::from(path), other: String::from(*other) });
+            problems.push(RootProblem::Overlap {
+                bridge: String::from(path),
+                other: String::from(*other),
+            });
             continue;
         }
         kept.push((root, known, path));
@@ -977,12 +1027,16 @@ pub fn root_buses(ns: &PciNamespace) -> (Vec<RootBus>, Vec<RootProblem>) {
 
 /// Whether some present host bridge's root bus is unknown, so the bus numbers not reached must be probed.
 pub fn needs_peer_probe(problems: &[RootProblem]) -> bool {
-    problems.iter().any(|p| matches!(p, RootProblem::BusUnknown(_)))
+    problems
+        .iter()
+        .any(|p| matches!(p, RootProblem::BusUnknown(_)))
 }
 
 /// Whether INTx routing can come from the namespace: some present root bridge's `_PRT` evaluated.
 pub fn has_routing(ns: &PciNamespace) -> bool {
-    ns.roots.iter().any(|r| r.present && matches!(r.prt, Ok(Some(_))))
+    ns.roots
+        .iter()
+        .any(|r| r.present && matches!(r.prt, Ok(Some(_))))
 }
 
 #[cfg(test)]
@@ -1248,32 +1302,105 @@ mod tests {
         // PCI0 from _CRS 00-7f; PC80 from _BBN 0x80 (to 0xFF, cut before PCF0); PCF0 _BBN 0xF0; PCI1 in
         // segment 1; PCI2 inside PCI0's _CRS range; PCI3 absent.
         let crs = |lo: u8, hi: u8| -> Vec<u8> {
-            let t = [0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0, 0, lo, 0, hi, 0, 0, 0, hi - lo + 1, 0, 0x79, 0x00];
-            [&[0x08][..], b"_CRS", &[0x11, (t.len() + 3) as u8, 0x0A, t.len() as u8], &t].concat()
+            let t = [
+                0x88,
+                0x0D,
+                0x00,
+                0x02,
+                0x0C,
+                0x00,
+                0,
+                0,
+                lo,
+                0,
+                hi,
+                0,
+                0,
+                0,
+                hi - lo + 1,
+                0,
+                0x79,
+                0x00,
+            ];
+            [
+                &[0x08][..],
+                b"_CRS",
+                &[0x11, (t.len() + 3) as u8, 0x0A, t.len() as u8],
+                &t,
+            ]
+            .concat()
         };
-        let t = dsdt(&[
-            device(b"PCF0", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_BBN", 0xF0)].concat()),
-            device(b"PCI0", &[name_int(b"_HID", HID_PNP0A03), crs(0, 0x7F)].concat()),
-            device(b"PC80", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_BBN", 0x80), name_int(b"_CBA", 0xB000_0000)].concat()),
-            device(b"PCI1", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_SEG", 1)].concat()),
-            device(b"PCI2", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_BBN", 0x10)].concat()),
-            device(b"PCI3", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_STA", 0), name_int(b"_BBN", 0x20)].concat()),
-        ]
-        .concat());
+        let t = dsdt(
+            &[
+                device(
+                    b"PCF0",
+                    &[name_int(b"_HID", HID_PNP0A03), name_int(b"_BBN", 0xF0)].concat(),
+                ),
+                device(
+                    b"PCI0",
+                    &[name_int(b"_HID", HID_PNP0A03), crs(0, 0x7F)].concat(),
+                ),
+                device(
+                    b"PC80",
+                    &[
+                        name_int(b"_HID", HID_PNP0A03),
+                        name_int(b"_BBN", 0x80),
+                        name_int(b"_CBA", 0xB000_0000),
+                    ]
+                    .concat(),
+                ),
+                device(
+                    b"PCI1",
+                    &[name_int(b"_HID", HID_PNP0A03), name_int(b"_SEG", 1)].concat(),
+                ),
+                device(
+                    b"PCI2",
+                    &[name_int(b"_HID", HID_PNP0A03), name_int(b"_BBN", 0x10)].concat(),
+                ),
+                device(
+                    b"PCI3",
+                    &[
+                        name_int(b"_HID", HID_PNP0A03),
+                        name_int(b"_STA", 0),
+                        name_int(b"_BBN", 0x20),
+                    ]
+                    .concat(),
+                ),
+            ]
+            .concat(),
+        );
         let ns = load(&[&t], &mut Overlay::new());
         assert!(ns.problems.is_empty(), "{:?}", ns.problems);
         let (roots, problems) = root_buses(&ns);
-        let got: Vec<_> = roots.iter().map(|r| (r.first, r.last, &r.bridge, r.cba)).collect();
-        assert_eq!(got, [(0, 0x7F, b"PCI0", None), (0x80, 0xEF, b"PC80", Some(0xB000_0000)), (0xF0, 0xFF, b"PCF0", None)]);
+        let got: Vec<_> = roots
+            .iter()
+            .map(|r| (r.first, r.last, &r.bridge, r.cba))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, 0x7F, b"PCI0", None),
+                (0x80, 0xEF, b"PC80", Some(0xB000_0000)),
+                (0xF0, 0xFF, b"PCF0", None)
+            ]
+        );
         assert_eq!(
             problems,
             [
-                RootProblem::OtherSegment { bridge: "\\PCI1".to_string(), segment: 1 },
-                RootProblem::Overlap { bridge: "\\PCI2".to_string(), other: "\\PCI0".to_string() }
+                RootProblem::OtherSegment {
+                    bridge: "\\PCI1".to_string(),
+                    segment: 1
+                },
+                RootProblem::Overlap {
+                    bridge: "\\PCI2".to_string(),
+                    other: "\\PCI0".to_string()
+                }
             ]
         );
         assert!(problems[0].misses_functions() && !problems[1].misses_functions());
-        assert!(problems[0].to_string().contains("\\PCI1 is in PCI segment 1"));
+        assert!(problems[0]
+            .to_string()
+            .contains("\\PCI1 is in PCI segment 1"));
         assert_eq!(last_segment("\\_SB.PC0"), *b"PC0_");
     }
 
