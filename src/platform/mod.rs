@@ -5,7 +5,7 @@ pub mod acpi;
 pub mod aml;
 pub mod crs;
 pub mod ecam;
-pub mod hostbridge;
 pub mod mptable;
+pub mod namespace;
 pub mod prt;
 pub mod range;
