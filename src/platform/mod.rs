@@ -7,6 +7,7 @@ pub mod crs;
 pub mod ecam;
 pub mod hostbridge;
 pub mod mptable;
+pub mod namespace;
 // `cargo run -- tables DIR`: the host tool's pre-flight over a machine's table files.
 #[cfg(not(target_os = "none"))]
 pub mod preflight;
