@@ -317,14 +317,17 @@ pub struct RootBridge {
     pub present: bool,
     /// `_STA` as evaluated (`None`: no `_STA`).
     pub sta: Option<u64>,
-    /// The bus number the bridge starts at (`_CRS` bus range, else `_BBN`, else 0).
-    pub bbn: u64,
-    /// `_SEG` (0 when absent).
-    pub seg: u64,
+    /// The bus number the bridge starts at, as msifw takes it: the `_CRS` bus range's first, else
+    /// `_BBN`, else 0 (`null` when neither can be evaluated).
+    pub bbn: Option<u64>,
+    /// `_SEG` (0 when absent; `null` when it cannot be evaluated).
+    pub seg: Option<u64>,
     /// `_UID`, as text.
     pub uid: Option<String>,
     /// The bus range msifw enumerates: [first, last].
     pub buses: Option<[u64; 2]>,
+    /// Where `buses` came from: `_CRS`, `_BBN` (to 0xFF), `default` (0 to 0xFF) or `unknown`.
+    pub buses_from: String,
     /// Every `_PRT` entry, resolved.
     pub prt: Vec<Route>,
     /// Why the `_PRT` could not be evaluated (`prt` is then empty); `None` when evaluated or absent.
@@ -340,8 +343,9 @@ pub struct RootBridge {
 pub struct Bridge {
     /// Namespace path.
     pub path: String,
-    /// `_ADR` of each device from below the root bridge down to this one.
-    pub adr_chain: Vec<u64>,
+    /// `_ADR` of each device from below the root bridge down to this one (`null` where one cannot be
+    /// evaluated).
+    pub adr_chain: Vec<Option<u64>>,
     /// Every `_PRT` entry, resolved.
     pub prt: Vec<Route>,
     /// Why the `_PRT` could not be evaluated (`prt` is then empty).
@@ -375,9 +379,13 @@ pub struct Link {
     pub path: String,
     /// `_STA` as evaluated.
     pub sta: Option<u64>,
-    /// The interrupts its `_CRS` gives.
-    pub irqs: Vec<u64>,
-    /// Why `_CRS` could not be evaluated.
+    /// Its current interrupt (`_CRS`), a GSI in APIC mode.
+    pub gsi: Option<u64>,
+    /// Level-triggered (else edge).
+    pub level: Option<bool>,
+    /// Active low (else high).
+    pub active_low: Option<bool>,
+    /// Why there is no current interrupt.
     pub error: Option<String>,
 }
 
@@ -452,17 +460,18 @@ pub struct Hpet {
     pub error: Option<String>,
 }
 
-/// An operation-region read answered with zero.
+/// An operation-region read of bytes no evaluation wrote, answered with zero.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RegionRead {
     /// The region's address space (`SystemMemory`, `SystemIO`, `PCI_Config`, ...).
     pub space: String,
-    /// The address (for PCI_Config the offset in the function).
+    /// The address (PCI_Config: segment in bits 47:32, bus 27:20, device 19:15, function 14:12,
+    /// register 11:0).
     pub address: u64,
     /// Bytes read.
     pub width: u8,
-    /// The OperationRegion's namespace path.
-    pub region: String,
+    /// The address as text (`0xfed1f410`, PCI_Config `0000:00:1f.0 0x60`).
+    pub at: String,
 }
 
 /// ACPI 6.5 Table 5.28's address space names.
@@ -551,6 +560,7 @@ impl Preflight {
             let buses = r.buses.map_or("buses unknown".to_string(), |[a, b]| {
                 format!("buses {a:02x}-{b:02x}")
             });
+            let seg = r.seg.map_or("unknown".to_string(), |s| s.to_string());
             let prt = match (&r.prt_error, r.has_prt) {
                 (Some(e), _) => format!("_PRT not evaluated: {e}"),
                 (None, false) => "no _PRT".to_string(),
@@ -566,10 +576,9 @@ impl Preflight {
             let bridge_failed = r.bridges.iter().filter(|b| b.prt_error.is_some()).count();
             let _ = writeln!(
                 o,
-                "  {}  {}  segment {}  {buses}  _UID {}  {prt}; {} bridges with a _PRT, {bridge_entries} entries{}",
+                "  {}  {}  segment {seg}  {buses}  _UID {}  {prt}; {} bridges with a _PRT, {bridge_entries} entries{}",
                 r.path,
                 if r.present { "present" } else { "absent (_STA)" },
-                r.seg,
                 r.uid.as_deref().unwrap_or("-"),
                 r.bridges.len(),
                 if bridge_failed > 0 { format!(", {bridge_failed} not evaluated") } else { String::new() }
@@ -641,7 +650,11 @@ impl Preflight {
                 }
             }
             for b in &r.bridges {
-                let chain: Vec<String> = b.adr_chain.iter().map(|a| format!("{a:#x}")).collect();
+                let chain: Vec<String> = b
+                    .adr_chain
+                    .iter()
+                    .map(|a| a.map_or("?".to_string(), |a| format!("{a:#x}")))
+                    .collect();
                 match &b.prt_error {
                     Some(e) => {
                         let _ = writeln!(
@@ -665,9 +678,22 @@ impl Preflight {
         }
         for l in &self.links {
             let sta = l.sta.map_or("-".to_string(), |s| format!("{s:#x}"));
-            let what = match &l.error {
-                Some(e) => format!("_CRS not evaluated: {e}"),
-                None => format!("_CRS IRQ {:?}", l.irqs),
+            let what = match (&l.error, l.gsi) {
+                (Some(e), _) => format!("no current interrupt: {e}"),
+                (None, Some(g)) => format!(
+                    "GSI {g}, {}, active {}",
+                    if l.level == Some(true) {
+                        "level"
+                    } else {
+                        "edge"
+                    },
+                    if l.active_low == Some(true) {
+                        "low"
+                    } else {
+                        "high"
+                    }
+                ),
+                (None, None) => "no current interrupt".to_string(),
             };
             let _ = writeln!(o, "  {}  _STA {sta}  {what}", l.path);
         }
@@ -678,11 +704,7 @@ impl Preflight {
                 self.simulated_reads.len()
             );
             for r in &self.simulated_reads {
-                let _ = writeln!(
-                    o,
-                    "  {} {} {:#x} ({} bytes)",
-                    r.region, r.space, r.address, r.width
-                );
+                let _ = writeln!(o, "  {} {} ({} bytes)", r.space, r.at, r.width);
             }
         }
         for n in &self.notes {
@@ -865,10 +887,11 @@ mod tests {
                 path: "\\_SB.PCI0".into(),
                 present: true,
                 sta: None,
-                bbn: 0,
-                seg: 0,
+                bbn: Some(0),
+                seg: Some(0),
                 uid: Some("0".into()),
                 buses: Some([0, 0xFF]),
+                buses_from: "_CRS".into(),
                 prt: vec![
                     route(31, 0, None, Some(16)),
                     route(2, 1, Some("\\_SB.LNKB"), None),
@@ -877,7 +900,7 @@ mod tests {
                 has_prt: true,
                 bridges: vec![Bridge {
                     path: "\\_SB.PCI0.RP01".into(),
-                    adr_chain: vec![0x1C_0000],
+                    adr_chain: vec![Some(0x1C_0000)],
                     prt: vec![route(0, 0, None, Some(16))],
                     prt_error: None,
                 }],

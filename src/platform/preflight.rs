@@ -19,7 +19,10 @@ use alloc::vec::Vec;
 
 use msifw_host::tables::{self as out, Preflight, TableDir, TableFile, TableSeen};
 
-use super::acpi::{self, PhysMemory, Polarity, TriggerMode};
+use msifw_aml::{NodeId, Overlay, Regions};
+
+use super::acpi::{self, PhysMemory, Polarity, Signature, TriggerMode};
+use super::namespace::{self, BusSource, Target, Uid};
 
 /// Where the rebuilt RSDP goes; the XSDT and the tables follow. Far above any address a real firmware
 /// gives its tables, so the DSDT at the FADT's address never overlaps them; every address here has the
@@ -195,6 +198,153 @@ fn madt(m: &acpi::MadtInfo) -> out::Madt {
     }
 }
 
+/// Operation regions as ACPICA's `acpiexec` simulates them: what an evaluation wrote reads back, every
+/// other byte reads as zero. Each read of a byte no evaluation wrote is kept, once per space, address
+/// and width, so the user sees what the result depends on.
+#[derive(Debug, Default)]
+struct Simulated {
+    overlay: Overlay,
+    written: Vec<(u8, u64)>,
+    reads: Vec<(u8, u64, u8)>,
+}
+
+impl Regions for Simulated {
+    fn read(&mut self, region: NodeId, space: u8, addr: u64, width: u8) -> Option<u64> {
+        let unwritten =
+            (0..u64::from(width)).any(|i| !self.written.contains(&(space, addr.wrapping_add(i))));
+        if unwritten && !self.reads.contains(&(space, addr, width)) {
+            self.reads.push((space, addr, width));
+        }
+        self.overlay.read(region, space, addr, width)
+    }
+
+    fn write(&mut self, region: NodeId, space: u8, addr: u64, width: u8, value: u64) -> bool {
+        let ok = self.overlay.write(region, space, addr, width, value);
+        if ok {
+            for i in 0..u64::from(width) {
+                let b = (space, addr.wrapping_add(i));
+                if !self.written.contains(&b) {
+                    self.written.push(b);
+                }
+            }
+        }
+        ok
+    }
+}
+
+fn region_read(&(space, address, width): &(u8, u64, u8)) -> out::RegionRead {
+    let at = if space == namespace::SPACE_PCI_CONFIG {
+        let (seg, bus, dev, func, reg) = namespace::split_pci_config_address(address);
+        format!("{seg:04x}:{bus:02x}:{dev:02x}.{func} {reg:#x}")
+    } else {
+        format!("{address:#x}")
+    };
+    out::RegionRead {
+        space: out::space_name(space),
+        address,
+        width,
+        at,
+    }
+}
+
+fn route(r: &namespace::Route) -> out::Route {
+    let (slot, pin) = (u64::from(r.slot), u64::from(r.pin));
+    match &r.target {
+        Target::Gsi(g) => out::Route {
+            slot,
+            pin,
+            link: None,
+            link_index: None,
+            gsi: Some(u64::from(*g)),
+            link_error: None,
+        },
+        Target::Link {
+            path,
+            index,
+            resolved,
+        } => out::Route {
+            slot,
+            pin,
+            link: Some(path.clone()),
+            link_index: Some(u64::from(*index)),
+            gsi: resolved.as_ref().ok().map(|l| u64::from(l.gsi)),
+            link_error: resolved.as_ref().err().map(ToString::to_string),
+        },
+    }
+}
+
+fn routes(
+    prt: Result<&[namespace::Route], &namespace::NsError>,
+) -> (Vec<out::Route>, Option<String>) {
+    match prt {
+        Ok(v) => (v.iter().map(route).collect(), None),
+        Err(e) => (Vec::new(), Some(e.to_string())),
+    }
+}
+
+fn root_bridge(r: &namespace::RootBridge) -> out::RootBridge {
+    let (prt, prt_error) = match &r.prt {
+        Ok(Some(v)) => routes(Ok(v)),
+        Ok(None) => (Vec::new(), None),
+        Err(e) => routes(Err(e)),
+    };
+    let buses = r
+        .buses
+        .as_ref()
+        .ok()
+        .map(|&(a, b)| [u64::from(a), u64::from(b)]);
+    out::RootBridge {
+        path: r.path.clone(),
+        present: r.present,
+        sta: r.sta.as_ref().ok().copied().flatten(),
+        bbn: buses.map(|[a, _]| a).or_else(|| match &r.bbn {
+            Ok(b) => Some(b.unwrap_or(0)),
+            Err(_) => None,
+        }),
+        seg: r.segment().ok().map(u64::from),
+        uid: match &r.uid {
+            Ok(Some(Uid::Int(i))) => Some(i.to_string()),
+            Ok(Some(Uid::Str(s))) => Some(s.clone()),
+            _ => None,
+        },
+        buses,
+        buses_from: match r.buses_from {
+            BusSource::Crs => "_CRS",
+            BusSource::Bbn => "_BBN",
+            BusSource::Default => "default",
+            BusSource::Unknown => "unknown",
+        }
+        .to_string(),
+        has_prt: !matches!(r.prt, Ok(None)),
+        prt,
+        prt_error,
+        bridges: r
+            .bridges
+            .iter()
+            .map(|b| {
+                let (prt, prt_error) = routes(b.prt.as_deref());
+                out::Bridge {
+                    path: b.path.clone(),
+                    adr_chain: b.adr_chain.iter().map(|a| a.map(u64::from)).collect(),
+                    prt,
+                    prt_error,
+                }
+            })
+            .collect(),
+    }
+}
+
+fn link(l: &namespace::Link) -> out::Link {
+    out::Link {
+        path: l.path.clone(),
+        sta: l.sta.as_ref().ok().copied().flatten(),
+        gsi: l.irq.as_ref().ok().map(|i| u64::from(i.gsi)),
+        level: l.irq.as_ref().ok().map(|i| i.level),
+        active_low: l.irq.as_ref().ok().map(|i| i.active_low),
+        error: l.irq.as_ref().err().map(ToString::to_string),
+    }
+}
+
 /// Runs the firmware's parsing and routing on `dir`'s tables.
 pub fn preflight(dir: &TableDir) -> Preflight {
     let (rsdp_at, img) = lay_out(dir);
@@ -228,8 +378,34 @@ pub fn preflight(dir: &TableDir) -> Preflight {
                 .to_string(),
         );
     }
-    // Until the namespace (src/platform/namespace.rs) is wired in, say so rather than list no bridge.
-    problems.push("preflight: root bridges and _PRT not evaluated by this build".to_string());
+    // The AML the firmware loads: the DSDT the FADT names, then every SSDT the XSDT lists, in its order
+    // (as app/platform.rs gathers them).
+    let mut aml: Vec<&[u8]> = Vec::new();
+    if let Some(bytes) = tables
+        .dsdt
+        .and_then(|t| img.bytes(t.address, t.length as usize))
+    {
+        aml.push(bytes);
+        for t in tables
+            .tables
+            .iter()
+            .filter(|t| t.signature == Signature(*b"SSDT"))
+        {
+            if let Some(bytes) = img.bytes(t.address, t.length as usize) {
+                aml.push(bytes);
+            }
+        }
+    }
+    let mut regions = Simulated {
+        overlay: Overlay::zero_filled(),
+        ..Simulated::default()
+    };
+    let ns = if aml.is_empty() {
+        namespace::PciNamespace::default()
+    } else {
+        namespace::load(&aml, &mut regions)
+    };
+    problems.extend(ns.problems.iter().map(|p| format!("namespace: {p}")));
     let seen = |f: &TableFile| TableSeen {
         file: f.name.clone(),
         signature: f.signature(),
@@ -242,7 +418,7 @@ pub fn preflight(dir: &TableDir) -> Preflight {
             .chain(&dir.tables)
             .map(seen)
             .collect(),
-        root_bridges: Vec::new(),
+        root_bridges: ns.roots.iter().map(root_bridge).collect(),
         madt: tables.madt.as_ref().map(madt),
         mcfg: tables
             .mcfg
@@ -255,8 +431,8 @@ pub fn preflight(dir: &TableDir) -> Preflight {
             })
             .collect(),
         hpet,
-        links: Vec::new(),
-        simulated_reads: Vec::new(),
+        links: ns.links.iter().map(link).collect(),
+        simulated_reads: regions.reads.iter().map(region_read).collect(),
         problems,
         notes: dir.notes.clone(),
     }
@@ -305,10 +481,7 @@ mod tests {
     #[test]
     fn qemu_q35_tables_parse_as_the_firmware_parses_them_at_boot() {
         let p = preflight(&q35_dir());
-        assert_eq!(
-            p.problems,
-            ["preflight: root bridges and _PRT not evaluated by this build"]
-        );
+        assert_eq!(p.problems, Vec::<String>::new());
         let files: Vec<&str> = p.tables.iter().map(|t| t.file.as_str()).collect();
         assert_eq!(
             files,
