@@ -130,8 +130,9 @@ fn pc_functions_behind_a_pci_bridge() {
 }
 
 /// q35 with `acpi=off` is not a platform without ACPI: QEMU builds no tables, but SeaBIOS then makes its
-/// own (its legacy `acpi_setup`, for the ICH9 LPC it finds): MADT, MCFG and HPET, no `_PRT` package msifw
-/// can read. With ACPI there, the MP table is not read (as Linux) and the chipset's rule routes.
+/// own (its legacy `acpi_setup`, for the ICH9 LPC it finds): MADT, MCFG, HPET and a DSDT whose `_PRT` names
+/// links SeaBIOS left disabled (PIRQ route registers 0x80; Linux would program them through `_SRS`). With
+/// ACPI there, the MP table is not read (as Linux) and the chipset's rule routes those links.
 #[test]
 fn q35_acpi_off_gets_seabios_own_acpi_tables() {
     let o = common::boot(&no_acpi(Machine::Q35));
@@ -144,7 +145,7 @@ fn q35_acpi_off_gets_seabios_own_acpi_tables() {
         .unwrap_or_else(|| panic!("no platform record{why}"));
     assert_eq!(
         (p.intx_routing.as_str(), p.config_access.as_str()),
-        ("chipset", "ecam"),
+        ("acpi-prt", "ecam"),
         "{why}"
     );
     assert!(

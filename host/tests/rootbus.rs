@@ -1,5 +1,6 @@
 //! Every root bus and every configuration mechanism: functions behind QEMU's PCI expander bridges (pxb-pcie
-//! on q35, pxb on pc) are found from the host bridges the DSDT describes and driven; microvm's GPEX, whose
+//! on q35, pxb on pc) are found from the host bridges the DSDT describes and driven, INTx included (routed
+//! from the expander's `_PRT` Method and its links, evaluated); microvm's GPEX, whose
 //! ECAM only the DSDT's `_CBA` describes (no MCFG, no port 0xCF8), is used; a platform where no mechanism
 //! answers fails; and an MCFG that lies over RAM or does not answer is rejected for the ports, as Linux does.
 
@@ -24,8 +25,8 @@ fn platform(o: &RunOutcome) -> &msifw_host::Platform {
 
 #[test]
 fn pxb_pcie_expanders_on_q35_are_enumerated_and_driven() {
-    // Two expanders, each with a root port and an edu behind it; the first edu is forced to INTx, which the
-    // expander's _PRT (a Method) does not describe to msifw.
+    // Two expanders, each with a root port and an edu behind it; the first edu is forced to INTx, routed
+    // through the root port's swizzle to the expander's _PRT (a Method) and its link's _CRS.
     let cfg = common::config(Machine::Q35)
         .device("pxb-pcie,id=pxb1,bus_nr=0x80,bus=pcie.0")
         .device("pcie-root-port,id=rp1,bus=pxb1,chassis=1")
@@ -46,27 +47,30 @@ fn pxb_pcie_expanders_on_q35_are_enumerated_and_driven() {
     for port in ["80:00.0", "a0:00.0"] {
         assert!(o.report.function(port).is_some_and(|f| f.header_type == 1), "root port {port} missing{why}");
     }
-    // INTx on the expander: no route msifw can trust, so a SKIP naming the reason, never a verdict on INTx.
-    let intx = o.report.function("81:00.0").unwrap_or_else(|| panic!("81:00.0 not enumerated{why}"));
-    assert_eq!(intx.irq_mode, IrqMode::None, "{why}");
-    let s: Vec<_> = o.report.scenarios_for("81:00.0").collect();
-    assert!(
-        s.iter().any(|s| s.result == ScenarioResult::Skip && s.detail.contains("root bus 0x80")),
-        "81:00.0 forced to INTx must be skipped as unroutable on root bus 0x80: {s:?}{why}"
-    );
-    assert!(s.iter().all(|s| s.result != ScenarioResult::Fail), "{s:?}{why}");
+    assert_edu_intx(&o, "81:00.0", &why);
+}
+
+/// Asserts `bdf` is an edu driven with INTx routed from the ACPI `_PRT` whose interrupts arrived.
+fn assert_edu_intx(o: &RunOutcome, bdf: &str, why: &str) {
+    let f = o.report.function(bdf).unwrap_or_else(|| panic!("{bdf} not enumerated{why}"));
+    assert_eq!((f.irq_mode, f.route_source.as_deref()), (IrqMode::Intx, Some("dsdt")), "{bdf}: INTx from the expander's _PRT{why}");
+    assert!(f.interrupts >= 2, "{bdf}: {} interrupts{why}", f.interrupts);
+    let delivery = o.report.scenarios_for(bdf).find(|s| s.name == "intx-delivery");
+    assert_eq!(delivery.map(|s| s.result), Some(ScenarioResult::Pass), "{bdf}: intx-delivery{why}");
 }
 
 #[test]
 fn pxb_expanders_on_pc_are_enumerated_and_driven() {
-    // One expander with the edu directly on it, one with the edu behind a PCI bridge.
+    // One expander with the edu directly on it, one with the edu behind a PCI bridge, forced to INTx:
+    // swizzled through that bridge and the expander's own to the expander's _PRT.
     let cfg = common::config(Machine::Pc)
         .default_devices(false)
         .device("pxb,id=pxb1,bus_nr=0x40,bus=pci.0")
         .device("edu,bus=pxb1")
         .device("pxb,id=pxb2,bus_nr=0x60,bus=pci.0")
         .device("pci-bridge,id=br1,bus=pxb2,chassis_nr=3")
-        .device("edu,bus=br1,addr=1.0");
+        .device("edu,bus=br1,addr=1.0")
+        .append("irq.62:01.0=intx");
     let o = common::boot(&cfg);
     let why = common::explain(&o);
     common::assert_passed(&o);
@@ -76,7 +80,7 @@ fn pxb_expanders_on_pc_are_enumerated_and_driven() {
     }
     // QEMU's pxb puts its own PCI bridge on the expander's root bus; the edu sits behind it.
     assert_edu_msi(&o, "41:00.0", &why);
-    assert_edu_msi(&o, "62:01.0", &why);
+    assert_edu_intx(&o, "62:01.0", &why);
 }
 
 #[test]

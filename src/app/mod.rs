@@ -5,6 +5,7 @@
 // Safe by default; `platform` creates the platform singletons (README "Where unsafe lives").
 #![deny(unsafe_code)]
 
+mod aml_regions;
 mod bench;
 pub(crate) mod devices;
 mod emit;
@@ -119,10 +120,10 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let routing = devices::Routing {
         chipset,
         madt: platform.tables.madt.as_ref(),
-        dsdt: platform.dsdt_routing.as_ref(),
+        acpi: platform.namespace.filter(|ns| crate::platform::namespace::has_routing(ns)),
         mp,
         ioapic_ids: &platform.ioapic_ids,
-        unavailable: devices::Routing::unavailable_reason(platform.ioapics.len(), platform.acpi, mp, platform.dsdt_routing.is_some(), chipset),
+        unavailable: devices::Routing::unavailable_reason(platform.ioapics.len(), platform.acpi, mp, platform.namespace.is_some_and(crate::platform::namespace::has_routing), chipset),
     };
     platform::emit_record(&run, boot, &platform, bar_assigner, routing.kind());
     oracle::wait_for_host(&run.opts);

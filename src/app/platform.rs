@@ -8,8 +8,8 @@ use crate::bus::pci::config::{Bdf, ConfigRegion, Mechanism, PlatformConfig};
 use crate::irq::intx;
 use crate::platform::acpi::{self, PhysMemory, PlatformTables};
 use crate::platform::ecam::{self, Claim, EcamSource, EcamWindow, Owner};
-use crate::platform::hostbridge::{self, HostBridges, RootBus};
-use crate::platform::{crs, mptable, prt};
+use crate::platform::namespace::{self, PciNamespace, RootBus, RootProblem};
+use crate::platform::{crs, mptable};
 use crate::report::{self, wire, Record};
 use heapless::{String, Vec};
 
@@ -19,8 +19,8 @@ pub(super) struct Platform {
     pub ioapics: alloc::vec::Vec<intx::IoApicRange>,
     pub mechanism: Mechanism,
     pub cfg: &'static PlatformConfig,
-    /// The DSDT's static APIC-mode INTx routing (q35), if usable.
-    pub dsdt_routing: Option<prt::Routing>,
+    /// The ACPI namespace (root bridges, `_PRT`s, links), evaluated once for the run.
+    pub namespace: Option<&'static PciNamespace>,
     /// Usable ACPI tables were found (an RSDP and its root table); without them the MP table routes INTx.
     pub acpi: bool,
     /// The MP table, read when ACPI gives no IOAPICs (no RSDP, or no MADT).
@@ -29,10 +29,8 @@ pub(super) struct Platform {
     pub ioapic_ids: alloc::vec::Vec<(u8, u32)>,
     /// The local APIC runs in x2APIC mode.
     pub x2apic: bool,
-    /// End of the memory holding firmware tables (the ACPI reads' limit).
-    table_limit: u64,
     /// The root buses to enumerate, lowest first, with disjoint bus ranges.
-    pub roots: Vec<RootBus, 256>,
+    pub roots: alloc::vec::Vec<RootBus>,
     /// Where `roots` came from: `"acpi"` (host bridges in the DSDT/SSDTs), `"peer-probe"` (no host bridge
     /// listed: bus 0 and what the peer-bus probe found) or `"acpi+peer-probe"` (some host bridge's root bus
     /// only a Method gives: the listed ones and what the probe found). `"default"` and `"acpi+probe"` stand
@@ -54,25 +52,28 @@ impl Platform {
         }
     }
 
-    /// The host bridge's windows from the DSDT's `PCI0._CRS`; `None` without a DSDT. Read only when msifw
-    /// has resources to assign (it scans the whole DSDT).
+    /// The windows of the host bridge of bus 0, from its evaluated `_CRS`; `None` without one in the
+    /// namespace.
     pub fn host_windows(&self) -> Option<Result<crs::HostWindows, crs::CrsError>> {
-        // SAFETY: as in `discover`: everything below `table_limit` (at most 4 GiB) is identity-mapped
-        // ordinary memory with no read side effects, and nothing writes the ACPI tables.
-        let mem = unsafe { acpi::IdentityMemory::new(self.table_limit) };
-        let dsdt = self.tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize))?;
-        Some(crs::host_bridge_windows(dsdt))
+        let ns = self.namespace?;
+        let root = ns.roots.iter().find(|r| r.present && r.segment() == Ok(0) && r.buses.as_ref().is_ok_and(|b| b.0 == 0))?;
+        match &root.crs {
+            Ok(Some(w)) => Some(w.clone()),
+            Ok(None) => Some(Err(crs::CrsError::NotFound)),
+            // Evaluation failed: the namespace's problem line says why.
+            Err(_) => None,
+        }
     }
 
     /// Records the root buses the peer-bus probe found (no table listed any host bridge).
     pub fn add_peer_roots(&mut self, peers: &[u8]) {
         self.roots_source = if self.roots_source == "default" { "peer-probe" } else { "acpi+peer-probe" };
         for &bus in peers {
-            let _ = self.roots.push(RootBus { first: bus, last: 0xFF, bridge: *b"----", prt: hostbridge::PrtKind::Absent, cba: None });
+            self.roots.push(RootBus { first: bus, last: 0xFF, bridge: *b"----", cba: None });
         }
         self.roots.sort_unstable_by_key(|r| r.first);
         // Each range ends before the next root bus.
-        let firsts: Vec<u8, 256> = self.roots.iter().map(|r| r.first).collect();
+        let firsts: alloc::vec::Vec<u8> = self.roots.iter().map(|r| r.first).collect();
         for (r, next) in self.roots.iter_mut().zip(firsts.iter().skip(1)) {
             r.last = r.last.min(next - 1);
         }
@@ -110,7 +111,7 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
     let mut roots: String<2000> = String::new();
     for (i, r) in p.roots.iter().enumerate() {
         let sep = if i > 0 { ", " } else { "" };
-        if core::fmt::Write::write_fmt(&mut roots, format_args!("{sep}{:02x}-{:02x} {}", r.first, r.last, hostbridge::Seg(r.bridge))).is_err() {
+        if core::fmt::Write::write_fmt(&mut roots, format_args!("{sep}{:02x}-{:02x} {}", r.first, r.last, Seg(r.bridge))).is_err() {
             // Over a hundred root buses: the record says how many it does not list.
             let _ = core::fmt::Write::write_fmt(&mut roots, format_args!(" (+{} more)", p.roots.len() - i));
             break;
@@ -271,47 +272,37 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
         }
     }
 
-    // Host bridges (root buses) from the DSDT and the SSDTs.
-    let t_bridges = crate::time::now_us();
-    let dsdt_bytes = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize));
-    let mut bridges = HostBridges::default();
-    if let Some(dsdt) = dsdt_bytes {
-        bridges.add_table(dsdt, 0);
-    }
-    let ssdts = tables.tables.iter().filter(|t| t.signature == acpi::Signature(*b"SSDT"));
-    for (i, t) in ssdts.enumerate() {
-        if let Some(bytes) = mem.bytes(t.address, t.length as usize) {
-            bridges.add_table(bytes, u8::try_from(i + 1).unwrap_or(u8::MAX));
-        }
-    }
-    crate::info!("host bridges: {=usize} in {=u64} us", bridges.bridges.len(), crate::time::now_us() - t_bridges);
-    for p in bridges.problems.iter() {
-        problem("acpi.hostbridge", format_args!("{p}"));
-    }
-    let (acpi_roots, root_problems) = hostbridge::root_buses(&bridges);
-    // At most 256 root buses exist; the ACPI list has at most MAX_HOST_BRIDGES.
-    let mut roots: Vec<RootBus, 256> = acpi_roots.iter().copied().collect();
+    // SAFETY: configuration mechanism #1 is only read here and below: on a platform without it (microvm)
+    // port 0xCF8 decodes nothing, writes are dropped and reads return all-ones.
+    let ports = unsafe { PlatformConfig::new(Mechanism::Port) };
+
+    // The ACPI namespace: root bridges (root buses), their _PRTs and links, from the DSDT and SSDTs.
+    let namespace = load_namespace(boot, &tables, mem, &ports);
+    let (acpi_roots, root_problems) = match namespace {
+        Some(ns) => namespace::root_buses(ns),
+        None => (alloc::vec::Vec::new(), alloc::vec::Vec::new()),
+    };
+    let mut roots = acpi_roots;
     let mut unreachable_roots = 0;
     for p in root_problems.iter() {
         unreachable_roots += u32::from(p.misses_functions());
-        if let hostbridge::RootProblem::BusUnknown { .. } = p {
-            crate::info!("host bridge root bus given by a Method: probing for it");
+        if let RootProblem::BusUnknown(e) = p {
+            crate::info!("host bridge root bus unknown: probing for it");
+            problem("acpi.hostbridge", format_args!("{e}; its root bus is found by probing the bus numbers not reached"));
             continue;
         }
         problem("acpi.hostbridge", format_args!("{p}"));
     }
-    // More host bridges than the list holds: the ones left out are found by the peer-bus probe instead.
-    let probe_peers = hostbridge::needs_peer_probe(&root_problems) || bridges.problems.contains(&hostbridge::DiscoveryProblem::TooManyBridges);
+    let probe_peers = namespace::needs_peer_probe(&root_problems);
     let roots_source = if probe_peers {
-        // Some host bridge's root bus only a Method gives (most real firmware): app::run probes the bus
-        // numbers not reached.
+        // Some host bridge's root bus could not be evaluated: app::run probes the bus numbers not reached.
         "acpi+probe"
-    } else if bridges.bridges.is_empty() {
+    } else if roots.is_empty() && root_problems.is_empty() {
         // No host bridge described (no ACPI, or none in the tables): bus 0 and what its bridges lead to, then
         // the peer-bus probe (app::run).
         crate::info!("no PCI host bridge in the ACPI tables: enumerating from bus 0 only");
         roots.clear();
-        let _ = roots.push(RootBus { first: 0, last: 0xFF, bridge: *b"----", prt: hostbridge::PrtKind::Absent, cba: None });
+        roots.push(RootBus { first: 0, last: 0xFF, bridge: *b"----", cba: None });
         "default"
     } else {
         "acpi"
@@ -327,9 +318,6 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
     if let Some(r) = roots.iter().find(|r| r.cba.is_some()) {
         let _ = candidates.push(EcamWindow { base: r.cba.unwrap_or(0), bus_start: r.first, bus_end: r.last, source: EcamSource::Cba(r.bridge) });
     }
-    // SAFETY: configuration mechanism #1 is only probed here: on a platform without it (microvm) port
-    // 0xCF8 decodes nothing, writes are dropped and reads return all-ones.
-    let ports = unsafe { PlatformConfig::new(Mechanism::Port) };
     let mut config_reason: String<200> = String::new();
     let mut why = |args: core::fmt::Arguments| {
         if !config_reason.is_empty() {
@@ -373,7 +361,7 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
         for r in roots.iter_mut() {
             if r.first < bus_start || r.first > bus_end {
                 unreachable_roots += 1;
-                problem("acpi.hostbridge", format_args!("root bus {:02x} ({}) lies outside the ECAM window's buses {bus_start:02x}-{bus_end:02x}; not enumerated", r.first, hostbridge::Seg(r.bridge)));
+                problem("acpi.hostbridge", format_args!("root bus {:02x} ({}) lies outside the ECAM window's buses {bus_start:02x}-{bus_end:02x}; not enumerated", r.first, Seg(r.bridge)));
             }
             r.last = r.last.min(bus_end);
         }
@@ -387,35 +375,95 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
         CFG.call_once(|| unsafe { PlatformConfig::new(mechanism) })
     };
 
-    // The DSDT's static APIC-mode routing package (q35); pc has none, and then the PIIX3 registers serve.
-    let t0 = crate::time::now_us();
-    let dsdt_routing = match dsdt_bytes.map(prt::resolve) {
-        Some(Ok(r)) => Some(r),
-        Some(Err(prt::PrtError::NotFound)) | None => None,
-        Some(Err(e)) => {
-            problem("acpi.dsdt", format_args!("INTx routing package unusable ({e}); using the chipset's rules"));
-            None
-        }
-    };
-
-    crate::info!("DSDT routing: {=u64} us", crate::time::now_us() - t0);
     let acpi_usable = acpi_found && tables.root.is_some();
     Ok(Platform {
         tables,
         ioapics,
         mechanism,
         cfg,
-        dsdt_routing,
+        namespace,
         acpi: acpi_usable,
         mp_table,
         ioapic_ids,
         x2apic: lapic_mode == lapic::Mode::X2Apic,
-        table_limit: limit,
         roots,
         roots_source,
         config_reason,
         unreachable_roots,
     })
+}
+
+/// A host bridge's name segment as the `platform` record shows it.
+struct Seg([u8; 4]);
+
+impl core::fmt::Display for Seg {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        // Trailing `_` padding left out, as ACPICA prints names.
+        let keep = self.0.iter().rposition(|&b| b != b'_').map_or(1, |p| p + 1);
+        self.0.iter().take(keep).try_for_each(|&b| core::fmt::Write::write_char(f, char::from(b)))
+    }
+}
+
+/// Loads the DSDT and the SSDTs (XSDT order) into the AML evaluator and reads what PCI needs
+/// (`platform::namespace`), with region reads answered by [`super::aml_regions`]. `None` without a DSDT,
+/// or when the heap cannot hold the namespace (a problem line says so).
+fn load_namespace(boot: &BootInfo, tables: &PlatformTables, mem: &'static acpi::IdentityMemory, ports: &PlatformConfig) -> Option<&'static PciNamespace> {
+    let t0 = crate::time::now_us();
+    let dsdt = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize))?;
+    let mut aml: alloc::vec::Vec<&'static [u8]> = alloc::vec![dsdt];
+    for t in tables.tables.iter().filter(|t| t.signature == acpi::Signature(*b"SSDT")) {
+        match mem.bytes(t.address, t.length as usize) {
+            Some(bytes) => aml.push(bytes),
+            None => problem("acpi.aml", format_args!("SSDT at {:#x} ({} bytes) is not readable; not loaded", t.address, t.length)),
+        }
+    }
+    let bytes: usize = aml.iter().map(|t| t.len()).sum();
+    let mut limits = msifw_aml::Limits::default();
+    // The namespace takes at most a few dozen bytes per byte of AML (a node per name, field unit or
+    // scope); one evaluation at most `limits.memory` more. Checked first, so that a heap too small is a
+    // problem line and no failed allocation (a panic).
+    let namespace_bytes = bytes.saturating_mul(48);
+    if !crate::arch::heap::can_spare(namespace_bytes.saturating_add(2 * limits.memory as usize)) {
+        let (size, used) = heap_usage();
+        let free = size.saturating_sub(used);
+        // A smaller evaluation budget where that is enough.
+        let room = free.saturating_sub(namespace_bytes).saturating_sub(crate::arch::heap::RESERVE) / 2;
+        if room < 64 << 10 {
+            problem(
+                "capacity",
+                format_args!("AML namespace: {} KiB of DSDT/SSDTs need about {} KiB of heap, {} KiB free; _PRT and host bridges not evaluated", bytes >> 10, (namespace_bytes >> 10) + 2 * (limits.memory as usize >> 10), free >> 10),
+            );
+            return None;
+        }
+        limits.memory = room as u32;
+        crate::info!("AML evaluation memory budget cut to {=u32} KiB by the heap", limits.memory >> 10);
+    }
+    let mut regions = super::aml_regions::HardwareRegions::new(ports, mem, &boot.memmap);
+    let ns = namespace::load_with(&aml, &mut regions, limits);
+    crate::info!(
+        "AML namespace: {=usize} tables, {=usize} KiB, {=usize} root bridges, {=usize} links, {=u32} hardware reads in {=u64} us",
+        aml.len(),
+        bytes >> 10,
+        ns.roots.len(),
+        ns.links.len(),
+        regions.hardware_reads,
+        crate::time::now_us() - t0
+    );
+    for p in ns.problems.iter() {
+        problem("acpi.aml", format_args!("{p}"));
+    }
+    Some(alloc::boxed::Box::leak(alloc::boxed::Box::new(ns)))
+}
+
+fn heap_usage() -> (usize, usize) {
+    #[cfg(target_os = "none")]
+    {
+        crate::arch::heap::usage()
+    }
+    #[cfg(not(target_os = "none"))]
+    {
+        (0, 0)
+    }
 }
 
 /// Checks an ECAM window (addresses first, then a read through it against the ports' `port_id`) and maps it.

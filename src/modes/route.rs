@@ -1,6 +1,11 @@
-//! Where a function's INTx arrives: the pin swizzled through every bridge up to the root bus, then the
-//! platform's routing, in this order:
-//! 1. the DSDT's APIC-mode `_PRT` for the root slot and pin (cross-checked with the q35 chipset rule);
+//! Where a function's INTx arrives, in this order:
+//! 1. ACPI, as Linux's `acpi_pci_irq_lookup` (`drivers/acpi/pci_irq.c`): the `_PRT` of the function's bus's
+//!    ACPI companion (the host bridge for a root bus, else the bridge above found by its chain of `_ADR`s
+//!    from the root bridge down, as `acpi_find_child_device` matches them) with the function's own slot
+//!    and pin; where that companion has no `_PRT`, the pin swizzled to the bridge and the bridge's bus
+//!    tried, up to the root bridge's `_PRT`. A link's GSI is its `_CRS` (APIC mode); a link or `_PRT` that
+//!    cannot be evaluated statically is a route error (undescribed), never a guessed GSI. On bus 0 of the
+//!    known chipsets the rule's GSI is held against it (q35: GSI 16 + PIRQ; i440fx: the PIIX3 registers);
 //! 2. without ACPI, the MP table's I/O interrupt entries: the function's own bus, device and pin, then each
 //!    bridge above it with the swizzled pin, up to a bus the table covers (Linux's `pirq_enable_irq`; no
 //!    fuzzy match on another pin of the device, see `platform::mptable`), cross-checked on i440fx with the
@@ -15,7 +20,8 @@ use crate::bus::pci::{Bdf, ConfigRegion};
 use crate::irq::intx::IntxRoute;
 use crate::irq::routing::{self, Pin};
 use crate::platform::acpi::{MadtInfo, Polarity, TriggerMode};
-use crate::platform::{mptable, prt};
+use crate::platform::mptable;
+use crate::platform::namespace::{Cause, NsError, PciNamespace, Route, Target};
 
 /// The host chipset, told apart by the host bridge at 00:00.0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -109,15 +115,30 @@ pub enum RouteError {
         /// Root pin (0 = INTA).
         pin: Pin,
     },
-    /// The function's interrupt arrives at another root bus than the first (a host bridge such as QEMU's
-    /// expanders, whose `_PRT` is a Method msifw cannot evaluate): no trustworthy route.
+    /// The function's interrupt arrives at another root bus than the first, which no ACPI `_PRT`
+    /// describes and no chipset rule covers: no trustworthy route.
     OtherRootBus(u8),
+    /// The `_PRT` that describes the function's route (of its bus's companion or one above) cannot be
+    /// evaluated statically.
+    PrtUnevaluable(&'static NsError),
+    /// The `_PRT` entry names a link whose current interrupt cannot be read statically (or that is
+    /// disabled: msifw runs no `_SRS`).
+    LinkUnresolved(&'static NsError),
 }
 
 impl RouteError {
     /// Whether the platform simply does not describe the route (a SKIP, not a device failure).
     pub fn undescribed(&self) -> bool {
-        matches!(self, Self::NoPin(_) | Self::Unrouted { .. } | Self::NoMpEntry { .. } | Self::Unavailable(_) | Self::OtherRootBus(_))
+        matches!(
+            self,
+            Self::NoPin(_)
+                | Self::Unrouted { .. }
+                | Self::NoMpEntry { .. }
+                | Self::Unavailable(_)
+                | Self::OtherRootBus(_)
+                | Self::PrtUnevaluable(_)
+                | Self::LinkUnresolved(_)
+        )
     }
 }
 
@@ -138,8 +159,10 @@ impl core::fmt::Display for RouteError {
                 (b'A' + pin) as char
             ),
             Self::OtherRootBus(b) => {
-                write!(f, "it is on root bus {b:#04x}, whose host bridge's routing (_PRT) is not static; msifw routes INTx only from bus 0's static tables")
+                write!(f, "it is on root bus {b:#04x}, which no ACPI _PRT describes and no chipset rule covers")
             }
+            Self::PrtUnevaluable(e) => write!(f, "its routing _PRT {e}"),
+            Self::LinkUnresolved(e) => write!(f, "its interrupt link {e}"),
         }
     }
 }
@@ -169,8 +192,89 @@ pub fn root_slot_pin(pci: &Enumeration, f: &Function) -> Result<(u8, Pin), Route
     Err(RouteError::NoBridgeTo(bdf.bus))
 }
 
-/// A DSDT lookup: root slot and pin to (GSI, level, active-low).
-pub type DsdtLookup<'a> = &'a dyn Fn(u8, Pin) -> Option<(u32, bool, bool)>;
+/// What the ACPI namespace says about a function's INTx.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AcpiRoute {
+    /// A `_PRT` entry: the route, and the bus, slot and pin it was matched at.
+    Found(IntxRoute, u8, u8, Pin),
+    /// No companion on the way up has a `_PRT` (a root bus the namespace does not describe, a root bridge
+    /// without `_PRT`): other sources decide.
+    NotDescribed,
+}
+
+/// The bridge functions from the root bus down to the one whose secondary bus is `bus`, and that root bus
+/// (`None`: a bridge chain that does not lead up to a bus without a bridge above).
+fn bridges_above(pci: &Enumeration, bus: u8) -> Option<(u8, alloc::vec::Vec<&Function>)> {
+    let mut chain = alloc::vec::Vec::new();
+    let mut at = bus;
+    for _ in 0..256 {
+        match pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == at)) {
+            Some(b) => {
+                chain.push(b);
+                at = b.bdf.bus;
+            }
+            None => {
+                chain.reverse();
+                return Some((at, chain));
+            }
+        }
+    }
+    None
+}
+
+/// The `_PRT` of `bus`'s ACPI companion: `None` when there is no companion with one.
+fn companion_prt(ns: &'static PciNamespace, pci: &Enumeration, bus: u8) -> Option<Result<&'static [Route], &'static NsError>> {
+    let (root_bus, chain) = bridges_above(pci, bus)?;
+    // The host bridge whose bus range starts at the root bus (Linux: the root's secondary bus).
+    let root = ns.roots.iter().find(|r| r.present && r.segment() == Ok(0) && r.buses.as_ref().is_ok_and(|b| b.0 == root_bus))?;
+    if chain.is_empty() {
+        return match &root.prt {
+            Ok(Some(prt)) => Some(Ok(prt)),
+            Err(e) => Some(Err(e)),
+            Ok(None) => None,
+        };
+    }
+    // Linux acpi_find_child_device: each bridge's companion is the child of the one above whose _ADR is
+    // exactly (device << 16 | function).
+    let adrs = chain.iter().map(|b| Some((u32::from(b.bdf.dev) << 16) | u32::from(b.bdf.func)));
+    let adrs: alloc::vec::Vec<Option<u32>> = adrs.collect();
+    root.bridges.iter().find(|b| b.adr_chain == adrs).map(|b| b.prt.as_deref())
+}
+
+/// `f`'s INTx as Linux's `acpi_pci_irq_lookup` finds it: its own bus's companion `_PRT` with its slot and
+/// pin, else swizzled through each bridge above and that bridge's bus's companion tried.
+pub fn acpi_lookup(pci: &Enumeration, ns: &'static PciNamespace, f: &Function) -> Result<AcpiRoute, RouteError> {
+    let mut pin = f.interrupt_pin.checked_sub(1).filter(|p| *p < 4).ok_or(RouteError::NoPin(f.interrupt_pin))?;
+    let mut bdf = f.bdf;
+    for _ in 0..256 {
+        let bridge = pci.functions.iter().find(|b| b.bridge_buses.is_some_and(|(sec, _)| sec == bdf.bus));
+        match companion_prt(ns, pci, bdf.bus) {
+            Some(Err(e)) => return Err(RouteError::PrtUnevaluable(e)),
+            Some(Ok(prt)) => {
+                if let Some(entry) = prt.iter().find(|r| r.slot == bdf.dev && r.pin == pin) {
+                    let route = match &entry.target {
+                        // ACPI 6.5 §6.2.13: a GSI entry is level-triggered, active low (Linux likewise).
+                        Target::Gsi(gsi) => IntxRoute { gsi: *gsi, level: true, active_low: true },
+                        Target::Link { resolved: Ok(l), .. } => IntxRoute { gsi: l.gsi, level: l.level, active_low: l.active_low },
+                        Target::Link { resolved: Err(e), .. } => return Err(RouteError::LinkUnresolved(e)),
+                    };
+                    return Ok(AcpiRoute::Found(route, bdf.bus, bdf.dev, pin));
+                }
+                if bridge.is_none() {
+                    // The root bridge's _PRT has no entry for it: the namespace says nothing routes it.
+                    return Err(RouteError::Unrouted { slot: bdf.dev, pin });
+                }
+            }
+            None => {}
+        }
+        let Some(bridge) = bridge else {
+            return Ok(AcpiRoute::NotDescribed);
+        };
+        pin = routing::swizzle(bdf.dev, pin);
+        bdf = bridge.bdf;
+    }
+    Err(RouteError::NoBridgeTo(bdf.bus))
+}
 
 /// The MP table's PCI interrupt entries, as routes.
 pub trait MpRoutes {
@@ -188,8 +292,8 @@ pub type MpLookup<'a> = &'a dyn MpRoutes;
 pub struct Sources<'a> {
     /// The host chipset.
     pub chipset: Chipset,
-    /// The DSDT's static `_PRT`.
-    pub dsdt: Option<DsdtLookup<'a>>,
+    /// The ACPI namespace's `_PRT`s (with a root bridge whose `_PRT` is usable).
+    pub acpi: Option<&'static PciNamespace>,
     /// The MP table (given only when there is no ACPI).
     pub mp: Option<MpLookup<'a>>,
     /// The MADT, for the PIIX3 rule's ISA overrides.
@@ -198,23 +302,36 @@ pub struct Sources<'a> {
 
 impl core::fmt::Debug for Sources<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("Sources").field("chipset", &self.chipset).field("dsdt", &self.dsdt.is_some()).field("mp", &self.mp.is_some()).finish()
+        f.debug_struct("Sources").field("chipset", &self.chipset).field("acpi", &self.acpi.is_some()).field("mp", &self.mp.is_some()).finish()
     }
 }
 
 /// Resolves `f`'s INTx route on this platform.
 pub fn resolve(pci: &Enumeration, cfg: &dyn ConfigRegion, sources: &Sources<'_>, f: &Function) -> Result<Routed, RouteError> {
-    let (slot, pin) = root_slot_pin(pci, f)?;
     let chipset = sources.chipset;
-    if let Some((gsi, level, active_low)) = sources.dsdt.and_then(|lookup| lookup(slot, pin)) {
-        let rule = (chipset == Chipset::Q35).then(|| routing::q35_chipset_gsi(slot, pin));
-        return Ok(Routed {
-            route: IntxRoute { gsi, level, active_low },
-            source: RouteSource::Dsdt,
-            root: (slot, pin),
-            disagreement: rule.filter(|&g| g != gsi),
-        });
+    if let Some(ns) = sources.acpi {
+        let found = match acpi_lookup(pci, ns, f) {
+            // A link the boot firmware left disabled (Linux would program it with _SRS, which msifw does not
+            // run): where the chipset's own wiring is known, it routes (ICH9: PIRQx reaches IOAPIC input
+            // 16 + x whatever the route register says).
+            Err(RouteError::LinkUnresolved(e)) if matches!(e.cause, Cause::LinkDisabled) && chipset == Chipset::Q35 => {
+                let (slot, pin) = root_slot_pin(pci, f).map_err(|_| RouteError::LinkUnresolved(e))?;
+                let route = IntxRoute { gsi: routing::q35_chipset_gsi(slot, pin), level: true, active_low: false };
+                return Ok(Routed { route, source: RouteSource::ChipsetRule, root: (slot, pin), disagreement: None });
+            }
+            other => other?,
+        };
+        if let AcpiRoute::Found(route, bus, slot, pin) = found {
+            // The chipset's own rule for a bus-0 slot, held against the table.
+            let rule = match (chipset, bus) {
+                (Chipset::Q35, 0) => Some(routing::q35_chipset_gsi(slot, pin)),
+                (Chipset::I440fx, 0) => piix_route(cfg, sources.madt, slot, pin).ok().map(|r| r.gsi),
+                _ => None,
+            };
+            return Ok(Routed { route, source: RouteSource::Dsdt, root: (slot, pin), disagreement: rule.filter(|&g| g != route.gsi) });
+        }
     }
+    let (slot, pin) = root_slot_pin(pci, f)?;
     if let Some(mp) = sources.mp {
         if let Some(route) = mp_route(pci, mp, f) {
             // On i440fx the PIIX3 registers say the same (SeaBIOS writes each entry from them); on q35 both the
@@ -322,8 +439,8 @@ pub struct Routing<'a> {
     pub chipset: Chipset,
     /// The MADT, for the PIIX3 rule's ISA overrides.
     pub madt: Option<&'a MadtInfo>,
-    /// The DSDT's APIC-mode routing package.
-    pub dsdt: Option<&'a prt::Routing>,
+    /// The ACPI namespace's `_PRT`s, when a present root bridge has a usable one.
+    pub acpi: Option<&'static PciNamespace>,
     /// The MP table, as a routing source (only without ACPI).
     pub mp: Option<&'a mptable::MpTable<'static>>,
     /// Each IOAPIC's (ID, first GSI), for the MP table's destinations.
@@ -336,7 +453,7 @@ impl core::fmt::Debug for Routing<'_> {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("Routing")
             .field("chipset", &self.chipset)
-            .field("dsdt", &self.dsdt.is_some())
+            .field("acpi", &self.acpi.is_some())
             .field("mp", &self.mp.is_some())
             .field("unavailable", &self.unavailable)
             .finish()
@@ -357,14 +474,14 @@ impl Routing<'_> {
             (_, false, Some(_)) => {
                 Some("no INTx routing source: no ACPI tables, an MP table without PCI interrupt entries, and no known rule for this host bridge")
             }
-            (_, true, _) => Some("no INTx routing source: no DSDT routing package msifw can read, and no known rule for this host bridge"),
+            (_, true, _) => Some("no INTx routing source: no root bridge _PRT msifw can evaluate, and no known rule for this host bridge"),
         }
     }
 
     /// Where INTx routing comes from, for the `platform` record.
     pub fn kind(&self) -> &'static str {
         let mp_entries = self.mp.is_some_and(|t| t.pci_entries().next().is_some());
-        match (self.unavailable, self.dsdt, mp_entries) {
+        match (self.unavailable, self.acpi, mp_entries) {
             (Some(_), _, _) => "none",
             (None, Some(_), _) => "acpi-prt",
             (None, None, true) => "mp-table",
@@ -377,11 +494,10 @@ impl Routing<'_> {
         if let Some(why) = self.unavailable {
             return Err(RouteError::Unavailable(why));
         }
-        let dsdt_lookup = |slot: u8, pin: u8| self.dsdt?.gsi(slot, pin).map(|r| (r.gsi, r.level, r.active_low));
         let mp_routes = self.mp.map(|table| MpTableRoutes { table, ioapic_ids: self.ioapic_ids });
         let sources = Sources {
             chipset: self.chipset,
-            dsdt: self.dsdt.map(|_| &dsdt_lookup as DsdtLookup),
+            acpi: self.acpi,
             mp: mp_routes.as_ref().map(|m| m as MpLookup),
             madt: self.madt,
         };
@@ -396,7 +512,51 @@ mod tests {
     use crate::bus::pci::enumerate;
 
     fn only(chipset: Chipset) -> Sources<'static> {
-        Sources { chipset, dsdt: None, mp: None, madt: None }
+        Sources { chipset, acpi: None, mp: None, madt: None }
+    }
+
+    use crate::platform::namespace::{BridgePrt, BusSource, LinkIrq, RootBridge};
+
+    fn root_bridge(path: &str, first: u8, prt: Option<Result<std::vec::Vec<Route>, NsError>>, bridges: std::vec::Vec<BridgePrt>) -> RootBridge {
+        RootBridge {
+            path: path.into(),
+            present: true,
+            sta: Ok(None),
+            bbn: Ok(Some(first.into())),
+            seg: Ok(None),
+            uid: Ok(None),
+            buses: Ok((first, 0xFF)),
+            buses_from: BusSource::Bbn,
+            crs_raw: Ok(None),
+            crs: Ok(None),
+            cba: Ok(None),
+            prt: match prt {
+                None => Ok(None),
+                Some(Ok(p)) => Ok(Some(p)),
+                Some(Err(e)) => Err(e),
+            },
+            bridges,
+        }
+    }
+
+    fn gsi(slot: u8, pin: u8, gsi: u32) -> Route {
+        Route { slot, pin, target: Target::Gsi(gsi) }
+    }
+
+    fn namespace(roots: std::vec::Vec<RootBridge>) -> &'static PciNamespace {
+        Box::leak(Box::new(PciNamespace { roots, links: std::vec::Vec::new(), problems: std::vec::Vec::new() }))
+    }
+
+    fn q35_prt() -> std::vec::Vec<Route> {
+        (0..32).flat_map(|s| (0..4).map(move |p| gsi(s, p, routing::q35_chipset_gsi(s, p)))).collect()
+    }
+
+    fn acpi(ns: &'static PciNamespace, chipset: Chipset) -> Sources<'static> {
+        Sources { acpi: Some(ns), ..only(chipset) }
+    }
+
+    fn failed(path: &str) -> NsError {
+        NsError { path: path.into(), cause: Cause::LinkDisabled }
     }
 
     fn q35_with_root_port() -> (SimConfig, Enumeration) {
@@ -428,12 +588,110 @@ mod tests {
     fn dsdt_wins_and_disagreement_is_reported() {
         let (sim, e) = q35_with_root_port();
         let f = e.get(Bdf::new(0, 2, 0)).unwrap();
-        let good = |slot: u8, pin: u8| Some((routing::q35_chipset_gsi(slot, pin), true, false));
-        let r = resolve(&e, &sim, &Sources { dsdt: Some(&good), ..only(Chipset::Q35) }, f).unwrap();
-        assert_eq!((r.route.gsi, r.source, r.disagreement), (22, RouteSource::Dsdt, None));
-        let odd = |_: u8, _: u8| Some((19, true, false));
-        let r = resolve(&e, &sim, &Sources { dsdt: Some(&odd), ..only(Chipset::Q35) }, f).unwrap();
+        let good = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![])]);
+        let r = resolve(&e, &sim, &acpi(good, Chipset::Q35), f).unwrap();
+        assert_eq!((r.route, r.source, r.disagreement), (IntxRoute { gsi: 22, level: true, active_low: true }, RouteSource::Dsdt, None));
+        let odd = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(vec![gsi(2, 0, 19)])), vec![])]);
+        let r = resolve(&e, &sim, &acpi(odd, Chipset::Q35), f).unwrap();
         assert_eq!((r.route.gsi, r.disagreement), (19, Some(22)));
+    }
+
+    /// 01:00.0 (edu, INTA) behind the root port at 00:07.0.
+    fn edu(e: &Enumeration) -> &Function {
+        e.get(Bdf::new(1, 0, 0)).unwrap()
+    }
+
+    #[test]
+    fn a_bridge_prt_is_used_with_the_functions_own_slot_and_pin() {
+        let (sim, e) = q35_with_root_port();
+        // The root port's companion (_ADR 0x70000) has a _PRT of its own (an AMD bridge's GSIs).
+        let port = BridgePrt { path: "\\_SB.PCI0.RP07".into(), adr_chain: vec![Some(0x0007_0000)], prt: Ok(vec![gsi(0, 0, 40), gsi(0, 1, 41)]) };
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![port])]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e)).unwrap();
+        assert_eq!((r.route.gsi, r.root, r.source, r.disagreement), (40, (0, 0), RouteSource::Dsdt, None), "not the swizzled root entry (23)");
+        // A bridge _PRT under another _ADR chain is not this port's.
+        let other = BridgePrt { path: "\\_SB.PCI0.RP06".into(), adr_chain: vec![Some(0x0006_0000)], prt: Ok(vec![gsi(0, 0, 40)]) };
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![other])]);
+        assert_eq!(resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e)).map(|r| r.route.gsi), Ok(23));
+    }
+
+    #[test]
+    fn without_a_bridge_prt_the_pin_is_swizzled_to_the_parent() {
+        let (sim, e) = q35_with_root_port();
+        // No companion _PRT: 01:00.0 INTA -> 00:07.0 INTA, the root _PRT's entry (23 on q35).
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![])]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e)).unwrap();
+        assert_eq!((r.route.gsi, r.root, r.source), (23, (7, 0), RouteSource::Dsdt));
+        // A bridge _PRT without an entry for the slot and pin: swizzled up as well (Linux walks on).
+        let port = BridgePrt { path: "\\_SB.PCI0.RP07".into(), adr_chain: vec![Some(0x0007_0000)], prt: Ok(vec![gsi(1, 0, 40)]) };
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![port])]);
+        assert_eq!(resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e)).map(|r| r.route.gsi), Ok(23));
+        // The root _PRT without the entry: unrouted (a skip), not the chipset rule.
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(vec![gsi(2, 0, 22)])), vec![])]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e));
+        assert_eq!(r, Err(RouteError::Unrouted { slot: 7, pin: 0 }));
+        assert!(r.unwrap_err().undescribed());
+    }
+
+    #[test]
+    fn a_link_is_resolved_from_its_crs() {
+        let (sim, e) = q35_with_root_port();
+        let link = |resolved| Route { slot: 7, pin: 0, target: Target::Link { path: "\\_SB.LNKA".into(), index: 0, resolved } };
+        let l = LinkIrq { gsi: 17, level: true, active_low: false };
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(vec![link(Ok(l))])), vec![])]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Unknown), edu(&e)).unwrap();
+        assert_eq!((r.route, r.source), (IntxRoute { gsi: 17, level: true, active_low: false }, RouteSource::Dsdt));
+    }
+
+    #[test]
+    fn an_unresolvable_link_or_prt_is_an_undescribed_route_not_a_guess() {
+        let (sim, e) = q35_with_root_port();
+        let err: &'static NsError = Box::leak(Box::new(NsError { path: "\\_SB.LNKA".into(), cause: Cause::NoInterrupt }));
+        let link = Route { slot: 7, pin: 0, target: Target::Link { path: "\\_SB.LNKA".into(), index: 0, resolved: Err(err.clone()) } };
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(vec![link])), vec![])]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e));
+        assert_eq!(r, Err(RouteError::LinkUnresolved(err)), "not the q35 rule's 23");
+        assert!(r.unwrap_err().undescribed());
+        assert!(r.unwrap_err().to_string().contains("\\_SB.LNKA"));
+        // A bridge _PRT that cannot be evaluated stops the walk (the swizzled root entry may be wrong).
+        let port = BridgePrt { path: "\\_SB.PCI0.RP07".into(), adr_chain: vec![Some(0x0007_0000)], prt: Err(failed("\\_SB.PCI0.RP07._PRT")) };
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![port])]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e));
+        assert!(matches!(r, Err(RouteError::PrtUnevaluable(e)) if e.path.ends_with("RP07._PRT")), "{r:?}");
+    }
+
+    #[test]
+    fn a_disabled_link_on_q35_is_routed_by_the_ich9_rule() {
+        let (sim, e) = q35_with_root_port();
+        let err: &'static NsError = Box::leak(Box::new(failed("\\_SB.LNKA")));
+        let link = Route { slot: 7, pin: 0, target: Target::Link { path: "\\_SB.LNKA".into(), index: 0, resolved: Err(err.clone()) } };
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(vec![link])), vec![])]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), edu(&e)).unwrap();
+        assert_eq!((r.route.gsi, r.source), (23, RouteSource::ChipsetRule));
+        // No rule known: the link's error.
+        assert_eq!(resolve(&e, &sim, &acpi(ns, Chipset::Unknown), edu(&e)), Err(RouteError::LinkUnresolved(err)));
+    }
+
+    #[test]
+    fn another_root_bus_is_routed_from_its_own_root_bridge() {
+        let sim = SimConfig::default();
+        sim.add(Bdf::new(0, 0, 0), 0x8086, 0x29c0, 0x060000);
+        let rp = sim.add(Bdf::new(0x80, 0, 0), 0x1b36, 0x000c, 0x060400);
+        sim.poke(rp, 0x0E, &[0x01]);
+        sim.poke(rp, 0x19, &[0x81, 0x81]);
+        let edu = sim.add(Bdf::new(0x81, 0, 0), 0x1234, 0x11e8, 0x00ff00);
+        sim.poke(edu, 0x3D, &[1]);
+        let mut e = Enumeration::new();
+        enumerate::enumerate_roots(&sim, &[(0, 0x7F), (0x80, 0x81)], &mut e);
+        let ns = namespace(vec![
+            root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![]),
+            root_bridge("\\_SB.PC80", 0x80, Some(Ok(vec![gsi(0, 0, 18)])), vec![]),
+        ]);
+        let r = resolve(&e, &sim, &acpi(ns, Chipset::Q35), e.get(edu).unwrap()).unwrap();
+        assert_eq!((r.route.gsi, r.root, r.disagreement), (18, (0, 0), None), "no bus-0 rule held against another root bus");
+        // Without the expander in the namespace: as before, not routed.
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(q35_prt())), vec![])]);
+        assert_eq!(resolve(&e, &sim, &acpi(ns, Chipset::Q35), e.get(edu).unwrap()), Err(RouteError::OtherRootBus(0x80)));
     }
 
     #[test]
@@ -542,9 +800,9 @@ mod tests {
         let mp = Sources { mp: Some(&own), ..only(Chipset::I440fx) };
         let r = resolve(&e, &sim, &mp, e.get(Bdf::new(1, 0, 0)).unwrap()).unwrap();
         assert_eq!((r.route.gsi, r.source, r.disagreement), (17, RouteSource::MpTable, Some(10)), "the PIIX3 registers say 10");
-        // DSDT routing, where present, comes first.
-        let dsdt = |_: u8, _: u8| Some((20, true, false));
-        let both = Sources { dsdt: Some(&dsdt), ..mp };
+        // ACPI routing, where present, comes first.
+        let ns = namespace(vec![root_bridge("\\_SB.PCI0", 0, Some(Ok(vec![gsi(5, 0, 20)])), vec![])]);
+        let both = Sources { acpi: Some(ns), ..mp };
         assert_eq!(resolve(&e, &sim, &both, e.get(Bdf::new(1, 0, 0)).unwrap()).map(|r| r.source), Ok(RouteSource::Dsdt));
     }
 
@@ -606,7 +864,7 @@ mod platform_tests {
         Routing {
             chipset,
             madt: None,
-            dsdt: None,
+            acpi: None,
             mp,
             ioapic_ids: &[(0, 0)],
             unavailable: Routing::unavailable_reason(ioapics, false, mp, false, chipset),
@@ -631,7 +889,7 @@ mod platform_tests {
         let r = routing(Some(table(false)), 0, Chipset::I440fx);
         assert!(r.unavailable.is_some_and(|w| w.contains("no usable IOAPIC")));
         // With ACPI: the DSDT or the chipset; the MP table is not a source.
-        assert_eq!(Routing::unavailable_reason(1, true, None, false, Chipset::Unknown).map(|w| w.contains("no DSDT routing")), Some(true));
+        assert_eq!(Routing::unavailable_reason(1, true, None, false, Chipset::Unknown).map(|w| w.contains("no root bridge _PRT")), Some(true));
         assert_eq!(Routing::unavailable_reason(1, true, None, true, Chipset::Unknown), None);
     }
 

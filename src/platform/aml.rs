@@ -1,8 +1,9 @@
-//! The AML byte scanner shared by the DSDT readers ([`super::prt`], [`super::crs`], [`super::hostbridge`]):
-//! finding named objects (`Name`, `Device`, `Scope`, `Method`) by a byte-pattern search, a bounds-checked
-//! cursor that decodes the few AML encodings they need (PkgLength, integer constants, NameStrings, package
-//! headers, static buffers), and the framing of resource templates. It is not an interpreter: nothing is
-//! evaluated, and a value computed at run time (a Method) is reported as such by the callers.
+//! The AML byte scanner left for [`super::crs`] (`host_bridge_windows` and the resource-template framing
+//! `parse_template` uses): finding named objects (`Name`, `Device`, `Scope`, `Method`) by a byte-pattern
+//! search, a bounds-checked cursor that decodes the few AML encodings they need (PkgLength, integer
+//! constants, NameStrings, static buffers), and the framing of resource templates. It is not an
+//! interpreter; the firmware's root bridges and routing come from the evaluator (`super::namespace`), and
+//! the scan goes once `crs` no longer uses it.
 //!
 //! Every function is total: any byte string gives a value or a typed [`AmlError`], never a panic. Every read is
 //! bounds-checked, every PkgLength is checked against its container, no loop runs longer than its input, nothing
@@ -38,11 +39,10 @@ pub(crate) const BYTE_PREFIX: u8 = 0x0A;
 pub(crate) const WORD_PREFIX: u8 = 0x0B;
 pub(crate) const DWORD_PREFIX: u8 = 0x0C;
 pub(crate) const QWORD_PREFIX: u8 = 0x0E;
-pub(crate) const STRING_PREFIX: u8 = 0x0D;
+#[cfg(test)]
+const STRING_PREFIX: u8 = 0x0D;
 pub(crate) const SCOPE_OP: u8 = 0x10;
 pub(crate) const BUFFER_OP: u8 = 0x11;
-pub(crate) const PACKAGE_OP: u8 = 0x12;
-pub(crate) const VAR_PACKAGE_OP: u8 = 0x13;
 pub(crate) const METHOD_OP: u8 = 0x14;
 pub(crate) const DUAL_NAME_PREFIX: u8 = 0x2E;
 pub(crate) const MULTI_NAME_PREFIX: u8 = 0x2F;
@@ -50,7 +50,6 @@ pub(crate) const EXT_OP_PREFIX: u8 = 0x5B;
 pub(crate) const DEVICE_OP: u8 = 0x82;
 pub(crate) const ROOT_CHAR: u8 = 0x5C;
 pub(crate) const PARENT_PREFIX_CHAR: u8 = 0x5E;
-pub(crate) const RETURN_OP: u8 = 0xA4;
 pub(crate) const ONES_OP: u8 = 0xFF;
 
 // Resource template framing (ACPI 6.5 §6.4).
@@ -311,33 +310,6 @@ impl Iterator for NameHits<'_> {
     }
 }
 
-/// The innermost `Device` starting at or after `lo` whose body holds `at`, found by scanning backwards from
-/// `at` for `ExtOpPrefix DeviceOp` and checking PkgLength and NameString.
-pub(crate) fn innermost_device(aml: &[u8], lo: usize, at: usize) -> Option<Hit> {
-    let window = aml.get(lo..at)?;
-    for i in (0..window.len().saturating_sub(1)).rev() {
-        if window.get(i..i + 2) != Some(&[EXT_OP_PREFIX, DEVICE_OP]) {
-            continue;
-        }
-        let op_at = lo + i;
-        let mut a = Aml::new(aml, op_at + 2, aml.len());
-        let Ok(body_end) = a.pkg_length() else {
-            continue;
-        };
-        let Ok(Some(_)) = a.name_string() else {
-            continue;
-        };
-        if a.pos <= at && at < body_end {
-            return Some(Hit {
-                op_at,
-                name_end: a.pos,
-                body_end,
-            });
-        }
-    }
-    None
-}
-
 // ---------------------------------------------------------------------------------------------------------------
 // AML decoding
 // ---------------------------------------------------------------------------------------------------------------
@@ -464,28 +436,6 @@ impl<'a> Aml<'a> {
         }
         Ok(seg)
     }
-
-    /// `PackageOp PkgLength NumElements` or `VarPackageOp PkgLength VarNumElements` (an integer constant here);
-    /// returns the declared element count and the package's end.
-    pub(crate) fn package_header(&mut self) -> Result<(u64, usize), AmlError> {
-        let at = self.pos;
-        match self.byte()? {
-            PACKAGE_OP => {
-                let end = self.pkg_length()?;
-                let count = self.within(end).byte()?;
-                self.pos += 1;
-                Ok((u64::from(count), end))
-            }
-            VAR_PACKAGE_OP => {
-                let end = self.pkg_length()?;
-                let mut inner = self.within(end);
-                let count = inner.integer()?;
-                self.pos = inner.pos;
-                Ok((count, end))
-            }
-            op => Err(AmlError::UnexpectedOpcode { at, op }),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -546,8 +496,6 @@ mod tests {
         assert_eq!(names, [Hit { op_at: 14, name_end: 19, body_end: 20 }]);
         assert_eq!(NameHits::within(&aml, 20, aml.len(), *b"_ADR", Kind::Name).next(), None);
         assert_eq!(NameHits::new(&aml, *b"PCI0", Kind::Method).next(), None);
-        assert_eq!(innermost_device(&aml, 0, 15), Some(devices[0]));
-        assert_eq!(innermost_device(&aml, 0, 22), None, "the string lies after the device's body");
     }
 
     #[test]

@@ -5,7 +5,6 @@ pub mod acpi;
 pub mod aml;
 pub mod crs;
 pub mod ecam;
-pub mod hostbridge;
 pub mod mptable;
 pub mod namespace;
 // `cargo run -- tables DIR`: the host tool's pre-flight over a machine's table files.

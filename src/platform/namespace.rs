@@ -31,7 +31,7 @@ use core::cell::RefCell;
 use core::fmt;
 
 use msifw_aml::pci::{self, PrtEntry};
-use msifw_aml::{Aml, Budget, ErrorKind, NodeId, Obj, Regions, Value};
+use msifw_aml::{Aml, Budget, ErrorKind, Limits, NodeId, Obj, Regions, Value};
 
 use super::crs::{self, CrsError, HostWindows};
 
@@ -533,11 +533,17 @@ fn from_eval<T>(aml: &Aml, node: NodeId, seg: &[u8; 4], v: pci::Eval<T>) -> Opt<
 /// reads every root bridge, every `_PRT` and every link. Operation-region accesses go to `regions`
 /// (PCI_Config ones at [`pci_config_address`]).
 pub fn load(tables: &[&[u8]], regions: &mut dyn Regions) -> PciNamespace {
+    load_with(tables, regions, Limits::default())
+}
+
+/// [`load`] with the evaluator's budgets given (the firmware fits the memory budget to its heap).
+pub fn load_with(tables: &[&[u8]], regions: &mut dyn Regions, limits: Limits) -> PciNamespace {
     let map: RegionMap = Rc::new(RefCell::new(Vec::new()));
     let mut aml = Aml::new(Box::new(Located {
         inner: regions,
         map: map.clone(),
     }));
+    aml.limits = limits;
     let mut ns = PciNamespace::default();
     for (i, t) in tables.iter().enumerate() {
         if aml.load(t).is_err() {
@@ -851,6 +857,137 @@ fn link(aml: &mut Aml, node: NodeId) -> Link {
     Link { path, sta, irq }
 }
 
+// ---- Root buses ----------------------------------------------------------------------------------------
+
+/// One root bus to enumerate: the buses `first..=last` below a present host bridge of segment 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RootBus {
+    /// The root bus number.
+    pub first: u8,
+    /// The last bus number it decodes.
+    pub last: u8,
+    /// The host bridge's last name segment (`PCI0`; `----` for a bus no table lists).
+    pub bridge: [u8; 4],
+    /// Its `_CBA`.
+    pub cba: Option<u64>,
+}
+
+/// Why a present host bridge gives no root bus.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RootProblem {
+    /// Its segment cannot be evaluated.
+    Unusable(NsError),
+    /// It is in a segment other than 0, which msifw does not reach: its functions are not enumerated.
+    OtherSegment {
+        /// The bridge's path.
+        bridge: String,
+        /// Its segment.
+        segment: u16,
+    },
+    /// Its bus range cannot be evaluated: the peer-bus probe finds its root bus instead.
+    BusUnknown(NsError),
+    /// Its root bus lies inside another bridge's `_CRS` range (or is the same): not scanned twice.
+    Overlap {
+        /// The bridge left out.
+        bridge: String,
+        /// The bridge whose range holds it.
+        other: String,
+    },
+}
+
+impl RootProblem {
+    /// Whether functions may have been missed because of it (a run that had it cannot pass).
+    pub fn misses_functions(&self) -> bool {
+        matches!(self, Self::Unusable(_) | Self::OtherSegment { .. })
+    }
+}
+
+impl fmt::Display for RootProblem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Unusable(e) => write!(f, "host bridge segment unknown: {e}; its root bus is not enumerated"),
+            Self::OtherSegment { bridge, segment } => write!(
+                f,
+                "host bridge {bridge} is in PCI segment {segment}; msifw reaches only segment 0, so its functions are not enumerated"
+            ),
+            Self::BusUnknown(e) => write!(f, "host bridge bus range unknown ({e}); probing the bus numbers not reached"),
+            Self::Overlap { bridge, other } => {
+                write!(f, "host bridge {bridge}'s root bus lies inside {other}'s bus range; not scanned twice")
+            }
+        }
+    }
+}
+
+/// The last segment of a path, padded with `_` (`\_SB.PCI0` -> `PCI0`).
+pub fn last_segment(path: &str) -> [u8; 4] {
+    let mut seg = *b"____";
+    let last = path.rsplit(['.', '\\']).next().unwrap_or("");
+    for (d, s) in seg.iter_mut().zip(last.bytes()) {
+        *d = s;
+    }
+    seg
+}
+
+/// The root buses of segment 0 to enumerate, lowest first, with disjoint ranges; and what was left out.
+/// Absent bridges (`_STA`) are skipped, as Linux does. A `_CRS` bus range is authoritative: a later root bus
+/// inside it is left out ([`RootProblem::Overlap`]); one from `_BBN` (or neither) runs to 0xFF and is cut
+/// before the next root bus.
+pub fn root_buses(ns: &PciNamespace) -> (Vec<RootBus>, Vec<RootProblem>) {
+    let mut candidates: Vec<(RootBus, bool, &str)> = Vec::new();
+    let mut problems = Vec::new();
+    for r in ns.roots.iter().filter(|r| r.present) {
+        match r.segment() {
+            Err(e) => {
+                problems.push(RootProblem::Unusable(e));
+                continue;
+            }
+            Ok(0) => {}
+            Ok(segment) => {
+                problems.push(RootProblem::OtherSegment { bridge: r.path.clone(), segment });
+                continue;
+            }
+        }
+        match &r.buses {
+            Err(e) => problems.push(RootProblem::BusUnknown(e.clone())),
+            Ok((first, last)) => {
+                let cba = r.cba.clone().ok().flatten();
+                let root = RootBus { first: *first, last: (*last).max(*first), bridge: last_segment(&r.path), cba };
+                candidates.push((root, r.buses_from == BusSource::Crs, &r.path));
+            }
+        }
+    }
+    // Among equal root buses the first listed stays (a stable sort).
+    candidates.sort_by_key(|(r, _, _)| r.first);
+    let mut kept: Vec<(RootBus, bool, &str)> = Vec::new();
+    for (root, known, path) in candidates {
+        let inside = kept.iter().find(|(r, k, _)| r.first == root.first || (*k && (r.first..=r.last).contains(&root.first)));
+        if let Some((_, _, other)) = inside {
+            problems.push(RootProblem::Overlap { bridge: String::from(path), other: String::from(*other) });
+            continue;
+        }
+        kept.push((root, known, path));
+    }
+    let firsts: Vec<u8> = kept.iter().map(|(r, _, _)| r.first).collect();
+    let mut roots = Vec::new();
+    for (i, (mut r, _, _)) in kept.into_iter().enumerate() {
+        if let Some(&next) = firsts.get(i + 1) {
+            r.last = r.last.min(next.saturating_sub(1));
+        }
+        roots.push(r);
+    }
+    (roots, problems)
+}
+
+/// Whether some present host bridge's root bus is unknown, so the bus numbers not reached must be probed.
+pub fn needs_peer_probe(problems: &[RootProblem]) -> bool {
+    problems.iter().any(|p| matches!(p, RootProblem::BusUnknown(_)))
+}
+
+/// Whether INTx routing can come from the namespace: some present root bridge's `_PRT` evaluated.
+pub fn has_routing(ns: &PciNamespace) -> bool {
+    ns.roots.iter().any(|r| r.present && matches!(r.prt, Ok(Some(_))))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1107,6 +1244,40 @@ mod tests {
         );
         assert!(ns.roots[1].prt.is_err());
         assert!(ns.problems.is_empty(), "{:?}", ns.problems);
+    }
+
+    #[test]
+    fn root_buses_of_several_bridges() {
+        // PCI0 from _CRS 00-7f; PC80 from _BBN 0x80 (to 0xFF, cut before PCF0); PCF0 _BBN 0xF0; PCI1 in
+        // segment 1; PCI2 inside PCI0's _CRS range; PCI3 absent.
+        let crs = |lo: u8, hi: u8| -> Vec<u8> {
+            let t = [0x88, 0x0D, 0x00, 0x02, 0x0C, 0x00, 0, 0, lo, 0, hi, 0, 0, 0, hi - lo + 1, 0, 0x79, 0x00];
+            [&[0x08][..], b"_CRS", &[0x11, (t.len() + 3) as u8, 0x0A, t.len() as u8], &t].concat()
+        };
+        let t = dsdt(&[
+            device(b"PCF0", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_BBN", 0xF0)].concat()),
+            device(b"PCI0", &[name_int(b"_HID", HID_PNP0A03), crs(0, 0x7F)].concat()),
+            device(b"PC80", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_BBN", 0x80), name_int(b"_CBA", 0xB000_0000)].concat()),
+            device(b"PCI1", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_SEG", 1)].concat()),
+            device(b"PCI2", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_BBN", 0x10)].concat()),
+            device(b"PCI3", &[name_int(b"_HID", HID_PNP0A03), name_int(b"_STA", 0), name_int(b"_BBN", 0x20)].concat()),
+        ]
+        .concat());
+        let ns = load(&[&t], &mut Overlay::new());
+        assert!(ns.problems.is_empty(), "{:?}", ns.problems);
+        let (roots, problems) = root_buses(&ns);
+        let got: Vec<_> = roots.iter().map(|r| (r.first, r.last, &r.bridge, r.cba)).collect();
+        assert_eq!(got, [(0, 0x7F, b"PCI0", None), (0x80, 0xEF, b"PC80", Some(0xB000_0000)), (0xF0, 0xFF, b"PCF0", None)]);
+        assert_eq!(
+            problems,
+            [
+                RootProblem::OtherSegment { bridge: "\\PCI1".to_string(), segment: 1 },
+                RootProblem::Overlap { bridge: "\\PCI2".to_string(), other: "\\PCI0".to_string() }
+            ]
+        );
+        assert!(problems[0].misses_functions() && !problems[1].misses_functions());
+        assert!(problems[0].to_string().contains("\\PCI1 is in PCI segment 1"));
+        assert_eq!(last_segment("\\_SB.PC0"), *b"PC0_");
     }
 
     #[test]
