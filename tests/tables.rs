@@ -147,6 +147,11 @@ fn qemu_q35_tables_give_pci0_its_routing_and_the_madt() {
             .all(|e| e["gsi"].as_u64().is_some_and(|g| (16..=23).contains(&g))),
         "{stdout}"
     );
+    assert_eq!(
+        doc["root_buses"],
+        serde_json::json!([{"bridge": "PCI0", "first": 0, "last": 255, "cba": null}])
+    );
+    assert_eq!(doc["peer_probe"], false);
     let madt = &doc["madt"];
     assert_eq!(
         (madt["cpus_enabled"].as_u64(), madt["cpus_total"].as_u64()),

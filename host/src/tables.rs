@@ -280,6 +280,12 @@ pub struct Preflight {
     pub tables: Vec<TableSeen>,
     /// Every PCI root bridge (`_HID`/`_CID` PNP0A03 or PNP0A08) in namespace order.
     pub root_bridges: Vec<RootBridge>,
+    /// The root buses msifw enumerates (present host bridges of segment 0, lowest first), each from
+    /// its first bus along bridges.
+    pub root_buses: Vec<RootBus>,
+    /// Whether msifw would also probe the bus numbers no root bus reaches (a host bridge's bus range
+    /// unknown), as Linux's `pci=lastbus=255` does.
+    pub peer_probe: bool,
     /// The MADT as the firmware parsed it; `None` when it has none it can use.
     pub madt: Option<Madt>,
     /// The MCFG's ECAM windows the firmware keeps.
@@ -336,6 +342,19 @@ pub struct RootBridge {
     pub has_prt: bool,
     /// Every device below it with a `_PRT`.
     pub bridges: Vec<Bridge>,
+}
+
+/// A root bus msifw enumerates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RootBus {
+    /// The host bridge's last name segment (`PCI0`).
+    pub bridge: String,
+    /// Its root bus number.
+    pub first: u8,
+    /// The last bus number it decodes.
+    pub last: u8,
+    /// Its `_CBA` (ECAM base), if it has one.
+    pub cba: Option<u64>,
 }
 
 /// A device below a root bridge with its own `_PRT`.
@@ -584,6 +603,25 @@ impl Preflight {
                 if bridge_failed > 0 { format!(", {bridge_failed} not evaluated") } else { String::new() }
             );
         }
+        let buses: Vec<String> = self
+            .root_buses
+            .iter()
+            .map(|b| format!("{:02x}-{:02x} {}", b.first, b.last, b.bridge))
+            .collect();
+        let _ = writeln!(
+            o,
+            "root buses enumerated: {}{}",
+            if buses.is_empty() {
+                "none from the tables".to_string()
+            } else {
+                buses.join(", ")
+            },
+            if self.peer_probe {
+                "; and a probe of every bus number not reached"
+            } else {
+                ""
+            }
+        );
         match &self.madt {
             Some(m) => {
                 let mode = match (m.xapic_entries, m.x2apic_entries) {
@@ -644,7 +682,12 @@ impl Preflight {
         }
         for r in &self.root_bridges {
             if r.has_prt && r.prt_error.is_none() {
-                let _ = writeln!(o, "_PRT {}:", r.path);
+                let _ = writeln!(
+                    o,
+                    "_PRT {}{}:",
+                    r.path,
+                    if r.present { "" } else { " (absent, not used)" }
+                );
                 for e in &r.prt {
                     let _ = writeln!(o, "  {}", route_text(e));
                 }
@@ -905,6 +948,13 @@ mod tests {
                     prt_error: None,
                 }],
             }],
+            root_buses: vec![RootBus {
+                bridge: "PCI0".into(),
+                first: 0,
+                last: 0xFF,
+                cba: None,
+            }],
+            peer_probe: false,
             madt: None,
             mcfg: vec![],
             hpet: None,

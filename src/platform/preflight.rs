@@ -406,6 +406,21 @@ pub fn preflight(dir: &TableDir) -> Preflight {
         namespace::load(&aml, &mut regions)
     };
     problems.extend(ns.problems.iter().map(|p| format!("namespace: {p}")));
+    // The root buses the firmware enumerates, and why a bridge gives none (platform.rs does the same).
+    let (mut root_buses, root_problems) = namespace::root_buses(&ns);
+    problems.extend(root_problems.iter().map(|p| format!("pci-roots: {p}")));
+    let mut peer_probe = namespace::needs_peer_probe(&root_problems);
+    if root_buses.is_empty() && root_problems.is_empty() {
+        // No host bridge described: bus 0 and what its bridges lead to, then the peer-bus probe (as
+        // app/platform.rs and app::run do).
+        root_buses.push(namespace::RootBus {
+            first: 0,
+            last: 0xFF,
+            bridge: *b"----",
+            cba: None,
+        });
+        peer_probe = true;
+    }
     let seen = |f: &TableFile| TableSeen {
         file: f.name.clone(),
         signature: f.signature(),
@@ -419,6 +434,16 @@ pub fn preflight(dir: &TableDir) -> Preflight {
             .map(seen)
             .collect(),
         root_bridges: ns.roots.iter().map(root_bridge).collect(),
+        root_buses: root_buses
+            .iter()
+            .map(|b| out::RootBus {
+                bridge: b.bridge.iter().map(|&c| char::from(c)).collect(),
+                first: b.first,
+                last: b.last,
+                cba: b.cba,
+            })
+            .collect(),
+        peer_probe,
         madt: tables.madt.as_ref().map(madt),
         mcfg: tables
             .mcfg
