@@ -50,7 +50,13 @@ impl<'a> HardwareRegions<'a> {
                     return None;
                 }
                 let bdf = Bdf::new(bus, dev, func);
-                (0..u16::from(width)).fold(0u64, |v, i| v | u64::from(self.ports.read8(bdf, offset + i)) << (8 * i))
+                // Naturally aligned accesses of the field's width (each is two port accesses); bytes else.
+                match width {
+                    4 if offset % 4 == 0 => u64::from(self.ports.read32(bdf, offset)),
+                    8 if offset % 4 == 0 => u64::from(self.ports.read32(bdf, offset)) | u64::from(self.ports.read32(bdf, offset + 4)) << 32,
+                    2 if offset % 2 == 0 => u64::from(self.ports.read16(bdf, offset)),
+                    _ => (0..u16::from(width)).fold(0u64, |v, i| v | u64::from(self.ports.read8(bdf, offset + i)) << (8 * i)),
+                }
             }
             SPACE_SYSTEM_MEMORY => {
                 let end = addr.checked_add(u64::from(width))?;

@@ -565,16 +565,15 @@ pub fn load_with(tables: &[&[u8]], regions: &mut dyn Regions, limits: Limits) ->
         ns.problems
             .push(NsProblem::Pic(error(&aml, String::from("\\_PIC"), e)));
     }
+    // Every PNP0C0F link once; a _PRT naming another device evaluates it when first met.
     let mut links: Vec<(NodeId, Link)> = Vec::new();
+    for l in pci::links(&mut aml) {
+        let link = link_from(&aml, l.node, l.sta, l.crs);
+        links.push((l.node, link));
+    }
     for r in pci::root_bridges(&mut aml) {
         let root = root_bridge(&mut aml, r, &mut links, &mut ns.problems);
         ns.roots.push(root);
-    }
-    for l in pci::links(&mut aml) {
-        if !links.iter().any(|(n, _)| *n == l.node) {
-            let link = link(&mut aml, l.node);
-            links.push((l.node, link));
-        }
     }
     ns.links = links.into_iter().map(|(_, l)| l).collect();
     ns
@@ -811,47 +810,42 @@ fn routes(
 /// A link's current interrupt: `_STA` (disabled: none), then the first interrupt of the first IRQ or
 /// Extended Interrupt descriptor of `_CRS` (Linux `acpi_pci_link_get_current`, `..._check_current`).
 fn link(aml: &mut Aml, node: NodeId) -> Link {
+    let sta = aml.eval_child(node, b"_STA").map(|r| {
+        r.and_then(|v| match v {
+            Value::Int(i) => Ok(i),
+            _ => Err(msifw_aml::Error { kind: ErrorKind::Type, table: 0, offset: 0, scope: node }),
+        })
+    });
+    let crs = aml.eval_child(node, b"_CRS").map(|r| {
+        r.and_then(|v| match v {
+            Value::Buf(b) => Ok(b),
+            _ => Err(msifw_aml::Error { kind: ErrorKind::Type, table: 0, offset: 0, scope: node }),
+        })
+    });
+    link_from(aml, node, sta, crs)
+}
+
+/// A link from its evaluated `_STA` and `_CRS`.
+fn link_from(aml: &Aml, node: NodeId, sta: pci::Eval<u64>, crs: pci::Eval<Vec<u8>>) -> Link {
     let path = aml.path(node);
-    let sta = integer(aml, node, b"_STA");
+    let sta = from_eval(aml, node, b"_STA", sta);
     let irq = match &sta {
         Err(e) => Err(e.clone()),
         // ACPI 6.5 §6.3.7 bit 1: enabled.
-        Ok(Some(s)) if s & 2 == 0 => Err(NsError {
-            path: path.clone(),
-            cause: Cause::LinkDisabled,
-        }),
-        Ok(_) => match aml.eval_child(node, b"_CRS") {
-            None => Err(NsError {
+        Ok(Some(s)) if s & 2 == 0 => Err(NsError { path: path.clone(), cause: Cause::LinkDisabled }),
+        Ok(_) => match from_eval(aml, node, b"_CRS", crs) {
+            Ok(None) => Err(NsError {
                 path: format!("{path}._CRS"),
-                cause: Cause::Aml {
-                    kind: AmlCause::NotFound,
-                    scope: path.clone(),
-                    table: 0,
-                    offset: 0,
-                },
+                cause: Cause::Aml { kind: AmlCause::NotFound, scope: path.clone(), table: 0, offset: 0 },
             }),
-            Some(Err(e)) => Err(error(aml, format!("{path}._CRS"), e)),
-            Some(Ok(Value::Buf(b))) => match msifw_aml::resource::irqs(&b).first() {
-                None => Err(NsError {
-                    path: format!("{path}._CRS"),
-                    cause: Cause::NoInterrupt,
-                }),
+            Err(e) => Err(e),
+            Ok(Some(b)) => match msifw_aml::resource::irqs(&b).first() {
+                None => Err(NsError { path: format!("{path}._CRS"), cause: Cause::NoInterrupt }),
                 Some(i) => match i.irqs.first() {
-                    None | Some(0) => Err(NsError {
-                        path: path.clone(),
-                        cause: Cause::LinkDisabled,
-                    }),
-                    Some(&gsi) => Ok(LinkIrq {
-                        gsi,
-                        level: i.level,
-                        active_low: i.active_low,
-                    }),
+                    None | Some(0) => Err(NsError { path: path.clone(), cause: Cause::LinkDisabled }),
+                    Some(&gsi) => Ok(LinkIrq { gsi, level: i.level, active_low: i.active_low }),
                 },
             },
-            Some(Ok(_)) => Err(NsError {
-                path: format!("{path}._CRS"),
-                cause: Cause::Type,
-            }),
         },
     };
     Link { path, sta, irq }
