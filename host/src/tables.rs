@@ -294,9 +294,13 @@ pub struct Preflight {
     pub hpet: Option<Hpet>,
     /// The PNP0C0F interrupt link devices.
     pub links: Vec<Link>,
-    /// Operation-region reads the evaluation answered with zero (as ACPICA's `acpiexec` does): on the
-    /// machine the firmware reads the real register, so what depends on them may differ there.
+    /// Operation-region reads the firmware makes on the machine (PCI_Config, SystemMemory where the
+    /// memory map says RAM, ACPI or NVS), answered with zero here as ACPICA's `acpiexec` does: what
+    /// depends on them may differ there.
     pub simulated_reads: Vec<RegionRead>,
+    /// Operation-region reads the firmware never makes (SystemIO and other spaces): the evaluation that
+    /// needed one fails on the machine as it does here.
+    pub refused_reads: Vec<RegionRead>,
     /// Everything msifw would report or could not evaluate, one line each.
     pub problems: Vec<String>,
     /// What reading the directory left out or changed (the FACS, bytes past a table's length, ...).
@@ -743,7 +747,7 @@ impl Preflight {
         if !self.simulated_reads.is_empty() {
             let _ = writeln!(
                 o,
-                "region reads answered with 0 (the firmware reads the machine's registers): {}",
+                "region reads msifw makes on the machine, answered with 0 here: {}",
                 self.simulated_reads.len()
             );
             for r in &self.simulated_reads {
@@ -752,6 +756,16 @@ impl Preflight {
         }
         for n in &self.notes {
             let _ = writeln!(o, "note: {n}");
+        }
+        if !self.refused_reads.is_empty() {
+            let _ = writeln!(
+                o,
+                "region reads msifw never makes (the evaluation needing one fails): {}",
+                self.refused_reads.len()
+            );
+            for r in &self.refused_reads {
+                let _ = writeln!(o, "  {} {} ({} bytes)", r.space, r.at, r.width);
+            }
         }
         let _ = writeln!(o, "problems: {}", self.problems.len());
         for p in &self.problems {
@@ -960,6 +974,7 @@ mod tests {
             hpet: None,
             links: vec![],
             simulated_reads: vec![],
+            refused_reads: vec![],
             problems: vec![],
             notes: vec![],
         }

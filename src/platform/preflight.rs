@@ -198,37 +198,60 @@ fn madt(m: &acpi::MadtInfo) -> out::Madt {
     }
 }
 
-/// Operation regions as ACPICA's `acpiexec` simulates them: what an evaluation wrote reads back, every
-/// other byte reads as zero. Each read of a byte no evaluation wrote is kept, once per space, address
-/// and width, so the user sees what the result depends on.
+/// Operation regions as the firmware answers them on the machine (`app/aml_regions.rs`), with the
+/// machine's registers unknown here. What an evaluation wrote reads back. A read the firmware makes on
+/// the machine (PCI_Config in segment 0 within the 256 bytes of mechanism #1; SystemMemory, which it
+/// reads where the memory map says RAM, ACPI or NVS) reads zero here, as ACPICA's `acpiexec` simulates
+/// it, and is listed. A read it never makes (SystemIO and every other space) fails here as it fails
+/// there, and is listed as refused.
 #[derive(Debug, Default)]
 struct Simulated {
+    /// [`RegionPolicy::Acpiexec`]: every space read as zero, none refused.
+    acpiexec: bool,
     overlay: Overlay,
-    written: Vec<(u8, u64)>,
     reads: Vec<(u8, u64, u8)>,
+    refused: Vec<(u8, u64, u8)>,
+}
+
+/// Whether the firmware reads this on the machine (`app/aml_regions.rs`'s rules, the memory map aside).
+fn firmware_reads(space: u8, addr: u64, width: u8) -> bool {
+    match space {
+        namespace::SPACE_SYSTEM_MEMORY => true,
+        namespace::SPACE_PCI_CONFIG => {
+            let (seg, _, _, _, offset) = namespace::split_pci_config_address(addr);
+            seg == 0 && usize::from(offset) + usize::from(width) <= 0x100
+        }
+        _ => false,
+    }
 }
 
 impl Regions for Simulated {
     fn read(&mut self, region: NodeId, space: u8, addr: u64, width: u8) -> Option<u64> {
-        let unwritten =
-            (0..u64::from(width)).any(|i| !self.written.contains(&(space, addr.wrapping_add(i))));
-        if unwritten && !self.reads.contains(&(space, addr, width)) {
-            self.reads.push((space, addr, width));
+        if let Some(v) = self.overlay.read(region, space, addr, width) {
+            return Some(v);
         }
-        self.overlay.read(region, space, addr, width)
+        let key = (space, addr, width);
+        if !self.acpiexec && !firmware_reads(space, addr, width) {
+            if !self.refused.contains(&key) {
+                self.refused.push(key);
+            }
+            return None;
+        }
+        if !self.reads.contains(&key) {
+            self.reads.push(key);
+        }
+        // Zero for the machine's bytes; bytes AML wrote before read back as written.
+        Some((0..u64::from(width.min(8))).fold(0u64, |v, i| {
+            let b = self
+                .overlay
+                .read(region, space, addr.wrapping_add(i), 1)
+                .unwrap_or(0);
+            v | b << (8 * i)
+        }))
     }
 
     fn write(&mut self, region: NodeId, space: u8, addr: u64, width: u8, value: u64) -> bool {
-        let ok = self.overlay.write(region, space, addr, width, value);
-        if ok {
-            for i in 0..u64::from(width) {
-                let b = (space, addr.wrapping_add(i));
-                if !self.written.contains(&b) {
-                    self.written.push(b);
-                }
-            }
-        }
-        ok
+        self.overlay.write(region, space, addr, width, value)
     }
 }
 
@@ -345,8 +368,24 @@ fn link(l: &namespace::Link) -> out::Link {
     }
 }
 
+/// How operation-region reads are answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegionPolicy {
+    /// As the firmware answers them on the machine (what `tables DIR` prints): SystemIO and other
+    /// spaces refused, PCI_Config and SystemMemory read (zero here).
+    Firmware,
+    /// Every read answered with zero, as ACPICA's `acpiexec` does for the corpus' `oracle.json`: for
+    /// telling the evaluator's shortfalls from the firmware's region policy.
+    Acpiexec,
+}
+
 /// Runs the firmware's parsing and routing on `dir`'s tables.
 pub fn preflight(dir: &TableDir) -> Preflight {
+    preflight_with(dir, RegionPolicy::Firmware)
+}
+
+/// [`preflight`] with operation-region reads answered by `policy`.
+pub fn preflight_with(dir: &TableDir, policy: RegionPolicy) -> Preflight {
     let (rsdp_at, img) = lay_out(dir);
     let tables = acpi::parse(rsdp_at, &img);
     let mut problems: Vec<String> = Vec::new();
@@ -397,7 +436,7 @@ pub fn preflight(dir: &TableDir) -> Preflight {
         }
     }
     let mut regions = Simulated {
-        overlay: Overlay::zero_filled(),
+        acpiexec: policy == RegionPolicy::Acpiexec,
         ..Simulated::default()
     };
     let ns = if aml.is_empty() {
@@ -458,6 +497,7 @@ pub fn preflight(dir: &TableDir) -> Preflight {
         hpet,
         links: ns.links.iter().map(link).collect(),
         simulated_reads: regions.reads.iter().map(region_read).collect(),
+        refused_reads: regions.refused.iter().map(region_read).collect(),
         problems,
         notes: dir.notes.clone(),
     }
@@ -573,6 +613,60 @@ mod tests {
             p.problems
         );
         assert!(p.root_bridges.is_empty());
+    }
+
+    #[test]
+    fn region_reads_follow_the_firmwares_rules_and_are_listed() {
+        use namespace::{
+            pci_config_address, SPACE_PCI_CONFIG, SPACE_SYSTEM_IO, SPACE_SYSTEM_MEMORY,
+        };
+        let mut r = Simulated::default();
+        let pirq = pci_config_address(0, 0, 0x1F, 0, 0x60);
+        assert_eq!(
+            r.read(0, SPACE_PCI_CONFIG, pirq, 4),
+            Some(0),
+            "read on the machine: zero here"
+        );
+        assert_eq!(r.read(0, SPACE_SYSTEM_MEMORY, 0x7000_0000, 1), Some(0));
+        assert_eq!(
+            r.read(0, SPACE_SYSTEM_IO, 0x64, 1),
+            None,
+            "the firmware reads no port"
+        );
+        let far = pci_config_address(0, 0, 0x1F, 0, 0x100);
+        assert_eq!(
+            r.read(0, SPACE_PCI_CONFIG, far, 4),
+            None,
+            "nor past mechanism #1's 256 bytes"
+        );
+        assert!(r.write(0, SPACE_SYSTEM_IO, 0xB2, 1, 0xA0));
+        assert_eq!(
+            r.read(0, SPACE_SYSTEM_IO, 0xB2, 1),
+            Some(0xA0),
+            "what AML wrote reads back"
+        );
+        assert!(r.write(0, SPACE_PCI_CONFIG, pirq + 1, 1, 0x05));
+        assert_eq!(r.read(0, SPACE_PCI_CONFIG, pirq, 4), Some(0x0500));
+        assert_eq!(
+            r.reads,
+            [
+                (SPACE_PCI_CONFIG, pirq, 4),
+                (SPACE_SYSTEM_MEMORY, 0x7000_0000, 1)
+            ]
+        );
+        assert_eq!(
+            r.refused,
+            [(SPACE_SYSTEM_IO, 0x64, 1), (SPACE_PCI_CONFIG, far, 4)]
+        );
+        let mut all = Simulated {
+            acpiexec: true,
+            ..Simulated::default()
+        };
+        assert_eq!(
+            all.read(0, SPACE_SYSTEM_IO, 0x64, 1),
+            Some(0),
+            "acpiexec answers every space"
+        );
     }
 
     /// Bytes changed at random in every table (xorshift, fixed seed), half the rounds with checksums
