@@ -158,3 +158,17 @@ fn dma_memory_beyond_the_heap_fails_the_run_on_capacity_not_the_devices() {
     let kept_out = o.report.scenarios.iter().filter(|s| s.result == ScenarioResult::Skip && s.detail.contains("no DMA memory")).count();
     assert!(delivered > 0 && kept_out > 0 && delivered + kept_out == 64, "{delivered} driven, {kept_out} kept out{why}");
 }
+
+#[test]
+fn an_aml_namespace_beyond_the_heap_fails_the_run_on_capacity() {
+    // 3 MiB of RAM leave a heap of under 1 MiB: too little to load q35's DSDT into the evaluator with its
+    // budget. That is msifw's own limit: one `capacity` FAIL naming it (no allocation failure, no panic),
+    // and the devices are still checked (root buses from the peer-bus probe, INTx by the chipset rule).
+    let cfg = common::config(Machine::Q35).qemu_arg("-m").qemu_arg("3M");
+    let o = common::boot(&cfg);
+    let why = common::explain(&o);
+    assert_eq!(o.exit, msifw_host::Exit::Failed, "{why}");
+    let failed: Vec<_> = o.report.scenarios.iter().filter(|s| s.result == ScenarioResult::Fail).collect();
+    assert!(failed.len() == 1 && failed[0].name == "capacity" && failed[0].detail.contains("AML namespace"), "{failed:?}{why}");
+    assert!(o.report.scenarios.iter().any(|s| s.name == "msix-delivery" && s.result == ScenarioResult::Pass), "{why}");
+}

@@ -277,7 +277,7 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
     let ports = unsafe { PlatformConfig::new(Mechanism::Port) };
 
     // The ACPI namespace: root bridges (root buses), their _PRTs and links, from the DSDT and SSDTs.
-    let namespace = load_namespace(boot, &tables, mem, &ports);
+    let namespace = load_namespace(run, boot, &tables, mem, &ports);
     let (acpi_roots, root_problems) = match namespace {
         Some(ns) => namespace::root_buses(ns),
         None => (alloc::vec::Vec::new(), alloc::vec::Vec::new()),
@@ -406,8 +406,8 @@ impl core::fmt::Display for Seg {
 
 /// Loads the DSDT and the SSDTs (XSDT order) into the AML evaluator and reads what PCI needs
 /// (`platform::namespace`), with region reads answered by [`super::aml_regions`]. `None` without a DSDT,
-/// or when the heap cannot hold the namespace (a problem line says so).
-fn load_namespace(boot: &BootInfo, tables: &PlatformTables, mem: &'static acpi::IdentityMemory, ports: &PlatformConfig) -> Option<&'static PciNamespace> {
+/// or when the heap cannot hold the namespace (a failed `capacity` scenario says so).
+fn load_namespace(run: &mut Run, boot: &BootInfo, tables: &PlatformTables, mem: &'static acpi::IdentityMemory, ports: &PlatformConfig) -> Option<&'static PciNamespace> {
     let t0 = crate::time::now_us();
     let dsdt = tables.dsdt.and_then(|t| mem.bytes(t.address, t.length as usize))?;
     let mut aml: alloc::vec::Vec<&'static [u8]> = alloc::vec![dsdt];
@@ -429,8 +429,10 @@ fn load_namespace(boot: &BootInfo, tables: &PlatformTables, mem: &'static acpi::
         // A smaller evaluation budget where that is enough.
         let room = free.saturating_sub(namespace_bytes).saturating_sub(crate::arch::heap::RESERVE) / 2;
         if room < 64 << 10 {
-            problem(
-                "capacity",
+            // msifw's own limit: the run cannot pass (root buses then come from the peer-bus probe,
+            // routing from the chipset rules).
+            super::capacity(
+                run,
                 format_args!("AML namespace: {} KiB of DSDT/SSDTs need about {} KiB of heap, {} KiB free; _PRT and host bridges not evaluated", bytes >> 10, (namespace_bytes >> 10) + 2 * (limits.memory as usize >> 10), free >> 10),
             );
             return None;

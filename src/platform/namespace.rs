@@ -369,6 +369,9 @@ impl fmt::Display for NsProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::BadTable(i) => write!(f, "AML table {i} is not a loadable DSDT/SSDT; skipped"),
+            Self::Load(NsError { cause: Cause::Aml { kind, scope, table, offset }, .. }) => {
+                write!(f, "load: table {table} offset {offset:#x} (in {scope}): {kind}; the rest of the table loaded")
+            }
             Self::Load(e) => write!(f, "load: {e}"),
             Self::MoreLoadProblems(n) => write!(f, "load: {n} problems in all"),
             Self::Pic(e) => write!(f, "\\_PIC(1): {e}"),
