@@ -368,6 +368,46 @@ fn link(l: &namespace::Link) -> out::Link {
     }
 }
 
+/// `text` with the namespace's table numbers (load order) replaced by the files.
+fn name_tables(text: &str, files: &[String]) -> String {
+    let mut t = text.to_string();
+    for (i, f) in files.iter().enumerate().rev() {
+        t = t.replace(&format!("table {i} offset"), &format!("{f} offset"));
+        t = t.replace(&format!("AML table {i} is"), &format!("AML table {f} is"));
+    }
+    t
+}
+
+/// Every namespace error text of `p` with its table named by file.
+fn name_tables_in(p: &mut Preflight, files: &[String]) {
+    let fix = |s: &mut Option<String>| {
+        if let Some(t) = s.as_mut() {
+            *t = name_tables(t, files);
+        }
+    };
+    let fix_routes = |routes: &mut Vec<out::Route>| {
+        for r in routes {
+            if let Some(t) = r.link_error.as_mut() {
+                *t = name_tables(t, files);
+            }
+        }
+    };
+    for r in &mut p.root_bridges {
+        fix(&mut r.prt_error);
+        fix_routes(&mut r.prt);
+        for b in &mut r.bridges {
+            fix(&mut b.prt_error);
+            fix_routes(&mut b.prt);
+        }
+    }
+    for l in &mut p.links {
+        fix(&mut l.error);
+    }
+    for line in &mut p.problems {
+        *line = name_tables(line, files);
+    }
+}
+
 /// How operation-region reads are answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegionPolicy {
@@ -420,11 +460,20 @@ pub fn preflight_with(dir: &TableDir, policy: RegionPolicy) -> Preflight {
     // The AML the firmware loads: the DSDT the FADT names, then every SSDT the XSDT lists, in its order
     // (as app/platform.rs gathers them).
     let mut aml: Vec<&[u8]> = Vec::new();
+    // Each loaded table's file, by load order (the namespace's errors name tables by it).
+    let mut aml_files: Vec<String> = Vec::new();
+    let file_at = |address: u64| {
+        img.names
+            .iter()
+            .find(|(a, _)| *a == address)
+            .map(|(_, n)| n.clone())
+    };
     if let Some(bytes) = tables
         .dsdt
         .and_then(|t| img.bytes(t.address, t.length as usize))
     {
         aml.push(bytes);
+        aml_files.push(dir.dsdt.name.clone());
         for t in tables
             .tables
             .iter()
@@ -432,6 +481,7 @@ pub fn preflight_with(dir: &TableDir, policy: RegionPolicy) -> Preflight {
         {
             if let Some(bytes) = img.bytes(t.address, t.length as usize) {
                 aml.push(bytes);
+                aml_files.push(file_at(t.address).unwrap_or_else(|| format!("{:#x}", t.address)));
             }
         }
     }
@@ -465,7 +515,7 @@ pub fn preflight_with(dir: &TableDir, policy: RegionPolicy) -> Preflight {
         signature: f.signature(),
         length: f.bytes.len(),
     };
-    Preflight {
+    let mut p = Preflight {
         schema_version: out::SCHEMA_VERSION,
         dir: dir.dir.display().to_string(),
         tables: core::iter::once(&dir.dsdt)
@@ -500,7 +550,9 @@ pub fn preflight_with(dir: &TableDir, policy: RegionPolicy) -> Preflight {
         refused_reads: regions.refused.iter().map(region_read).collect(),
         problems,
         notes: dir.notes.clone(),
-    }
+    };
+    name_tables_in(&mut p, &aml_files);
+    p
 }
 
 #[cfg(test)]
@@ -666,6 +718,30 @@ mod tests {
             all.read(0, SPACE_SYSTEM_IO, 0x64, 1),
             Some(0),
             "acpiexec answers every space"
+        );
+    }
+
+    #[test]
+    fn namespace_errors_name_the_file() {
+        let files: Vec<String> = (0..12)
+            .map(|i| {
+                if i == 0 {
+                    "dsdt.dat".into()
+                } else {
+                    format!("ssdt{i}.dat")
+                }
+            })
+            .collect();
+        assert_eq!(
+            name_tables(
+                "load: table 1 offset 0x24 (in \\): x; in \\_SB (table 10 offset 0x8)",
+                &files
+            ),
+            "load: ssdt1.dat offset 0x24 (in \\): x; in \\_SB (ssdt10.dat offset 0x8)"
+        );
+        assert_eq!(
+            name_tables("AML table 0 is not a loadable DSDT/SSDT", &files),
+            "AML table dsdt.dat is not a loadable DSDT/SSDT"
         );
     }
 
