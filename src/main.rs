@@ -19,6 +19,7 @@ fn main() -> std::process::ExitCode {
     use msifw::drivers::DRIVERS;
     // What `--list` prints of the firmware: its driver table (scenarios come from msifw-proto).
     let drivers: Vec<(&str, u16, usize)> = DRIVERS.iter().map(|k| (k.name(), k.wants().0, k.wants().1)).collect();
-    let catalogue = msifw_host::Catalogue { drivers: &drivers };
+    // What `tables DIR` runs: the firmware's parsing and routing over a machine's table files.
+    let catalogue = msifw_host::Catalogue { drivers: &drivers, preflight: Some(msifw::platform::preflight::preflight) };
     msifw_host::cli_main(&catalogue)
 }

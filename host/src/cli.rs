@@ -1,5 +1,6 @@
 //! The command line of `cargo run -- ARGS` (the host build of the `msifw` binary), parsed with clap:
-//! subcommands `run` (the default when none is given), `bench`, `matrix`, `image` and `decode`.
+//! subcommands `run` (the default when none is given), `bench`, `matrix`, `image`, `decode` and
+//! `tables`.
 
 use std::ffi::OsString;
 use std::fmt;
@@ -27,7 +28,8 @@ Builds the msifw firmware, boots it in QEMU and reports what it found (`run`, th
 subcommand is given). `decode` reports the same from serial captures of a machine that ran the
 firmware without QEMU; `bench` prints the performance figures (README \"Performance\"); `image`
 writes a GRUB ISO (BIOS and UEFI) for real machines; `matrix` runs the scenario set on every
-combination of machine, boot path, accelerator and QEMU binary.";
+combination of machine, boot path, accelerator and QEMU binary. `tables` says what msifw would
+do with a machine's ACPI tables, before flashing it.";
 
 /// What `--help` says after the options.
 const EXIT_STATUS: &str = "\
@@ -74,6 +76,26 @@ enum Command {
     Image(ImageArgs),
     /// Decode serial captures of a machine that ran the firmware without QEMU.
     Decode(DecodeArgs),
+    /// What msifw would do with a machine's ACPI tables (root bridges, MADT, every _PRT resolved,
+    /// problems): run `acpidump > t.txt && acpixtract -a t.txt` on it under Linux, then this on the
+    /// directory.
+    #[command(
+        after_help = "Exit status: 0 nothing to report, 1 problems listed, 5 a table unreadable or truncated, no \
+                      dsdt.dat, or --json not written, 64 bad arguments (DIR not a directory)."
+    )]
+    Tables(TablesArgs),
+}
+
+/// `tables`' options.
+#[derive(Args, Debug, Clone, PartialEq)]
+struct TablesArgs {
+    /// The directory `acpixtract -a` wrote (dsdt.dat, ssdt*.dat, apic.dat, facp.dat, mcfg.dat, ...;
+    /// SSDTs in xsdt-order.txt's order when it has one, else by number)
+    #[arg(value_name = "DIR", value_parser = non_empty_path)]
+    dir: PathBuf,
+    /// Also write the result as JSON to FILE
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    json: Option<PathBuf>,
 }
 
 /// `run`'s options (also accepted without the subcommand).
@@ -310,6 +332,13 @@ pub enum CliCommand {
         /// Where to write JUnit XML.
         junit: Option<PathBuf>,
     },
+    /// What msifw would do with a directory of ACPI tables (`tables`).
+    Tables {
+        /// The directory.
+        dir: PathBuf,
+        /// Where to write the JSON.
+        json: Option<PathBuf>,
+    },
     /// Write a bootable ISO.
     Image {
         /// Where.
@@ -417,6 +446,7 @@ where
             json: d.json,
             junit: d.junit,
         })),
+        Some(Command::Tables(t)) => Ok(CliCommand::Tables { dir: t.dir, json: t.json }),
     }
 }
 
@@ -490,14 +520,16 @@ fn matrix_command(m: MatrixArgs) -> Result<CliCommand, CliError> {
     Ok(CliCommand::Matrix(opts))
 }
 
-/// What the firmware has, for `--list`: the host crate cannot see the firmware crate (which depends on
-/// it), so the binary's `main` (src/main.rs) passes in its driver table. Scenarios come from
-/// `msifw-proto`, which both sides share.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// What the firmware has, for `--list` and `tables`: the host crate cannot see the firmware crate (which
+/// depends on it), so the binary's `main` (src/main.rs) passes in its driver table and its table
+/// pre-flight. Scenarios come from `msifw-proto`, which both sides share.
+#[derive(Clone, Copy, Debug, Default)]
 pub struct Catalogue<'a> {
     /// Each driver in probe order: its name (as the report's `driver` field has it), the vectors it asks
     /// for, and the interrupt sources it drives with all of them.
     pub drivers: &'a [(&'a str, u16, usize)],
+    /// The firmware's parsing and routing run on a directory's tables (`msifw::platform::preflight`).
+    pub preflight: Option<fn(&crate::tables::TableDir) -> crate::tables::Preflight>,
 }
 
 /// The text `--list` prints.
@@ -569,6 +601,7 @@ where
         Ok(CliCommand::Bench(opts)) => return run_bench(&opts),
         Ok(CliCommand::Decode(opts)) => return run_decode(&opts),
         Ok(CliCommand::Image { out, append }) => return run_image(&out, &append),
+        Ok(CliCommand::Tables { dir, json }) => return run_tables(catalogue, &dir, json.as_deref()),
         Ok(CliCommand::Matrix(opts)) => return run_matrix(&opts),
         Ok(CliCommand::Merge { files, json, junit }) => {
             return run_merge(&files, json.as_deref(), junit.as_deref())
@@ -586,6 +619,38 @@ where
         }
     };
     report_outcome(&outcome, options.json.as_deref(), options.junit.as_deref())
+}
+
+/// `tables DIR [--json FILE]`: reads DIR, runs the firmware's pre-flight on it, prints and writes the
+/// result. 0 when it lists no problem, 1 when it does; [`crate::tables::TablesError::exit_code`] when DIR
+/// cannot be read.
+fn run_tables(catalogue: &Catalogue<'_>, dir: &Path, json: Option<&Path>) -> u8 {
+    let Some(preflight) = catalogue.preflight else {
+        eprintln!("msifw: error: tables: this build was given no pre-flight (run it as `cargo run -- tables DIR`)");
+        return EXIT_ERROR;
+    };
+    let tables = match crate::tables::read_dir(dir) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("msifw: error: tables: {e}");
+            return e.exit_code();
+        }
+    };
+    let result = preflight(&tables);
+    print!("{}", result.render());
+    if let Some(path) = json {
+        let text = match serde_json::to_string_pretty(&result) {
+            Ok(text) => text + "\n",
+            Err(e) => {
+                eprintln!("msifw: error: tables: JSON: {e}");
+                return EXIT_ERROR;
+            }
+        };
+        if !write_file(path, &text) {
+            return EXIT_ERROR;
+        }
+    }
+    u8::from(!result.problems.is_empty())
 }
 
 fn run_decode(opts: &DecodeOptions) -> u8 {
@@ -1025,6 +1090,20 @@ mod tests {
     }
 
     #[test]
+    fn tables_options() {
+        assert_eq!(
+            parse_args(["tables", "dump", "--json", "t.json"]).unwrap(),
+            CliCommand::Tables { dir: PathBuf::from("dump"), json: Some(PathBuf::from("t.json")) }
+        );
+        assert_eq!(parse_args(["tables", "dump"]).unwrap(), CliCommand::Tables { dir: "dump".into(), json: None });
+        assert_eq!(refused(&["tables"], "DIR"), Some(ErrorKind::MissingRequiredArgument));
+        assert_eq!(refused(&["tables", "a", "b"], "b"), Some(ErrorKind::UnknownArgument));
+        // A build without the firmware's pre-flight says so instead of printing nothing.
+        assert_eq!(cli_run(["tables", "."]), EXIT_ERROR);
+        assert_eq!(cli_run(["tables"]), EXIT_USAGE);
+    }
+
+    #[test]
     fn decode_options() {
         let Ok(CliCommand::Decode(d)) = parse_args(["decode", "com1.txt"]) else {
             panic!("decode not parsed")
@@ -1221,7 +1300,7 @@ mod tests {
     fn list_prints_the_catalogue() {
         assert_eq!(parse_args(["--list"]).unwrap(), CliCommand::List);
         assert_eq!(parse_args(["run", "--list"]).unwrap(), CliCommand::List);
-        let text = list_text(&Catalogue { drivers: &[("e1000e", 5, 5), ("nvme", 5, 5)] });
+        let text = list_text(&Catalogue { drivers: &[("e1000e", 5, 5), ("nvme", 5, 5)], ..Default::default() });
         assert!(text.contains("  intx-storm "), "{text}");
         assert!(text.contains("  crash-restart          scenario=NAME; a boot of its own"), "{text}");
         assert!(text.contains(" shutdown-control "), "{text}");

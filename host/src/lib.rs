@@ -11,7 +11,7 @@
 //! Modules: [`cli`] (arguments), [`qemu`] (configuration and command line), [`firmware`] (nested
 //! cargo build), [`mod@run`] (booting), [`report`] (records and tables), [`exit`] (verdicts),
 //! [`decode`] (defmt), [`capture`] (serial captures), [`qmp`] (QEMU's view), [`oracle`] (the two
-//! compared on every run), [`junit`] (JUnit XML for CI).
+//! compared on every run), [`junit`] (JUnit XML for CI), [`tables`] (`cargo run -- tables DIR`).
 
 pub mod bench;
 pub mod capture;
@@ -27,6 +27,7 @@ pub mod qemu;
 pub mod qmp;
 pub mod report;
 pub mod run;
+pub mod tables;
 
 pub use capture::{decode_capture, split_com1, CaptureError, Com1Capture, DecodeConfig};
 pub use cli::{cli_main, cli_run, cli_run_with, list_text, parse_args, Catalogue, CliCommand, CliError, CliOptions, DecodeOptions};

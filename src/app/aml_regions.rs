@@ -12,7 +12,13 @@
 //!   (E820 types 1, 3, 4: ordinary memory, where the firmware keeps its NVS variables, the `PICM`/`OSYS`
 //!   fields `_PRT` methods test), below the end of the identity-mapped table memory. Memory-mapped chipset
 //!   registers (anything else) are not read: a read there may have side effects.
-//! - **SystemIO** and every other space: not read (a port read can clear a status or consume data).
+//! - **SystemIO** reads: from the port, as Linux's interpreter makes them. Real firmware needs them where
+//!   routing depends on them: on AMD machines `\_PIC(1)` itself reads ports (0xC00/0xC01 PIC/IOAPIC index
+//!   and data, 0x64, 0x72/0x73), and a `\_PIC` that fails leaves `_PRT` on its PIC-mode branch. The
+//!   side effect a port read can have (a status bit cleared) is the one the firmware's author wrote into
+//!   the method. A port the AML wrote earlier in the run reads back what it wrote (the overlay), since
+//!   the write never reached the hardware.
+//! - Every other space (EmbeddedControl, SMBus, ...): not read.
 //!
 //! A read no rule answers ends that evaluation with a typed region error naming the region (a problem
 //! line or a per-function "undescribed" route), never a guess. Writes (`\_PIC(1)`'s flag, an index
@@ -21,7 +27,7 @@
 use crate::boot::MemRegion;
 use crate::bus::pci::config::{Bdf, ConfigRegion};
 use crate::physmem::PhysMemory;
-use crate::platform::namespace::{split_pci_config_address, SPACE_PCI_CONFIG, SPACE_SYSTEM_MEMORY};
+use crate::platform::namespace::{split_pci_config_address, SPACE_PCI_CONFIG, SPACE_SYSTEM_IO, SPACE_SYSTEM_MEMORY};
 use msifw_aml::{NodeId, Overlay, Regions};
 
 /// Reads the hardware where that is safe; keeps writes in an overlay.
@@ -33,8 +39,10 @@ pub(super) struct HardwareRegions<'a> {
     pub mem: &'a dyn PhysMemory,
     /// The boot memory map.
     pub memmap: &'a [MemRegion],
-    /// Reads answered from the hardware (PCI_Config, SystemMemory), for the log.
+    /// Reads answered from the hardware (PCI_Config, SystemMemory, SystemIO), for the log.
     pub hardware_reads: u32,
+    /// The port reader (`arch::pio::read_for_aml`; a simulated one in host tests).
+    pub io: fn(u16, u8) -> Option<u32>,
 }
 
 impl<'a> HardwareRegions<'a> {
@@ -49,6 +57,7 @@ impl<'a> HardwareRegions<'a> {
             mem,
             memmap,
             hardware_reads: 0,
+            io: crate::arch::pio::read_for_aml,
         }
     }
 
@@ -87,6 +96,23 @@ impl<'a> HardwareRegions<'a> {
                 b.iter()
                     .enumerate()
                     .fold(0u64, |v, (i, &x)| v | u64::from(x) << (8 * i))
+            }
+            SPACE_SYSTEM_IO => {
+                let port = u16::try_from(addr).ok()?;
+                // A field wider than 4 bytes is read as 4-byte units (ACPICA `AcpiHwReadPort` does the same).
+                let mut v = 0u64;
+                let mut done = 0u8;
+                while done < width {
+                    let w = match width - done {
+                        4.. if (port + u16::from(done)) % 4 == 0 => 4,
+                        2.. if (port + u16::from(done)) % 2 == 0 => 2,
+                        _ => 1,
+                    };
+                    let part = (self.io)(port.checked_add(u16::from(done))?, w)?;
+                    v |= u64::from(part) << (8 * u32::from(done));
+                    done += w;
+                }
+                v
             }
             _ => return None,
         };
@@ -159,11 +185,19 @@ mod tests {
             None,
             "nor a read reaching into it"
         );
-        assert_eq!(
-            r.read(0, SPACE_SYSTEM_IO, 0xB2, 1),
-            None,
-            "ports are not read"
-        );
+        // Ports are read (Linux's interpreter reads them; AMD's `\_PIC` needs them), in aligned units.
+        fn ports(port: u16, width: u8) -> Option<u32> {
+            Some(match (port, width) {
+                (0xB2, 1) => 0x5A,
+                (0xC00, 4) => 0x4433_2211,
+                (0xC04, 1) => 0x55,
+                _ => return None,
+            })
+        }
+        r.io = ports;
+        assert_eq!(r.read(0, SPACE_SYSTEM_IO, 0xB2, 1), Some(0x5A), "a port is read");
+        assert_eq!(r.read(0, SPACE_SYSTEM_IO, 0xC00, 5), Some(0x55_4433_2211), "in aligned units");
+        assert_eq!(r.read(0, SPACE_SYSTEM_IO, 0xB3, 1), None, "a port the reader refuses");
         assert_eq!(
             r.read(
                 0,
@@ -184,6 +218,6 @@ mod tests {
         );
         assert!(r.write(0, SPACE_SYSTEM_IO, 0xB2, 1, 0xA0));
         assert_eq!(r.read(0, SPACE_SYSTEM_IO, 0xB2, 1), Some(0xA0));
-        assert_eq!(r.hardware_reads, 3);
+        assert_eq!(r.hardware_reads, 5, "three before, and two port reads");
     }
 }

@@ -81,3 +81,22 @@ impl IoWindow {
         unsafe { Port::<u32>::new(port).write(value) }
     }
 }
+
+/// Reads `width` (1, 2 or 4) bytes at I/O port `port` for the platform firmware's AML (an ACPI
+/// SystemIO OperationRegion field, ACPI 6.5 §5.5.2.4.1), as Linux's interpreter does; `None` for another
+/// width or a port range past 0xFFFF. Only reads: the AML's writes never reach the hardware
+/// (`app/aml_regions.rs`).
+pub fn read_for_aml(port: u16, width: u8) -> Option<u32> {
+    port.checked_add(u16::from(width).checked_sub(1)?)?;
+    // SAFETY: an `in` instruction reads a device register and touches no memory this program owns; the
+    // port is one the platform firmware's own AML reads (the side effect a read can have on a device is
+    // the one the firmware's author accepted, and Linux's interpreter makes the same read).
+    unsafe {
+        match width {
+            1 => Some(u32::from(Port::<u8>::new(port).read())),
+            2 => Some(u32::from(Port::<u16>::new(port).read())),
+            4 => Some(Port::<u32>::new(port).read()),
+            _ => None,
+        }
+    }
+}

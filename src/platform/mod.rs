@@ -7,5 +7,8 @@ pub mod crs;
 pub mod ecam;
 pub mod mptable;
 pub mod namespace;
+// `cargo run -- tables DIR`: the host tool's pre-flight over a machine's table files.
+#[cfg(not(target_os = "none"))]
+pub mod preflight;
 pub mod prt;
 pub mod range;

@@ -623,6 +623,15 @@ fn locate_pci_regions(aml: &mut Aml) -> Vec<(NodeId, Option<PciLocation>)> {
             }
             at = aml.node(at).map_or(msifw_aml::ROOT, |n| n.parent);
         }
+        // ACPICA: the device is the region's own parent, the root bridge itself included (its `_ADR`,
+        // 0 when it has none: the host bridge's function on `_BBN`).
+        if let (true, Some(r)) = (chain.is_empty(), root) {
+            match aml.eval_child(r, b"_ADR") {
+                Some(Ok(Value::Int(a))) => chain.push(a as u32),
+                None => chain.push(0),
+                Some(_) => ok = false,
+            }
+        }
         chain.reverse();
         let (seg, bbn) = match root {
             Some(r) => {
