@@ -682,3 +682,69 @@ fn a_store_to_a_huge_index_field_ends_at_the_step_budget() {
         ErrorKind::Budget(Budget::Steps)
     );
 }
+
+/// Every node is what a lookup of its parent and segment finds: the newest child of that name in the
+/// parent's list (the list `children` walks is kept apart from the lookup index).
+fn assert_lookups_agree_with_the_child_lists(aml: &Aml) {
+    for id in 1..aml.len() as crate::NodeId {
+        let n = aml.node(id).unwrap();
+        let newest = aml
+            .children(n.parent)
+            .into_iter()
+            .find(|&c| aml.node(c).unwrap().seg == n.seg);
+        assert_eq!(
+            aml.child(n.parent, &n.seg),
+            newest,
+            "lookup of {} disagrees with the child list",
+            aml.path(id)
+        );
+    }
+}
+
+#[test]
+fn lookups_stay_right_while_methods_add_and_remove_names() {
+    // Scope (\_SB) { Name (N000, 0) ... Name (N299, 299) }; Method (M, 1) { If (Arg0) { M (Zero) } Name (\_SB.T000, 0) ...
+    // Name (\_SB.T359, 0); Name (L000, 0) ... (L039); Return (\_SB.N123) }: 360 temporaries among 300
+    // names of one scope and 40 below the method, made twice (nested call first), all removed
+    // newest first when each call returns. The lookup index grows while they live, so statics and
+    // temporaries mix in its probe runs, and each removal must keep the statics after it reachable.
+    let seg = |c: u8, i: usize| {
+        [
+            c,
+            b'0' + (i / 100) as u8,
+            b'0' + (i / 10 % 10) as u8,
+            b'0' + (i % 10) as u8,
+        ]
+    };
+    let names: Vec<Vec<u8>> = (0..300)
+        .map(|i| name(&seg(b'N', i), &dword(i as u32)))
+        .collect();
+    let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+    let mut body = vec![if_(&[0x68], &[&[&b"M___"[..], &[0x00]].concat()])];
+    body.extend(
+        (0..360).map(|i| [&[0x08, b'\\', 0x2E][..], b"_SB_", &seg(b'T', i), &[0x00]].concat()),
+    );
+    body.extend((0..40).map(|i| name(&seg(b'L', i), &[0x00])));
+    body.push(ret(&[&[b'\\', 0x2E][..], b"_SB_N123"].concat()));
+    let body: Vec<&[u8]> = body.iter().map(Vec::as_slice).collect();
+    let t = [dsdt(&[&scope(b"_SB_", &names), &method(b"M___", 1, &body)])];
+    let mut aml = load(&t, false);
+    assert_eq!(aml.problems().1, 0);
+    assert_lookups_agree_with_the_child_lists(&aml);
+    let before = aml.len();
+    let m = aml.find(0, "\\M").unwrap();
+    for _ in 0..3 {
+        // A second definition of a temporary would be an Exists error: each call starts clean.
+        assert_eq!(aml.eval(m, &[Value::Int(1)]), Ok(Value::Int(123)));
+        assert_eq!(aml.len(), before, "the method's names are gone");
+        assert!(aml.find(0, "\\_SB.T000").is_none());
+        assert_lookups_agree_with_the_child_lists(&aml);
+        for i in 0..300 {
+            let n = aml.find(
+                0,
+                core::str::from_utf8(&[b"\\_SB.", &seg(b'N', i)[..]].concat()).unwrap(),
+            );
+            assert!(n.is_some(), "N{i:03} lost");
+        }
+    }
+}
