@@ -748,3 +748,39 @@ fn lookups_stay_right_while_methods_add_and_remove_names() {
         }
     }
 }
+
+#[test]
+fn the_overlay_reads_back_what_was_written_in_any_order_and_refuses_past_its_capacity() {
+    use crate::Regions;
+    let mut o = Overlay::new();
+    // Out of order, overlapping, in two address spaces at the same addresses.
+    assert!(o.write(0, 1, 0x80, 4, 0x4433_2211));
+    assert!(o.write(0, 0, 0x82, 2, 0xBBAA));
+    assert!(o.write(0, 0, 0x10, 8, 0x0807_0605_0403_0201));
+    assert!(o.write(0, 1, 0x7F, 2, 0x1100));
+    assert_eq!(o.read(0, 1, 0x7F, 4), Some(0x3322_1100));
+    assert_eq!(o.read(0, 1, 0x83, 1), Some(0x44));
+    assert_eq!(o.read(0, 0, 0x82, 2), Some(0xBBAA));
+    assert_eq!(o.read(0, 0, 0x10, 8), Some(0x0807_0605_0403_0201));
+    assert_eq!(
+        o.read(0, 0, 0x80, 1),
+        None,
+        "never written, not zero-filled"
+    );
+    assert_eq!(o.read(0, 1, 0x84, 1), None);
+    // Bytes downward from the top of the address space: every one kept until the capacity.
+    let mut o = Overlay::zero_filled();
+    for i in 0..Overlay::CAPACITY as u64 {
+        assert!(o.write(0, 2, u64::MAX - i, 1, i & 0xFF));
+    }
+    assert!(
+        !o.write(0, 2, 0, 1, 1),
+        "a byte past the capacity is refused"
+    );
+    assert!(
+        o.write(0, 2, u64::MAX, 1, 0x5A),
+        "a kept byte can still change"
+    );
+    assert_eq!(o.read(0, 2, u64::MAX - 1, 2), Some(0x5A01));
+    assert_eq!(o.read(0, 2, 0, 1), Some(0));
+}
