@@ -621,6 +621,10 @@ impl<'a> Aml<'a> {
         Ctl::Err(self.err0(kind, at))
     }
 
+    fn memory_left(&self) -> usize {
+        self.limits.memory.saturating_sub(self.mem) as usize
+    }
+
     fn charge(&mut self, bytes: usize, at: usize) -> R<()> {
         self.mem = self.mem.saturating_add(bytes.min(u32::MAX as usize) as u32);
         if self.mem > self.limits.memory {
@@ -865,9 +869,7 @@ impl<'a> Aml<'a> {
                 } else {
                     Slot::Arg(op - 0x68)
                 };
-                let v = self.slot_ref(slot, at)?.clone();
-                self.charge(shallow_size(&v), at)?;
-                v
+                self.read_slot(slot, at)?
             }
             0xA0 => return self.if_else(pos),
             0xA1 => {
@@ -1193,9 +1195,13 @@ impl<'a> Aml<'a> {
         self.force(id, at)?;
         match self.nodes.get(id as usize).map(|n| &n.obj) {
             Some(Obj::Name(v)) => {
-                let v = v.clone();
-                self.charge(shallow_size(&v), at)?;
-                Ok(v)
+                // A read is a copy (packages nest): charged whole before it is made.
+                let size = deep_size(v, self.memory_left());
+                self.charge(size, at)?;
+                match self.nodes.get(id as usize).map(|n| &n.obj) {
+                    Some(Obj::Name(v)) => Ok(v.clone()),
+                    _ => Err(self.err(ErrorKind::NotFound, at)),
+                }
             }
             Some(Obj::Field(..) | Obj::IndexField(..) | Obj::BufferField(..)) => {
                 self.read_field(id, at)
@@ -1205,16 +1211,25 @@ impl<'a> Aml<'a> {
         }
     }
 
+    /// A copy of a Local's, an Arg's or a named object's value, its whole size charged first: a package
+    /// read and stored into itself doubles at each turn of a loop, and only the top level was charged.
+    fn read_slot(&mut self, s: Slot, at: usize) -> R<Value> {
+        if let Slot::Node(id) = s {
+            return self.read_node(id, at);
+        }
+        let left = self.memory_left();
+        let size = deep_size(self.slot_ref(s, at)?, left);
+        self.charge(size, at)?;
+        Ok(self.slot_ref(s, at)?.clone())
+    }
+
     fn read_place(&mut self, p: Place, at: usize) -> R<Value> {
         match p {
             Place::Null | Place::Missing => Ok(Value::None),
             Place::Slot(Slot::Node(id)) => self.read_node(id, at),
-            Place::Slot(s) => Ok(self.slot_ref(s, at)?.clone()),
+            Place::Slot(s) => self.read_slot(s, at),
             Place::Elem(s, i) => {
-                let v = match s {
-                    Slot::Node(id) => self.read_node(id, at)?,
-                    s => self.slot_ref(s, at)?.clone(),
-                };
+                let v = self.read_slot(s, at)?;
                 self.index(&v, i as u64, at)
             }
         }
@@ -1410,10 +1425,7 @@ impl<'a> Aml<'a> {
             }
             Some(Obj::BufferField(src, bit, len)) => {
                 let mut out = self.bits_buf(len, at)?;
-                let v = match src {
-                    Slot::Node(n) => self.read_node(n, at)?,
-                    s => self.slot_ref(s, at)?.clone(),
-                };
+                let v = self.read_slot(src, at)?;
                 let Value::Buf(b) = v else {
                     return Err(self.err(ErrorKind::Type, at));
                 };
@@ -2067,7 +2079,7 @@ impl<'a> Aml<'a> {
             Place::Slot(Slot::Node(id)) => {
                 self.force(id, at)?;
                 match self.nodes.get(id as usize).map(|n| &n.obj) {
-                    Some(Obj::Name(v)) => v.clone(),
+                    Some(Obj::Name(v)) => return Ok(type_of(v)),
                     Some(Obj::Field(..) | Obj::IndexField(..)) => return Ok(5),
                     Some(Obj::Device) => return Ok(6),
                     Some(Obj::Method(..) | Obj::Osi) => return Ok(8),
@@ -2080,14 +2092,7 @@ impl<'a> Aml<'a> {
             }
             p => self.read_place(p, at)?,
         };
-        Ok(match v {
-            Value::None => 0,
-            Value::Int(_) => 1,
-            Value::Str(_) => 2,
-            Value::Buf(_) => 3,
-            Value::Pkg(_) => 4,
-            Value::Node(_) => 0,
-        })
+        Ok(type_of(&v))
     }
 
     /// The buffer a CreateXField makes its field of: a Local, Arg or named Buffer; anything else is
@@ -2306,6 +2311,32 @@ fn kind(c: Ctl) -> ErrorKind {
         Ctl::Err(e) => e.kind,
         _ => ErrorKind::Type,
     }
+}
+
+/// ObjectType's number for a value (ACPI 6.5 §19.6.97).
+fn type_of(v: &Value) -> u64 {
+    match v {
+        Value::None | Value::Node(_) => 0,
+        Value::Int(_) => 1,
+        Value::Str(_) => 2,
+        Value::Buf(_) => 3,
+        Value::Pkg(_) => 4,
+    }
+}
+
+/// What a copy of `v` allocates, each level counted as [`shallow_size`] does; counting stops once past
+/// `cap`, so the count costs no more than the budget it is held against.
+fn deep_size(v: &Value, cap: usize) -> usize {
+    let mut n = shallow_size(v);
+    if let Value::Pkg(p) = v {
+        for e in p {
+            if n > cap {
+                break;
+            }
+            n = n.saturating_add(deep_size(e, cap - n));
+        }
+    }
+    n
 }
 
 fn shallow_size(v: &Value) -> usize {

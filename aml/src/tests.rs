@@ -784,3 +784,55 @@ fn the_overlay_reads_back_what_was_written_in_any_order_and_refuses_past_its_cap
     assert_eq!(o.read(0, 2, u64::MAX - 1, 2), Some(0x5A01));
     assert_eq!(o.read(0, 2, 0, 1), Some(0));
 }
+
+#[test]
+fn a_package_copied_into_itself_ends_at_the_memory_budget() {
+    // Fuzz finding: Method (M) { Local0 = Package (2) { 0, 0 }; Local1 = 0
+    //   While (Local1 < 20) { Local0[0] = Local0; Local0[1] = Local0; Local1++ } Return (Local0) }
+    // doubles Local0 at each turn; only the top level of each copy was charged, so 2^20 packages
+    // (32 MiB here; the fuzzer's went on to 300 MiB and seconds) were made within a 1 MiB budget.
+    let body = [
+        &[0x70, 0x12, 0x04, 0x02, 0x00, 0x00, 0x60][..],
+        &[0x70, 0x00, 0x61],
+        &pk(
+            &[0xA2],
+            &[
+                &[0x95, 0x61, 0x0A, 20],
+                &[0x70, 0x60, 0x88, 0x60, 0x00, 0x00],
+                &[0x70, 0x60, 0x88, 0x60, 0x01, 0x00],
+                &[0x75, 0x61],
+            ],
+        ),
+        &[0xA4, 0x60],
+    ];
+    let t = [dsdt(&[&method(b"M___", 0, &body)])];
+    let mut aml = load(&t, false);
+    let m = aml.find(0, "\\M").unwrap();
+    assert_eq!(
+        aml.eval(m, &[]).unwrap_err().kind,
+        ErrorKind::Budget(Budget::Memory)
+    );
+    // Six turns (127 packages, about 8 KiB each copy) fit the budget.
+    let small = [dsdt(&[&method(
+        b"M___",
+        0,
+        &[
+            &[0x70, 0x12, 0x04, 0x02, 0x00, 0x00, 0x60][..],
+            &[0x70, 0x00, 0x61],
+            &pk(
+                &[0xA2],
+                &[
+                    &[0x95, 0x61, 0x0A, 6],
+                    &[0x70, 0x60, 0x88, 0x60, 0x00, 0x00],
+                    &[0x70, 0x60, 0x88, 0x60, 0x01, 0x00],
+                    &[0x75, 0x61],
+                ],
+            ),
+            &[0xA4, 0x60],
+        ],
+    )])];
+    let mut aml = load(&small, false);
+    let m = aml.find(0, "\\M").unwrap();
+    let r = aml.eval(m, &[]);
+    assert!(matches!(&r, Ok(Value::Pkg(p)) if p.len() == 2), "{r:?}");
+}
