@@ -42,10 +42,12 @@ impl Overlay {
         }
     }
 
-    fn find(&self, space: u8, addr: u64) -> Option<usize> {
+    /// Where the byte at (`space`, `addr`) is kept, or where it would go: the bytes are sorted, so a
+    /// read costs a binary search, not a walk over every byte written (which made the whole
+    /// evaluator's fuzz run spend three quarters of its time here).
+    fn find(&self, space: u8, addr: u64) -> Result<usize, usize> {
         self.bytes
-            .iter()
-            .position(|&(s, a, _)| s == space && a == addr)
+            .binary_search_by_key(&(space, addr), |&(s, a, _)| (s, a))
     }
 }
 
@@ -54,9 +56,9 @@ impl Regions for Overlay {
         let mut v = 0u64;
         for i in 0..u64::from(width.min(8)) {
             let b = match self.find(space, addr.wrapping_add(i)) {
-                Some(at) => self.bytes.get(at).map_or(0, |e| e.2),
-                None if self.zero => 0,
-                None => return None,
+                Ok(at) => self.bytes.get(at).map_or(0, |e| e.2),
+                Err(_) if self.zero => 0,
+                Err(_) => return None,
             };
             v |= u64::from(b) << (8 * i);
         }
@@ -68,13 +70,15 @@ impl Regions for Overlay {
             let a = addr.wrapping_add(i);
             let b = (value >> (8 * i)) as u8;
             match self.find(space, a) {
-                Some(at) => {
+                Ok(at) => {
                     if let Some(e) = self.bytes.get_mut(at) {
                         e.2 = b;
                     }
                 }
-                None if self.bytes.len() < Self::CAPACITY => self.bytes.push((space, a, b)),
-                None => return false,
+                Err(at) if self.bytes.len() < Self::CAPACITY => {
+                    self.bytes.insert(at, (space, a, b))
+                }
+                Err(_) => return false,
             }
         }
         true

@@ -682,3 +682,157 @@ fn a_store_to_a_huge_index_field_ends_at_the_step_budget() {
         ErrorKind::Budget(Budget::Steps)
     );
 }
+
+/// Every node is what a lookup of its parent and segment finds: the newest child of that name in the
+/// parent's list (the list `children` walks is kept apart from the lookup index).
+fn assert_lookups_agree_with_the_child_lists(aml: &Aml) {
+    for id in 1..aml.len() as crate::NodeId {
+        let n = aml.node(id).unwrap();
+        let newest = aml
+            .children(n.parent)
+            .into_iter()
+            .find(|&c| aml.node(c).unwrap().seg == n.seg);
+        assert_eq!(
+            aml.child(n.parent, &n.seg),
+            newest,
+            "lookup of {} disagrees with the child list",
+            aml.path(id)
+        );
+    }
+}
+
+#[test]
+fn lookups_stay_right_while_methods_add_and_remove_names() {
+    // Scope (\_SB) { Name (N000, 0) ... Name (N299, 299) }; Method (M, 1) { If (Arg0) { M (Zero) } Name (\_SB.T000, 0) ...
+    // Name (\_SB.T359, 0); Name (L000, 0) ... (L039); Return (\_SB.N123) }: 360 temporaries among 300
+    // names of one scope and 40 below the method, made twice (nested call first), all removed
+    // newest first when each call returns. The lookup index grows while they live, so statics and
+    // temporaries mix in its probe runs, and each removal must keep the statics after it reachable.
+    let seg = |c: u8, i: usize| {
+        [
+            c,
+            b'0' + (i / 100) as u8,
+            b'0' + (i / 10 % 10) as u8,
+            b'0' + (i % 10) as u8,
+        ]
+    };
+    let names: Vec<Vec<u8>> = (0..300)
+        .map(|i| name(&seg(b'N', i), &dword(i as u32)))
+        .collect();
+    let names: Vec<&[u8]> = names.iter().map(Vec::as_slice).collect();
+    let mut body = vec![if_(&[0x68], &[&[&b"M___"[..], &[0x00]].concat()])];
+    body.extend(
+        (0..360).map(|i| [&[0x08, b'\\', 0x2E][..], b"_SB_", &seg(b'T', i), &[0x00]].concat()),
+    );
+    body.extend((0..40).map(|i| name(&seg(b'L', i), &[0x00])));
+    body.push(ret(&[&[b'\\', 0x2E][..], b"_SB_N123"].concat()));
+    let body: Vec<&[u8]> = body.iter().map(Vec::as_slice).collect();
+    let t = [dsdt(&[&scope(b"_SB_", &names), &method(b"M___", 1, &body)])];
+    let mut aml = load(&t, false);
+    assert_eq!(aml.problems().1, 0);
+    assert_lookups_agree_with_the_child_lists(&aml);
+    let before = aml.len();
+    let m = aml.find(0, "\\M").unwrap();
+    for _ in 0..3 {
+        // A second definition of a temporary would be an Exists error: each call starts clean.
+        assert_eq!(aml.eval(m, &[Value::Int(1)]), Ok(Value::Int(123)));
+        assert_eq!(aml.len(), before, "the method's names are gone");
+        assert!(aml.find(0, "\\_SB.T000").is_none());
+        assert_lookups_agree_with_the_child_lists(&aml);
+        for i in 0..300 {
+            let n = aml.find(
+                0,
+                core::str::from_utf8(&[b"\\_SB.", &seg(b'N', i)[..]].concat()).unwrap(),
+            );
+            assert!(n.is_some(), "N{i:03} lost");
+        }
+    }
+}
+
+#[test]
+fn the_overlay_reads_back_what_was_written_in_any_order_and_refuses_past_its_capacity() {
+    use crate::Regions;
+    let mut o = Overlay::new();
+    // Out of order, overlapping, in two address spaces at the same addresses.
+    assert!(o.write(0, 1, 0x80, 4, 0x4433_2211));
+    assert!(o.write(0, 0, 0x82, 2, 0xBBAA));
+    assert!(o.write(0, 0, 0x10, 8, 0x0807_0605_0403_0201));
+    assert!(o.write(0, 1, 0x7F, 2, 0x1100));
+    assert_eq!(o.read(0, 1, 0x7F, 4), Some(0x3322_1100));
+    assert_eq!(o.read(0, 1, 0x83, 1), Some(0x44));
+    assert_eq!(o.read(0, 0, 0x82, 2), Some(0xBBAA));
+    assert_eq!(o.read(0, 0, 0x10, 8), Some(0x0807_0605_0403_0201));
+    assert_eq!(
+        o.read(0, 0, 0x80, 1),
+        None,
+        "never written, not zero-filled"
+    );
+    assert_eq!(o.read(0, 1, 0x84, 1), None);
+    // Bytes downward from the top of the address space: every one kept until the capacity.
+    let mut o = Overlay::zero_filled();
+    for i in 0..Overlay::CAPACITY as u64 {
+        assert!(o.write(0, 2, u64::MAX - i, 1, i & 0xFF));
+    }
+    assert!(
+        !o.write(0, 2, 0, 1, 1),
+        "a byte past the capacity is refused"
+    );
+    assert!(
+        o.write(0, 2, u64::MAX, 1, 0x5A),
+        "a kept byte can still change"
+    );
+    assert_eq!(o.read(0, 2, u64::MAX - 1, 2), Some(0x5A01));
+    assert_eq!(o.read(0, 2, 0, 1), Some(0));
+}
+
+#[test]
+fn a_package_copied_into_itself_ends_at_the_memory_budget() {
+    // Fuzz finding: Method (M) { Local0 = Package (2) { 0, 0 }; Local1 = 0
+    //   While (Local1 < 20) { Local0[0] = Local0; Local0[1] = Local0; Local1++ } Return (Local0) }
+    // doubles Local0 at each turn; only the top level of each copy was charged, so 2^20 packages
+    // (32 MiB here; the fuzzer's went on to 300 MiB and seconds) were made within a 1 MiB budget.
+    let body = [
+        &[0x70, 0x12, 0x04, 0x02, 0x00, 0x00, 0x60][..],
+        &[0x70, 0x00, 0x61],
+        &pk(
+            &[0xA2],
+            &[
+                &[0x95, 0x61, 0x0A, 20],
+                &[0x70, 0x60, 0x88, 0x60, 0x00, 0x00],
+                &[0x70, 0x60, 0x88, 0x60, 0x01, 0x00],
+                &[0x75, 0x61],
+            ],
+        ),
+        &[0xA4, 0x60],
+    ];
+    let t = [dsdt(&[&method(b"M___", 0, &body)])];
+    let mut aml = load(&t, false);
+    let m = aml.find(0, "\\M").unwrap();
+    assert_eq!(
+        aml.eval(m, &[]).unwrap_err().kind,
+        ErrorKind::Budget(Budget::Memory)
+    );
+    // Six turns (127 packages, about 8 KiB each copy) fit the budget.
+    let small = [dsdt(&[&method(
+        b"M___",
+        0,
+        &[
+            &[0x70, 0x12, 0x04, 0x02, 0x00, 0x00, 0x60][..],
+            &[0x70, 0x00, 0x61],
+            &pk(
+                &[0xA2],
+                &[
+                    &[0x95, 0x61, 0x0A, 6],
+                    &[0x70, 0x60, 0x88, 0x60, 0x00, 0x00],
+                    &[0x70, 0x60, 0x88, 0x60, 0x01, 0x00],
+                    &[0x75, 0x61],
+                ],
+            ),
+            &[0xA4, 0x60],
+        ],
+    )])];
+    let mut aml = load(&small, false);
+    let m = aml.find(0, "\\M").unwrap();
+    let r = aml.eval(m, &[]);
+    assert!(matches!(&r, Ok(Value::Pkg(p)) if p.len() == 2), "{r:?}");
+}
