@@ -8,7 +8,7 @@ pub mod ecam;
 pub mod mptable;
 pub mod namespace;
 // `cargo run -- tables DIR`: the host tool's pre-flight over a machine's table files.
-#[cfg(not(target_os = "none"))]
+#[cfg(all(not(target_os = "none"), feature = "launcher"))]
 pub mod preflight;
 pub mod prt;
 pub mod range;
