@@ -3,11 +3,14 @@
 //! is a No-Op command (TRB type 23, xHCI 1.2 section 4.6.2), whose Command Completion Event is written to
 //! interrupter 0's event ring and raises its interrupt (MSI-X entry 0, MSI vector 0, or INTx).
 //!
-//! Only interrupter 0 is driven. Every event a controller posts without a USB device attached goes there:
-//! Command Completion (xHCI 1.2 section 4.11.4.1 and QEMU's `xhci_process_commands`), Port Status Change
-//! and MFINDEX wrap. An event reaches another interrupter only through a Transfer TRB's Interrupter
-//! Target (section 4.17.1), which needs an addressed device slot with a transfer ring, that is a USB
-//! device. The driver asks for one vector (devices-2.md section 2.4).
+//! Sources 1-15 are interrupters 1-15, one per vector. Every event a controller posts without a USB
+//! device goes to interrupter 0: Command Completion (xHCI 1.2 section 4.11.4.1; QEMU's
+//! `xhci_process_commands` posts to 0), Port Status Change and MFINDEX wrap. Only a Transfer TRB's
+//! Interrupter Target (section 4.17.1) reaches another interrupter, so with a USB device on a root port
+//! the driver enables a slot for it, addresses it (polled, interrupts off), and source n is a
+//! GET_DESCRIPTOR(Device) control transfer whose Status Stage targets interrupter n with IOC; its Transfer
+//! Event raises interrupter n. Without a device, or in INTx mode (interrupter 0 drives the pin), only
+//! interrupter 0 is driven, on one vector, and `irq_reason` says why.
 //!
 //! Order that matters on QEMU 7.2 (devices-2.md section 2.4): MSI-X must be enabled before IMAN.IE and
 //! USBCMD are written, or QEMU never marks the vector used and the message is lost; so the interrupt mode
@@ -34,6 +37,8 @@ pub mod cap {
     pub const HCSPARAMS1: u64 = 0x04;
     /// Structural parameters 2: ERST Max 7:4, Max Scratchpad Buffers Hi 25:21 and Lo 31:27.
     pub const HCSPARAMS2: u64 = 0x08;
+    /// Capability parameters 1: CSZ bit 2 (64-byte contexts).
+    pub const HCCPARAMS1: u64 = 0x10;
     /// Doorbell offset.
     pub const DBOFF: u64 = 0x14;
     /// Runtime register space offset.
@@ -54,6 +59,8 @@ pub mod op {
     pub const DCBAAP: u64 = 0x30;
     /// Configure: MaxSlotsEn 7:0.
     pub const CONFIG: u64 = 0x38;
+    /// Port 1's Status and Control; port n's at + 0x10 * (n - 1).
+    pub const PORTSC: u64 = 0x400;
 }
 
 /// USBCMD bits (xHCI 1.2 section 5.4.1).
@@ -263,21 +270,84 @@ pub enum Takeover {
     StillRunning(u32),
 }
 
+/// Most interrupters driven (QEMU's xHCIs have 16, one per MSI-X entry).
+pub const MAX_INTERRUPTERS: usize = 16;
+/// TRBs in a USB device's control endpoint ring: 63 usable (21 three-TRB control transfers, so none
+/// straddles the Link TRB) and the Link TRB.
+pub const CONTROL_RING_TRBS: usize = 64;
+/// TRB types on a transfer ring and of a Transfer Event (xHCI 1.2 table 6-91).
+pub mod xfer {
+    /// Setup Stage.
+    pub const SETUP: u32 = 2;
+    /// Data Stage.
+    pub const DATA: u32 = 3;
+    /// Status Stage.
+    pub const STATUS: u32 = 4;
+    /// Enable Slot Command.
+    pub const ENABLE_SLOT: u32 = 9;
+    /// Address Device Command.
+    pub const ADDRESS_DEVICE: u32 = 11;
+    /// Transfer Event.
+    pub const TRANSFER_EVENT: u32 = 32;
+    /// Completion code Short Packet.
+    pub const SHORT_PACKET: u32 = 13;
+}
+
+/// The three TRBs of a GET_DESCRIPTOR(Device, 18 bytes) control transfer into `buffer`, the Status
+/// Stage's Interrupter Target `target` and IOC set (xHCI 1.2 sections 6.4.1.2.1-3, 4.17.1), with cycle
+/// bit `cycle`.
+pub const fn get_descriptor_trbs(buffer: u64, target: u32, cycle: bool) -> [[u32; 4]; 3] {
+    // bmRequestType 0x80 (device to host), bRequest 6, wValue 0x0100 (Device descriptor), wLength 18.
+    let setup: u64 = 0x80 | 6 << 8 | 0x0100 << 16 | 18 << 48;
+    [
+        // IDT (bit 6), TRT = 3 (IN data stage, bits 17:16), length 8.
+        trb_dwords(setup, 8, xfer::SETUP, 1 << 6 | 3 << 16, cycle),
+        // DIR = IN (bit 16).
+        trb_dwords(buffer, 18, xfer::DATA, 1 << 16, cycle),
+        // DIR = OUT (0) after an IN data stage; IOC (bit 5); Interrupter Target in status 31:22.
+        trb_dwords(0, target << 22, xfer::STATUS, 1 << 5, cycle),
+    ]
+}
+
+/// One interrupter's event ring (xHCI 1.2 section 4.17: each interrupter has its own).
+#[derive(Debug)]
+struct Interrupter {
+    /// Offset of its register set in BAR0.
+    set: u64,
+    erst: DmaPage,
+    events: DmaPage,
+    consumer: Consumer,
+    /// The TRB whose completion raises it, rung and not yet acknowledged.
+    outstanding: Option<u64>,
+}
+
+/// The USB device whose control transfers reach interrupters other than 0.
+#[derive(Debug)]
+struct UsbDevice {
+    slot: u8,
+    port: u8,
+    _input: DmaPage,
+    _output: DmaPage,
+    ring: DmaPage,
+    producer: Producer,
+    data: DmaPage,
+}
+
 /// The driver state.
 #[derive(Debug)]
 pub struct Xhci {
     regs: MmioWindow,
     op: u64,
     doorbells: u64,
-    intr0: u64,
+    rtsoff: u64,
+    max_intrs: usize,
+    /// 64-byte contexts (HCCPARAMS1.CSZ).
+    csz: bool,
     dcbaa: DmaPage,
     commands: DmaPage,
-    erst: DmaPage,
-    events: DmaPage,
     producer: Producer,
-    consumer: Consumer,
-    /// Command TRB addresses rung and not yet completed (source 0).
-    outstanding: Option<u64>,
+    intrs: heapless::Vec<Interrupter, MAX_INTERRUPTERS>,
+    usb: Option<UsbDevice>,
     running: bool,
     /// USBCMD as found when the driver took the controller (it should be halted: the quiet path halts it).
     found_usbcmd: u32,
@@ -351,7 +421,7 @@ pub fn halt_before_quiet(cfg: &PlatformConfig, f: &Function) -> Option<Takeover>
 
 impl Xhci {
     /// Maps BAR0, halts and resets the controller, and sets up DCBAA, the command ring and interrupter
-    /// 0's event ring. Interrupts stay off (IMAN.IE and USBCMD.INTE clear) until [`Xhci::run`].
+    /// 0's event ring. Interrupts stay off (IMAN.IE and USBCMD.INTE clear) until [`Xhci::enable_interrupts`].
     pub fn new(f: &Function) -> Result<Xhci, DriverError> {
         let (regs, op) = map(f)?;
         let found_usbcmd = regs.read32(op + op::USBCMD);
@@ -360,11 +430,16 @@ impl Xhci {
         }
         let hcsparams1 = regs.read32(cap::HCSPARAMS1);
         let hcsparams2 = regs.read32(cap::HCSPARAMS2);
+        let hccparams1 = regs.read32(cap::HCCPARAMS1);
         let dboff = u64::from(regs.read32(cap::DBOFF) & !0x3);
         let rtsoff = u64::from(regs.read32(cap::RTSOFF) & !0x1F);
-        if dboff + 4 > regs.len() || rtsoff + 0x40 > regs.len() {
+        let max_intrs = ((hcsparams1 >> 8 & 0x7FF) as usize).min(MAX_INTERRUPTERS);
+        if dboff + 4 * 256 > regs.len()
+            || rtsoff + 0x20 + 0x20 * max_intrs as u64 > regs.len()
+            || max_intrs == 0
+        {
             return Err(DriverError::Unexpected(
-                "DBOFF/RTSOFF outside BAR0",
+                "DBOFF/RTSOFF/MaxIntrs outside BAR0",
                 dboff << 32 | rtsoff,
             ));
         }
@@ -379,14 +454,14 @@ impl Xhci {
             regs,
             op,
             doorbells: dboff,
-            intr0: rtsoff + 0x20,
+            rtsoff,
+            max_intrs,
+            csz: hccparams1 & (1 << 2) != 0,
             dcbaa: DmaPage::alloc().ok_or(DriverError::NoDmaMemory)?,
             commands: DmaPage::alloc().ok_or(DriverError::NoDmaMemory)?,
-            erst: DmaPage::alloc().ok_or(DriverError::NoDmaMemory)?,
-            events: DmaPage::alloc().ok_or(DriverError::NoDmaMemory)?,
             producer: Producer::new(COMMAND_RING_TRBS),
-            consumer: Consumer::new(EVENT_RING_TRBS),
-            outstanding: None,
+            intrs: heapless::Vec::new(),
+            usb: None,
             running: false,
             found_usbcmd,
         };
@@ -406,14 +481,31 @@ impl Xhci {
         // CRCR: ring pointer | RCS = 1, low dword first (QEMU latches the ring on the high write).
         this.set_opr(op::CRCR, ring as u32 | 1);
         this.set_opr(op::CRCR + 4, (ring >> 32) as u32);
-        // The one segment table entry: ring base, size (xHCI 1.2 section 6.5).
-        this.erst.write64(0, this.events.phys());
-        this.erst.write32(8, EVENT_RING_TRBS as u32);
-        this.erst.write32(12, 0);
-        for (offset, value) in event_ring_writes(this.erst.phys(), this.events.phys()) {
-            this.regs.write32(this.intr0 + offset, value);
-        }
+        this.add_interrupter()?;
         Ok(this)
+    }
+
+    /// Gives the next interrupter its event ring: one segment table entry (ring base, size; xHCI 1.2
+    /// section 6.5), then ERSTSZ, ERDP, ERSTBA ([`event_ring_writes`]).
+    fn add_interrupter(&mut self) -> Result<(), DriverError> {
+        let n = self.intrs.len();
+        if n >= self.max_intrs {
+            return Err(DriverError::NoSuchSource(n));
+        }
+        let i = Interrupter {
+            set: self.rtsoff + 0x20 + 0x20 * n as u64,
+            erst: DmaPage::alloc().ok_or(DriverError::NoDmaMemory)?,
+            events: DmaPage::alloc().ok_or(DriverError::NoDmaMemory)?,
+            consumer: Consumer::new(EVENT_RING_TRBS),
+            outstanding: None,
+        };
+        i.erst.write64(0, i.events.phys());
+        i.erst.write32(8, EVENT_RING_TRBS as u32);
+        i.erst.write32(12, 0);
+        for (offset, value) in event_ring_writes(i.erst.phys(), i.events.phys()) {
+            self.regs.write32(i.set + offset, value);
+        }
+        self.intrs.push(i).map_err(|_| DriverError::NoSuchSource(n))
     }
 
     fn opr(&self, r: u64) -> u32 {
@@ -439,11 +531,9 @@ impl Xhci {
         Ok(())
     }
 
-    /// IMAN.IE, then USBCMD = R/S | INTE, and wait for HCH to clear (xHCI 1.2 section 4.2, last steps).
-    /// Call with the interrupt mode set up.
-    pub fn run(&mut self) -> Result<(), DriverError> {
-        self.regs.write32(self.intr0 + intr::IMAN, intr::IMAN_IE);
-        self.set_opr(op::USBCMD, usbcmd::RS | usbcmd::INTE);
+    /// USBCMD.R/S with interrupts off (INTE and every IMAN.IE clear), and wait for HCH to clear.
+    fn start_running(&mut self) -> Result<(), DriverError> {
+        self.set_opr(op::USBCMD, usbcmd::RS);
         if !time::wait_until(HALT_US, || self.opr(op::USBSTS) & usbsts::HCH == 0) {
             return Err(DriverError::Timeout("USBSTS.HCH = 0 after USBCMD.RS = 1"));
         }
@@ -458,11 +548,25 @@ impl Xhci {
         Ok(())
     }
 
-    /// Puts a No-Op command on the command ring and rings the host controller doorbell.
-    fn ring_noop(&mut self) -> u64 {
+    /// IMAN.IE on every interrupter with a ring, then USBCMD.INTE (xHCI 1.2 section 4.2, last steps).
+    /// Call with the interrupt mode set up; anything interrupter 0 posted while interrupts were off has
+    /// been consumed and its IP cleared, so this raises nothing.
+    pub fn enable_interrupts(&mut self) {
+        for i in self.intrs.iter() {
+            self.regs.write32(i.set + intr::IMAN, intr::IMAN_IE);
+        }
+        self.set_opr(op::USBCMD, usbcmd::RS | usbcmd::INTE);
+    }
+
+    /// Puts a command on the command ring and rings the host controller doorbell; the TRB's address.
+    fn ring_command(&mut self, kind: u32, parameter: u64, flags: u32) -> u64 {
         let (at, cycle, link) = self.producer.push();
         let addr = self.commands.phys() + 16 * at as u64;
-        write_trb(&self.commands, at, noop_command_trb(cycle));
+        write_trb(
+            &self.commands,
+            at,
+            trb_dwords(parameter, 0, kind, flags, cycle),
+        );
         if let Some(c) = link {
             write_trb(
                 &self.commands,
@@ -475,51 +579,170 @@ impl Xhci {
         addr
     }
 
-    /// Consumes every event on interrupter 0's ring; the one command completion expected must be among
-    /// them, Success, for `command`. Then ERDP with EHB (xHCI 1.2 section 4.17.2 and 5.5.2.3.3).
-    fn consume(&mut self, command: u64) -> Result<(), DriverError> {
-        let ev = &self.events;
+    /// Consumes every event on interrupter `n`'s ring; the one for TRB `trb` (of type `kind`) must be
+    /// among them with a good completion code; returns its status and control dwords. Then ERDP with EHB
+    /// (xHCI 1.2 sections 4.17.2 and 5.5.2.3.3). Port Status Change events on interrupter 0 (a USB
+    /// device's port) are consumed and ignored.
+    fn consume(&mut self, n: usize, trb: u64, kind: u32) -> Result<(u32, u32), DriverError> {
+        let regs = self.regs;
+        let i = &mut self.intrs[n];
         let at = |c: &Consumer| c.dequeue * 16;
+        let ev = &i.events;
         if !time::wait_until(EVENT_US, || {
-            self.consumer.valid(ev.read32(at(&self.consumer) + 12))
+            i.consumer.valid(ev.read32(at(&i.consumer) + 12))
         }) {
-            return Err(DriverError::Timeout(
-                "Command Completion Event on interrupter 0",
-            ));
+            return Err(DriverError::Timeout(if kind == trb::COMMAND_COMPLETION {
+                "Command Completion Event"
+            } else {
+                "Transfer Event"
+            }));
         }
-        let mut result = Err(DriverError::Unexpected(
-            "no Command Completion Event for the No-Op",
-            command,
-        ));
-        while self.consumer.valid(ev.read32(at(&self.consumer) + 12)) {
-            let o = at(&self.consumer);
+        let mut result = Err(DriverError::Unexpected("no event for the TRB rung", trb));
+        while i.consumer.valid(ev.read32(at(&i.consumer) + 12)) {
+            let o = at(&i.consumer);
             let (parameter, status, control) = (ev.read64(o), ev.read32(o + 8), ev.read32(o + 12));
-            self.consumer.advance();
-            let kind = control >> 10 & 0x3F;
-            if kind != trb::COMMAND_COMPLETION {
-                result = Err(DriverError::Unexpected(
-                    "event TRB type on interrupter 0",
-                    kind as u64,
-                ));
-            } else if parameter != command {
-                result = Err(DriverError::Unexpected(
-                    "Command Completion Event for another TRB",
-                    parameter,
-                ));
-            } else if status >> 24 != trb::SUCCESS {
-                result = Err(DriverError::Unexpected(
-                    "No-Op completion code",
-                    (status >> 24) as u64,
-                ));
+            i.consumer.advance();
+            let got = control >> 10 & 0x3F;
+            let code = status >> 24;
+            if got == PORT_STATUS_CHANGE && n == 0 {
+                continue;
+            }
+            if got != kind {
+                result = Err(DriverError::Unexpected("event TRB type", got as u64));
+            } else if parameter != trb {
+                result = Err(DriverError::Unexpected("event for another TRB", parameter));
+            } else if code != trb::SUCCESS && code != xfer::SHORT_PACKET {
+                result = Err(DriverError::Unexpected("completion code", code as u64));
             } else if result.is_err() {
-                result = Ok(());
+                result = Ok((status, control));
             }
         }
-        let erdp = self.consumer.erdp(self.events.phys());
-        self.regs.write32(self.intr0 + intr::ERDP, erdp as u32);
-        self.regs
-            .write32(self.intr0 + intr::ERDP + 4, (erdp >> 32) as u32);
+        let erdp = i.consumer.erdp(i.events.phys());
+        regs.write32(i.set + intr::ERDP, erdp as u32);
+        regs.write32(i.set + intr::ERDP + 4, (erdp >> 32) as u32);
         result
+    }
+
+    /// A command completed while interrupts are off (polled): its completion's control dword, and
+    /// interrupter 0's IP cleared.
+    fn command_polled(
+        &mut self,
+        kind: u32,
+        parameter: u64,
+        flags: u32,
+    ) -> Result<u32, DriverError> {
+        let trb = self.ring_command(kind, parameter, flags);
+        let r = self.consume(0, trb, trb::COMMAND_COMPLETION);
+        self.regs
+            .write32(self.intrs[0].set + intr::IMAN, intr::IMAN_IP);
+        r.map(|(_, control)| control)
+    }
+
+    /// Finds the first root hub port with a device connected, enables it (a USB2 port needs a reset:
+    /// xHCI 1.2 section 4.3.1), and gives it a slot: Enable Slot, then Address Device with an input
+    /// context for the slot and its control endpoint (sections 4.3.2-4.3.3, 4.6.5). Interrupts are off.
+    /// `None` when no port has a device.
+    fn address_first_device(&mut self) -> Result<Option<UsbDevice>, DriverError> {
+        let ports = (self.regs.read32(cap::HCSPARAMS1) >> 24) as u64;
+        // Only ports whose PORTSC lies inside BAR0.
+        let ports = ports.min((self.regs.len() - self.op - op::PORTSC) / 0x10);
+        let Some(port) =
+            (1..=ports).find(|p| self.opr(op::PORTSC + 0x10 * (p - 1)) & portsc::CCS != 0)
+        else {
+            return Ok(None);
+        };
+        let portsc_at = op::PORTSC + 0x10 * (port - 1);
+        if self.opr(portsc_at) & portsc::PED == 0 {
+            // PR, keeping PP (RW1C change bits and PED written 0).
+            self.set_opr(portsc_at, portsc::PP | portsc::PR);
+            if !time::wait_until(RESET_US, || self.opr(portsc_at) & portsc::PRC != 0) {
+                return Err(DriverError::Timeout("PORTSC.PRC after a port reset"));
+            }
+        }
+        let sc = self.opr(portsc_at);
+        // Clear the change bits (RW1C), PP kept.
+        self.set_opr(portsc_at, portsc::PP | (sc & portsc::CHANGES));
+        if sc & portsc::PED == 0 {
+            return Err(DriverError::Unexpected(
+                "PORTSC (port not enabled after reset)",
+                sc as u64,
+            ));
+        }
+        let speed = sc >> 10 & 0xF;
+        let control = self.command_polled(xfer::ENABLE_SLOT, 0, 0)?;
+        let slot = (control >> 24) as u8;
+        if slot == 0 {
+            return Err(DriverError::Unexpected("Enable Slot gave slot", 0));
+        }
+        let page = || DmaPage::alloc().ok_or(DriverError::NoDmaMemory);
+        let (input, output, ring, data) = (page()?, page()?, page()?, page()?);
+        let ctx = if self.csz { 64 } else { 32 };
+        // Input Control Context: add the Slot Context (A0) and EP0's (A1).
+        input.write32(4, 0b11);
+        // Slot Context: Context Entries 1, Speed, Root Hub Port Number (xHCI 1.2 section 6.2.2).
+        input.write32(ctx, 1 << 27 | speed << 20);
+        input.write32(ctx + 4, (port as u32) << 16);
+        // EP0 Context: CErr 3, EP Type 4 (control), Max Packet Size, TR Dequeue Pointer | DCS, Average
+        // TRB Length 8 (section 6.2.3).
+        let mps = match speed {
+            4.. => 512,
+            3 => 64,
+            _ => 8,
+        };
+        input.write32(2 * ctx + 4, 3 << 1 | 4 << 3 | mps << 16);
+        input.write64(2 * ctx + 8, ring.phys() | 1);
+        input.write32(2 * ctx + 16, 8);
+        self.dcbaa.write64(8 * slot as usize, output.phys());
+        self.command_polled(xfer::ADDRESS_DEVICE, input.phys(), (slot as u32) << 24)?;
+        Ok(Some(UsbDevice {
+            slot,
+            port: port as u8,
+            _input: input,
+            _output: output,
+            ring,
+            producer: Producer::new(CONTROL_RING_TRBS),
+            data,
+        }))
+    }
+
+    /// Queues a GET_DESCRIPTOR control transfer on the device's control endpoint whose Status Stage
+    /// targets interrupter `n`, and rings the slot's doorbell (DB Target 1: EP0). The Status TRB's address.
+    fn ring_transfer(&mut self, n: usize) -> Result<u64, DriverError> {
+        let dev = self.usb.as_mut().ok_or(DriverError::NoSuchSource(n))?;
+        let (first, cycle, _) = dev.producer.push();
+        let (second, _, _) = dev.producer.push();
+        let (third, _, link) = dev.producer.push();
+        let trbs = get_descriptor_trbs(dev.data.phys(), n as u32, cycle);
+        // Later TRBs first, the first one (handing the TD over) last.
+        write_trb(&dev.ring, third, trbs[2]);
+        write_trb(&dev.ring, second, trbs[1]);
+        if let Some(c) = link {
+            write_trb(
+                &dev.ring,
+                CONTROL_RING_TRBS - 1,
+                link_trb(dev.ring.phys(), c),
+            );
+        }
+        write_trb(&dev.ring, first, trbs[0]);
+        self.regs.write32(self.doorbells + 4 * dev.slot as u64, 1);
+        Ok(dev.ring.phys() + 16 * third as u64)
+    }
+
+    /// Consumes the completion of what raised interrupter `n`.
+    fn complete(&mut self, n: usize, trb: u64) -> Result<(), DriverError> {
+        if n == 0 {
+            return self.consume(0, trb, trb::COMMAND_COMPLETION).map(|_| ());
+        }
+        self.consume(n, trb, xfer::TRANSFER_EVENT)?;
+        // The device descriptor came by DMA: bLength 18, bDescriptorType 1.
+        let head = self.usb.as_ref().map_or(0, |d| d.data.read32(0) & 0xFFFF);
+        if head != 0x0112 {
+            return Err(DriverError::Unexpected(
+                "device descriptor bLength/bDescriptorType",
+                head as u64,
+            ));
+        }
+        Ok(())
     }
 
     /// USBCMD = 0 and wait for HCH: no more events, DMA or interrupts.
@@ -531,11 +754,32 @@ impl Xhci {
             }
             _ => {
                 // IE off, a pending IP cleared (RW1C).
-                self.regs.write32(self.intr0 + intr::IMAN, intr::IMAN_IP);
+                for i in self.intrs.iter() {
+                    self.regs.write32(i.set + intr::IMAN, intr::IMAN_IP);
+                }
                 Ok(())
             }
         }
     }
+}
+
+/// Port Status Change Event TRB type.
+const PORT_STATUS_CHANGE: u32 = 34;
+
+/// PORTSC bits (xHCI 1.2 section 5.4.8).
+pub mod portsc {
+    /// Current Connect Status.
+    pub const CCS: u32 = 1 << 0;
+    /// Port Enabled/Disabled (RW1C: writing 1 disables).
+    pub const PED: u32 = 1 << 1;
+    /// Port Reset.
+    pub const PR: u32 = 1 << 4;
+    /// Port Power.
+    pub const PP: u32 = 1 << 9;
+    /// Port Reset Change.
+    pub const PRC: u32 = 1 << 21;
+    /// Every change bit (CSC, PEC, WRC, OCC, PRC, PLC, CEC; RW1C).
+    pub const CHANGES: u32 = 0x7F << 17;
 }
 
 /// Writes a TRB at index `i`, dword 3 (with the cycle bit) last.
@@ -549,7 +793,11 @@ fn write_trb(page: &DmaPage, i: usize, d: [u32; 4]) {
 
 impl InterruptSource for Xhci {
     fn sources(&self) -> usize {
-        usize::from(self.running)
+        if self.running {
+            self.intrs.len()
+        } else {
+            0
+        }
     }
 
     fn trigger(&mut self, i: usize) -> Result<(), DriverError> {
@@ -560,10 +808,15 @@ impl InterruptSource for Xhci {
         // alone): that event is consumed first and ERDP written with EHB, since the controller raises
         // nothing for a new event while EHB is set (xHCI 1.2 section 4.17.2, interrupt moderation; QEMU
         // 7.2 the same). IMAN is left alone, so a level held off at the function stays the function's.
-        if let Some(previous) = self.outstanding.take() {
-            self.consume(previous)?;
+        if let Some(previous) = self.intrs[i].outstanding.take() {
+            self.complete(i, previous)?;
         }
-        self.outstanding = Some(self.ring_noop());
+        let trb = if i == 0 {
+            self.ring_command(trb::NOOP_COMMAND, 0, 0)
+        } else {
+            self.ring_transfer(i)?
+        };
+        self.intrs[i].outstanding = Some(trb);
         Ok(())
     }
 
@@ -571,23 +824,25 @@ impl InterruptSource for Xhci {
         if i >= self.sources() {
             return Err(DriverError::NoSuchSource(i));
         }
-        let command = self
+        let trb = self.intrs[i]
             .outstanding
             .take()
             .ok_or(DriverError::NoSuchSource(i))?;
         // As Linux's xhci_irq: USBSTS.EINT (RW1C), then IMAN.IP (RW1C, keeping IE; with MSI or MSI-X the
         // controller has cleared it already, xHCI 1.2 section 5.5.2.1), then the events, then ERDP.
         self.set_opr(op::USBSTS, usbsts::EINT);
-        self.regs
-            .write32(self.intr0 + intr::IMAN, intr::IMAN_IE | intr::IMAN_IP);
-        self.consume(command)
+        self.regs.write32(
+            self.intrs[i].set + intr::IMAN,
+            intr::IMAN_IE | intr::IMAN_IP,
+        );
+        self.complete(i, trb)
     }
 
     fn intx_ack(&self) -> Option<IntxAck> {
-        // IMAN.IP written 1 to clear with IE kept: the INTx level is IP & IE & USBCMD.INTE.
+        // IMAN.IP written 1 to clear with IE kept: the INTx level is IP & IE & USBCMD.INTE (interrupter 0).
         IntxAck::new(
             &self.regs,
-            self.intr0 + intr::IMAN,
+            self.intrs[0].set + intr::IMAN,
             intr::IMAN_IE | intr::IMAN_IP,
         )
     }
@@ -606,9 +861,9 @@ impl Drop for Xhci {
 
 impl Driver for Xhci {
     const NAME: &'static str = "xhci";
-    /// Interrupter 0's vector: the only interrupter a controller without USB devices posts events to.
-    const VECTORS: u16 = 1;
-    const SOURCES: usize = 1;
+    /// One vector per interrupter: MSI-X entry n (MSI vector n) is interrupter n's.
+    const VECTORS: u16 = MAX_INTERRUPTERS as u16;
+    const SOURCES: usize = MAX_INTERRUPTERS;
 
     fn matches(f: &Function) -> bool {
         f.class == CLASS && f.header_type == 0
@@ -618,9 +873,35 @@ impl Driver for Xhci {
         irq: &mut IrqRequest<'_>,
     ) -> Result<(Self, DeviceIrq<'static, PlatformConfig>), StartError> {
         let mut dev = Xhci::new(irq.function())?;
+        // Running with interrupts off: a USB device's slot is set up with polled commands.
+        dev.start_running()?;
+        dev.usb = dev.address_first_device()?;
         // MSI-X enabled before IMAN.IE and USBCMD (see the module comment).
-        let vectors = irq.enable(Self::VECTORS)?;
-        dev.run()?;
+        // Interrupters other than 0 only get events through a USB device's transfers: without one, one
+        // vector.
+        let vectors = irq.enable(if dev.usb.is_some() { Self::VECTORS } else { 1 })?;
+        let granted = vectors.vectors().len().min(dev.max_intrs);
+        let driven = if dev.usb.is_some() { granted } else { 1 };
+        for _ in 1..driven {
+            dev.add_interrupter()?;
+        }
+        if driven < Self::SOURCES {
+            irq.fewer = Some(match (&dev.usb, irq.mode()) {
+                (None, _) => alloc::format!(
+                    "interrupter 0 only: no USB device attached (only a Transfer TRB's Interrupter Target reaches interrupters 1-{}; commands and port events go to interrupter 0)",
+                    dev.max_intrs - 1
+                ),
+                (Some(_), crate::modes::IrqMode::Intx) => alloc::string::String::from("interrupter 0 only: INTx is interrupter 0's"),
+                (Some(d), _) => alloc::format!(
+                    "{driven} interrupters of {} ({} vector(s), {} interrupters); transfers on the device at port {}",
+                    Self::SOURCES,
+                    vectors.vectors().len(),
+                    dev.max_intrs,
+                    d.port
+                ),
+            });
+        }
+        dev.enable_interrupts();
         Ok((dev, vectors))
     }
 
@@ -695,6 +976,31 @@ mod tests {
         assert_eq!((c.dequeue, c.cycle), (0, false));
         assert!(c.valid(0) && !c.valid(1), "second pass: cycle 0 is valid");
         assert_eq!(c.erdp(0x8000), 0x8008);
+    }
+
+    #[test]
+    fn control_transfer_targets_its_interrupter_on_the_status_stage() {
+        let t = get_descriptor_trbs(0x5000, 7, true);
+        assert_eq!(
+            t[0],
+            [0x0100_0680, 0x0012_0000, 8, 2 << 10 | 1 << 6 | 3 << 16 | 1],
+            "Setup: IDT, TRT IN, length 8"
+        );
+        assert_eq!(
+            t[1],
+            [0x5000, 0, 18, 3 << 10 | 1 << 16 | 1],
+            "Data: IN, 18 bytes"
+        );
+        assert_eq!(
+            t[2],
+            [0, 0, 7 << 22, 4 << 10 | 1 << 5 | 1],
+            "Status: Interrupter Target 7, IOC, OUT"
+        );
+        assert_eq!(
+            get_descriptor_trbs(0, 0, false)[2][3] & 1,
+            0,
+            "cycle bit 0 on the second pass"
+        );
     }
 
     #[test]
