@@ -181,7 +181,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let t_quiet = time::now_us();
     accounting::set_phase(Phase::Setup);
     if !delay_quiet {
-        crate::modes::quiesce::all(cfg, &pci.functions);
+        crate::drivers::quiet_all(cfg, &pci.functions);
     }
     accounting::stop();
     let quiet_us = time::now_us() - t_quiet;
@@ -190,7 +190,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // Every driven device is set up first and stays live while the scenarios run, in table order, so a
     // device's interrupts reaching another's vectors would show in the exact counts.
     let mut active = devices::ACTIVE.lock();
-    let mut ctx = Context { cfg, pci: &pci, routing: &routing, active: &mut active, run: &mut run, plan, start_info, quiet_all: crate::modes::quiesce::all, self_ipis: None, storm_done: false };
+    let mut ctx = Context { cfg, pci: &pci, routing: &routing, active: &mut active, run: &mut run, plan, start_info, quiet_all: crate::drivers::quiet_all, self_ipis: None, storm_done: false };
     table::run_stage(&mut ctx, Stage::Quiet);
 
     // From here on every configuration and MSI-X table access is recorded and later held against the

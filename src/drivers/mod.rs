@@ -232,6 +232,18 @@ drivers! {
     /// PCI Express root or downstream port (hot-plug Command Completed interrupt). Taken only when the port
     /// is hot-plug capable: see [`pcie_port::is_hotplug_port`].
     PciePort => pcie_port::PciePort<'static>,
+    /// xHCI USB host controller (class 0x0C0330: qemu-xhci, nec-usb-xhci): No-Op command on interrupter 0.
+    Xhci => xhci::Xhci,
+}
+
+/// Quiets every function as [`crate::modes::quiesce::all`] does, after halting every xHCI first
+/// ([`xhci::halt_before_quiet`]): a controller left running keeps posting events, so it is stopped before
+/// its MSI-X is touched, as Linux's quirk_usb_handoff_xhci does at enumeration.
+pub fn quiet_all(cfg: &PlatformConfig, functions: &[Function]) {
+    for f in functions {
+        xhci::halt_before_quiet(cfg, f);
+    }
+    crate::modes::quiesce::all(cfg, functions);
 }
 
 #[cfg(test)]
@@ -277,6 +289,9 @@ mod tests {
         assert_eq!(probe(0x1b36, 0x000c, 0x060400, 1, &[id::PCIE]), Some(DriverKind::PciePort));
         assert_eq!(probe(0x1b36, 0x0001, 0x060400, 1, &[]), None, "a conventional PCI bridge");
         assert_eq!(probe(0x8086, 0x100e, 0x020000, 0, &[]), Some(DriverKind::E1000));
+        assert_eq!(probe(0x1b36, 0x000d, 0x0c0330, 0, &[id::MSIX]), Some(DriverKind::Xhci), "qemu-xhci");
+        assert_eq!(probe(0x1033, 0x0194, 0x0c0330, 0, &[]), Some(DriverKind::Xhci), "nec-usb-xhci");
+        assert_eq!(probe(0x8086, 0x2934, 0x0c0300, 0, &[]), None, "UHCI is not xHCI");
     }
 
     /// Rules every row keeps, so a new driver is one row and its own file (no list here to edit).
