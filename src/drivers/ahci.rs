@@ -286,7 +286,15 @@ impl Driver for Ahci {
     ) -> Result<(Self, DeviceIrq<'static, PlatformConfig>), StartError> {
         // Ports stopped and the HBA reset before the interrupt mode is enabled: a port a previous owner
         // left running, or status it left pending, never reaches the handler.
+        let t0 = time::now_us();
         let mut dev = Ahci::new(irq.function())?;
+        crate::info!(
+            "{} ahci: event on port {=u8}; ports found running at takeover {=u32:#x}, stopped; HBA reset in {=u64} us",
+            irq.function().bdf,
+            dev.port,
+            dev.found_running,
+            time::now_us() - t0
+        );
         let vectors = irq.enable(Self::VECTORS)?;
         dev.started = true;
         Ok((dev, vectors))
