@@ -13,9 +13,20 @@ use msifw_host::{IrqMode, Machine, RunOutcome, ScenarioResult};
 fn ahci_interrupts(o: &RunOutcome, bdf: &str, mode: IrqMode, gsi: Option<u32>) {
     common::assert_passed(o);
     let why = common::explain(o);
-    let f = o.report.function(bdf).unwrap_or_else(|| panic!("{bdf}: no function record{why}"));
-    assert_eq!((f.vendor.as_str(), f.device.as_str(), f.class.as_str()), ("8086", "2922", "010601"), "{why}");
-    assert_eq!(f.driver.as_deref(), Some("ahci"), "the ahci driver takes class 010601{why}");
+    let f = o
+        .report
+        .function(bdf)
+        .unwrap_or_else(|| panic!("{bdf}: no function record{why}"));
+    assert_eq!(
+        (f.vendor.as_str(), f.device.as_str(), f.class.as_str()),
+        ("8086", "2922", "010601"),
+        "{why}"
+    );
+    assert_eq!(
+        f.driver.as_deref(),
+        Some("ahci"),
+        "the ahci driver takes class 010601{why}"
+    );
     assert_eq!(f.irq_mode, mode, "{why}");
     assert_eq!(f.vectors.len(), 1, "one MSI vector or one line{why}");
     if gsi.is_some() {
@@ -27,12 +38,31 @@ fn ahci_interrupts(o: &RunOutcome, bdf: &str, mode: IrqMode, gsi: Option<u32>) {
         .scenarios_for(bdf)
         .find(|s| s.name == scenario)
         .unwrap_or_else(|| panic!("{bdf}: no {scenario}{why}"));
-    assert_eq!(s.result, ScenarioResult::Pass, "{bdf}: {scenario}: {}{why}", s.detail);
-    assert!(s.detail.starts_with("2 interrupts on 1 vector(s)"), "both rounds delivered, each exactly once: {}{why}", s.detail);
-    assert_eq!(f.interrupts, 2, "the handler counted exactly the two triggered D2H FIS interrupts{why}");
-    let st = f.final_state.as_ref().unwrap_or_else(|| panic!("no final_state{why}"));
+    assert_eq!(
+        s.result,
+        ScenarioResult::Pass,
+        "{bdf}: {scenario}: {}{why}",
+        s.detail
+    );
+    assert!(
+        s.detail.starts_with("2 interrupts on 1 vector(s)"),
+        "both rounds delivered, each exactly once: {}{why}",
+        s.detail
+    );
+    assert_eq!(
+        f.interrupts, 2,
+        "the handler counted exactly the two triggered D2H FIS interrupts{why}"
+    );
+    let st = f
+        .final_state
+        .as_ref()
+        .unwrap_or_else(|| panic!("no final_state{why}"));
     assert!(st.intx_disabled, "left able to interrupt: {st:?}{why}");
-    assert!(f.problems.is_empty(), "{bdf}: problems {:?}{why}", f.problems);
+    assert!(
+        f.problems.is_empty(),
+        "{bdf}: problems {:?}{why}",
+        f.problems
+    );
 }
 
 /// The takeover line the driver logs for `bdf`: which ports it found running.
@@ -50,13 +80,21 @@ fn takeover(o: &RunOutcome, bdf: &str) -> String {
 fn q35_ich9_ahci_interrupts_through_msi() {
     let o = common::boot(&common::config(Machine::Q35).default_devices(false));
     ahci_interrupts(&o, "00:1f.2", IrqMode::Msi, None);
-    assert!(takeover(&o, "00:1f.2").contains("event on port 0; ports found running at takeover 0x0"), "{}", takeover(&o, "00:1f.2"));
+    assert!(
+        takeover(&o, "00:1f.2").contains("event on port 0; ports found running at takeover 0x0"),
+        "{}",
+        takeover(&o, "00:1f.2")
+    );
 }
 
 /// INTx: 00:1f.2 INTA is GSI 16 on q35 (D31IR, PIRQA).
 #[test]
 fn q35_ich9_ahci_interrupts_through_intx() {
-    let o = common::boot(&common::config(Machine::Q35).default_devices(false).append("irq.00:1f.2=intx"));
+    let o = common::boot(
+        &common::config(Machine::Q35)
+            .default_devices(false)
+            .append("irq.00:1f.2=intx"),
+    );
     ahci_interrupts(&o, "00:1f.2", IrqMode::Intx, Some(16));
 }
 
@@ -74,14 +112,19 @@ fn q35_port_left_running_by_the_boot_firmware_is_stopped() {
     );
     ahci_interrupts(&o, "00:1f.2", IrqMode::Msi, None);
     let line = takeover(&o, "00:1f.2");
-    assert!(line.contains("ports found running at takeover 0x1"), "port 0 (the disk's) found running: {line}");
+    assert!(
+        line.contains("ports found running at takeover 0x1"),
+        "port 0 (the disk's) found running: {line}"
+    );
 }
 
 /// `-device ahci` on pc (no AHCI built in), in MSI and with `nomsi` on INTx: slot 5 INTA is PIRQ A
 /// + 5 - 1 mod 4 = PIRQA, GSI 10 under SeaBIOS's routing.
 #[test]
 fn pc_ahci_device_interrupts_through_msi_and_intx() {
-    let cfg = common::config(Machine::Pc).default_devices(false).device("ahci,addr=05.0");
+    let cfg = common::config(Machine::Pc)
+        .default_devices(false)
+        .device("ahci,addr=05.0");
     let o = common::boot(&cfg);
     ahci_interrupts(&o, "00:05.0", IrqMode::Msi, None);
     let o = common::boot(&cfg.append("nomsi"));
