@@ -229,6 +229,8 @@ drivers! {
     VirtioModern => virtio_modern::VirtioModern,
     /// Legacy (transitional) virtio-net over its I/O BAR.
     VirtioNet => virtio_net::VirtioNet,
+    /// AHCI SATA controller (class 0x010601): a port's D2H Register FIS after an HBA reset.
+    Ahci => ahci::Ahci,
     /// PCI Express root or downstream port (hot-plug Command Completed interrupt). Taken only when the port
     /// is hot-plug capable: see [`pcie_port::is_hotplug_port`].
     PciePort => pcie_port::PciePort<'static>,
@@ -292,6 +294,8 @@ mod tests {
         assert_eq!(probe(0x1b36, 0x000d, 0x0c0330, 0, &[id::MSIX]), Some(DriverKind::Xhci), "qemu-xhci");
         assert_eq!(probe(0x1033, 0x0194, 0x0c0330, 0, &[]), Some(DriverKind::Xhci), "nec-usb-xhci");
         assert_eq!(probe(0x8086, 0x2934, 0x0c0300, 0, &[]), None, "UHCI is not xHCI");
+        assert_eq!(probe(0x8086, 0x2922, 0x010601, 0, &[id::MSI]), Some(DriverKind::Ahci));
+        assert_eq!(probe(0x8086, 0x2922, 0x010185, 0, &[]), None, "IDE mode is not AHCI");
     }
 
     /// Rules every row keeps, so a new driver is one row and its own file (no list here to edit).
