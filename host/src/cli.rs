@@ -74,6 +74,36 @@ enum Command {
     Image(ImageArgs),
     /// Decode serial captures of a machine that ran the firmware without QEMU.
     Decode(DecodeArgs),
+    /// Boot the firmware's GRUB ISO in the Bochs emulator (its own BIOS or SeaBIOS), wait for the
+    /// report on COM1, kill Bochs and report as `decode` does (needs Debian's bochs, bochsbios,
+    /// bochs-term, vgabios and seabios).
+    Bochs(BochsArgs),
+}
+
+/// `bochs`'s options.
+#[derive(Args, Debug, Clone, PartialEq)]
+struct BochsArgs {
+    /// The BIOS Bochs runs
+    #[arg(long, value_enum, default_value = "bochs")]
+    bios: crate::bochs::Bios,
+    /// The firmware command line in grub.cfg (words without quotes, $, ;, braces or newlines)
+    #[arg(long, value_name = "TEXT", default_value = "", allow_hyphen_values = true, value_parser = grub_words)]
+    append: String,
+    /// Kill Bochs when the report has not ended after this long [default: 120]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, allow_negative_numbers = true)]
+    timeout: Option<Duration>,
+    /// Boot this ELF instead of building the firmware
+    #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
+    elf: Option<PathBuf>,
+    /// Bochs binary
+    #[arg(long, value_name = "PATH", default_value = crate::bochs::DEFAULT_BOCHS, value_parser = non_empty_path)]
+    bochs: PathBuf,
+    /// Also write the results as JSON to FILE
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    json: Option<PathBuf>,
+    /// Also write the results as JUnit XML to FILE
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    junit: Option<PathBuf>,
 }
 
 /// `run`'s options (also accepted without the subcommand).
@@ -310,6 +340,15 @@ pub enum CliCommand {
         /// Where to write JUnit XML.
         junit: Option<PathBuf>,
     },
+    /// Boot in Bochs (`bochs`).
+    Bochs {
+        /// The boot.
+        config: crate::bochs::BochsConfig,
+        /// Where to write the JSON results.
+        json: Option<PathBuf>,
+        /// Where to write the JUnit XML.
+        junit: Option<PathBuf>,
+    },
     /// Write a bootable ISO.
     Image {
         /// Where.
@@ -406,6 +445,17 @@ where
         Some(Command::Image(i)) => Ok(CliCommand::Image {
             out: i.out,
             append: i.append,
+        }),
+        Some(Command::Bochs(b)) => Ok(CliCommand::Bochs {
+            config: crate::bochs::BochsConfig {
+                bios: b.bios,
+                elf: b.elf,
+                append: b.append,
+                timeout: b.timeout.unwrap_or(crate::bochs::DEFAULT_TIMEOUT),
+                bochs: b.bochs,
+            },
+            json: b.json,
+            junit: b.junit,
         }),
         Some(Command::Decode(d)) => Ok(CliCommand::Decode(DecodeOptions {
             config: DecodeConfig {
@@ -569,6 +619,15 @@ where
         Ok(CliCommand::Bench(opts)) => return run_bench(&opts),
         Ok(CliCommand::Decode(opts)) => return run_decode(&opts),
         Ok(CliCommand::Image { out, append }) => return run_image(&out, &append),
+        Ok(CliCommand::Bochs { config, json, junit }) => {
+            return match crate::bochs::run_bochs(&config) {
+                Ok(outcome) => report_outcome(&outcome, json.as_deref(), junit.as_deref()),
+                Err(e) => {
+                    eprintln!("msifw: error: bochs: {e}");
+                    EXIT_ERROR
+                }
+            }
+        }
         Ok(CliCommand::Matrix(opts)) => return run_matrix(&opts),
         Ok(CliCommand::Merge { files, json, junit }) => {
             return run_merge(&files, json.as_deref(), junit.as_deref())
