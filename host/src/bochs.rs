@@ -2,8 +2,9 @@
 //!
 //! The GRUB ISO of `image` boots as a CD-ROM under Bochs' own BIOS (`BIOS-bochs-latest`) or SeaBIOS;
 //! COM1 and COM2 go to files that `decode` reads. Bochs' devices have no MSI: the e1000 (driven, INTx
-//! through the IOAPIC, routed from the BIOS's tables) and the PIIX3's UHCI and ACPI functions (left
-//! quiet) are on the PCI bus. Debian's build (Debian packages `bochs`, `bochsbios`, `bochs-term`,
+//! through the IOAPIC, routed from the BIOS's tables), an NE2000 and an ES1370 sound card (slots 3 and 4,
+//! no driver: enumerated, checked for conformance and left quiet) and the PIIX3's IDE, UHCI and ACPI
+//! functions are on the PCI bus. Debian's build (Debian packages `bochs`, `bochsbios`, `bochs-term`,
 //! `vgabios`, `seabios`) has no `nogui` display (`term` is used, with no terminal), is built with its
 //! debugger (the `-rc` file says `c`), ignores SIGTERM, and has no isa-debug-exit: the firmware halts,
 //! the launcher waits for the report's `end` record on COM1 and kills Bochs by its PID.
@@ -29,6 +30,8 @@ pub const MEGS: u32 = 256;
 pub const CPU_MODEL: &str = "corei7_sandy_bridge_2600k";
 /// The e1000's MAC address.
 pub const MAC: &str = "52:54:00:12:34:56";
+/// The NE2000's (PCI, 10ec:8029) MAC address.
+pub const NE2K_MAC: &str = "52:54:00:12:34:57";
 /// Default limit for one boot (measured: the `end` record about 8-12 s after Bochs starts, most of it
 /// the BIOS's IDE probe and GRUB).
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(120);
@@ -159,8 +162,8 @@ impl BochsFiles {
 }
 
 /// The bochsrc of a run: one CPU of [`CPU_MODEL`], [`MEGS`] MiB, the i440FX, the ISO as CD-ROM on the
-/// first IDE channel, COM1 and COM2 to files, an e1000 with no network behind it, the terminal display
-/// (Debian's build has no `nogui`).
+/// first IDE channel, COM1 and COM2 to files, an e1000 and an NE2000 with no network behind them and an
+/// ES1370 with no sound output, in PCI slots 2-4, the terminal display (Debian's build has no `nogui`).
 pub fn bochsrc(bios: Bios, files: &BochsFiles) -> String {
     let q = |p: &Path| p.display().to_string();
     format!(
@@ -170,12 +173,15 @@ pub fn bochsrc(bios: Bios, files: &BochsFiles) -> String {
          romimage: file={rom}\n\
          vgaromimage: file=/usr/share/vgabios/vgabios.bin\n\
          display_library: term\n\
-         pci: enabled=1, chipset=i440fx\n\
+         pci: enabled=1, chipset=i440fx, slot1=e1000, slot2=ne2k, slot3=es1370\n\
          ata0-master: type=cdrom, path={iso}, status=inserted\n\
          boot: cdrom\n\
          com1: enabled=1, mode=file, dev={com1}\n\
          com2: enabled=1, mode=file, dev={com2}\n\
          e1000: enabled=1, mac={MAC}, ethmod=null\n\
+         ne2k: enabled=1, mac={NE2K_MAC}, ethmod=null\n\
+         sound: waveoutdrv=dummy, waveindrv=dummy, midioutdrv=dummy\n\
+         es1370: enabled=1, wavemode=0\n\
          mouse: enabled=0\n\
          log: {log}\n\
          panic: action=fatal\n\
@@ -324,6 +330,8 @@ mod tests {
             "com1: enabled=1, mode=file, dev=/s/com1.bin\n",
             "com2: enabled=1, mode=file, dev=/s/com2.bin\n",
             "e1000: enabled=1, mac=52:54:00:12:34:56, ethmod=null\n",
+            "pci: enabled=1, chipset=i440fx, slot1=e1000, slot2=ne2k, slot3=es1370\n",
+            "es1370: enabled=1, wavemode=0\n",
         ] {
             assert!(rc.contains(line), "{line:?} missing in\n{rc}");
         }

@@ -59,6 +59,11 @@ fn e1000_interrupts_are_counted_on_bochs() {
         o.report.problems.iter().all(|p| !p.detail.contains("no function claimed")),
         "every interrupt on the e1000's line was claimed (Status.Interrupt is absent on Bochs: the handler reads ICR){why}"
     );
+    for (vendor, device, name) in [("10ec", "8029", "NE2000"), ("1274", "5000", "ES1370")] {
+        let f = o.report.functions.iter().find(|f| (f.vendor.as_str(), f.device.as_str()) == (vendor, device));
+        let f = f.unwrap_or_else(|| panic!("the {name} ({vendor}:{device}) was not enumerated{why}"));
+        assert!(f.irq_mode == IrqMode::None && f.interrupts == 0, "the {name} has no driver: left quiet{why}");
+    }
     assert!(
         o.report
             .scenarios
