@@ -1003,6 +1003,22 @@ mod tests {
     }
 
     #[test]
+    fn bochs_subcommand() {
+        let Ok(CliCommand::Bochs { config, json, junit }) =
+            parse_args(["bochs", "--bios", "seabios", "--append", "rounds=3", "--timeout", "30", "--json", "r.json"])
+        else {
+            panic!("bochs not parsed")
+        };
+        assert_eq!(config.bios, crate::bochs::Bios::Seabios);
+        assert_eq!((config.append.as_str(), config.timeout), ("rounds=3", Duration::from_secs(30)));
+        assert_eq!((json, junit), (Some(PathBuf::from("r.json")), None));
+        let Ok(CliCommand::Bochs { config, .. }) = parse_args(["bochs"]) else { panic!("bochs not parsed") };
+        assert_eq!(config, crate::bochs::BochsConfig::default(), "Bochs' own BIOS, 120 s, `bochs` on PATH");
+        assert_eq!(refused(&["bochs", "--bios", "ovmf"], "ovmf"), Some(ErrorKind::InvalidValue));
+        assert_eq!(refused(&["bochs", "--append=x;y"], "--append"), Some(ErrorKind::ValueValidation));
+    }
+
+    #[test]
     fn image_and_boot_options() {
         let Ok(CliCommand::Image { out, append }) =
             parse_args(["image", "x.iso", "--append", "rounds=3"])
