@@ -84,6 +84,10 @@ enum Command {
                       dsdt.dat, or --json not written, 64 bad arguments (DIR not a directory)."
     )]
     Tables(TablesArgs),
+    /// Boot the firmware's GRUB ISO in the Bochs emulator (its own BIOS or SeaBIOS), wait for the
+    /// report on COM1, kill Bochs and report as `decode` does (needs Debian's bochs, bochsbios,
+    /// bochs-term, vgabios and seabios).
+    Bochs(BochsArgs),
 }
 
 /// `tables`' options.
@@ -96,6 +100,32 @@ struct TablesArgs {
     /// Also write the result as JSON to FILE
     #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
     json: Option<PathBuf>,
+}
+
+/// `bochs`'s options.
+#[derive(Args, Debug, Clone, PartialEq)]
+struct BochsArgs {
+    /// The BIOS Bochs runs
+    #[arg(long, value_enum, default_value = "bochs")]
+    bios: crate::bochs::Bios,
+    /// The firmware command line in grub.cfg (words without quotes, $, ;, braces or newlines)
+    #[arg(long, value_name = "TEXT", default_value = "", allow_hyphen_values = true, value_parser = grub_words)]
+    append: String,
+    /// Kill Bochs when the report has not ended after this long [default: 120]
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout, allow_negative_numbers = true)]
+    timeout: Option<Duration>,
+    /// Boot this ELF instead of building the firmware
+    #[arg(long, value_name = "PATH", value_parser = non_empty_path)]
+    elf: Option<PathBuf>,
+    /// Bochs binary
+    #[arg(long, value_name = "PATH", default_value = crate::bochs::DEFAULT_BOCHS, value_parser = non_empty_path)]
+    bochs: PathBuf,
+    /// Also write the results as JSON to FILE
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    json: Option<PathBuf>,
+    /// Also write the results as JUnit XML to FILE
+    #[arg(long, value_name = "FILE", value_parser = non_empty_path)]
+    junit: Option<PathBuf>,
 }
 
 /// `run`'s options (also accepted without the subcommand).
@@ -339,6 +369,15 @@ pub enum CliCommand {
         /// Where to write the JSON.
         json: Option<PathBuf>,
     },
+    /// Boot in Bochs (`bochs`).
+    Bochs {
+        /// The boot.
+        config: crate::bochs::BochsConfig,
+        /// Where to write the JSON results.
+        json: Option<PathBuf>,
+        /// Where to write the JUnit XML.
+        junit: Option<PathBuf>,
+    },
     /// Write a bootable ISO.
     Image {
         /// Where.
@@ -435,6 +474,17 @@ where
         Some(Command::Image(i)) => Ok(CliCommand::Image {
             out: i.out,
             append: i.append,
+        }),
+        Some(Command::Bochs(b)) => Ok(CliCommand::Bochs {
+            config: crate::bochs::BochsConfig {
+                bios: b.bios,
+                elf: b.elf,
+                append: b.append,
+                timeout: b.timeout.unwrap_or(crate::bochs::DEFAULT_TIMEOUT),
+                bochs: b.bochs,
+            },
+            json: b.json,
+            junit: b.junit,
         }),
         Some(Command::Decode(d)) => Ok(CliCommand::Decode(DecodeOptions {
             config: DecodeConfig {
@@ -602,6 +652,15 @@ where
         Ok(CliCommand::Decode(opts)) => return run_decode(&opts),
         Ok(CliCommand::Image { out, append }) => return run_image(&out, &append),
         Ok(CliCommand::Tables { dir, json }) => return run_tables(catalogue, &dir, json.as_deref()),
+        Ok(CliCommand::Bochs { config, json, junit }) => {
+            return match crate::bochs::run_bochs(&config) {
+                Ok(outcome) => report_outcome(&outcome, json.as_deref(), junit.as_deref()),
+                Err(e) => {
+                    eprintln!("msifw: error: bochs: {e}");
+                    EXIT_ERROR
+                }
+            }
+        }
         Ok(CliCommand::Matrix(opts)) => return run_matrix(&opts),
         Ok(CliCommand::Merge { files, json, junit }) => {
             return run_merge(&files, json.as_deref(), junit.as_deref())
@@ -1006,6 +1065,22 @@ mod tests {
             refused(&["matrix", "--machine", "virt"], "virt"),
             Some(ErrorKind::InvalidValue)
         );
+    }
+
+    #[test]
+    fn bochs_subcommand() {
+        let Ok(CliCommand::Bochs { config, json, junit }) =
+            parse_args(["bochs", "--bios", "seabios", "--append", "rounds=3", "--timeout", "30", "--json", "r.json"])
+        else {
+            panic!("bochs not parsed")
+        };
+        assert_eq!(config.bios, crate::bochs::Bios::Seabios);
+        assert_eq!((config.append.as_str(), config.timeout), ("rounds=3", Duration::from_secs(30)));
+        assert_eq!((json, junit), (Some(PathBuf::from("r.json")), None));
+        let Ok(CliCommand::Bochs { config, .. }) = parse_args(["bochs"]) else { panic!("bochs not parsed") };
+        assert_eq!(config, crate::bochs::BochsConfig::default(), "Bochs' own BIOS, 120 s, `bochs` on PATH");
+        assert_eq!(refused(&["bochs", "--bios", "ovmf"], "ovmf"), Some(ErrorKind::InvalidValue));
+        assert_eq!(refused(&["bochs", "--append=x;y"], "--append"), Some(ErrorKind::ValueValidation));
     }
 
     #[test]

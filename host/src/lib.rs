@@ -14,6 +14,7 @@
 //! compared on every run), [`junit`] (JUnit XML for CI), [`tables`] (`cargo run -- tables DIR`).
 
 pub mod bench;
+pub mod bochs;
 pub mod capture;
 pub mod cli;
 pub mod decode;

@@ -11,16 +11,18 @@
 //! The cause is TXDW (transmit descriptor written back): with the transmitter off nothing but an ICS
 //! write sets it, on QEMU, on Bochs and on the chip. LSC, which the e1000e driver uses, is set by the
 //! device itself on QEMU 500 ms after a PHY auto-negotiation restart and on hardware whenever a cable
-//! moves (devices-2.md section 4.2): an interrupt the check did not ask for. Nothing reads ICR for the
-//! cause (the INTx handler asks Status.Interrupt), so Bochs setting ICR bit 31 with any cause, which
-//! QEMU never does (section 4.5), makes no difference.
+//! moves (devices-2.md section 4.2): an interrupt the check did not ask for. The INTx handler asks
+//! Status.Interrupt where the function has Interrupt Disable (QEMU); Bochs' e1000 has neither (PCI 2.3
+//! added both) and leaves Status.Interrupt clear while it asserts, so there the handler reads ICR (as
+//! Linux's e1000_intr does) and claims the interrupt when TXDW is set; ICR bit 31, which Bochs sets with
+//! any cause and QEMU never (section 4.5), is not looked at.
 
 use super::{Driver, DriverError, InterruptSource, IrqRequest, StartError};
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::bar;
 use crate::bus::pci::config::PlatformConfig;
 use crate::bus::pci::enumerate::Function;
-use crate::irq::intx::IntxAck;
+use crate::irq::intx::{IntxAck, IntxCause};
 use crate::modes::DeviceIrq;
 
 /// PCI vendor:device of the 82540EM.
@@ -179,6 +181,13 @@ impl InterruptSource for E1000 {
     fn intx_ack(&self) -> Option<IntxAck> {
         // The write `acknowledge` makes, and nothing else.
         IntxAck::new(&self.regs, reg::ICR, TRIGGER)
+    }
+
+    fn intx_cause(&self) -> Option<IntxCause> {
+        // 8254x SDM 13.4.17: reading ICR returns the causes and clears them, deasserting INTA#; the
+        // handler reads it only for a function without Interrupt Disable (Bochs), and TXDW is the only
+        // cause enabled.
+        IntxCause::new(&self.regs, reg::ICR, TRIGGER)
     }
 
     fn min_interval_us(&self) -> u64 {

@@ -60,6 +60,11 @@ pub trait InterruptSource {
     fn intx_ack(&self) -> Option<crate::irq::intx::IntxAck> {
         None
     }
+    /// The device's read-to-clear interrupt cause register, if it has one: the INTx handler reads it to
+    /// learn whether a function without Interrupt Disable (and so maybe without Status.Interrupt) asserts.
+    fn intx_cause(&self) -> Option<crate::irq::intx::IntxCause> {
+        None
+    }
     /// Stops the device raising interrupts and doing DMA (before its interrupt mode is shut down).
     fn stop(&mut self) -> Result<(), DriverError> {
         Ok(())

@@ -147,6 +147,7 @@ pub struct Active {
 pub(super) fn start<T: Driver>(req: &mut IrqRequest<'_>, wrap: fn(T) -> Device) -> Result<Active, StartError> {
     let (dev, mut irq) = T::start(req)?;
     irq.set_intx_ack(dev.intx_ack());
+    irq.set_intx_cause(dev.intx_cause());
     // Fewer vectors than asked for without running out of them: the function's MSI-X table is smaller
     // (enable_msix takes what the table has); the driver drives fewer sources, and says so. Only where
     // it cost the driver sources (a port asks for two vectors for MSI's alignment but has one source).

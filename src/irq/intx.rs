@@ -106,11 +106,47 @@ impl IntxAck {
     }
 }
 
+/// A function's read-to-clear interrupt cause register, given by its driver: reading it acknowledges
+/// the function's interrupts (the device deasserts INTx) and a set bit of `enabled` says the function was
+/// asserting. The handler asks it instead of Status.Interrupt for a function without Interrupt Disable:
+/// PCI 2.3 added both bits, and an older function (Bochs' e1000) leaves Status.Interrupt clear while it
+/// asserts. Linux's handlers ask their device the same way (e1000_intr reads ICR, IRQ_NONE on 0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IntxCause {
+    reg: MmioWindow,
+    enabled: u32,
+}
+
+impl IntxCause {
+    /// The 32-bit read-to-clear register at `offset` in `regs`, whose bits in `enabled` are the causes
+    /// the driver enabled; None if it lies outside.
+    pub fn new(regs: &MmioWindow, offset: u64, enabled: u32) -> Option<IntxCause> {
+        Some(IntxCause { reg: regs.sub(offset, 4)?, enabled })
+    }
+}
+
+/// Whether a sharer asserts INTx, in the handler: through Status.Interrupt (PCI 3.0 6.2.3; `command_status`
+/// is the Command/Status dword) unless the function lacks Interrupt Disable and its driver gave a cause
+/// register (`cause_enabled`: its enabled bits), which is then read (acknowledging the device) and decides.
+fn sharer_asserts(intx_disable: bool, cause_enabled: Option<u32>, command_status: impl FnOnce() -> u32, read_cause: impl FnOnce() -> u32) -> bool {
+    match cause_enabled {
+        Some(enabled) if !intx_disable => read_cause() & enabled != 0,
+        _ => {
+            let command_status = command_status();
+            // Status.Interrupt is set whatever Interrupt Disable says (PCI 3.0 6.2.3): a function with INTx
+            // disabled does not drive the line even when its status shows a pending interrupt.
+            (command_status >> 16) as u16 & regs::status::INTERRUPT != 0 && command_status as u16 & regs::command::INTX_DISABLE == 0
+        }
+    }
+}
+
 #[derive(Debug)]
 struct Sharer {
     bdf: Bdf,
     /// Command.Interrupt Disable works on this function.
     intx_disable: bool,
+    /// The driver's cause register, asked when `intx_disable` is false ([`IntxCause`]).
+    cause: Option<IntxCause>,
     /// Interrupts claimed.
     count: u64,
     /// Claimed by the handler, waiting for `rearm` (masked, unless `acked`).
@@ -306,6 +342,7 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
             line.sharers.push(Sharer {
                 bdf,
                 intx_disable,
+                cause: None,
                 count: 0,
                 held: false,
                 ack: None,
@@ -496,6 +533,16 @@ pub fn set_ack(bdf: Bdf, ack: Option<IntxAck>) {
     });
 }
 
+/// Gives the handler `bdf`'s cause register (or takes it back), asked when the function lacks Interrupt
+/// Disable ([`IntxCause`]). Its driver must be ready for the register to be read in interrupt context.
+pub fn set_cause(bdf: Bdf, cause: Option<IntxCause>) {
+    lines(|lines| {
+        for s in lines.iter_mut().flat_map(|l| l.sharers.iter_mut()).filter(|s| s.bdf == bdf) {
+            s.cause = cause;
+        }
+    });
+}
+
 /// Whether `bdf` asserts INTx now (Status.Interrupt).
 pub fn asserted(bdf: Bdf) -> Option<bool> {
     let cfg = CONFIG.get()?;
@@ -563,11 +610,16 @@ fn handle(vector: u8) {
         // Command and Status in one dword read (a trap each under a hypervisor): Status.Interrupt says
         // whether this sharer asserts, Command is what the Interrupt Disable write below starts from
         // (interrupts are off here, so the read-modify-write cannot be interleaved).
-        let command_status = cfg.read32(s.bdf, regs::COMMAND);
-        // Status.Interrupt is set whatever Interrupt Disable says (PCI 3.0 6.2.3): a function with INTx
-        // disabled does not drive the line even when its status shows a pending interrupt.
-        let asserting = (command_status >> 16) as u16 & regs::status::INTERRUPT != 0
-            && command_status as u16 & regs::command::INTX_DISABLE == 0;
+        let mut command_status = 0;
+        let asserting = sharer_asserts(
+            s.intx_disable,
+            s.cause.map(|c| c.enabled),
+            || {
+                command_status = cfg.read32(s.bdf, regs::COMMAND);
+                command_status
+            },
+            || s.cause.map_or(0, |c| c.reg.read32(0)),
+        );
         if !asserting {
             continue;
         }
@@ -612,6 +664,7 @@ mod tests {
         Sharer {
             bdf: Bdf::new(0, dev, 0),
             intx_disable: true,
+            cause: None,
             count: 0,
             held: false,
             ack: None,
@@ -647,5 +700,22 @@ mod tests {
         sharers[1].held = false;
         assert!(absorb_redelivery(&mut sharers));
         assert_eq!((sharers[0].redelivered, sharers[1].redelivered), (1, 4));
+    }
+
+    #[test]
+    fn a_function_without_interrupt_disable_is_asked_through_its_cause_register() {
+        const STATUS_INTERRUPT: u32 = (regs::status::INTERRUPT as u32) << 16;
+        let never = || -> u32 { panic!("not asked") };
+        // Bochs' e1000: Status.Interrupt stays clear while it asserts; its ICR says so (and the read acks it).
+        assert!(sharer_asserts(false, Some(1), || 0, || 0x8000_0001), "cause bit set: the function asserts");
+        assert!(!sharer_asserts(false, Some(1), never, || 0x8000_0004), "only a cause it enabled counts");
+        assert!(!sharer_asserts(false, Some(1), never, || 0), "no cause: another sharer's interrupt");
+        // With Interrupt Disable (PCI 2.3) Status.Interrupt is there: the cause register is not read.
+        assert!(sharer_asserts(true, Some(1), || STATUS_INTERRUPT, never));
+        assert!(!sharer_asserts(true, Some(1), || 0, never));
+        assert!(!sharer_asserts(true, None, || STATUS_INTERRUPT | regs::command::INTX_DISABLE as u32, never), "disabled: not driving the line");
+        // No cause register: Status.Interrupt, as before.
+        assert!(sharer_asserts(false, None, || STATUS_INTERRUPT, never));
+        assert!(!sharer_asserts(false, None, || 0, never));
     }
 }

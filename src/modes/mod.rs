@@ -206,6 +206,13 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         }
     }
 
+    /// In INTx mode, gives the line's handler the driver's cause register (see [`intx::IntxCause`]).
+    pub fn set_intx_cause(&mut self, cause: Option<intx::IntxCause>) {
+        if let State::Intx(_) = self.state {
+            intx::set_cause(self.bdf, cause);
+        }
+    }
+
     /// The mode.
     pub fn mode(&self) -> IrqMode {
         match self.state {
