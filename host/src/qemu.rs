@@ -607,15 +607,32 @@ pub fn build_command(cfg: &RunConfig, purpose: Purpose<'_>, scratch: &Path) -> Q
         ]);
         args.extend(["-device".into(), "edu,addr=04.0".into()]);
     }
-    for spec in &cfg.devices {
+    for (i, spec) in cfg.devices.iter().enumerate() {
+        let (extra, spec) = with_drive(i, spec);
+        args.extend(extra);
         args.push("-device".into());
-        args.push(spec.clone());
+        args.push(spec);
     }
     args.extend(cfg.qemu_args.iter().cloned());
     QemuCommand {
         program: cfg.qemu.clone(),
         args,
     }
+}
+
+/// A block device given without `drive=` (`--device virtio-blk-pci`, which QEMU refuses alone) gets a
+/// 1 MiB drive that reads as zeroes (QEMU's `null-co` driver: no file to make or remove).
+fn with_drive(i: usize, spec: &str) -> (Vec<String>, String) {
+    let model = spec.split(',').next().unwrap_or("");
+    let block = matches!(model, "virtio-blk-pci" | "virtio-blk-pci-transitional" | "virtio-blk-pci-non-transitional");
+    if !block || spec.split(',').any(|o| o.starts_with("drive=")) {
+        return (Vec::new(), spec.to_string());
+    }
+    let id = format!("msifw-blk{i}");
+    (
+        vec!["-drive".into(), format!("driver=null-co,read-zeroes=on,size=1M,if=none,id={id}")],
+        format!("{spec},drive={id}"),
+    )
 }
 
 fn path_arg(path: &Path) -> String {
@@ -935,6 +952,17 @@ mod tests {
         assert_eq!(shlex::split(&cmd.shell()), Some(vec!["q".to_string(), "-append".into(), "a b".into()]));
         let cmd = QemuCommand { program: "/opt/a=b/qemu".into(), args: vec!["x=y".into()] };
         assert_eq!(cmd.shell(), "'/opt/a=b/qemu' x=y");
+    }
+
+    #[test]
+    fn a_block_device_without_a_drive_gets_one_that_reads_zeroes() {
+        let (extra, spec) = with_drive(3, "virtio-blk-pci,num-queues=2");
+        assert_eq!(extra, ["-drive", "driver=null-co,read-zeroes=on,size=1M,if=none,id=msifw-blk3"]);
+        assert_eq!(spec, "virtio-blk-pci,num-queues=2,drive=msifw-blk3");
+        let (extra, spec) = with_drive(0, "virtio-blk-pci,drive=d0");
+        assert!(extra.is_empty());
+        assert_eq!(spec, "virtio-blk-pci,drive=d0");
+        assert!(with_drive(0, "virtio-rng-pci").0.is_empty());
     }
 
     #[test]
