@@ -170,8 +170,10 @@ pub(crate) fn leave_live_and_restart(
                 // Raised with interrupts off and never acknowledged: the level stays asserted, with the
                 // function's INTx enabled and its IOAPIC entry unmasked, into the next run. Counted only
                 // when the function's Status.Interrupt shows it asserted.
+                // The device may take a while to raise it (QEMU's nvme completes the command in a
+                // bottom half, late on a loaded host): wait for the level up to 1 s, not a fixed 2 ms.
                 let _ = src.trigger(0);
-                time::delay_us(2_000);
+                time::wait_until(1_000_000, || dev.irq.pending(0) != Some(false));
                 if dev.irq.pending(0) != Some(false) {
                     intx += 1;
                 }
