@@ -155,7 +155,7 @@ fn cpu_blocks(run: &mut Run, tables: &PlatformTables) {
         ids.push(l.apic_id);
     }
     match crate::arch::percpu::try_init(&ids) {
-        Ok(()) => {}
+        Ok(()) => crate::info!("per-CPU blocks: {=usize} CPUs", crate::arch::percpu::len()),
         Err(e @ crate::arch::percpu::PerCpuError::OutOfMemory { .. }) => capacity(run, format_args!("percpu: {e}")),
         Err(e) => problem("percpu", format_args!("{e}")),
     }
