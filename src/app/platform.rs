@@ -137,7 +137,29 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
         config_reason: p.config_reason.as_str().into(),
         root_source: p.roots_source.into(),
         root_buses: roots.as_str().into(),
+        cpus: cpu_list(run.apic_id, p),
     }));
+}
+
+/// The `platform` record's CPU list: the MADT's enabled processors, the one running msifw first, the
+/// others in table order, none started yet (empty without a MADT: the topology is unknown).
+// Helper A1 (application processors) replaces this with `arch::smp::cpus()`.
+fn cpu_list(bsp: u32, p: &Platform) -> alloc::vec::Vec<wire::Cpu<'static>> {
+    let Some(madt) = p.tables.madt.as_ref() else { return alloc::vec::Vec::new() };
+    let enabled = madt.local_apics.iter().filter(|l| l.enabled);
+    let (first, rest): (alloc::vec::Vec<&acpi::madt::LocalApic>, alloc::vec::Vec<_>) = enabled.partition(|l| l.apic_id == bsp);
+    first
+        .into_iter()
+        .chain(rest)
+        .enumerate()
+        .map(|(index, l)| wire::Cpu {
+            index: index as u32,
+            apic_id: l.apic_id,
+            acpi_uid: l.processor_uid,
+            logical_id: 0,
+            state: if l.apic_id == bsp { wire::CpuState::Online } else { wire::CpuState::Offline },
+        })
+        .collect()
 }
 
 /// Why the run cannot go on.
