@@ -366,7 +366,7 @@ fn decode_bytes(com1_bytes: Vec<u8>, com2: Vec<u8>, elf: Option<PathBuf>, cfg: &
     log.bytes = com1_bytes;
     // The host did not launch what the capture came from (a machine, Bochs): no known deviation applies.
     let unknown = "a serial capture: the host did not launch this platform and cannot tell its emulator, version or accelerator";
-    crate::deviations::apply(&mut log.report, &crate::deviations::HostPlatform::Unknown(unknown.into()));
+    crate::deviations::apply_if_relevant(&mut log.report, || crate::deviations::HostPlatform::Unknown(unknown.into()));
     let source = Source::Capture(CaptureSource { com1: cfg.com1.clone(), com2: cfg.com2.clone(), notes: cap.notes() });
     outcome(log, com2, elf, |report, output| judge_capture(report, output, fatal.as_deref(), problems), source)
 }

@@ -398,14 +398,21 @@ pub fn apply(report: &mut Report, platform: &HostPlatform) {
 }
 
 /// [`apply`] for a QEMU run of `cfg`: QEMU is asked for its version ([`HostPlatform::of_run`]) only
-/// when a scenario of the report passed or failed that a row is about.
+/// when a scenario of the report passed or failed that a row is about ([`apply_if_relevant`]).
 pub fn apply_for_run(report: &mut Report, cfg: &RunConfig) {
+    apply_if_relevant(report, || HostPlatform::of_run(cfg))
+}
+
+/// [`apply`] on the platform `platform()` gives, asked only when a scenario of the report passed or
+/// failed that a row is about; otherwise the report records that no platform was needed, the same
+/// for a QEMU run and a capture of it.
+pub fn apply_if_relevant(report: &mut Report, platform: impl FnOnce() -> HostPlatform) {
     let relevant = report
         .scenarios
         .iter()
         .any(|s| matches!(s.result, ScenarioResult::Pass | ScenarioResult::Fail) && DEVIATIONS.iter().any(|d| d.covers_check(s)));
     if relevant {
-        apply(report, &HostPlatform::of_run(cfg));
+        apply(report, &platform());
     } else {
         report.deviations = Some(Applied { platform: None, not_applied: Vec::new() });
     }
