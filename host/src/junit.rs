@@ -635,5 +635,25 @@ mod tests {
         assert_eq!((s.failures(), s.skipped()), (1, 1));
         assert_eq!(s.cases[1].classname, "pc/pvh/kvm.run");
         well_formed(&render(&[s])).unwrap();
+        let cell = Cell {
+            verdict: "passed".into(),
+            note: None,
+            scenarios: [("dest-logical-flat -".to_string(), "XFAIL".to_string()), ("dest-lowest-priority -".to_string(), "XPASS".to_string())]
+                .into_iter()
+                .collect(),
+            deviations: [
+                ("dest-logical-flat -".to_string(), "known deviation tcg-logical-apic-id-hole: r (ref) [QEMU 7.2.22 tcg q35]".to_string()),
+                ("dest-lowest-priority -".to_string(), "known deviation tcg-lowest-priority-lowest-id: r (ref) [QEMU 7.2.22 tcg q35]".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            ..cell
+        };
+        let s = cell_suite(&cell, "q35/pvh/tcg");
+        assert_eq!((s.failures(), s.skipped()), (1, 0), "the XPASS fails, the XFAIL passes");
+        assert_eq!(s.cases[0].outcome, CaseOutcome::Passed);
+        assert!(s.cases[0].output.starts_with("XFAIL (expected failure, counted as passed): known deviation tcg-logical-apic-id-hole"));
+        assert!(matches!(&s.cases[1].outcome, CaseOutcome::Failed { message, .. } if message.starts_with("XPASS: passed where known deviation tcg-lowest-priority-lowest-id")));
+        well_formed(&render(&[s])).unwrap();
     }
 }

@@ -499,6 +499,25 @@ mod tests {
     }
 
     #[test]
+    fn expected_failures_and_unexpected_passes_have_their_own_labels() {
+        let cells = [
+            cell("q35", "passed", &[("dest-logical-flat -", "XFAIL"), ("msix-delivery 00:02.0", "PASS")]),
+            cell("pc", "failed", &[("dest-logical-flat -", "XPASS")]),
+        ];
+        let t = render(&cells, 1);
+        let row = t.lines().find(|l| l.starts_with("dest-logical-flat")).unwrap();
+        assert!(row.ends_with("XFAIL XPASS"), "{row:?}");
+        assert!(t.lines().last().unwrap().ends_with("   ok  FAIL"), "{t}");
+        assert_eq!(totals(&cells), (2, 1, 0), "an XFAIL counts as passed, an XPASS as failed");
+        assert_eq!(deviation_totals(&cells), (1, 1));
+        assert_eq!(result_of("XFAIL"), Some(ScenarioResult::Xfail));
+        assert_eq!(result_of("XPASS"), Some(ScenarioResult::Xpass));
+        // Several boots of a cell keep the worst: FAIL over XPASS over XFAIL over PASS over SKIP.
+        let order = ["SKIP", "PASS", "XFAIL", "XPASS", "FAIL"];
+        assert!(order.windows(2).all(|w| rank(w[0]) < rank(w[1])));
+    }
+
+    #[test]
     fn shards_split_the_plan_and_refuse_a_bad_k() {
         assert_eq!(Shard::parse("2/3"), Ok(Shard { k: 2, n: 3 }));
         for bad in ["0/3", "4/3", "1/0", "3", "a/2", "1/-2", ""] {
