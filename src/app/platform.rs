@@ -141,25 +141,51 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
     }));
 }
 
-/// The `platform` record's CPU list: the MADT's enabled processors, the one running msifw first, the
-/// others in table order, none started yet (empty without a MADT: the topology is unknown).
+/// The `platform` record's CPU list: the MADT's enabled processors in the order `cpu_blocks` gives them
+/// their index (the one running msifw first, then table order, a CPU listed twice once), none started yet
+/// (empty without a MADT: the topology is unknown).
 // Helper A1 (application processors) replaces this with `arch::smp::cpus()`.
 fn cpu_list(bsp: u32, p: &Platform) -> alloc::vec::Vec<wire::Cpu<'static>> {
     let Some(madt) = p.tables.madt.as_ref() else { return alloc::vec::Vec::new() };
-    let enabled = madt.local_apics.iter().filter(|l| l.enabled);
-    let (first, rest): (alloc::vec::Vec<&acpi::madt::LocalApic>, alloc::vec::Vec<_>) = enabled.partition(|l| l.apic_id == bsp);
-    first
-        .into_iter()
-        .chain(rest)
+    let mut cpus: alloc::vec::Vec<(u32, u32)> = alloc::vec::Vec::new();
+    let bsp_uid = madt.local_apics.iter().find(|l| l.enabled && l.apic_id == bsp).map_or(0, |l| l.processor_uid);
+    cpus.push((bsp, bsp_uid));
+    for l in madt.local_apics.iter().filter(|l| l.enabled) {
+        if !cpus.iter().any(|&(id, _)| id == l.apic_id) {
+            cpus.push((l.apic_id, l.processor_uid));
+        }
+    }
+    cpus.into_iter()
         .enumerate()
-        .map(|(index, l)| wire::Cpu {
+        .map(|(index, (apic_id, acpi_uid))| wire::Cpu {
             index: index as u32,
-            apic_id: l.apic_id,
-            acpi_uid: l.processor_uid,
+            apic_id,
+            acpi_uid,
             logical_id: 0,
-            state: if l.apic_id == bsp { wire::CpuState::Online } else { wire::CpuState::Offline },
+            state: if index == 0 { wire::CpuState::Online } else { wire::CpuState::Offline },
         })
         .collect()
+}
+
+/// Gives every CPU the MADT lists enabled a per-CPU block (interrupt counts, handlers, vector space):
+/// index 0 the boot processor (the CPU this runs on), then the others in table order. A CPU listed twice
+/// gets one block; without a MADT, only the boot processor has one.
+fn cpu_blocks(run: &mut Run, tables: &PlatformTables) {
+    let mut ids = alloc::vec![run.apic_id];
+    for l in tables.madt.iter().flat_map(|m| m.local_apics.iter()).filter(|l| l.enabled) {
+        if ids.contains(&l.apic_id) {
+            if l.apic_id != run.apic_id {
+                problem("acpi.madt", format_args!("APIC ID {} listed twice; one CPU counted", l.apic_id));
+            }
+            continue;
+        }
+        ids.push(l.apic_id);
+    }
+    match crate::arch::percpu::try_init(&ids) {
+        Ok(()) => crate::info!("per-CPU blocks: {=usize} CPUs", crate::arch::percpu::len()),
+        Err(e @ crate::arch::percpu::PerCpuError::OutOfMemory { .. }) => capacity(run, format_args!("percpu: {e}")),
+        Err(e) => problem("percpu", format_args!("{e}")),
+    }
 }
 
 /// Why the run cannot go on.
@@ -208,6 +234,8 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
     if tables.problems_dropped > 0 && acpi_found {
         capacity(run, format_args!("acpi: no heap left for {} more ACPI problems", tables.problems_dropped));
     }
+
+    cpu_blocks(run, &tables);
 
     // The MP table, where ACPI gives no IOAPICs (Linux reads it only then).
     let mp_table = if tables.madt.is_none() {
