@@ -27,7 +27,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -242,23 +242,19 @@ fn ask_version(qemu: &Path) -> Result<String, String> {
         .stderr(Stdio::null())
         .spawn()
         .map_err(|e| format!("{what}: {e}"))?;
-    let deadline = Instant::now() + VERSION_TIMEOUT;
-    loop {
-        match child.try_wait() {
-            Ok(Some(_)) => break,
-            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(10)),
-            Ok(None) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(format!("{what} did not answer within {} s", VERSION_TIMEOUT.as_secs()));
-            }
-            Err(e) => return Err(format!("{what}: {e}")),
-        }
-    }
-    let mut out = String::new();
-    if let Some(mut stdout) = child.stdout.take() {
+    // Read on a thread: a child that never ends its output (or leaves a grandchild holding the pipe)
+    // costs the timeout, not a hang.
+    let mut stdout = child.stdout.take().expect("stdout is piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut out = String::new();
         let _ = stdout.read_to_string(&mut out);
-    }
+        let _ = tx.send(out);
+    });
+    let answer = rx.recv_timeout(VERSION_TIMEOUT);
+    let _ = child.kill();
+    let _ = child.wait();
+    let out = answer.map_err(|_| format!("{what} did not answer within {} s", VERSION_TIMEOUT.as_secs()))?;
     out.lines().next().map(str::to_string).ok_or_else(|| format!("{what} printed nothing"))
 }
 
