@@ -172,10 +172,29 @@ pub const DEVIATIONS: &[Deviation] = &[
         qemu: QEMU_7_2,
         accel: Some(Accel::Tcg),
         machine: None,
-        facts: &[],
+        // With one CPU the check has no arbitration to see, and passes: not an xpass.
+        facts: &[Fact::CpusAtLeast(2)],
         reason: "QEMU TCG delivers a lowest-priority interrupt to the lowest-numbered APIC of the destination \
-                 set and ignores the TPR (no arbitration)",
+                 set and ignores the TPR (no arbitration): every tie went to CPU 0, and so did every message \
+                 while CPU 0's TPR held the vector's class and another CPU was at priority 0",
         reference: "smp-ir.md §2.4; QEMU 7.2 hw/intc/apic.c apic_bus_deliver APIC_DM_LOWPRI l.222-240",
+    },
+    Deviation {
+        id: "kvm-lowest-priority-vector-hashing",
+        scenarios: &["dest-lowest-priority"],
+        detail: None,
+        control: false,
+        qemu: QEMU_7_2,
+        accel: Some(Accel::Kvm),
+        machine: None,
+        // With one CPU the check has no arbitration to see.
+        facts: &[Fact::CpusAtLeast(2)],
+        reason: "KVM's in-kernel local APIC gives a lowest-priority interrupt to the (vector mod n)-th CPU of \
+                 the destination set while the kvm module's vector_hashing is on (its default), whatever the \
+                 TPRs: vectors 0x33 and 0xdf to 4 CPUs always went to CPU 3, also while CPU 3's TPR held the \
+                 class (host kernel 6.18, nested, xAPIC and x2APIC)",
+        reference: "smp-ir.md §2.4; Linux arch/x86/kvm/lapic.c kvm_vector_to_index and \
+                    kvm_apic_map_get_dest_lapic, arch/x86/kvm/x86.c vector_hashing",
     },
 ];
 
