@@ -364,6 +364,9 @@ fn decode_bytes(com1_bytes: Vec<u8>, com2: Vec<u8>, elf: Option<PathBuf>, cfg: &
         log.push_line(line);
     }
     log.bytes = com1_bytes;
+    // The host did not launch what the capture came from (a machine, Bochs): no known deviation applies.
+    let unknown = "a serial capture: the host did not launch this platform and cannot tell its emulator, version or accelerator";
+    crate::deviations::apply_if_relevant(&mut log.report, || crate::deviations::HostPlatform::Unknown(unknown.into()));
     let source = Source::Capture(CaptureSource { com1: cfg.com1.clone(), com2: cfg.com2.clone(), notes: cap.notes() });
     outcome(log, com2, elf, |report, output| judge_capture(report, output, fatal.as_deref(), problems), source)
 }
@@ -529,7 +532,7 @@ mod tests {
         assert!(o.render().contains("no defmt table"), "{}", o.render());
         assert_eq!(o.com2_bytes, [1, 2, 3]);
         let j = o.to_json();
-        assert_eq!(j["schema_version"], 1, "users' scripts can tell the document's schema");
+        assert_eq!(j["schema_version"], 2, "users' scripts can tell the document's schema");
         assert_eq!(j["platform"]["source"], "capture");
         assert_eq!(j["platform"]["com1_capture"], com1.display().to_string());
         assert_eq!(j["platform"]["com2_capture"], com2.display().to_string());

@@ -14,6 +14,7 @@
 
 use std::fmt::Write as _;
 
+use crate::deviations::DeviationNote;
 use crate::exit::Exit;
 use crate::matrix::Cell;
 use crate::oracle::Oracle;
@@ -184,17 +185,34 @@ pub fn scenario_key(name: &str, bdf: Option<&str>, control: bool) -> String {
 
 /// The case of one scenario line.
 pub fn scenario_case(classname: &str, key: String, result: ScenarioResult, detail: &str) -> Case {
+    scenario_case_with(classname, key, result, detail, None)
+}
+
+/// The case of one scenario line that a known deviation may have judged ([`crate::deviations`]): an
+/// `xfail` is a passed case whose `<system-out>` starts with `XFAIL` and the deviation (CI systems
+/// have no expected-failure state, and the exit status counts it as passed); an `xpass` is a failed
+/// case whose message starts with `XPASS`, since it fails the run.
+pub fn scenario_case_with(classname: &str, key: String, result: ScenarioResult, detail: &str, deviation: Option<&DeviationNote>) -> Case {
+    let about = deviation
+        .map(|d| format!("known deviation {}: {} ({}) [{}]", d.id, d.reason, d.reference, d.platform))
+        .unwrap_or_else(|| "no known deviation recorded".into());
     let outcome = match result {
-        ScenarioResult::Pass => CaseOutcome::Passed,
+        ScenarioResult::Pass | ScenarioResult::Xfail => CaseOutcome::Passed,
         ScenarioResult::Fail => CaseOutcome::Failed {
             message: first_line(detail, "FAIL"),
             detail: detail.to_string(),
         },
         ScenarioResult::Skip => CaseOutcome::Skipped(first_line(detail, "SKIP")),
+        ScenarioResult::Xpass => CaseOutcome::Failed {
+            message: format!("XPASS: passed where {about}"),
+            detail: format!("XPASS (unexpected pass): the platform may have been fixed, or the check did not reach the case the deviation is about\n{detail}"),
+        },
     };
     let mut case = Case::new(classname, key, outcome);
-    if result == ScenarioResult::Pass {
-        case.output = detail.to_string();
+    match result {
+        ScenarioResult::Pass => case.output = detail.to_string(),
+        ScenarioResult::Xfail => case.output = format!("XFAIL (expected failure, counted as passed): {about}\n{detail}"),
+        _ => {}
     }
     case
 }
@@ -297,7 +315,7 @@ pub fn run_suite(o: &RunOutcome) -> Suite {
         .scenarios
         .iter()
         .zip(keys)
-        .map(|(s, key)| scenario_case(scenarios_class, key, s.result, &s.detail))
+        .map(|(s, key)| scenario_case_with(scenarios_class, key, s.result, &s.detail, s.deviation.as_ref()))
         .collect();
     let functions = o.report.functions.iter().map(|f| {
         (
@@ -317,17 +335,26 @@ pub fn cell_suite(cell: &Cell, label: &str) -> Suite {
     let mut cases = Vec::new();
     for (key, value) in &cell.scenarios {
         let result = crate::matrix::result_of(value);
+        let deviation = cell.deviations.get(key).map(String::as_str).unwrap_or("no known deviation recorded");
         let outcome = match result {
-            Some(ScenarioResult::Pass) => CaseOutcome::Passed,
+            Some(ScenarioResult::Pass | ScenarioResult::Xfail) => CaseOutcome::Passed,
             Some(ScenarioResult::Skip) => {
                 CaseOutcome::Skipped("SKIP (the run's report has the reason)".into())
             }
+            Some(ScenarioResult::Xpass) => CaseOutcome::Failed {
+                message: format!("XPASS: passed where {deviation}"),
+                detail: String::new(),
+            },
             _ => CaseOutcome::Failed {
                 message: value.clone(),
                 detail: String::new(),
             },
         };
-        cases.push(Case::new(&class, key.clone(), outcome));
+        let mut case = Case::new(&class, key.clone(), outcome);
+        if result == Some(ScenarioResult::Xfail) {
+            case.output = format!("XFAIL (expected failure, counted as passed): {deviation}");
+        }
+        cases.push(case);
     }
     let note = cell.note.clone().unwrap_or_default();
     let outcome = match cell.verdict.as_str() {
@@ -601,11 +628,32 @@ mod tests {
             scenarios: [("msi-delivery 00:04.0".to_string(), "FAIL".to_string())]
                 .into_iter()
                 .collect(),
+            deviations: Default::default(),
         };
         let s = cell_suite(&cell, "pc/pvh/kvm");
         assert_eq!(s.name, "msifw matrix pc/pvh/kvm");
         assert_eq!((s.failures(), s.skipped()), (1, 1));
         assert_eq!(s.cases[1].classname, "pc/pvh/kvm.run");
+        well_formed(&render(&[s])).unwrap();
+        let cell = Cell {
+            verdict: "passed".into(),
+            note: None,
+            scenarios: [("dest-logical-flat -".to_string(), "XFAIL".to_string()), ("dest-lowest-priority -".to_string(), "XPASS".to_string())]
+                .into_iter()
+                .collect(),
+            deviations: [
+                ("dest-logical-flat -".to_string(), "known deviation tcg-logical-apic-id-hole: r (ref) [QEMU 7.2.22 tcg q35]".to_string()),
+                ("dest-lowest-priority -".to_string(), "known deviation tcg-lowest-priority-lowest-id: r (ref) [QEMU 7.2.22 tcg q35]".to_string()),
+            ]
+            .into_iter()
+            .collect(),
+            ..cell
+        };
+        let s = cell_suite(&cell, "q35/pvh/tcg");
+        assert_eq!((s.failures(), s.skipped()), (1, 0), "the XPASS fails, the XFAIL passes");
+        assert_eq!(s.cases[0].outcome, CaseOutcome::Passed);
+        assert!(s.cases[0].output.starts_with("XFAIL (expected failure, counted as passed): known deviation tcg-logical-apic-id-hole"));
+        assert!(matches!(&s.cases[1].outcome, CaseOutcome::Failed { message, .. } if message.starts_with("XPASS: passed where known deviation tcg-lowest-priority-lowest-id")));
         well_formed(&render(&[s])).unwrap();
     }
 }

@@ -1,5 +1,6 @@
 //! Host side of msifw: builds the firmware, boots it in QEMU, streams and parses its report (COM1),
-//! decodes its defmt log (COM2), judges the run (docs/protocol.md) and asks QEMU itself which PCI
+//! decodes its defmt log (COM2), judges the run (docs/protocol.md; failures a platform is known for
+//! become expected failures: [`deviations`]) and asks QEMU itself which PCI
 //! functions exist (the test oracle). Serial captures from a machine without QEMU decode into the same
 //! outcome ([`capture`], `cargo run -- decode`).
 //!
@@ -18,6 +19,7 @@ pub mod bochs;
 pub mod capture;
 pub mod cli;
 pub mod decode;
+pub mod deviations;
 pub mod exit;
 pub mod firmware;
 pub mod image;
@@ -41,8 +43,9 @@ pub use qemu::{
     QemuCommand, QemuProcess, RunConfig, ScratchDir, PVH_CMDLINE_MAX,
 };
 pub use qmp::{qmp_query_pci, QemuFunction, QemuRegion, QmpClient, QmpError, RegionKind};
+pub use deviations::{Deviation, DeviationNote, HostPlatform, QemuVersion, DEVIATIONS};
 pub use report::{
-    parse_record, Bar, BarKind, Capability, End, Function, IrqMode, Platform, Problem, Record,
+    parse_record, Bar, BarKind, Capability, Cpu, End, Function, IrqMode, Platform, Problem, Record,
     RecordError, Report, Scenario, ScenarioResult,
 };
 pub use run::{

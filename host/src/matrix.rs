@@ -153,8 +153,12 @@ pub struct Cell {
     pub note: Option<String>,
     /// Wall time of its boots.
     pub seconds: f64,
-    /// Scenario results: `name bdf` (or `name -`), with ` (control)` for controls -> PASS/FAIL/SKIP.
+    /// Scenario results: `name bdf` (or `name -`), with ` (control)` for controls -> PASS/FAIL/SKIP, or
+    /// XFAIL/XPASS where a known deviation judged them.
     pub scenarios: BTreeMap<String, String>,
+    /// For the XFAIL and XPASS results: the same key -> `known deviation ID: reason (reference) [platform]`.
+    #[serde(default)]
+    pub deviations: BTreeMap<String, String>,
 }
 
 impl Cell {
@@ -219,6 +223,7 @@ pub fn matrix(opts: &MatrixOptions) -> (Vec<Cell>, Value, String) {
                 note: None,
                 seconds: 0.0,
                 scenarios: BTreeMap::new(),
+                deviations: BTreeMap::new(),
             };
             let skip = match (&version, accel, &kvm) {
                 (Err(e), _, _) => Some(e.clone()),
@@ -248,8 +253,14 @@ pub fn matrix(opts: &MatrixOptions) -> (Vec<Cell>, Value, String) {
                         let key = format!("{} {}{}", s.name, s.bdf.as_deref().unwrap_or("-"), if s.control { " (control)" } else { "" });
                         // A scenario reported twice (several boots) keeps its worst result.
                         let value = s.result.label().to_string();
-                        let worse = |old: &String| old == "FAIL" || (old == "PASS" && value == "SKIP");
+                        let worse = |old: &String| rank(old) > rank(&value);
                         if !cell.scenarios.get(&key).is_some_and(worse) {
+                            if let Some(d) = &s.deviation {
+                                let note = format!("known deviation {}: {} ({}) [{}]", d.id, d.reason, d.reference, d.platform);
+                                cell.deviations.insert(key.clone(), note);
+                            } else {
+                                cell.deviations.remove(&key);
+                            }
                             cell.scenarios.insert(key, value);
                         }
                     }
@@ -263,7 +274,7 @@ pub fn matrix(opts: &MatrixOptions) -> (Vec<Cell>, Value, String) {
                 }
             }
             cell.seconds = start.elapsed().as_secs_f64();
-            let failed = cell.scenarios.values().filter(|v| *v == "FAIL").count();
+            let failed = cell.scenarios.values().filter(|v| *v == "FAIL" || *v == "XPASS").count();
             eprintln!(
                 "matrix [{n}/{total}] {}: {} ({} scenarios, {failed} failed) in {:.1} s",
                 cell.label(opts.qemus.len()),
@@ -359,6 +370,8 @@ pub fn render(cells: &[Cell], qemus: usize) -> String {
     rows.dedup();
     let labels: Vec<String> = cells.iter().map(|c| c.label(qemus)).collect();
     let width = rows.iter().map(|r| r.len()).max().unwrap_or(8).max(8);
+    // Four characters a column, five when an XFAIL or XPASS is among the results.
+    let col = cells.iter().flat_map(|c| c.scenarios.values()).map(String::len).max().unwrap_or(4).max(4);
     let mut t = String::new();
     // Column headers, one per line, numbered; the table uses the numbers.
     for (i, (l, c)) in labels.iter().zip(cells).enumerate() {
@@ -367,14 +380,14 @@ pub fn render(cells: &[Cell], qemus: usize) -> String {
     }
     let _ = write!(t, "\n{:<width$}", "scenario / device");
     for i in 0..cells.len() {
-        let _ = write!(t, " {:>4}", format!("[{}]", i + 1));
+        let _ = write!(t, " {:>col$}", format!("[{}]", i + 1));
     }
     t.push('\n');
     for r in rows {
         let _ = write!(t, "{r:<width$}");
         for c in cells {
             let v = c.scenarios.get(r).map_or(if c.verdict == "skipped" { "" } else { "-" }, String::as_str);
-            let _ = write!(t, " {v:>4}");
+            let _ = write!(t, " {v:>col$}");
         }
         t.push('\n');
     }
@@ -385,7 +398,7 @@ pub fn render(cells: &[Cell], qemus: usize) -> String {
             "skipped" => "skip",
             _ => "FAIL",
         };
-        let _ = write!(t, " {v:>4}");
+        let _ = write!(t, " {v:>col$}");
     }
     t.push('\n');
     t
@@ -396,18 +409,42 @@ pub fn all_passed(cells: &[Cell]) -> bool {
     cells.iter().all(|c| c.verdict == "passed" || c.verdict == "skipped")
 }
 
-/// Counts of scenario results over every cell, for a summary line.
+/// Counts of scenario results over every cell, for a summary line: passed, failed, skipped, with an
+/// XFAIL counted as passed and an XPASS as failed, as the exit status counts them ([`deviation_totals`]
+/// has them apart).
 pub fn totals(cells: &[Cell]) -> (usize, usize, usize) {
     let all = cells.iter().flat_map(|c| c.scenarios.values());
     let (mut p, mut f, mut s) = (0, 0, 0);
     for v in all {
         match v.as_str() {
-            "PASS" => p += 1,
-            "FAIL" => f += 1,
+            "PASS" | "XFAIL" => p += 1,
+            "FAIL" | "XPASS" => f += 1,
             _ => s += 1,
         }
     }
     (p, f, s)
+}
+
+/// XFAIL and XPASS results over every cell.
+pub fn deviation_totals(cells: &[Cell]) -> (usize, usize) {
+    let all = cells.iter().flat_map(|c| c.scenarios.values());
+    all.fold((0, 0), |(xf, xp), v| match v.as_str() {
+        "XFAIL" => (xf + 1, xp),
+        "XPASS" => (xf, xp + 1),
+        _ => (xf, xp),
+    })
+}
+
+/// How bad a result label is, for a scenario reported by several boots of a cell (the worst is kept):
+/// SKIP, PASS, XFAIL, XPASS, FAIL.
+fn rank(label: &str) -> u8 {
+    match label {
+        "SKIP" => 0,
+        "PASS" => 1,
+        "XFAIL" => 2,
+        "XPASS" => 3,
+        _ => 4,
+    }
 }
 
 /// A result label back to its enum (for callers that want it typed).
@@ -416,6 +453,8 @@ pub fn result_of(label: &str) -> Option<ScenarioResult> {
         "PASS" => Some(ScenarioResult::Pass),
         "FAIL" => Some(ScenarioResult::Fail),
         "SKIP" => Some(ScenarioResult::Skip),
+        "XFAIL" => Some(ScenarioResult::Xfail),
+        "XPASS" => Some(ScenarioResult::Xpass),
         _ => None,
     }
 }
@@ -436,6 +475,7 @@ mod tests {
             note: None,
             seconds: 1.0,
             scenarios: results.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            deviations: BTreeMap::new(),
         }
     }
 
@@ -456,6 +496,25 @@ mod tests {
         assert!(!all_passed(&cells));
         assert_eq!(totals(&cells), (2, 1, 0));
         assert_eq!(result_of("SKIP"), Some(ScenarioResult::Skip));
+    }
+
+    #[test]
+    fn expected_failures_and_unexpected_passes_have_their_own_labels() {
+        let cells = [
+            cell("q35", "passed", &[("dest-logical-flat -", "XFAIL"), ("msix-delivery 00:02.0", "PASS")]),
+            cell("pc", "failed", &[("dest-logical-flat -", "XPASS")]),
+        ];
+        let t = render(&cells, 1);
+        let row = t.lines().find(|l| l.starts_with("dest-logical-flat")).unwrap();
+        assert!(row.ends_with("XFAIL XPASS"), "{row:?}");
+        assert!(t.lines().last().unwrap().ends_with("   ok  FAIL"), "{t}");
+        assert_eq!(totals(&cells), (2, 1, 0), "an XFAIL counts as passed, an XPASS as failed");
+        assert_eq!(deviation_totals(&cells), (1, 1));
+        assert_eq!(result_of("XFAIL"), Some(ScenarioResult::Xfail));
+        assert_eq!(result_of("XPASS"), Some(ScenarioResult::Xpass));
+        // Several boots of a cell keep the worst: FAIL over XPASS over XFAIL over PASS over SKIP.
+        let order = ["SKIP", "PASS", "XFAIL", "XPASS", "FAIL"];
+        assert!(order.windows(2).all(|w| rank(w[0]) < rank(w[1])));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use std::fmt;
 use std::fmt::Write as _;
 
+use crate::deviations::{Applied, DeviationNote};
 use msifw_proto::frame::{self, FrameError, Piece};
 use msifw_proto::record as wire;
 use serde::{Deserialize, Serialize};
@@ -19,8 +20,9 @@ use serde::{Deserialize, Serialize};
 pub use msifw_proto::record::{BarKind, IrqMode, Outcome as ScenarioResult};
 
 /// The version of the `--json` document's schema (`schema_version`): 1 is the document of msifw before
-/// the field, with the field added.
-pub const SCHEMA_VERSION: u32 = 1;
+/// the field, with the field added; 2 adds the results `xfail` and `xpass` with a scenario's `deviation`,
+/// the platform's `cpus`, the summary's `xfailed` and `xpassed`, and `deviations`.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Prefix of a report line on COM1 from firmwares before the frames (protocol version 0).
 pub const REPORT_PREFIX: &str = "msifw-report ";
@@ -72,6 +74,27 @@ pub struct Platform {
     /// Where the root buses came from: `"acpi"` (host bridges in the DSDT/SSDTs) or `"default"` (bus 0 only).
     #[serde(default)]
     pub root_source: String,
+    /// The CPUs, in index order (index 0 ran the firmware). Empty from firmwares before the field and
+    /// when the firmware could not list them: the topology is then unknown ([`crate::deviations`]).
+    #[serde(default)]
+    pub cpus: Vec<Cpu>,
+}
+
+/// One CPU of the `platform` record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpu {
+    /// msifw's index (0 = the CPU that ran the firmware).
+    pub index: u32,
+    /// Local APIC ID.
+    pub apic_id: u32,
+    /// ACPI processor UID.
+    pub acpi_uid: u32,
+    /// Logical APIC ID set (xAPIC) or read (x2APIC); 0 when none.
+    pub logical_id: u32,
+    /// `online`, `offline` or `failed`.
+    pub state: String,
+    /// Why it failed to come up (`failed` only).
+    pub reason: Option<String>,
 }
 
 /// One implemented BAR of a function.
@@ -200,6 +223,10 @@ pub struct Scenario {
     pub detail: String,
     /// Whether this is a control (a check that something must *not* happen).
     pub control: bool,
+    /// The known deviation that made the firmware's `fail` an `xfail` or its `pass` an `xpass`
+    /// ([`crate::deviations`]); null otherwise.
+    #[serde(default)]
+    pub deviation: Option<DeviationNote>,
 }
 
 /// The `problem` record: bad input the firmware reported and did not trust.
@@ -375,6 +402,7 @@ impl Record {
                     config_reason,
                     root_source,
                     root_buses,
+                    cpus,
                 } = p;
                 let (config_access, ecam_base) = match config_access {
                     wire::ConfigAccess::Ecam(base) => ("ecam", Some(hex(base))),
@@ -400,6 +428,20 @@ impl Record {
                     config_reason: text(config_reason),
                     root_buses: text(root_buses),
                     root_source: text(root_source),
+                    cpus: cpus
+                        .into_iter()
+                        .map(|wire::Cpu { index, apic_id, acpi_uid, logical_id, state }| Cpu {
+                            index,
+                            apic_id,
+                            acpi_uid,
+                            logical_id,
+                            state: state.name().to_string(),
+                            reason: match state {
+                                wire::CpuState::Failed(why) => Some(text(why)),
+                                wire::CpuState::Online | wire::CpuState::Offline => None,
+                            },
+                        })
+                        .collect(),
                 })
             }
             wire::Record::Function(f) => {
@@ -485,6 +527,7 @@ impl Record {
                     result,
                     detail: text(detail),
                     control,
+                    deviation: None,
                 })
             }
             wire::Record::Problem(wire::Problem { source, detail }) => {
@@ -616,10 +659,22 @@ pub struct MalformedRecord {
 pub struct Counts {
     /// Passed scenarios.
     pub passed: u32,
-    /// Failed scenarios.
+    /// Failed scenarios (expected failures not counted).
     pub failed: u32,
     /// Skipped scenarios.
     pub skipped: u32,
+    /// Expected failures: failed as a known deviation says (counted as passed by the exit status).
+    pub xfailed: u32,
+    /// Unexpected passes: passed where a known deviation says they fail (they fail the run).
+    pub xpassed: u32,
+}
+
+impl Counts {
+    /// The counts as the firmware made them (its `end` record): an `xfail` was its `fail`, an `xpass`
+    /// its `pass`.
+    pub fn as_end(&self) -> End {
+        End { passed: self.passed + self.xpassed, failed: self.failed + self.xfailed, skipped: self.skipped }
+    }
 }
 
 /// Everything the firmware reported in one run, in arrival order.
@@ -647,6 +702,9 @@ pub struct Report {
     pub accesses: Vec<Accesses>,
     /// `dispatch` records (bench).
     pub dispatch: Vec<Dispatch>,
+    /// What the known-deviations table made of the scenarios ([`crate::deviations::apply`]); `None`
+    /// until it was applied.
+    pub deviations: Option<Applied>,
 }
 
 impl Report {
@@ -726,9 +784,16 @@ impl Report {
                 ScenarioResult::Pass => c.passed += 1,
                 ScenarioResult::Fail => c.failed += 1,
                 ScenarioResult::Skip => c.skipped += 1,
+                ScenarioResult::Xfail => c.xfailed += 1,
+                ScenarioResult::Xpass => c.xpassed += 1,
             }
         }
         c
+    }
+
+    /// The scenarios the known-deviations table judged `xfail` or `xpass`.
+    pub fn deviating(&self) -> impl Iterator<Item = &Scenario> {
+        self.scenarios.iter().filter(|s| s.deviation.is_some())
     }
 
     /// The function record for `bdf` (e.g. `"00:02.0"`).
@@ -747,7 +812,7 @@ impl Report {
     /// that disagree with the scenario records, records after `end`, malformed lines.
     pub fn check(&self) -> Vec<String> {
         let mut out = Vec::new();
-        let counts = self.counts();
+        let counts = self.counts().as_end();
         match self.end {
             None => out.push(
                 "the report has no `end` record: the firmware stopped before finishing its run \
@@ -775,6 +840,18 @@ impl Report {
         }
         for m in &self.malformed {
             out.push(format!("malformed report line ({}): {}", m.error, m.line));
+        }
+        // Only the host judges a result against its known deviations: an `xfail` or `xpass` that did not
+        // come from the table came from the firmware (or a hand-made capture), and would pass unchecked.
+        for s in &self.scenarios {
+            if matches!(s.result, ScenarioResult::Xfail | ScenarioResult::Xpass) && s.deviation.is_none() {
+                out.push(format!(
+                    "the scenario record {} {} came with result {} and no known deviation: the firmware reports                      pass, fail or skip, and only the host's table (host/src/deviations.rs) makes an xfail or xpass",
+                    s.name,
+                    s.bdf.as_deref().unwrap_or("-"),
+                    s.result.name()
+                ));
+            }
         }
         out
     }
@@ -897,10 +974,11 @@ impl Report {
             .map(|s| s.bdf.as_deref().unwrap_or("-").len())
             .max()
             .unwrap_or(1);
+        let label_w = self.scenarios.iter().map(|s| s.result.label().len()).max().unwrap_or(4);
         let mut out = String::from("scenarios:\n");
         for (s, name) in self.scenarios.iter().zip(&names) {
             let line = format!(
-                "  {}  {:<bdf_w$}  {:<name_w$}  {}",
+                "  {:<label_w$}  {:<bdf_w$}  {:<name_w$}  {}",
                 s.result.label(),
                 s.bdf.as_deref().unwrap_or("-"),
                 name,
@@ -908,6 +986,37 @@ impl Report {
             );
             out.push_str(line.trim_end());
             out.push('\n');
+            if let Some(d) = &s.deviation {
+                let indent = " ".repeat(2 + label_w + 2);
+                let what = match s.result {
+                    ScenarioResult::Xpass => "passed, but known deviation",
+                    _ => "known deviation",
+                };
+                let _ = writeln!(out, "{indent}{what} {}: {} ({}) [{}]", d.id, d.reason, d.reference, d.platform);
+            }
+        }
+        out
+    }
+
+    /// What the known-deviations table did: on which platform the report was judged, and for each failure
+    /// a row is about but that stayed a failure, why the row did not hold. Empty when nothing is worth
+    /// saying (no row about any scenario of the run).
+    pub fn render_deviations(&self) -> String {
+        let Some(applied) = &self.deviations else {
+            return String::new();
+        };
+        let judged = self.deviating().count();
+        if judged == 0 && applied.not_applied.is_empty() {
+            return String::new();
+        }
+        let platform = applied.platform.as_ref().map_or("not asked".to_string(), ToString::to_string);
+        let mut out = format!("known deviations (platform: {platform}):\n");
+        let c = self.counts();
+        if judged > 0 {
+            let _ = writeln!(out, "  {} xfail, {} xpass", c.xfailed, c.xpassed);
+        }
+        for n in &applied.not_applied {
+            let _ = writeln!(out, "  not applied: {n}");
         }
         out
     }
@@ -945,12 +1054,13 @@ pub fn describe_record(record: &Record) -> String {
             f.bdf, f.vendor, f.device, f.class, f.irq_mode, f.vectors, f.interrupts
         ),
         Record::Scenario(s) => format!(
-            "{} {} {}{}: {}",
+            "{} {} {}{}: {}{}",
             s.result.label(),
             s.bdf.as_deref().unwrap_or("-"),
             s.name,
             if s.control { " (control)" } else { "" },
-            s.detail
+            s.detail,
+            s.deviation.as_ref().map(|d| format!(" (known deviation {})", d.id)).unwrap_or_default()
         ),
         Record::Problem(p) => format!("problem [{}] {}", p.source, p.detail),
         Record::End(e) => format!(
@@ -1038,6 +1148,7 @@ pub(crate) mod tests {
             config_reason: "ECAM from mcfg at 0xb0000000".into(),
             root_source: "acpi".into(),
             root_buses: "00-ff PCI0".into(),
+            cpus: vec![],
         };
         let e1000e = wire::Function {
             bdf: bdf(0, 2, 0),
@@ -1086,11 +1197,11 @@ pub(crate) mod tests {
         };
         vec![
             (
-                r#"{"kind":"platform","apic_id":0,"x2apic":false,"config_access":"ecam","ecam_base":"0xb0000000","ioapics":1,"cmdline":"oracle","boot":"pvh","loader":null,"bar_assignment":"boot-firmware","bar_windows":null,"timer_fence":"hpet","intx_routing":"acpi-prt","config_reason":"ECAM from mcfg at 0xb0000000","root_source":"acpi","root_buses":"00-ff PCI0"}"#,
+                r#"{"kind":"platform","apic_id":0,"x2apic":false,"config_access":"ecam","ecam_base":"0xb0000000","ioapics":1,"cmdline":"oracle","boot":"pvh","loader":null,"bar_assignment":"boot-firmware","bar_windows":null,"timer_fence":"hpet","intx_routing":"acpi-prt","config_reason":"ECAM from mcfg at 0xb0000000","root_source":"acpi","root_buses":"00-ff PCI0","cpus":[]}"#,
                 wire::Record::Platform(platform.clone()),
             ),
             (
-                r#"{"kind":"platform","apic_id":3,"x2apic":true,"config_access":"port","ecam_base":null,"ioapics":2,"cmdline":"","boot":"multiboot2","loader":"GRUB 2.06","bar_assignment":"msifw","bar_windows":"acpi-crs","timer_fence":"wait","intx_routing":"mp-table","config_reason":"no MCFG","root_source":"default","root_buses":"00-ff"}"#,
+                r#"{"kind":"platform","apic_id":3,"x2apic":true,"config_access":"port","ecam_base":null,"ioapics":2,"cmdline":"","boot":"multiboot2","loader":"GRUB 2.06","bar_assignment":"msifw","bar_windows":"acpi-crs","timer_fence":"wait","intx_routing":"mp-table","config_reason":"no MCFG","root_source":"default","root_buses":"00-ff","cpus":[{"index":0,"apic_id":3,"acpi_uid":3,"logical_id":8,"state":"online","reason":null},{"index":1,"apic_id":4,"acpi_uid":4,"logical_id":0,"state":"failed","reason":"no answer in 10 ms"},{"index":2,"apic_id":5,"acpi_uid":5,"logical_id":0,"state":"offline","reason":null}]}"#,
                 wire::Record::Platform(wire::Platform {
                     apic_id: 3,
                     x2apic: true,
@@ -1105,6 +1216,11 @@ pub(crate) mod tests {
                     config_reason: "no MCFG".into(),
                     root_source: "default".into(),
                     root_buses: "00-ff".into(),
+                    cpus: vec![
+                        wire::Cpu { index: 0, apic_id: 3, acpi_uid: 3, logical_id: 8, state: wire::CpuState::Online },
+                        wire::Cpu { index: 1, apic_id: 4, acpi_uid: 4, logical_id: 0, state: wire::CpuState::Failed("no answer in 10 ms".into()) },
+                        wire::Cpu { index: 2, apic_id: 5, acpi_uid: 5, logical_id: 0, state: wire::CpuState::Offline },
+                    ],
                 }),
             ),
             (
@@ -1116,7 +1232,7 @@ pub(crate) mod tests {
                 wire::Record::Function(edu),
             ),
             (
-                r#"{"kind":"scenario","name":"msix-delivery","bdf":"00:02.0","result":"pass","detail":"10 interrupts on 5 vector(s), each exactly as triggered, in 11095 us","control":false}"#,
+                r#"{"kind":"scenario","name":"msix-delivery","bdf":"00:02.0","result":"pass","detail":"10 interrupts on 5 vector(s), each exactly as triggered, in 11095 us","control":false,"deviation":null}"#,
                 wire::Record::Scenario(wire::Scenario {
                     name: "msix-delivery".into(),
                     bdf: Some(bdf(0, 2, 0)),
@@ -1126,11 +1242,11 @@ pub(crate) mod tests {
                 }),
             ),
             (
-                r#"{"kind":"scenario","name":"shutdown","bdf":null,"result":"fail","detail":"stale \"vector\"","control":true}"#,
+                r#"{"kind":"scenario","name":"shutdown","bdf":null,"result":"fail","detail":"stale \"vector\"","control":true,"deviation":null}"#,
                 wire::Record::Scenario(wire::Scenario { name: "shutdown".into(), bdf: None, result: ScenarioResult::Fail, detail: "stale \"vector\"".into(), control: true }),
             ),
             (
-                r#"{"kind":"scenario","name":"hot-unplug","bdf":null,"result":"skip","detail":"not asked","control":false}"#,
+                r#"{"kind":"scenario","name":"hot-unplug","bdf":null,"result":"skip","detail":"not asked","control":false,"deviation":null}"#,
                 wire::Record::Scenario(wire::Scenario { name: "hot-unplug".into(), bdf: None, result: ScenarioResult::Skip, detail: "not asked".into(), control: false }),
             ),
             (
@@ -1300,7 +1416,9 @@ pub(crate) mod tests {
             Counts {
                 passed: 2,
                 failed: 0,
-                skipped: 1
+                skipped: 1,
+                xfailed: 0,
+                xpassed: 0,
             }
         );
         assert!(r.check().is_empty(), "{:?}", r.check());

@@ -197,13 +197,18 @@ impl RunOutcome {
     /// failed scenario counts as one failure, so the line never reads `0 failed` for a failed run.
     pub fn summary_line(&self) -> String {
         let c = self.report.counts();
-        let failed = if self.exit != Exit::Passed && c.failed == 0 {
+        let failed = if self.exit != Exit::Passed && c.failed == 0 && c.xpassed == 0 {
             1
         } else {
             c.failed
         };
+        // Expected failures and unexpected passes only when there are any (README "Known deviations").
+        let mut x = String::new();
+        if c.xfailed > 0 || c.xpassed > 0 {
+            x = format!(", {} xfail, {} xpass", c.xfailed, c.xpassed);
+        }
         format!(
-            "msifw: {} passed, {} failed, {} skipped",
+            "msifw: {} passed, {} failed, {} skipped{x}",
             c.passed, failed, c.skipped
         )
     }
@@ -217,6 +222,7 @@ impl RunOutcome {
         out.push_str(&self.report.render_functions());
         out.push('\n');
         out.push_str(&self.report.render_scenarios());
+        out.push_str(&self.report.render_deviations());
         let problems = self.problems();
         if !problems.is_empty() {
             out.push_str("\nproblems:\n");
@@ -303,7 +309,8 @@ impl RunOutcome {
             "functions": self.report.functions,
             "scenarios": self.report.scenarios,
             "problems": self.problems(),
-            "summary": {"passed": c.passed, "failed": c.failed, "skipped": c.skipped},
+            "summary": {"passed": c.passed, "failed": c.failed, "skipped": c.skipped, "xfailed": c.xfailed, "xpassed": c.xpassed},
+            "deviations": crate::deviations::to_json(self.report.deviations.as_ref()),
             "oracle": self.oracle.to_json(),
             "com2": {
                 "bytes": self.com2_bytes.len(),
@@ -654,6 +661,7 @@ pub fn run(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         accel: cfg.accel,
         elapsed,
     });
+    crate::deviations::apply_for_run(&mut com1.report, cfg);
     let mut o = outcome(com1, com2, Some(elf), |report, output| judge(qemu_exit, report, output), source);
     if let QemuExit::NeverStarted(_) = qemu_exit {
         o.findings.extend(never_started_hint(cfg, &machine, &o));
@@ -769,7 +777,7 @@ mod tests {
         assert_eq!(j["problems"][0]["source"], "acpi.mcfg");
         assert_eq!(
             j["summary"],
-            json!({"passed": 2, "failed": 0, "skipped": 1})
+            json!({"passed": 2, "failed": 0, "skipped": 1, "xfailed": 0, "xpassed": 0})
         );
         assert_eq!(j["exit"], "passed");
     }
@@ -976,6 +984,9 @@ pub fn run_all(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
             None => merged = Some(part),
             Some(m) => {
                 m.report.scenarios.extend(part.report.scenarios);
+                if let (Some(mine), Some(theirs)) = (m.report.deviations.as_mut(), part.report.deviations) {
+                    mine.not_applied.extend(theirs.not_applied);
+                }
                 // A cause of the platform is the same in every boot: listed once.
                 for p in part.report.problems {
                     if !m.report.problems.contains(&p) {
@@ -1005,8 +1016,7 @@ pub fn run_all(cfg: &RunConfig) -> Result<RunOutcome, RunError> {
         }
     }
     let mut m = merged.expect("at least one run");
-    let c = m.report.counts();
-    m.report.end = Some(crate::report::End { passed: c.passed, failed: c.failed, skipped: c.skipped });
+    m.report.end = Some(m.report.counts().as_end());
     Ok(m)
 }
 

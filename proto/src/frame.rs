@@ -15,8 +15,13 @@ use crate::record::Record;
 pub type EncodeError = postcard::Error;
 
 /// The protocol version, the first byte of every frame. Version 0 was the JSON lines
-/// (`msifw-report {...}`) of msifw before this crate.
-pub const VERSION: u8 = 1;
+/// (`msifw-report {...}`) of msifw before this crate; version 1 the frames before the `platform` record's
+/// `cpus` and the host-only outcomes `xfail` and `xpass`.
+pub const VERSION: u8 = 2;
+
+/// The oldest frame version [`decode`] reads: a version 1 frame is a version 2 one whose `platform`
+/// record has no `cpus` (read as an empty list: topology unknown), so old captures still decode.
+pub const OLDEST: u8 = 1;
 
 /// The byte before and after a frame's base85.
 pub const MARK: u8 = b'~';
@@ -152,7 +157,7 @@ impl core::fmt::Display for FrameError {
             FrameError::Damaged => f.write_str("frame damaged (its CRC does not match)"),
             FrameError::Version(v) => write!(
                 f,
-                "frame of protocol version {v}, this tool reads version {VERSION}"
+                "frame of protocol version {v}, this tool reads versions {OLDEST} to {VERSION}"
             ),
             FrameError::Record(e) => write!(f, "frame is not a version {VERSION} record: {e}"),
         }
@@ -169,13 +174,75 @@ pub fn decode(chars: &[u8]) -> Result<Record<'static>, FrameError> {
     if crc16(body) != u16::from_le_bytes([crc[0], crc[1]]) {
         return Err(FrameError::Damaged);
     }
-    if body[0] != VERSION {
-        return Err(FrameError::Version(body[0]));
-    }
-    match postcard::take_from_bytes::<Record>(&body[1..]) {
+    let record = match body[0] {
+        VERSION => postcard::take_from_bytes::<Record>(&body[1..]),
+        1 => v1::take(&body[1..]),
+        v => return Err(FrameError::Version(v)),
+    };
+    match record {
         Ok((record, [])) => Ok(record),
         Ok(_) => Err(FrameError::Record(postcard::Error::DeserializeBadEncoding)),
         Err(e) => Err(FrameError::Record(e)),
+    }
+}
+
+/// Version 1 records: the same as version 2 but for the `platform` record, which had no `cpus`.
+mod v1 {
+    use alloc::vec::Vec;
+
+    use serde::Deserialize;
+
+    use crate::record::{BarAssignment, ConfigAccess, Outcome, Platform, Record, Text};
+
+    /// The version 1 `platform` record, field for field.
+    #[derive(Deserialize)]
+    struct PlatformV1<'a> {
+        apic_id: u32,
+        x2apic: bool,
+        config_access: ConfigAccess,
+        ioapics: u32,
+        cmdline: Text<'a>,
+        boot: Text<'a>,
+        loader: Option<Text<'a>>,
+        bar_assignment: BarAssignment<'a>,
+        timer_fence: Text<'a>,
+        intx_routing: Text<'a>,
+        config_reason: Text<'a>,
+        root_source: Text<'a>,
+        root_buses: Text<'a>,
+    }
+
+    /// A version 1 record from its postcard bytes (after the version byte), and the bytes after it.
+    pub(super) fn take(bytes: &[u8]) -> postcard::Result<(Record<'static>, &[u8])> {
+        // The `platform` record's tag is 0, one varint byte.
+        if bytes.first() != Some(&0) {
+            let (record, rest) = postcard::take_from_bytes::<Record>(bytes)?;
+            // Version 1 had three outcomes.
+            if let Record::Scenario(s) = &record {
+                if matches!(s.result, Outcome::Xfail | Outcome::Xpass) {
+                    return Err(postcard::Error::DeserializeBadEnum);
+                }
+            }
+            return Ok((record, rest));
+        }
+        let (p, rest) = postcard::take_from_bytes::<PlatformV1>(&bytes[1..])?;
+        let platform = Platform {
+            apic_id: p.apic_id,
+            x2apic: p.x2apic,
+            config_access: p.config_access,
+            ioapics: p.ioapics,
+            cmdline: p.cmdline,
+            boot: p.boot,
+            loader: p.loader,
+            bar_assignment: p.bar_assignment,
+            timer_fence: p.timer_fence,
+            intx_routing: p.intx_routing,
+            config_reason: p.config_reason,
+            root_source: p.root_source,
+            root_buses: p.root_buses,
+            cpus: Vec::new(),
+        };
+        Ok((Record::Platform(platform), rest))
     }
 }
 
@@ -346,6 +413,7 @@ mod tests {
             config_reason: "ECAM from mcfg at 0xb0000000".into(),
             root_source: "acpi".into(),
             root_buses: "00-ff PCI0".into(),
+            cpus: vec![],
         };
         let other_platform = Platform {
             apic_id: u32::MAX,
@@ -353,6 +421,11 @@ mod tests {
             config_access: ConfigAccess::Port,
             loader: Some("GRUB 2.06".into()),
             bar_assignment: BarAssignment::Msifw("acpi-crs".into()),
+            cpus: vec![
+                Cpu { index: 0, apic_id: u32::MAX, acpi_uid: 0, logical_id: 1, state: CpuState::Online },
+                Cpu { index: 1, apic_id: 4, acpi_uid: 3, logical_id: 0, state: CpuState::Offline },
+                Cpu { index: 2, apic_id: 5, acpi_uid: 4, logical_id: 0, state: CpuState::Failed("no answer to INIT-SIPI-SIPI in 10 ms".into()) },
+            ],
             ..platform.clone()
         };
         let dispatch = Dispatch {
@@ -395,6 +468,20 @@ mod tests {
                 bdf: None,
                 result: Outcome::Skip,
                 detail: "not asked".into(),
+                control: false,
+            }),
+            Record::Scenario(Scenario {
+                name: "dest-logical-flat".into(),
+                bdf: None,
+                result: Outcome::Xfail,
+                detail: "".into(),
+                control: false,
+            }),
+            Record::Scenario(Scenario {
+                name: "dest-lowest-priority".into(),
+                bdf: None,
+                result: Outcome::Xpass,
+                detail: "".into(),
                 control: false,
             }),
             Record::Problem(Problem {
@@ -555,8 +642,12 @@ mod tests {
             String::from_utf8(s).unwrap()
         };
         assert_eq!(
-            records(&encode_raw(&[2, 4, 0, 0, 0])),
-            [Err(FrameError::Version(2))]
+            records(&encode_raw(&[VERSION + 1, 4, 0, 0, 0])),
+            [Err(FrameError::Version(VERSION + 1))]
+        );
+        assert_eq!(
+            records(&encode_raw(&[0, 4, 0, 0, 0])),
+            [Err(FrameError::Version(0))]
         );
         // A `problem` (tag 3) whose detail is cut short, and an `end` (tag 4) with a byte too many.
         assert!(matches!(
@@ -580,6 +671,54 @@ mod tests {
                 skipped: 3
             }))]
         );
+    }
+
+    /// The frame of `record` with version byte `version` (postcard bytes as this version writes them).
+    fn frame_as(version: u8, record: &Record) -> String {
+        let mut raw = vec![version];
+        raw.extend(postcard::to_allocvec(record).unwrap());
+        let crc = crc16(&raw);
+        raw.extend_from_slice(&crc.to_le_bytes());
+        let mut s = vec![MARK];
+        base85(&raw, &mut s);
+        s.push(MARK);
+        String::from_utf8(s).unwrap()
+    }
+
+    #[test]
+    fn version_1_frames_still_decode() {
+        // A version 1 `platform` record is a version 2 one without `cpus`: its bytes are the version 2
+        // encoding with the empty list's length byte (the last byte) left off.
+        for record in every_kind() {
+            let mut v1 = postcard::to_allocvec(&record).unwrap();
+            if let Record::Platform(p) = &record {
+                if !p.cpus.is_empty() {
+                    continue;
+                }
+                assert_eq!(v1.pop(), Some(0), "an empty `cpus` is one byte, last");
+            }
+            if let Record::Scenario(s) = &record {
+                if matches!(s.result, Outcome::Xfail | Outcome::Xpass) {
+                    // Version 1 had no such outcome.
+                    let line = frame_as(1, &record);
+                    assert!(matches!(records(&line)[..], [Err(FrameError::Record(_))]), "{line}");
+                    continue;
+                }
+            }
+            let mut raw = vec![1];
+            raw.extend(v1);
+            let crc = crc16(&raw);
+            raw.extend_from_slice(&crc.to_le_bytes());
+            let mut line = vec![MARK];
+            base85(&raw, &mut line);
+            line.push(MARK);
+            let line = String::from_utf8(line).unwrap();
+            assert_eq!(records(&line), [Ok(record.clone())], "{}", record.kind());
+        }
+        // A version 1 `platform` record with a byte too many (what a version 2 one with CPUs looks like
+        // to it) is no record.
+        let with_cpus = every_kind().into_iter().find(|r| matches!(r, Record::Platform(p) if !p.cpus.is_empty())).unwrap();
+        assert!(matches!(records(&frame_as(1, &with_cpus))[..], [Err(FrameError::Record(_))]));
     }
 
     #[test]

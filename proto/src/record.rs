@@ -81,6 +81,11 @@ pub enum Outcome {
     Fail,
     /// Not run, with the reason in the detail.
     Skip,
+    /// Failed, as a known deviation of the platform says it does (host only: the host's judgement of a
+    /// `Fail` after its known-deviations table, `host/src/deviations.rs`; the firmware never sends it).
+    Xfail,
+    /// Passed where a known deviation of the platform says it fails (host only, like [`Outcome::Xfail`]).
+    Xpass,
 }
 
 impl Outcome {
@@ -90,6 +95,8 @@ impl Outcome {
             Outcome::Pass => "pass",
             Outcome::Fail => "fail",
             Outcome::Skip => "skip",
+            Outcome::Xfail => "xfail",
+            Outcome::Xpass => "xpass",
         }
     }
 
@@ -99,6 +106,17 @@ impl Outcome {
             Outcome::Pass => "PASS",
             Outcome::Fail => "FAIL",
             Outcome::Skip => "SKIP",
+            Outcome::Xfail => "XFAIL",
+            Outcome::Xpass => "XPASS",
+        }
+    }
+
+    /// The result the firmware reported: `Fail` for an expected failure, `Pass` for an unexpected pass.
+    pub fn as_reported(self) -> Outcome {
+        match self {
+            Outcome::Xfail => Outcome::Fail,
+            Outcome::Xpass => Outcome::Pass,
+            o => o,
         }
     }
 }
@@ -152,6 +170,46 @@ pub struct Platform<'a> {
     pub root_source: Text<'a>,
     /// The root buses, as `first-last NAME, ...`.
     pub root_buses: Text<'a>,
+    /// The CPUs: every enabled processor of the MADT, in index order (index 0 is the CPU that ran the
+    /// firmware). Empty when the firmware could not list them (no MADT): the topology is unknown.
+    pub cpus: Vec<Cpu<'a>>,
+}
+
+/// One CPU of the `platform` record's list.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpu<'a> {
+    /// msifw's index of the CPU (0 = the one that ran the firmware).
+    pub index: u32,
+    /// Its local APIC ID (x2APIC ID for an x2APIC entry).
+    pub apic_id: u32,
+    /// Its ACPI processor UID.
+    pub acpi_uid: u32,
+    /// The logical APIC ID msifw set in xAPIC mode (or read in x2APIC mode); 0 when none was set.
+    pub logical_id: u32,
+    /// Its state.
+    pub state: CpuState<'a>,
+}
+
+/// What became of a CPU.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CpuState<'a> {
+    /// Running msifw's code and taking interrupts.
+    Online,
+    /// Not taking interrupts (never started, or taken offline).
+    Offline,
+    /// Did not come up; why.
+    Failed(Text<'a>),
+}
+
+impl CpuState<'_> {
+    /// The name in the report: `online`, `offline`, `failed`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            CpuState::Online => "online",
+            CpuState::Offline => "offline",
+            CpuState::Failed(_) => "failed",
+        }
+    }
 }
 
 /// Kind of a BAR.

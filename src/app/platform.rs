@@ -137,7 +137,34 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
         config_reason: p.config_reason.as_str().into(),
         root_source: p.roots_source.into(),
         root_buses: roots.as_str().into(),
+        cpus: cpu_list(run.apic_id, p),
     }));
+}
+
+/// The `platform` record's CPU list: the MADT's enabled processors in the order `cpu_blocks` gives them
+/// their index (the one running msifw first, then table order, a CPU listed twice once), none started yet
+/// (empty without a MADT: the topology is unknown).
+// Helper A1 (application processors) replaces this with `arch::smp::cpus()`.
+fn cpu_list(bsp: u32, p: &Platform) -> alloc::vec::Vec<wire::Cpu<'static>> {
+    let Some(madt) = p.tables.madt.as_ref() else { return alloc::vec::Vec::new() };
+    let mut cpus: alloc::vec::Vec<(u32, u32)> = alloc::vec::Vec::new();
+    let bsp_uid = madt.local_apics.iter().find(|l| l.enabled && l.apic_id == bsp).map_or(0, |l| l.processor_uid);
+    cpus.push((bsp, bsp_uid));
+    for l in madt.local_apics.iter().filter(|l| l.enabled) {
+        if !cpus.iter().any(|&(id, _)| id == l.apic_id) {
+            cpus.push((l.apic_id, l.processor_uid));
+        }
+    }
+    cpus.into_iter()
+        .enumerate()
+        .map(|(index, (apic_id, acpi_uid))| wire::Cpu {
+            index: index as u32,
+            apic_id,
+            acpi_uid,
+            logical_id: 0,
+            state: if index == 0 { wire::CpuState::Online } else { wire::CpuState::Offline },
+        })
+        .collect()
 }
 
 /// Gives every CPU the MADT lists enabled a per-CPU block (interrupt counts, handlers, vector space):

@@ -1,7 +1,7 @@
 //! Helpers shared by the QEMU integration tests.
 #![allow(dead_code)] // each test file uses a different subset
 
-use msifw_host::{run, Machine, RunConfig, RunOutcome};
+use msifw_host::{run, Machine, RunConfig, RunOutcome, Scenario, ScenarioResult};
 
 /// Timeout for one boot in the tests. Generous: two QEMUs may run at once on two cores, and the
 /// firmware build (done once per test binary, before the clock starts) is not included.
@@ -48,14 +48,15 @@ pub fn explain(o: &RunOutcome) -> String {
 }
 
 /// Asserts the whole run passed: exit status, and every scenario (write-order checks included), naming
-/// each one that did not.
+/// each one that did not. An expected failure (`xfail`: a known deviation of the platform,
+/// host/src/deviations.rs) counts as passed; an unexpected pass (`xpass`) does not.
 pub fn assert_passed(o: &RunOutcome) {
     let failed: Vec<String> = o
         .report
         .scenarios
         .iter()
-        .filter(|s| s.result == msifw_host::ScenarioResult::Fail)
-        .map(|s| format!("{} {}: {}", s.bdf.as_deref().unwrap_or("-"), s.name, s.detail))
+        .filter(|s| matches!(s.result, ScenarioResult::Fail | ScenarioResult::Xpass))
+        .map(|s| format!("{} {} {}: {}", s.result.label(), s.bdf.as_deref().unwrap_or("-"), s.name, s.detail))
         .collect();
     assert!(
         o.exit == msifw_host::Exit::Passed && failed.is_empty(),
@@ -65,4 +66,43 @@ pub fn assert_passed(o: &RunOutcome) {
         failed.join("\n  "),
         explain(o)
     );
+}
+
+/// The scenario records named `name` (platform-wide and per function, controls included).
+pub fn scenarios<'a>(o: &'a RunOutcome, name: &'a str) -> impl Iterator<Item = &'a Scenario> + 'a {
+    o.report.scenarios.iter().filter(move |s| s.name == name)
+}
+
+/// Asserts that the scenario `name` (the first record of that name, not a control) is an expected
+/// failure: it failed, and the known deviation `deviation` (a row id of host/src/deviations.rs) says the
+/// platform fails it. Returns the record.
+pub fn assert_xfail<'a>(o: &'a RunOutcome, name: &'a str, deviation: &str) -> &'a Scenario {
+    let why = explain(o);
+    let s = scenarios(o, name)
+        .find(|s| !s.control)
+        .unwrap_or_else(|| panic!("no scenario record {name}{why}"));
+    assert_eq!(s.result, ScenarioResult::Xfail, "{name}: expected an xfail (known deviation {deviation}), got {}: {}{why}", s.result.label(), s.detail);
+    let d = s.deviation.as_ref().unwrap_or_else(|| panic!("{name}: xfail without its deviation{why}"));
+    assert_eq!(d.id, deviation, "{name}: judged by another known deviation{why}");
+    s
+}
+
+/// Asserts that every record of scenario `name` passed, or failed only as a known deviation of this
+/// platform says (`xfail`): for a check run on several platforms, some of which break the promise it
+/// checks. An `xpass` or a plain failure fails the test. Returns how many were expected failures.
+pub fn assert_pass_or_xfail(o: &RunOutcome, name: &str) -> usize {
+    let why = explain(o);
+    let all: Vec<&Scenario> = scenarios(o, name).collect();
+    assert!(!all.is_empty(), "no scenario record {name}{why}");
+    for s in &all {
+        assert!(
+            matches!(s.result, ScenarioResult::Pass | ScenarioResult::Xfail),
+            "{name} {}: {} ({}){}{why}",
+            s.bdf.as_deref().unwrap_or("-"),
+            s.result.label(),
+            s.detail,
+            s.deviation.as_ref().map(|d| format!("; known deviation {} expects a failure here", d.id)).unwrap_or_default()
+        );
+    }
+    all.iter().filter(|s| s.result == ScenarioResult::Xfail).count()
 }
