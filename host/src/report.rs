@@ -72,6 +72,28 @@ pub struct Platform {
     /// Where the root buses came from: `"acpi"` (host bridges in the DSDT/SSDTs) or `"default"` (bus 0 only).
     #[serde(default)]
     pub root_source: String,
+    /// Every CPU the MADT lists as enabled, in index order (index 0 ran the firmware). Empty from
+    /// firmwares before protocol version 2.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub cpus: Vec<Cpu>,
+}
+
+/// One CPU of the `platform` record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpu {
+    /// Index: 0 the CPU that ran the firmware, then the MADT's order.
+    pub index: u32,
+    /// Local APIC ID (x2APIC ID in x2APIC mode).
+    pub apic_id: u32,
+    /// ACPI processor UID (4294967295 for a boot CPU the MADT does not list).
+    pub acpi_uid: u32,
+    /// Logical APIC ID: the xAPIC flat bitmap msifw set, or the x2APIC cluster LDR.
+    pub logical_id: u32,
+    /// `"online"`, `"offline"` or `"failed"`.
+    pub state: String,
+    /// Why it failed; empty otherwise.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub detail: String,
 }
 
 /// One implemented BAR of a function.
@@ -375,6 +397,7 @@ impl Record {
                     config_reason,
                     root_source,
                     root_buses,
+                    cpus,
                 } = p;
                 let (config_access, ecam_base) = match config_access {
                     wire::ConfigAccess::Ecam(base) => ("ecam", Some(hex(base))),
@@ -400,6 +423,17 @@ impl Record {
                     config_reason: text(config_reason),
                     root_buses: text(root_buses),
                     root_source: text(root_source),
+                    cpus: cpus
+                        .into_iter()
+                        .map(|c| Cpu {
+                            index: c.index,
+                            apic_id: c.apic_id,
+                            acpi_uid: c.acpi_uid,
+                            logical_id: c.logical_id,
+                            state: c.state.name().to_string(),
+                            detail: text(c.detail),
+                        })
+                        .collect(),
                 })
             }
             wire::Record::Function(f) => {
@@ -780,6 +814,28 @@ impl Report {
     }
 
     /// The per-function table.
+    /// The CPU table of the (last) `platform` record: index, APIC ID, ACPI UID, logical ID, state.
+    pub fn render_cpus(&self) -> String {
+        let Some(p) = &self.platform else {
+            return String::new();
+        };
+        if p.cpus.is_empty() {
+            return String::new();
+        }
+        let online = p.cpus.iter().filter(|c| c.state == "online").count();
+        let mut out = format!("cpus: {} of {} online\n", online, p.cpus.len());
+        out.push_str("  INDEX  APIC  UID  LOGICAL     STATE\n");
+        for c in &p.cpus {
+            let uid = if c.acpi_uid == u32::MAX { "-".to_string() } else { c.acpi_uid.to_string() };
+            let _ = write!(out, "  {:>5}  {:>4}  {:>3}  {:#010x}  {}", c.index, c.apic_id, uid, c.logical_id, c.state);
+            if !c.detail.is_empty() {
+                let _ = write!(out, ": {}", c.detail);
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     pub fn render_functions(&self) -> String {
         if self.functions.is_empty() {
             return "functions: none reported\n".to_string();
@@ -1038,6 +1094,7 @@ pub(crate) mod tests {
             config_reason: "ECAM from mcfg at 0xb0000000".into(),
             root_source: "acpi".into(),
             root_buses: "00-ff PCI0".into(),
+            cpus: vec![],
         };
         let e1000e = wire::Function {
             bdf: bdf(0, 2, 0),
@@ -1105,6 +1162,7 @@ pub(crate) mod tests {
                     config_reason: "no MCFG".into(),
                     root_source: "default".into(),
                     root_buses: "00-ff".into(),
+                    cpus: vec![],
                 }),
             ),
             (

@@ -15,8 +15,8 @@ use crate::record::Record;
 pub type EncodeError = postcard::Error;
 
 /// The protocol version, the first byte of every frame. Version 0 was the JSON lines
-/// (`msifw-report {...}`) of msifw before this crate.
-pub const VERSION: u8 = 1;
+/// (`msifw-report {...}`) of msifw before this crate. Version 2: the `platform` record lists the CPUs.
+pub const VERSION: u8 = 2;
 
 /// The byte before and after a frame's base85.
 pub const MARK: u8 = b'~';
@@ -346,6 +346,10 @@ mod tests {
             config_reason: "ECAM from mcfg at 0xb0000000".into(),
             root_source: "acpi".into(),
             root_buses: "00-ff PCI0".into(),
+            cpus: vec![
+                Cpu { index: 0, apic_id: 0, acpi_uid: 0, logical_id: 1, state: CpuState::Online, detail: "".into() },
+                Cpu { index: 1, apic_id: 4, acpi_uid: 3, logical_id: 2, state: CpuState::Failed, detail: "did not come up".into() },
+            ],
         };
         let other_platform = Platform {
             apic_id: u32::MAX,
@@ -555,8 +559,8 @@ mod tests {
             String::from_utf8(s).unwrap()
         };
         assert_eq!(
-            records(&encode_raw(&[2, 4, 0, 0, 0])),
-            [Err(FrameError::Version(2))]
+            records(&encode_raw(&[VERSION + 1, 4, 0, 0, 0])),
+            [Err(FrameError::Version(VERSION + 1))]
         );
         // A `problem` (tag 3) whose detail is cut short, and an `end` (tag 4) with a byte too many.
         assert!(matches!(

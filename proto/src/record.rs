@@ -152,6 +152,49 @@ pub struct Platform<'a> {
     pub root_source: Text<'a>,
     /// The root buses, as `first-last NAME, ...`.
     pub root_buses: Text<'a>,
+    /// Every CPU the MADT lists as enabled, in index order (index 0 = the CPU that ran the firmware).
+    pub cpus: Vec<Cpu<'a>>,
+}
+
+/// A CPU's state in the `platform` record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CpuState {
+    /// Running msifw's code, taking interrupts.
+    Online,
+    /// Not running (parked with interrupts off, or never started).
+    Offline,
+    /// It did not start (the record's `detail` says why).
+    Failed,
+}
+
+impl CpuState {
+    /// The name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            CpuState::Online => "online",
+            CpuState::Offline => "offline",
+            CpuState::Failed => "failed",
+        }
+    }
+}
+
+/// One CPU of the `platform` record.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Cpu<'a> {
+    /// Index: 0 the BSP, then the MADT's order.
+    pub index: u32,
+    /// Local APIC ID (x2APIC ID in x2APIC mode).
+    pub apic_id: u32,
+    /// ACPI processor UID (0xFFFFFFFF for a BSP the MADT does not list).
+    pub acpi_uid: u32,
+    /// Logical APIC ID: the xAPIC flat bitmap msifw set (LDR 31:24; bit = index for index < 8, else 0), or
+    /// the x2APIC read-only cluster LDR.
+    pub logical_id: u32,
+    /// State.
+    pub state: CpuState,
+    /// Why it failed; empty otherwise.
+    pub detail: Text<'a>,
 }
 
 /// Kind of a BAR.

@@ -90,6 +90,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         }
     };
     let cfg = platform.cfg;
+    platform::start_cpus(&mut run, boot, &platform);
 
     let mut pci = PCI.lock();
     let t0 = time::now_us();

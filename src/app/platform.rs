@@ -2,7 +2,7 @@
 //! access (ECAM from MCFG, else ports) and the INTx routing sources.
 
 use super::{capacity, problem, Run};
-use crate::arch::{cpu, hpet, ioapic, lapic, paging};
+use crate::arch::{cpu, hpet, ioapic, lapic, paging, smp};
 use crate::boot::BootInfo;
 use crate::bus::pci::config::{Bdf, ConfigRegion, Mechanism, PlatformConfig};
 use crate::irq::intx;
@@ -137,7 +137,74 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
         config_reason: p.config_reason.as_str().into(),
         root_source: p.roots_source.into(),
         root_buses: roots.as_str().into(),
+        cpus: cpu_records(),
     }));
+}
+
+/// The CPUs for the `platform` record.
+fn cpu_records() -> alloc::vec::Vec<wire::Cpu<'static>> {
+    smp::cpus()
+        .into_iter()
+        .map(|c| {
+            let (state, detail) = match c.state {
+                smp::CpuState::Online => (wire::CpuState::Online, alloc::string::String::new()),
+                smp::CpuState::Offline => (wire::CpuState::Offline, alloc::string::String::new()),
+                smp::CpuState::Failed(e) => (wire::CpuState::Failed, alloc::format!("{e}")),
+            };
+            wire::Cpu {
+                index: c.index as u32,
+                apic_id: c.apic_id,
+                acpi_uid: c.acpi_uid,
+                logical_id: c.logical_id,
+                state,
+                detail: detail.into(),
+            }
+        })
+        .collect()
+}
+
+/// Starts every CPU the MADT lists as enabled (`arch::smp`); one that does not start is a `cpu-start`
+/// failure and a problem line, and the run goes on with the others. Without a MADT only the BSP runs.
+pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
+    let t0 = crate::time::now_us();
+    let Some(madt) = &p.tables.madt else {
+        smp::start(&[], &boot.memmap);
+        crate::info!("no MADT: only the boot CPU runs");
+        return;
+    };
+    let entries: alloc::vec::Vec<smp::CpuEntry> =
+        madt.local_apics.iter().filter(|l| l.enabled).map(|l| smp::CpuEntry { apic_id: l.apic_id, acpi_uid: l.processor_uid }).collect();
+    let disabled = madt.local_apics.iter().filter(|l| !l.enabled).count();
+    for d in smp::start(&entries, &boot.memmap) {
+        problem("smp", format_args!("the MADT lists APIC ID {} again (ACPI UID {}); the entry is ignored", d.apic_id, d.acpi_uid));
+    }
+    let cpus = smp::cpus();
+    let online = cpus.iter().filter(|c| c.state == smp::CpuState::Online).count();
+    crate::info!(
+        "SMP: {=usize} of {=usize} CPUs online in {=u64} us ({=usize} MADT entries disabled; trampoline entered {=u32} times)",
+        online,
+        cpus.len(),
+        crate::time::now_us() - t0,
+        disabled,
+        smp::trampoline_entries()
+    );
+    let failed: alloc::vec::Vec<&smp::Cpu> = cpus.iter().filter(|c| matches!(c.state, smp::CpuState::Failed(_))).collect();
+    for c in failed.iter() {
+        if let smp::CpuState::Failed(e) = c.state {
+            problem("smp", format_args!("CPU {} (APIC ID {}, ACPI UID {}) did not start: {e}", c.index, c.apic_id, c.acpi_uid));
+        }
+    }
+    if let Some(first) = failed.first() {
+        let n = failed.len();
+        run.scenario(
+            "cpu-start",
+            None,
+            &crate::scenarios::Verdict::new(
+                crate::report::Outcome::Fail,
+                format_args!("{n} of {} enabled CPUs did not start (first: APIC ID {}); the run goes on with {online}", cpus.len(), first.apic_id),
+            ),
+        );
+    }
 }
 
 /// Why the run cannot go on.

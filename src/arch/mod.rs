@@ -34,10 +34,14 @@ pub mod mmio;
 #[allow(unsafe_code)]
 pub mod paging;
 #[allow(unsafe_code)]
+pub mod percpu;
+#[allow(unsafe_code)]
 pub mod pio;
 #[allow(unsafe_code)]
 pub mod pic;
 #[allow(unsafe_code)]
 pub mod pit;
+#[allow(unsafe_code)]
+pub mod smp;
 #[allow(unsafe_code)]
 pub mod uart;
