@@ -70,7 +70,8 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
             crate::println!("msifw: selftest: recursing into the stack guard page");
             recurse(0);
         }
-        None => {}
+        // Once the CPUs are up (platform::start_cpus).
+        Some(cmdline::SelfTest::ApPanic | cmdline::SelfTest::ApNoSipi | cmdline::SelfTest::ApCycle) | None => {}
     }
     let mut run = Run { summary: Summary::default(), apic_id: 0, opts, capacity_failed: false, optional_done: 0 };
     // A command line or memory map cut at msifw's own limit: the run cannot pass.

@@ -163,6 +163,29 @@ fn cpu_records() -> alloc::vec::Vec<wire::Cpu<'static>> {
         .collect()
 }
 
+/// `selftest=ap-cycle`: CPU `index` offline (its mailbox must refuse), online again (its mailbox must run a
+/// function there, on its own APIC ID). Returns the time taken.
+fn cycle(index: usize) -> Result<u64, alloc::string::String> {
+    let t0 = crate::time::now_us();
+    let want = smp::apic_id(index).unwrap_or(u32::MAX);
+    smp::take_offline(index).map_err(|e| alloc::format!("take_offline: {e:?}"))?;
+    if !smp::online().iter().all(|&i| i != index) {
+        return Err("still listed online after take_offline".into());
+    }
+    match smp::call_on(index, &|| {}, 100_000) {
+        Err(smp::SmpError::NotOnline(_)) => {}
+        other => return Err(alloc::format!("call_on while offline gave {other:?}, not NotOnline")),
+    }
+    smp::bring_online(index).map_err(|e| alloc::format!("bring_online: {e:?}"))?;
+    let seen = core::sync::atomic::AtomicU32::new(u32::MAX);
+    smp::call_on(index, &|| seen.store(lapic::id(), core::sync::atomic::Ordering::Release), 1_000_000).map_err(|e| alloc::format!("call_on after bring_online: {e:?}"))?;
+    let seen = seen.load(core::sync::atomic::Ordering::Acquire);
+    if seen != want {
+        return Err(alloc::format!("the function ran on APIC ID {seen}, not {want}"));
+    }
+    Ok(crate::time::now_us() - t0)
+}
+
 /// Starts every CPU the MADT lists as enabled (`arch::smp`); one that does not start is a `cpu-start`
 /// failure and a problem line, and the run goes on with the others. Without a MADT only the BSP runs.
 pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
@@ -175,6 +198,14 @@ pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
     let entries: alloc::vec::Vec<smp::CpuEntry> =
         madt.local_apics.iter().filter(|l| l.enabled).map(|l| smp::CpuEntry { apic_id: l.apic_id, acpi_uid: l.processor_uid }).collect();
     let disabled = madt.local_apics.iter().filter(|l| !l.enabled).count();
+    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApNoSipi) {
+        // The last CPU's index once the BSP is moved first: as many as the distinct enabled entries, less one.
+        let mut ids: alloc::vec::Vec<u32> = entries.iter().map(|e| e.apic_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        crate::println!("msifw: selftest: CPU {} gets INIT but no SIPI", ids.len().saturating_sub(1));
+        smp::withhold_sipi(ids.len().saturating_sub(1));
+    }
     for d in smp::start(&entries, &boot.memmap) {
         problem("smp", format_args!("the MADT lists APIC ID {} again (ACPI UID {}); the entry is ignored", d.apic_id, d.acpi_uid));
     }
@@ -192,6 +223,20 @@ pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
     for c in failed.iter() {
         if let smp::CpuState::Failed(e) = c.state {
             problem("smp", format_args!("CPU {} (APIC ID {}, ACPI UID {}) did not start: {e}", c.index, c.apic_id, c.acpi_uid));
+        }
+    }
+    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApPanic) {
+        let last = cpus.len() - 1;
+        crate::println!("msifw: selftest: panicking on CPU {last}");
+        if let Err(e) = smp::call_on(last, &|| panic!("selftest: deliberate panic on an application processor"), 1_000_000) {
+            problem("smp", format_args!("selftest=ap-panic: CPU {last} did not run it: {e:?}"));
+        }
+    }
+    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApCycle) && cpus.len() > 1 {
+        let last = cpus.len() - 1;
+        match cycle(last) {
+            Ok(us) => crate::println!("msifw: selftest: ap-cycle: CPU {last} offline (mailbox refused) and online again (mailbox served on APIC ID {}) in {us} us", cpus[last].apic_id),
+            Err(why) => problem("smp", format_args!("selftest=ap-cycle: CPU {last}: {why}")),
         }
     }
     if let Some(first) = failed.first() {

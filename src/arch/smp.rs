@@ -292,6 +292,15 @@ static LOW_IN_USE: spin::Mutex<heapless::Vec<Range<u64>, 8>> = spin::Mutex::new(
 /// More low ranges were registered than held: no trampoline page is chosen (it could overwrite one).
 static LOW_OVERFLOW: AtomicU8 = AtomicU8::new(0);
 
+/// A CPU index that gets INIT but no SIPI (`selftest=ap-no-sipi`), or `usize::MAX`.
+static WITHHOLD_SIPI: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(usize::MAX);
+
+/// Makes [`start`] send CPU `index` its INIT but no SIPI, so that it never starts: the check that a CPU
+/// which does not come up is reported (`selftest=ap-no-sipi`).
+pub fn withhold_sipi(index: usize) {
+    WITHHOLD_SIPI.store(index, Ordering::Relaxed);
+}
+
 fn slots() -> &'static [Slot] {
     SLOTS.get().map_or(&[], |s| s.as_slice())
 }
@@ -493,6 +502,9 @@ fn start_one(index: usize) -> Result<(), StartError> {
         lapic::send_init_deassert(slot.apic_id)?;
         if hw {
             crate::time::delay_us(10_000);
+        }
+        if WITHHOLD_SIPI.load(Ordering::Relaxed) == index {
+            return Ok(());
         }
         lapic::send_startup(slot.apic_id, vector)?;
         // A second SIPI only if the first did not take (an AP that left wait-for-SIPI ignores it anyway).
