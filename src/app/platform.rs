@@ -183,6 +183,12 @@ fn cycle(index: usize) -> Result<u64, alloc::string::String> {
     if seen != want {
         return Err(alloc::format!("the function ran on APIC ID {seen}, not {want}"));
     }
+    // It takes interrupts again, counted in its own block: a fixed IPI on the wake vector.
+    let before = crate::irq::dispatch::count_on(index, lapic::WAKE_VECTOR);
+    lapic::try_send_ipi(want, lapic::WAKE_VECTOR).map_err(|e| alloc::format!("IPI: {e:?}"))?;
+    if !crate::time::wait_until(1_000_000, || crate::irq::dispatch::count_on(index, lapic::WAKE_VECTOR) > before) {
+        return Err(alloc::format!("a fixed IPI on vector {:#x} was not counted on it within 1 s", lapic::WAKE_VECTOR));
+    }
     Ok(crate::time::now_us() - t0)
 }
 
@@ -206,9 +212,8 @@ pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
         crate::println!("msifw: selftest: CPU {} gets INIT but no SIPI", ids.len().saturating_sub(1));
         smp::withhold_sipi(ids.len().saturating_sub(1));
     }
-    for d in smp::start(&entries, &boot.memmap) {
-        problem("smp", format_args!("the MADT lists APIC ID {} again (ACPI UID {}); the entry is ignored", d.apic_id, d.acpi_uid));
-    }
+    // Duplicate APIC IDs were reported with the per-CPU blocks (`cpu_blocks`): one CPU each.
+    let _duplicates = smp::start(&entries, &boot.memmap);
     let cpus = smp::cpus();
     let online = cpus.iter().filter(|c| c.state == smp::CpuState::Online).count();
     crate::info!(
@@ -235,7 +240,7 @@ pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
     if run.opts.selftest == Some(crate::cmdline::SelfTest::ApCycle) && cpus.len() > 1 {
         let last = cpus.len() - 1;
         match cycle(last) {
-            Ok(us) => crate::println!("msifw: selftest: ap-cycle: CPU {last} offline (mailbox refused) and online again (mailbox served on APIC ID {}) in {us} us", cpus[last].apic_id),
+            Ok(us) => crate::println!("msifw: selftest: ap-cycle: CPU {last} offline (mailbox refused) and online again (mailbox served on APIC ID {}, IPI counted there) in {us} us", cpus[last].apic_id),
             Err(why) => problem("smp", format_args!("selftest=ap-cycle: CPU {last}: {why}")),
         }
     }
@@ -249,6 +254,27 @@ pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
                 format_args!("{n} of {} enabled CPUs did not start (first: APIC ID {}); the run goes on with {online}", cpus.len(), first.apic_id),
             ),
         );
+    }
+}
+
+/// Gives every CPU the MADT lists enabled a per-CPU block (interrupt counts, handlers, vector space):
+/// index 0 the boot processor (the CPU this runs on), then the others in table order. A CPU listed twice
+/// gets one block; without a MADT, only the boot processor has one.
+fn cpu_blocks(run: &mut Run, tables: &PlatformTables) {
+    let mut ids = alloc::vec![run.apic_id];
+    for l in tables.madt.iter().flat_map(|m| m.local_apics.iter()).filter(|l| l.enabled) {
+        if ids.contains(&l.apic_id) {
+            if l.apic_id != run.apic_id {
+                problem("acpi.madt", format_args!("APIC ID {} listed twice; one CPU counted", l.apic_id));
+            }
+            continue;
+        }
+        ids.push(l.apic_id);
+    }
+    match crate::arch::percpu::try_init(&ids) {
+        Ok(()) => crate::info!("per-CPU blocks: {=usize} CPUs", crate::arch::percpu::len()),
+        Err(e @ crate::arch::percpu::PerCpuError::OutOfMemory { .. }) => capacity(run, format_args!("percpu: {e}")),
+        Err(e) => problem("percpu", format_args!("{e}")),
     }
 }
 
@@ -298,6 +324,8 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
     if tables.problems_dropped > 0 && acpi_found {
         capacity(run, format_args!("acpi: no heap left for {} more ACPI problems", tables.problems_dropped));
     }
+
+    cpu_blocks(run, &tables);
 
     // The MP table, where ACPI gives no IOAPICs (Linux reads it only then).
     let mp_table = if tables.madt.is_none() {

@@ -553,6 +553,8 @@ fn start_one(index: usize) -> Result<(), StartError> {
 /// The AP's Rust entry, on its own stack (from the assembly above).
 extern "C" fn ap_main(index: u64) -> ! {
     let index = index as usize;
+    // First: the GS base (after INIT it is 0), which the interrupt entry and `percpu::index` read.
+    percpu::enter(index);
     let Some(slot) = slots().get(index) else { park_self() };
     let claim = |state: CpuState| {
         let mut starting = slot.starting.lock();
@@ -572,7 +574,6 @@ extern "C" fn ap_main(index: u64) -> ! {
     slot.logical_id.store(logical, Ordering::Relaxed);
     gdt::init_ap(slot.ist_top.load(Ordering::Relaxed));
     idt::load();
-    percpu::enter(index);
     if !claim(CpuState::Online) {
         park_self();
     }
