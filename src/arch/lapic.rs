@@ -206,6 +206,10 @@ pub fn init_ap() -> Result<Mode, ApLapicError> {
         }
     }
     program_local_vectors();
+    // LINT1 (NMI) is wired to the BSP only; an AP keeps it masked (Linux setup_local_APIC: "only the BSP
+    // sees the LINT1 NMI signal"; SDM 11.5.1, mask bit 16).
+    // SAFETY: masking an LVT entry only stops that input from interrupting this CPU.
+    unsafe { write(Reg::LvtLint1, 0x400 | (1 << 16)) };
     Ok(mode)
 }
 

@@ -398,8 +398,17 @@ pub fn start(entries: &[CpuEntry], memmap: &[MemRegion]) -> Vec<CpuEntry> {
                 return duplicates;
             }
         }
-        for index in 1..slots.len() {
-            let _ = start_one(index);
+        // Every AP's stacks (and guard pages) first: unmapping a guard page splits a 2 MiB page, which is
+        // done before any AP runs, so no AP holds a stale translation of it.
+        for s in &slots[1..] {
+            if let Err(e) = ensure_stacks(s) {
+                *s.state.lock() = CpuState::Failed(e);
+            }
+        }
+        for (index, s) in slots.iter().enumerate().skip(1) {
+            if !matches!(*s.state.lock(), CpuState::Failed(_)) {
+                let _ = start_one(index);
+            }
         }
     }
     duplicates
