@@ -7,7 +7,10 @@
 //! - `soak=N`: drive N interrupts (1-100,000,000) across every live device and report lost and duplicated;
 //! - `selftest=exception|panic|stack-overflow`: raise a CPU exception (ud2), a panic, or run into the
 //!   stack's guard page right after the IDT is up, to check that the fatal paths report on COM1 and exit
-//!   with the crash code;
+//!   with the crash code; `selftest=ap-panic` panics on the last CPU (through its mailbox) once the CPUs
+//!   are up, `selftest=ap-no-sipi` sends the last CPU its INIT but no SIPI, so that it must be reported
+//!   as not started while the run goes on; `selftest=ap-cycle` takes the last CPU offline and brings it
+//!   back, checking its mailbox refuses and then serves again;
 //! - `bench`: report the configuration and MMIO accesses per function and the time of each phase
 //!   (`cargo run --release -- bench` sets it);
 //! - `dispatch=N`: the interrupt-dispatch benchmark, N interrupts (1-100,000) per source and path;
@@ -83,6 +86,12 @@ pub enum SelfTest {
     Panic,
     /// Unbounded recursion into the stack's guard page.
     StackOverflow,
+    /// `panic!` on the last CPU, run there through its mailbox.
+    ApPanic,
+    /// The last CPU gets INIT but no SIPI: it never starts.
+    ApNoSipi,
+    /// The last CPU is taken offline and brought back online.
+    ApCycle,
 }
 
 impl Default for Options {
@@ -205,6 +214,18 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, MAX_ERRORS>) {
                 }
                 "stack-overflow" => {
                     opts.selftest = Some(SelfTest::StackOverflow);
+                    None
+                }
+                "ap-panic" => {
+                    opts.selftest = Some(SelfTest::ApPanic);
+                    None
+                }
+                "ap-no-sipi" => {
+                    opts.selftest = Some(SelfTest::ApNoSipi);
+                    None
+                }
+                "ap-cycle" => {
+                    opts.selftest = Some(SelfTest::ApCycle);
                     None
                 }
                 _ => Some(CmdlineError::BadValue(clip(word))),

@@ -3,7 +3,7 @@
 
 use crate::arch::{cpu, exit, uart};
 use crate::boot::BootInfo;
-use core::sync::atomic::{AtomicBool, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 /// Entry flag (boot/pvh.s): this run is a restart in place.
 pub const FLAG_RESTART: u32 = 1;
@@ -21,6 +21,9 @@ pub fn restart(start_info: u32) -> ! {
     }
     let flags = BOOT_FLAGS.load(Ordering::Relaxed);
     cpu::disable_interrupts();
+    // The other CPUs stop first (a crash kernel's entry stops them too): the next run rebuilds the IDT and
+    // everything else they use, then starts them again with INIT-SIPI-SIPI.
+    crate::arch::smp::park_all();
     uart::COM2.drain();
     uart::COM1.drain();
     // SAFETY: msifw_restart (boot/pvh.s) leaves long mode through the 32-bit code segment 0x28 that
@@ -63,11 +66,16 @@ pub fn start(start_info: u32, flags: u32) -> ! {
         // SAFETY: as above, for the information up to the end it gives for itself (at most 4 GiB).
         let memory = unsafe { crate::physmem::IdentityMemory::window(info, end) };
         boot_info_range = info..end;
+        crate::arch::smp::reserve_low(info..end);
         BootInfo::from_multiboot2(&memory, start_info as u64)
     } else {
         // SAFETY: boot/pvh.s identity-maps the low 4 GiB; hvm_start_info, its command line and memory map
         // are ordinary RAM below 1 MiB that nothing writes while they are copied.
         let low_memory = unsafe { crate::physmem::IdentityMemory::new(1 << 20) };
+        // A restart in place reads them again: the APs' trampoline page must not overwrite them.
+        for r in crate::arch::smp::pvh_ranges(&low_memory, start_info as u64) {
+            crate::arch::smp::reserve_low(r);
+        }
         BootInfo::from_pvh(&low_memory, start_info as u64)
     };
     init_heap(&boot, boot_info_range);
@@ -98,24 +106,51 @@ fn init_heap(boot: &BootInfo, boot_info: core::ops::Range<u64>) {
 #[defmt::global_logger]
 struct Com2Logger;
 
-static TAKEN: AtomicBool = AtomicBool::new(false);
+/// Who holds the logger: 0 nobody, else the holder's local APIC ID + 1 (every CPU knows its own without
+/// any per-CPU set-up; before the LAPIC is initialised only the BSP runs and reads 0).
+static OWNER: AtomicU32 = AtomicU32::new(0);
 static RESTORE_IF: AtomicBool = AtomicBool::new(false);
 static mut ENCODER: defmt::Encoder = defmt::Encoder::new();
+/// How long a CPU waits for another to finish its frame before it says so and stops the run (a frame
+/// takes well under a millisecond; a holder that never releases has crashed).
+const LOGGER_WAIT_US: u64 = 2_000_000;
 
 fn com2_write(bytes: &[u8]) {
     uart::COM2.write_bytes(bytes);
 }
 
-// SAFETY: acquire disables interrupts and refuses re-entry, so only one frame is being encoded at a time on
-// this single CPU; ENCODER is only touched between acquire and release.
+// SAFETY: acquire disables interrupts and takes OWNER, so one CPU encodes one frame at a time: another CPU
+// waits, and a re-entry on the holder (an exception handler logging while a frame is open) is refused;
+// ENCODER is only touched between acquire and release by the holder.
 unsafe impl defmt::Logger for Com2Logger {
     fn acquire() {
         let was_enabled = cpu::interrupts_enabled();
         cpu::disable_interrupts();
-        if TAKEN.swap(true, Ordering::Acquire) {
-            // A log call from an exception handler while a frame is open: say so in text and stop.
-            crate::console::write_fmt_unlocked(format_args!("msifw: defmt logger re-entered\n"));
-            exit::exit(exit::ExitCode::Crashed);
+        let me = crate::arch::lapic::id().wrapping_add(1).max(1);
+        let mut deadline = None;
+        loop {
+            match OWNER.compare_exchange(0, me, Ordering::Acquire, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(holder) if holder == me => {
+                    // A log call from an exception handler while this CPU has a frame open: say so in text
+                    // and stop.
+                    crate::console::write_fmt_unlocked(format_args!("msifw: defmt logger re-entered\n"));
+                    exit::exit(exit::ExitCode::Crashed);
+                }
+                Err(holder) => {
+                    // Another CPU is writing a frame: wait for it, not forever.
+                    let d = deadline.get_or_insert_with(|| crate::time::Deadline::after_us(LOGGER_WAIT_US));
+                    if d.expired() {
+                        crate::console::write_fmt_unlocked(format_args!(
+                            "msifw: defmt logger held by APIC ID {} for {} ms\n",
+                            holder - 1,
+                            LOGGER_WAIT_US / 1000
+                        ));
+                        exit::exit(exit::ExitCode::Crashed);
+                    }
+                    cpu::relax();
+                }
+            }
         }
         RESTORE_IF.store(was_enabled, Ordering::Relaxed);
         // SAFETY: exclusive access established above.
@@ -129,8 +164,9 @@ unsafe impl defmt::Logger for Com2Logger {
     unsafe fn release() {
         // SAFETY: called after acquire by contract; exclusive access.
         unsafe { (*core::ptr::addr_of_mut!(ENCODER)).end_frame(com2_write) }
-        TAKEN.store(false, Ordering::Release);
-        if RESTORE_IF.load(Ordering::Relaxed) {
+        let restore = RESTORE_IF.load(Ordering::Relaxed);
+        OWNER.store(0, Ordering::Release);
+        if restore {
             cpu::enable_interrupts();
         }
     }
@@ -146,6 +182,13 @@ defmt::timestamp!("{=u64:us}", crate::time::now_us());
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     cpu::disable_interrupts();
-    crate::console::write_fmt_unlocked(format_args!("\nmsifw: panic: {info}\n"));
+    let index = crate::arch::percpu::index();
+    if index == 0 {
+        crate::console::write_fmt_unlocked(format_args!("\nmsifw: panic: {info}\n"));
+    } else {
+        // On an application processor: which one, then the same report (the run stops).
+        let apic = crate::arch::lapic::id();
+        crate::console::write_fmt_unlocked(format_args!("\nmsifw: panic on CPU {index} (APIC ID {apic}): {info}\n"));
+    }
     exit::exit(exit::ExitCode::Crashed)
 }

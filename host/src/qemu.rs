@@ -153,6 +153,9 @@ pub struct RunConfig {
     pub default_devices: bool,
     /// Extra QEMU arguments, passed verbatim at the end of the command line.
     pub qemu_args: Vec<String>,
+    /// The CPU topology (`-smp` value, e.g. `4` or `6,sockets=2,cores=3`); `1` by default. A `-smp`
+    /// among [`RunConfig::qemu_args`] comes later on the command line and QEMU merges it over this one.
+    pub smp: String,
     /// Firmware command line (`-append`).
     pub append: Option<String>,
     /// Wall-clock limit for the run; QEMU is killed when it is reached.
@@ -191,6 +194,7 @@ impl Default for RunConfig {
             devices: Vec::new(),
             default_devices: true,
             qemu_args: Vec::new(),
+            smp: "1".to_string(),
             append: None,
             timeout: DEFAULT_TIMEOUT,
             elf: None,
@@ -236,6 +240,12 @@ impl RunConfig {
     /// Turns the default devices (e1000e at 02.0, nvme at 03.0, edu at 04.0) on or off.
     pub fn default_devices(mut self, on: bool) -> Self {
         self.default_devices = on;
+        self
+    }
+
+    /// Sets the CPU topology (QEMU's `-smp` value: `4`, `6,sockets=2,cores=3`, `2,maxcpus=4`).
+    pub fn smp(mut self, topology: impl Into<String>) -> Self {
+        self.smp = topology.into();
         self
     }
 
@@ -540,11 +550,8 @@ pub fn build_command(cfg: &RunConfig, purpose: Purpose<'_>, scratch: &Path) -> Q
     let mut args: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
     push(&["-M", cfg.machine.as_str(), "-accel", cfg.accel.as_str()]);
+    push(&["-m", "256M", "-smp", cfg.smp.as_str()]);
     push(&[
-        "-m",
-        "256M",
-        "-smp",
-        "1",
         "-nodefaults",
         "-display",
         "none",

@@ -856,6 +856,28 @@ impl Report {
         out
     }
 
+    /// The CPU table of the (last) `platform` record: index, APIC ID, ACPI UID, logical ID, state.
+    pub fn render_cpus(&self) -> String {
+        let Some(p) = &self.platform else {
+            return String::new();
+        };
+        if p.cpus.is_empty() {
+            return String::new();
+        }
+        let online = p.cpus.iter().filter(|c| c.state == "online").count();
+        let mut out = format!("cpus: {} of {} online\n", online, p.cpus.len());
+        out.push_str("  INDEX  APIC  UID  LOGICAL     STATE\n");
+        for c in &p.cpus {
+            let uid = if c.acpi_uid == u32::MAX { "-".to_string() } else { c.acpi_uid.to_string() };
+            let _ = write!(out, "  {:>5}  {:>4}  {:>3}  {:#010x}  {}", c.index, c.apic_id, uid, c.logical_id, c.state);
+            if let Some(why) = &c.reason {
+                let _ = write!(out, ": {why}");
+            }
+            out.push('\n');
+        }
+        out
+    }
+
     /// The per-function table.
     pub fn render_functions(&self) -> String {
         if self.functions.is_empty() {

@@ -219,6 +219,11 @@ impl RunOutcome {
         let mut out = String::new();
         out.push_str(&self.defmt.render());
         out.push('\n');
+        let cpus = self.report.render_cpus();
+        if !cpus.is_empty() {
+            out.push_str(&cpus);
+            out.push('\n');
+        }
         out.push_str(&self.report.render_functions());
         out.push('\n');
         out.push_str(&self.report.render_scenarios());

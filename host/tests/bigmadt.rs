@@ -1,7 +1,7 @@
 //! A MADT with more CPUs than msifw once kept: QEMU's q35 with 200 CPUs lists 200 local APIC entries (a Dell
 //! R820 has 96, of which 80 enabled; big servers have hundreds). msifw kept 64 and reported the rest dropped;
 //! every entry is now kept on the heap, and the run is clean. About 7 s under TCG here (QEMU starts 200
-//! vCPU threads; msifw itself starts none).
+//! vCPU threads; msifw starts all 200 CPUs, in about 0.2 s: a CPU that did not would be a problem line).
 
 mod common;
 

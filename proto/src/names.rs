@@ -22,6 +22,8 @@ pub enum Scenario {
     PciBuses,
     /// No configuration mechanism answered.
     PciConfig,
+    /// A CPU the MADT lists as enabled did not start (the run goes on with the others).
+    CpuStart,
     /// Crash restart with live devices (seed 003).
     CrashRestart,
     /// A function's MSI-X capability, table and PBA held against the spec while it is quiet.
@@ -109,12 +111,13 @@ pub enum Control {
 
 impl Scenario {
     /// Every scenario, in declaration order.
-    pub const ALL: [Scenario; 31] = [
+    pub const ALL: [Scenario; 32] = [
         Scenario::Lapic,
         Scenario::Capacity,
         Scenario::PciRoots,
         Scenario::PciBuses,
         Scenario::PciConfig,
+        Scenario::CpuStart,
         Scenario::CrashRestart,
         Scenario::MsixConformance,
         Scenario::MsiConformance,
@@ -151,6 +154,7 @@ impl Scenario {
             Scenario::PciRoots => "pci-roots",
             Scenario::PciBuses => "pci-buses",
             Scenario::PciConfig => "pci-config",
+            Scenario::CpuStart => "cpu-start",
             Scenario::CrashRestart => "crash-restart",
             Scenario::MsixConformance => "msix-conformance",
             Scenario::MsiConformance => "msi-conformance",
@@ -192,7 +196,8 @@ impl Scenario {
             | Scenario::Capacity
             | Scenario::PciRoots
             | Scenario::PciBuses
-            | Scenario::PciConfig => When::OnFailure,
+            | Scenario::PciConfig
+            | Scenario::CpuStart => When::OnFailure,
             Scenario::MsixConformance
             | Scenario::MsiConformance
             | Scenario::IntxConformance
@@ -238,6 +243,7 @@ impl Scenario {
             Scenario::PciRoots => "host bridges",
             Scenario::PciBuses => "bridges",
             Scenario::PciConfig => "configuration access",
+            Scenario::CpuStart => "every CPU the MADT lists as enabled",
             Scenario::CrashRestart => "every function, across a restart in place",
             Scenario::MsixConformance => "every function with MSI-X, driven or not",
             Scenario::MsiConformance => "every function with MSI, driven or not",

@@ -70,7 +70,8 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
             crate::println!("msifw: selftest: recursing into the stack guard page");
             recurse(0);
         }
-        None => {}
+        // Once the CPUs are up (platform::start_cpus).
+        Some(cmdline::SelfTest::ApPanic | cmdline::SelfTest::ApNoSipi | cmdline::SelfTest::ApCycle) | None => {}
     }
     let mut run = Run { summary: Summary::default(), apic_id: 0, opts, capacity_failed: false, optional_done: 0 };
     // A command line or memory map cut at msifw's own limit: the run cannot pass.
@@ -90,6 +91,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
         }
     };
     let cfg = platform.cfg;
+    platform::start_cpus(&mut run, boot, &platform);
 
     let mut pci = PCI.lock();
     let t0 = time::now_us();

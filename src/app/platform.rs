@@ -2,7 +2,7 @@
 //! access (ECAM from MCFG, else ports) and the INTx routing sources.
 
 use super::{capacity, problem, Run};
-use crate::arch::{cpu, hpet, ioapic, lapic, paging};
+use crate::arch::{cpu, hpet, ioapic, lapic, paging, smp};
 use crate::boot::BootInfo;
 use crate::bus::pci::config::{Bdf, ConfigRegion, Mechanism, PlatformConfig};
 use crate::irq::intx;
@@ -137,34 +137,117 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
         config_reason: p.config_reason.as_str().into(),
         root_source: p.roots_source.into(),
         root_buses: roots.as_str().into(),
-        cpus: cpu_list(run.apic_id, p),
+        cpus: cpu_records(),
     }));
 }
 
-/// The `platform` record's CPU list: the MADT's enabled processors in the order `cpu_blocks` gives them
-/// their index (the one running msifw first, then table order, a CPU listed twice once), none started yet
-/// (empty without a MADT: the topology is unknown).
-// Helper A1 (application processors) replaces this with `arch::smp::cpus()`.
-fn cpu_list(bsp: u32, p: &Platform) -> alloc::vec::Vec<wire::Cpu<'static>> {
-    let Some(madt) = p.tables.madt.as_ref() else { return alloc::vec::Vec::new() };
-    let mut cpus: alloc::vec::Vec<(u32, u32)> = alloc::vec::Vec::new();
-    let bsp_uid = madt.local_apics.iter().find(|l| l.enabled && l.apic_id == bsp).map_or(0, |l| l.processor_uid);
-    cpus.push((bsp, bsp_uid));
-    for l in madt.local_apics.iter().filter(|l| l.enabled) {
-        if !cpus.iter().any(|&(id, _)| id == l.apic_id) {
-            cpus.push((l.apic_id, l.processor_uid));
-        }
-    }
-    cpus.into_iter()
-        .enumerate()
-        .map(|(index, (apic_id, acpi_uid))| wire::Cpu {
-            index: index as u32,
-            apic_id,
-            acpi_uid,
-            logical_id: 0,
-            state: if index == 0 { wire::CpuState::Online } else { wire::CpuState::Offline },
+/// The CPUs for the `platform` record.
+fn cpu_records() -> alloc::vec::Vec<wire::Cpu<'static>> {
+    smp::cpus()
+        .into_iter()
+        .map(|c| {
+            let state = match c.state {
+                smp::CpuState::Online => wire::CpuState::Online,
+                smp::CpuState::Offline => wire::CpuState::Offline,
+                smp::CpuState::Failed(e) => wire::CpuState::Failed(alloc::format!("{e}").into()),
+            };
+            wire::Cpu { index: c.index as u32, apic_id: c.apic_id, acpi_uid: c.acpi_uid, logical_id: c.logical_id, state }
         })
         .collect()
+}
+
+/// `selftest=ap-cycle`: CPU `index` offline (its mailbox must refuse), online again (its mailbox must run a
+/// function there, on its own APIC ID). Returns the time taken.
+fn cycle(index: usize) -> Result<u64, alloc::string::String> {
+    let t0 = crate::time::now_us();
+    let want = smp::apic_id(index).unwrap_or(u32::MAX);
+    smp::take_offline(index).map_err(|e| alloc::format!("take_offline: {e:?}"))?;
+    if !smp::online().iter().all(|&i| i != index) {
+        return Err("still listed online after take_offline".into());
+    }
+    match smp::call_on(index, &|| {}, 100_000) {
+        Err(smp::SmpError::NotOnline(_)) => {}
+        other => return Err(alloc::format!("call_on while offline gave {other:?}, not NotOnline")),
+    }
+    smp::bring_online(index).map_err(|e| alloc::format!("bring_online: {e:?}"))?;
+    let seen = core::sync::atomic::AtomicU32::new(u32::MAX);
+    smp::call_on(index, &|| seen.store(lapic::id(), core::sync::atomic::Ordering::Release), 1_000_000).map_err(|e| alloc::format!("call_on after bring_online: {e:?}"))?;
+    let seen = seen.load(core::sync::atomic::Ordering::Acquire);
+    if seen != want {
+        return Err(alloc::format!("the function ran on APIC ID {seen}, not {want}"));
+    }
+    // It takes interrupts again, counted in its own block: a fixed IPI on the wake vector.
+    let before = crate::irq::dispatch::count_on(index, lapic::WAKE_VECTOR);
+    lapic::try_send_ipi(want, lapic::WAKE_VECTOR).map_err(|e| alloc::format!("IPI: {e:?}"))?;
+    if !crate::time::wait_until(1_000_000, || crate::irq::dispatch::count_on(index, lapic::WAKE_VECTOR) > before) {
+        return Err(alloc::format!("a fixed IPI on vector {:#x} was not counted on it within 1 s", lapic::WAKE_VECTOR));
+    }
+    Ok(crate::time::now_us() - t0)
+}
+
+/// Starts every CPU the MADT lists as enabled (`arch::smp`); one that does not start is a `cpu-start`
+/// failure and a problem line, and the run goes on with the others. Without a MADT only the BSP runs.
+pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
+    let t0 = crate::time::now_us();
+    let Some(madt) = &p.tables.madt else {
+        smp::start(&[], &boot.memmap);
+        crate::info!("no MADT: only the boot CPU runs");
+        return;
+    };
+    let entries: alloc::vec::Vec<smp::CpuEntry> =
+        madt.local_apics.iter().filter(|l| l.enabled).map(|l| smp::CpuEntry { apic_id: l.apic_id, acpi_uid: l.processor_uid }).collect();
+    let disabled = madt.local_apics.iter().filter(|l| !l.enabled).count();
+    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApNoSipi) {
+        // The last CPU's index once the BSP is moved first: as many as the distinct enabled entries, less one.
+        let mut ids: alloc::vec::Vec<u32> = entries.iter().map(|e| e.apic_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        crate::println!("msifw: selftest: CPU {} gets INIT but no SIPI", ids.len().saturating_sub(1));
+        smp::withhold_sipi(ids.len().saturating_sub(1));
+    }
+    // Duplicate APIC IDs were reported with the per-CPU blocks (`cpu_blocks`): one CPU each.
+    let _duplicates = smp::start(&entries, &boot.memmap);
+    let cpus = smp::cpus();
+    let online = cpus.iter().filter(|c| c.state == smp::CpuState::Online).count();
+    crate::info!(
+        "SMP: {=usize} of {=usize} CPUs online in {=u64} us ({=usize} MADT entries disabled; trampoline entered {=u32} times)",
+        online,
+        cpus.len(),
+        crate::time::now_us() - t0,
+        disabled,
+        smp::trampoline_entries()
+    );
+    let failed: alloc::vec::Vec<&smp::Cpu> = cpus.iter().filter(|c| matches!(c.state, smp::CpuState::Failed(_))).collect();
+    for c in failed.iter() {
+        if let smp::CpuState::Failed(e) = c.state {
+            problem("smp", format_args!("CPU {} (APIC ID {}, ACPI UID {}) did not start: {e}", c.index, c.apic_id, c.acpi_uid));
+        }
+    }
+    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApPanic) {
+        let last = cpus.len() - 1;
+        crate::println!("msifw: selftest: panicking on CPU {last}");
+        if let Err(e) = smp::call_on(last, &|| panic!("selftest: deliberate panic on an application processor"), 1_000_000) {
+            problem("smp", format_args!("selftest=ap-panic: CPU {last} did not run it: {e:?}"));
+        }
+    }
+    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApCycle) && cpus.len() > 1 {
+        let last = cpus.len() - 1;
+        match cycle(last) {
+            Ok(us) => crate::println!("msifw: selftest: ap-cycle: CPU {last} offline (mailbox refused) and online again (mailbox served on APIC ID {}, IPI counted there) in {us} us", cpus[last].apic_id),
+            Err(why) => problem("smp", format_args!("selftest=ap-cycle: CPU {last}: {why}")),
+        }
+    }
+    if let Some(first) = failed.first() {
+        let n = failed.len();
+        run.scenario(
+            "cpu-start",
+            None,
+            &crate::scenarios::Verdict::new(
+                crate::report::Outcome::Fail,
+                format_args!("{n} of {} enabled CPUs did not start (first: APIC ID {}); the run goes on with {online}", cpus.len(), first.apic_id),
+            ),
+        );
+    }
 }
 
 /// Gives every CPU the MADT lists enabled a per-CPU block (interrupt counts, handlers, vector space):

@@ -11,6 +11,8 @@ pub enum Reg {
     Version = 0x30,
     Tpr = 0x80,
     Eoi = 0xB0,
+    Ldr = 0xD0,
+    Dfr = 0xE0,
     Svr = 0xF0,
     Isr0 = 0x100,
     Irr0 = 0x200,
@@ -51,6 +53,9 @@ pub const SPURIOUS_VECTOR: u8 = 0xFF;
 pub const ERROR_VECTOR: u8 = 0xFE;
 /// Vector of the LAPIC timer (used only as a one-shot by `time::timers_run_by`).
 pub const TIMER_VECTOR: u8 = 0xFC;
+/// Vector of the IPI that wakes an application processor to look at its mailbox (`arch::smp`): a system
+/// vector outside the device range, so the interrupt entry counts it and ends it with EOI on its own.
+pub const WAKE_VECTOR: u8 = 0xFB;
 
 fn mode() -> Option<Mode> {
     match MODE.load(Ordering::Acquire) {
@@ -141,6 +146,12 @@ pub fn init(prefer_x2apic: bool) -> Result<Mode, LapicError> {
         EOI_KIND.store(1, Ordering::Release);
         Mode::XApic
     };
+    program_local_vectors();
+    Ok(mode)
+}
+
+/// The registers every CPU's local APIC gets, the BSP's in [`init`] and each AP's in [`init_ap`].
+fn program_local_vectors() {
     // SAFETY: standard initialisation (SDM 11.4.7, 11.5.1): accept all priorities, mask LINT0 (ExtINT from
     // the 8259, which we mask and do not use), keep LINT1 as NMI, route APIC errors to ERROR_VECTOR, and
     // software-enable the APIC with the spurious vector.
@@ -154,7 +165,168 @@ pub fn init(prefer_x2apic: bool) -> Result<Mode, LapicError> {
         write(Reg::Esr, 0);
         write(Reg::Svr, (1 << 8) | SPURIOUS_VECTOR as u32);
     }
+}
+
+/// Errors of an application processor's local APIC set-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApLapicError {
+    /// The BSP's local APIC was never initialised, so the mode to match is unknown.
+    BspNotInitialised,
+    /// This AP's APIC base differs from the BSP's (the xAPIC registers are reached at the BSP's base).
+    OtherBase(u64),
+}
+
+/// Enables an application processor's local APIC in the BSP's mode (xAPIC or x2APIC) with the same
+/// register set-up as [`init`]. Runs on the AP, after INIT-SIPI (which leaves the LAPIC software-disabled,
+/// SDM 11.4.7.3) or after a restart in place.
+pub fn init_ap() -> Result<Mode, ApLapicError> {
+    let mode = mode().ok_or(ApLapicError::BspNotInitialised)?;
+    // SAFETY: IA32_APIC_BASE exists on every CPU with an APIC, which the BSP checked (same CPU model).
+    let apic_base = unsafe { cpu::rdmsr(cpu::IA32_APIC_BASE) };
+    match mode {
+        Mode::X2Apic => {
+            if apic_base & (1 << 10) == 0 {
+                // SDM 11.12.5, Figure 11-28: disabled -> xAPIC -> x2APIC; EXTD is set from xAPIC mode only.
+                // SAFETY: the documented transitions, keeping the base.
+                unsafe {
+                    cpu::wrmsr(cpu::IA32_APIC_BASE, apic_base | (1 << 11));
+                    cpu::wrmsr(cpu::IA32_APIC_BASE, apic_base | (1 << 11) | (1 << 10));
+                }
+            }
+        }
+        Mode::XApic => {
+            let base = apic_base & 0x000F_FFFF_FFFF_F000;
+            if base != BASE.load(Ordering::Relaxed) {
+                return Err(ApLapicError::OtherBase(base));
+            }
+            if apic_base & (1 << 11) == 0 {
+                // SAFETY: setting the global enable bit keeps the base (SDM 11.4.3).
+                unsafe { cpu::wrmsr(cpu::IA32_APIC_BASE, apic_base | (1 << 11)) };
+            }
+        }
+    }
+    program_local_vectors();
+    // LINT1 (NMI) is wired to the BSP only; an AP keeps it masked (Linux setup_local_APIC: "only the BSP
+    // sees the LINT1 NMI signal"; SDM 11.5.1, mask bit 16).
+    // SAFETY: masking an LVT entry only stops that input from interrupting this CPU.
+    unsafe { write(Reg::LvtLint1, 0x400 | (1 << 16)) };
     Ok(mode)
+}
+
+/// Sets this CPU's logical destination for the flat model in xAPIC mode (SDM 11.6.2.2: DFR model 1111b,
+/// LDR bits 31:24 a bitmap, one bit per CPU): `bit` 0-7 sets that bit, `None` leaves LDR 0 (the CPU is no
+/// logical target). In x2APIC mode LDR is read-only (cluster model, SDM 11.12.10.2) and only read.
+/// Returns [`logical_id`].
+pub fn set_logical_flat(bit: Option<u8>) -> u32 {
+    if mode() == Some(Mode::XApic) {
+        let ldr = bit.filter(|&b| b < 8).map_or(0, |b| 1u32 << (24 + b as u32));
+        // SAFETY: DFR and LDR only decide which logical destinations this CPU matches (SDM 11.6.2.2).
+        unsafe {
+            write(Reg::Dfr, 0xFFFF_FFFF);
+            write(Reg::Ldr, ldr);
+        }
+    }
+    logical_id()
+}
+
+/// This CPU's logical APIC ID: LDR bits 31:24 in xAPIC mode (the flat bitmap), the whole read-only LDR in
+/// x2APIC mode ((cluster << 16) | (1 << (x2APIC ID & 15)), SDM 11.12.10.2).
+pub fn logical_id() -> u32 {
+    let raw = read(Reg::Ldr);
+    match mode() {
+        Some(Mode::X2Apic) => raw,
+        _ => raw >> 24,
+    }
+}
+
+/// Why an interprocessor interrupt could not be sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IpiError {
+    /// The local APIC is not initialised.
+    NoApic,
+    /// An xAPIC destination is 8 bits wide (SDM 11.6.1); this APIC ID needs x2APIC.
+    DestinationTooWide(u32),
+    /// The previous IPI's delivery status stayed "send pending" (ICR bit 12) for 10 ms.
+    Busy,
+}
+
+/// Writes the ICR: destination `dest` (physical APIC ID) and the low word `low` (vector, delivery mode,
+/// level, trigger; SDM 11.6.1, Figure 11-12; x2APIC: one 64-bit MSR write, SDM 11.12.9).
+fn send_icr(dest: u32, low: u32) -> Result<(), IpiError> {
+    match mode() {
+        // SAFETY: the x2APIC ICR (MSR 0x830) takes the destination in bits 63:32; the caller chose `low`.
+        Some(Mode::X2Apic) => unsafe { cpu::wrmsr(0x830, (u64::from(dest) << 32) | u64::from(low)) },
+        Some(Mode::XApic) => {
+            if dest > 0xFF {
+                return Err(IpiError::DestinationTooWide(dest));
+            }
+            cpu::without_interrupts(|| {
+                // SDM 11.6.1: software waits for the delivery status to read idle before the next IPI.
+                let deadline = crate::time::Deadline::after_us(10_000);
+                while read(Reg::IcrLow) & (1 << 12) != 0 {
+                    if deadline.expired() {
+                        return Err(IpiError::Busy);
+                    }
+                    cpu::relax();
+                }
+                // SAFETY: ICR high holds the destination in bits 31:24; writing ICR low sends (SDM 11.6.1).
+                // Interrupts are off, so no handler's IPI comes between the two writes.
+                unsafe {
+                    write(Reg::IcrHigh, dest << 24);
+                    write(Reg::IcrLow, low);
+                }
+                Ok(())
+            })?;
+        }
+        None => return Err(IpiError::NoApic),
+    }
+    Ok(())
+}
+
+/// Sends a fixed, physical-destination, edge interrupt on `vector` to the CPU with `apic_id`.
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    if let Err(e) = try_send_ipi(apic_id, vector) {
+        let why = match e {
+            IpiError::NoApic => "no local APIC",
+            IpiError::DestinationTooWide(_) => "APIC ID beyond an xAPIC destination",
+            IpiError::Busy => "ICR busy for 10 ms",
+        };
+        crate::warn!("IPI {=u8:#x} to APIC {=u32} not sent: {=str}", vector, apic_id, why);
+    }
+}
+
+/// [`send_ipi`], saying why it could not be sent.
+pub fn try_send_ipi(apic_id: u32, vector: u8) -> Result<(), IpiError> {
+    // Delivery mode 000 (fixed), destination mode 0 (physical), level assert, edge (SDM Figure 11-12).
+    send_icr(apic_id, (1 << 14) | u32::from(vector))
+}
+
+/// INIT (delivery mode 101b, level assert, level trigger: Linux's APIC_INT_LEVELTRIG | APIC_INT_ASSERT |
+/// APIC_DM_INIT) to `apic_id` (SDM 9.4.4.1, "Typical BSP Initialization Sequence").
+pub fn send_init(apic_id: u32) -> Result<(), IpiError> {
+    send_icr(apic_id, 0xC500)
+}
+
+/// INIT level de-assert (SDM 11.6.1: only for Pentium and P6; harmless since). Not in x2APIC mode, which
+/// does not support it (SDM 11.12.9 footnote: "INIT Level De-assert is not supported").
+pub fn send_init_deassert(apic_id: u32) -> Result<(), IpiError> {
+    if mode() == Some(Mode::X2Apic) {
+        return Ok(());
+    }
+    send_icr(apic_id, 0x8500)
+}
+
+/// Start-up IPI (delivery mode 110b) with `page` (the start page: physical address `page << 12`, below
+/// 1 MiB) to `apic_id` (SDM 9.4.4.1).
+pub fn send_startup(apic_id: u32, page: u8) -> Result<(), IpiError> {
+    send_icr(apic_id, 0x4600 | u32::from(page))
+}
+
+/// Reads the Error Status Register after writing it (SDM 11.5.3: the write latches the errors since).
+pub fn read_errors() -> u32 {
+    // SAFETY: writing ESR only latches its error bits.
+    unsafe { write(Reg::Esr, 0) };
+    read(Reg::Esr)
 }
 
 /// Current mode, once initialised.

@@ -42,4 +42,6 @@ pub mod pic;
 #[allow(unsafe_code)]
 pub mod pit;
 #[allow(unsafe_code)]
+pub mod smp;
+#[allow(unsafe_code)]
 pub mod uart;

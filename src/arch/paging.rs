@@ -58,18 +58,26 @@ pub fn unmap_4k(addr: u64) -> Result<(), PagingError> {
         let pd = (*pdpt.add(pdpt_index) & ADDR_MASK) as *mut u64;
         let entry = &mut *pd.add(pd_index);
         if *entry & HUGE != 0 {
-            if pool.used == POOL_PAGES {
-                return Err(PagingError::PoolExhausted);
-            }
-            let slot = pool.used;
-            pool.used += 1;
-            let table = &mut pool.pages[slot].0;
+            // From the pool while it lasts, then from the heap (a guard page under every CPU's stacks).
+            let table: *mut u64 = if pool.used < POOL_PAGES {
+                let slot = pool.used;
+                pool.used += 1;
+                pool.pages[slot].0.as_mut_ptr()
+            } else {
+                // The heap's page is zeroed, 4 KiB-aligned, identity-mapped RAM, never freed (it stays part
+                // of the live page tables), as in `next_table`.
+                let page = alloc::alloc::alloc_zeroed(core::alloc::Layout::new::<Table>());
+                if page.is_null() {
+                    return Err(PagingError::PoolExhausted);
+                }
+                page.cast::<u64>()
+            };
             let base = *entry & 0x000F_FFFF_FFE0_0000;
             let flags = *entry & (PRESENT | WRITABLE | PWT | PCD);
-            for (i, pte) in table.iter_mut().enumerate() {
-                *pte = (base + i as u64 * 4096) | flags;
+            for i in 0..512 {
+                *table.add(i) = (base + i as u64 * 4096) | flags;
             }
-            *entry = (table.as_mut_ptr() as u64) | PRESENT | WRITABLE;
+            *entry = (table as u64) | PRESENT | WRITABLE;
         }
         let pt = (*entry & ADDR_MASK) as *mut u64;
         *pt.add(((addr >> 12) & 511) as usize) &= !PRESENT;

@@ -78,7 +78,7 @@ pub static SCENARIOS: [Scenario; 14] = [
 const REENABLE_WITHOUT: &str = "no nvme driven with MSI-X (the scenario re-enables an nvme's MSI-X with other vector counts)";
 
 /// Verdicts the runner gives itself (the platform failed, a limit of msifw's own, the benchmark): no row.
-pub const RUNNER_VERDICTS: [Name; 6] = [Name::Lapic, Name::Capacity, Name::PciRoots, Name::PciBuses, Name::PciConfig, Name::DispatchBenchmark];
+pub const RUNNER_VERDICTS: [Name; 7] = [Name::Lapic, Name::Capacity, Name::PciRoots, Name::PciBuses, Name::PciConfig, Name::CpuStart, Name::DispatchBenchmark];
 
 /// How many rows (or runner verdicts) report under `name`.
 const fn rows_naming(name: Name) -> usize {
