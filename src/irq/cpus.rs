@@ -1,0 +1,135 @@
+//! The CPUs an interrupt can be aimed at, as the interrupt modes see them: index -> APIC ID, a vector on
+//! a given CPU, the counts there, and running a few instructions on a CPU with its interrupts off.
+//!
+//! Glue over the SMP layer (`arch::smp`: CPU list, `call_on`, IPIs) and the per-CPU interrupt core
+//! (`irq::vector` / `irq::dispatch` per CPU). Until those land, only CPU 0 (the BSP, the one we run on)
+//! exists here: everything aimed at it works exactly as before, and any other index is a typed error, so
+//! a retarget to a CPU that is not there fails loudly instead of pretending.
+
+use crate::irq::dispatch::{self, Handler};
+use crate::irq::vector::{Pool, VectorBlock, VectorError};
+use alloc::vec::Vec;
+
+/// Why something could not be done on a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CpuError {
+    /// No such CPU online (unknown index, offline, or failed to start).
+    NotOnline(usize),
+    /// The CPU did not run the call within its timeout.
+    CallTimeout(usize),
+}
+
+impl core::fmt::Display for CpuError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            Self::NotOnline(c) => write!(f, "CPU {c} is not online"),
+            Self::CallTimeout(c) => write!(f, "CPU {c} did not run the call in time"),
+        }
+    }
+}
+
+/// Index of the CPU running this.
+pub fn current() -> usize {
+    0
+}
+
+/// Indices of the online CPUs, in index order.
+pub fn online() -> Vec<usize> {
+    alloc::vec![0]
+}
+
+/// APIC ID of CPU `cpu`, if it is online.
+pub fn apic_id(cpu: usize) -> Option<u32> {
+    (cpu == 0).then(crate::arch::lapic::id)
+}
+
+/// The online CPU whose APIC ID is `apic_id`.
+pub fn by_apic_id(apic_id: u32) -> Option<usize> {
+    online().into_iter().find(|&c| self::apic_id(c) == Some(apic_id))
+}
+
+/// Allocates `count` vectors of `pool` on CPU `cpu`.
+pub fn alloc_on(cpu: usize, pool: Pool, count: u16) -> Result<VectorBlock, AllocError> {
+    if cpu != 0 {
+        return Err(AllocError::Cpu(CpuError::NotOnline(cpu)));
+    }
+    VectorBlock::alloc_in(pool, count).map_err(AllocError::Vector)
+}
+
+/// Why [`alloc_on`] failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AllocError {
+    /// The CPU is not there.
+    Cpu(CpuError),
+    /// Its vectors ran out (or a bad count).
+    Vector(VectorError),
+}
+
+/// Whether vector `vector` is held (allocated) on CPU `cpu`. Until the per-CPU allocator answers, CPU 0
+/// is taken as holding every vector (the cautious answer: nothing is assumed free there).
+pub fn allocated_on(cpu: usize, _vector: u8) -> bool {
+    cpu == 0
+}
+
+/// Interrupts delivered on `vector` on CPU `cpu` since boot.
+pub fn count_on(cpu: usize, vector: u8) -> u64 {
+    if cpu == 0 {
+        dispatch::count(vector)
+    } else {
+        0
+    }
+}
+
+/// Registers `handler` for `vector` on CPU `cpu`.
+pub fn set_handler_on(cpu: usize, vector: u8, handler: Handler) {
+    if cpu == 0 {
+        dispatch::set_handler(vector, handler);
+    }
+}
+
+/// Removes the handler of `vector` on CPU `cpu`.
+pub fn clear_handler_on(cpu: usize, vector: u8) {
+    if cpu == 0 {
+        dispatch::clear_handler(vector);
+    }
+}
+
+/// Runs `f` on CPU `cpu` with its interrupts off there, and waits at most `timeout_us` for it.
+pub fn call_on(cpu: usize, f: &(dyn Fn() + Sync), _timeout_us: u64) -> Result<(), CpuError> {
+    if cpu != current() {
+        return Err(CpuError::NotOnline(cpu));
+    }
+    crate::arch::cpu::without_interrupts(f);
+    Ok(())
+}
+
+/// Sends a fixed, physical-destination IPI on `vector` to the CPU with APIC ID `apic_id` (SDM 11.6.1).
+pub fn send_ipi(apic_id: u32, vector: u8) {
+    if Some(apic_id) == self::apic_id(current()) {
+        crate::arch::lapic::self_ipi(vector);
+    }
+}
+
+/// Waits until none of `vectors` is pending (IRR) or in service (ISR) on CPU `cpu`, at most `timeout_us`:
+/// whatever was raised on them has been handled there. Linux's vector cleanup checks the old vector in
+/// the old CPU's IRR before freeing it ("Paranoia", arch/x86/kernel/apic/vector.c) and tries again later
+/// if it is set; here the CPU takes its pending interrupts between the checks, with interrupts on.
+pub fn drain(cpu: usize, vectors: &[u8], timeout_us: u64) -> bool {
+    use core::sync::atomic::{AtomicBool, Ordering};
+    let deadline = crate::time::now_us() + timeout_us;
+    loop {
+        let busy = AtomicBool::new(false);
+        let check = || {
+            if vectors.iter().any(|&v| crate::arch::lapic::requested(v) || crate::arch::lapic::in_service(v)) {
+                busy.store(true, Ordering::Relaxed);
+            }
+        };
+        if call_on(cpu, &check, timeout_us).is_ok() && !busy.load(Ordering::Relaxed) {
+            return true;
+        }
+        if crate::time::now_us() > deadline {
+            return false;
+        }
+        crate::arch::cpu::relax();
+    }
+}
