@@ -1,10 +1,10 @@
 //! The CPUs an interrupt can be aimed at, as the interrupt modes see them: index -> APIC ID, a vector on
 //! a given CPU, the counts there, and running a few instructions on a CPU with its interrupts off.
 //!
-//! Glue over the SMP layer (`arch::smp`: CPU list, `call_on`, IPIs) and the per-CPU interrupt core
-//! (`irq::vector` / `irq::dispatch` per CPU). Until those land, only CPU 0 (the BSP, the one we run on)
-//! exists here: everything aimed at it works exactly as before, and any other index is a typed error, so
-//! a retarget to a CPU that is not there fails loudly instead of pretending.
+//! Glue over the per-CPU interrupt core (`irq::vector` / `irq::dispatch` per CPU, `arch::percpu`) and the
+//! SMP layer (`arch::smp`: which CPUs are online, `call_on`, IPIs). Until the SMP layer lands, only the
+//! boot CPU is online here: everything aimed at it works as before, and any other index is a typed error,
+//! so a retarget to a CPU that is not running fails loudly instead of pretending.
 
 use crate::irq::dispatch::{self, Handler};
 use crate::irq::vector::{Pool, VectorBlock, VectorError};
@@ -30,30 +30,30 @@ impl core::fmt::Display for CpuError {
 
 /// Index of the CPU running this.
 pub fn current() -> usize {
-    0
+    crate::arch::percpu::index()
 }
 
-/// Indices of the online CPUs, in index order.
+/// Indices of the online CPUs, in index order. Until the SMP layer starts the others, the boot CPU.
 pub fn online() -> Vec<usize> {
     alloc::vec![0]
 }
 
+fn is_online(cpu: usize) -> bool {
+    online().contains(&cpu)
+}
+
 /// APIC ID of CPU `cpu`, if it is online.
 pub fn apic_id(cpu: usize) -> Option<u32> {
-    (cpu == 0).then(crate::arch::lapic::id)
+    if !is_online(cpu) {
+        return None;
+    }
+    // Before the per-CPU blocks exist (early boot, host tests), the boot CPU's own register.
+    crate::arch::percpu::apic_id(cpu).or_else(|| (cpu == current()).then(crate::arch::lapic::id))
 }
 
 /// The online CPU whose APIC ID is `apic_id`.
 pub fn by_apic_id(apic_id: u32) -> Option<usize> {
     online().into_iter().find(|&c| self::apic_id(c) == Some(apic_id))
-}
-
-/// Allocates `count` vectors of `pool` on CPU `cpu`.
-pub fn alloc_on(cpu: usize, pool: Pool, count: u16) -> Result<VectorBlock, AllocError> {
-    if cpu != 0 {
-        return Err(AllocError::Cpu(CpuError::NotOnline(cpu)));
-    }
-    VectorBlock::alloc_in(pool, count).map_err(AllocError::Vector)
 }
 
 /// Why [`alloc_on`] failed.
@@ -65,36 +65,36 @@ pub enum AllocError {
     Vector(VectorError),
 }
 
-/// Whether vector `vector` is held (allocated) on CPU `cpu`. Until the per-CPU allocator answers, CPU 0
-/// is taken as holding every vector (the cautious answer: nothing is assumed free there).
-pub fn allocated_on(cpu: usize, _vector: u8) -> bool {
-    cpu == 0
+/// Allocates `count` vectors of `pool` on CPU `cpu` (online).
+pub fn alloc_on(cpu: usize, pool: Pool, count: u16) -> Result<VectorBlock, AllocError> {
+    if !is_online(cpu) {
+        return Err(AllocError::Cpu(CpuError::NotOnline(cpu)));
+    }
+    VectorBlock::alloc_on(cpu, pool, count).map_err(AllocError::Vector)
+}
+
+/// Whether vector `vector` is held (allocated) on CPU `cpu`.
+pub fn allocated_on(cpu: usize, vector: u8) -> bool {
+    dispatch::owned_on(cpu, vector)
 }
 
 /// Interrupts delivered on `vector` on CPU `cpu` since boot.
 pub fn count_on(cpu: usize, vector: u8) -> u64 {
-    if cpu == 0 {
-        dispatch::count(vector)
-    } else {
-        0
-    }
+    dispatch::count_on(cpu, vector)
 }
 
 /// Registers `handler` for `vector` on CPU `cpu`.
 pub fn set_handler_on(cpu: usize, vector: u8, handler: Handler) {
-    if cpu == 0 {
-        dispatch::set_handler(vector, handler);
-    }
+    dispatch::set_handler_on(cpu, vector, handler);
 }
 
 /// Removes the handler of `vector` on CPU `cpu`.
 pub fn clear_handler_on(cpu: usize, vector: u8) {
-    if cpu == 0 {
-        dispatch::clear_handler(vector);
-    }
+    dispatch::clear_handler_on(cpu, vector);
 }
 
-/// Runs `f` on CPU `cpu` with its interrupts off there, and waits at most `timeout_us` for it.
+/// Runs `f` on CPU `cpu` with its interrupts off there, and waits at most `timeout_us` for it. Until the
+/// SMP layer can call other CPUs, only the one running this.
 pub fn call_on(cpu: usize, f: &(dyn Fn() + Sync), _timeout_us: u64) -> Result<(), CpuError> {
     if cpu != current() {
         return Err(CpuError::NotOnline(cpu));
@@ -104,6 +104,7 @@ pub fn call_on(cpu: usize, f: &(dyn Fn() + Sync), _timeout_us: u64) -> Result<()
 }
 
 /// Sends a fixed, physical-destination IPI on `vector` to the CPU with APIC ID `apic_id` (SDM 11.6.1).
+/// Until the SMP layer sends IPIs, only to the CPU running this (self IPI).
 pub fn send_ipi(apic_id: u32, vector: u8) {
     if Some(apic_id) == self::apic_id(current()) {
         crate::arch::lapic::self_ipi(vector);

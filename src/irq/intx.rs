@@ -271,7 +271,8 @@ impl Line {
     /// claimed and held like one the handler claims.
     fn settle(&mut self) {
         let vector = self.block.base();
-        for s in self.sharers.iter_mut().filter(|s| s.armed && !idt::ack_armed(vector)) {
+        let cpu = self.cpu;
+        for s in self.sharers.iter_mut().filter(|s| s.armed && !idt::ack_armed_on(cpu, vector)) {
             s.armed = false;
             s.claim_acked();
             self.unclaimed_in_a_row = 0;
@@ -283,7 +284,7 @@ impl Line {
         let vector = self.block.base();
         for s in self.sharers.iter_mut().filter(|s| s.armed) {
             s.armed = false;
-            if !idt::disarm_ack(vector) {
+            if !idt::disarm_ack_on(self.cpu, vector) {
                 s.claim_acked();
                 self.unclaimed_in_a_row = 0;
             }
@@ -295,11 +296,12 @@ impl Line {
     fn arm(&mut self) {
         let vector = self.block.base();
         let storm_masked = self.storm_masked;
-        // The interrupt entry's acknowledge is armed per vector on CPU 0 (arch::idt); a line aimed
-        // elsewhere is acknowledged by the handler.
-        if self.cpu != 0 || self.dest.is_some() {
+        // The interrupt entry's acknowledge is armed per CPU and vector (arch::idt): a line aimed at
+        // several CPUs is acknowledged by the handler.
+        if self.dest.is_some() {
             return;
         }
+        let cpu = self.cpu;
         if let [s] = self.sharers.as_mut_slice() {
             // The entry asks Status.Interrupt before it counts: only through ECAM (not ports, which the
             // interrupted code may be using), else every interrupt goes to the handler.
@@ -307,7 +309,7 @@ impl Line {
             if let (Some(ack), Some(status), false, false, false, false) = (s.ack, status, s.held, s.masked, s.armed, storm_masked) {
                 // The driver gave this write as acknowledging the interrupt and nothing else; it stays
                 // armed only while the function is attached and alone on the line (`disarm` on any change).
-                s.armed = idt::arm_ack_once(vector, &ack.reg, ack.value, status);
+                s.armed = idt::arm_ack_once_on(cpu, vector, &ack.reg, ack.value, status);
             }
         }
     }
