@@ -15,15 +15,18 @@ use alloc::vec::Vec;
 pub enum CpuError {
     /// No such CPU online (unknown index, offline, or failed to start).
     NotOnline(usize),
-    /// The CPU did not run the call within its timeout.
+    /// The CPU did not take the call within its timeout (nothing ran there).
     CallTimeout(usize),
+    /// The call ran past its timeout and the CPU was stopped.
+    Stuck(usize),
 }
 
 impl core::fmt::Display for CpuError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         match self {
             Self::NotOnline(c) => write!(f, "CPU {c} is not online"),
-            Self::CallTimeout(c) => write!(f, "CPU {c} did not run the call in time"),
+            Self::CallTimeout(c) => write!(f, "CPU {c} did not take the call in time"),
+            Self::Stuck(c) => write!(f, "CPU {c} ran the call past its timeout and was stopped"),
         }
     }
 }
