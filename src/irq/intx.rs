@@ -335,8 +335,9 @@ fn remember(line: &Line) {
     }
 }
 
-/// How long a move waits for Remote IRR to clear and for the old vector to drain (us).
-pub const MOVE_TIMEOUT_US: u64 = 50_000;
+/// How long a move waits for Remote IRR to clear and for the old vector to drain (us); only a line or
+/// CPU that does not answer costs it.
+pub const MOVE_TIMEOUT_US: u64 = 200_000;
 
 /// Why a line could not be moved or re-aimed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -178,8 +178,9 @@ pub enum MoveHow {
     Unmasked,
 }
 
-/// How long a move waits for a CPU to run its part, and for the old vector to drain (us).
-pub const MOVE_TIMEOUT_US: u64 = 50_000;
+/// How long a move waits for a CPU to run its part, and for the old vector to drain (us). Only a CPU
+/// that does not answer costs it; a call to another CPU took up to 20 ms under TCG on a loaded host.
+pub const MOVE_TIMEOUT_US: u64 = 200_000;
 
 /// Interim interrupts the old CPU dropped after a two-step move re-raised them on the new CPU.
 static RETRIGGER_DROPS: AtomicU64 = AtomicU64::new(0);
@@ -647,8 +648,10 @@ impl<'c, C: ConfigRegion + Sync> DeviceIrq<'c, C> {
 
     /// [`DeviceIrq::retarget`] with the order chosen (for negative controls) and `between` run in the
     /// middle of the writes: MSI-X / maskable MSI (Linux): while masked, after the new message is
-    /// written; MSI without mask bits (Linux two-step): between the two steps, on the old CPU; single
-    /// updates: between the address and the data (IOAPIC: while masked after the rewrite). With
+    /// written; MSI without mask bits (Linux two-step): between the two steps, on the old CPU with its
+    /// interrupts off (so it must not wait for an interrupt: what it raises waits in that CPU's IRR, which
+    /// is the point); single updates: between the address and the data (IOAPIC: while masked after the
+    /// rewrite). With
     /// [`MoveHow::AddressFirst`] or [`MoveHow::Unmasked`] the rewrite is marked in the access trace as a
     /// negative control (the write-order check counts its rule breaks as intended).
     pub fn retarget_with(&mut self, i: usize, cpu: usize, how: MoveHow, between: &mut dyn FnMut()) -> Result<Moved, IrqError> {
@@ -695,7 +698,9 @@ impl<'c, C: ConfigRegion + Sync> DeviceIrq<'c, C> {
         if control {
             trace::control(self.bdf, false);
         }
-        // The function may aim at the new vector from here on, whatever happened: it is owned first.
+        // The old CPU never ran the move (two-step): nothing was written; the new vector goes back.
+        let (ok, retriggered) = written?;
+        // The function may aim at the new vector from here on, even if it did not read back.
         let old = core::mem::replace(&mut self._blocks[i], block);
         self.vectors[i] = to.vector;
         self.aims[i] = Aim::physical(cpu, apic_id);
@@ -707,7 +712,6 @@ impl<'c, C: ConfigRegion + Sync> DeviceIrq<'c, C> {
         } else {
             self.stale.push(old);
         }
-        let (ok, retriggered) = written?;
         if !ok {
             return Err(IrqError::ReadBack { entry: i as u16 });
         }
