@@ -32,6 +32,11 @@ struct Registers {
     eoi: u32,
 }
 
+/// IOREGSEL and IOWIN are one index/data pair per chip: two CPUs must not interleave their accesses
+/// (82093AA 3.0: the index selects what the window reads or writes). One lock for every IOAPIC keeps it
+/// simple; the pair is held for two register accesses with interrupts off.
+static PAIR: spin::Mutex<()> = spin::Mutex::new(());
+
 const _: () = assert!(core::mem::offset_of!(Registers, iowin) == 0x10);
 const _: () = assert!(core::mem::offset_of!(Registers, eoi) == 0x40);
 
@@ -59,8 +64,10 @@ impl IoApic {
 
     fn read(&self, reg: u32) -> u32 {
         let r = self.registers();
-        // Interrupts are off so a handler cannot change IOREGSEL between the two accesses.
+        // Interrupts are off so a handler cannot change IOREGSEL between the two accesses, and the lock
+        // keeps other CPUs from doing so.
         crate::arch::cpu::without_interrupts(|| {
+            let _pair = PAIR.lock();
             r.ioregsel().write(reg);
             r.iowin().read()
         })
@@ -70,6 +77,7 @@ impl IoApic {
         let r = self.registers();
         // As in `read`.
         crate::arch::cpu::without_interrupts(|| {
+            let _pair = PAIR.lock();
             r.ioregsel().write(reg);
             r.iowin().write(value);
         })
@@ -90,9 +98,33 @@ impl IoApic {
             | if active_low { 1 << 13 } else { 0 }
             | if level { 1 << 15 } else { 0 }
             | if masked { RTE_MASKED } else { 0 };
+        self.program_entry(index, low, (apic_id as u32) << 24);
+    }
+
+    /// Programs redirection entry `index` with the halves `low` (vector, delivery and destination mode,
+    /// polarity, trigger, mask) and `high` (destination in 63:56) in [`IoApic::program`]'s order: low
+    /// masked first, then high, then low as given (82093AA 3.2.4: the entry is two registers written one at a
+    /// time, so it is kept masked while it is inconsistent).
+    pub fn program_entry(&self, index: u32, low: u32, high: u32) {
         self.write(REG_REDTBL + 2 * index, low | RTE_MASKED);
-        self.write(REG_REDTBL + 2 * index + 1, (apic_id as u32) << 24);
+        self.write(REG_REDTBL + 2 * index + 1, high);
         self.write(REG_REDTBL + 2 * index, low);
+    }
+
+    /// Writes only the low half (vector, modes, mask) of entry `index`, as it is: no masking around it.
+    /// For the retargeting negative controls, which rewrite a live entry one register at a time.
+    pub fn write_low(&self, index: u32, low: u32) {
+        self.write(REG_REDTBL + 2 * index, low);
+    }
+
+    /// Writes only the high half (destination) of entry `index`, as it is (see [`IoApic::write_low`]).
+    pub fn write_high(&self, index: u32, high: u32) {
+        self.write(REG_REDTBL + 2 * index + 1, high);
+    }
+
+    /// The high half of entry `index` (destination in bits 31:24).
+    pub fn entry_high(&self, index: u32) -> u32 {
+        self.read(REG_REDTBL + 2 * index + 1)
     }
 
     /// Masks or unmasks entry `index`, keeping the rest.

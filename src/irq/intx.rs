@@ -21,7 +21,8 @@ use crate::arch::ioapic::IoApic;
 use crate::arch::mmio::MmioWindow;
 use crate::bus::pci::config::update_command;
 use crate::bus::pci::{regs, Bdf, ConfigRegion};
-use crate::irq::dispatch;
+use crate::irq::cpus::{self, AllocError};
+use crate::irq::message::{self, Delivery, Destination};
 use crate::irq::vector::{Pool, VectorBlock, VectorError};
 use alloc::vec::Vec;
 use spin::{Mutex, Once};
@@ -67,6 +68,10 @@ pub enum IntxError {
     Conflict(u32),
     /// The storm guard masked the line; a new sharer would never be heard.
     StormMasked(u32),
+    /// The function is not on any line.
+    NotAttached(Bdf),
+    /// The destination cannot be written into a redirection entry.
+    Destination(message::MessageError),
 }
 
 impl core::fmt::Display for IntxError {
@@ -76,6 +81,8 @@ impl core::fmt::Display for IntxError {
             Self::Vector(e) => write!(f, "{e}"),
             Self::Conflict(gsi) => write!(f, "GSI {gsi} already set up with another trigger or polarity"),
             Self::StormMasked(gsi) => write!(f, "GSI {gsi} was masked by the storm guard"),
+            Self::NotAttached(bdf) => write!(f, "{bdf} is on no INTx line"),
+            Self::Destination(e) => write!(f, "{e}"),
         }
     }
 }
@@ -170,7 +177,17 @@ struct Line {
     route: IntxRoute,
     chip: IoApic,
     index: u32,
+    /// The line's vector, on `cpu`.
     block: VectorBlock,
+    /// The CPU the entry is aimed at, and its APIC ID.
+    cpu: usize,
+    apic_id: u32,
+    /// A destination other than `apic_id`, physical and fixed (set_destination): then the line's vector
+    /// may arrive on any CPU.
+    dest: Option<(Destination, Delivery)>,
+    /// Vectors the line is served on besides `block`, during and after a move: the new one before the
+    /// entry points there, the old one until it drained from its CPU (kept when it did not).
+    others: Vec<(usize, VectorBlock)>,
     /// As many as the platform routes to the line (pc puts every PCI function on two GSIs).
     sharers: Vec<Sharer>,
     unclaimed_in_a_row: u32,
@@ -181,18 +198,24 @@ struct Line {
 }
 
 impl Line {
-    /// A line for `route` with its own vector from the INTx pool (from the message vectors once that is
-    /// used up, as Linux takes IOAPIC vectors from the one pool); nothing programmed yet.
+    /// A line for `route` aimed at the default CPU, with its own vector there; nothing programmed yet.
     fn new(route: IntxRoute) -> Result<Line, IntxError> {
         let (chip, index) = locate(route.gsi).ok_or(IntxError::NoIoApic(route.gsi))?;
-        let block = VectorBlock::alloc_in(Pool::Intx, 1)
-            .or_else(|_| VectorBlock::alloc_in(Pool::Message, 1))
-            .map_err(IntxError::Vector)?;
+        let apic_id = *APIC_ID.get().unwrap_or(&0) as u32;
+        let cpu = cpus::by_apic_id(apic_id).unwrap_or_else(cpus::current);
+        let block = line_vector(cpu).map_err(|e| match e {
+            AllocError::Vector(v) => IntxError::Vector(v),
+            AllocError::Cpu(_) => IntxError::Vector(VectorError::Exhausted { requested: 1 }),
+        })?;
         Ok(Line {
             route,
             chip,
             index,
             block,
+            cpu,
+            apic_id,
+            dest: None,
+            others: Vec::new(),
             sharers: Vec::new(),
             unclaimed_in_a_row: 0,
             unclaimed: 0,
@@ -202,12 +225,54 @@ impl Line {
     }
 }
 
+/// A vector for a line on `cpu`: from the INTx pool, or from the message vectors once that is used up
+/// (as Linux takes IOAPIC vectors from the one pool).
+fn line_vector(cpu: usize) -> Result<VectorBlock, AllocError> {
+    cpus::alloc_on(cpu, Pool::Intx, 1).or_else(|_| cpus::alloc_on(cpu, Pool::Message, 1))
+}
+
+impl Line {
+    /// Whether an interrupt on `vector` on CPU `cpu` is this line's.
+    fn serves(&self, cpu: usize, vector: u8) -> bool {
+        let on = |c: usize, b: &VectorBlock| b.base() == vector && (c == cpu || self.dest.is_some());
+        on(self.cpu, &self.block) || self.others.iter().any(|(c, b)| on(*c, b))
+    }
+
+    /// The redirection entry aiming the line at its destination on its vector, masked or not.
+    fn entry(&self, masked: bool) -> Result<message::Redirection, IntxError> {
+        let (dest, delivery) = self.dest.unwrap_or((Destination::Physical(self.apic_id), Delivery::Fixed));
+        message::compose_redirection(dest, delivery, self.block.base(), self.route.level, self.route.active_low, masked)
+            .map_err(IntxError::Destination)
+    }
+
+    /// Programs the entry (masked first, then high, then low: IoApic::program_entry).
+    fn program(&self, masked: bool) -> Result<(), IntxError> {
+        let e = self.entry(masked)?;
+        self.chip.program_entry(self.index, e.low, e.high);
+        Ok(())
+    }
+
+    /// Removes the handler of every vector the line is served on.
+    fn clear_handlers(&self) {
+        cpus::clear_handler_on(self.cpu, self.block.base());
+        for (c, b) in self.others.iter() {
+            cpus::clear_handler_on(*c, b.base());
+        }
+    }
+
+    /// Whether nothing but a move holds the entry masked (the handler's hold and the storm guard win).
+    fn may_unmask(&self) -> bool {
+        !self.held_by_entry && !self.storm_masked
+    }
+}
+
 impl Line {
     /// Takes in an acknowledge the interrupt entry made on its own: the interrupt was the armed sharer's,
     /// claimed and held like one the handler claims.
     fn settle(&mut self) {
         let vector = self.block.base();
-        for s in self.sharers.iter_mut().filter(|s| s.armed && !idt::ack_armed(vector)) {
+        let cpu = self.cpu;
+        for s in self.sharers.iter_mut().filter(|s| s.armed && !idt::ack_armed_on(cpu, vector)) {
             s.armed = false;
             s.claim_acked();
             self.unclaimed_in_a_row = 0;
@@ -219,7 +284,7 @@ impl Line {
         let vector = self.block.base();
         for s in self.sharers.iter_mut().filter(|s| s.armed) {
             s.armed = false;
-            if !idt::disarm_ack(vector) {
+            if !idt::disarm_ack_on(self.cpu, vector) {
                 s.claim_acked();
                 self.unclaimed_in_a_row = 0;
             }
@@ -231,6 +296,12 @@ impl Line {
     fn arm(&mut self) {
         let vector = self.block.base();
         let storm_masked = self.storm_masked;
+        // The interrupt entry's acknowledge is armed per CPU and vector (arch::idt): a line aimed at
+        // several CPUs is acknowledged by the handler.
+        if self.dest.is_some() {
+            return;
+        }
+        let cpu = self.cpu;
         if let [s] = self.sharers.as_mut_slice() {
             // The entry asks Status.Interrupt before it counts: only through ECAM (not ports, which the
             // interrupted code may be using), else every interrupt goes to the handler.
@@ -238,7 +309,7 @@ impl Line {
             if let (Some(ack), Some(status), false, false, false, false) = (s.ack, status, s.held, s.masked, s.armed, storm_masked) {
                 // The driver gave this write as acknowledging the interrupt and nothing else; it stays
                 // armed only while the function is attached and alone on the line (`disarm` on any change).
-                s.armed = idt::arm_ack_once(vector, &ack.reg, ack.value, status);
+                s.armed = idt::arm_ack_once_on(cpu, vector, &ack.reg, ack.value, status);
             }
         }
     }
@@ -262,6 +333,173 @@ fn remember(line: &Line) {
         let mut h = HISTORY.lock();
         h.push(LineReport { gsi: line.route.gsi, vector: line.block.base(), unclaimed: line.unclaimed, storm_masked: line.storm_masked });
     }
+}
+
+/// How long a move waits for Remote IRR to clear and for the old vector to drain (us); only a line or
+/// CPU that does not answer costs it.
+pub const MOVE_TIMEOUT_US: u64 = 200_000;
+
+/// Why a line could not be moved or re-aimed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetargetError {
+    /// The line (or the function on it).
+    Intx(IntxError),
+    /// No vector on the new CPU (or no such CPU).
+    Vector(AllocError),
+    /// Remote IRR of the line's entry (GSI) stayed set: the level interrupt delivered before the move
+    /// was not ended, and the entry cannot change vector until it is (its EOI matches on the vector).
+    RemoteIrr(u32),
+    /// The old vector stayed pending or in service on the old CPU (CPU, vector): kept, not freed.
+    OldVectorBusy(usize, u8),
+}
+
+/// Where `bdf`'s line is aimed: (CPU, APIC ID, vector), when at one CPU.
+pub fn target(bdf: Bdf) -> Option<(usize, u32, u8)> {
+    lines(|lines| {
+        let line = lines.iter().find(|l| l.sharers.iter().any(|s| s.bdf == bdf))?;
+        line.dest.is_none().then(|| (line.cpu, line.apic_id, line.block.base()))
+    })
+}
+
+/// The destination and delivery `bdf`'s line entry carries, when set by [`set_destination`].
+pub fn destination(bdf: Bdf) -> Option<(Destination, Delivery)> {
+    lines(|lines| lines.iter().find(|l| l.sharers.iter().any(|s| s.bdf == bdf)).and_then(|l| l.dest))
+}
+
+/// Masks the entry of `gsi`'s line and waits until its Remote IRR is clear (a level interrupt already
+/// delivered has been ended by its CPU's EOI). False on timeout (the entry is left masked).
+fn mask_and_settle(chip: IoApic, index: u32) -> bool {
+    chip.set_masked(index, true);
+    crate::time::wait_until(MOVE_TIMEOUT_US, || chip.entry_low(index) & crate::arch::ioapic::RTE_REMOTE_IRR == 0)
+}
+
+/// Moves the line `bdf` is on (every sharer with it) to CPU `cpu` (APIC ID `apic_id`) on a fresh vector
+/// there. Linux's way for an IOAPIC line (the irq core masks it around the move): the entry masked, its
+/// Remote IRR let clear, rewritten (destination, then vector: IoApic::program_entry), `between` run, and
+/// unmasked unless the handler or the storm guard holds it masked; a level still asserted is delivered
+/// at the unmask to the new CPU. With `unmasked` (a negative control) the live entry is rewritten one
+/// register at a time: destination, `between`, vector. The old vector is freed once it is neither
+/// pending nor in service on the old CPU. Returns the old and new (CPU, APIC ID, vector).
+#[allow(clippy::type_complexity)]
+pub fn retarget(bdf: Bdf, cpu: usize, apic_id: u32, unmasked: bool, between: &mut dyn FnMut()) -> Result<((usize, u32, u8), (usize, u32, u8)), RetargetError> {
+    let block = line_vector(cpu).map_err(RetargetError::Vector)?;
+    let new_vector = block.base();
+    let found = lines(|lines| {
+        let line = lines.iter_mut().find(|l| l.sharers.iter().any(|s| s.bdf == bdf))?;
+        line.disarm();
+        // Served on the new vector before the entry can point there.
+        cpus::set_handler_on(cpu, new_vector, handle);
+        line.others.push((cpu, block));
+        Some((line.chip, line.index, line.route.gsi, (line.cpu, line.apic_id, line.block.base())))
+    });
+    let Some((chip, index, gsi, old)) = found else {
+        // `block` was dropped with the closure: nothing to undo.
+        return Err(RetargetError::Intx(IntxError::NotAttached(bdf)));
+    };
+    // The line's new state, with the entry as it is to be written.
+    let commit = |lines: &mut Vec<Line>| -> Option<(message::Redirection, bool)> {
+        let line = lines.iter_mut().find(|l| l.route.gsi == gsi)?;
+        let at = line.others.iter().position(|(c, b)| *c == cpu && b.base() == new_vector)?;
+        let (_, incoming) = line.others.swap_remove(at);
+        let outgoing = core::mem::replace(&mut line.block, incoming);
+        line.others.push((line.cpu, outgoing));
+        line.cpu = cpu;
+        line.apic_id = apic_id;
+        line.dest = None;
+        let entry = line.entry(true).ok()?;
+        Some((entry, line.may_unmask()))
+    };
+    if unmasked {
+        let e = lines(commit).ok_or(RetargetError::Intx(IntxError::NotAttached(bdf)))?;
+        // Live: the destination first (the old vector now reaches the new CPU), then the vector.
+        chip.write_high(index, e.0.high);
+        between();
+        let low = chip.entry_low(index) & crate::arch::ioapic::RTE_MASKED;
+        chip.write_low(index, (e.0.low & !crate::arch::ioapic::RTE_MASKED) | low);
+    } else {
+        if !mask_and_settle(chip, index) {
+            lines(|lines| {
+                if let Some(line) = lines.iter_mut().find(|l| l.route.gsi == gsi) {
+                    if let Some(at) = line.others.iter().position(|(c, b)| *c == cpu && b.base() == new_vector) {
+                        line.others.swap_remove(at);
+                        cpus::clear_handler_on(cpu, new_vector);
+                    }
+                    if line.may_unmask() {
+                        line.chip.set_masked(line.index, false);
+                    }
+                    line.arm();
+                }
+            });
+            return Err(RetargetError::RemoteIrr(gsi));
+        }
+        let e = lines(|lines| {
+            let e = commit(lines)?;
+            chip.program_entry(index, e.0.low, e.0.high);
+            Some(e)
+        })
+        .ok_or(RetargetError::Intx(IntxError::NotAttached(bdf)))?;
+        between();
+        lines(|lines| {
+            if let Some(line) = lines.iter().find(|l| l.route.gsi == gsi) {
+                if line.may_unmask() {
+                    line.chip.set_masked(line.index, false);
+                }
+            }
+        });
+        let _ = e;
+    }
+    // What the old CPU took on the old vector before the move is handled there; then it is freed.
+    let drained = cpus::drain(old.0, &[old.2], MOVE_TIMEOUT_US);
+    lines(|lines| {
+        if let Some(line) = lines.iter_mut().find(|l| l.route.gsi == gsi) {
+            if drained {
+                if let Some(at) = line.others.iter().position(|(c, b)| *c == old.0 && b.base() == old.2) {
+                    cpus::clear_handler_on(old.0, old.2);
+                    line.others.swap_remove(at);
+                }
+            }
+            line.arm();
+        }
+    });
+    if !drained {
+        return Err(RetargetError::OldVectorBusy(old.0, old.2));
+    }
+    Ok((old, (cpu, apic_id, new_vector)))
+}
+
+/// Aims `bdf`'s line at `dest` with `delivery` on its current vector (for the destination-mode checks:
+/// the caller owns the vector, and its handler, on every CPU the destination reaches). The entry is
+/// masked, its Remote IRR let clear, rewritten, and unmasked unless held. A physical, fixed destination
+/// of an online CPU makes that CPU the line's target again.
+pub fn set_destination(bdf: Bdf, dest: Destination, delivery: Delivery) -> Result<(), RetargetError> {
+    message::compose_redirection(dest, delivery, 0x30, false, false, true).map_err(|e| RetargetError::Intx(IntxError::Destination(e)))?;
+    let found = lines(|lines| {
+        let line = lines.iter_mut().find(|l| l.sharers.iter().any(|s| s.bdf == bdf))?;
+        line.disarm();
+        Some((line.chip, line.index, line.route.gsi))
+    });
+    let Some((chip, index, gsi)) = found else { return Err(RetargetError::Intx(IntxError::NotAttached(bdf))) };
+    let settled = mask_and_settle(chip, index);
+    lines(|lines| {
+        let Some(line) = lines.iter_mut().find(|l| l.route.gsi == gsi) else { return Ok(()) };
+        if settled {
+            match dest {
+                Destination::Physical(id) if delivery == Delivery::Fixed && cpus::by_apic_id(id) == Some(line.cpu) => line.dest = None,
+                _ => line.dest = Some((dest, delivery)),
+            }
+            line.program(true)?;
+        }
+        if line.may_unmask() {
+            line.chip.set_masked(line.index, false);
+        }
+        line.arm();
+        Ok(())
+    })
+    .map_err(RetargetError::Intx)?;
+    if !settled {
+        return Err(RetargetError::RemoteIrr(gsi));
+    }
+    Ok(())
 }
 
 /// Lines that were released after taking unclaimed interrupts (spurious for the firmware).
@@ -317,7 +555,6 @@ fn set_intx_disable(cfg: &dyn ConfigRegion, bdf: Bdf, disabled: bool) {
 /// INTx (Command.Interrupt Disable cleared). Returns the line's vector.
 pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
     let cfg = *CONFIG.get().ok_or(IntxError::NoIoApic(route.gsi))?;
-    let apic_id = *APIC_ID.get().unwrap_or(&0);
     let intx_disable = probe_intx_disable(cfg, bdf);
     let vector = lines(|lines| {
         let idx = match lines.iter().position(|l| l.route.gsi == route.gsi) {
@@ -353,19 +590,20 @@ pub fn attach(bdf: Bdf, route: IntxRoute) -> Result<u8, IntxError> {
                 absorb: 0,
             });
         }
+        cpus::set_handler_on(line.cpu, line.block.base(), handle);
         Ok(line.block.base())
     })?;
-    dispatch::set_handler(vector, handle);
     // The sharer is registered before its INTx is enabled, so its first assertion is claimed.
     set_intx_disable(cfg, bdf, false);
     lines(|lines| {
-        if let Some(line) = lines.iter().find(|l| l.block.base() == vector) {
+        if let Some(line) = lines.iter().find(|l| l.route.gsi == route.gsi) {
             // Left alone while another sharer holds the line masked at the entry; rearm unmasks it.
-            if !line.storm_masked && !line.held_by_entry {
-                line.chip.program(line.index, vector, apic_id, route.level, route.active_low, false);
+            if line.may_unmask() {
+                line.program(false)?;
             }
         }
-    });
+        Ok(())
+    })?;
     Ok(vector)
 }
 
@@ -394,7 +632,7 @@ pub fn detach(bdf: Bdf) {
         if line.sharers.is_empty() {
             remember(line);
             line.chip.set_masked(line.index, true);
-            dispatch::clear_handler(line.block.base());
+            line.clear_handlers();
             lines.swap_remove(i);
         }
     });
@@ -403,22 +641,20 @@ pub fn detach(bdf: Bdf) {
 /// Sets up the line of `route` with no sharer (unmasked): whatever asserts it is unclaimed, which is how
 /// the storm guard is exercised. Released with [`release`].
 pub fn watch(route: IntxRoute) -> Result<u8, IntxError> {
-    let apic_id = *APIC_ID.get().unwrap_or(&0);
     let vector = lines(|lines| {
         if lines.iter().any(|l| l.route.gsi == route.gsi) {
             return Err(IntxError::Conflict(route.gsi));
         }
         let line = Line::new(route)?;
         let vector = line.block.base();
+        cpus::set_handler_on(line.cpu, vector, handle);
         lines.push(line);
         Ok(vector)
     })?;
-    dispatch::set_handler(vector, handle);
-    lines(|lines| {
-        if let Some(line) = lines.iter().find(|l| l.block.base() == vector) {
-            line.chip.program(line.index, vector, apic_id, route.level, route.active_low, false);
-        }
-    });
+    lines(|lines| match lines.iter().find(|l| l.route.gsi == route.gsi) {
+        Some(line) => line.program(false),
+        None => Ok(()),
+    })?;
     Ok(vector)
 }
 
@@ -439,7 +675,7 @@ pub fn release(gsi: u32) {
             let line = &mut lines[i];
             line.disarm();
             line.chip.set_masked(line.index, true);
-            dispatch::clear_handler(line.block.base());
+            line.clear_handlers();
             lines.swap_remove(i);
         }
     });
@@ -595,7 +831,8 @@ fn handle(vector: u8) {
     // Interrupts are off in the handler, so the lock cannot be held by the interrupted code path
     // (every other user takes it with interrupts disabled).
     let mut lines = LINES.lock();
-    let Some(line) = lines.iter_mut().find(|l| l.block.base() == vector) else { return };
+    let cpu = cpus::current();
+    let Some(line) = lines.iter_mut().find(|l| l.serves(cpu, vector)) else { return };
     // An acknowledge the entry made for an earlier interrupt is counted first; this one is then another.
     line.settle();
     let mut claimed = false;

@@ -3,6 +3,7 @@
 
 #[allow(unsafe_code)]
 pub mod dispatch;
+pub mod cpus;
 pub mod intx;
 pub mod message;
 pub mod routing;

@@ -85,6 +85,30 @@ pub fn read_capability(cfg: &impl ConfigRegion, bdf: Bdf, offset: u16) -> Result
     Ok(MsiCapability { offset, multiple_capable: mmc, is_64: control & ADDR64 != 0, maskable: control & PER_VECTOR_MASK != 0 })
 }
 
+/// Writes the message address (low, then high on a 64-bit function) of the MSI capability `cap`, as
+/// __pci_write_msi_msg does (no flush: [`flush_and_verify`] follows).
+pub fn write_address(cfg: &(impl ConfigRegion + ?Sized), bdf: Bdf, cap: &MsiCapability, address: u64) {
+    cfg.write32(bdf, cap.address_lo(), address as u32);
+    if let Some(hi) = cap.address_hi() {
+        cfg.write32(bdf, hi, (address >> 32) as u32);
+    }
+}
+
+/// Writes the message data of the MSI capability `cap` (16 bits: PCI 3.0 6.8.1.8).
+pub fn write_data(cfg: &(impl ConfigRegion + ?Sized), bdf: Bdf, cap: &MsiCapability, data: u32) {
+    cfg.write16(bdf, cap.data(), data as u16);
+}
+
+/// Reads Message Control to flush the posted message writes (__pci_write_msi_msg's final read) and then
+/// the message back: whether the function holds `msg`.
+pub fn flush_and_verify(cfg: &(impl ConfigRegion + ?Sized), bdf: Bdf, cap: &MsiCapability, msg: &MsiMessage) -> bool {
+    let _ = cfg.read16(bdf, cap.offset + CONTROL);
+    let lo_ok = cfg.read32(bdf, cap.address_lo()) == msg.address as u32;
+    let hi_ok = cap.address_hi().is_none_or(|hi| cfg.read32(bdf, hi) == (msg.address >> 32) as u32);
+    let data_ok = cfg.read16(bdf, cap.data()) == msg.data as u16;
+    lo_ok && hi_ok && data_ok
+}
+
 /// A function with MSI enabled.
 #[derive(Debug)]
 pub struct MsiFunction {
@@ -137,6 +161,27 @@ impl MsiFunction {
     /// Whether the function has per-vector mask bits.
     pub fn maskable(&self) -> bool {
         self.cap.maskable
+    }
+
+    /// The capability.
+    pub fn capability(&self) -> MsiCapability {
+        self.cap
+    }
+
+    /// Vectors enabled.
+    pub fn count(&self) -> u16 {
+        self.count
+    }
+
+    /// Sets the Mask Bits of every vector the function can send (`true`: all masked, as the order
+    /// rules require while a live message changes) or writes `bits` back; returns the bits it found.
+    /// `None` when the function has no mask bits.
+    pub fn mask_all(&self, cfg: &(impl ConfigRegion + ?Sized), restore: Option<u32>) -> Option<u32> {
+        let at = self.cap.mask()?;
+        let bits = cfg.read32(self.bdf, at);
+        let all = if self.cap.max_vectors() >= 32 { u32::MAX } else { (1u32 << self.cap.max_vectors()) - 1 };
+        cfg.write32(self.bdf, at, restore.unwrap_or(bits | all));
+        Some(bits)
     }
 
     /// Masks or unmasks vector `i`; false when the function has no mask bits or `i` is out of range.

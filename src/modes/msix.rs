@@ -370,6 +370,44 @@ impl MsixFunction {
         Some(i)
     }
 
+    /// Moves entry `i` to `msg` while the function may be raising it (retargeting), with `between` run
+    /// in the middle:
+    /// - `masked` (Linux's __pci_write_msi_msg): the entry masked if it was not, the message written and
+    ///   read back, then the mask state restored: a message the function raises meanwhile is held
+    ///   pending (PCIe 4.0 6.1.4.5) and sent once, with the new message, at the unmask;
+    /// - not `masked` (a negative control): the entry stays unmasked while its message changes.
+    ///
+    /// `between` runs after the address and before the data when `split` (a function raising then sends
+    /// the torn message, new address with old data, unless the entry is masked), else after the whole
+    /// message is written and read back, before the unmask. Returns whether the entry reads back `msg`.
+    pub fn move_entry(&mut self, i: u16, msg: MsiMessage, masked: bool, split: bool, between: &mut dyn FnMut()) -> bool {
+        let Some(&(_, cached_mask)) = self.cache.get(i as usize) else { return false };
+        let t = self.table;
+        let control = t.read(i, TableField::Control);
+        let unmask = masked && control & entry::MASKED == 0;
+        if unmask {
+            t.write(i, TableField::Control, control | entry::MASKED);
+            let _ = t.read(i, TableField::Control);
+        }
+        t.write(i, TableField::AddrLo, msg.address as u32);
+        t.write(i, TableField::AddrHi, (msg.address >> 32) as u32);
+        if split {
+            between();
+        }
+        t.write(i, TableField::Data, msg.data);
+        let data = t.read(i, TableField::Data);
+        let lo = t.read(i, TableField::AddrLo);
+        let hi = t.read(i, TableField::AddrHi);
+        self.cache[i as usize] = (msg, cached_mask);
+        if !split {
+            between();
+        }
+        if unmask {
+            t.write(i, TableField::Control, control);
+        }
+        data == msg.data && lo == msg.address as u32 && hi == (msg.address >> 32) as u32
+    }
+
     /// Rewrites entry `i` with `msg` (masked while written, mask state kept) and updates the cache.
     pub fn rewrite_entry(&mut self, i: u16, msg: MsiMessage) -> bool {
         let Some(&(_, masked)) = self.cache.get(i as usize) else { return false };

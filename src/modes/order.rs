@@ -16,7 +16,11 @@ pub enum Rule {
     /// (msix_capability_init: "Mask all the vectors" via MASKALL first; PCIe 4.0 7.7.2.2).
     FunctionMaskBeforeTableWrites,
     /// R2: an entry's address or data change only while the entry is masked (PCIe 4.0 6.1.4.2), and an
-    /// MSI message only while MSI is disabled or the vector masked.
+    /// MSI message only while MSI is disabled or its vectors masked; an MSI without per-vector mask bits,
+    /// live, only one half at a time (address or data per update, an update ending at the read that
+    /// flushes it) and only from a known message: Linux's msi_set_affinity two-step (data to the new vector
+    /// on the old CPU, then the address to the new CPU), where every message the function can send in
+    /// between is one a CPU handles; a torn update (both halves, e.g. address first) is not.
     MaskedWhileMessageChanges,
     /// R3: every message write is read back before the next entry, the capability's control, or the end.
     ReadBackAfterMessageWrite,
@@ -36,7 +40,7 @@ impl Rule {
     pub fn name(self) -> &'static str {
         match self {
             Rule::FunctionMaskBeforeTableWrites => "R1 function mask before table writes",
-            Rule::MaskedWhileMessageChanges => "R2 masked while the message changes",
+            Rule::MaskedWhileMessageChanges => "R2 masked (or one half at a time) while the message changes",
             Rule::ReadBackAfterMessageWrite => "R3 read-back after each message write",
             Rule::NoUnmaskedUnprogrammedEntry => "R4 no unmasked unprogrammed entry while enabled",
             Rule::NotMsiAndMsixTogether => "R5 MSI and MSI-X never both enabled",
@@ -105,6 +109,10 @@ struct State {
     entries: Vec<Entry, MAX_ENTRIES>,
     table_readback: Option<u16>,
     msi_readback: bool,
+    /// MSI message as last written or read: address low, high, data.
+    msi_message: [Option<u32>; 3],
+    /// The live MSI update in progress changed the address / the data.
+    msi_update: (bool, bool),
 }
 
 /// Violations found (the first of each rule, in trace order), and whether the trace was complete.
@@ -154,6 +162,8 @@ pub fn check(layout: &Layout, events: &[Event]) -> Findings {
         entries: Vec::new(),
         table_readback: None,
         msi_readback: false,
+        msi_message: [None; 3],
+        msi_update: (false, false),
     };
     for _ in 0..table_size {
         let _ = st.entries.push(Entry::default());
@@ -173,6 +183,7 @@ pub fn check(layout: &Layout, events: &[Event]) -> Findings {
                 if let Some(m) = layout.msi {
                     if offset >= m.offset && offset < m.offset + 0x18 {
                         st.msi_readback = false;
+                        st.msi_update = (false, false);
                     }
                 }
             }
@@ -251,7 +262,21 @@ fn observe_config(layout: &Layout, st: &mut State, offset: u16, size: u8, value:
         if let Some(mask) = m.mask().and_then(|at| field(offset, size, value, at, 4)) {
             st.msi_masked = Some(mask);
         }
+        for (slot, v) in msi_message_fields(&m, offset, size, value).into_iter().enumerate() {
+            if v.is_some() {
+                st.msi_message[slot] = v;
+            }
+        }
     }
+}
+
+/// The parts of an MSI message (address low, high, data) a config access at `offset` covers.
+fn msi_message_fields(m: &MsiCapability, offset: u16, size: u8, value: u32) -> [Option<u32>; 3] {
+    [
+        field(offset, size, value, m.address_lo(), 4),
+        m.address_hi().and_then(|hi| field(offset, size, value, hi, 4)),
+        field(offset, size, value, m.data(), 2),
+    ]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -311,11 +336,27 @@ fn config_write(
             }
             st.msi_enable = Some(enable);
         }
-        let message = [Some((m.address_lo(), 4)), m.address_hi().map(|a| (a, 4)), Some((m.data(), 2))];
-        if message.iter().flatten().any(|&(reg, len)| field(offset, size, value, reg, len).is_some()) {
+        let written = msi_message_fields(&m, offset, size, value);
+        if written.iter().any(Option::is_some) {
             let all_masked = m.mask().is_some() && st.msi_masked == Some(u32::MAX >> (32 - m.max_vectors().min(32)));
+            let known = st.msi_message[0].is_some() && st.msi_message[2].is_some() && (m.address_hi().is_none() || st.msi_message[1].is_some());
+            let changed = |slot: usize| written[slot].is_some() && written[slot] != st.msi_message[slot];
+            let (address, data) = (changed(0) || changed(1), changed(2));
             if st.msi_enable == Some(true) && !all_masked {
-                findings.flag(Rule::MaskedWhileMessageChanges, index, ev);
+                if m.mask().is_some() || !known {
+                    findings.flag(Rule::MaskedWhileMessageChanges, index, ev);
+                } else {
+                    st.msi_update.0 |= address;
+                    st.msi_update.1 |= data;
+                    if st.msi_update.0 && st.msi_update.1 {
+                        findings.flag(Rule::MaskedWhileMessageChanges, index, ev);
+                    }
+                }
+            }
+            for (slot, v) in written.into_iter().enumerate() {
+                if v.is_some() {
+                    st.msi_message[slot] = v;
+                }
             }
             st.msi_readback = true;
         }
@@ -469,6 +510,83 @@ mod tests {
         assert_eq!(rules(&v, &msi_layout), [Rule::ReadBackAfterMessageWrite]);
     }
 
+    /// A 64-bit MSI without mask bits (edu's) at 0xD0: message at 0xD4/0xD8, data at 0xDC.
+    fn msi_enabled_at(addr: u32, data: u32) -> std::vec::Vec<Event> {
+        vec![cw(0xD4, 4, addr), cw(0xD8, 4, 0), cw(0xDC, 2, data), cr(0xD2, 2, 0x80), cr(4, 2, 0x6), cw(4, 2, INTX_OFF), cw(0xD2, 2, 0x81)]
+    }
+
+    /// One update of the whole message as __pci_write_msi_msg writes it, flushed by a Control read.
+    fn msi_update(addr: u32, data: u32) -> [Event; 4] {
+        [cw(0xD4, 4, addr), cw(0xD8, 4, 0), cw(0xDC, 2, data), cr(0xD2, 2, 0x81)]
+    }
+
+    #[test]
+    fn r2_accepts_linux_two_step_move_of_an_unmaskable_msi() {
+        let l = Layout { msix: None, ..layout() };
+        // (APIC 0, 0x30) -> step 1 (APIC 0, 0x41) -> step 2 (APIC 3, 0x41): one half per update.
+        let mut v = msi_enabled_at(0xFEE0_0000, 0x30);
+        v.extend(msi_update(0xFEE0_0000, 0x41));
+        v.extend(msi_update(0xFEE0_3000, 0x41));
+        assert_eq!(rules(&v, &l), []);
+        // A move on the same CPU (only the vector) or to the same vector number elsewhere (only the
+        // address) is one update, as Linux's direct path.
+        v.extend(msi_update(0xFEE0_3000, 0x42));
+        v.extend(msi_update(0xFEE0_1000, 0x42));
+        assert_eq!(rules(&v, &l), []);
+    }
+
+    #[test]
+    fn r2_catches_a_torn_update_of_an_unmaskable_msi() {
+        let l = Layout { msix: None, ..layout() };
+        // MoveHow::AddressFirst: new address, (the device raises), new data, in one update.
+        let mut v = msi_enabled_at(0xFEE0_0000, 0x30);
+        v.extend([cw(0xD4, 4, 0xFEE0_3000), cw(0xD8, 4, 0), cw(0xDC, 2, 0x41), cr(0xD2, 2, 0x81)]);
+        let f = check(&l, &v);
+        assert_eq!(f.violations.iter().map(|v| v.rule).collect::<std::vec::Vec<_>>(), [Rule::MaskedWhileMessageChanges]);
+        assert_eq!(f.violations[0].index, v.len() - 2, "the data write completes the tear");
+        // Data first in one update is torn just the same (Linux's steps are separate updates).
+        let mut v = msi_enabled_at(0xFEE0_0000, 0x30);
+        v.extend([cw(0xDC, 2, 0x41), cw(0xD4, 4, 0xFEE0_3000), cr(0xD2, 2, 0x81)]);
+        assert_eq!(rules(&v, &l), [Rule::MaskedWhileMessageChanges]);
+        // The two steps without the flush between them are one update: torn.
+        let mut v = msi_enabled_at(0xFEE0_0000, 0x30);
+        v.extend([cw(0xD4, 4, 0xFEE0_0000), cw(0xD8, 4, 0), cw(0xDC, 2, 0x41)]);
+        v.extend(msi_update(0xFEE0_3000, 0x41));
+        assert_eq!(rules(&v, &l), [Rule::MaskedWhileMessageChanges]);
+        // Inside a negative control the same tear is intended, not a violation.
+        let mut v = msi_enabled_at(0xFEE0_0000, 0x30);
+        v.push(Event { bdf: BDF, access: Access::Control(true) });
+        v.extend([cw(0xD4, 4, 0xFEE0_3000), cw(0xDC, 2, 0x41), cr(0xD2, 2, 0x81)]);
+        v.push(Event { bdf: BDF, access: Access::Control(false) });
+        let f = check(&l, &v);
+        assert!(f.violations.is_empty());
+        assert_eq!(f.intended.len(), 1);
+    }
+
+    #[test]
+    fn r2_maskable_msi_must_be_masked_while_it_moves() {
+        let maskable = MsiCapability { maskable: true, ..MSI };
+        let l = Layout { msix: None, msi: Some(maskable), ..layout() };
+        let mask = maskable.mask().unwrap();
+        let mut v = msi_enabled_at(0xFEE0_0000, 0x30);
+        // Linux (masked around the rewrite): fine, even with both halves in one update.
+        v.extend([cr(mask, 4, 0), cw(mask, 4, 1)]);
+        v.extend(msi_update(0xFEE0_3000, 0x41));
+        v.push(cw(mask, 4, 0));
+        assert_eq!(rules(&v, &l), []);
+        // MoveHow::Unmasked: even one half changing unmasked is caught (Linux masks a maskable MSI).
+        v.extend(msi_update(0xFEE0_1000, 0x41));
+        assert_eq!(rules(&v, &l), [Rule::MaskedWhileMessageChanges]);
+    }
+
+    #[test]
+    fn r2_unknown_message_changed_live_is_caught() {
+        // Programmed for the first time while enabled: nothing says what the other half held.
+        let l = Layout { msix: None, ..layout() };
+        let v = vec![cr(4, 2, 0x6), cw(4, 2, INTX_OFF), cw(0xD2, 2, msi::ENABLE as u32), cw(0xDC, 2, 0x41), cr(0xD2, 2, 0x81)];
+        assert_eq!(rules(&v, &l), [Rule::MaskedWhileMessageChanges]);
+    }
+
     /// The firmware's own MSI-X and MSI code, run over a simulated function, passes every rule.
     #[test]
     fn firmware_sequences_pass() {
@@ -489,6 +607,12 @@ mod tests {
         let msgs = [message::compose(0, 0x30).unwrap(), message::compose(0, 0x31).unwrap()];
         let mut f = msix::MsixFunction::enable(&sim, bdf, MSIX, table_acc, pw, &msgs).unwrap();
         assert!(f.set_entry_mask(1, true) && f.set_entry_mask(1, false));
+        // A retarget the Linux way (masked, rewritten, read back, unmasked) and AddressFirst (masked too).
+        let mut raised = 0;
+        assert!(f.move_entry(1, message::compose(3, 0x41).unwrap(), true, false, &mut || raised += 1));
+        assert!(f.move_entry(1, message::compose(1, 0x42).unwrap(), true, true, &mut || raised += 1));
+        assert_eq!(raised, 2, "the hook ran once per move");
+        assert_eq!(table[6], 0x42, "entry 1 data moved");
         f.shutdown(&sim);
         let msi_cap = msi::read_capability(&sim, bdf, 0xD0).unwrap();
         let mut m = msi::MsiFunction::enable(&sim, bdf, msi_cap, message::compose(0, 0x40).unwrap(), 1).unwrap();
@@ -499,6 +623,37 @@ mod tests {
         assert!(f.violations.is_empty(), "{:?}", f.violations);
         assert!(f.events > 40, "the trace recorded the sequence ({} events)", f.events);
         assert_eq!(table[2], 0x30, "entry 0 data programmed");
+        drop(table);
+    }
+
+    /// MoveHow::Unmasked on MSI-X: the entry's message changes while it is unmasked, and the hook runs
+    /// between address and data (the torn message a raise would send).
+    #[test]
+    fn firmware_unmasked_msix_move_is_caught() {
+        let sim = SimConfig::default();
+        let bdf = sim.add(BDF, 0x8086, 0x10d3, 0x020000);
+        sim.poke(bdf, 0x06, &regs::status::CAP_LIST.to_le_bytes());
+        sim.poke(bdf, 0xA0, &[0x11, 0x00, 0x03, 0x00]);
+        let mut table = vec![0u32; 16];
+        let mut pba = vec![0u64; 1];
+        // SAFETY: the windows cover two live, exclusively borrowed heap buffers for the whole test.
+        let (tw, pw) = unsafe {
+            (MmioWindow::new(table.as_mut_ptr() as u64, 64), MmioWindow::new(pba.as_mut_ptr() as u64, 8))
+        };
+        let table_acc = msix::MsixTable::new(bdf, tw, 4).unwrap();
+        trace::start();
+        trace::own(bdf);
+        let msgs = [message::compose(0, 0x30).unwrap()];
+        let mut f = msix::MsixFunction::enable(&sim, bdf, MSIX, table_acc, pw, &msgs).unwrap();
+        let table_ptr = table.as_ptr();
+        let mut seen = None;
+        // SAFETY: reads entry 0's address and data words of the live buffer, which outlives the call.
+        let mut hook = || seen = Some(unsafe { (table_ptr.read_volatile(), table_ptr.add(2).read_volatile()) });
+        assert!(f.move_entry(0, message::compose(3, 0x41).unwrap(), false, true, &mut hook));
+        assert_eq!(seen, Some((0xFEE0_3000, 0x30)), "between the writes the entry holds the torn message");
+        let events: std::vec::Vec<Event> = trace::inspect(|t| t.events.to_vec());
+        let l = Layout { bdf, msi: None, msix: Some(MSIX), owned: true };
+        assert_eq!(rules(&events, &l), [Rule::MaskedWhileMessageChanges]);
         drop(table);
     }
 }

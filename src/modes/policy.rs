@@ -93,9 +93,45 @@ pub fn next_mode(failed: IrqMode, offers: Offers) -> Option<IrqMode> {
     }
 }
 
+/// Which CPU each of a device's `sources` interrupt sources goes to: source `j` of the `device`-th
+/// driven device to `online[(device + j) % online.len()]`. Each device's sources cover the CPUs round
+/// robin (each CPU gets ⌊sources/n⌋ or ⌈sources/n⌉ of them, as Linux's irq_create_affinity_masks spreads a
+/// device's queues), and successive devices start one CPU further, so single-source devices cover the
+/// CPUs too. No online CPU: nothing (the caller has nowhere to aim and says so).
+pub fn spread(device: usize, sources: usize, online: &[usize]) -> alloc::vec::Vec<usize> {
+    if online.is_empty() {
+        return alloc::vec::Vec::new();
+    }
+    (0..sources).map(|j| online[(device % online.len() + j) % online.len()]).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spread_covers_every_cpu_evenly_and_rotates_by_device() {
+        let online = [0, 1, 2, 4]; // index 3 failed to start
+        assert_eq!(spread(0, 4, &online), [0, 1, 2, 4]);
+        assert_eq!(spread(1, 4, &online), [1, 2, 4, 0]);
+        // More sources than CPUs: each CPU gets 2 or 3 of 10.
+        let s = spread(2, 10, &online);
+        for cpu in online {
+            let n = s.iter().filter(|&&c| c == cpu).count();
+            assert!((2..=3).contains(&n), "CPU {cpu} got {n}");
+        }
+        // Single-source devices land on successive CPUs.
+        let firsts: std::vec::Vec<usize> = (0..5).map(|d| spread(d, 1, &online)[0]).collect();
+        assert_eq!(firsts, [0, 1, 2, 4, 0]);
+        // One CPU: everything on it; none: nowhere; a huge device index does not overflow.
+        assert_eq!(spread(7, 3, &[0]), [0, 0, 0]);
+        assert!(spread(0, 3, &[]).is_empty());
+        assert_eq!(spread(usize::MAX, 2, &online), [online[usize::MAX % 4], online[(usize::MAX % 4 + 1) % 4]]);
+        assert!(spread(3, 0, &online).is_empty());
+        // Only CPUs from the list, never an index past it.
+        let many: std::vec::Vec<usize> = (0..300).collect();
+        assert!(spread(5, 1000, &many).iter().all(|c| *c < 300));
+    }
 
     const ALL: Offers = Offers { msix: true, msi: true, pin: 1 };
     const BDF: Bdf = Bdf::new(0, 3, 0);
