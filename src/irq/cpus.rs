@@ -2,9 +2,8 @@
 //! a given CPU, the counts there, and running a few instructions on a CPU with its interrupts off.
 //!
 //! Glue over the per-CPU interrupt core (`irq::vector` / `irq::dispatch` per CPU, `arch::percpu`) and the
-//! SMP layer (`arch::smp`: which CPUs are online, `call_on`, IPIs). Until the SMP layer lands, only the
-//! boot CPU is online here: everything aimed at it works as before, and any other index is a typed error,
-//! so a retarget to a CPU that is not running fails loudly instead of pretending.
+//! SMP layer (`arch::smp`: which CPUs are online, `call_on`, IPIs). An index that is not online is a
+//! typed error, so a retarget to a CPU that is not running fails loudly instead of pretending.
 
 use crate::irq::dispatch::{self, Handler};
 use crate::irq::vector::{Pool, VectorBlock, VectorError};
@@ -36,9 +35,9 @@ pub fn current() -> usize {
     crate::arch::percpu::index()
 }
 
-/// Indices of the online CPUs, in index order. Until the SMP layer starts the others, the boot CPU.
+/// Indices of the online CPUs, in index order.
 pub fn online() -> Vec<usize> {
-    alloc::vec![0]
+    crate::arch::smp::online()
 }
 
 fn is_online(cpu: usize) -> bool {
@@ -50,8 +49,7 @@ pub fn apic_id(cpu: usize) -> Option<u32> {
     if !is_online(cpu) {
         return None;
     }
-    // Before the per-CPU blocks exist (early boot, host tests), the boot CPU's own register.
-    crate::arch::percpu::apic_id(cpu).or_else(|| (cpu == current()).then(crate::arch::lapic::id))
+    crate::arch::smp::apic_id(cpu)
 }
 
 /// The online CPU whose APIC ID is `apic_id`.
@@ -96,22 +94,20 @@ pub fn clear_handler_on(cpu: usize, vector: u8) {
     dispatch::clear_handler_on(cpu, vector);
 }
 
-/// Runs `f` on CPU `cpu` with its interrupts off there, and waits at most `timeout_us` for it. Until the
-/// SMP layer can call other CPUs, only the one running this.
-pub fn call_on(cpu: usize, f: &(dyn Fn() + Sync), _timeout_us: u64) -> Result<(), CpuError> {
-    if cpu != current() {
-        return Err(CpuError::NotOnline(cpu));
-    }
-    crate::arch::cpu::without_interrupts(f);
-    Ok(())
+/// Runs `f` on CPU `cpu` with its interrupts off there (inline on the CPU running this), and waits at
+/// most `timeout_us` for it.
+pub fn call_on(cpu: usize, f: &(dyn Fn() + Sync), timeout_us: u64) -> Result<(), CpuError> {
+    use crate::arch::smp::SmpError;
+    crate::arch::smp::call_on(cpu, f, timeout_us).map_err(|e| match e {
+        SmpError::Timeout(c) => CpuError::CallTimeout(c),
+        SmpError::Stuck(c) => CpuError::Stuck(c),
+        _ => CpuError::NotOnline(cpu),
+    })
 }
 
 /// Sends a fixed, physical-destination IPI on `vector` to the CPU with APIC ID `apic_id` (SDM 11.6.1).
-/// Until the SMP layer sends IPIs, only to the CPU running this (self IPI).
 pub fn send_ipi(apic_id: u32, vector: u8) {
-    if Some(apic_id) == self::apic_id(current()) {
-        crate::arch::lapic::self_ipi(vector);
-    }
+    crate::arch::lapic::send_ipi(apic_id, vector);
 }
 
 /// Waits until none of `vectors` is pending (IRR) or in service (ISR) on CPU `cpu`, at most `timeout_us`:
