@@ -14,7 +14,6 @@
 //! a raise after it shows.
 
 use super::{acknowledge, cpu_list, cpus_or_skip, describe, next_cpu, Expect, Ledger, Mismatch, Pace, Place, Tally, RAISE_TIMEOUT_US, SETTLE_US};
-use crate::bus::pci::{trace, Bdf};
 use crate::drivers::Active;
 use crate::irq::intx::REDELIVERIES_PER_CLAIM;
 use crate::irq::vector;
@@ -45,7 +44,7 @@ pub(crate) fn step(ctx: &mut Context<'_>) {
         let v = guard(dev, &online);
         ctx.run.scenario(Scenario::RetargetIoapic.name(), Some(f.bdf), &v);
         let mut provoked = Provoked::default();
-        let v = control(f.bdf, dev, &online, &mut provoked);
+        let v = control(dev, &online, &mut provoked);
         ctx.run.control(Scenario::RetargetIoapic.name(), Some(f.bdf), &v, provoked, "the new vector equals the old one: a half-written entry cannot go astray");
     }
 }
@@ -143,7 +142,7 @@ fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
 }
 
 /// The entry rewritten unmasked with the level asserted between its halves.
-fn control(bdf: Bdf, dev: &mut Active, online: &[usize], provoked: &mut Provoked) -> Verdict {
+fn control(dev: &mut Active, online: &[usize], provoked: &mut Provoked) -> Verdict {
     let src = dev.dev.source();
     let irq = &mut dev.irq;
     let Some(from) = irq.target(0) else {
@@ -153,21 +152,21 @@ fn control(bdf: Bdf, dev: &mut Active, online: &[usize], provoked: &mut Provoked
     let hold = vector::VectorBlock::alloc_on(dest, vector::Pool::Intx, 1).ok().filter(|b| b.base() == from.vector);
     let ledger = Ledger::take(online);
     let mut arrived_between = false;
-    trace::control(bdf, true);
+    // `retarget_with` marks its broken order in the access trace as a control's.
     let moved = {
         let mut between = || {
             let before = Ledger::take(online);
             if src.trigger(0).is_ok() {
                 arrived_between = before.wait_any(RAISE_TIMEOUT_US);
-                // Let the stray's EOI end it while the entry still names its vector, then deassert the
-                // line, so the entry's second half finds nothing pending and the line stays usable.
-                time::delay_us(EOI_GRACE_US);
+                // Deassert the line at once, then let the stray's EOI reach the IOAPIC while the entry
+                // still names the old vector (its Remote IRR clears), so the entry's second half finds
+                // nothing pending and the line stays usable.
                 let _ = src.acknowledge(0);
+                time::delay_us(EOI_GRACE_US);
             }
         };
         irq.retarget_with(0, dest, MoveHow::Unmasked, &mut between)
     };
-    trace::control(bdf, false);
     drop(hold);
     let moved = match moved {
         Ok(m) => m,

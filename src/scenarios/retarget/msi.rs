@@ -43,7 +43,7 @@ pub(crate) fn step(ctx: &mut Context<'_>) {
         ctx.run.scenario(Scenario::RetargetMsi.name(), Some(f.bdf), &v);
         let mut provoked = Provoked::default();
         let from = dev.irq.target(0).map_or(0, |t| t.cpu);
-        let v = torn_move(f.bdf, dev.dev.source(), &mut dev.irq, 0, next_cpu(&online, from), &online, MoveHow::AddressFirst, "address written before data", &mut provoked);
+        let v = torn_move(dev.dev.source(), &mut dev.irq, 0, next_cpu(&online, from), &online, MoveHow::AddressFirst, "address written before data", &mut provoked);
         ctx.run.control(Scenario::RetargetMsi.name(), Some(f.bdf), &v, provoked, "the new vector equals the old one: a torn message cannot go astray");
     }
 }

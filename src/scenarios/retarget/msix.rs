@@ -13,7 +13,7 @@
 
 use super::{acknowledge, cpu_list, cpus_or_skip, describe, next_cpu, Expect, Ledger, Pace, Place, Tally, RAISE_TIMEOUT_US, SETTLE_US};
 use crate::bus::pci::enumerate::Function;
-use crate::bus::pci::{caps, trace, Bdf};
+use crate::bus::pci::caps;
 use crate::drivers::{Active, InterruptSource};
 use crate::irq::vector::{self, Pool, VectorBlock};
 use crate::modes::{DeviceIrq, IrqMode, MoveHow};
@@ -35,7 +35,7 @@ pub(crate) fn step(ctx: &mut Context<'_>) {
         let Some(f) = ctx.pci.functions.get(dev.index) else { continue };
         let v = guard(ctx.cfg, f, dev, &online);
         ctx.run.scenario(Scenario::RetargetMsix.name(), Some(f.bdf), &v);
-        let (v, provoked) = control(f, dev, &online);
+        let (v, provoked) = control(dev, &online);
         ctx.run.control(Scenario::RetargetMsix.name(), Some(f.bdf), &v, provoked, "the entry's new vector equals its old one: a torn message cannot go astray");
     }
 }
@@ -188,7 +188,7 @@ fn guard(cfg: &PlatformConfig, f: &Function, dev: &mut Active, online: &[usize])
 }
 
 /// One entry rewritten unmasked, with a raise between the address and the data write.
-fn control(f: &Function, dev: &mut Active, online: &[usize]) -> (Verdict, Provoked) {
+fn control(dev: &mut Active, online: &[usize]) -> (Verdict, Provoked) {
     let src = dev.dev.source();
     let irq = &mut dev.irq;
     let mut provoked = Provoked::default();
@@ -196,7 +196,7 @@ fn control(f: &Function, dev: &mut Active, online: &[usize]) -> (Verdict, Provok
         return (Verdict::new(Outcome::Fail, format_args!("entry 0 has no target")), provoked);
     };
     let dest = next_cpu(online, from.cpu);
-    let verdict = torn_move(f.bdf, src, irq, 0, dest, online, MoveHow::Unmasked, "entry left unmasked", &mut provoked);
+    let verdict = torn_move(src, irq, 0, dest, online, MoveHow::Unmasked, "entry left unmasked", &mut provoked);
     (verdict, provoked)
 }
 
@@ -206,7 +206,6 @@ fn control(f: &Function, dev: &mut Active, online: &[usize]) -> (Verdict, Provok
 /// `retarget-msi`'s control.
 #[allow(clippy::too_many_arguments)]
 pub(super) fn torn_move<C: crate::bus::pci::ConfigRegion>(
-    bdf: Bdf,
     src: &mut dyn InterruptSource,
     irq: &mut DeviceIrq<'_, C>,
     i: usize,
@@ -224,7 +223,7 @@ pub(super) fn torn_move<C: crate::bus::pci::ConfigRegion>(
     let hold = VectorBlock::alloc_on(dest, Pool::Message, 1).ok().filter(|b| b.base() == from.vector);
     let ledger = Ledger::take(online);
     let mut arrived_between = false;
-    trace::control(bdf, true);
+    // `retarget_with` marks its broken order in the access trace as a control's (write-order).
     let moved = {
         let mut between = || {
             let before = Ledger::take(online);
@@ -234,7 +233,6 @@ pub(super) fn torn_move<C: crate::bus::pci::ConfigRegion>(
         };
         irq.retarget_with(i, dest, how, &mut between)
     };
-    trace::control(bdf, false);
     drop(hold);
     let moved = match moved {
         Ok(m) => m,
