@@ -11,7 +11,7 @@ const SCENARIOS: &str = "scenario=retarget-msix,retarget-msi,retarget-ioapic,cpu
 
 /// The default devices (e1000e 02.0 and nvme 03.0 in MSI-X, edu 04.0 in MSI) and an edu on INTx at 05.0.
 fn config(machine: Machine, smp: &str) -> RunConfig {
-    common::config(machine).qemu_arg("-smp").qemu_arg(smp).device("edu,addr=05.0").append(SCENARIOS)
+    common::config(machine).smp(smp).device("edu,addr=05.0").append(SCENARIOS)
 }
 
 /// The scenario `name` (control or not) of `bdf` (None: the run's own), which must have passed; its detail.

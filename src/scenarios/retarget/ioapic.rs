@@ -13,7 +13,7 @@
 //! The control's hook acknowledges the device before the second half, so the line is left healthy, which
 //! a raise after it shows.
 
-use super::{acknowledge, cpu_list, cpus_or_skip, describe, next_cpu, Expect, Ledger, Mismatch, Pace, Place, Tally, RAISE_TIMEOUT_US, SETTLE_US};
+use super::{acknowledge, claimed, cpu_list, cpus_or_skip, describe, next_cpu, Expect, Ledger, Mismatch, Pace, Place, Tally, RAISE_TIMEOUT_US, SETTLE_US};
 use crate::drivers::Active;
 use crate::irq::intx::REDELIVERIES_PER_CLAIM;
 use crate::irq::vector;
@@ -25,9 +25,10 @@ use alloc::vec::Vec;
 use msifw_proto::names::Scenario;
 
 const SPARE: u64 = REDELIVERIES_PER_CLAIM as u64;
-/// How long the control's hook leaves the half-written entry live after the stray arrived, so the
-/// stray's EOI (old vector) reaches the IOAPIC while the entry still names that vector.
-const EOI_GRACE_US: u64 = 2_000;
+/// How long no stray may come before the control's hook lets the entry's second half be written: the
+/// last stray's EOI (old vector) must reach the IOAPIC while the entry still names that vector. Generous:
+/// the CPU taking the strays is a vCPU thread on a loaded host.
+const EOI_GRACE_US: u64 = 10_000;
 
 fn applies(d: &Active) -> bool {
     d.mode == IrqMode::Intx && d.irq.intx_route().is_some()
@@ -41,7 +42,7 @@ pub(crate) fn step(ctx: &mut Context<'_>) {
     let Some(online) = cpus_or_skip(ctx.run, Scenario::RetargetIoapic) else { return };
     for dev in ctx.active.iter_mut().filter(|d| applies(d)) {
         let Some(f) = ctx.pci.functions.get(dev.index) else { continue };
-        let v = guard(dev, &online);
+        let v = guard(ctx.cfg, dev, &online);
         ctx.run.scenario(Scenario::RetargetIoapic.name(), Some(f.bdf), &v);
         let mut provoked = Provoked::default();
         let v = control(dev, &online, &mut provoked);
@@ -49,7 +50,7 @@ pub(crate) fn step(ctx: &mut Context<'_>) {
     }
 }
 
-fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
+fn guard(cfg: &crate::bus::pci::config::PlatformConfig, dev: &mut Active, online: &[usize]) -> Verdict {
     let src = dev.dev.source();
     let irq = &mut dev.irq;
     let gsi = irq.intx_route().map_or(0, |r| r.gsi);
@@ -64,6 +65,7 @@ fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
         };
         let dest = next_cpu(online, from.cpu);
         let ledger = Ledger::take(online);
+        let claims = irq.count(0);
         if !masked_raise {
             if let Err(e) = pace.trigger(src, 0) {
                 t.fail(format_args!("trigger failed: {e}"));
@@ -91,6 +93,7 @@ fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
         }
         let expect = [if masked_raise { Expect::at(new, 1) } else { Expect::either(old, new) }.spare(SPARE)];
         let seen = ledger.wait(&expect);
+        claimed(irq, claims, 1);
         if masked_raise {
             during += 1;
         } else if seen.iter().any(|s| s.at == old && s.n > 0) {
@@ -110,17 +113,25 @@ fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
         // After the move: a raise reaches the new place only (a Remote IRR left set would lose it).
         let ledger = Ledger::take(online);
         let expect = [Expect::at(new, 1).spare(SPARE)];
+        let claims = irq.count(0);
         if let Err(e) = pace.trigger(src, 0) {
             t.fail(format_args!("trigger failed: {e}"));
         }
         ledger.wait(&expect);
+        claimed(irq, claims, 1);
         if let Err(e) = acknowledge(src, irq, 0) {
             t.fail(format_args!("acknowledge failed: {e}"));
         }
         time::delay_us(SETTLE_US);
         let mismatches = super::reconcile(&expect, &ledger.seen());
         if !mismatches.is_empty() {
-            t.fail(format_args!("GSI {gsi}: after the move to {new}: {}", describe(&mismatches)));
+            let n = t.moves;
+            // What the function says about its INTx (Command.Interrupt Disable, Status.Interrupt).
+            let cs = crate::bus::pci::ConfigRegion::read32(cfg, irq.bdf(), crate::bus::pci::regs::COMMAND);
+            t.fail(format_args!(
+                "GSI {gsi}: a raise after move {n} (to {new}, from {old}): {} (function's Command/Status {cs:#010x})",
+                describe(&mismatches)
+            ));
         }
         t.interrupts += 2;
         if t.failed() {
@@ -158,11 +169,11 @@ fn control(dev: &mut Active, online: &[usize], provoked: &mut Provoked) -> Verdi
             let before = Ledger::take(online);
             if src.trigger(0).is_ok() {
                 arrived_between = before.wait_any(RAISE_TIMEOUT_US);
-                // Deassert the line at once, then let the stray's EOI reach the IOAPIC while the entry
-                // still names the old vector (its Remote IRR clears), so the entry's second half finds
-                // nothing pending and the line stays usable.
+                // Deassert the line at once, then let the last stray's EOI reach the IOAPIC while the
+                // entry still names the old vector (its Remote IRR clears): wait until no stray has come
+                // for a while, so the entry's second half finds nothing pending and the line stays usable.
                 let _ = src.acknowledge(0);
-                time::delay_us(EOI_GRACE_US);
+                before.wait_quiet(EOI_GRACE_US, RAISE_TIMEOUT_US);
             }
         };
         irq.retarget_with(0, dest, MoveHow::Unmasked, &mut between)
@@ -185,8 +196,10 @@ fn control(dev: &mut Active, online: &[usize], provoked: &mut Provoked) -> Verdi
     // The line afterwards: one raise, at the new place.
     let after = Ledger::take(online);
     let expect_after = [Expect::at(new, 1).spare(SPARE)];
+    let claims = irq.count(0);
     let _ = src.trigger(0);
     after.wait(&expect_after);
+    claimed(irq, claims, 1);
     let _ = acknowledge(src, irq, 0);
     time::delay_us(SETTLE_US);
     let healthy = super::reconcile(&expect_after, &after.seen()).is_empty();

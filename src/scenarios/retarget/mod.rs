@@ -294,6 +294,22 @@ impl Ledger {
         time::wait_until(us, || !self.seen().is_empty())
     }
 
+    /// Waits until nothing has arrived for `quiet_us` (at most `bound_us` in all).
+    pub fn wait_quiet(&self, quiet_us: u64, bound_us: u64) {
+        let total = |l: &Ledger| l.seen().iter().map(|s| s.n).sum::<u64>();
+        let end = time::now_us() + bound_us;
+        let (mut last, mut since) = (total(self), time::now_us());
+        while time::now_us() < end {
+            let now = total(self);
+            if now != last {
+                (last, since) = (now, time::now_us());
+            } else if time::now_us() - since >= quiet_us {
+                return;
+            }
+            core::hint::spin_loop();
+        }
+    }
+
     /// Takes (reads and clears) the unowned counts a control provoked on purpose at the places it names,
     /// so the run's report does not list them as strays.
     pub fn take_unowned(places: &[Place]) {
@@ -338,6 +354,17 @@ pub fn acknowledge<C: crate::bus::pci::ConfigRegion>(src: &mut dyn InterruptSour
     src.acknowledge(i)?;
     irq.rearm(i);
     Ok(())
+}
+
+/// Waits (bounded) until the INTx handler has claimed `n` more of the function's interrupts than `before`
+/// ([`crate::modes::DeviceIrq::count`]). The per-CPU count goes up in the interrupt entry, before the
+/// handler, on whichever CPU took it, claims the function and holds it (Interrupt Disable): an acknowledge
+/// and rearm made before that claim would leave the function held for good. The message modes have no
+/// handler to wait for.
+pub fn claimed<C: crate::bus::pci::ConfigRegion>(irq: &crate::modes::DeviceIrq<'_, C>, before: u64, n: u64) {
+    if irq.mode() == crate::modes::IrqMode::Intx {
+        time::wait_until(ARRIVAL_TIMEOUT_US, || irq.count(0) >= before + n);
+    }
 }
 
 /// The online CPUs, or (fewer than two) the skips of `name` and its control saying why.
@@ -388,6 +415,15 @@ impl Tally {
     pub fn failed(&self) -> bool {
         self.failure.is_some()
     }
+}
+
+/// Vectors in a detail line: `0x31,0x33`.
+pub fn vector_list(vectors: &[u8]) -> String {
+    let mut s = String::new();
+    for (i, v) in vectors.iter().enumerate() {
+        let _ = core::fmt::Write::write_fmt(&mut s, format_args!("{}{v:#x}", if i == 0 { "" } else { "," }));
+    }
+    s
 }
 
 /// The CPU list in a detail line: `0-3`, or `0,2,5`.
@@ -490,5 +526,6 @@ mod tests {
         assert_eq!(cpu_list(&[0, 1, 2, 3]), "0-3");
         assert_eq!(cpu_list(&[0, 2, 5]), "0,2,5");
         assert_eq!(cpu_list(&[0]), "0");
+        assert_eq!(vector_list(&[0x31, 0xe0]), "0x31,0xe0");
     }
 }

@@ -15,7 +15,7 @@
 //! message reaches the new CPU on the old vector, which it does not own there, and the check catches it.
 
 use super::msix::torn_move;
-use super::{acknowledge, cpu_list, cpus_or_skip, describe, next_cpu, Expect, Ledger, Pace, Place, Tally, RAISE_TIMEOUT_US, SETTLE_US};
+use super::{acknowledge, cpu_list, cpus_or_skip, describe, vector_list, next_cpu, Expect, Ledger, Pace, Place, Tally, RAISE_TIMEOUT_US, SETTLE_US};
 use crate::arch::{lapic, percpu};
 use crate::drivers::Active;
 use crate::irq::vector::{self, FIRST_DEVICE_VECTOR, LAST_DEVICE_VECTOR};
@@ -110,7 +110,7 @@ fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
             }
             let landed = b.after.contains(&new.vector) && !b.before.contains(&new.vector);
             if !landed {
-                t.fail(format_args!("the raise between the steps did not show in CPU {}'s IRR on the new vector {:#x} (IRR after: {:x?})", old.cpu, new.vector, b.after));
+                t.fail(format_args!("the raise between the steps did not show in CPU {}'s IRR on the new vector {:#x} (IRR after: {})", old.cpu, new.vector, vector_list(&b.after)));
             }
             if !moved.retriggered {
                 t.fail(format_args!("{old} to {new}: the interim interrupt was in the IRR, but the move did not retrigger it"));
@@ -144,7 +144,15 @@ fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
             v.sort_unstable();
         }
         if now_from != want_from || now_dest != want_dest {
-            t.fail(format_args!("{old} to {new}: vectors held on CPU {} {:x?} (want {:x?}), on CPU {} {:x?} (want {:x?})", old.cpu, now_from, want_from, new.cpu, now_dest, want_dest));
+            t.fail(format_args!(
+                "{old} to {new}: vectors held on CPU {} {} (want {}), on CPU {} {} (want {})",
+                old.cpu,
+                vector_list(&now_from),
+                vector_list(&want_from),
+                new.cpu,
+                vector_list(&now_dest),
+                vector_list(&want_dest)
+            ));
         }
         t.interrupts += raise as u64;
         // After the move: a raise at the new place only.
@@ -160,7 +168,8 @@ fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
         time::delay_us(SETTLE_US);
         let mismatches = super::reconcile(&expect, &ledger.seen());
         if !mismatches.is_empty() {
-            t.fail(format_args!("after the move to {new}: {}", describe(&mismatches)));
+            let n = t.moves;
+            t.fail(format_args!("a raise after move {n} (to {new}, from {old}): {}", describe(&mismatches)));
         }
         t.interrupts += 1;
         if t.failed() {

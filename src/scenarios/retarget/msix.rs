@@ -166,7 +166,8 @@ fn guard(cfg: &PlatformConfig, f: &Function, dev: &mut Active, online: &[usize])
         time::delay_us(SETTLE_US);
         let mismatches = super::reconcile(&expect, &ledger.seen());
         if !mismatches.is_empty() {
-            t.fail(format_args!("after moving entry {i} to {new}: {}", describe(&mismatches)));
+            let n = t.moves;
+            t.fail(format_args!("a raise after move {n} (entry {i} to {new}, from {old}): {}", describe(&mismatches)));
         }
         t.interrupts += 1;
         if t.failed() {
@@ -205,7 +206,7 @@ fn control(dev: &mut Active, online: &[usize]) -> (Verdict, Provoked) {
 /// control passes when that check catches the message at the old vector on the new CPU. Shared with
 /// `retarget-msi`'s control.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn torn_move<C: crate::bus::pci::ConfigRegion>(
+pub(super) fn torn_move<C: crate::bus::pci::ConfigRegion + Sync>(
     src: &mut dyn InterruptSource,
     irq: &mut DeviceIrq<'_, C>,
     i: usize,

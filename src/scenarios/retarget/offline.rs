@@ -14,7 +14,7 @@
 //! same check reports the vector still held on the offline CPU (the leak) and that source's interrupt
 //! reaching nobody. The CPU is then brought back, the source moved off it and the leaked vector freed.
 
-use super::{acknowledge, cpu_list, cpus_or_skip, describe, Expect, Ledger, Mismatch, Place, Tally, SETTLE_US};
+use super::{acknowledge, claimed, cpu_list, cpus_or_skip, describe, vector_list, Expect, Ledger, Mismatch, Place, Tally, SETTLE_US};
 use crate::arch::{lapic, smp};
 use crate::drivers::Active;
 use crate::irq::intx::REDELIVERIES_PER_CLAIM;
@@ -60,6 +60,10 @@ fn aimed_at(active: &[Active], cpu: usize) -> Vec<Source> {
     out
 }
 
+fn target_on<C: crate::bus::pci::ConfigRegion>(irq: &crate::modes::DeviceIrq<'_, C>, i: usize) -> Option<usize> {
+    irq.target(i).map(|t| t.cpu)
+}
+
 fn spare(dev: &Active) -> u64 {
     if dev.mode == IrqMode::Intx {
         REDELIVERIES_PER_CLAIM as u64
@@ -100,6 +104,7 @@ fn cycle(active: &mut [Active], online: &[usize], k: usize, control: bool) -> (V
     let mut expect: Vec<Expect> = Vec::new();
     let mut moves: Vec<(Source, Place, Place)> = Vec::new();
     let mut raised: Vec<Source> = Vec::new();
+    let mut claims: Vec<u64> = Vec::new();
     for (n, &(d, i)) in on_k.iter().enumerate() {
         if Some((d, i)) == left {
             continue;
@@ -111,6 +116,7 @@ fn cycle(active: &mut [Active], online: &[usize], k: usize, control: bool) -> (V
         }
         let dest = others[n % others.len()];
         let raise = i < dev.dev.source().sources();
+        let before = dev.irq.count(i);
         if raise {
             if let Err(e) = dev.dev.source().trigger(i) {
                 t.fail(format_args!("{} source {i}: trigger failed: {e}", dev.irq.bdf()));
@@ -123,6 +129,7 @@ fn cycle(active: &mut [Active], online: &[usize], k: usize, control: bool) -> (V
                 if raise {
                     expect.push(Expect::either(old, new).spare(spare(dev)));
                     raised.push((d, i));
+                    claims.push(before);
                 }
                 moves.push(((d, i), old, new));
             }
@@ -130,8 +137,9 @@ fn cycle(active: &mut [Active], online: &[usize], k: usize, control: bool) -> (V
         }
     }
     ledger.wait(&expect);
-    for &(d, i) in raised.iter() {
+    for (&(d, i), &before) in raised.iter().zip(claims.iter()) {
         let dev = &mut active[d];
+        claimed(&dev.irq, before, 1);
         if let Err(e) = acknowledge(dev.dev.source(), &mut dev.irq, i) {
             t.fail(format_args!("{} source {i}: acknowledge failed: {e}", dev.irq.bdf()));
         }
@@ -175,7 +183,7 @@ fn cycle(active: &mut [Active], online: &[usize], k: usize, control: bool) -> (V
     let still = vector::allocated_on(k);
     let leak = !still.is_empty();
     if leak {
-        t.fail(format_args!("leak: CPU {k} still holds vector(s) {still:x?} after the migration"));
+        t.fail(format_args!("leak: CPU {k} still holds vector(s) {} after the migration", vector_list(&still)));
     }
     let free = Free { aimed, held: held_before.len(), in_flight, message: vector::free_on(k, vector::Pool::Message), intx: vector::free_on(k, vector::Pool::Intx) };
 
@@ -193,22 +201,27 @@ fn cycle(active: &mut [Active], online: &[usize], k: usize, control: bool) -> (V
     let ledger = Ledger::take(online);
     let mut expect: Vec<Expect> = Vec::new();
     let mut raised: Vec<Source> = Vec::new();
+    let mut claims: Vec<u64> = Vec::new();
     for (d, dev) in active.iter_mut().enumerate().filter(|(_, d)| live(d)) {
         let sources = dev.dev.source().sources().min(if dev.mode == IrqMode::Intx { 1 } else { dev.irq.vectors().len() });
         for i in 0..sources {
             let Some(target) = dev.irq.target(i) else { continue };
+            let before = dev.irq.count(i);
             if let Err(e) = dev.dev.source().trigger(i) {
                 t.fail(format_args!("{} source {i}: trigger failed: {e}", dev.irq.bdf()));
                 continue;
             }
             expect.push(Expect::at(Place::of(target), 1).spare(spare(dev)));
             raised.push((d, i));
+            claims.push(before);
         }
     }
-    let seen = ledger.wait(&expect);
-    let _ = seen;
-    for &(d, i) in raised.iter() {
+    ledger.wait(&expect);
+    for (&(d, i), &before) in raised.iter().zip(claims.iter()) {
         let dev = &mut active[d];
+        if target_on(&dev.irq, i) != Some(k) {
+            claimed(&dev.irq, before, 1);
+        }
         if let Err(e) = acknowledge(dev.dev.source(), &mut dev.irq, i) {
             t.fail(format_args!("{} source {i}: acknowledge failed: {e}", dev.irq.bdf()));
         }
@@ -266,10 +279,12 @@ fn back_on(active: &mut [Active], online: &[usize], k: usize, t: &mut Tally) -> 
     };
     let ledger = Ledger::take(online);
     let expect = [Expect::at(Place::of(moved.to), 1).spare(spare(dev))];
+    let before = dev.irq.count(0);
     if let Err(e) = dev.dev.source().trigger(0) {
         t.fail(format_args!("{}: trigger failed: {e}", dev.irq.bdf()));
     }
     ledger.wait(&expect);
+    claimed(&dev.irq, before, 1);
     let _ = acknowledge(dev.dev.source(), &mut dev.irq, 0);
     time::delay_us(SETTLE_US);
     let mismatches = super::reconcile(&expect, &ledger.seen());
