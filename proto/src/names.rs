@@ -73,6 +73,14 @@ pub enum Scenario {
     Reenable,
     /// MSI-X vectors enabled one at a time (seed 004).
     Incremental,
+    /// MSI-X entries moved round the CPUs (mask, rewrite, unmask) while the device raises interrupts.
+    RetargetMsix,
+    /// MSI without per-vector masking moved with Linux's two-step, the interim interrupt found in the IRR.
+    RetargetMsi,
+    /// A live level-triggered IOAPIC line moved between CPUs (mask, rewrite, unmask).
+    RetargetIoapic,
+    /// A CPU taken offline after every vector aimed at it was moved away (Linux's fixup_irqs).
+    CpuOffline,
     /// Shutdown leaves nothing able to interrupt (seed 000).
     Shutdown,
     /// Every access held against the programming rules.
@@ -111,7 +119,7 @@ pub enum Control {
 
 impl Scenario {
     /// Every scenario, in declaration order.
-    pub const ALL: [Scenario; 32] = [
+    pub const ALL: [Scenario; 36] = [
         Scenario::Lapic,
         Scenario::Capacity,
         Scenario::PciRoots,
@@ -142,6 +150,10 @@ impl Scenario {
         Scenario::ResetRestore,
         Scenario::Reenable,
         Scenario::Incremental,
+        Scenario::RetargetMsix,
+        Scenario::RetargetMsi,
+        Scenario::RetargetIoapic,
+        Scenario::CpuOffline,
         Scenario::Shutdown,
         Scenario::WriteOrder,
     ];
@@ -176,6 +188,10 @@ impl Scenario {
             Scenario::ResetRestore => "reset-restore",
             Scenario::Reenable => "reenable",
             Scenario::Incremental => "incremental",
+            Scenario::RetargetMsix => "retarget-msix",
+            Scenario::RetargetMsi => "retarget-msi",
+            Scenario::RetargetIoapic => "retarget-ioapic",
+            Scenario::CpuOffline => "cpu-offline",
             Scenario::VirtioNoVector => "virtio-no-vector",
             Scenario::MsixDisabled => "msix-disabled",
             Scenario::VirtioConfig => "virtio-config",
@@ -220,6 +236,10 @@ impl Scenario {
             | Scenario::ResetRestore
             | Scenario::Reenable
             | Scenario::Incremental
+            | Scenario::RetargetMsix
+            | Scenario::RetargetMsi
+            | Scenario::RetargetIoapic
+            | Scenario::CpuOffline
             | Scenario::Shutdown => When::Asked,
             Scenario::CrashRestart => When::OwnBoot,
             Scenario::HotUnplug => When::ByName,
@@ -229,7 +249,13 @@ impl Scenario {
     /// How its negative control runs.
     pub const fn control(self) -> Control {
         match self {
-            Scenario::ResetRestore | Scenario::Reenable | Scenario::Incremental => Control::SameRun,
+            Scenario::ResetRestore
+            | Scenario::Reenable
+            | Scenario::Incremental
+            | Scenario::RetargetMsix
+            | Scenario::RetargetMsi
+            | Scenario::RetargetIoapic
+            | Scenario::CpuOffline => Control::SameRun,
             // Both leave the devices shut down or restart the firmware.
             Scenario::Shutdown | Scenario::CrashRestart => Control::OwnBoot,
             _ => Control::None,
@@ -262,6 +288,12 @@ impl Scenario {
             Scenario::StuckCommand => "nvme driven with MSI or MSI-X",
             Scenario::ResetRestore => "devices driven with MSI-X that can be reset alone",
             Scenario::Reenable | Scenario::Incremental => "nvme driven with MSI-X",
+            Scenario::RetargetMsix => "each device driven with MSI-X, on two or more online CPUs",
+            Scenario::RetargetMsi => {
+                "each device driven with one MSI vector without per-vector masking (edu), on two or more online CPUs"
+            }
+            Scenario::RetargetIoapic => "each device driven with INTx through an IOAPIC, on two or more online CPUs",
+            Scenario::CpuOffline => "an application processor and every device with a vector aimed at it",
             Scenario::VirtioNoVector => "virtio queues left at NO_VECTOR with MSI-X enabled",
             Scenario::MsixDisabled => "virtio-modern devices driven with MSI-X",
             Scenario::VirtioConfig => "virtio-modern devices driven with MSI-X with a configuration vector",
@@ -315,7 +347,7 @@ impl Selection {
 }
 
 /// The words `scenario=` accepts (besides `all`), in the order unanswered ones are reported.
-pub const SELECTABLE: [Selection; 10] = [
+pub const SELECTABLE: [Selection; 14] = [
     Selection::of(Scenario::IntxStorm),
     Selection::of(Scenario::ResetRestore),
     Selection::of(Scenario::Reenable),
@@ -326,6 +358,10 @@ pub const SELECTABLE: [Selection; 10] = [
     Selection::control_of(Scenario::CrashRestart, "crash-restart-control"),
     Selection::of(Scenario::StuckCommand),
     Selection::of(Scenario::HotUnplug),
+    Selection::of(Scenario::RetargetMsix),
+    Selection::of(Scenario::RetargetMsi),
+    Selection::of(Scenario::RetargetIoapic),
+    Selection::of(Scenario::CpuOffline),
 ];
 
 /// The selection named `word`, with its index in [`SELECTABLE`].
@@ -432,7 +468,11 @@ mod tests {
                 "reenable",
                 "incremental",
                 "shutdown",
-                "stuck-command"
+                "stuck-command",
+                "retarget-msix",
+                "retarget-msi",
+                "retarget-ioapic",
+                "cpu-offline"
             ]
         );
     }

@@ -11,6 +11,7 @@ pub(crate) mod hot_unplug;
 pub mod intx_hold;
 pub mod lifecycle;
 pub mod masking;
+pub mod retarget;
 pub(crate) mod self_ipi;
 pub mod soak;
 pub mod storm;

@@ -4,6 +4,7 @@
 
 use super::context::Context;
 use super::lifecycle::{crash_restart, incremental, reenable, reset_restore, shutdown};
+use super::retarget::{ioapic, msi, msix, offline};
 use super::{conformance, device_checks, hot_unplug, self_ipi, soak, storm, stuck, virtio, write_order, Outcome, Verdict};
 use crate::cmdline;
 use msifw_proto::names::{Scenario as Name, When};
@@ -45,7 +46,7 @@ pub struct Scenario {
 const NOTHING: &str = "nothing on this platform for it to run on";
 
 /// Every scenario with a body, in run order.
-pub static SCENARIOS: [Scenario; 14] = [
+pub static SCENARIOS: [Scenario; 18] = [
     Scenario { name: Name::CrashRestart, also: &[], steps: &[(Stage::Quiet, crash_restart::stage_b_step), (Stage::SetUp, crash_restart::stage_a)], without: NOTHING },
     // After crash-restart's stage B, which quiets what its control left live.
     Scenario { name: Name::MsixConformance, also: &[Name::MsiConformance, Name::IntxConformance], steps: &[(Stage::Quiet, conformance::step)], without: NOTHING },
@@ -70,6 +71,21 @@ pub static SCENARIOS: [Scenario; 14] = [
     },
     Scenario { name: Name::Reenable, also: &[], steps: &[(Stage::Live, reenable::step)], without: REENABLE_WITHOUT },
     Scenario { name: Name::Incremental, also: &[], steps: &[(Stage::Live, incremental::step)], without: REENABLE_WITHOUT },
+    // The retarget scenarios leave every device live (moved round the CPUs), before shutdown.
+    Scenario { name: Name::RetargetMsix, also: &[], steps: &[(Stage::Live, msix::step)], without: "no device driven with MSI-X" },
+    Scenario {
+        name: Name::RetargetMsi,
+        also: &[],
+        steps: &[(Stage::Live, msi::step)],
+        without: "no device driven with one MSI vector without per-vector masking (the edu has one)",
+    },
+    Scenario {
+        name: Name::RetargetIoapic,
+        also: &[],
+        steps: &[(Stage::Live, ioapic::step)],
+        without: "no device driven with INTx through an IOAPIC (try irq.BB:DD.F=intx on an edu)",
+    },
+    Scenario { name: Name::CpuOffline, also: &[], steps: &[(Stage::Live, offline::step)], without: NOTHING },
     // Shutdown leaves the devices shut down, so it comes last; its control needs a run of its own.
     Scenario { name: Name::Shutdown, also: &[], steps: &[(Stage::Live, shutdown::step)], without: "no driven device to shut down" },
     Scenario { name: Name::WriteOrder, also: &[], steps: &[(Stage::Final, write_order::step)], without: NOTHING },
