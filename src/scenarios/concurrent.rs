@@ -62,7 +62,8 @@ pub struct Measured {
 pub fn judge(m: &Measured) -> (Outcome, heapless::String<200>) {
     let mut why: heapless::String<200> = heapless::String::new();
     let mut add = |args: core::fmt::Arguments| {
-        let _ = core::fmt::Write::write_fmt(&mut why, format_args!("{}{args}", if why.is_empty() { "" } else { "; " }));
+        let sep = if why.is_empty() { "" } else { "; " };
+        let _ = core::fmt::Write::write_fmt(&mut why, format_args!("{sep}{args}"));
     };
     if let Some(r) = m.lost_round {
         add(format_args!("round {r}: not every sharer was claimed within {} ms", ARRIVAL_TIMEOUT_US / 1000));

@@ -90,22 +90,38 @@ fn aim_of<C: ConfigRegion>(irq: &DeviceIrq<'_, C>, i: usize) -> Aim {
 /// counts on every vector of the device, per CPU.
 pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIrq<'_, C>, rounds: u32) -> Verdict {
     let mut targets: [Target<'_, '_, C>; 1] = [(source, irq)];
+    let (cpus, mut tracks) = begin(&targets);
+    let start = time::now_us();
+    phase(&mut targets, &mut tracks, &cpus, rounds);
     let mut verdict = None;
-    run_batch(&mut targets, rounds, false, |_, v| verdict = Some(v));
+    finish(&mut tracks, &cpus, rounds, 1, time::now_us() - start, |_, v| verdict = Some(v));
     verdict.unwrap_or_else(|| Verdict::new(Outcome::Fail, format_args!("no verdict")))
 }
 
 /// [`run`] on every target at once, sharing the waits, and then (with more than one CPU online) every
 /// source once on each other CPU; `report(i, verdict)` for target `i`, in order.
-pub fn run_all<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], rounds: u32, mut report: impl FnMut(usize, Verdict)) {
+pub fn run_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], rounds: u32, mut report: impl FnMut(usize, Verdict)) {
     for (b, batch) in targets.chunks_mut(BATCH).enumerate() {
-        run_batch(batch, rounds, true, |i, v| report(b * BATCH + i, v));
+        let (cpus, mut tracks) = begin(batch);
+        let start = time::now_us();
+        phase(batch, &mut tracks, &cpus, rounds);
+        let mut moved_over = 1;
+        if cpus.online.len() > 1 {
+            for k in 1..cpus.online.len() {
+                move_all(batch, &mut tracks, &cpus, |home| cpus.online[(cpus.position(home).unwrap_or(0) + k) % cpus.online.len()]);
+                phase(batch, &mut tracks, &cpus, 1);
+            }
+            move_all(batch, &mut tracks, &cpus, |home| home);
+            moved_over = cpus.online.len();
+        }
+        finish(&mut tracks, &cpus, rounds, moved_over, time::now_us() - start, |i, v| report(b * BATCH + i, v));
     }
 }
 
-fn run_batch<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], rounds: u32, rotate: bool, mut report: impl FnMut(usize, Verdict)) {
+/// What is tracked for a batch, before anything is triggered.
+fn begin<C: ConfigRegion>(targets: &[Target<'_, '_, C>]) -> (Cpus, heapless::Vec<Track, BATCH>) {
     let cpus = Cpus::now();
-    let mut tracks: heapless::Vec<Track, BATCH> = targets
+    let tracks = targets
         .iter()
         .map(|(source, irq)| {
             let sources = source.sources().min(irq.vectors().len());
@@ -123,27 +139,20 @@ fn run_batch<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], rounds: u32, ro
             }
         })
         .collect();
-    let start = time::now_us();
-    phase(targets, &mut tracks, &cpus, rounds);
-    let mut moved_over = 1;
-    if rotate && cpus.online.len() > 1 {
-        for k in 1..cpus.online.len() {
-            move_all(targets, &mut tracks, &cpus, |home| cpus.online[(cpus.position(home).unwrap_or(0) + k) % cpus.online.len()]);
-            phase(targets, &mut tracks, &cpus, 1);
-        }
-        move_all(targets, &mut tracks, &cpus, |home| home);
-        moved_over = cpus.online.len();
-    }
-    let elapsed = time::now_us() - start;
+    (cpus, tracks)
+}
+
+/// Each device's verdict: its failure, or the pass with where its interrupts arrived.
+fn finish(tracks: &mut [Track], cpus: &Cpus, rounds: u32, moved_over: usize, elapsed: u64, mut report: impl FnMut(usize, Verdict)) {
     for (d, t) in tracks.iter_mut().enumerate() {
-        let verdict = t.verdict.take().unwrap_or_else(|| pass_verdict(t, &cpus, rounds, moved_over, elapsed));
+        let verdict = t.verdict.take().unwrap_or_else(|| pass_verdict(t, cpus, rounds, moved_over, elapsed));
         report(d, verdict);
     }
 }
 
 /// Moves every entry of every device still under check to the CPU `to(home)` names (home: where the
 /// setup aimed it), as far as the mode lets entries move alone ([`spread_sources`]).
-fn move_all<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, to: impl Fn(usize) -> usize) {
+fn move_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, to: impl Fn(usize) -> usize) {
     for ((_, irq), t) in targets.iter_mut().zip(tracks.iter_mut()).filter(|(_, t)| t.verdict.is_none()) {
         let movable = spread_sources(irq.mode(), irq.vectors().len());
         for i in 0..movable {
@@ -203,14 +212,14 @@ fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track
     let aimed: Vec<Aim> = tracks.iter().flat_map(|t| t.aim.iter().copied()).collect();
     for ((_, irq), t) in targets.iter().zip(tracks.iter_mut()).filter(|(_, t)| t.verdict.is_none()) {
         match counts_check(irq, t, cpus, &aimed, rounds) {
-            Ok(()) => {
+            None => {
                 for i in 0..t.sources {
                     if let Some(p) = cpus.position(t.aim[i].0) {
                         t.tally[p] += rounds as u64;
                     }
                 }
             }
-            Err(v) => t.verdict = Some(v),
+            failed => t.verdict = failed,
         }
     }
 }
@@ -309,8 +318,8 @@ pub fn judge(aim: &[Aim], got: &[u64], want: &[u64], online: &[usize], elsewhere
 }
 
 /// The exact counts of one device's phase: `rounds` on each driven entry on its CPU, none on the
-/// others, and nothing on the same vectors on other CPUs no entry is aimed at.
-fn counts_check<C: ConfigRegion>(irq: &DeviceIrq<'_, C>, t: &Track, cpus: &Cpus, aimed: &[Aim], rounds: u32) -> Result<(), Verdict> {
+/// others, and nothing on the same vectors on other CPUs no entry is aimed at. The failure, if any.
+fn counts_check<C: ConfigRegion>(irq: &DeviceIrq<'_, C>, t: &Track, cpus: &Cpus, aimed: &[Aim], rounds: u32) -> Option<Verdict> {
     let n = irq.vectors().len().min(t.aim.len());
     let got: Vec<u64> = (0..n).map(|i| irq.count(i).saturating_sub(t.before[i])).collect();
     let want: Vec<u64> = (0..n).map(|i| if i < t.sources { rounds as u64 } else { 0 }).collect();
@@ -319,13 +328,13 @@ fn counts_check<C: ConfigRegion>(irq: &DeviceIrq<'_, C>, t: &Track, cpus: &Cpus,
         .collect();
     let found = judge(&t.aim[..n], &got, &want, &cpus.online, &elsewhere, aimed);
     if found.is_empty() {
-        return Ok(());
+        return None;
     }
     let mut text: heapless::String<220> = heapless::String::new();
     for (k, m) in found.iter().enumerate() {
         let _ = core::fmt::Write::write_fmt(&mut text, format_args!("{}{m}", if k == 0 { "" } else { "; " }));
     }
-    Err(Verdict::new(Outcome::Fail, format_args!("{text}")))
+    Some(Verdict::new(Outcome::Fail, format_args!("{text}")))
 }
 
 /// The pass: the setup placement's count, where each arrived, and the tour of the other CPUs.
