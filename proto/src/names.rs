@@ -249,7 +249,7 @@ impl Scenario {
     /// How its negative control runs.
     pub const fn control(self) -> Control {
         match self {
-            Scenario::ResetRestore | Scenario::Reenable | Scenario::Incremental => Control::SameRun,
+            Scenario::ResetRestore | Scenario::Reenable | Scenario::Incremental | Scenario::IntxConcurrent => Control::SameRun,
             // Both leave the devices shut down or restart the firmware.
             Scenario::Shutdown | Scenario::CrashRestart => Control::OwnBoot,
             _ => Control::None,

@@ -16,13 +16,18 @@
 //! (the handler's own count); and nothing arrived on a CPU outside the two. Then the line is aimed back
 //! where the setup put it.
 //!
+//! Its negative control runs the same rounds with the line aimed at its one CPU, as the setup left it:
+//! the check must then find that the second CPU never took the line ("concurrency not provoked"), which
+//! shows the per-CPU evidence of concurrency is not vacuous (counts that did not tell CPUs apart would
+//! pass it).
+//!
 //! Needs two online CPUs an 8-bit logical destination can name together (xAPIC flat, or x2APIC cluster
 //! 0 members 0-7) and a line with two driven INTx functions; otherwise a SKIP saying which is missing.
 
 use super::context::Context;
 use super::delivery::{ARRIVAL_TIMEOUT_US, SETTLE_US};
 use super::destinations::logical_byte;
-use super::{Outcome, Verdict};
+use super::{Outcome, Provoked, Verdict};
 use crate::arch::lapic::{self, Mode};
 use crate::arch::smp::{self, CpuState};
 use crate::bus::pci::Bdf;
@@ -34,6 +39,8 @@ use alloc::vec::Vec;
 
 /// Rounds: each asserts every sharer once.
 pub const ROUNDS: u32 = 200;
+/// Rounds of the negative control.
+pub const CONTROL_ROUNDS: u32 = 20;
 
 const NAME: &str = "intx-concurrent";
 
@@ -85,18 +92,40 @@ pub fn judge(m: &Measured) -> (Outcome, heapless::String<200>) {
     (if why.is_empty() { Outcome::Pass } else { Outcome::Fail }, why)
 }
 
+/// The control's verdict from its measurement (the line aimed at one CPU): it passes when the check
+/// failed for want of concurrency, and only for that.
+pub fn judge_control(m: &Measured) -> (Outcome, heapless::String<200>) {
+    let (outcome, why) = judge(m);
+    let only_that = m.lost_round.is_none() && m.claims.iter().all(|&c| c == m.rounds as u64) && m.unclaimed == 0 && m.outside == 0;
+    if outcome == Outcome::Fail && m.both == 0 && only_that {
+        let mut caught: heapless::String<200> = heapless::String::new();
+        let _ = core::fmt::Write::write_fmt(&mut caught, format_args!("caught: {why}"));
+        (Outcome::Pass, caught)
+    } else {
+        let mut missed: heapless::String<200> = heapless::String::new();
+        let _ = core::fmt::Write::write_fmt(&mut missed, format_args!("not caught as the lack of concurrency alone: {}", if why.is_empty() { "the check passed" } else { why.as_str() }));
+        (Outcome::Fail, missed)
+    }
+}
+
 /// The step ([`crate::scenarios::Stage::Live`]).
 pub(crate) fn step(ctx: &mut Context<'_>) {
-    let v = run(ctx);
-    crate::info!("intx-concurrent: {=str}", v.1.outcome.name());
-    ctx.run.scenario(NAME, v.0, &v.1);
+    let (bdf, verdict, control) = run(ctx);
+    crate::info!("intx-concurrent: {=str}", verdict.outcome.name());
+    ctx.run.scenario(NAME, bdf, &verdict);
+    if let Some((v, provoked)) = control {
+        ctx.run.control(NAME, bdf, &v, provoked, "no sharer asserted the line");
+    }
 }
 
-fn skip(why: core::fmt::Arguments) -> (Option<Bdf>, Verdict) {
-    (None, Verdict::new(Outcome::Skip, why))
+/// The scenario's bdf, verdict, and its control's verdict with what it provoked (when it ran).
+type Ran = (Option<Bdf>, Verdict, Option<(Verdict, Provoked)>);
+
+fn skip(why: core::fmt::Arguments) -> Ran {
+    (None, Verdict::new(Outcome::Skip, why), None)
 }
 
-fn run(ctx: &mut Context<'_>) -> (Option<Bdf>, Verdict) {
+fn run(ctx: &mut Context<'_>) -> Ran {
     let Some(mode) = lapic::current_mode() else { return skip(format_args!("the local APIC is not initialised")) };
     // Two online CPUs one logical destination names together.
     let pair: Vec<(usize, u8)> = smp::cpus()
@@ -126,7 +155,7 @@ fn run(ctx: &mut Context<'_>) -> (Option<Bdf>, Verdict) {
     let first = sharers[0];
     let bdf = ctx.active[first].irq.bdf();
     let Some(home) = ctx.active[first].irq.target(0) else {
-        return (Some(bdf), Verdict::new(Outcome::Fail, format_args!("GSI {gsi}: the line has no target")));
+        return (Some(bdf), Verdict::new(Outcome::Fail, format_args!("GSI {gsi}: the line has no target")), None);
     };
     let (a_cpu, b_cpu) = (pair[0].0, pair[1].0);
     let bits = pair[0].1 | pair[1].1;
@@ -143,16 +172,29 @@ fn run(ctx: &mut Context<'_>) -> (Option<Bdf>, Verdict) {
                 return (
                     Some(bdf),
                     Verdict::new(Outcome::Skip, format_args!("GSI {gsi}: the line's vector {:#x} is taken on CPU {c}, so the line cannot be aimed there too", home.vector)),
+                    None,
                 )
             }
         }
     }
-    if let Err(e) = ctx.active[first].irq.set_destination(0, dest, Delivery::Fixed) {
-        return (Some(bdf), Verdict::new(Outcome::Fail, format_args!("GSI {gsi}: aiming the line at CPUs {a_cpu} and {b_cpu} ({dest:?}) failed: {e}")));
+    // ... and its handler there (the line's handler finds the line by its vector on any CPU once it is
+    // aimed at more than one).
+    let extra: Vec<usize> = [a_cpu, b_cpu].into_iter().filter(|&c| c != home.cpu).collect();
+    for &c in &extra {
+        dispatch::set_handler_on(c, home.vector, intx::handler());
     }
-    let m = rounds(ctx, gsi, &sharers, home.vector, [a_cpu, b_cpu]);
+    if let Err(e) = ctx.active[first].irq.set_destination(0, dest, Delivery::Fixed) {
+        for &c in &extra {
+            dispatch::clear_handler_on(c, home.vector);
+        }
+        return (Some(bdf), Verdict::new(Outcome::Fail, format_args!("GSI {gsi}: aiming the line at CPUs {a_cpu} and {b_cpu} ({dest:?}) failed: {e}")), None);
+    }
+    let m = rounds(ctx, gsi, &sharers, home.vector, [a_cpu, b_cpu], ROUNDS);
     let apic = smp::apic_id(home.cpu).unwrap_or(0);
     let back = ctx.active[first].irq.set_destination(0, Destination::Physical(apic), Delivery::Fixed);
+    for &c in &extra {
+        dispatch::clear_handler_on(c, home.vector);
+    }
     drop(reserved);
     let (outcome, why) = judge(&m);
     let names: Vec<Bdf> = sharers.iter().map(|&k| ctx.active[k].irq.bdf()).collect();
@@ -174,8 +216,17 @@ fn run(ctx: &mut Context<'_>) -> (Option<Bdf>, Verdict) {
     );
     if let Err(e) = back {
         v = Verdict::new(Outcome::Fail, format_args!("{}; aiming the line back at CPU {} failed: {e}", v.detail, home.cpu));
+        return (Some(bdf), v, None);
     }
-    (Some(bdf), v)
+    // The control: the same rounds with the line on its one CPU (the other CPU of the pair never takes it).
+    let other = if home.cpu == a_cpu { b_cpu } else { a_cpu };
+    let c = rounds(ctx, gsi, &sharers, home.vector, [home.cpu, other], CONTROL_ROUNDS);
+    let (outcome, why) = judge_control(&c);
+    let control = Verdict::new(
+        outcome,
+        format_args!("GSI {gsi} aimed at CPU {} only: {} rounds, claims {:?}, both CPUs took it in {} rounds; {why}", home.cpu, c.rounds, c.claims, c.both),
+    );
+    (Some(bdf), v, Some((control, Provoked { asserted_lines: sharers.len() as u32, ..Provoked::default() })))
 }
 
 /// Takes `vector` on `cpu` (the allocator hands out the lowest free first; the ones below are given back).
@@ -197,7 +248,7 @@ fn reserve(cpu: usize, vector: u8) -> Option<VectorBlock> {
     }
 }
 
-fn rounds(ctx: &mut Context<'_>, gsi: u32, sharers: &[usize], vector: u8, pair: [usize; 2]) -> Measured {
+fn rounds(ctx: &mut Context<'_>, gsi: u32, sharers: &[usize], vector: u8, pair: [usize; 2], n: u32) -> Measured {
     let online = smp::online();
     let count = |c: usize| dispatch::count_on(c, vector);
     let outside_before: u64 = online.iter().filter(|c| !pair.contains(c)).map(|&c| count(c)).sum();
@@ -207,7 +258,7 @@ fn rounds(ctx: &mut Context<'_>, gsi: u32, sharers: &[usize], vector: u8, pair: 
     let redelivered_before: u64 = sharers.iter().map(|&k| intx::redeliveries(ctx.active[k].irq.bdf())).sum();
     let unclaimed_before = intx::line(gsi).map_or(0, |l| l.unclaimed);
     let mut m = Measured { rounds: 0, claims: alloc::vec![0; sharers.len()], ..Measured::default() };
-    for round in 0..ROUNDS {
+    for round in 0..n {
         let at_start = [count(pair[0]), count(pair[1])];
         let expected: Vec<u64> = sharers.iter().map(|&k| claims_of(ctx, k) + 1).collect();
         // Every sharer asserts, back to back: the line is high for all of them at once.
@@ -264,5 +315,17 @@ mod tests {
         assert!(why.starts_with("round 3: not every sharer") && why.contains("sharer 1: 3 claims for 4"), "{why}");
         assert_eq!(judge(&Measured { unclaimed: 2, ..ok() }).0, Outcome::Fail);
         assert_eq!(judge(&Measured { outside: 1, ..ok() }).0, Outcome::Fail);
+    }
+
+    #[test]
+    fn the_control_passes_only_on_missing_concurrency_alone() {
+        let one_cpu = Measured { both: 0, per_cpu: [20, 0], ..ok() };
+        let (o, why) = judge_control(&one_cpu);
+        assert_eq!(o, Outcome::Pass);
+        assert!(why.starts_with("caught: both CPUs took the line in only 0 of 10 rounds"), "{why}");
+        // Concurrency anyway (the line reached both CPUs though aimed at one): not caught.
+        assert_eq!(judge_control(&ok()).0, Outcome::Fail);
+        // A lost claim is another failure: the control does not take it for the one it is about.
+        assert_eq!(judge_control(&Measured { claims: vec![9, 10], ..one_cpu }).0, Outcome::Fail);
     }
 }
