@@ -140,6 +140,27 @@ pub(super) fn emit_record(run: &Run, boot: &BootInfo, p: &Platform, bars: BarAss
     }));
 }
 
+/// Gives every CPU the MADT lists enabled a per-CPU block (interrupt counts, handlers, vector space):
+/// index 0 the boot processor (the CPU this runs on), then the others in table order. A CPU listed twice
+/// gets one block; without a MADT, only the boot processor has one.
+fn cpu_blocks(run: &mut Run, tables: &PlatformTables) {
+    let mut ids = alloc::vec![run.apic_id];
+    for l in tables.madt.iter().flat_map(|m| m.local_apics.iter()).filter(|l| l.enabled) {
+        if ids.contains(&l.apic_id) {
+            if l.apic_id != run.apic_id {
+                problem("acpi.madt", format_args!("APIC ID {} listed twice; one CPU counted", l.apic_id));
+            }
+            continue;
+        }
+        ids.push(l.apic_id);
+    }
+    match crate::arch::percpu::try_init(&ids) {
+        Ok(()) => crate::info!("per-CPU blocks: {=usize} CPUs", crate::arch::percpu::len()),
+        Err(e @ crate::arch::percpu::PerCpuError::OutOfMemory { .. }) => capacity(run, format_args!("percpu: {e}")),
+        Err(e) => problem("percpu", format_args!("{e}")),
+    }
+}
+
 /// Why the run cannot go on.
 pub(super) enum Fatal {
     Lapic(lapic::LapicError),
@@ -186,6 +207,8 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
     if tables.problems_dropped > 0 && acpi_found {
         capacity(run, format_args!("acpi: no heap left for {} more ACPI problems", tables.problems_dropped));
     }
+
+    cpu_blocks(run, &tables);
 
     // The MP table, where ACPI gives no IOAPICs (Linux reads it only then).
     let mp_table = if tables.madt.is_none() {

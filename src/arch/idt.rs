@@ -1,21 +1,27 @@
-//! Interrupt descriptor table for all 256 vectors (SDM Vol. 3A 7.10, 7.14).
+//! Interrupt descriptor table for all 256 vectors (SDM Vol. 3A 7.10, 7.14), shared by every CPU.
 //!
 //! Hand-written instead of `x86_64::structures::idt` because that table cannot take raw stub addresses for
 //! the reserved vectors (15, 22-27, 31), which we also want trapped. Each vector has a 16-byte assembly
 //! stub that pushes a zero error code where the CPU pushes none, pushes the vector number, and jumps to a
 //! common path. Exceptions (0-31) take the full path: every general-purpose register saved into an
 //! [`InterruptFrame`] for the fatal report, then [`msifw_interrupt`]. Interrupts (32-255) take the lean
-//! path: a vector marked fast ([`set_fast`]: an allocated device vector without a handler, the self-IPI
-//! vector) is counted and ended with EOI right in the entry, with three registers saved; any other saves
-//! only the registers the System V ABI lets a call clobber (rax, rcx, rdx, rsi, rdi, r8-r11), since the
-//! Rust dispatcher preserves the rest; no SSE state exists (soft-float target). A vector may also have a
-//! one-shot acknowledge write armed ([`arm_ack_once`]: an INTx function alone on its line), which the
-//! entry makes before counting and ending the interrupt the fast way, once the function's Status.Interrupt
-//! (read through ECAM) says it asserts INTx: a delivery it does not assert (a level re-delivered after
-//! the EOI, as KVM's IOAPIC does) goes to the dispatcher uncounted, whose INTx handler accounts for it. That keeps the dispatch cost close
-//! to a bare EOI stub (`cargo run --release -- bench`).
+//! path: a vector marked fast on this CPU ([`set_fast_on`]: an allocated device vector without a handler,
+//! the self-IPI vector) is counted and ended with EOI right in the entry, with three registers saved; any
+//! other saves only the registers the System V ABI lets a call clobber (rax, rcx, rdx, rsi, rdi, r8-r11),
+//! since the Rust dispatcher preserves the rest; no SSE state exists (soft-float target). A vector may also
+//! have a one-shot acknowledge write armed on a CPU ([`arm_ack_once_on`]: an INTx function alone on its
+//! line), which the entry takes with an atomic exchange and makes before counting and ending the interrupt
+//! the fast way, once the function's Status.Interrupt (read through ECAM) says it asserts INTx: a delivery
+//! it does not assert (a level re-delivered after the EOI, as KVM's IOAPIC does) goes to the dispatcher
+//! uncounted, whose INTx handler accounts for it. That keeps the dispatch cost close to a bare EOI stub
+//! (`cargo run --release -- bench`).
+//!
+//! Every per-vector flag and count the entry uses is per CPU, in the block arch::percpu keeps for each CPU
+//! and the entry reaches `%gs:`-relative: CPUs taking interrupts at once share no counter, and the
+//! functions without `_on` mean CPU 0 where they name one CPU and the sum over CPUs where they count.
 
-use core::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use super::percpu;
+use core::sync::atomic::{AtomicUsize, Ordering};
 use x86_64::instructions::tables::lidt;
 use x86_64::structures::DescriptorTablePointer;
 use x86_64::VirtAddr;
@@ -47,32 +53,28 @@ msifw_irq_common:
     pushq %rcx
     pushq %rdx
     movq 24(%rsp), %rax
-    leaq {fast}(%rip), %rcx
-    cmpb $0, (%rcx,%rax)
+    cmpb $0, %gs:{fast}(,%rax,1)
     jne 4f
     cmpq $0, {eoi_kind}(%rip)
     je 1f
-    leaq {ack_once}(%rip), %rcx
-    movq (%rcx,%rax,8), %rdx
-    testq %rdx, %rdx
-    jz 1f
-    leaq {ack_status}(%rip), %rcx
-    movq (%rcx,%rax,8), %rcx
+    cmpq $0, %gs:{ack_once}(,%rax,8)
+    je 1f
+    movq %gs:{ack_status}(,%rax,8), %rcx
     movl (%rcx), %ecx
     testl $0x80000, %ecx
     jz 1f
-    leaq {ack_once}(%rip), %rcx
-    movq $0, (%rcx,%rax,8)
-    leaq {ack_value}(%rip), %rcx
-    movl (%rcx,%rax,4), %ecx
+    xorl %edx, %edx
+    xchgq %rdx, %gs:{ack_once}(,%rax,8)
+    testq %rdx, %rdx
+    jz 1f
+    movl %gs:{ack_value}(,%rax,4), %ecx
     movl %ecx, (%rdx)
 4:
     movq {eoi_kind}(%rip), %rdx
     testq %rdx, %rdx
     jz 1f
-    leaq {counts}(%rip), %rcx
-    incq (%rcx,%rax,8)
-    incq {fast_hits}(%rip)
+    incq %gs:{counts}(,%rax,8)
+    incq %gs:{fast_hits}
     cmpq $1, %rdx
     jne 2f
     movq {eoi_addr}(%rip), %rax
@@ -149,12 +151,12 @@ msifw_isr_common:
     iretq
     .popsection
 "#,
-    fast = sym FAST,
-    ack_once = sym ACK_ONCE,
-    ack_value = sym ACK_VALUE,
-    ack_status = sym ACK_STATUS,
-    counts = sym COUNTS,
-    fast_hits = sym FAST_HITS,
+    fast = const percpu::offsets::FAST,
+    ack_once = const percpu::offsets::ACK_ONCE,
+    ack_value = const percpu::offsets::ACK_VALUE,
+    ack_status = const percpu::offsets::ACK_STATUS,
+    counts = const percpu::offsets::COUNTS,
+    fast_hits = const percpu::offsets::FAST_HITS,
     eoi_kind = sym super::lapic::EOI_KIND,
     eoi_addr = sym super::lapic::EOI_ADDR,
     options(att_syntax)
@@ -164,77 +166,106 @@ extern "C" {
     static msifw_isr_stubs: u8;
 }
 
-/// Interrupts delivered per vector: the fast path and the dispatcher ([`count_interrupt`]) add to it.
-static COUNTS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
-/// Interrupts the entry handled on its fast path (all vectors), so that a check can tell the path was taken.
-static FAST_HITS: AtomicU64 = AtomicU64::new(0);
+// The entry's per-vector state lives in each CPU's block (arch::percpu), reached `%gs:`-relative:
+// - `fast`: the vector's interrupts need nothing but a count and an EOI, so the entry does both itself,
+//   without calling the dispatcher (set by it, through [`set_fast_on`]);
+// - `counts`: interrupts delivered per vector on the CPU; the fast path and the dispatcher
+//   ([`count_interrupt`]) add to it; `fast_hits`: those the fast path handled;
+// - `ack_once`: the MMIO address of a device's acknowledge write that the entry makes once, for the next
+//   interrupt on the vector on that CPU, before counting and ending it as on the fast path (0: none). The
+//   entry takes it with an atomic exchange as it makes the write, so of the entry and [`disarm_ack_on`]
+//   exactly one gets an armed write; every later interrupt goes to the dispatcher until it is armed again;
+// - `ack_value`: the value of that write; `ack_status`: the ECAM address of the armed function's
+//   Command/Status dword: the entry reads it and takes the interrupt as the function's (the write, the
+//   count) only with Status.Interrupt (PCI 3.0 6.2.3, bit 3 of Status, bit 19 of the dword) set. Any other
+//   delivery is not counted there: it goes to the dispatcher.
 
-/// Interrupts handled on the fast path since boot.
+/// Interrupts handled on the fast path since boot, on every CPU.
 pub fn fast_hits() -> u64 {
-    FAST_HITS.load(Ordering::Acquire)
+    percpu::blocks().map(|b| b.fast_hits.load(Ordering::Acquire)).sum()
 }
 
-/// Vectors whose interrupts need nothing but a count and an EOI: the entry does both itself, without
-/// calling the dispatcher (set by it, through [`set_fast`]).
-static FAST: [AtomicBool; 256] = [const { AtomicBool::new(false) }; 256];
+/// Interrupts handled on the fast path of CPU `cpu` since boot (0 for a CPU without a block).
+pub fn fast_hits_on(cpu: usize) -> u64 {
+    percpu::block(cpu).map_or(0, |b| b.fast_hits.load(Ordering::Acquire))
+}
 
-/// Per vector, the MMIO address of a device's acknowledge write that the entry makes once, for the next
-/// interrupt on the vector, before counting and ending it as on the fast path (0: none). The entry clears
-/// it as it makes the write, so every later interrupt goes to the dispatcher until it is armed again.
-static ACK_ONCE: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
-/// The value of each vector's [`ACK_ONCE`] write.
-static ACK_VALUE: [AtomicU32; 256] = [const { AtomicU32::new(0) }; 256];
-/// Per vector, the ECAM address of the armed function's Command/Status dword: the entry reads it and takes
-/// the interrupt as the function's (the write, the count) only with Status.Interrupt (PCI 3.0 6.2.3, bit 3
-/// of Status, bit 19 of the dword) set. Any other delivery is not counted here: it goes to the dispatcher.
-static ACK_STATUS: [AtomicU64; 256] = [const { AtomicU64::new(0) }; 256];
+/// [`arm_ack_once_on`] for CPU 0.
+pub fn arm_ack_once(vector: u8, reg: &super::mmio::MmioWindow, value: u32, status: u64) -> bool {
+    arm_ack_once_on(0, vector, reg, value, status)
+}
 
-/// Has the entry of `vector` make the 32-bit write of `value` at the start of `reg` for its next interrupt
-/// that the function asserts (its Status.Interrupt at `status`, the ECAM address of its Command/Status
-/// dword), then count and end it with no call (see [`ACK_ONCE`]). The caller vouches that the write only
+/// Has the entry of `vector` on CPU `cpu` make the 32-bit write of `value` at the start of `reg` for its
+/// next interrupt there that the function asserts (its Status.Interrupt at `status`, the ECAM address of
+/// its Command/Status dword), then count and end it with no call. The caller vouches that the write only
 /// acknowledges the device's interrupt (it is made in interrupt context, at any time until taken back) and
 /// that `status` is the function's configuration space, mapped uncached. Refused (false) for exception
-/// vectors and for a window or address too small or misaligned for the access.
-pub fn arm_ack_once(vector: u8, reg: &super::mmio::MmioWindow, value: u32, status: u64) -> bool {
+/// vectors, a CPU without a block, and a window or address too small or misaligned for the access.
+pub fn arm_ack_once_on(cpu: usize, vector: u8, reg: &super::mmio::MmioWindow, value: u32, status: u64) -> bool {
     // The window is device memory by MmioWindow's contract; the entry writes 4 bytes at its base.
     let ok = vector >= 32 && reg.len() >= 4 && reg.base().is_multiple_of(4) && reg.base() != 0 && status != 0 && status.is_multiple_of(4);
-    if ok {
-        ACK_VALUE[vector as usize].store(value, Ordering::Relaxed);
-        ACK_STATUS[vector as usize].store(status, Ordering::Relaxed);
-        ACK_ONCE[vector as usize].store(reg.base(), Ordering::Release);
+    match percpu::block(cpu) {
+        Some(b) if ok => {
+            b.ack_value[vector as usize].store(value, Ordering::Relaxed);
+            b.ack_status[vector as usize].store(status, Ordering::Relaxed);
+            // Release: the entry that sees the address sees the value and status stored before it.
+            b.ack_once[vector as usize].store(reg.base(), Ordering::Release);
+            true
+        }
+        _ => false,
     }
-    ok
 }
 
-/// Takes back the write armed on `vector`. Returns whether it was still armed (false: the entry made it,
-/// or none was armed).
+/// [`disarm_ack_on`] for CPU 0.
 pub fn disarm_ack(vector: u8) -> bool {
-    ACK_ONCE[vector as usize].swap(0, Ordering::AcqRel) != 0
+    disarm_ack_on(0, vector)
 }
 
-/// Whether a write is armed on `vector`.
+/// Takes back the write armed on `vector` on CPU `cpu`. Returns whether it was still armed (false: the
+/// entry made it, or none was armed): the exchange here and the entry's are atomic, so exactly one of them
+/// takes an armed write.
+pub fn disarm_ack_on(cpu: usize, vector: u8) -> bool {
+    percpu::block(cpu).is_some_and(|b| b.ack_once[vector as usize].swap(0, Ordering::AcqRel) != 0)
+}
+
+/// [`ack_armed_on`] for CPU 0.
 pub fn ack_armed(vector: u8) -> bool {
-    ACK_ONCE[vector as usize].load(Ordering::Acquire) != 0
+    ack_armed_on(0, vector)
 }
 
-/// Lets the entry of `vector` count and end its interrupts itself (`true`), or hand them to the
-/// dispatcher. Vectors 0-31 always go to the exception dispatcher.
+/// Whether a write is armed on `vector` on CPU `cpu`.
+pub fn ack_armed_on(cpu: usize, vector: u8) -> bool {
+    percpu::block(cpu).is_some_and(|b| b.ack_once[vector as usize].load(Ordering::Acquire) != 0)
+}
+
+/// [`set_fast_on`] for CPU 0.
 pub fn set_fast(vector: u8, fast: bool) {
-    if vector >= 32 {
-        FAST[vector as usize].store(fast, Ordering::Release);
+    set_fast_on(0, vector, fast);
+}
+
+/// Lets the entry of `vector` on CPU `cpu` count and end its interrupts itself (`true`), or hand them to
+/// the dispatcher. Vectors 0-31 always go to the exception dispatcher.
+pub fn set_fast_on(cpu: usize, vector: u8, fast: bool) {
+    if let (true, Some(b)) = (vector >= 32, percpu::block(cpu)) {
+        b.fast[vector as usize].store(fast, Ordering::Release);
     }
 }
 
-/// Counts an interrupt on `vector` (the dispatcher, for the interrupts it handles). A load and a store,
-/// not a locked add: only interrupt entries write the counts, with interrupts off, on the only CPU.
+/// Counts an interrupt on `vector` on this CPU (the dispatcher, for the interrupts it handles). A load
+/// and a store, not a locked add: only this CPU's interrupt entries write its counts, with interrupts off.
 pub fn count_interrupt(vector: u8) {
-    let count = &COUNTS[vector as usize];
+    let count = &percpu::current().counts[vector as usize];
     count.store(count.load(Ordering::Relaxed) + 1, Ordering::Release);
 }
 
-/// Interrupts delivered on `vector` since boot.
+/// Interrupts delivered on `vector` since boot, on every CPU.
 pub fn interrupts(vector: u8) -> u64 {
-    COUNTS[vector as usize].load(Ordering::Acquire)
+    percpu::blocks().map(|b| b.counts[vector as usize].load(Ordering::Acquire)).sum()
+}
+
+/// Interrupts delivered on `vector` on CPU `cpu` since boot (0 for a CPU without a block).
+pub fn interrupts_on(cpu: usize, vector: u8) -> u64 {
+    percpu::block(cpu).map_or(0, |b| b.counts[vector as usize].load(Ordering::Acquire))
 }
 
 /// What the stub and the CPU pushed. 15 saved registers + vector + error code + the CPU's frame
@@ -321,10 +352,12 @@ const _: () = assert!(core::mem::size_of::<Gate>() == 16);
 #[repr(C, align(16))]
 struct Idt([Gate; 256]);
 
-/// The IDT. Built once by [`load`]; afterwards only [`set_gate`] changes a gate (the dispatch benchmark's
-/// instrumented stubs), with interrupts off.
+/// The IDT, shared by every CPU. Built once by [`load`] (before any CPU loads it); afterwards only
+/// [`set_gate`] changes a gate (the dispatch benchmark's instrumented stubs), with one atomic store of
+/// the gate's first eight bytes, so a CPU taking the vector meanwhile reads the old gate or the new one.
 struct IdtCell(core::cell::UnsafeCell<Idt>);
-// SAFETY: written by `load` before `lidt` and by `set_gate`, both with interrupts off on the only CPU.
+// SAFETY: written by `load` before `lidt` (interrupts off, before any application processor runs), and
+// by `set_gate` with an atomic store of the one 8-byte word that changes.
 unsafe impl Sync for IdtCell {}
 
 static IDT: IdtCell = IdtCell(core::cell::UnsafeCell::new(Idt([Gate::EMPTY; 256])));
@@ -356,10 +389,15 @@ pub fn stub_address(vector: u8) -> u64 {
     base + vector as u64 * 16
 }
 
-/// Builds the IDT with a stub for every vector and loads it.
+/// Builds the IDT with a stub for every vector and loads it (the first call, on the boot processor, also
+/// points its GS base at per-CPU block 0); later calls (application processors) load the same table.
 pub fn load() {
     super::cpu::without_interrupts(|| {
         if LOADED.swap(1, Ordering::AcqRel) == 0 {
+            // The first load is the boot processor's, at boot (or after a restart in place, which zeroes
+            // LOADED): its GS base must point at per-CPU block 0 before any interrupt can reach the entry.
+            // Application processors load the built table and get their GS base from `percpu::enter`.
+            percpu::boot();
             // SAFETY: interrupts are off and the table is not loaded yet, so nothing else reads or writes it.
             let idt = unsafe { &mut *IDT.0.get() };
             for (vector, gate) in idt.0.iter_mut().enumerate() {
@@ -384,10 +422,21 @@ pub fn load() {
 /// touches, ends the interrupt as the vector needs, and returns with `iretq`.
 pub unsafe fn set_gate(vector: u8, handler: u64) {
     assert!(vector >= 32, "exception gates are never replaced");
+    let gate = Gate::interrupt(handler, 0);
+    // Every stub lies in the image, below 4 GiB: only the gate's first eight bytes (offset 15:0, selector,
+    // IST, type, offset 31:16) differ between two stubs, and they change in one aligned 8-byte store.
+    assert!(handler >> 32 == stub_address(vector) >> 32, "interrupt entries lie in the image, below 4 GiB");
+    // SAFETY: Gate is repr(C), 16 bytes, so its first 8 bytes are a plain u64 (read out of a local).
+    let low = unsafe { core::ptr::read_unaligned(&gate as *const Gate as *const u64) };
     super::cpu::without_interrupts(|| {
-        // SAFETY: interrupts are off on the only CPU, so no delivery reads the gate while it changes; the
+        // SAFETY: the IDT is 16-byte aligned and each gate 16 bytes, so its first 8 bytes are an aligned
+        // u64 that only this function writes after `load`, always atomically; a CPU delivering the vector
+        // meanwhile reads the whole old gate or the whole new one (the other 8 bytes are the same). The
         // caller vouches for `handler`.
-        unsafe { core::ptr::write_volatile(&mut (*IDT.0.get()).0[vector as usize], Gate::interrupt(handler, 0)) };
+        unsafe {
+            let word = core::ptr::addr_of_mut!((*IDT.0.get()).0[vector as usize]) as *mut u64;
+            core::sync::atomic::AtomicU64::from_ptr(word).store(low, Ordering::Release);
+        }
     });
 }
 

@@ -34,6 +34,8 @@ pub mod mmio;
 #[allow(unsafe_code)]
 pub mod paging;
 #[allow(unsafe_code)]
+pub mod percpu;
+#[allow(unsafe_code)]
 pub mod pio;
 #[allow(unsafe_code)]
 pub mod pic;

@@ -1,4 +1,5 @@
-//! The vector allocator. Vectors are RAII handles: dropping a [`VectorBlock`] frees it.
+//! The vector allocator. Vectors are RAII handles: dropping a [`VectorBlock`] frees it. Each CPU has its
+//! own vector space ([`CpuVectors`]); the functions without `_on` allocate and count on CPU 0.
 //!
 //! Reserved, and why:
 //! - 0x00-0x1F: CPU exceptions (SDM Vol. 3A 7.2);
@@ -49,6 +50,18 @@ pub enum VectorError {
     },
     /// Count 0, not a power of two, or above 32 (MSI's maximum block).
     BadCount(u16),
+    /// The CPU has no vector space: its index is past the CPUs the firmware keeps blocks for.
+    NoSuchCpu {
+        /// The CPU asked for.
+        cpu: usize,
+        /// CPUs with a vector space (arch::percpu::len).
+        cpus: usize,
+    },
+    /// The heap had no room for the vector map of a CPU.
+    NoMemory {
+        /// The CPU whose map could not be made.
+        cpu: usize,
+    },
 }
 
 impl core::fmt::Display for VectorError {
@@ -56,6 +69,8 @@ impl core::fmt::Display for VectorError {
         match self {
             Self::Exhausted { requested } => write!(f, "no free block of {requested} vectors"),
             Self::BadCount(n) => write!(f, "bad vector count {n}"),
+            Self::NoSuchCpu { cpu, cpus } => write!(f, "no vector space for CPU {cpu} ({cpus} CPUs have one)"),
+            Self::NoMemory { cpu } => write!(f, "no heap left for the vector map of CPU {cpu}"),
         }
     }
 }
@@ -134,6 +149,62 @@ impl VectorMap {
         let (first, last) = pool.range();
         (first..=last).filter(|&v| !self.is_used(v)).count()
     }
+
+    /// Device vectors allocated, in ascending order.
+    pub fn allocated(&self) -> alloc::vec::Vec<u8> {
+        (FIRST_DEVICE_VECTOR..=LAST_DEVICE_VECTOR).filter(|&v| self.is_used(v as usize)).collect()
+    }
+}
+
+/// One [`VectorMap`] per CPU: the pure part of the per-CPU allocator. Each CPU has its own 256 vectors
+/// (SDM Vol. 3A 11.5: a vector names an entry of the receiving CPU's IDT and IRR), so vector 0x40 on CPU 1
+/// and 0x40 on CPU 2 are two different resources. A CPU's map is made the first time it is used; CPUs
+/// never used have every device vector free.
+#[derive(Debug, Clone, Default)]
+pub struct CpuVectors {
+    maps: alloc::vec::Vec<VectorMap>,
+}
+
+impl CpuVectors {
+    /// Every CPU's device vectors free.
+    pub const fn new() -> Self {
+        CpuVectors { maps: alloc::vec::Vec::new() }
+    }
+
+    /// The map of `cpu`, one of `cpus`, made if it is the first use.
+    fn map_mut(&mut self, cpu: usize, cpus: usize) -> Result<&mut VectorMap, VectorError> {
+        if cpu >= cpus {
+            return Err(VectorError::NoSuchCpu { cpu, cpus });
+        }
+        if self.maps.len() <= cpu {
+            let more = cpu + 1 - self.maps.len();
+            self.maps.try_reserve(more).map_err(|_| VectorError::NoMemory { cpu })?;
+            self.maps.resize(cpu + 1, VectorMap::new());
+        }
+        Ok(&mut self.maps[cpu])
+    }
+
+    /// Allocates `count` vectors (power of two, 1-32, aligned) from `pool` on `cpu`, one of `cpus`.
+    pub fn alloc_on(&mut self, cpu: usize, cpus: usize, pool: Pool, count: u16) -> Result<u8, VectorError> {
+        self.map_mut(cpu, cpus)?.alloc_in(pool, count)
+    }
+
+    /// Frees `count` vectors from `base` on `cpu` (nothing for a CPU never used).
+    pub fn free_on(&mut self, cpu: usize, base: u8, count: u16) {
+        if let Some(m) = self.maps.get_mut(cpu) {
+            m.free(base, count);
+        }
+    }
+
+    /// Free vectors in `pool` on `cpu` (the whole pool for a CPU never used).
+    pub fn free_in(&self, cpu: usize, pool: Pool) -> usize {
+        self.maps.get(cpu).map_or_else(|| VectorMap::new().free_in(pool), |m| m.free_in(pool))
+    }
+
+    /// Device vectors allocated on `cpu`, ascending.
+    pub fn allocated_on(&self, cpu: usize) -> alloc::vec::Vec<u8> {
+        self.maps.get(cpu).map_or_else(alloc::vec::Vec::new, VectorMap::allocated)
+    }
 }
 
 impl Default for VectorMap {
@@ -142,26 +213,34 @@ impl Default for VectorMap {
     }
 }
 
-static VECTORS: Mutex<VectorMap> = Mutex::new(VectorMap::new());
+static VECTORS: Mutex<CpuVectors> = Mutex::new(CpuVectors::new());
 
-/// An allocated block of vectors, freed on drop.
+/// An allocated block of vectors on one CPU, freed on drop.
 #[derive(Debug)]
 pub struct VectorBlock {
     base: u8,
     count: u16,
+    cpu: usize,
 }
 
 impl VectorBlock {
-    /// Allocates message vectors from the global map.
+    /// Allocates message vectors on CPU 0.
     pub fn alloc(count: u16) -> Result<VectorBlock, VectorError> {
-        Self::alloc_in(Pool::Message, count)
+        Self::alloc_on(0, Pool::Message, count)
     }
 
-    /// Allocates from `pool` of the global map.
+    /// Allocates from `pool` on CPU 0.
     pub fn alloc_in(pool: Pool, count: u16) -> Result<VectorBlock, VectorError> {
-        let base = crate::arch::cpu::without_interrupts(|| VECTORS.lock().alloc_in(pool, count))?;
-        (0..count).for_each(|i| crate::irq::dispatch::set_owned(base + i as u8, true));
-        Ok(VectorBlock { base, count })
+        Self::alloc_on(0, pool, count)
+    }
+
+    /// Allocates `count` vectors from `pool` on CPU `cpu` (one of the CPUs arch::percpu keeps a block for),
+    /// and marks them owned there for the dispatcher.
+    pub fn alloc_on(cpu: usize, pool: Pool, count: u16) -> Result<VectorBlock, VectorError> {
+        let cpus = crate::arch::percpu::len();
+        let base = crate::arch::cpu::without_interrupts(|| VECTORS.lock().alloc_on(cpu, cpus, pool, count))?;
+        (0..count).for_each(|i| crate::irq::dispatch::set_owned_on(cpu, base + i as u8, true));
+        Ok(VectorBlock { base, count, cpu })
     }
 
     /// First vector.
@@ -172,6 +251,11 @@ impl VectorBlock {
     /// Number of vectors.
     pub fn count(&self) -> u16 {
         self.count
+    }
+
+    /// The CPU whose vectors these are.
+    pub fn cpu(&self) -> usize {
+        self.cpu
     }
 
     /// Vector `i` of the block.
@@ -187,19 +271,29 @@ impl VectorBlock {
 
 impl Drop for VectorBlock {
     fn drop(&mut self) {
-        self.iter().for_each(|v| crate::irq::dispatch::set_owned(v, false));
-        crate::arch::cpu::without_interrupts(|| VECTORS.lock().free(self.base, self.count));
+        self.iter().for_each(|v| crate::irq::dispatch::set_owned_on(self.cpu, v, false));
+        crate::arch::cpu::without_interrupts(|| VECTORS.lock().free_on(self.cpu, self.base, self.count));
     }
 }
 
-/// Free device vectors in the global map.
+/// Free device vectors on CPU 0.
 pub fn free_count() -> usize {
-    crate::arch::cpu::without_interrupts(|| VECTORS.lock().free_count())
+    free_on(0, Pool::Message) + free_on(0, Pool::Intx)
 }
 
-/// Free vectors in `pool` of the global map.
+/// Free vectors in `pool` on CPU 0.
 pub fn free_in(pool: Pool) -> usize {
-    crate::arch::cpu::without_interrupts(|| VECTORS.lock().free_in(pool))
+    free_on(0, pool)
+}
+
+/// Free vectors in `pool` on CPU `cpu`.
+pub fn free_on(cpu: usize, pool: Pool) -> usize {
+    crate::arch::cpu::without_interrupts(|| VECTORS.lock().free_in(cpu, pool))
+}
+
+/// Device vectors held on CPU `cpu`, ascending (for the offline leak check).
+pub fn allocated_on(cpu: usize) -> alloc::vec::Vec<u8> {
+    crate::arch::cpu::without_interrupts(|| VECTORS.lock().allocated_on(cpu))
 }
 
 #[cfg(test)]
@@ -256,5 +350,48 @@ mod tests {
         }
         assert_eq!(m.alloc(32), Err(VectorError::Exhausted { requested: 32 }));
         assert!(m.alloc(16).is_ok());
+    }
+
+    #[test]
+    fn each_cpu_has_its_own_vectors() {
+        let mut c = CpuVectors::new();
+        // The same vector on two CPUs is two resources.
+        assert_eq!(c.alloc_on(0, 4, Pool::Message, 1), Ok(0x30));
+        assert_eq!(c.alloc_on(3, 4, Pool::Message, 1), Ok(0x30));
+        assert_eq!(c.alloc_on(3, 4, Pool::Message, 4), Ok(0x34));
+        assert_eq!(c.allocated_on(0), [0x30]);
+        assert_eq!(c.allocated_on(3), [0x30, 0x34, 0x35, 0x36, 0x37]);
+        // CPUs in between, never used, have everything free.
+        assert!(c.allocated_on(1).is_empty());
+        assert_eq!(c.free_in(2, Pool::Message), 176);
+        assert_eq!(c.free_in(3, Pool::Message), 171);
+        // Freeing on one CPU leaves the other's alone.
+        c.free_on(3, 0x30, 1);
+        assert_eq!(c.allocated_on(0), [0x30]);
+        assert_eq!(c.allocated_on(3), [0x34, 0x35, 0x36, 0x37]);
+        c.free_on(3, 0x34, 4);
+        assert!(c.allocated_on(3).is_empty());
+        assert_eq!(c.free_in(3, Pool::Message), 176);
+    }
+
+    #[test]
+    fn a_cpu_past_the_known_ones_is_an_error() {
+        let mut c = CpuVectors::new();
+        assert_eq!(c.alloc_on(4, 4, Pool::Message, 1), Err(VectorError::NoSuchCpu { cpu: 4, cpus: 4 }));
+        assert_eq!(c.alloc_on(0, 0, Pool::Intx, 1), Err(VectorError::NoSuchCpu { cpu: 0, cpus: 0 }));
+        // No fixed cap: as many CPUs as there are blocks.
+        assert_eq!(c.alloc_on(999, 1000, Pool::Intx, 1), Ok(0xE0));
+        assert_eq!(c.allocated_on(999), [0xE0]);
+        c.free_on(5000, 0x30, 1); // a CPU never used: nothing to free, nothing breaks
+    }
+
+    #[test]
+    fn exhaustion_is_per_cpu() {
+        let mut c = CpuVectors::new();
+        while c.alloc_on(1, 2, Pool::Message, 1).is_ok() {}
+        assert_eq!(c.free_in(1, Pool::Message), 0);
+        assert_eq!(c.alloc_on(1, 2, Pool::Message, 1), Err(VectorError::Exhausted { requested: 1 }));
+        assert_eq!(c.alloc_on(0, 2, Pool::Message, 32), Ok(0x40));
+        assert_eq!(c.allocated_on(1).len(), 176);
     }
 }
