@@ -345,12 +345,15 @@ pub fn start_with_fallbacks(t: &Target<'_>, kind: DriverKind, mut mode: IrqMode,
     Started { mode, result, reason, problems }
 }
 
-/// How many of a device's sources can be aimed at CPUs of their own: every MSI-X entry; one for MSI (a
-/// function's vectors share one message address, PCIe r5.0 7.7.1.6, so one destination) and INTx (one
-/// redirection entry per line, shared by every function on it).
+/// How many of a device's sources can be aimed at CPUs of their own: every MSI-X entry; one for
+/// single-vector MSI and for INTx (one redirection entry per line, shared by every function on it);
+/// none for multiple-message MSI, whose vectors share one message address (PCIe r5.0 7.7.1.6) and move
+/// only together, which [`DeviceIrq::retarget`] does not do (nor Linux without interrupt remapping):
+/// such a function stays on the CPU it was set up on.
 pub fn spread_sources(mode: IrqMode, entries: usize) -> usize {
     match mode {
         IrqMode::Msix => entries,
+        IrqMode::Msi if entries > 1 => 0,
         IrqMode::Msi | IrqMode::Intx => entries.min(1),
         IrqMode::None => 0,
     }

@@ -55,6 +55,8 @@ struct Track {
     home: Vec<usize>,
     /// Interrupts verified per online CPU (in [`Cpus::online`] order).
     tally: Vec<u64>,
+    /// Its sources can be moved one by one ([`spread_sources`]).
+    movable: bool,
     /// Set once the device has failed (or was skipped); it is then left alone.
     verdict: Option<Verdict>,
 }
@@ -135,6 +137,7 @@ fn begin<C: ConfigRegion>(targets: &[Target<'_, '_, C>]) -> (Cpus, heapless::Vec
                 elsewhere: Vec::new(),
                 home,
                 tally: alloc::vec![0; cpus.online.len()],
+                movable: spread_sources(irq.mode(), irq.vectors().len()) > 0,
                 verdict,
             }
         })
@@ -347,7 +350,11 @@ fn pass_verdict(t: &Track, cpus: &Cpus, rounds: u32, moved_over: usize, elapsed:
             format_args!("{} interrupts on {n} vector(s), each exactly as triggered, in {elapsed} us", n as u64 * rounds as u64),
         );
     }
-    let tour = if moved_over > 1 { " (then each source moved to every other CPU and triggered once there)" } else { "" };
+    let tour = match (moved_over > 1, t.movable) {
+        (true, true) => " (then each source moved to every other CPU and triggered once there)",
+        (true, false) => " (not moved to the other CPUs: multiple-message MSI moves only as a whole)",
+        _ => "",
+    };
     Verdict::new(
         Outcome::Pass,
         format_args!(
