@@ -172,17 +172,31 @@ impl Landing {
     }
 }
 
-/// Fixed delivery: every CPU in `named` got exactly one interrupt, every other none. The CPUs that did
-/// not: (CPU, got, wanted).
-pub fn judge_fixed(named: &[usize], landing: &Landing) -> Vec<(usize, u64, u64)> {
+/// Fixed delivery of `shots` messages (their landings summed): every CPU in `named` got exactly `shots`
+/// interrupts, every other none. The CPUs that did not: (CPU, got, wanted).
+pub fn judge_fixed(named: &[usize], landing: &Landing, shots: u64) -> Vec<(usize, u64, u64)> {
     landing
         .per_cpu
         .iter()
         .filter_map(|&(c, got)| {
-            let want = named.contains(&c) as u64;
+            let want = if named.contains(&c) { shots } else { 0 };
             (got != want).then_some((c, got, want))
         })
         .collect()
+}
+
+/// The landings of several messages, summed per CPU.
+fn sum(landings: &[Landing]) -> Landing {
+    let mut total = Landing { per_cpu: Vec::new() };
+    for l in landings {
+        for &(c, n) in &l.per_cpu {
+            match total.per_cpu.iter_mut().find(|(x, _)| *x == c) {
+                Some(e) => e.1 += n,
+                None => total.per_cpu.push((c, n)),
+            }
+        }
+    }
+    total
 }
 
 /// Lowest priority: where one message went.
@@ -284,10 +298,14 @@ fn shot(src: &mut dyn InterruptSource, a_irq: &mut crate::modes::DeviceIrq<'stat
     Ok(Landing { per_cpu: delta(&before) })
 }
 
-/// `CPU 3 got 0 (1 expected)` for each mismatch.
+/// `to 0x8: CPU 3 got 0 of 2` (each mismatch of one destination).
 fn describe_fixed(out: &mut String, what: &str, mismatches: &[(usize, u64, u64)]) {
+    if mismatches.is_empty() {
+        return;
+    }
+    let _ = write!(out, "{}to {what}:", if out.is_empty() { "" } else { "; " });
     for &(c, got, want) in mismatches {
-        let _ = write!(out, "{}{what}: CPU {c} got {got} ({want} expected)", if out.is_empty() { "" } else { "; " });
+        let _ = write!(out, " CPU {c} got {got} of {want}");
     }
 }
 
@@ -378,10 +396,13 @@ fn aim_and_count(a: &mut Active, check: Check, mode: Mode, aimed: &[CpuId], all:
         Check::Physical => {
             for c in aimed {
                 set(a, Destination::Physical(c.apic_id), Delivery::Fixed)?;
+                let mut ls = Vec::new();
                 for _ in 0..SHOTS {
-                    let l = fire(a, all, vector, 1)?;
-                    describe_fixed(&mut bad, "physical", &judge_fixed(&[c.index], &l));
+                    ls.push(fire(a, all, vector, 1)?);
                 }
+                let mut what = String::new();
+                let _ = write!(what, "APIC ID {}", c.apic_id);
+                describe_fixed(&mut bad, &what, &judge_fixed(&[c.index], &sum(&ls), SHOTS as u64));
             }
             let _ = write!(text, "{SHOTS} messages to each of {} CPUs by APIC ID (fixed)", aimed.len());
         }
@@ -391,21 +412,23 @@ fn aim_and_count(a: &mut Active, check: Check, mode: Mode, aimed: &[CpuId], all:
                 let bit = c.logical.unwrap_or(0);
                 union |= bit;
                 set(a, logical(bit), Delivery::Fixed)?;
+                let mut ls = Vec::new();
                 for _ in 0..SHOTS {
-                    let l = fire(a, all, vector, 1)?;
-                    let mut what = String::new();
-                    let _ = write!(what, "logical {bit:#x} (APIC ID {})", c.apic_id);
-                    describe_fixed(&mut bad, &what, &judge_fixed(&[c.index], &l));
+                    ls.push(fire(a, all, vector, 1)?);
                 }
+                let mut what = String::new();
+                let _ = write!(what, "{bit:#x}");
+                describe_fixed(&mut bad, &what, &judge_fixed(&[c.index], &sum(&ls), SHOTS as u64));
             }
             let named: Vec<usize> = aimed.iter().map(|c| c.index).collect();
             set(a, logical(union), Delivery::Fixed)?;
+            let mut ls = Vec::new();
             for _ in 0..SHOTS {
-                let l = fire(a, all, vector, named.len() as u64)?;
-                let mut what = String::new();
-                let _ = write!(what, "all at once ({union:#x})");
-                describe_fixed(&mut bad, &what, &judge_fixed(&named, &l));
+                ls.push(fire(a, all, vector, named.len() as u64)?);
             }
+            let mut what = String::new();
+            let _ = write!(what, "{union:#x}");
+            describe_fixed(&mut bad, &what, &judge_fixed(&named, &sum(&ls), SHOTS as u64));
             let _ = write!(text, "{SHOTS} messages to each of {} CPUs by its logical bit, then {SHOTS} to all of them ({union:#x}), fixed", aimed.len());
         }
         Check::LowestPriority => return lowest(a, aimed, all, vector, &logical),
@@ -474,21 +497,19 @@ fn lowest(a: &mut Active, aimed: &[CpuId], all: &[usize], vector: u8, logical: &
             match judge_lowest(&[c], &after) {
                 Lowest::Once(_) => {}
                 Lowest::Lost => {
-                    let _ = write!(arbitration, "{}CPU {c} alone at priority 0: arrived nowhere", if arbitration.is_empty() { "" } else { "; " });
+                    let _ = write!(arbitration, " {c}->none");
                 }
                 Lowest::Wrong(got) => {
-                    let _ = write!(
-                        arbitration,
-                        "{}CPU {c} alone at priority 0: went to {} instead",
-                        if arbitration.is_empty() { "" } else { "; " },
-                        Cpus(&got)
-                    );
+                    let _ = write!(arbitration, " {c}->");
+                    for (k, (x, n)) in got.iter().enumerate() {
+                        let _ = write!(arbitration, "{}{x}{}", if k == 0 { "" } else { "," }, if *n > 1 { alloc::format!("x{n}") } else { String::new() });
+                    }
                 }
             }
         }
     }
     let mut text = String::new();
-    let _ = write!(text, "lowest priority to {} CPU(s) ({bits:#x}); ties (all at TPR 0, platform-defined choice): {ties} messages, per CPU", aimed.len());
+    let _ = write!(text, "lowest priority to {bits:#x}; ties (all TPR 0, the choice is the platform's): {ties} messages, per CPU");
     for (c, n) in &hist {
         let _ = write!(text, " {c}:{n}");
     }
@@ -497,7 +518,7 @@ fn lowest(a: &mut Active, aimed: &[CpuId], all: &[usize], vector: u8, logical: &
         if arbitration.is_empty() {
             let _ = write!(text, "each time the one CPU at priority 0 took it");
         } else {
-            let _ = write!(text, "{arbitration}");
+            let _ = write!(text, "CPU alone at priority 0->where it went:{arbitration}");
         }
     } else {
         let _ = write!(text, "; arbitration not checked (one CPU)");
@@ -529,18 +550,6 @@ fn tpr(cpu: usize, value: u8) -> Result<(), String> {
     smp::call_on(cpu, &move || lapic::set_task_priority(value), CALL_TIMEOUT_US).map_err(|e| alloc::format!("setting CPU {cpu}'s TPR to {value:#x}: {e:?}"))
 }
 
-/// `CPU 0 (1)` for each (CPU, interrupts).
-struct Cpus<'a>(&'a [(usize, u64)]);
-
-impl core::fmt::Display for Cpus<'_> {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        for (k, (c, n)) in self.0.iter().enumerate() {
-            write!(f, "{}CPU {c} ({n})", if k == 0 { "" } else { ", " })?;
-        }
-        Ok(())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -552,12 +561,15 @@ mod tests {
 
     #[test]
     fn fixed_needs_exactly_one_on_every_named_cpu_and_none_elsewhere() {
-        assert!(judge_fixed(&[1], &landing(&[(0, 0), (1, 1), (2, 0)])).is_empty());
-        assert!(judge_fixed(&[0, 1, 2], &landing(&[(0, 1), (1, 1), (2, 1)])).is_empty());
+        assert!(judge_fixed(&[1], &landing(&[(0, 0), (1, 1), (2, 0)]), 1).is_empty());
+        assert!(judge_fixed(&[0, 1, 2], &landing(&[(0, 1), (1, 1), (2, 1)]), 1).is_empty());
         // TCG's logical bug: the CPUs past the hole get nothing.
-        assert_eq!(judge_fixed(&[0, 1, 3], &landing(&[(0, 1), (1, 1), (3, 0)])), vec![(3, 0, 1)]);
+        assert_eq!(judge_fixed(&[0, 1, 3], &landing(&[(0, 1), (1, 1), (3, 0)]), 1), vec![(3, 0, 1)]);
         // A duplicate, and one on a CPU not named.
-        assert_eq!(judge_fixed(&[1], &landing(&[(0, 1), (1, 2)])), vec![(0, 1, 0), (1, 2, 1)]);
+        assert_eq!(judge_fixed(&[1], &landing(&[(0, 1), (1, 2)]), 1), vec![(0, 1, 0), (1, 2, 1)]);
+        // Two messages summed.
+        let two = sum(&[landing(&[(0, 0), (1, 1)]), landing(&[(0, 1), (1, 0)])]);
+        assert_eq!(judge_fixed(&[1], &two, 2), vec![(0, 1, 0), (1, 1, 2)]);
     }
 
     #[test]
