@@ -62,7 +62,7 @@ fn q35_four_cpus_tcg() {
     // TCG: lowest priority goes to the lowest APIC ID of the set whatever the TPRs (smp-ir.md 2.4).
     let lowest = scenario(&o, "dest-lowest-priority");
     assert_eq!(lowest.result, ScenarioResult::Xfail, "{why}");
-    assert!(lowest.detail.contains("went to CPU 0"), "{}{why}", lowest.detail);
+    assert!(lowest.detail.contains("per CPU 0:8 1:0 2:0 3:0") && lowest.detail.contains("1->0 2->0 3->0"), "{}{why}", lowest.detail);
     let soak = scenario(&o, "soak");
     assert!(soak.detail.starts_with("soak: 4000 interrupts, 0 lost, 0 duplicated"), "{}{why}", soak.detail);
     for cpu in 0..4 {
@@ -72,8 +72,9 @@ fn q35_four_cpus_tcg() {
 
 #[test]
 fn pc_six_cpus_with_apic_id_holes_tcg() {
-    // nvme and e1000e share PIRQ C/D's ISA IRQ 11 on pc in INTx; edu stays on MSI for the destinations.
-    let cfg = common::config(Machine::Pc).smp("6,sockets=2,cores=3").append(format!("{DESTINATIONS} irq.00:02.0=intx irq.00:03.0=intx"));
+    // On pc, nvme (00:03.0) and edu (00:04.0) share GSI 11 in INTx; e1000e stays on MSI-X for the
+    // destinations.
+    let cfg = common::config(Machine::Pc).smp("6,sockets=2,cores=3").append(format!("{DESTINATIONS} irq.00:03.0=intx irq.00:04.0=intx"));
     let o = common::boot(&cfg);
     let why = common::explain(&o);
     common::assert_passed(&o);
@@ -83,10 +84,14 @@ fn pc_six_cpus_with_apic_id_holes_tcg() {
     // TCG's logical bug: CPUs past the first hole in the APIC IDs are never a logical target.
     let flat = scenario(&o, "dest-logical-flat");
     assert_eq!(flat.result, ScenarioResult::Xfail, "{why}");
-    assert!(flat.detail.contains("CPU 3 got 0 (1 expected)"), "{}{why}", flat.detail);
-    let concurrent = scenario(&o, "intx-concurrent");
-    assert_eq!(concurrent.result, ScenarioResult::Pass, "{why}");
-    assert!(concurrent.detail.contains("both CPUs took it in 200 rounds"), "{}{why}", concurrent.detail);
+    assert!(flat.detail.contains("to 0x3f: CPU 3 got 0 of 2 CPU 4 got 0 of 2 CPU 5 got 0 of 2"), "{}{why}", flat.detail);
+    let concurrent: Vec<_> = o.report.scenarios.iter().filter(|s| s.name == "intx-concurrent").collect();
+    assert_eq!(concurrent.len(), 2, "the check and its control{why}");
+    for s in concurrent {
+        assert_eq!(s.result, ScenarioResult::Pass, "{s:?}{why}");
+        let want = if s.control { "both CPUs took it in 0 rounds; caught" } else { "claims [200, 200], both CPUs took it in 200 rounds" };
+        assert!(s.detail.contains(want), "{}{why}", s.detail);
+    }
 }
 
 #[test]
@@ -95,7 +100,14 @@ fn kvm_four_cpus_x2apic() {
         eprintln!("NOTICE: /dev/kvm is not usable here; the KVM SMP check did not run");
         return;
     }
-    let cfg = common::config(Machine::Q35).accel(Accel::Kvm).smp("4").qemu_arg("-cpu").qemu_arg("qemu64,+x2apic").append(format!("{DESTINATIONS} soak=2000"));
+    // About 3 minutes on this project's nested KVM under load (every COM1 byte and config access exits).
+    let cfg = common::config(Machine::Q35)
+        .accel(Accel::Kvm)
+        .timeout_secs(480)
+        .smp("4")
+        .qemu_arg("-cpu")
+        .qemu_arg("qemu64,+x2apic")
+        .append(format!("{DESTINATIONS} soak=200"));
     let o = common::boot(&cfg);
     let why = common::explain(&o);
     common::assert_passed(&o);
@@ -105,5 +117,10 @@ fn kvm_four_cpus_x2apic() {
     assert_eq!(scenario(&o, "dest-physical").result, ScenarioResult::Pass, "{why}");
     assert_eq!(scenario(&o, "dest-logical-flat").result, ScenarioResult::Skip, "x2APIC has no flat model{why}");
     assert_eq!(scenario(&o, "dest-logical-cluster").result, ScenarioResult::Pass, "{why}");
-    assert!(matches!(scenario(&o, "dest-lowest-priority").result, ScenarioResult::Pass | ScenarioResult::Xfail), "{why}");
+    // KVM's vector hashing: the (vector mod 4)-th CPU of the set takes every lowest-priority message,
+    // whatever the TPRs (smp-ir.md 2.4).
+    let lowest = scenario(&o, "dest-lowest-priority");
+    assert_eq!(lowest.result, ScenarioResult::Xfail, "{why}");
+    let soak = scenario(&o, "soak");
+    assert!(soak.detail.starts_with("soak: 200 interrupts, 0 lost, 0 duplicated"), "{}{why}", soak.detail);
 }

@@ -12,9 +12,11 @@
 //! until every sharer was claimed, acknowledges them at the device and re-arms them. Passes only when:
 //! every sharer was claimed exactly once per round (a claim lost to the race, or made twice by both CPUs,
 //! fails); both CPUs took the line's vector in every round (else the concurrency was not provoked, and
-//! the check says so as a failure); no delivery on the line went unclaimed beyond the re-delivery bound
-//! (the handler's own count); and nothing arrived on a CPU outside the two. Then the line is aimed back
-//! where the setup put it.
+//! the check says so as a failure); the deliveries the handler counted as unclaimed (beyond its
+//! re-delivery bound) are at most one per claim, the other CPU's copy of a claimed assertion (KVM's
+//! IOAPIC re-sends a level still high at each CPU's EOI: 35 of 400 claims under nested KVM; TCG none),
+//! so a line left asserting (a storm) fails; and nothing arrived on a CPU outside the two. Then the line
+//! is aimed back where the setup put it.
 //!
 //! Its negative control runs the same rounds with the line aimed at its one CPU, as the setup left it:
 //! the check must then find that the second CPU never took the line ("concurrency not provoked"), which
@@ -59,7 +61,8 @@ pub struct Measured {
     pub per_cpu: [u64; 2],
     /// Interrupts of the vector on online CPUs outside the pair.
     pub outside: u64,
-    /// Deliveries on the line no sharer claimed (beyond the re-delivery bound).
+    /// Deliveries on the line no sharer claimed (beyond the handler's re-delivery bound); up to one per
+    /// claim is the second CPU's copy of a claimed assertion.
     pub unclaimed: u64,
     /// Re-deliveries absorbed (the second CPU's delivery of a claimed level, mostly).
     pub redelivered: u64,
@@ -85,8 +88,12 @@ pub fn judge(m: &Measured) -> (Outcome, heapless::String<200>) {
     if m.both != m.rounds {
         add(format_args!("both CPUs took the line in only {} of {} rounds (concurrency not provoked)", m.both, m.rounds));
     }
-    if m.unclaimed > 0 {
-        add(format_args!("{} deliveries unclaimed", m.unclaimed));
+    // Each claimed assertion's message also reaches the other CPU, whose handler finds nothing left to
+    // claim: one unclaimed delivery per claim is the destination doing its job (the handler absorbs most
+    // as re-deliveries; KVM's IOAPIC also re-sends a level still high at each CPU's EOI). More is a storm.
+    let allowed: u64 = m.claims.iter().sum();
+    if m.unclaimed > allowed {
+        add(format_args!("{} deliveries unclaimed, more than the {allowed} claims' second deliveries", m.unclaimed));
     }
     if m.outside > 0 {
         add(format_args!("{} interrupts on CPUs outside the two", m.outside));
@@ -203,7 +210,7 @@ fn run(ctx: &mut Context<'_>) -> Ran {
     let mut v = Verdict::new(
         outcome,
         format_args!(
-            "GSI {gsi} (vector {:#x}) shared by {} functions, aimed at CPUs {a_cpu} and {b_cpu} at once ({dest:?}): {} rounds, claims {:?}, both CPUs took it in {} rounds, CPU {a_cpu} {} / CPU {b_cpu} {} interrupts, {} re-deliveries absorbed{}{}",
+            "GSI {gsi} (vector {:#x}) shared by {} functions, aimed at CPUs {a_cpu} and {b_cpu} at once ({dest:?}): {} rounds, claims {:?}, both CPUs took it in {} rounds, CPU {a_cpu} {} / CPU {b_cpu} {} interrupts, {} re-deliveries absorbed, {} unclaimed{}{}",
             home.vector,
             names.len(),
             m.rounds,
@@ -212,6 +219,7 @@ fn run(ctx: &mut Context<'_>) -> Ran {
             m.per_cpu[0],
             m.per_cpu[1],
             m.redelivered,
+            m.unclaimed,
             if why.is_empty() { "" } else { "; " },
             why
         ),
@@ -319,7 +327,8 @@ mod tests {
         let (o, why) = judge(&lost);
         assert_eq!(o, Outcome::Fail);
         assert!(why.starts_with("round 3: not every sharer") && why.contains("sharer 1: 3 claims for 4"), "{why}");
-        assert_eq!(judge(&Measured { unclaimed: 2, ..ok() }).0, Outcome::Fail);
+        assert_eq!(judge(&Measured { unclaimed: 20, ..ok() }).0, Outcome::Pass, "the second CPU's copy of each claim");
+        assert_eq!(judge(&Measured { unclaimed: 21, ..ok() }).0, Outcome::Fail);
         assert_eq!(judge(&Measured { outside: 1, ..ok() }).0, Outcome::Fail);
     }
 
