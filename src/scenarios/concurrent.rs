@@ -14,7 +14,7 @@
 //! fails); both CPUs took the line's vector in every round (else the concurrency was not provoked, and
 //! the check says so as a failure); the deliveries the handler counted as unclaimed (beyond its
 //! re-delivery bound) are at most one per claim, the other CPU's copy of a claimed assertion (KVM's
-//! IOAPIC re-sends a level still high at each CPU's EOI: 35 of 400 claims under nested KVM; TCG none),
+//! IOAPIC re-sends a level still high at each CPU's EOI: 27-35 of 400 claims under nested KVM; TCG none),
 //! so a line left asserting (a storm) fails; and nothing arrived on a CPU outside the two. Then the line
 //! is aimed back where the setup put it.
 //!
