@@ -53,7 +53,7 @@ fn every_device_on_every_cpu(o: &RunOutcome, n: usize) {
         assert_eq!(s.result, ScenarioResult::Pass, "{s:?}{why}");
         assert!(
             s.detail
-                .contains("on the CPU it was aimed at and on no other"),
+                .contains("each exactly as triggered, on its CPU only; then every source once on each other CPU"),
             "{}{why}",
             s.detail
         );

@@ -351,14 +351,14 @@ fn pass_verdict(t: &Track, cpus: &Cpus, rounds: u32, moved_over: usize, elapsed:
         );
     }
     let tour = match (moved_over > 1, t.movable) {
-        (true, true) => " (then each source moved to every other CPU and triggered once there)",
-        (true, false) => " (not moved to the other CPUs: multiple-message MSI moves only as a whole)",
+        (true, true) => "; then every source once on each other CPU",
+        (true, false) => "; not moved (multiple-message MSI moves only as a whole)",
         _ => "",
     };
     Verdict::new(
         Outcome::Pass,
         format_args!(
-            "{} interrupts on {n} vector(s), each exactly as triggered on the CPU it was aimed at and on no other{tour}; per CPU {}; in {elapsed} us",
+            "{} interrupts on {n} vector(s), each exactly as triggered, on its CPU only{tour}; per CPU {}; in {elapsed} us",
             n as u64 * rounds as u64,
             PerCpu { cpus, tally: &t.tally }
         ),

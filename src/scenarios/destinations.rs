@@ -365,9 +365,22 @@ impl core::fmt::Display for Unnamed<'_> {
         if self.0.is_empty() {
             return Ok(());
         }
-        f.write_str("; not covered (no logical ID an 8-bit MSI destination names, SDM 11.11.1):")?;
-        for c in self.0 {
-            write!(f, " CPU {}", c.index)?;
+        f.write_str("; not covered (no logical ID in an 8-bit MSI destination, SDM 11.11.1): CPUs")?;
+        // Runs of consecutive indices as `8-15`.
+        let mut k = 0;
+        while k < self.0.len() {
+            let first = self.0[k].index;
+            let mut last = first;
+            while k + 1 < self.0.len() && self.0[k + 1].index == last + 1 {
+                k += 1;
+                last += 1;
+            }
+            if first == last {
+                write!(f, " {first}")?;
+            } else {
+                write!(f, " {first}-{last}")?;
+            }
+            k += 1;
         }
         Ok(())
     }
@@ -580,6 +593,14 @@ mod tests {
         assert_eq!(judge_lowest(&[0, 1], &landing(&[(2, 1)])), Lowest::Wrong(vec![(2, 1)]), "outside the set");
         // The arbitration check names one CPU: TCG's "lowest APIC ID" choice lands elsewhere.
         assert_eq!(judge_lowest(&[2], &landing(&[(0, 1), (2, 0)])), Lowest::Wrong(vec![(0, 1)]));
+    }
+
+    #[test]
+    fn cpus_not_covered_are_listed_as_runs() {
+        let cpu = |index| CpuId { index, apic_id: index as u32, logical: None };
+        let list = [cpu(3), cpu(8), cpu(9), cpu(10), cpu(12)];
+        assert_eq!(alloc::format!("{}", Unnamed(&list)), "; not covered (no logical ID in an 8-bit MSI destination, SDM 11.11.1): CPUs 3 8-10 12");
+        assert_eq!(alloc::format!("{}", Unnamed(&[])), "");
     }
 
     #[test]
