@@ -32,7 +32,7 @@ pub use msifw_proto::names::SELECTABLE as SCENARIOS;
 use msifw_proto::names::Control;
 
 // Every scenario fits in `Options::scenarios` (each index is kept once).
-const _: () = assert!(SCENARIOS.len() <= 16);
+const _: () = assert!(SCENARIOS.len() <= 32);
 // The run keeps which of them gave a verdict in one u32.
 const _: () = assert!(SCENARIOS.len() <= 32);
 
@@ -64,7 +64,7 @@ pub struct Options {
     /// `selftest=`.
     pub selftest: Option<SelfTest>,
     /// `scenario=`: indexes into [`SCENARIOS`], each once (so it never fills: see the assertion below).
-    pub scenarios: Vec<u8, 16>,
+    pub scenarios: Vec<u8, 32>,
     /// `soak=N`: interrupts to drive across every live device (0 = no soak).
     pub soak: u64,
     /// `bench`: report access counts and phase times.

@@ -61,6 +61,16 @@ pub enum Scenario {
     DispatchBenchmark,
     /// Interrupts driven across every live device (`soak=N`).
     Soak,
+    /// A device's message aimed at each CPU by physical APIC ID arrives there exactly once, nowhere else.
+    DestPhysical,
+    /// Logical flat destinations (xAPIC): one CPU's bit, and every CPU's bits at once.
+    DestLogicalFlat,
+    /// Logical cluster destinations (x2APIC).
+    DestLogicalCluster,
+    /// Lowest-priority delivery to a set of CPUs.
+    DestLowestPriority,
+    /// Two CPUs taking interrupts of one shared INTx line at the same instant.
+    IntxConcurrent,
     /// An unclaimed INTx line is masked by the storm guard.
     IntxStorm,
     /// Hot removal while interrupts are live.
@@ -119,7 +129,7 @@ pub enum Control {
 
 impl Scenario {
     /// Every scenario, in declaration order.
-    pub const ALL: [Scenario; 36] = [
+    pub const ALL: [Scenario; 41] = [
         Scenario::Lapic,
         Scenario::Capacity,
         Scenario::PciRoots,
@@ -144,6 +154,11 @@ impl Scenario {
         Scenario::IntxHold,
         Scenario::DispatchBenchmark,
         Scenario::Soak,
+        Scenario::DestPhysical,
+        Scenario::DestLogicalFlat,
+        Scenario::DestLogicalCluster,
+        Scenario::DestLowestPriority,
+        Scenario::IntxConcurrent,
         Scenario::IntxStorm,
         Scenario::HotUnplug,
         Scenario::StuckCommand,
@@ -182,6 +197,11 @@ impl Scenario {
             Scenario::IntxHold => "intx-hold",
             Scenario::DispatchBenchmark => "dispatch-benchmark",
             Scenario::Soak => "soak",
+            Scenario::DestPhysical => "dest-physical",
+            Scenario::DestLogicalFlat => "dest-logical-flat",
+            Scenario::DestLogicalCluster => "dest-logical-cluster",
+            Scenario::DestLowestPriority => "dest-lowest-priority",
+            Scenario::IntxConcurrent => "intx-concurrent",
             Scenario::IntxStorm => "intx-storm",
             Scenario::HotUnplug => "hot-unplug",
             Scenario::StuckCommand => "stuck-command",
@@ -232,6 +252,11 @@ impl Scenario {
             | Scenario::WriteOrder => When::Always,
             Scenario::DispatchBenchmark | Scenario::Soak => When::Setting,
             Scenario::IntxStorm
+            | Scenario::DestPhysical
+            | Scenario::DestLogicalFlat
+            | Scenario::DestLogicalCluster
+            | Scenario::DestLowestPriority
+            | Scenario::IntxConcurrent
             | Scenario::StuckCommand
             | Scenario::ResetRestore
             | Scenario::Reenable
@@ -252,6 +277,7 @@ impl Scenario {
             Scenario::ResetRestore
             | Scenario::Reenable
             | Scenario::Incremental
+            | Scenario::IntxConcurrent
             | Scenario::RetargetMsix
             | Scenario::RetargetMsi
             | Scenario::RetargetIoapic
@@ -284,6 +310,11 @@ impl Scenario {
             Scenario::IntxHold => "each INTx device whose driver names its acknowledge write",
             Scenario::DispatchBenchmark | Scenario::Soak => "every live device",
             Scenario::IntxStorm => "an edu function",
+            Scenario::DestPhysical
+            | Scenario::DestLogicalFlat
+            | Scenario::DestLogicalCluster
+            | Scenario::DestLowestPriority => "a device driven with MSI-X or MSI, and every online CPU",
+            Scenario::IntxConcurrent => "two INTx functions sharing a line, and two online CPUs",
             Scenario::HotUnplug => "driven devices below a hot-plug port",
             Scenario::StuckCommand => "nvme driven with MSI or MSI-X",
             Scenario::ResetRestore => "devices driven with MSI-X that can be reset alone",
@@ -347,7 +378,12 @@ impl Selection {
 }
 
 /// The words `scenario=` accepts (besides `all`), in the order unanswered ones are reported.
-pub const SELECTABLE: [Selection; 14] = [
+pub const SELECTABLE: [Selection; 19] = [
+    Selection::of(Scenario::DestPhysical),
+    Selection::of(Scenario::DestLogicalFlat),
+    Selection::of(Scenario::DestLogicalCluster),
+    Selection::of(Scenario::DestLowestPriority),
+    Selection::of(Scenario::IntxConcurrent),
     Selection::of(Scenario::IntxStorm),
     Selection::of(Scenario::ResetRestore),
     Selection::of(Scenario::Reenable),
@@ -445,7 +481,7 @@ mod tests {
         for x in SELECTABLE.iter().filter(|x| x.control) {
             assert_eq!(x.name.strip_suffix("-control"), Some(x.scenario.name()));
         }
-        assert_eq!(selection("shutdown-control").map(|(i, _)| i), Some(5));
+        assert_eq!(selection("shutdown-control").map(|(i, _)| i), Some(10));
         assert_eq!(selection("all"), None);
     }
 
@@ -463,6 +499,11 @@ mod tests {
         assert_eq!(
             in_all,
             [
+                "dest-physical",
+                "dest-logical-flat",
+                "dest-logical-cluster",
+                "dest-lowest-priority",
+                "intx-concurrent",
                 "intx-storm",
                 "reset-restore",
                 "reenable",

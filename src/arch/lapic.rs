@@ -366,6 +366,20 @@ pub fn requested(vector: u8) -> bool {
     word & (1 << (vector % 32)) != 0
 }
 
+/// Sets this CPU's Task Priority Register (SDM 11.8.3.1): fixed interrupts whose priority class (vector
+/// bits 7:4) is at or below `tpr`'s bits 7:4 are held in the IRR; lowest-priority arbitration uses it
+/// (SDM 11.6.2.4). 0 accepts every vector.
+pub fn set_task_priority(tpr: u8) {
+    // SAFETY: the TPR only decides which pending fixed interrupts this CPU accepts; no IPI is sent and no
+    // delivery path is reconfigured.
+    unsafe { write(Reg::Tpr, tpr as u32) }
+}
+
+/// This CPU's Task Priority Register.
+pub fn task_priority() -> u8 {
+    read(Reg::Tpr) as u8
+}
+
 /// Retires every vector left in service by a previous owner of this CPU (a crashed kernel that never sent
 /// EOI): EOI until the In-Service Register is empty, at most 256 times (Linux's setup_local_APIC does the
 /// same). Returns how many were retired.

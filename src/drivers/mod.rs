@@ -3,7 +3,7 @@
 
 mod start;
 
-pub use start::{start_in_mode, start_with_fallbacks, Active, IrqRequest, SetupError, StartError, Started, Target};
+pub use start::{spread_sources, start_in_mode, start_with_fallbacks, Active, IrqRequest, SetupError, StartError, Started, Target};
 
 use crate::bus::pci::config::PlatformConfig;
 use crate::bus::pci::enumerate::Function;

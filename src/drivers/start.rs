@@ -1,6 +1,6 @@
 //! Starting a driver: enabling the function and the bridges above it, the interrupt request a driver's
-//! [`Driver::start`] asks its vectors from, Linux's fallbacks when a mode cannot be had, and the started
-//! device with its interrupts ([`Active`]).
+//! [`Driver::start`] asks its vectors from, Linux's fallbacks when a mode cannot be had, the spread of
+//! its interrupt sources over the online CPUs, and the started device with its interrupts ([`Active`]).
 
 use super::{Device, Driver, DriverError, DriverKind};
 use crate::bus::pci::bar::BarKind;
@@ -171,6 +171,17 @@ pub enum SetupError {
     Declined(&'static str),
     /// INTx cannot be routed on this platform ([`Routing::unavailable`], reported once for all functions).
     NoIntx,
+    /// The device was set up, but moving one of its sources to the CPU the spread gave it failed.
+    Spread {
+        /// The mode the device was set up in.
+        mode: IrqMode,
+        /// The source (MSI-X entry, MSI vector 0, INTx 0).
+        source: usize,
+        /// The CPU (index) it was to go to.
+        cpu: usize,
+        /// Why the move failed.
+        error: IrqError,
+    },
 }
 
 impl SetupError {
@@ -198,6 +209,7 @@ impl SetupError {
             SetupError::Driver(_, DriverError::NoDmaMemory)
                 | SetupError::Irq(_, IrqError::Vector(VectorError::Exhausted { .. }))
                 | SetupError::Irq(_, IrqError::Intx(crate::irq::intx::IntxError::Vector(VectorError::Exhausted { .. })))
+                | SetupError::Spread { error: IrqError::Vector(VectorError::Exhausted { .. }), .. }
         )
     }
 }
@@ -211,6 +223,9 @@ impl core::fmt::Display for SetupError {
             Self::Route(e) => write!(f, "INTx not routable: {e}"),
             Self::Declined(why) => write!(f, "{why}"),
             Self::NoIntx => write!(f, "INTx unavailable on this platform (see the intx-delivery skip)"),
+            Self::Spread { mode, source, cpu, error } => {
+                write!(f, "{} set up, but moving source {source} to CPU {cpu} (the spread over the online CPUs) failed: {error}", mode.name())
+            }
         }
     }
 }
@@ -323,5 +338,53 @@ pub fn start_with_fallbacks(t: &Target<'_>, kind: DriverKind, mut mode: IrqMode,
             other => break other,
         }
     };
+    let result = result.and_then(|mut active| match spread(t, &mut active) {
+        Ok(()) => Ok(active),
+        Err((source, cpu, error)) => Err(SetupError::Spread { mode: active.mode, source, cpu, error }),
+    });
     Started { mode, result, reason, problems }
+}
+
+/// How many of a device's sources can be aimed at CPUs of their own: every MSI-X entry; one for
+/// single-vector MSI and for INTx (one redirection entry per line, shared by every function on it);
+/// none for multiple-message MSI, whose vectors share one message address (PCIe r5.0 7.7.1.6) and move
+/// only together, which [`DeviceIrq::retarget`] does not do (nor Linux without interrupt remapping):
+/// such a function stays on the CPU it was set up on.
+pub fn spread_sources(mode: IrqMode, entries: usize) -> usize {
+    match mode {
+        IrqMode::Msix => entries,
+        IrqMode::Msi if entries > 1 => 0,
+        IrqMode::Msi | IrqMode::Intx => entries.min(1),
+        IrqMode::None => 0,
+    }
+}
+
+/// Which key the spread of a device's sources starts from: its function's place in the enumeration, so
+/// devices with one source land on different CPUs; for INTx the line (GSI), so functions sharing it
+/// agree on where it goes.
+fn spread_key(t: &Target<'_>, active: &Active) -> usize {
+    match active.irq.intx_route() {
+        Some(route) => route.gsi as usize,
+        None => t.pci.functions.iter().position(|f| f.bdf == t.function.bdf).unwrap_or(0),
+    }
+}
+
+/// Spreads the started device's sources over the online CPUs ([`policy::spread`]): each source the
+/// spread puts on another CPU than the one it was set up on is moved there the way Linux moves it for
+/// the mode ([`DeviceIrq::retarget`]). With one CPU nothing moves. Err: (source, CPU, why) of the first
+/// move that failed.
+fn spread(t: &Target<'_>, active: &mut Active) -> Result<(), (usize, usize, IrqError)> {
+    let online = crate::arch::smp::online();
+    if online.len() < 2 {
+        return Ok(());
+    }
+    let sources = spread_sources(active.mode, active.irq.vectors().len());
+    let cpus = policy::spread(spread_key(t, active), sources, &online);
+    for (i, &cpu) in cpus.iter().enumerate().take(sources) {
+        if active.irq.target(i).is_some_and(|now| now.cpu == cpu) {
+            continue;
+        }
+        active.irq.retarget(i, cpu).map_err(|e| (i, cpu, e))?;
+    }
+    Ok(())
 }

@@ -825,6 +825,12 @@ fn absorb_redelivery(sharers: &mut [Sharer]) -> bool {
     }
 }
 
+/// The handler of every INTx vector, for a caller that aims a line at more CPUs than its target (the
+/// destination-mode checks own the line's vector there and register this on it; see [`set_destination`]).
+pub fn handler() -> crate::irq::dispatch::Handler {
+    handle
+}
+
 /// The interrupt handler of every INTx vector (interrupt context, before EOI).
 fn handle(vector: u8) {
     let Some(cfg) = CONFIG.get() else { return };

@@ -1,16 +1,25 @@
-//! Delivery: every source of a device, triggered, reaches its own vector exactly once per trigger, and
-//! nothing else arrives on the device's vectors.
+//! Delivery: every source of a device, triggered, reaches its own vector exactly once per trigger on the
+//! CPU it is aimed at, arrives on no other CPU, and nothing else arrives on the device's vectors.
 //!
 //! Every device under check is driven in the same rounds, so they share the waiting: each round triggers
 //! every source of every device, waits until all of them have arrived, acknowledges them all; one settle
 //! window at the end covers every device. A device's interrupts reaching another device's vectors show
 //! in the exact counts, since all are live at once.
+//!
+//! With more than one CPU online, the counts are per CPU: a source's interrupts are counted on the CPU
+//! its message (or redirection entry) names ([`crate::modes::DeviceIrq::target`]), and the same vector
+//! on every other online CPU must stay where it was unless another source of the batch is aimed at that
+//! CPU and vector (whose own exact count then catches an extra). After the rounds in the placement the
+//! setup's spread gave ([`run_all`] only), every source is moved to each other online CPU in turn and
+//! triggered once there, so each device is seen interrupting on every CPU; then it is moved back.
 
 use super::{Outcome, Target, Verdict};
 use crate::bus::pci::ConfigRegion;
-use crate::drivers::InterruptSource;
+use crate::drivers::{spread_sources, InterruptSource};
+use crate::irq::dispatch;
 use crate::modes::{DeviceIrq, MAX_VECTORS};
 use crate::time;
+use alloc::vec::Vec;
 
 /// How long a triggered interrupt may take to arrive (TCG under load included). It only costs time when
 /// an interrupt is lost.
@@ -26,62 +35,168 @@ pub const SETTLE_US: u64 = 2_000;
 /// Devices driven together; larger sets run in batches of this many (bounds the stack).
 const BATCH: usize = 16;
 
+/// Where one entry of a device is aimed: (CPU index, vector).
+type Aim = (usize, u8);
+
 /// What is tracked per device under check.
 struct Track {
     /// Sources driven: the driver's, as far as the device has vectors for them.
     sources: usize,
-    /// Counts per entry before the first trigger.
+    /// Counts per entry before the first trigger of the current phase.
     before: [u64; MAX_VECTORS],
     /// When each source was last triggered, for its minimum interval.
     last: [Option<u64>; MAX_VECTORS],
+    /// Where each entry is aimed in the current phase.
+    aim: Vec<Aim>,
+    /// Per entry, per online CPU (in [`Cpus::online`] order): the count of the entry's vector on that
+    /// CPU before the phase.
+    elsewhere: Vec<Vec<u64>>,
+    /// Where each entry was aimed by the setup (restored after the rotation).
+    home: Vec<usize>,
+    /// Interrupts verified per online CPU (in [`Cpus::online`] order).
+    tally: Vec<u64>,
+    /// Its sources can be moved one by one ([`spread_sources`]).
+    movable: bool,
     /// Set once the device has failed (or was skipped); it is then left alone.
     verdict: Option<Verdict>,
 }
 
-/// Triggers each source `rounds` times, waits for its interrupt, acknowledges it; then checks the exact
-/// counts on every vector of the device.
-pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIrq<'_, C>, rounds: u32) -> Verdict {
-    let mut targets: [Target<'_, '_, C>; 1] = [(source, irq)];
-    let mut verdict = None;
-    run_all(&mut targets, rounds, |_, v| verdict = Some(v));
-    verdict.unwrap_or_else(|| Verdict::new(Outcome::Fail, format_args!("no verdict")))
+/// The online CPUs, by index.
+struct Cpus {
+    online: Vec<usize>,
 }
 
-/// [`run`] on every target at once, sharing the waits; `report(i, verdict)` for target `i`, in order.
-pub fn run_all<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], rounds: u32, mut report: impl FnMut(usize, Verdict)) {
-    for (b, batch) in targets.chunks_mut(BATCH).enumerate() {
-        run_batch(batch, rounds, |i, v| report(b * BATCH + i, v));
+impl Cpus {
+    fn now() -> Cpus {
+        let mut online = crate::arch::smp::online();
+        if online.is_empty() {
+            online.push(0);
+        }
+        Cpus { online }
+    }
+
+    fn position(&self, cpu: usize) -> Option<usize> {
+        self.online.iter().position(|&c| c == cpu)
     }
 }
 
-fn run_batch<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], rounds: u32, mut report: impl FnMut(usize, Verdict)) {
-    let mut tracks: heapless::Vec<Track, BATCH> = targets
+/// Where entry `i` of `irq` is aimed: its target, or CPU 0 and its vector when the mode records none.
+fn aim_of<C: ConfigRegion>(irq: &DeviceIrq<'_, C>, i: usize) -> Aim {
+    match irq.target(i) {
+        Some(t) => (t.cpu, t.vector),
+        None => (0, irq.vector(i).unwrap_or(0)),
+    }
+}
+
+/// Triggers each source `rounds` times, waits for its interrupt, acknowledges it; then checks the exact
+/// counts on every vector of the device, per CPU.
+pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIrq<'_, C>, rounds: u32) -> Verdict {
+    let mut targets: [Target<'_, '_, C>; 1] = [(source, irq)];
+    let (cpus, mut tracks) = begin(&targets);
+    let start = time::now_us();
+    phase(&mut targets, &mut tracks, &cpus, rounds);
+    let mut verdict = None;
+    finish(&mut tracks, &cpus, rounds, 1, time::now_us() - start, |_, v| verdict = Some(v));
+    verdict.unwrap_or_else(|| Verdict::new(Outcome::Fail, format_args!("no verdict")))
+}
+
+/// [`run`] on every target at once, sharing the waits, and then (with more than one CPU online) every
+/// source once on each other CPU; `report(i, verdict)` for target `i`, in order.
+pub fn run_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], rounds: u32, mut report: impl FnMut(usize, Verdict)) {
+    for (b, batch) in targets.chunks_mut(BATCH).enumerate() {
+        let (cpus, mut tracks) = begin(batch);
+        let start = time::now_us();
+        phase(batch, &mut tracks, &cpus, rounds);
+        let mut moved_over = 1;
+        if cpus.online.len() > 1 {
+            for k in 1..cpus.online.len() {
+                move_all(batch, &mut tracks, &cpus, |home| cpus.online[(cpus.position(home).unwrap_or(0) + k) % cpus.online.len()]);
+                phase(batch, &mut tracks, &cpus, 1);
+            }
+            move_all(batch, &mut tracks, &cpus, |home| home);
+            moved_over = cpus.online.len();
+        }
+        finish(&mut tracks, &cpus, rounds, moved_over, time::now_us() - start, |i, v| report(b * BATCH + i, v));
+    }
+}
+
+/// What is tracked for a batch, before anything is triggered.
+fn begin<C: ConfigRegion>(targets: &[Target<'_, '_, C>]) -> (Cpus, heapless::Vec<Track, BATCH>) {
+    let cpus = Cpus::now();
+    let tracks = targets
         .iter()
         .map(|(source, irq)| {
             let sources = source.sources().min(irq.vectors().len());
-            let mut before = [0; MAX_VECTORS];
-            for (i, b) in before.iter_mut().enumerate().take(irq.vectors().len()) {
-                *b = irq.count(i);
-            }
             let verdict = (sources == 0).then(|| Verdict::new(Outcome::Skip, format_args!("no interrupt source driven")));
-            Track { sources, before, last: [None; MAX_VECTORS], verdict }
+            let home = (0..irq.vectors().len()).map(|i| aim_of(irq, i).0).collect();
+            Track {
+                sources,
+                before: [0; MAX_VECTORS],
+                last: [None; MAX_VECTORS],
+                aim: Vec::new(),
+                elsewhere: Vec::new(),
+                home,
+                tally: alloc::vec![0; cpus.online.len()],
+                movable: spread_sources(irq.mode(), irq.vectors().len()) > 0,
+                verdict,
+            }
         })
         .collect();
-    let start = time::now_us();
+    (cpus, tracks)
+}
+
+/// Each device's verdict: its failure, or the pass with where its interrupts arrived.
+fn finish(tracks: &mut [Track], cpus: &Cpus, rounds: u32, moved_over: usize, elapsed: u64, mut report: impl FnMut(usize, Verdict)) {
+    for (d, t) in tracks.iter_mut().enumerate() {
+        let verdict = t.verdict.take().unwrap_or_else(|| pass_verdict(t, cpus, rounds, moved_over, elapsed));
+        report(d, verdict);
+    }
+}
+
+/// Moves every entry of every device still under check to the CPU `to(home)` names (home: where the
+/// setup aimed it), as far as the mode lets entries move alone ([`spread_sources`]).
+fn move_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, to: impl Fn(usize) -> usize) {
+    for ((_, irq), t) in targets.iter_mut().zip(tracks.iter_mut()).filter(|(_, t)| t.verdict.is_none()) {
+        let movable = spread_sources(irq.mode(), irq.vectors().len());
+        for i in 0..movable {
+            let cpu = to(t.home[i]);
+            if cpus.position(cpu).is_none() || aim_of(irq, i).0 == cpu {
+                continue;
+            }
+            if let Err(e) = irq.retarget(i, cpu) {
+                t.verdict = Some(Verdict::new(Outcome::Fail, format_args!("entry {i}: moving it to CPU {cpu} failed: {e}")));
+                break;
+            }
+        }
+    }
+}
+
+/// One phase: where every entry is aimed now, `rounds` triggers of each source, the settle window, and
+/// the exact counts per CPU.
+fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, rounds: u32) {
+    for ((_, irq), t) in targets.iter().zip(tracks.iter_mut()) {
+        let n = irq.vectors().len();
+        t.aim = (0..n).map(|i| aim_of(irq, i)).collect();
+        for i in 0..n {
+            t.before[i] = irq.count(i);
+        }
+        t.elsewhere = t.aim.iter().map(|&(_, v)| cpus.online.iter().map(|&c| dispatch::count_on(c, v)).collect()).collect();
+    }
     for round in 0..rounds {
-        trigger_round(targets, &mut tracks);
+        trigger_round(targets, tracks);
         let expected = |t: &Track, i: usize| t.before[i] + round as u64 + 1;
         time::wait_until(ARRIVAL_TIMEOUT_US, || {
             targets.iter().zip(tracks.iter()).filter(|(_, t)| t.verdict.is_none()).all(|((_, irq), t)| (0..t.sources).all(|i| irq.count(i) >= expected(t, i)))
         });
         for ((source, irq), t) in targets.iter_mut().zip(tracks.iter_mut()).filter(|(_, t)| t.verdict.is_none()) {
             if let Some(i) = (0..t.sources).find(|&i| irq.count(i) < expected(t, i)) {
-                let vector = irq.vectors()[i];
+                let (cpu, vector) = t.aim[i];
                 t.verdict = Some(Verdict::new(
                     Outcome::Fail,
                     format_args!(
-                        "source {i} (vector {vector:#x}): no interrupt within {} ms of the trigger (round {round})",
-                        ARRIVAL_TIMEOUT_US / 1000
+                        "source {i} (vector {vector:#x} on CPU {cpu}): no interrupt within {} ms of the trigger (round {round}){}",
+                        ARRIVAL_TIMEOUT_US / 1000,
+                        Landed { cpus, vector, aimed: cpu, before: &t.elsewhere[i] }
                     ),
                 ));
                 continue;
@@ -96,10 +211,19 @@ fn run_batch<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], rounds: u32, mu
         }
     }
     time::delay_us(SETTLE_US);
-    let elapsed = time::now_us() - start;
-    for (d, ((_, irq), t)) in targets.iter().zip(tracks.iter_mut()).enumerate() {
-        let verdict = t.verdict.take().unwrap_or_else(|| counts_verdict(irq, t, rounds, elapsed));
-        report(d, verdict);
+    // Every (CPU, vector) some entry of the batch is aimed at: an interrupt there is that entry's.
+    let aimed: Vec<Aim> = tracks.iter().flat_map(|t| t.aim.iter().copied()).collect();
+    for ((_, irq), t) in targets.iter().zip(tracks.iter_mut()).filter(|(_, t)| t.verdict.is_none()) {
+        match counts_check(irq, t, cpus, &aimed, rounds) {
+            None => {
+                for i in 0..t.sources {
+                    if let Some(p) = cpus.position(t.aim[i].0) {
+                        t.tally[p] += rounds as u64;
+                    }
+                }
+            }
+            failed => t.verdict = failed,
+        }
     }
 }
 
@@ -132,27 +256,168 @@ fn trigger_round<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mu
     }
 }
 
-/// The verdict from the exact counts: `rounds` on each driven entry, none on the others.
-fn counts_verdict<C: ConfigRegion>(irq: &DeviceIrq<'_, C>, t: &Track, rounds: u32, elapsed: u64) -> Verdict {
-    let n = t.sources;
-    let mut mismatches: heapless::String<200> = heapless::String::new();
-    for (i, &vector) in irq.vectors().iter().enumerate() {
-        let got = irq.count(i) - t.before[i];
-        let want = if i < n { rounds as u64 } else { 0 };
-        if got != want {
-            let sep = if mismatches.is_empty() { "" } else { "; " };
-            let _ = core::fmt::Write::write_fmt(
-                &mut mismatches,
-                format_args!("{sep}vector {vector:#x} (entry {i}): {got} interrupts, expected {want}"),
-            );
+/// Where a vector's interrupts went meanwhile, on the CPUs other than the one it was aimed at (for a
+/// lost interrupt's detail: it may have reached another CPU).
+struct Landed<'a> {
+    cpus: &'a Cpus,
+    vector: u8,
+    aimed: usize,
+    before: &'a [u64],
+}
+
+impl core::fmt::Display for Landed<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (p, &c) in self.cpus.online.iter().enumerate().filter(|&(_, &c)| c != self.aimed) {
+            let got = dispatch::count_on(c, self.vector).saturating_sub(self.before.get(p).copied().unwrap_or(0));
+            if got > 0 {
+                write!(f, "; {got} arrived on CPU {c} instead")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// One mismatch found by [`counts_check`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mismatch {
+    /// Entry `entry` (vector) got `got` interrupts on the CPU it was aimed at, `want` expected.
+    Count { entry: usize, vector: u8, cpu: usize, got: u64, want: u64 },
+    /// Entry `entry`'s vector got `got` interrupts on `cpu`, which it was not aimed at (aimed at `aimed`)
+    /// and which no other entry of the batch is aimed at with that vector.
+    Elsewhere { entry: usize, vector: u8, cpu: usize, aimed: usize, got: u64 },
+}
+
+impl core::fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match *self {
+            Mismatch::Count { entry, vector, cpu, got, want } => {
+                write!(f, "vector {vector:#x} (entry {entry}) on CPU {cpu}: {got} interrupts, expected {want}")
+            }
+            Mismatch::Elsewhere { entry, vector, cpu, aimed, got } => {
+                write!(f, "vector {vector:#x} (entry {entry}, aimed at CPU {aimed}): {got} interrupts on CPU {cpu}")
+            }
         }
     }
-    if !mismatches.is_empty() {
-        return Verdict::new(Outcome::Fail, format_args!("{mismatches}"));
+}
+
+/// The pure judgement of one device's phase: `got[i]` interrupts counted for entry `i` on the CPU it is
+/// aimed at (`aim[i]`), `want[i]` expected; `elsewhere[i][p]` interrupts of entry `i`'s vector on online
+/// CPU `online[p]` during the phase; `aimed`: every (CPU, vector) of the batch an entry is aimed at.
+pub fn judge(aim: &[Aim], got: &[u64], want: &[u64], online: &[usize], elsewhere: &[Vec<u64>], aimed: &[Aim]) -> Vec<Mismatch> {
+    let mut out = Vec::new();
+    for (i, &(cpu, vector)) in aim.iter().enumerate() {
+        let (g, w) = (got.get(i).copied().unwrap_or(0), want.get(i).copied().unwrap_or(0));
+        if g != w {
+            out.push(Mismatch::Count { entry: i, vector, cpu, got: g, want: w });
+        }
+        for (p, &c) in online.iter().enumerate() {
+            let n = elsewhere.get(i).and_then(|e| e.get(p)).copied().unwrap_or(0);
+            if c != cpu && n > 0 && !aimed.contains(&(c, vector)) {
+                out.push(Mismatch::Elsewhere { entry: i, vector, cpu: c, aimed: cpu, got: n });
+            }
+        }
     }
+    out
+}
+
+/// The exact counts of one device's phase: `rounds` on each driven entry on its CPU, none on the
+/// others, and nothing on the same vectors on other CPUs no entry is aimed at. The failure, if any.
+fn counts_check<C: ConfigRegion>(irq: &DeviceIrq<'_, C>, t: &Track, cpus: &Cpus, aimed: &[Aim], rounds: u32) -> Option<Verdict> {
+    let n = irq.vectors().len().min(t.aim.len());
+    let got: Vec<u64> = (0..n).map(|i| irq.count(i).saturating_sub(t.before[i])).collect();
+    let want: Vec<u64> = (0..n).map(|i| if i < t.sources { rounds as u64 } else { 0 }).collect();
+    let elsewhere: Vec<Vec<u64>> = (0..n)
+        .map(|i| cpus.online.iter().enumerate().map(|(p, &c)| dispatch::count_on(c, t.aim[i].1).saturating_sub(t.elsewhere[i][p])).collect())
+        .collect();
+    let found = judge(&t.aim[..n], &got, &want, &cpus.online, &elsewhere, aimed);
+    if found.is_empty() {
+        return None;
+    }
+    let mut text: heapless::String<220> = heapless::String::new();
+    for (k, m) in found.iter().enumerate() {
+        let _ = core::fmt::Write::write_fmt(&mut text, format_args!("{}{m}", if k == 0 { "" } else { "; " }));
+    }
+    Some(Verdict::new(Outcome::Fail, format_args!("{text}")))
+}
+
+/// The pass: the setup placement's count, where each arrived, and the tour of the other CPUs.
+fn pass_verdict(t: &Track, cpus: &Cpus, rounds: u32, moved_over: usize, elapsed: u64) -> Verdict {
+    let n = t.sources;
     crate::info!("delivery: {=usize} sources x {=u32} rounds in {=u64} us", n, rounds, elapsed);
+    if cpus.online.len() == 1 {
+        return Verdict::new(
+            Outcome::Pass,
+            format_args!("{} interrupts on {n} vector(s), each exactly as triggered, in {elapsed} us", n as u64 * rounds as u64),
+        );
+    }
+    let tour = match (moved_over > 1, t.movable) {
+        (true, true) => "; then every source once on each other CPU",
+        (true, false) => "; not moved (multiple-message MSI moves only as a whole)",
+        _ => "",
+    };
     Verdict::new(
         Outcome::Pass,
-        format_args!("{} interrupts on {n} vector(s), each exactly as triggered, in {elapsed} us", n as u64 * rounds as u64),
+        format_args!(
+            "{} interrupts on {n} vector(s), each exactly as triggered, on its CPU only{tour}; per CPU {}; in {elapsed} us",
+            n as u64 * rounds as u64,
+            PerCpu { cpus, tally: &t.tally }
+        ),
     )
+}
+
+/// `0:4 1:2 2:2 3:2`: interrupts per CPU index.
+struct PerCpu<'a> {
+    cpus: &'a Cpus,
+    tally: &'a [u64],
+}
+
+impl core::fmt::Display for PerCpu<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (k, (&c, &n)) in self.cpus.online.iter().zip(self.tally.iter()).enumerate() {
+            write!(f, "{}{c}:{n}", if k == 0 { "" } else { " " })?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use alloc::vec;
+
+    #[test]
+    fn exactly_once_on_the_aimed_cpu_passes() {
+        let aim = [(1, 0x30), (2, 0x30)];
+        let e = vec![vec![0, 2, 0], vec![0, 0, 2]];
+        assert!(judge(&aim, &[2, 2], &[2, 2], &[0, 1, 2], &e, &aim).is_empty(), "each vector's count on its own CPU is its own");
+    }
+
+    #[test]
+    fn an_interrupt_on_another_cpu_with_the_same_vector_is_caught() {
+        // Entry 0 aimed at CPU 1, vector 0x31; one interrupt landed on CPU 3's 0x31, which nobody is aimed at.
+        let aim = [(1, 0x31)];
+        let e = vec![vec![0, 2, 0, 1]];
+        let found = judge(&aim, &[2], &[2], &[0, 1, 2, 3], &e, &aim);
+        assert_eq!(found, vec![Mismatch::Elsewhere { entry: 0, vector: 0x31, cpu: 3, aimed: 1, got: 1 }]);
+        assert_eq!(alloc::format!("{}", found[0]), "vector 0x31 (entry 0, aimed at CPU 1): 1 interrupts on CPU 3");
+    }
+
+    #[test]
+    fn lost_and_duplicated_are_count_mismatches() {
+        let aim = [(0, 0x40), (0, 0x41)];
+        let e = vec![vec![1], vec![3]];
+        let found = judge(&aim, &[1, 3], &[2, 2], &[0], &e, &aim);
+        assert_eq!(
+            found,
+            vec![Mismatch::Count { entry: 0, vector: 0x40, cpu: 0, got: 1, want: 2 }, Mismatch::Count { entry: 1, vector: 0x41, cpu: 0, got: 3, want: 2 }]
+        );
+    }
+
+    #[test]
+    fn a_vector_another_entry_is_aimed_at_there_is_judged_by_that_entrys_count() {
+        // Entry 0 on (CPU 0, 0x30); another device's entry on (CPU 1, 0x30): CPU 1's count of 0x30 is its.
+        let aim = [(0, 0x30)];
+        let e = vec![vec![2, 2]];
+        assert!(judge(&aim, &[2], &[2], &[0, 1], &e, &[(0, 0x30), (1, 0x30)]).is_empty());
+    }
 }

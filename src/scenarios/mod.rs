@@ -3,9 +3,11 @@
 //! [`SCENARIOS`] lists every scenario with its body, in run order; each body is given one
 //! [`context::Context`]. Adding a scenario: README "Adding a scenario".
 
+pub mod concurrent;
 pub mod conformance;
 pub mod context;
 pub mod delivery;
+pub mod destinations;
 pub(crate) mod device_checks;
 pub(crate) mod hot_unplug;
 pub mod intx_hold;

@@ -1,11 +1,14 @@
 //! Soak: many interrupts across every live device in one boot, round-robin over their sources (each at
 //! most as often as the device's interrupt moderation allows), each waited for and acknowledged; then the
-//! exact count per vector. Lost = triggered but never delivered; duplicated = delivered more often than
-//! triggered.
+//! exact count per vector. Lost = triggered but never delivered on the CPU the source is aimed at;
+//! duplicated = delivered there more often than triggered; elsewhere = its vector arrived on another
+//! online CPU no source is aimed at with it. Every figure is also kept per CPU (the sources are spread
+//! over the online CPUs at setup), and the verdict lists them.
 
 use super::{delivery, Outcome, Verdict};
 use crate::bus::pci::ConfigRegion;
 use crate::modes::MAX_VECTORS;
+use crate::irq::dispatch;
 use crate::time;
 use super::context::{Context, Run};
 use crate::drivers::Active;
@@ -24,6 +27,21 @@ pub struct SoakResult {
     pub duplicated: u64,
     /// Wall time in microseconds.
     pub elapsed_us: u64,
+    /// Arrived on a CPU the source was not aimed at.
+    pub elsewhere: u64,
+}
+
+/// What a soak measured on one CPU: the interrupts aimed at it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuSoak {
+    /// The CPU's index.
+    pub cpu: usize,
+    /// Interrupts triggered on sources aimed at it.
+    pub triggered: u64,
+    /// Of them, never delivered on it.
+    pub lost: u64,
+    /// Delivered on it beyond what was triggered.
+    pub duplicated: u64,
 }
 
 impl SoakResult {
@@ -35,12 +53,26 @@ impl SoakResult {
 
 pub use super::Target;
 
-/// Drives `n` interrupts over `targets`.
-pub fn run<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], n: u64) -> (SoakResult, Verdict) {
+/// Drives `n` interrupts over `targets`. Returns the totals, the figures per online CPU, and the verdict.
+pub fn run<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], n: u64) -> (SoakResult, Vec<CpuSoak>, Verdict) {
+    let mut online = crate::arch::smp::online();
+    if online.is_empty() {
+        online.push(0);
+    }
+    let mut per_cpu: Vec<CpuSoak> = online.iter().map(|&cpu| CpuSoak { cpu, ..CpuSoak::default() }).collect();
+    let slot = |cpu: usize| online.iter().position(|&c| c == cpu);
     // One row per device, as many as are driven (the stack arrays held 64 and left the rest undriven).
     let rows = || alloc::vec![[0u64; MAX_VECTORS]; targets.len()];
     let (mut expected, mut base, mut last) = (rows(), rows(), rows());
+    // Where each entry is aimed (the soak moves nothing), and its vector's count on every online CPU.
+    let mut aim: Vec<Vec<(usize, u8)>> = Vec::new();
+    let mut elsewhere_base: Vec<Vec<Vec<u64>>> = Vec::new();
     for (d, (_, irq)) in targets.iter().enumerate() {
+        let a: Vec<(usize, u8)> = (0..irq.vectors().len())
+            .map(|s| irq.target(s).map_or((0, irq.vectors()[s]), |t| (t.cpu, t.vector)))
+            .collect();
+        elsewhere_base.push(a.iter().map(|&(_, v)| online.iter().map(|&c| dispatch::count_on(c, v)).collect()).collect());
+        aim.push(a);
         for (s, slot) in base[d].iter_mut().enumerate().take(irq.vectors().len()) {
             *slot = irq.count(s);
         }
@@ -59,17 +91,26 @@ pub fn run<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], n: u64) -> (SoakR
                 if expected[d][s] > 0 && now - last[d][s] < src.min_interval_us() {
                     continue;
                 }
+                let cpu = slot(aim[d][s].0);
                 let before = irq.count(s);
+                r.triggered += 1;
+                if let Some(p) = cpu {
+                    per_cpu[p].triggered += 1;
+                }
                 if src.trigger(s).is_err() {
                     r.lost += 1;
-                    r.triggered += 1;
+                    if let Some(p) = cpu {
+                        per_cpu[p].lost += 1;
+                    }
                     continue;
                 }
-                r.triggered += 1;
                 expected[d][s] += 1;
                 last[d][s] = now;
                 if !time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || irq.count(s) > before) {
                     r.lost += 1;
+                    if let Some(p) = cpu {
+                        per_cpu[p].lost += 1;
+                    }
                 }
                 let _ = src.acknowledge(s);
                 irq.rearm(s);
@@ -82,17 +123,64 @@ pub fn run<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], n: u64) -> (SoakR
     }
     time::delay_us(delivery::SETTLE_US);
     r.elapsed_us = time::now_us() - start;
+    let aimed: Vec<(usize, u8)> = aim.iter().flatten().copied().collect();
     for (d, (_, irq)) in targets.iter().enumerate() {
         for s in 0..irq.vectors().len() {
             let got = irq.count(s) - base[d][s];
-            r.duplicated += got.saturating_sub(expected[d][s]);
+            let dup = got.saturating_sub(expected[d][s]);
+            r.duplicated += dup;
+            if let Some(p) = slot(aim[d][s].0) {
+                per_cpu[p].duplicated += dup;
+            }
+            let (cpu, vector) = aim[d][s];
+            for (p, &c) in online.iter().enumerate() {
+                if c != cpu && !aimed.contains(&(c, vector)) {
+                    r.elsewhere += dispatch::count_on(c, vector).saturating_sub(elsewhere_base[d][s][p]);
+                }
+            }
         }
     }
     let verdict = Verdict::new(
-        if r.lost == 0 && r.duplicated == 0 { Outcome::Pass } else { Outcome::Fail },
-        format_args!("soak: {} interrupts, {} lost, {} duplicated, {} per second", r.triggered, r.lost, r.duplicated, r.rate()),
+        if r.lost == 0 && r.duplicated == 0 && r.elsewhere == 0 { Outcome::Pass } else { Outcome::Fail },
+        format_args!(
+            "soak: {} interrupts, {} lost, {} duplicated, {} per second{}{}",
+            r.triggered,
+            r.lost,
+            r.duplicated,
+            r.rate(),
+            Elsewhere(r.elsewhere),
+            PerCpu(&per_cpu)
+        ),
     );
-    (r, verdict)
+    (r, per_cpu, verdict)
+}
+
+/// `, N on CPUs they were not aimed at` when any.
+struct Elsewhere(u64);
+
+impl core::fmt::Display for Elsewhere {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0 > 0 {
+            write!(f, ", {} on CPUs they were not aimed at", self.0)?;
+        }
+        Ok(())
+    }
+}
+
+/// `; per CPU (triggered/lost/duplicated): 0: 250000/0/0, 1: ...` with more than one CPU.
+struct PerCpu<'a>(&'a [CpuSoak]);
+
+impl core::fmt::Display for PerCpu<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        if self.0.len() < 2 {
+            return Ok(());
+        }
+        f.write_str("; per CPU (triggered/lost/duplicated):")?;
+        for c in self.0 {
+            write!(f, " {}: {}/{}/{}", c.cpu, c.triggered, c.lost, c.duplicated)?;
+        }
+        Ok(())
+    }
 }
 
 /// `soak=N` ([`crate::scenarios::Stage::Live`]).
@@ -109,8 +197,11 @@ fn soak(run: &mut Run, active: &mut [Active], n: u64) {
     for a in active.iter_mut().filter(|a| a.mode != IrqMode::None) {
         targets.push((a.dev.source(), &mut a.irq));
     }
-    let (r, verdict) = self::run(&mut targets, n);
-    crate::println!("soak: {} interrupts, {} lost, {} duplicated, {} per second", r.triggered, r.lost, r.duplicated, r.rate());
+    let (r, per_cpu, verdict) = self::run(&mut targets, n);
+    crate::println!("soak: {} interrupts, {} lost, {} duplicated, {} per second, in {} us", r.triggered, r.lost, r.duplicated, r.rate(), r.elapsed_us);
+    for c in per_cpu.iter().filter(|_| per_cpu.len() > 1) {
+        crate::println!("soak: CPU {}: {} interrupts, {} lost, {} duplicated", c.cpu, c.triggered, c.lost, c.duplicated);
+    }
     run.scenario("soak", None, &verdict);
 }
 

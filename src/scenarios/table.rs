@@ -5,7 +5,7 @@
 use super::context::Context;
 use super::lifecycle::{crash_restart, incremental, reenable, reset_restore, shutdown};
 use super::retarget::{ioapic, msi, msix, offline};
-use super::{conformance, device_checks, hot_unplug, self_ipi, soak, storm, stuck, virtio, write_order, Outcome, Verdict};
+use super::{concurrent, conformance, destinations, device_checks, hot_unplug, self_ipi, soak, storm, stuck, virtio, write_order, Outcome, Verdict};
 use crate::cmdline;
 use msifw_proto::names::{Scenario as Name, When};
 
@@ -46,7 +46,7 @@ pub struct Scenario {
 const NOTHING: &str = "nothing on this platform for it to run on";
 
 /// Every scenario with a body, in run order.
-pub static SCENARIOS: [Scenario; 18] = [
+pub static SCENARIOS: [Scenario; 23] = [
     Scenario { name: Name::CrashRestart, also: &[], steps: &[(Stage::Quiet, crash_restart::stage_b_step), (Stage::SetUp, crash_restart::stage_a)], without: NOTHING },
     // After crash-restart's stage B, which quiets what its control left live.
     Scenario { name: Name::MsixConformance, also: &[Name::MsiConformance, Name::IntxConformance], steps: &[(Stage::Quiet, conformance::step)], without: NOTHING },
@@ -60,6 +60,16 @@ pub static SCENARIOS: [Scenario; 18] = [
         without: NOTHING,
     },
     Scenario { name: Name::Soak, also: &[], steps: &[(Stage::Live, soak::step)], without: NOTHING },
+    Scenario { name: Name::DestPhysical, also: &[], steps: &[(Stage::Live, destinations::physical)], without: DEST_WITHOUT },
+    Scenario { name: Name::DestLogicalFlat, also: &[], steps: &[(Stage::Live, destinations::logical_flat)], without: DEST_WITHOUT },
+    Scenario { name: Name::DestLogicalCluster, also: &[], steps: &[(Stage::Live, destinations::logical_cluster)], without: DEST_WITHOUT },
+    Scenario { name: Name::DestLowestPriority, also: &[], steps: &[(Stage::Live, destinations::lowest_priority)], without: DEST_WITHOUT },
+    Scenario {
+        name: Name::IntxConcurrent,
+        also: &[],
+        steps: &[(Stage::Live, concurrent::step)],
+        without: "no INTx line with two driven functions and two online CPUs to aim it at",
+    },
     Scenario { name: Name::IntxStorm, also: &[], steps: &[(Stage::Live, storm::with_others), (Stage::TornDown, storm::alone)], without: "no edu function to assert an unclaimed INTx line" },
     Scenario { name: Name::HotUnplug, also: &[], steps: &[(Stage::Live, hot_unplug::step)], without: "no driven device below a hot-plug port" },
     Scenario { name: Name::StuckCommand, also: &[], steps: &[(Stage::Live, stuck::step)], without: "no nvme driven with MSI or MSI-X" },
@@ -90,6 +100,8 @@ pub static SCENARIOS: [Scenario; 18] = [
     Scenario { name: Name::Shutdown, also: &[], steps: &[(Stage::Live, shutdown::step)], without: "no driven device to shut down" },
     Scenario { name: Name::WriteOrder, also: &[], steps: &[(Stage::Final, write_order::step)], without: NOTHING },
 ];
+
+const DEST_WITHOUT: &str = "no device driven with MSI-X or single-vector MSI to aim";
 
 const REENABLE_WITHOUT: &str = "no nvme driven with MSI-X (the scenario re-enables an nvme's MSI-X with other vector counts)";
 
