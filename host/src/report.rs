@@ -161,6 +161,10 @@ pub struct Function {
     pub irq_mode: IrqMode,
     /// IDT vectors assigned.
     pub vectors: Vec<u8>,
+    /// The CPU index each of `vectors` is on (same order) after setup; null for a source aimed at several
+    /// CPUs. Empty from firmwares before protocol version 2.
+    #[serde(default)]
+    pub vector_cpus: Vec<Option<u32>>,
     /// Interrupts received.
     pub interrupts: u64,
     /// Driver that ran on it, if any.
@@ -458,6 +462,7 @@ impl Record {
                     irq_reason,
                     intx,
                     vectors,
+                    vector_cpus,
                     interrupts,
                     intx_redeliveries,
                     driver,
@@ -501,6 +506,7 @@ impl Record {
                         .collect(),
                     irq_mode,
                     vectors,
+                    vector_cpus,
                     interrupts,
                     driver: driver.map(text),
                     problems: problems.into_iter().map(text).collect(),
@@ -883,12 +889,15 @@ impl Report {
         if self.functions.is_empty() {
             return "functions: none reported\n".to_string();
         }
+        // With several CPUs each vector is shown with the CPU it is on (`48@1`: vector 48 on CPU 1).
+        let several_cpus = self.platform.as_ref().is_some_and(|p| p.cpus.len() > 1)
+            || self.functions.iter().any(|f| f.vector_cpus.iter().any(|c| *c != Some(0)));
         let header = [
             "BDF",
             "ID",
             "CLASS",
             "IRQ",
-            "VECTORS",
+            if several_cpus { "VECTOR@CPU" } else { "VECTORS" },
             "INTS",
             "DRIVER",
             "BARS",
@@ -909,7 +918,17 @@ impl Report {
                     }
                 })
                 .collect();
-            let vectors: Vec<String> = f.vectors.iter().map(u8::to_string).collect();
+            let vectors: Vec<String> = f
+                .vectors
+                .iter()
+                .enumerate()
+                .map(|(i, v)| match f.vector_cpus.get(i) {
+                    _ if !several_cpus => v.to_string(),
+                    Some(Some(cpu)) => format!("{v}@{cpu}"),
+                    Some(None) => format!("{v}@*"),
+                    None => format!("{v}@?"),
+                })
+                .collect();
             let first = [
                 f.bdf.clone(),
                 format!("{}:{}", f.vendor, f.device),
@@ -1192,6 +1211,7 @@ pub(crate) mod tests {
             irq_reason: None,
             intx: None,
             vectors: vec![48, 49, 50, 51, 52],
+            vector_cpus: vec![Some(0), Some(1), Some(0), Some(1), Some(0)],
             interrupts: 20,
             intx_redeliveries: 0,
             driver: Some("e1000e".into()),
@@ -1210,6 +1230,7 @@ pub(crate) mod tests {
             irq_reason: Some("msi=off".into()),
             intx: Some(wire::IntxRoute { gsi: 22, trigger: wire::Trigger::Level, polarity: wire::Polarity::Low, source: "dsdt".into() }),
             vectors: vec![224],
+            vector_cpus: vec![None],
             interrupts: 6,
             intx_redeliveries: 3,
             driver: Some("edu".into()),
@@ -1246,11 +1267,11 @@ pub(crate) mod tests {
                 }),
             ),
             (
-                r#"{"kind":"function","bdf":"00:02.0","vendor":"8086","device":"10d3","class":"020000","header_type":0,"bars":[{"index":0,"kind":"mem32","prefetchable":false,"address":"0xfeb00000","size":131072},{"index":2,"kind":"io","prefetchable":false,"address":"0xc040","size":32}],"capabilities":[{"id":"0x1","name":"pm","offset":"0xc8","extended":false},{"id":"0x11","name":"msix","offset":"0xa0","extended":false},{"id":"0x3","name":"dsn","offset":"0x140","extended":true}],"irq_mode":"msix","modes_offered":["msix","msi","intx"],"irq_reason":null,"gsi":null,"trigger":null,"polarity":null,"route_source":null,"vectors":[48,49,50,51,52],"interrupts":20,"intx_redeliveries":0,"driver":"e1000e","problems":[],"final_state":{"command":"0x0507","bus_master":true,"intx_disabled":true,"msi_enabled":false,"msix_enabled":false}}"#,
+                r#"{"kind":"function","bdf":"00:02.0","vendor":"8086","device":"10d3","class":"020000","header_type":0,"bars":[{"index":0,"kind":"mem32","prefetchable":false,"address":"0xfeb00000","size":131072},{"index":2,"kind":"io","prefetchable":false,"address":"0xc040","size":32}],"capabilities":[{"id":"0x1","name":"pm","offset":"0xc8","extended":false},{"id":"0x11","name":"msix","offset":"0xa0","extended":false},{"id":"0x3","name":"dsn","offset":"0x140","extended":true}],"irq_mode":"msix","modes_offered":["msix","msi","intx"],"irq_reason":null,"gsi":null,"trigger":null,"polarity":null,"route_source":null,"vectors":[48,49,50,51,52],"vector_cpus":[0,1,0,1,0],"interrupts":20,"intx_redeliveries":0,"driver":"e1000e","problems":[],"final_state":{"command":"0x0507","bus_master":true,"intx_disabled":true,"msi_enabled":false,"msix_enabled":false}}"#,
                 wire::Record::Function(e1000e),
             ),
             (
-                r#"{"kind":"function","bdf":"01:00.0","vendor":"1234","device":"11e8","class":"00ff00","header_type":0,"bars":[{"index":4,"kind":"mem64","prefetchable":true,"address":"0x800000000","size":1048576}],"capabilities":[],"irq_mode":"intx","modes_offered":["msi","intx"],"irq_reason":"msi=off","gsi":22,"trigger":"level","polarity":"low","route_source":"dsdt","vectors":[224],"interrupts":6,"intx_redeliveries":3,"driver":"edu","problems":["stuck","twice"],"final_state":{"command":"0x0003","bus_master":false,"intx_disabled":false,"msi_enabled":null,"msix_enabled":null}}"#,
+                r#"{"kind":"function","bdf":"01:00.0","vendor":"1234","device":"11e8","class":"00ff00","header_type":0,"bars":[{"index":4,"kind":"mem64","prefetchable":true,"address":"0x800000000","size":1048576}],"capabilities":[],"irq_mode":"intx","modes_offered":["msi","intx"],"irq_reason":"msi=off","gsi":22,"trigger":"level","polarity":"low","route_source":"dsdt","vectors":[224],"vector_cpus":[null],"interrupts":6,"intx_redeliveries":3,"driver":"edu","problems":["stuck","twice"],"final_state":{"command":"0x0003","bus_master":false,"intx_disabled":false,"msi_enabled":null,"msix_enabled":null}}"#,
                 wire::Record::Function(edu),
             ),
             (

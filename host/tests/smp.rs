@@ -38,6 +38,15 @@ fn four_cpus_on_q35_through_pvh() {
     let o = boot_and_check(&common::config(Machine::Q35).smp("4"), &[0, 1, 2, 3]);
     let p = o.report.platform.as_ref().unwrap();
     assert_eq!(p.cpus.iter().map(|c| c.acpi_uid).collect::<Vec<_>>(), [0, 1, 2, 3]);
+    // The devices' vectors are spread over every CPU, and each function says where each vector is.
+    let mut on: Vec<u32> = o.report.functions.iter().flat_map(|f| f.vector_cpus.iter().flatten().copied()).collect();
+    on.sort_unstable();
+    on.dedup();
+    assert_eq!(on, [0, 1, 2, 3], "CPUs the vectors were set up on{}", common::explain(&o));
+    for f in o.report.functions.iter().filter(|f| !f.vectors.is_empty()) {
+        assert_eq!(f.vector_cpus.len(), f.vectors.len(), "{}: one CPU per vector", f.bdf);
+    }
+    assert!(o.render().contains("VECTOR@CPU"), "the table shows each vector's CPU{}", common::explain(&o));
 }
 
 #[test]

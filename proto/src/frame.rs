@@ -186,13 +186,36 @@ pub fn decode(chars: &[u8]) -> Result<Record<'static>, FrameError> {
     }
 }
 
-/// Version 1 records: the same as version 2 but for the `platform` record, which had no `cpus`.
+/// Version 1 records: the same as version 2 but for the `platform` record, which had no `cpus`, and the
+/// `function` record, which had no `vector_cpus`.
 mod v1 {
     use alloc::vec::Vec;
 
     use serde::Deserialize;
 
-    use crate::record::{BarAssignment, ConfigAccess, Outcome, Platform, Record, Text};
+    use crate::record::{Bar, BarAssignment, Bdf, Capability, ConfigAccess, FinalState, Function, IntxRoute, IrqMode, Outcome, Platform, Record, Text};
+
+    /// The version 1 `function` record, field for field.
+    #[derive(Deserialize)]
+    struct FunctionV1<'a> {
+        bdf: Bdf,
+        vendor: u16,
+        device: u16,
+        class: u32,
+        header_type: u8,
+        bars: Vec<Bar>,
+        capabilities: Vec<Capability<'a>>,
+        irq_mode: IrqMode,
+        modes_offered: Vec<IrqMode>,
+        irq_reason: Option<Text<'a>>,
+        intx: Option<IntxRoute<'a>>,
+        vectors: Vec<u8>,
+        interrupts: u64,
+        intx_redeliveries: u64,
+        driver: Option<Text<'a>>,
+        problems: Vec<Text<'a>>,
+        final_state: FinalState,
+    }
 
     /// The version 1 `platform` record, field for field.
     #[derive(Deserialize)]
@@ -214,6 +237,31 @@ mod v1 {
 
     /// A version 1 record from its postcard bytes (after the version byte), and the bytes after it.
     pub(super) fn take(bytes: &[u8]) -> postcard::Result<(Record<'static>, &[u8])> {
+        // The `function` record's tag is 1, one varint byte.
+        if bytes.first() == Some(&1) {
+            let (f, rest) = postcard::take_from_bytes::<FunctionV1>(&bytes[1..])?;
+            let function = Function {
+                bdf: f.bdf,
+                vendor: f.vendor,
+                device: f.device,
+                class: f.class,
+                header_type: f.header_type,
+                bars: f.bars,
+                capabilities: f.capabilities,
+                irq_mode: f.irq_mode,
+                modes_offered: f.modes_offered,
+                irq_reason: f.irq_reason,
+                intx: f.intx,
+                vectors: f.vectors,
+                interrupts: f.interrupts,
+                intx_redeliveries: f.intx_redeliveries,
+                driver: f.driver,
+                problems: f.problems,
+                final_state: f.final_state,
+                vector_cpus: Vec::new(),
+            };
+            return Ok((Record::Function(function), rest));
+        }
         // The `platform` record's tag is 0, one varint byte.
         if bytes.first() != Some(&0) {
             let (record, rest) = postcard::take_from_bytes::<Record>(bytes)?;
@@ -372,6 +420,7 @@ mod tests {
                 source: "dsdt".into(),
             }),
             vectors: vec![48, 49, 255],
+            vector_cpus: vec![Some(0), Some(3), None],
             interrupts: u64::MAX,
             intx_redeliveries: 3,
             driver: Some("e1000e".into()),
@@ -697,6 +746,15 @@ mod tests {
                 }
                 assert_eq!(v1.pop(), Some(0), "an empty `cpus` is one byte, last");
             }
+            // A version 1 `function` record is a version 2 one without `vector_cpus`, its last field.
+            let record = match record {
+                Record::Function(f) => {
+                    v1 = postcard::to_allocvec(&Record::Function(Function { vector_cpus: Vec::new(), ..f.clone() })).unwrap();
+                    assert_eq!(v1.pop(), Some(0), "an empty `vector_cpus` is one byte, last");
+                    Record::Function(Function { vector_cpus: Vec::new(), ..f })
+                }
+                other => other,
+            };
             if let Record::Scenario(s) = &record {
                 if matches!(s.result, Outcome::Xfail | Outcome::Xpass) {
                     // Version 1 had no such outcome.

@@ -375,6 +375,9 @@ pub struct Function<'a> {
     pub problems: Vec<Text<'a>>,
     /// Read back when the firmware was done with it.
     pub final_state: FinalState,
+    /// The CPU (index) each of `vectors` is on, in the same order, as set up; `None` for a source aimed
+    /// at several CPUs at once. Version 2; last, so that a version 1 record is this one without it.
+    pub vector_cpus: Vec<Option<u32>>,
 }
 
 /// The `scenario` record: one verdict.

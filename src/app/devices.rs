@@ -70,6 +70,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                     outcome.mode = Some(mode);
                     outcome.route = dev.route;
                     outcome.vectors = dev.irq.vectors().iter().copied().collect();
+                    outcome.vector_cpus = (0..dev.irq.vectors().len()).map(|i| dev.irq.target(i).map(|t| t.cpu as u32)).collect();
                     if let Some((got, wanted)) = dev.reduced {
                         let mut why = String::new();
                         let _ = core::fmt::Write::write_fmt(&mut why, format_args!("vectors exhausted: MSI-X with {got} of {wanted} vectors"));

@@ -69,6 +69,7 @@ pub(super) fn emit_function(cfg: &PlatformConfig, f: &Function, outcome: Option<
         irq_reason: outcome.and_then(|o| o.reason.as_deref()).map(Into::into),
         intx,
         vectors: outcome.map(|o| o.vectors.to_vec()).unwrap_or_default(),
+        vector_cpus: outcome.map(|o| o.vector_cpus.to_vec()).unwrap_or_default(),
         interrupts: outcome.map_or(0, |o| o.interrupts),
         intx_redeliveries: outcome.map_or(0, |o| o.redeliveries),
         driver: outcome.and_then(|o| o.driver).map(Into::into),

@@ -24,6 +24,8 @@ pub(crate) struct FunctionOutcome {
     pub(crate) reason: Option<String>,
     pub(crate) route: Option<Routed>,
     pub(crate) vectors: heapless::Vec<u8, { crate::modes::MAX_VECTORS }>,
+    /// The CPU each of `vectors` is on after setup (`None`: aimed at several).
+    pub(crate) vector_cpus: heapless::Vec<Option<u32>, { crate::modes::MAX_VECTORS }>,
     pub(crate) interrupts: u64,
     /// INTx: re-deliveries of the function's level after a claim that the handler's hold absorbed.
     pub(crate) redeliveries: u64,
