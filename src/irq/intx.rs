@@ -974,6 +974,21 @@ mod tests {
     }
 
     #[test]
+    fn an_interrupt_disable_hold_survives_a_claim_by_the_entry() {
+        // Claimed by the entry alone: held, nothing masked, so rearm has nothing to undo.
+        let mut s = sharer(5);
+        s.claim_acked();
+        assert!(s.held && s.acked && s.count == 1);
+        // Held by the handler with Interrupt Disable (held, not acked): a claim counted through the
+        // entry afterwards must leave it so, or rearm would never clear Interrupt Disable.
+        let mut s = sharer(5);
+        s.count = 1;
+        s.held = true;
+        s.claim_acked();
+        assert!(s.held && !s.acked && s.count == 2, "the Interrupt Disable hold is kept");
+    }
+
+    #[test]
     fn a_function_without_interrupt_disable_is_asked_through_its_cause_register() {
         const STATUS_INTERRUPT: u32 = (regs::status::INTERRUPT as u32) << 16;
         let never = || -> u32 { panic!("not asked") };
