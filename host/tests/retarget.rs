@@ -88,7 +88,6 @@ fn with_one_cpu_each_retarget_scenario_is_a_skip_that_says_why() {
 
 /// The same under KVM (nested here: slow), two CPUs.
 #[test]
-#[ignore = "KVM -smp 2: the edu INTx line aimed at an AP stops delivering after intx-hold (under investigation)"]
 fn retargeting_under_kvm_loses_nothing_and_every_control_is_caught() {
     if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
         // The project's machines have KVM; say loudly when one does not, rather than pass quietly.
