@@ -124,6 +124,30 @@ fn crash_restart_with_live_devices_is_quiet_before_sti() {
     }
 }
 
+/// With several CPUs the spread aims sources at APs; stage A aims every live source at CPU 0 (the one CPU
+/// running through the restart) before it raises anything, so the control still catches the level it left
+/// and the guard's pass has the level on CPU 0 (one pending LAPIC vector or more), not lost on an AP.
+#[test]
+fn crash_restart_with_sources_spread_over_aps() {
+    let cases = [
+        (common::config(Machine::Q35).smp("3").append("scenario=crash-restart-control irq.00:04.0=intx"), true),
+        (common::config(Machine::Pc).smp("4").append("scenario=crash-restart-control nomsi"), true),
+        (common::config(Machine::Pc).smp("4").append("scenario=crash-restart nomsi"), false),
+    ];
+    for (cfg, control) in cases {
+        let o = common::boot(&cfg);
+        common::assert_passed(&o);
+        let why = common::explain(&o);
+        let s = o.report.scenarios.iter().find(|s| s.name == "crash-restart" && s.control == control).unwrap_or_else(|| panic!("no crash-restart (control {control}){why}"));
+        assert_eq!(s.result, ScenarioResult::Pass, "{}{why}", s.detail);
+        assert!(s.detail.contains("all aimed at CPU 0 (") && !s.detail.contains("aimed at CPU 0 (0 moved)"), "nothing moved off an AP: {}{why}", s.detail);
+        assert!(!s.detail.contains(" 0 asserting INTx"), "{}{why}", s.detail);
+        if !control {
+            assert!(s.detail.contains("no stale vector fired") && !s.detail.contains("and 0 pending LAPIC"), "the level never reached CPU 0: {}{why}", s.detail);
+        }
+    }
+}
+
 /// `cargo run -- --append scenario=all`: the launcher boots the shared run and one run per scenario that
 /// needs its own, and the merged report has every lifecycle scenario with its control, each passing.
 #[test]

@@ -5,8 +5,9 @@
 //! 4-6), `maxcpus` adds MADT entries with Enabled=0, which are not started. The controls: a CPU sent no
 //! SIPI (`selftest=ap-no-sipi`) must be reported failed while the run goes on; a panic on an AP is
 //! reported; a CPU taken offline refuses its mailbox and serves it again once back (`selftest=ap-cycle`);
-//! a restart in place (`crash-restart`) starts every AP again. Nine boots, 1-3 s each under TCG but for
-//! the no-SIPI one (its 3 s timeout) and the KVM one.
+//! a restart in place (`crash-restart`) starts every AP again. With one CPU each AP selftest fails the run
+//! (there is no AP to check) rather than passing or acting on the BSP. Twelve boots, 1-3 s each under TCG
+//! but for the no-SIPI one (its 3 s timeout) and the KVM one.
 
 mod common;
 
@@ -107,6 +108,25 @@ fn a_panic_on_an_application_processor_is_reported() {
     let why = common::explain(&o);
     assert_eq!(o.exit, Exit::Panic, "{why}");
     assert!(o.com1.contains("panic on CPU 1 (APIC ID 1)") && o.com1.contains("deliberate panic on an application processor"), "{why}");
+}
+
+/// With one CPU there is no application processor: `selftest=ap-no-sipi`, `ap-cycle` and `ap-panic` are
+/// each a problem (`smp`) and a `cpu-start` failure saying so; none withholds the BSP's SIPI, panics the
+/// BSP or passes having checked nothing.
+#[test]
+fn ap_selftests_with_one_cpu_fail_the_run() {
+    for name in ["ap-no-sipi", "ap-cycle", "ap-panic"] {
+        let cfg = common::config(Machine::Q35).default_devices(false).smp("1").append(format!("selftest={name}"));
+        let o = common::boot(&cfg);
+        let why = common::explain(&o);
+        assert_eq!(o.exit, Exit::Failed, "selftest={name} on one CPU{why}");
+        let want = format!("selftest={name} needs two or more CPUs, and this machine has 1");
+        assert!(o.report.problems.iter().any(|p| p.source == "smp" && p.detail.starts_with(&want)), "{name}: no smp problem{why}");
+        let failed: Vec<_> = o.report.scenarios.iter().filter(|s| s.result == ScenarioResult::Fail).collect();
+        assert_eq!(failed.len(), 1, "{name}: {failed:?}{why}");
+        assert!(failed[0].name == "cpu-start" && failed[0].detail.starts_with(&want), "{name}: {failed:?}{why}");
+        assert!(!o.com1.contains("gets INIT but no SIPI") && !o.com1.contains("panicking on CPU") && !o.com1.contains("ap-cycle: CPU"), "{name}{why}");
+    }
 }
 
 #[test]

@@ -140,3 +140,31 @@ fn rng_blk_net_interrupt_on_every_request_queue_vector_and_through_intx() {
     let reads = o.defmt.lines.iter().filter(|l| l.message.contains("read sector 0") && l.message.contains(SECTOR0_LOGGED)).count();
     assert_eq!(reads, 4 + 1 + 1, "one first read per blk request queue (00:05.0: 4, 00:06.0, 00:0b.0){why}");
 }
+
+/// With several CPUs the virtio-modern devices are spread like every other device: `msix-disabled`
+/// re-enables MSI-X (every entry on the boot CPU) and then aims each entry back at the CPU setup's spread
+/// gave it, so the delivery checks after it find the entries on as many CPUs as there are entries (up to
+/// the CPUs online), not all on CPU 0.
+#[test]
+fn virtio_entries_stay_spread_over_the_cpus_after_msix_disabled() {
+    let cfg = common::config(Machine::Q35)
+        .default_devices(false)
+        .smp("4")
+        .device("virtio-blk-pci,addr=07.0")
+        .device("virtio-net-pci,romfile=,addr=06.0");
+    let o = common::boot(&cfg);
+    common::assert_passed(&o);
+    let why = common::explain(&o);
+    for bdf in ["00:06.0", "00:07.0"] {
+        let d = passed(&o, bdf, "msix-disabled");
+        assert!(d.contains("MSI-X enabled again") && d.contains("entries aimed back at their CPUs") && !d.contains(", 0 entries aimed back"), "{bdf}: {d}{why}");
+        let f = o.report.function(bdf).unwrap_or_else(|| panic!("{bdf} not listed{why}"));
+        assert_eq!(f.irq_mode, IrqMode::Msix, "{bdf}{why}");
+        let mut cpus: Vec<u32> = f.vector_cpus.iter().map(|c| c.unwrap_or_else(|| panic!("{bdf}: an entry on no single CPU{why}"))).collect();
+        assert_eq!(cpus.len(), f.vectors.len(), "{bdf}{why}");
+        cpus.sort_unstable();
+        cpus.dedup();
+        assert_eq!(cpus.len(), f.vectors.len().min(4), "{bdf}: entries on CPUs {:?}{why}", f.vector_cpus);
+        passed(&o, bdf, "msix-delivery");
+    }
+}

@@ -185,25 +185,59 @@ fn cycle(index: usize) -> Result<u64, alloc::string::String> {
     Ok(crate::time::now_us() - t0)
 }
 
+/// The application-processor selftest asked for (`selftest=ap-*`), by its command-line name.
+fn ap_selftest(run: &Run) -> Option<&'static str> {
+    use crate::cmdline::SelfTest;
+    match run.opts.selftest? {
+        SelfTest::ApPanic => Some("ap-panic"),
+        SelfTest::ApNoSipi => Some("ap-no-sipi"),
+        SelfTest::ApCycle => Some("ap-cycle"),
+        SelfTest::Exception | SelfTest::Panic | SelfTest::StackOverflow => None,
+    }
+}
+
+/// An application-processor selftest that could not check what it is for: a problem line (`smp`) and a
+/// `cpu-start` failure, so the run fails rather than passing with the AP path unchecked.
+fn ap_selftest_failed(run: &mut Run, args: core::fmt::Arguments) {
+    problem("smp", args);
+    run.scenario("cpu-start", None, &crate::scenarios::Verdict::new(crate::report::Outcome::Fail, args));
+}
+
+/// An AP selftest asked for on a machine with fewer than two CPUs: there is no AP to check.
+fn ap_selftest_needs_aps(run: &mut Run, name: &str, cpus: usize) {
+    ap_selftest_failed(run, format_args!("selftest={name} needs two or more CPUs, and this machine has {cpus}: no application processor to check"));
+}
+
 /// Starts every CPU the MADT lists as enabled (`arch::smp`); one that does not start is a `cpu-start`
 /// failure and a problem line, and the run goes on with the others. Without a MADT only the BSP runs.
+/// An AP selftest (`selftest=ap-*`) on fewer than two CPUs, or one that could not do its part, is a
+/// problem and a `cpu-start` failure.
 pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
     let t0 = crate::time::now_us();
+    let selftest = ap_selftest(run);
     let Some(madt) = &p.tables.madt else {
         smp::start(&[], &boot.memmap);
         crate::info!("no MADT: only the boot CPU runs");
+        if let Some(name) = selftest {
+            ap_selftest_needs_aps(run, name, 1);
+        }
         return;
     };
     let entries: alloc::vec::Vec<smp::CpuEntry> =
         madt.local_apics.iter().filter(|l| l.enabled).map(|l| smp::CpuEntry { apic_id: l.apic_id, acpi_uid: l.processor_uid }).collect();
     let disabled = madt.local_apics.iter().filter(|l| !l.enabled).count();
-    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApNoSipi) {
-        // The last CPU's index once the BSP is moved first: as many as the distinct enabled entries, less one.
-        let mut ids: alloc::vec::Vec<u32> = entries.iter().map(|e| e.apic_id).collect();
-        ids.sort_unstable();
-        ids.dedup();
-        crate::println!("msifw: selftest: CPU {} gets INIT but no SIPI", ids.len().saturating_sub(1));
-        smp::withhold_sipi(ids.len().saturating_sub(1));
+    // The CPUs that will have an index: the distinct enabled entries and the BSP (index 0 even when the
+    // table does not list it).
+    let mut ids: alloc::vec::Vec<u32> = entries.iter().map(|e| e.apic_id).chain([run.apic_id]).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    if let Some(name) = selftest.filter(|_| ids.len() < 2) {
+        ap_selftest_needs_aps(run, name, ids.len());
+    } else if run.opts.selftest == Some(crate::cmdline::SelfTest::ApNoSipi) {
+        // The last CPU's index once the BSP is moved first.
+        let last = ids.len() - 1;
+        crate::println!("msifw: selftest: CPU {last} gets INIT but no SIPI");
+        smp::withhold_sipi(last);
     }
     // Duplicate APIC IDs were reported with the per-CPU blocks (`cpu_blocks`): one CPU each.
     let _duplicates = smp::start(&entries, &boot.memmap);
@@ -223,18 +257,18 @@ pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
             problem("smp", format_args!("CPU {} (APIC ID {}, ACPI UID {}) did not start: {e}", c.index, c.apic_id, c.acpi_uid));
         }
     }
-    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApPanic) {
-        let last = cpus.len() - 1;
+    // With fewer than two CPUs the selftest failed above (never index 0: that is the BSP).
+    let last = Some(cpus.len().saturating_sub(1)).filter(|&i| i > 0);
+    if let (Some(crate::cmdline::SelfTest::ApPanic), Some(last)) = (run.opts.selftest, last) {
         crate::println!("msifw: selftest: panicking on CPU {last}");
         if let Err(e) = smp::call_on(last, &|| panic!("selftest: deliberate panic on an application processor"), 1_000_000) {
-            problem("smp", format_args!("selftest=ap-panic: CPU {last} did not run it: {e:?}"));
+            ap_selftest_failed(run, format_args!("selftest=ap-panic: CPU {last} did not run it: {e:?}"));
         }
     }
-    if run.opts.selftest == Some(crate::cmdline::SelfTest::ApCycle) && cpus.len() > 1 {
-        let last = cpus.len() - 1;
+    if let (Some(crate::cmdline::SelfTest::ApCycle), Some(last)) = (run.opts.selftest, last) {
         match cycle(last) {
             Ok(us) => crate::println!("msifw: selftest: ap-cycle: CPU {last} offline (mailbox refused) and online again (mailbox served on APIC ID {}, IPI counted there) in {us} us", cpus[last].apic_id),
-            Err(why) => problem("smp", format_args!("selftest=ap-cycle: CPU {last}: {why}")),
+            Err(why) => ap_selftest_failed(run, format_args!("selftest=ap-cycle: CPU {last}: {why}")),
         }
     }
     if let Some(first) = failed.first() {

@@ -8,7 +8,7 @@
 use core::sync::atomic::{AtomicU32, Ordering};
 
 /// How many words survive.
-pub const WORDS: usize = 4;
+pub const WORDS: usize = 6;
 
 // SAFETY (`link_section`, which the `unsafe_code` lint counts): linker/msifw.ld places `.handoff` in the
 // image's writable data segment, zero at load and never zeroed by the entry code (boot/pvh.s), so a

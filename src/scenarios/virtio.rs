@@ -51,7 +51,9 @@ pub fn run<C: ConfigRegion>(dev: &mut VirtioModern, irq: &DeviceIrq<'_, C>) -> O
 /// queue bit in ISR status (virtio 1.x 4.1.4.5.1: "If MSI-X capability is disabled, the device MUST set
 /// the Queue Interrupt bit in ISR status"), which shows the requests did signal; reading it clears the
 /// level. Then MSI-X is enabled afresh with as many vectors (the device's vector registers still name
-/// the same entries) for the checks that follow.
+/// the same entries) for the checks that follow, and each entry is aimed back at the CPU setup's spread
+/// gave it (re-enabling aims every entry at `apic_id`, the BSP): the delivery checks that follow judge the
+/// device spread over the CPUs as every other device is.
 pub fn msix_disabled(
     dev: &mut VirtioModern,
     irq: &mut DeviceIrq<'static, crate::bus::pci::config::PlatformConfig>,
@@ -65,6 +67,8 @@ pub fn msix_disabled(
         return None;
     }
     let old: alloc::vec::Vec<u8> = irq.vectors().to_vec();
+    // Where setup aimed each entry (the spread over the online CPUs), to aim it there again afterwards.
+    let aimed: alloc::vec::Vec<Option<usize>> = (0..old.len()).map(|i| irq.target(i).map(|t| t.cpu)).collect();
     let count = |old: &[u8]| old.iter().map(|&v| dispatch::count(v)).sum::<u64>() + dispatch::unowned().map(|(_, n)| n).sum::<u64>();
     let before = count(&old);
     // PCI 3.0 6.2.2 Command bit 10: the function may not assert INTx.
@@ -80,44 +84,65 @@ pub fn msix_disabled(
     time::delay_us(delivery::SETTLE_US);
     let arrived = count(&old) - before;
     let isr = dev.read_isr();
-    let reenabled = irq.reenable_msix(f, old.len() as u16, apic_id);
+    let reenabled = irq.reenable_msix(f, old.len() as u16, apic_id).map_err(|e| (None, e)).and_then(|()| aim_back(irq, &aimed).map_err(|(i, cpu, e)| (Some((i, cpu)), e)));
     Some(match (failed, reenabled) {
         (Some((i, e)), _) => Verdict::new(Outcome::Fail, format_args!("with MSI-X disabled, source {i}'s request did not complete: {e}")),
-        (None, Err(e)) => Verdict::new(Outcome::Fail, format_args!("MSI-X not enabled again after the check: {e}")),
-        (None, Ok(())) if arrived != 0 => Verdict::new(
+        (None, Err((None, e))) => Verdict::new(Outcome::Fail, format_args!("MSI-X not enabled again after the check: {e}")),
+        (None, Err((Some((i, cpu)), e))) => Verdict::new(Outcome::Fail, format_args!("MSI-X enabled again after the check, but entry {i} not aimed back at CPU {cpu}: {e}")),
+        (None, Ok(_)) if arrived != 0 => Verdict::new(
             Outcome::Fail,
             format_args!("with MSI-X disabled, {sources} request(s) completed and {arrived} message(s) arrived (Enable clear: none may be sent)"),
         ),
-        (None, Ok(())) if isr & 1 == 0 => Verdict::new(
+        (None, Ok(_)) if isr & 1 == 0 => Verdict::new(
             Outcome::Fail,
             format_args!("with MSI-X disabled, {sources} request(s) completed but ISR status read {isr:#x}: the Queue Interrupt bit is not set (virtio 1.x 4.1.4.5.1)"),
         ),
-        (None, Ok(())) => Verdict::new(
+        (None, Ok(moved)) => Verdict::new(
             Outcome::Pass,
             format_args!(
-                "MSI-X and INTx disabled: {sources} request(s) completed, ISR status {isr:#x}, no message in {} us; MSI-X enabled again",
+                "MSI-X and INTx disabled: {sources} request(s) completed, ISR status {isr:#x}, no message in {} us; MSI-X enabled again, {moved} entries aimed back at their CPUs",
                 delivery::SETTLE_US
             ),
         ),
     })
 }
 
+/// Aims each entry of the re-enabled `irq` back at the CPU it had before (`aimed`, per entry; `None`: it
+/// had no single CPU, and stays where re-enabling put it), moving it the Linux way
+/// ([`DeviceIrq::retarget`]). Returns how many moved; Err: (entry, CPU, why) of the first that could not.
+fn aim_back(irq: &mut DeviceIrq<'static, crate::bus::pci::config::PlatformConfig>, aimed: &[Option<usize>]) -> Result<usize, (usize, usize, crate::modes::IrqError)> {
+    let mut moved = 0;
+    for (i, cpu) in aimed.iter().enumerate() {
+        let Some(cpu) = *cpu else { continue };
+        if irq.target(i).is_some_and(|t| t.cpu == cpu) {
+            continue;
+        }
+        irq.retarget(i, cpu).map_err(|e| (i, cpu, e))?;
+        moved += 1;
+    }
+    Ok(moved)
+}
+
 /// `virtio-config`: the configuration vector delivers. QEMU raises a configuration change only for
 /// host-side changes (link, disk resize), none of which the guest can cause, and for a device error:
 /// DEVICE_NEEDS_RESET, whose notification goes the configuration change's way (virtio 1.x 2.1.2). The
 /// check provokes that error (queue_enable = 0 on a live queue), expects exactly one message, on the entry
-/// `msix_config` names, nothing on the others, ISR status with its configuration bit (0x2) and
-/// device_status with DEVICE_NEEDS_RESET; then resets the device and brings it up again.
+/// `msix_config` names (on the CPU that entry is aimed at), nothing on the others, ISR status with its
+/// configuration bit (0x2) and device_status with DEVICE_NEEDS_RESET; then resets the device and brings
+/// it up again.
 pub fn config_vector(dev: &mut VirtioModern, irq: &DeviceIrq<'static, crate::bus::pci::config::PlatformConfig>) -> Option<Verdict> {
     use crate::drivers::InterruptSource;
     let entry = dev.config_vector();
-    let vector = irq.vector(usize::from(entry))?;
-    let others = |irq: &DeviceIrq<'_, _>| irq.total_counts() - dispatch::count(vector) + dispatch::unowned().map(|(_, n)| n).sum::<u64>();
-    let (before, before_others) = (dispatch::count(vector), others(irq));
+    let e = usize::from(entry);
+    irq.vector(e)?;
+    // Counted on the CPU each entry is aimed at: with the entries spread over the CPUs, the same vector
+    // number can be another function's on another CPU.
+    let others = |irq: &DeviceIrq<'_, _>| (0..irq.vectors().len()).filter(|&i| i != e).map(|i| irq.count(i)).sum::<u64>() + dispatch::unowned().map(|(_, n)| n).sum::<u64>();
+    let (before, before_others) = (irq.count(e), others(irq));
     let status = dev.provoke_needs_reset();
-    let arrived = time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || dispatch::count(vector) != before);
+    let arrived = time::wait_until(delivery::ARRIVAL_TIMEOUT_US, || irq.count(e) != before);
     time::delay_us(delivery::SETTLE_US);
-    let (on_config, elsewhere) = (dispatch::count(vector) - before, others(irq) - before_others);
+    let (on_config, elsewhere) = (irq.count(e) - before, others(irq) - before_others);
     let isr = dev.read_isr();
     let back = dev.reinitialize(irq.vectors().len());
     let needs_reset = crate::drivers::virtio_net::status::DEVICE_NEEDS_RESET;

@@ -1,7 +1,9 @@
 //! Crash restart with live devices (seed 003, "PCI/MSI: Mask MSI-X vectors only on success"): stage A sets
 //! every device up and leaves it live (MSI-X enabled and unmasked with an interrupt pending on a masked
-//! entry, INTx asserted with its IOAPIC entry unmasked, Bus Master on), then jumps back to the firmware's
-//! entry with no device reset, as a kdump kernel starts. Stage B must quiet everything before it enables
+//! entry, INTx asserted with its IOAPIC entry unmasked, Bus Master on), every source aimed at CPU 0, then
+//! jumps back to the firmware's entry with no device reset, as a kdump kernel starts. CPU 0 is the one CPU
+//! that runs through the restart: an application processor idles with interrupts on and would take (and
+//! acknowledge) what stage A raises, and one parked for the restart drops what it holds at its INIT. Stage B must quiet everything before it enables
 //! interrupts (MSI and MSI-X off with the function mask set, INTx disabled, Bus Master off, every IOAPIC
 //! entry and the 8259 masked), retire what the LAPIC still holds, and then see no stale vector fire while
 //! it traps all device vectors; only then are the devices set up afresh. Entries are masked one by one only
@@ -87,15 +89,19 @@ pub(crate) struct Handoff {
     messages: u32,
     /// Functions stage A left asserting INTx.
     intx: u32,
+    /// Sources stage A moved to CPU 0 from where the spread had aimed them.
+    aimed: u32,
+    /// Functions stage A shut down because a source could not be aimed at CPU 0 (not left live).
+    unaimed: u32,
 }
 
 impl Handoff {
     fn words(&self) -> [u32; crate::arch::handoff::WORDS] {
-        [self.magic, self.control, self.messages, self.intx]
+        [self.magic, self.control, self.messages, self.intx, self.aimed, self.unaimed]
     }
 
-    fn from_words([magic, control, messages, intx]: [u32; crate::arch::handoff::WORDS]) -> Handoff {
-        Handoff { magic, control, messages, intx }
+    fn from_words([magic, control, messages, intx, aimed, unaimed]: [u32; crate::arch::handoff::WORDS]) -> Handoff {
+        Handoff { magic, control, messages, intx, aimed, unaimed }
     }
 }
 
@@ -152,8 +158,10 @@ pub(crate) fn leave_live_and_restart(
             }
         }
     }
+    let (aimed, unaimed) = aim_at_cpu0(active);
     let (mut messages, mut intx) = (0u32, 0u32);
-    // From here nothing is handled: whatever the devices raise stays raised into the next run.
+    // From here nothing is handled: whatever the devices raise stays raised into the next run (every
+    // source is aimed at this CPU, CPU 0: no other CPU can take it).
     cpu::disable_interrupts();
     for dev in active.iter_mut() {
         let src = dev.dev.source();
@@ -172,23 +180,25 @@ pub(crate) fn leave_live_and_restart(
                 // when the function's Status.Interrupt shows it asserted.
                 // The device may take a while to raise it (QEMU's nvme completes the command in a
                 // bottom half, late on a loaded host): wait for the level up to 1 s, not a fixed 2 ms.
+                // Counted only if no CPU took the interrupt (its count did not move: nothing
+                // acknowledged the device) and the level still stands a little later.
+                let taken_before = dev.irq.count(0);
                 let _ = src.trigger(0);
                 time::wait_until(1_000_000, || dev.irq.pending(0) != Some(false));
-                if dev.irq.pending(0) != Some(false) {
+                time::delay_us(2_000);
+                let taken = dev.irq.count(0) != taken_before;
+                if dev.irq.pending(0) != Some(false) && !taken {
                     intx += 1;
+                } else if taken {
+                    crate::println!("msifw: crash-restart stage A: {}: a CPU took its INTx interrupt: not left asserting", dev.irq.bdf());
                 }
             }
             IrqMode::None => {}
         }
     }
-    let handoff = Handoff {
-        magic: MAGIC,
-        control: control as u32,
-        messages,
-        intx,
-    };
+    let handoff = Handoff { magic: MAGIC, control: control as u32, messages, intx, aimed, unaimed };
     crate::arch::handoff::write(handoff.words());
-    crate::println!("msifw: crash-restart stage A: {messages} function(s) with live messages, {intx} asserting INTx; restarting in place");
+    crate::println!("msifw: crash-restart stage A: {messages} function(s) with live messages, {intx} asserting INTx, every source aimed at CPU 0 ({aimed} moved there, {unaimed} function(s) shut down); restarting in place");
     #[cfg(target_os = "none")]
     crate::firmware::restart(start_info);
     #[cfg(not(target_os = "none"))]
@@ -196,6 +206,37 @@ pub(crate) fn leave_live_and_restart(
         let _ = start_info;
         unreachable!("restart exists only on the firmware target")
     }
+}
+
+/// Aims every source of every live device at CPU 0 (the BSP), moving it the Linux way for its mode
+/// ([`crate::modes::DeviceIrq::retarget`]; an INTx line moves with every sharer): what stage A raises must
+/// wait there, with interrupts off, for stage B. A source aimed at an application processor would be
+/// taken there (APs idle with interrupts on, and the interrupt entry acknowledges the device) or, once
+/// the AP is parked for the restart, dropped with its LAPIC state at the INIT that stage B's start sends,
+/// leaving the IOAPIC entry's Remote IRR set: either way no stale interrupt reaches stage B. A function
+/// whose source cannot be moved is shut down (its interrupts off: it is not left live, and not counted).
+/// Returns (sources moved, functions shut down).
+fn aim_at_cpu0(active: &mut [Active]) -> (u32, u32) {
+    let (mut aimed, mut unaimed) = (0u32, 0u32);
+    for dev in active.iter_mut().filter(|d| d.mode != IrqMode::None) {
+        let sources = if dev.mode == IrqMode::Intx { 1 } else { dev.irq.vectors().len() };
+        for i in 0..sources {
+            if dev.irq.target(i).is_some_and(|t| t.cpu == 0) {
+                continue;
+            }
+            match dev.irq.retarget(i, 0) {
+                Ok(_) => aimed += 1,
+                Err(e) => {
+                    crate::println!("msifw: crash-restart stage A: {}: source {i} not aimed at CPU 0 ({e}): shut down, not left live", dev.irq.bdf());
+                    dev.irq.shutdown();
+                    dev.mode = IrqMode::None;
+                    unaimed += 1;
+                    break;
+                }
+            }
+        }
+    }
+    (aimed, unaimed)
 }
 
 static STALE: core::sync::atomic::AtomicU64 = core::sync::atomic::AtomicU64::new(0);
@@ -210,14 +251,18 @@ fn stale(_vector: u8) {
 }
 
 /// Stage B, before any device is set up: retires what the LAPIC holds from stage A (interrupts accepted
-/// before this run could quiet anything), then traps every vector from 0x20 to 0xFE for `window_us` and
-/// counts what arrives. Returns (retired in service, inherited from the IRR, stale in the window).
+/// before this run could quiet anything), then traps every vector from 0x20 to 0xFE for `window_us` on
+/// every online CPU (the APs run again by now: a stale interrupt aimed at one lands there) and counts what
+/// arrives. Returns (retired in service, inherited from the IRR, stale in the window).
 pub(crate) fn trap_window(window_us: u64) -> (u32, u64, u64) {
     const FIRST: u8 = vector::FIRST_DEVICE_VECTOR;
     const LAST: u8 = vector::LAST_DEVICE_VECTOR;
     let retired = lapic::drain_in_service();
-    for v in FIRST..=LAST {
-        dispatch::set_handler(v, stale);
+    let cpus = crate::irq::cpus::online();
+    for &c in cpus.iter() {
+        for v in FIRST..=LAST {
+            dispatch::set_handler_on(c, v, stale);
+        }
     }
     // Inherited: what the LAPIC had already accepted arrives at the first sti, at most once per vector
     // (one IRR bit each). A vector that comes again is a source still firing: stale.
@@ -244,8 +289,10 @@ pub(crate) fn trap_window(window_us: u64) -> (u32, u64, u64) {
     time::delay_us(window_us);
     cpu::disable_interrupts();
     let stale = STALE.load(core::sync::atomic::Ordering::Relaxed) + (others() - others_before);
-    for v in FIRST..=LAST {
-        dispatch::clear_handler(v);
+    for &c in cpus.iter() {
+        for v in FIRST..=LAST {
+            dispatch::clear_handler_on(c, v);
+        }
     }
     (retired, inherited, stale)
 }
@@ -253,14 +300,14 @@ pub(crate) fn trap_window(window_us: u64) -> (u32, u64, u64) {
 /// The verdict of stage B's trap window.
 pub(crate) fn verdict(h: &Handoff, quieted: u32, retired: u32, inherited: u64, stale: u64, window_us: u64) -> Verdict {
     let control = h.control != 0;
-    let left = |s: &mut heapless::String<128>| {
-        let _ = core::fmt::Write::write_fmt(
-            s,
-            format_args!("stage A left {} function(s) with live messages and {} asserting INTx", h.messages, h.intx),
-        );
-    };
-    let mut what: heapless::String<128> = heapless::String::new();
-    left(&mut what);
+    let mut what: heapless::String<160> = heapless::String::new();
+    let _ = core::fmt::Write::write_fmt(
+        &mut what,
+        format_args!("stage A left {} function(s) with live messages and {} asserting INTx, all aimed at CPU 0 ({} moved)", h.messages, h.intx, h.aimed),
+    );
+    if h.unaimed > 0 {
+        let _ = core::fmt::Write::write_fmt(&mut what, format_args!(", {} shut down (not movable to CPU 0)", h.unaimed));
+    }
     match (control, stale) {
         // Nothing was left live: no stale interrupt could arrive, so its absence shows nothing.
         (false, 0) if h.messages == 0 && h.intx == 0 => Verdict::new(
@@ -270,7 +317,7 @@ pub(crate) fn verdict(h: &Handoff, quieted: u32, retired: u32, inherited: u64, s
         (false, 0) => Verdict::new(
             Outcome::Pass,
             format_args!(
-                "{what}; stage B quieted {quieted} function(s) and every IOAPIC entry before sti, retired {retired} in-service and {inherited} inherited LAPIC interrupt(s), then no stale vector fired in {} ms",
+                "{what}; stage B quieted {quieted} function(s) and all IOAPIC entries before sti, retired {retired} in-service and {inherited} pending LAPIC vector(s); no stale vector fired in {} ms",
                 window_us / 1000
             ),
         ),
@@ -288,7 +335,7 @@ mod tests {
     use super::*;
 
     fn handoff(control: bool, messages: u32, intx: u32) -> Handoff {
-        Handoff { magic: MAGIC, control: control as u32, messages, intx }
+        Handoff { magic: MAGIC, control: control as u32, messages, intx, aimed: 0, unaimed: 0 }
     }
 
     #[test]
@@ -300,5 +347,17 @@ mod tests {
         // A stale interrupt is a failure whatever stage A reported.
         assert_eq!(verdict(&handoff(false, 0, 0), 4, 0, 0, 3, 200_000).outcome, Outcome::Fail);
         assert_eq!(verdict(&handoff(true, 0, 1), 4, 0, 0, 5, 200_000).outcome, Outcome::Pass);
+    }
+
+    #[test]
+    fn the_detail_says_where_stage_a_aimed_and_what_it_shut_down() {
+        let h = Handoff { aimed: 9, ..handoff(false, 3, 1) };
+        let v = verdict(&h, 7, 0, 1, 0, 200_000);
+        assert!(v.detail.starts_with("stage A left 3 function(s) with live messages and 1 asserting INTx, all aimed at CPU 0 (9 moved); "), "{}", v.detail);
+        assert!(v.detail.ends_with("no stale vector fired in 200 ms"), "{}", v.detail);
+        let h = Handoff { unaimed: 2, ..handoff(true, 1, 1) };
+        let v = verdict(&h, 7, 0, 0, 0, 200_000);
+        assert_eq!(v.outcome, Outcome::Fail);
+        assert!(v.detail.contains("(0 moved), 2 shut down (not movable to CPU 0)"), "{}", v.detail);
     }
 }
