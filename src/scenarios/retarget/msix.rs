@@ -219,9 +219,9 @@ pub(super) fn torn_move<C: crate::bus::pci::ConfigRegion + Sync>(
     let Some(from) = irq.target(i) else {
         return Verdict::new(Outcome::Fail, format_args!("source {i} has no target"));
     };
-    // The new vector must differ from the old one for a torn message to go astray: with the allocator
-    // handing out the lowest free vector, hold the old vector's number on the new CPU when it is next.
-    let hold = VectorBlock::alloc_on(dest, Pool::Message, 1).ok().filter(|b| b.base() == from.vector);
+    // The new vector must differ from the old one for a torn message to go astray: hold the old vector's
+    // number on the new CPU when it is free there (when another source holds it, the move cannot take it).
+    let hold = VectorBlock::alloc_exact_on(dest, Pool::Message, from.vector).ok();
     let ledger = Ledger::take(online);
     let mut arrived_between = false;
     // `retarget_with` marks its broken order in the access trace as a control's (write-order).
