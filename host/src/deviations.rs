@@ -90,17 +90,22 @@ impl fmt::Display for VersionRange {
 /// A fact of the CPU topology, from the firmware's `platform` record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Fact {
-    /// The APIC IDs of the listed CPUs are not 0, 1, ..., n-1: some CPU's ID lies above an ID no CPU
-    /// has (`-smp 6,sockets=2,cores=3` gives 0,1,2,4,5,6).
-    ApicIdHole,
+    /// One of the first n CPUs (index order, the ones a check covers: logical flat reaches CPUs 0-7) has
+    /// an APIC ID above an ID no listed CPU has (`-smp 6,sockets=2,cores=3` gives 0,1,2,4,5,6: CPUs 3-5
+    /// lie above the hole at 3; `-smp 18,sockets=2,cores=9` gives 0-8,16-24: its first 8 CPUs do not).
+    ApicIdHoleWithin(usize),
     /// At least this many CPUs are listed.
     CpusAtLeast(usize),
+    /// The host's kvm module has `vector_hashing` on (`/sys/module/kvm/parameters/vector_hashing`; a
+    /// host fact, not the firmware's).
+    KvmVectorHashing,
 }
 
 impl fmt::Display for Fact {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Fact::ApicIdHole => f.write_str("a hole in the APIC IDs"),
+            Fact::ApicIdHoleWithin(n) => write!(f, "one of the first {n} CPUs above a hole in the APIC IDs"),
+            Fact::KvmVectorHashing => f.write_str("the kvm module's vector_hashing on"),
             Fact::CpusAtLeast(n) => write!(f, "at least {n} CPUs"),
         }
     }
@@ -145,7 +150,8 @@ pub const DEVIATIONS: &[Deviation] = &[
         qemu: QEMU_7_2,
         accel: Some(Accel::Tcg),
         machine: None,
-        facts: &[Fact::ApicIdHole],
+        // The checks cover CPUs 0-7 (flat: one LDR bit each; cluster: x2APIC IDs up to 7).
+        facts: &[Fact::ApicIdHoleWithin(8)],
         reason: "QEMU TCG's logical-destination match stops at the first APIC ID no CPU has: a CPU whose \
                  APIC ID lies above a hole never receives a logical-mode MSI or IPI (flat and cluster)",
         reference: "smp-ir.md §2.3 bug 1; QEMU 7.2 hw/intc/apic.c apic_get_delivery_bitmask l.470-489 \
@@ -187,8 +193,8 @@ pub const DEVIATIONS: &[Deviation] = &[
         qemu: QEMU_7_2,
         accel: Some(Accel::Kvm),
         machine: None,
-        // With one CPU the check has no arbitration to see.
-        facts: &[Fact::CpusAtLeast(2)],
+        // With one CPU the check has no arbitration to see; with vector_hashing off KVM arbitrates.
+        facts: &[Fact::CpusAtLeast(2), Fact::KvmVectorHashing],
         reason: "KVM's in-kernel local APIC gives a lowest-priority interrupt to the (vector mod n)-th CPU of \
                  the destination set while the kvm module's vector_hashing is on (its default), whatever the \
                  TPRs: vectors 0x33 and 0xdf to 4 CPUs always went to CPU 3, also while CPU 3's TPR held the \
@@ -207,6 +213,9 @@ pub struct QemuPlatform {
     pub accel: Result<Accel, String>,
     /// The machine type QEMU built.
     pub machine: MachineType,
+    /// Under KVM, whether the host's kvm module hashes lowest-priority vectors
+    /// (`/sys/module/kvm/parameters/vector_hashing`), or why it is not known.
+    pub kvm_vector_hashing: Result<bool, String>,
 }
 
 /// The platform a report came from, as far as the host knows it.
@@ -283,7 +292,18 @@ impl HostPlatform {
     /// `-machine`), the machine type QEMU builds ([`MachineType::of`]).
     pub fn of_run(cfg: &RunConfig) -> HostPlatform {
         let version = qemu_version_line(&cfg.qemu).and_then(|line| QemuVersion::parse(&line).ok_or_else(|| format!("no version in `{line}`")));
-        HostPlatform::Qemu(QemuPlatform { version, accel: accel_of(cfg), machine: MachineType::of(cfg) })
+        HostPlatform::Qemu(QemuPlatform { version, accel: accel_of(cfg), machine: MachineType::of(cfg), kvm_vector_hashing: kvm_vector_hashing() })
+    }
+}
+
+/// The host kvm module's `vector_hashing` parameter (`Y`/`N`).
+pub fn kvm_vector_hashing() -> Result<bool, String> {
+    const PATH: &str = "/sys/module/kvm/parameters/vector_hashing";
+    match std::fs::read_to_string(PATH).map(|t| t.trim().to_string()) {
+        Ok(t) if t == "Y" || t == "1" => Ok(true),
+        Ok(t) if t == "N" || t == "0" => Ok(false),
+        Ok(t) => Err(format!("{PATH} says `{t}`")),
+        Err(e) => Err(format!("{PATH}: {e}")),
     }
 }
 
@@ -316,19 +336,24 @@ impl Topology {
         Topology { apic_ids }
     }
 
-    /// Whether the APIC IDs have a hole: they are not exactly 0 to n-1 (`None` without a CPU list).
-    pub fn apic_id_hole(&self) -> Option<bool> {
-        let mut ids = self.apic_ids.clone()?;
-        ids.sort_unstable();
-        ids.dedup();
-        Some(ids.iter().enumerate().any(|(i, &id)| id as usize != i))
+    /// Whether one of the first `n` CPUs (index order) has an APIC ID above the lowest ID no listed CPU
+    /// has (`None` without a CPU list).
+    pub fn apic_id_hole_within(&self, n: usize) -> Option<bool> {
+        let ids = self.apic_ids.as_ref()?;
+        let mut sorted = ids.clone();
+        sorted.sort_unstable();
+        sorted.dedup();
+        let first_missing = sorted.iter().enumerate().find(|&(i, &id)| id as usize != i).map_or(sorted.len(), |(i, _)| i);
+        Some(ids.iter().take(n).any(|&id| id as usize > first_missing))
     }
 
-    /// Whether `fact` holds (`None`: not known).
+    /// Whether a topology `fact` holds (`None`: not known; `KvmVectorHashing` is the host's, not a
+    /// topology fact: `None` here).
     pub fn holds(&self, fact: Fact) -> Option<bool> {
         match fact {
-            Fact::ApicIdHole => self.apic_id_hole(),
+            Fact::ApicIdHoleWithin(n) => self.apic_id_hole_within(n),
             Fact::CpusAtLeast(n) => self.apic_ids.as_ref().map(|ids| ids.len() >= n),
+            Fact::KvmVectorHashing => None,
         }
     }
 
@@ -372,6 +397,13 @@ impl Deviation {
             }
         }
         for &fact in self.facts {
+            if fact == Fact::KvmVectorHashing {
+                match &q.kvm_vector_hashing {
+                    Ok(true) => continue,
+                    Ok(false) => return Err(format!("the row needs {fact}; this host has it off")),
+                    Err(why) => return Err(format!("the row needs {fact}, not known: {why}")),
+                }
+            }
             match topology.holds(fact) {
                 Some(true) => {}
                 Some(false) => return Err(format!("the row needs {fact}; the platform record lists {}", topology.describe())),

@@ -549,8 +549,19 @@ impl fmt::Display for QemuCommand {
 pub fn build_command(cfg: &RunConfig, purpose: Purpose<'_>, scratch: &Path) -> QemuCommand {
     let mut args: Vec<String> = Vec::new();
     let mut push = |items: &[&str]| args.extend(items.iter().map(|s| s.to_string()));
-    push(&["-M", cfg.machine.as_str(), "-accel", cfg.accel.as_str()]);
-    push(&["-m", "256M", "-smp", cfg.smp.as_str()]);
+    // A verbatim QEMU argument that names the accelerator or the CPUs replaces the launcher's own: QEMU
+    // keeps the first accelerator that starts, so the launcher's `-accel` first would silently win.
+    let user_names = |opts: &[&str]| cfg.qemu_args.iter().any(|a| opts.contains(&a.trim_start_matches('-')));
+    let user_accel = user_names(&["accel", "enable-kvm"])
+        || cfg.qemu_args.windows(2).any(|w| matches!(w[0].trim_start_matches('-'), "M" | "machine") && w[1].split(',').any(|i| i.starts_with("accel=")));
+    push(&["-M", cfg.machine.as_str()]);
+    if !user_accel {
+        push(&["-accel", cfg.accel.as_str()]);
+    }
+    push(&["-m", "256M"]);
+    if !user_names(&["smp"]) {
+        push(&["-smp", cfg.smp.as_str()]);
+    }
     push(&[
         "-nodefaults",
         "-display",
@@ -844,6 +855,21 @@ mod tests {
                 "int"
             ]
         );
+    }
+
+    #[test]
+    fn a_users_accelerator_or_cpus_replace_the_launchers() {
+        let boot = Purpose::Boot { elf: Path::new("fw.elf") };
+        let args = |cfg: &RunConfig| strs(&build_command(cfg, boot, Path::new("/s"))).iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let count = |a: &[String], w: &str| a.iter().filter(|x| x.as_str() == w).count();
+        let plain = args(&RunConfig::new().smp("4"));
+        assert_eq!((count(&plain, "-accel"), count(&plain, "-smp")), (1, 1));
+        let a = args(&RunConfig::new().smp("4").qemu_arg("-accel").qemu_arg("tcg,thread=single").qemu_arg("-smp").qemu_arg("2"));
+        assert_eq!((count(&a, "-accel"), count(&a, "-smp")), (1, 1), "{a:?}");
+        assert!(a.windows(2).any(|w| w[0] == "-accel" && w[1] == "tcg,thread=single") && a.windows(2).any(|w| w[0] == "-smp" && w[1] == "2"), "{a:?}");
+        let m = args(&RunConfig::new().qemu_arg("-machine").qemu_arg("q35,accel=kvm"));
+        assert_eq!(count(&m, "-accel"), 0, "{m:?}");
+        assert_eq!(count(&args(&RunConfig::new().qemu_arg("-enable-kvm")), "-accel"), 0);
     }
 
     #[test]

@@ -79,6 +79,7 @@ fn qemu(version: (u32, u32, u32), accel: Accel, machine: &str) -> HostPlatform {
         version: Ok(QemuVersion(version.0, version.1, version.2)),
         accel: Ok(accel),
         machine: MachineType::parse(machine),
+        kvm_vector_hashing: Ok(true),
     })
 }
 
@@ -183,8 +184,8 @@ fn a_failure_on_a_platform_the_row_does_not_cover_stays_a_failure_and_says_why()
         (qemu((7, 2, 22), Accel::Kvm, "q35"), HOLE, "tcg-logical-apic-id-hole: the accelerator is kvm, the row is about tcg"),
         (qemu((8, 0, 0), Accel::Tcg, "q35"), HOLE, "tcg-logical-apic-id-hole: QEMU 8.0.0 is outside the row's versions (7.2.0 to before 7.3.0)"),
         (qemu((7, 1, 0), Accel::Tcg, "pc"), HOLE, "QEMU 7.1.0 is outside"),
-        (tcg72(), DENSE, "tcg-logical-apic-id-hole: the row needs a hole in the APIC IDs; the platform record lists APIC IDs 0,1,2,3"),
-        (tcg72(), &[], "the row needs a hole in the APIC IDs, and the platform record has no CPU list"),
+        (tcg72(), DENSE, "tcg-logical-apic-id-hole: the row needs one of the first 8 CPUs above a hole in the APIC IDs; the platform record lists APIC IDs 0,1,2,3"),
+        (tcg72(), &[], "the row needs one of the first 8 CPUs above a hole in the APIC IDs, and the platform record has no CPU list"),
     ];
     for (platform, ids, why) in cases {
         let mut records = hole_run();
@@ -295,12 +296,17 @@ fn rows_are_keyed_by_version_range_accelerator_machine_topology_detail_and_contr
 #[test]
 fn apic_id_holes_come_from_the_cpu_list() {
     let t = |ids: &[u32]| Topology { apic_ids: Some(ids.to_vec()) };
-    assert_eq!(t(HOLE).apic_id_hole(), Some(true));
-    assert_eq!(t(DENSE).apic_id_hole(), Some(false));
-    assert_eq!(t(&[3, 1, 0, 2]).apic_id_hole(), Some(false), "order does not matter");
-    assert_eq!(t(&[1, 2]).apic_id_hole(), Some(true), "no CPU with APIC ID 0");
-    assert_eq!(t(&[0]).apic_id_hole(), Some(false));
-    assert_eq!(Topology { apic_ids: None }.apic_id_hole(), None);
+    assert_eq!(t(HOLE).apic_id_hole_within(8), Some(true));
+    assert_eq!(t(DENSE).apic_id_hole_within(8), Some(false));
+    assert_eq!(t(&[3, 1, 0, 2]).apic_id_hole_within(8), Some(false), "order does not matter");
+    assert_eq!(t(&[1, 2]).apic_id_hole_within(8), Some(true), "no CPU with APIC ID 0");
+    assert_eq!(t(&[0]).apic_id_hole_within(8), Some(false));
+    assert_eq!(Topology { apic_ids: None }.apic_id_hole_within(8), None);
+    // `-smp 18,sockets=2,cores=9`: 0-8 and 16-24. The hole lies above CPU 8, which a flat check does not
+    // reach: its first 8 CPUs are all below it (a pass there is no xpass), but CPU 9 (ID 16) is above.
+    let wide: Vec<u32> = (0..9).chain(16..25).collect();
+    assert_eq!(t(&wide).apic_id_hole_within(8), Some(false));
+    assert_eq!(t(&wide).apic_id_hole_within(10), Some(true));
 }
 
 #[test]
@@ -403,7 +409,26 @@ fn a_real_run_lists_its_cpus_and_the_hole() {
     let ids: Vec<u32> = p.cpus.iter().map(|c| c.apic_id).collect();
     assert_eq!(ids, HOLE, "{:?}{why}", p.cpus);
     assert_eq!(p.cpus[0].state, "online");
-    assert_eq!(Topology::of(Some(p)).apic_id_hole(), Some(true));
+    assert_eq!(Topology::of(Some(p)).apic_id_hole_within(8), Some(true));
     // No scenario of this run is one a row is about: QEMU was not asked for its version.
     assert_eq!(o.to_json()["deviations"]["note"], "no scenario of the run is one a known deviation is about");
+}
+
+#[test]
+fn kvm_lowest_priority_row_needs_the_host_to_hash_vectors() {
+    let records = vec![
+        platform_record(DENSE),
+        scenario("dest-lowest-priority", wire::Outcome::Fail, "(b) CPU 0 alone at priority 0: went to CPU 3"),
+        wire::Record::End(wire::End { passed: 0, failed: 1, skipped: 0 }),
+    ];
+    let hashing = qemu((7, 2, 22), Accel::Kvm, "q35");
+    common::assert_xfail(&run_on(&hashing, &records), "dest-lowest-priority", "kvm-lowest-priority-vector-hashing");
+    // A host with vector_hashing off arbitrates by priority: the failure stays one, and says why.
+    let mut arbitrating = hashing.clone();
+    if let HostPlatform::Qemu(q) = &mut arbitrating {
+        q.kvm_vector_hashing = Ok(false);
+    }
+    let o = run_on(&arbitrating, &records);
+    assert_eq!(result_of(&o, "dest-lowest-priority"), ScenarioResult::Fail);
+    assert!(o.render().contains("the row needs the kvm module's vector_hashing on; this host has it off"), "{}", o.render());
 }

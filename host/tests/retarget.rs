@@ -123,13 +123,14 @@ fn intx_controls_hit_no_other_line_and_cpu_offline_keeps_multi_message_msi_in_pl
 
 /// The same under KVM (nested here: slow), two CPUs.
 #[test]
-#[ignore = "KVM -smp 2: the edu INTx line aimed at an AP stops delivering after intx-hold (under investigation)"]
 fn retargeting_under_kvm_loses_nothing_and_every_control_is_caught() {
     if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
         // The project's machines have KVM; say loudly when one does not, rather than pass quietly.
         eprintln!("NOTICE: /dev/kvm is not usable here; the KVM retarget check did not run");
         return;
     }
-    let o = common::boot(&config(Machine::Q35, "2").accel(Accel::Kvm));
+    // About 105 s to the teardown and 20 s more for the report on this project's nested KVM under load
+    // (every COM1 byte and configuration access exits to QEMU): past the common 120 s.
+    let o = common::boot(&config(Machine::Q35, "2").accel(Accel::Kvm).timeout_secs(300));
     all_pass(&o);
 }

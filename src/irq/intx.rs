@@ -30,9 +30,11 @@ use spin::{Mutex, Once};
 /// Unclaimed interrupts in a row after which a line is masked as a storm.
 pub const STORM_THRESHOLD: u32 = 1000;
 /// Deliveries of a line with no sharer asserting, taken per claim as re-deliveries of the claimed (held)
-/// sharer's level: the EOI reached the IOAPIC before the deassertion did, and the IOAPIC sent the still
-/// high level again (KVM's in-kernel IOAPIC does this after some claims, up to one each). They are counted
-/// in the sharer's record ([`redeliveries`]); more than this per claim is unclaimed, and a storm.
+/// sharer's level: an EOI reached the IOAPIC before the deassertion did, and the IOAPIC sent the still
+/// high level again. This host's KVM does it on every claim: it ends each interrupt it injects with an EOI
+/// of its own before the handler runs (README, Every CPU), so Remote IRR clears while the function still
+/// asserts and the copy is taken once the handler returns. They are counted in the sharer's record
+/// ([`redeliveries`]); more than this per claim is unclaimed, and a storm.
 pub const REDELIVERIES_PER_CLAIM: u8 = 2;
 
 /// An IOAPIC and the GSIs it serves.
@@ -318,8 +320,11 @@ impl Line {
 impl Sharer {
     fn claim_acked(&mut self) {
         self.count += 1;
+        // A function the handler already holds with Interrupt Disable stays held so: its `rearm` must
+        // clear it (the entry does not take an interrupt of a function with INTx disabled, but one that
+        // raced the handler's hold can be counted here).
+        self.acked = !self.held || self.acked;
         self.held = true;
-        self.acked = true;
         self.absorb = REDELIVERIES_PER_CLAIM;
     }
 }
@@ -715,18 +720,29 @@ pub fn rearm(bdf: Bdf) {
         for line in lines.iter_mut() {
             line.settle();
             let Some(s) = line.sharers.iter_mut().find(|s| s.bdf == bdf) else { continue };
+            // What holds the function back: nothing (the entry acknowledged it at the device), Interrupt
+            // Disable, or the line's entry.
+            let (mut enable, mut unmask) = (false, false);
             if s.held {
                 s.held = false;
                 if core::mem::take(&mut s.acked) {
                     // Acknowledged at the device by the interrupt entry: nothing was masked.
                 } else if s.intx_disable {
-                    set_intx_disable(*cfg, bdf, false);
+                    enable = true;
                 } else if line.held_by_entry && !line.storm_masked {
                     line.held_by_entry = false;
-                    line.chip.set_masked(line.index, false);
+                    unmask = true;
                 }
             }
+            // The entry's acknowledge is armed before the function drives the line again (as in `mask`):
+            // the interrupt that brings, taken on whichever CPU the line is aimed at, finds it.
             line.arm();
+            if enable {
+                set_intx_disable(*cfg, bdf, false);
+            }
+            if unmask {
+                line.chip.set_masked(line.index, false);
+            }
         }
     });
 }
@@ -808,7 +824,7 @@ pub fn report() -> Vec<LineReport> {
     })
 }
 
-/// A delivery no sharer asserts after a claim: the claimed sharer's level delivered again (the EOI beat
+/// A delivery no sharer asserts after a claim: the claimed sharer's level delivered again (an EOI beat
 /// the deassertion), counted to it within [`REDELIVERIES_PER_CLAIM`] per claim, a held sharer's first.
 /// Under KVM such a delivery can also arrive after the driver's rearm (the entry's acknowledge, armed
 /// again then, leaves it to the handler since Status.Interrupt is clear), so the bound of the last claim
@@ -842,6 +858,7 @@ fn handle(vector: u8) {
     // An acknowledge the entry made for an earlier interrupt is counted first; this one is then another.
     line.settle();
     let mut claimed = false;
+    let (armed_cpu, armed_vector) = (line.cpu, line.block.base());
     for s in line.sharers.iter_mut() {
         // A held sharer is masked and waits for its driver: Interrupt Disable does not clear
         // Status.Interrupt (PCI 3.0 6.2.3), so without this check another sharer's interrupt, or an EOI
@@ -867,6 +884,17 @@ fn handle(vector: u8) {
             continue;
         }
         claimed = true;
+        if s.armed {
+            // The entry's acknowledge was armed after this interrupt passed the entry (a `rearm` on another
+            // CPU than the line's, or the function asserting only after the entry asked it). The sharer is
+            // held below, so the acknowledge is taken back: armed, the next delivery of the line (a level
+            // delivered again) would be taken by the entry as a new interrupt of the held function. One the
+            // entry made meanwhile (the handler running on another CPU) was an interrupt of its own.
+            s.armed = false;
+            if !idt::disarm_ack_on(armed_cpu, armed_vector) {
+                s.count += 1;
+            }
+        }
         if s.held {
             // Acknowledged by the entry and asserting again before its driver's `rearm`: held off now and
             // counted when `rearm` lets it through, as the generic path would have it.
@@ -943,6 +971,21 @@ mod tests {
         sharers[1].held = false;
         assert!(absorb_redelivery(&mut sharers));
         assert_eq!((sharers[0].redelivered, sharers[1].redelivered), (1, 4));
+    }
+
+    #[test]
+    fn an_interrupt_disable_hold_survives_a_claim_by_the_entry() {
+        // Claimed by the entry alone: held, nothing masked, so rearm has nothing to undo.
+        let mut s = sharer(5);
+        s.claim_acked();
+        assert!(s.held && s.acked && s.count == 1);
+        // Held by the handler with Interrupt Disable (held, not acked): a claim counted through the
+        // entry afterwards must leave it so, or rearm would never clear Interrupt Disable.
+        let mut s = sharer(5);
+        s.count = 1;
+        s.held = true;
+        s.claim_acked();
+        assert!(s.held && !s.acked && s.count == 2, "the Interrupt Disable hold is kept");
     }
 
     #[test]

@@ -4,7 +4,9 @@
 //! at two CPUs at once: a logical destination naming both, fixed delivery (SDM 11.6.2.2 / 11.6.2.4: a
 //! fixed interrupt goes to every CPU of the set; 82093AA 3.2.4), so every message the IOAPIC sends for the
 //! line reaches both CPUs together and both run the line's handler for the same assertion, in parallel
-//! (QEMU's TCG runs each vCPU in a thread of its own). The handlers then race for the same sharers: each
+//! where the accelerator runs each vCPU in a thread of its own (MTTCG, QEMU's default on x86, and KVM;
+//! with `-accel tcg,thread=single` they interleave instead). What the check proves is that both CPUs
+//! took the same assertion, not that their handlers overlapped in time. The handlers then race for the same sharers: each
 //! asks every sharer whether it asserts (Status.Interrupt), claims and masks the one that does, and the
 //! other finds nothing left to claim (a delivery the line's re-delivery bound absorbs).
 //!
@@ -14,7 +16,8 @@
 //! fails); both CPUs took the line's vector in every round (else the concurrency was not provoked, and
 //! the check says so as a failure); the deliveries the handler counted as unclaimed (beyond its
 //! re-delivery bound) are at most one per claim, the other CPU's copy of a claimed assertion (KVM's
-//! IOAPIC re-sends a level still high at each CPU's EOI: 27-35 of 400 claims under nested KVM; TCG none),
+//! IOAPIC re-sends a level still high at each CPU's EOI: 27-35 of 400 claims under nested KVM; TCG shows
+//! the second CPU's copy too: 252 of 400 with two sharers, 550 of 800 with four),
 //! so a line left asserting (a storm) fails; and nothing arrived on a CPU outside the two. Then the line
 //! is aimed back where the setup put it.
 //!
