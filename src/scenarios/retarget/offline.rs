@@ -408,7 +408,7 @@ fn verdict(t: Tally, control: bool, leak: bool, reached_nobody: bool, k: usize, 
         None => Verdict::new(
             Outcome::Pass,
             format_args!(
-                "CPU {k} of {}{}: {} vector(s) moved off ({} devices aimed there first), {} raised in flight, all freed ({} msg, {} INTx free); offline, all {} sources once where aimed; back online, {back} taken there",
+                "CPU {k} of {}{}: {} vector(s) moved off ({} devices aimed there first, {} raised in flight), all freed ({}+{} free); offline, {} sources once where aimed; back online, {back} there",
                 cpu_list(online),
                 free.kept,
                 free.held,
