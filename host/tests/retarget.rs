@@ -86,6 +86,41 @@ fn with_one_cpu_each_retarget_scenario_is_a_skip_that_says_why() {
     }
 }
 
+/// Every line on INTx (lines share the INTx vectors, each CPU its own numbers) and an xhci with
+/// multiple-message MSI (16 vectors, one message), four CPUs, one boot:
+/// - `retarget-ioapic`'s control aims its half-written entry at a CPU where the line's vector is free and
+///   held, so no other line's handler takes the strays (no line masked as a storm) and every line's
+///   scenario still passes after the others' controls;
+/// - `cpu-offline` keeps the xhci where it is (its vectors cannot move one by one), says so, and still
+///   sees its interrupt arrive with the CPU offline; its control claims the catch with nothing else in it.
+#[test]
+fn intx_controls_hit_no_other_line_and_cpu_offline_keeps_multi_message_msi_in_place() {
+    let cfg = common::config(Machine::Q35)
+        .smp("4")
+        .device("nec-usb-xhci,msix=off,id=x,addr=06.0")
+        .device("usb-kbd,bus=x.0")
+        .append("scenario=retarget-ioapic,cpu-offline irq.00:02.0=intx irq.00:03.0=intx irq.00:04.0=intx");
+    let o = common::boot(&cfg);
+    let why = common::explain(&o);
+    common::assert_passed(&o);
+    for bdf in ["00:02.0", "00:03.0", "00:04.0"] {
+        let d = passed(&o, Some(bdf), "retarget-ioapic", false);
+        assert!(d.contains("asserted while masked arrived once after"), "{bdf}: {d}");
+        let d = passed(&o, Some(bdf), "retarget-ioapic", true);
+        assert!(d.starts_with("caught:") && d.contains("line healthy after"), "{bdf}: {d}");
+    }
+    for f in o.report.functions.iter() {
+        assert!(!f.problems.iter().any(|p| p.contains("storm") || p.contains("no function claimed")), "{}: {:?}{why}", f.bdf, f.problems);
+    }
+    let xhci = o.report.functions.iter().find(|f| f.bdf == "00:06.0").unwrap_or_else(|| panic!("no xhci{why}"));
+    assert_eq!(xhci.vectors.len(), 16, "xhci with 16 MSI vectors{why}");
+    let d = passed(&o, None, "cpu-offline", false);
+    assert!(d.contains("kept in place: 00:06.0") && d.contains("16 MSI vectors share one message"), "{d}");
+    assert!(d.contains("all freed") && d.contains("back online"), "{d}");
+    let d = passed(&o, None, "cpu-offline", true);
+    assert!(d.starts_with("caught:") && d.contains("nothing else failed"), "{d}");
+}
+
 /// The same under KVM (nested here: slow), two CPUs.
 #[test]
 fn retargeting_under_kvm_loses_nothing_and_every_control_is_caught() {

@@ -389,6 +389,12 @@ impl InterruptSource for Nvme {
         if !self.enabled {
             self.enable()?;
         }
+        // A command of this source still outstanding (its interrupt was never acknowledged: a check that
+        // stopped at a lost interrupt): its completion is consumed first, or the next acknowledge would
+        // find it at the head in place of the new command's.
+        if self.queues[i].outstanding.is_some() {
+            self.acknowledge(i)?;
+        }
         let cid = if i == 0 {
             let data = self.data.phys();
             self.submit(0, opc::IDENTIFY, 0, data, 1, 0) // CNS 1: Identify Controller

@@ -57,6 +57,11 @@ pub enum VectorError {
         /// CPUs with a vector space (arch::percpu::len).
         cpus: usize,
     },
+    /// The one vector asked for ([`VectorMap::alloc_exact`]) is held already, or is not in the pool.
+    Unavailable {
+        /// The vector asked for.
+        vector: u8,
+    },
     /// The heap had no room for the vector map of a CPU.
     NoMemory {
         /// The CPU whose map could not be made.
@@ -71,6 +76,7 @@ impl core::fmt::Display for VectorError {
             Self::BadCount(n) => write!(f, "bad vector count {n}"),
             Self::NoSuchCpu { cpu, cpus } => write!(f, "no vector space for CPU {cpu} ({cpus} CPUs have one)"),
             Self::NoMemory { cpu } => write!(f, "no heap left for the vector map of CPU {cpu}"),
+            Self::Unavailable { vector } => write!(f, "vector {vector:#x} is held already or outside its pool"),
         }
     }
 }
@@ -128,6 +134,17 @@ impl VectorMap {
             base += count;
         }
         Err(VectorError::Exhausted { requested: count as u16 })
+    }
+
+    /// Allocates exactly `vector` from `pool` (a control reserving one vector number on purpose).
+    pub fn alloc_exact(&mut self, pool: Pool, vector: u8) -> Result<u8, VectorError> {
+        let (first, last) = pool.range();
+        let v = vector as usize;
+        if !(first..=last).contains(&v) || self.is_used(v) {
+            return Err(VectorError::Unavailable { vector });
+        }
+        self.set(v, true);
+        Ok(vector)
     }
 
     /// Frees `count` vectors from `base`. Reserved vectors are never freed.
@@ -189,6 +206,11 @@ impl CpuVectors {
         self.map_mut(cpu, cpus)?.alloc_in(pool, count)
     }
 
+    /// Allocates exactly `vector` from `pool` on `cpu`, one of `cpus`.
+    pub fn alloc_exact_on(&mut self, cpu: usize, cpus: usize, pool: Pool, vector: u8) -> Result<u8, VectorError> {
+        self.map_mut(cpu, cpus)?.alloc_exact(pool, vector)
+    }
+
     /// Frees `count` vectors from `base` on `cpu` (nothing for a CPU never used).
     pub fn free_on(&mut self, cpu: usize, base: u8, count: u16) {
         if let Some(m) = self.maps.get_mut(cpu) {
@@ -241,6 +263,15 @@ impl VectorBlock {
         let base = crate::arch::cpu::without_interrupts(|| VECTORS.lock().alloc_on(cpu, cpus, pool, count))?;
         (0..count).for_each(|i| crate::irq::dispatch::set_owned_on(cpu, base + i as u8, true));
         Ok(VectorBlock { base, count, cpu })
+    }
+
+    /// Allocates exactly `vector` from `pool` on CPU `cpu` and marks it owned there: a control holds one
+    /// vector number on purpose (so a torn message or entry lands on a vector no handler serves there).
+    pub fn alloc_exact_on(cpu: usize, pool: Pool, vector: u8) -> Result<VectorBlock, VectorError> {
+        let cpus = crate::arch::percpu::len();
+        let base = crate::arch::cpu::without_interrupts(|| VECTORS.lock().alloc_exact_on(cpu, cpus, pool, vector))?;
+        crate::irq::dispatch::set_owned_on(cpu, base, true);
+        Ok(VectorBlock { base, count: 1, cpu })
     }
 
     /// First vector.
@@ -383,6 +414,26 @@ mod tests {
         assert_eq!(c.alloc_on(999, 1000, Pool::Intx, 1), Ok(0xE0));
         assert_eq!(c.allocated_on(999), [0xE0]);
         c.free_on(5000, 0x30, 1); // a CPU never used: nothing to free, nothing breaks
+    }
+
+    #[test]
+    fn one_exact_vector_is_held_only_where_free() {
+        let mut c = CpuVectors::new();
+        assert_eq!(c.alloc_on(1, 4, Pool::Intx, 1), Ok(0xE0));
+        // Held on CPU 1, free on CPU 2.
+        assert_eq!(c.alloc_exact_on(1, 4, Pool::Intx, 0xE0), Err(VectorError::Unavailable { vector: 0xE0 }));
+        assert_eq!(c.alloc_exact_on(2, 4, Pool::Intx, 0xE0), Ok(0xE0));
+        assert_eq!(c.allocated_on(2), [0xE0]);
+        // Not the lowest free one: exactly the one asked for, and the lowest stays free.
+        assert_eq!(c.alloc_exact_on(2, 4, Pool::Intx, 0xE5), Ok(0xE5));
+        assert_eq!(c.alloc_on(2, 4, Pool::Intx, 1), Ok(0xE1));
+        // Outside the pool, or reserved, or past the CPUs: refused.
+        assert_eq!(c.alloc_exact_on(2, 4, Pool::Intx, 0x40), Err(VectorError::Unavailable { vector: 0x40 }));
+        assert_eq!(c.alloc_exact_on(2, 4, Pool::Message, 0xFE), Err(VectorError::Unavailable { vector: 0xFE }));
+        assert_eq!(c.alloc_exact_on(4, 4, Pool::Intx, 0xE0), Err(VectorError::NoSuchCpu { cpu: 4, cpus: 4 }));
+        // Freed, it can be held again.
+        c.free_on(2, 0xE5, 1);
+        assert_eq!(c.alloc_exact_on(2, 4, Pool::Intx, 0xE5), Ok(0xE5));
     }
 
     #[test]

@@ -35,6 +35,12 @@ pub(crate) fn step(ctx: &mut Context<'_>) {
         let Some(f) = ctx.pci.functions.get(dev.index) else { continue };
         let v = guard(ctx.cfg, f, dev, &online);
         ctx.run.scenario(Scenario::RetargetMsix.name(), Some(f.bdf), &v);
+        if let Some((e, addr, data)) = dev.irq.table_mismatch() {
+            // Not "nothing provoked": the control cannot run on a table that lost its messages.
+            let v = Verdict::new(Outcome::Fail, format_args!("not run: MSI-X entry {e} no longer holds its message (read {addr:#x}/{data:#x}), left so by a scenario run before"));
+            ctx.run.scenario_record(Scenario::RetargetMsix.name(), Some(f.bdf), &v, true);
+            continue;
+        }
         let (v, provoked) = control(dev, &online);
         ctx.run.control(Scenario::RetargetMsix.name(), Some(f.bdf), &v, provoked, "the entry's new vector equals its old one: a torn message cannot go astray");
     }
@@ -68,12 +74,24 @@ fn guard(cfg: &PlatformConfig, f: &Function, dev: &mut Active, online: &[usize])
     let Some(pba) = Pba::map(cfg, f) else {
         return Verdict::new(Outcome::Fail, format_args!("the MSI-X Pending Bit Array could not be mapped"));
     };
+    // The entries must hold what msifw wrote before anything moves: a table a reset wiped (and nothing
+    // restored) delivers nowhere, which is not a move's fault.
+    if let Some((e, addr, data)) = dev.irq.table_mismatch() {
+        return Verdict::new(
+            Outcome::Fail,
+            format_args!("before any move, MSI-X entry {e} no longer holds its message (read {addr:#x}/{data:#x}): the device was left so by a scenario run before; nothing moved"),
+        );
+    }
+    let dev_kind = dev.dev.kind();
+    let fewer = dev.fewer.clone();
     let src = dev.dev.source();
     let irq = &mut dev.irq;
-    let sources = src.sources().min(irq.vectors().len());
+    let driven = src.sources();
+    let sources = driven.min(irq.vectors().len());
     if sources == 0 {
         return Verdict::new(Outcome::Skip, format_args!("no interrupt source driven"));
     }
+    let live = entries_live(dev_kind, fewer, sources, irq.vectors().len(), driven);
     let mut pace = Pace::new(sources);
     let mut t = Tally::default();
     let (mut during, mut before_move, mut after_move) = (0u32, 0u32, 0u32);
@@ -179,13 +197,28 @@ fn guard(cfg: &PlatformConfig, f: &Function, dev: &mut Active, online: &[usize])
         None => Verdict::new(
             Outcome::Pass,
             format_args!(
-                "{} moves of {sources} entries round CPUs {} under load, {} interrupts each once where aimed; {during} raised while masked arrived once after; {before_move} in flight before the mask, {after_move} after; old vectors freed",
+                "{} moves of {live} round CPUs {} under load, {} interrupts each once where aimed; {during} raised while masked arrived once after; {before_move} in flight before the mask, {after_move} after; old vectors freed",
                 t.moves,
                 cpu_list(online),
                 t.interrupts
             ),
         ),
     }
+}
+
+/// How many of the device's MSI-X entries the guard moves, and why not more: `sources` moved, of the
+/// `wanted` sources its driver drives with every vector it asks for; `enabled` entries have a vector now
+/// and `driven` sources are driven.
+fn entries_live(kind: crate::drivers::DriverKind, fewer: Option<alloc::string::String>, sources: usize, enabled: usize, driven: usize) -> alloc::string::String {
+    let wanted = kind.wants().1;
+    if sources >= wanted {
+        return alloc::format!("{sources} entries");
+    }
+    let why = match fewer {
+        Some(why) => why,
+        None => alloc::format!("{enabled} with a vector, {driven} driven: an earlier scenario left it so"),
+    };
+    alloc::format!("{sources} of {wanted} entries live ({why})")
 }
 
 /// One entry rewritten unmasked, with a raise between the address and the data write.
@@ -219,9 +252,9 @@ pub(super) fn torn_move<C: crate::bus::pci::ConfigRegion + Sync>(
     let Some(from) = irq.target(i) else {
         return Verdict::new(Outcome::Fail, format_args!("source {i} has no target"));
     };
-    // The new vector must differ from the old one for a torn message to go astray: with the allocator
-    // handing out the lowest free vector, hold the old vector's number on the new CPU when it is next.
-    let hold = VectorBlock::alloc_on(dest, Pool::Message, 1).ok().filter(|b| b.base() == from.vector);
+    // The new vector must differ from the old one for a torn message to go astray: hold the old vector's
+    // number on the new CPU when it is free there (when another source holds it, the move cannot take it).
+    let hold = VectorBlock::alloc_exact_on(dest, Pool::Message, from.vector).ok();
     let ledger = Ledger::take(online);
     let mut arrived_between = false;
     // `retarget_with` marks its broken order in the access trace as a control's (write-order).
