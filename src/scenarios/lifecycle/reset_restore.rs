@@ -73,6 +73,13 @@ pub fn run<C: ConfigRegion>(
         return (Verdict::new(Outcome::Fail, format_args!("device did not come back after the {how}: {e}")), provoked);
     }
     let delivery = delivery::run(source, irq, 1);
+    if control {
+        // The control's provocation undone: the device stopped, its table rewritten from the cache and
+        // the device brought back, so what runs next finds it as the guard left it.
+        let _ = source.stop();
+        let _ = irq.restore(Restore::Full);
+        let _ = source.reinitialize(irq.vectors().len());
+    }
     let wiped = |v: &Verdict| {
         let mut s: heapless::String<512> = heapless::String::new();
         let _ = core::fmt::Write::write_fmt(
