@@ -25,6 +25,7 @@ pub mod cmdline;
 pub mod console;
 #[allow(unsafe_code)]
 pub mod physmem;
+pub mod sort;
 pub mod time;
 
 pub mod platform;

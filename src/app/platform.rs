@@ -71,7 +71,7 @@ impl Platform {
         for &bus in peers {
             self.roots.push(RootBus { first: bus, last: 0xFF, bridge: *b"----", cba: None });
         }
-        self.roots.sort_unstable_by_key(|r| r.first);
+        crate::sort::sort_by_key(&mut self.roots, |r| r.first);
         // Each range ends before the next root bus.
         let firsts: alloc::vec::Vec<u8> = self.roots.iter().map(|r| r.first).collect();
         for (r, next) in self.roots.iter_mut().zip(firsts.iter().skip(1)) {
@@ -229,7 +229,7 @@ pub(super) fn start_cpus(run: &mut Run, boot: &BootInfo, p: &Platform) {
     // The CPUs that will have an index: the distinct enabled entries and the BSP (index 0 even when the
     // table does not list it).
     let mut ids: alloc::vec::Vec<u32> = entries.iter().map(|e| e.apic_id).chain([run.apic_id]).collect();
-    ids.sort_unstable();
+    crate::sort::sort(&mut ids);
     ids.dedup();
     if let Some(name) = selftest.filter(|_| ids.len() < 2) {
         ap_selftest_needs_aps(run, name, ids.len());

@@ -1008,7 +1008,7 @@ pub fn root_buses(ns: &PciNamespace) -> (Vec<RootBus>, Vec<RootProblem>) {
         }
     }
     // Among equal root buses the first listed stays (a stable sort).
-    candidates.sort_by_key(|(r, _, _)| r.first);
+    crate::sort::sort_by_key(&mut candidates, |(r, _, _)| r.first);
     let mut kept: Vec<(RootBus, bool, &str)> = Vec::new();
     for (root, known, path) in candidates {
         let inside = kept.iter().find(|(r, k, _)| {

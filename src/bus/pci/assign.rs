@@ -172,7 +172,7 @@ impl Windows {
                 let above = (r.last < w.last).then(|| AddressRange { start: r.last + 1, last: w.last });
                 out.extend([below, above].into_iter().flatten());
             }
-            out.sort_unstable_by_key(|p| p.start);
+            crate::sort::sort_by_key(&mut out, |p| p.start);
             *list = out;
         }
     }
@@ -441,7 +441,7 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
     // A bridge is msifw's when it and every bridge above it have no window the boot firmware opened.
     let mut managed = alloc::vec![false; bridges.len()];
     let mut by_bus: Vec<usize> = (0..bridges.len()).collect();
-    by_bus.sort_unstable_by_key(|&i| bridges[i].secondary);
+    crate::sort::sort_by_key(&mut by_bus, |&i| bridges[i].secondary);
     for &b in by_bus.iter() {
         let br = &bridges[b];
         managed[b] = br.managed() && (br.bdf.bus == root || parent_of(br.bdf.bus).is_some_and(|p| managed[p]));
@@ -471,7 +471,7 @@ pub fn plan(e: &Enumeration, bridges: &[BridgeInfo], root: u8, mut windows: Wind
     // Bottom up: children have higher bus numbers than their bridge (enumeration follows only such bridges),
     // so going through the bridges by descending secondary bus sizes every child before its parent.
     let mut order: Vec<usize> = (0..bridges.len()).collect();
-    order.sort_unstable_by_key(|&i| core::cmp::Reverse(bridges[i].secondary));
+    crate::sort::sort_by_key(&mut order, |&i| core::cmp::Reverse(bridges[i].secondary));
     let mut needs = alloc::vec![[Need::default(); 3]; bridges.len()];
     for &b in order.iter() {
         let br = &bridges[b];
@@ -583,7 +583,7 @@ fn items_on(
     // Largest alignment first (then largest size): each item starts where the one before ended, rounded to
     // an alignment no larger than the previous one's, so the gaps are as small as they can be. Among equals,
     // what must stay below 4 GiB goes first, so a 64-bit BAR does not take its room.
-    items.sort_unstable_by(|a, b| (b.align, b.size, a.above_4g).cmp(&(a.align, a.size, b.above_4g)));
+    crate::sort::sort_by(&mut items, |a, b| (b.align, b.size, a.above_4g) < (a.align, a.size, b.above_4g));
     Ok(items)
 }
 

@@ -131,7 +131,7 @@ pub fn enumerate_roots(cfg: &impl ConfigRegion, roots: &[(u8, u8)], out: &mut En
         out.root_buses.push(bus_start);
         enumerate_root(cfg, bus_start, bus_end, out);
     }
-    out.functions.sort_unstable_by_key(|f| f.bdf);
+    crate::sort::sort_by_key(&mut out.functions, |f| f.bdf);
 }
 
 /// Finds peer root buses no table describes, as Linux's `pcibios_scan_specific_bus` does (with
@@ -150,7 +150,7 @@ pub fn enumerate_peer_buses(cfg: &impl ConfigRegion, out: &mut Enumeration) -> V
             enumerate_root(cfg, bus, 0xFF, out);
         }
     }
-    out.functions.sort_unstable_by_key(|f| f.bdf);
+    crate::sort::sort_by_key(&mut out.functions, |f| f.bdf);
     found
 }
 

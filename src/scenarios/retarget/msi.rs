@@ -141,7 +141,7 @@ fn guard(dev: &mut Active, online: &[usize]) -> Verdict {
         want_dest.push(new.vector);
         let (mut now_from, mut now_dest) = (vector::allocated_on(old.cpu), vector::allocated_on(new.cpu));
         for v in [&mut want_from, &mut want_dest, &mut now_from, &mut now_dest] {
-            v.sort_unstable();
+            crate::sort::sort(v);
         }
         if now_from != want_from || now_dest != want_dest {
             t.fail(format_args!(

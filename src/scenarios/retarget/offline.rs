@@ -76,7 +76,7 @@ fn fixed(active: &[Active]) -> Vec<Fixed> {
     let mut out = Vec::new();
     for d in active.iter().filter(|d| live(d) && !movable(d)) {
         let mut cpus: Vec<usize> = (0..d.irq.vectors().len()).filter_map(|i| d.irq.target(i).map(|t| t.cpu)).collect();
-        cpus.sort_unstable();
+        crate::sort::sort(&mut cpus);
         cpus.dedup();
         out.push(Fixed { bdf: d.irq.bdf(), why: alloc::format!("{} MSI vectors share one message", d.irq.vectors().len()), cpus });
     }
