@@ -29,8 +29,8 @@ use crate::run::{run, QemuRun, RunError, RunOutcome};
 pub const FLOOR_RATIO_TARGET: f64 = 1.3;
 /// Handler path / minimal stub, median, worst source.
 pub const DISPATCH_RATIO_TARGET: f64 = 1.25;
-/// Loadable bytes of the release ELF.
-pub const IMAGE_BYTES_TARGET: u64 = 65_536;
+/// Loadable bytes of the release ELF (issue 16: below kvm-unit-tests' empty test, 81,165 bytes).
+pub const IMAGE_BYTES_TARGET: u64 = 81_000;
 /// Per-device cost at the largest scale over that at one device.
 pub const SCALE_GROWTH_TARGET: f64 = 1.25;
 
