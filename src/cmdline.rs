@@ -281,7 +281,7 @@ pub fn parse(line: &str) -> (Options, Vec<CmdlineError, MAX_ERRORS>) {
                     "none" => Some(IrqMode::None),
                     _ => None,
                 };
-                match (parse_bdf(&key[4..]), mode) {
+                match (key.strip_prefix("irq.").and_then(parse_bdf), mode) {
                     (Some(bdf), Some(mode)) => match opts.overrides.iter_mut().find(|(b, _)| *b == bdf) {
                         Some(kept) => {
                             kept.1 = mode;
