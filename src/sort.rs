@@ -67,7 +67,14 @@ fn heapsort(len: usize, h: &mut dyn Indexed) {
 /// equal elements keep their order. Allocates one index per element.
 pub fn sort_by<T>(v: &mut [T], less: impl FnMut(&T, &T) -> bool) {
     let mut order: Vec<usize> = (0..v.len()).collect();
-    heapsort(v.len(), &mut Order { v, order: &mut order, less });
+    heapsort(
+        v.len(),
+        &mut Order {
+            v,
+            order: &mut order,
+            less,
+        },
+    );
     // Position i takes the element that was at order[i]: each cycle of the permutation, one swap per
     // element; a position done is marked by order[i] == i.
     for start in 0..v.len() {
@@ -103,7 +110,8 @@ mod tests {
         for len in 0..=6u32 {
             for code in 0..4u32.pow(len) {
                 // (key, position): equal keys must keep their positions' order.
-                let mut v: Vec<(u32, u32)> = (0..len).map(|i| (code / 4u32.pow(i) % 4, i)).collect();
+                let mut v: Vec<(u32, u32)> =
+                    (0..len).map(|i| (code / 4u32.pow(i) % 4, i)).collect();
                 let mut want = v.clone();
                 want.sort_by_key(|e| e.0);
                 sort_by_key(&mut v, |e| e.0);
