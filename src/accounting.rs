@@ -5,7 +5,7 @@
 //! Lock-free (the INTx handler reads configuration space in interrupt context): an open-addressed table
 //! of atomic keys, each with atomic counters. Nothing is counted until a phase is set.
 
-use core::sync::atomic::{AtomicU32, AtomicU8, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicU8, Ordering};
 
 /// What the firmware is doing while an access is counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,30 @@ static KEYS: [AtomicU32; SLOTS] = [const { AtomicU32::new(0) }; SLOTS];
 static COUNTS: [[AtomicU32; PHASES * KINDS]; SLOTS] = [const { [const { AtomicU32::new(0) }; PHASES * KINDS] }; SLOTS];
 /// Accesses not counted because the table was full (reported, never silently lost).
 static DROPPED: AtomicU32 = AtomicU32::new(0);
+
+/// TSC ticks spent in writes to a function's Command register while a phase was set, and how many there
+/// were: QEMU rebuilds its whole address space (every device's regions) on each one that changes decoding,
+/// in the writing vCPU's thread, so this is the guest time those rebuilds take.
+static COMMAND_TICKS: AtomicU64 = AtomicU64::new(0);
+static COMMAND_WRITES: AtomicU32 = AtomicU32::new(0);
+
+/// Adds one timed Command-register write of `ticks`, if a phase is set.
+pub fn command_write(ticks: u64) {
+    if PHASE.load(Ordering::Relaxed) != OFF {
+        COMMAND_TICKS.fetch_add(ticks, Ordering::Relaxed);
+        COMMAND_WRITES.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Whether accesses are being counted (a phase is set).
+pub fn counting() -> bool {
+    PHASE.load(Ordering::Relaxed) != OFF
+}
+
+/// Ticks spent in Command-register writes while counting, and their number.
+pub fn command_writes() -> (u64, u32) {
+    (COMMAND_TICKS.load(Ordering::Relaxed), COMMAND_WRITES.load(Ordering::Relaxed))
+}
 
 /// Counts accesses from now on under `phase`.
 pub fn set_phase(phase: Phase) {

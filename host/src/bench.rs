@@ -25,10 +25,10 @@ use crate::qemu::{Accel, Machine, RunConfig, ScratchDir};
 use crate::report::{Accesses, Dispatch, Report};
 use crate::run::{run, QemuRun, RunError, RunOutcome};
 
-/// Targets (issue 6).
-pub const FLOOR_RATIO_TARGET: f64 = 1.3;
+/// Targets (issue 6, tightened by issue 16).
+pub const FLOOR_RATIO_TARGET: f64 = 1.15;
 /// Handler path / minimal stub, median, worst source.
-pub const DISPATCH_RATIO_TARGET: f64 = 1.25;
+pub const DISPATCH_RATIO_TARGET: f64 = 1.15;
 /// Loadable bytes of the release ELF (issue 16: below kvm-unit-tests' empty test, 81,165 bytes).
 pub const IMAGE_BYTES_TARGET: u64 = 81_000;
 /// Per-device cost at the largest scale over that at one device.
@@ -237,13 +237,47 @@ pub struct BootCost {
     pub accesses: u64,
     /// Of them, probes of absent functions.
     pub absent_probes: u64,
+    /// Of `us`, the time spent in writes to Command registers (QEMU rebuilds its address space on each
+    /// that changes decoding), and how many there were.
+    pub command_us: u64,
+    /// Command-register writes in enumeration and setup.
+    pub command_writes: u64,
+}
+
+/// The firmware's `command-writes N` record (`bench`): N writes to Command registers during enumeration
+/// and setup, taking `us`. Not a phase: its time is part of theirs.
+const COMMAND_WRITES: &str = "command-writes ";
+
+/// (writes, us) of the `command-writes` record, if the boot sent one.
+fn command_writes(report: &Report) -> Option<(u64, u64)> {
+    report.phases.iter().find_map(|p| Some((p.name.strip_prefix(COMMAND_WRITES)?.parse().ok()?, p.us)))
 }
 
 fn boot_cost(report: &Report) -> BootCost {
-    let us = report.phases.iter().map(|p| p.us).sum();
+    let us = report.phases.iter().filter(|p| !p.name.starts_with(COMMAND_WRITES)).map(|p| p.us).sum();
+    let (command_writes, command_us) = command_writes(report).unwrap_or((0, 0));
     let accesses = report.accesses.iter().map(Accesses::total).sum();
     let absent_probes = report.accesses.iter().filter(|a| !a.present).map(Accesses::total).sum();
-    BootCost { us, accesses, absent_probes }
+    BootCost { us, accesses, absent_probes, command_us, command_writes }
+}
+
+/// Boots per scale point; the quickest counts. The firmware's time per phase is guest TSC time, which a
+/// busy host stretches when it preempts QEMU's vCPU thread (seen: the same baseline boot at 4.8 and 14.9
+/// ms), never shrinks: the least of a few boots is the cost of the boot itself.
+pub const SCALE_BOOTS: usize = 3;
+
+/// Boots `cfg` [`SCALE_BOOTS`] times: the boot with the least enumeration + quiet + setup time, and its
+/// cost.
+fn quickest(cfg: &RunConfig, what: &str, problems: &mut Vec<String>) -> Result<(RunOutcome, BootCost), RunError> {
+    let mut best: Option<(RunOutcome, BootCost)> = None;
+    for _ in 0..SCALE_BOOTS {
+        let o = boot(cfg, what, problems)?;
+        let cost = boot_cost(&o.report);
+        if best.as_ref().is_none_or(|(_, b)| cost.us < b.us) {
+            best = Some((o, cost));
+        }
+    }
+    Ok(best.expect("SCALE_BOOTS > 0"))
 }
 
 /// Device kinds of the scale figure, in the order a mix takes them.
@@ -262,6 +296,9 @@ pub struct ScalePoint {
     pub us_per_device: f64,
     /// (total - baseline) / devices: accesses.
     pub accesses_per_device: f64,
+    /// (total - baseline) / devices: microseconds in Command-register writes (QEMU's address-space
+    /// rebuilds).
+    pub command_us_per_device: f64,
     /// The same devices at their single-device rates: microseconds per device.
     pub expected_us_per_device: f64,
     /// The same devices at their single-device rates: accesses per device.
@@ -368,6 +405,14 @@ fn boot(cfg: &RunConfig, what: &str, problems: &mut Vec<String>) -> Result<RunOu
     Ok(o)
 }
 
+fn num_s(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:.0}")
+    } else {
+        "-".to_string()
+    }
+}
+
 fn met(value: f64, target: f64) -> &'static str {
     if value <= target {
         "met"
@@ -430,8 +475,8 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
     // the same mix costs at the single-device rates, so the kinds' different costs do not blur the
     // growth. (Not n of one kind: SeaBIOS hangs when 32 e1000e I/O BARs need more than 64 KiB of ports.)
     eprintln!("bench: scale, baseline");
-    let baseline_run = boot(&base_config(opts, &elf).default_devices(false).append("bench"), "scale baseline", &mut problems)?;
-    let baseline = boot_cost(&baseline_run.report);
+    let (baseline_run, baseline) = quickest(&base_config(opts, &elf).default_devices(false).append("bench"), "scale baseline", &mut problems)?;
+    let baseline_driven: Vec<String> = baseline_run.report.functions.iter().filter(|f| f.driver.is_some()).map(|f| f.bdf.clone()).collect();
     let mut single = Vec::new();
     let mut scale = Vec::new();
     let scale_boot = |label: &str, kinds: &[&str], problems: &mut Vec<String>| -> Result<ScalePoint, BenchError> {
@@ -444,10 +489,10 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
         for a in args {
             cfg = cfg.qemu_arg(a);
         }
-        let o = boot(&cfg, &format!("scale {label}"), problems)?;
-        let total = boot_cost(&o.report);
+        let (o, total) = quickest(&cfg, &format!("scale {label}"), problems)?;
         let n = kinds.len();
-        let driven = o.report.functions.iter().filter(|f| f.driver.is_some() && f.interrupts > 0).count();
+        // The devices added (the machine's own, q35's AHCI, are driven in the baseline too).
+        let driven = o.report.functions.iter().filter(|f| f.driver.is_some() && f.interrupts > 0 && !baseline_driven.contains(&f.bdf)).count();
         if driven != n {
             problems.push(format!("scale {label}: {driven} of {n} devices delivered interrupts"));
         }
@@ -457,6 +502,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
             total,
             us_per_device: (total.us as f64 - baseline.us as f64) / n as f64,
             accesses_per_device: (total.accesses as f64 - baseline.accesses as f64) / n as f64,
+            command_us_per_device: (total.command_us as f64 - baseline.command_us as f64) / n as f64,
             expected_us_per_device: f64::NAN,
             expected_accesses_per_device: f64::NAN,
             passed: o.passed() && driven == n,
@@ -476,6 +522,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
     let largest = scale.last();
     let worst_access_growth = largest.map_or(f64::NAN, |p| p.accesses_per_device / p.expected_accesses_per_device);
     let worst_time_growth = largest.map_or(f64::NAN, |p| p.us_per_device / p.expected_us_per_device);
+    let largest_command_share = largest.map_or(f64::NAN, |p| p.command_us_per_device / p.us_per_device);
 
     // Table.
     let host = host_description(&opts.qemu, opts.accel);
@@ -514,13 +561,15 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
     );
     let _ = writeln!(
         t,
-        "{:<16} {:>12.2} {:>12}  {}: accesses per device at {} devices / at 1 device (time: {:.2})",
+        "{:<16} {:>12.2} {:>12}  {}: accesses per device at {} devices / at 1 device (time: {:.2}; {} us per device, {:.0}% of it in Command-register writes, QEMU's address-space rebuilds)",
         "scale",
         worst_access_growth,
         format!("<= {SCALE_GROWTH_TARGET}"),
         met(worst_access_growth, SCALE_GROWTH_TARGET),
         opts.scale.last().unwrap_or(&0),
-        worst_time_growth
+        worst_time_growth,
+        largest.map_or("-".to_string(), |p| num_s(p.us_per_device)),
+        100.0 * largest_command_share
     );
     let _ = writeln!(t, "\ndispatch (TSC ticks, {} interrupts each; tsc {} per us)", opts.dispatch, figures.first().map_or(0, |f| f.handler.tsc_per_us));
     let _ = writeln!(t, "  {:<9} {:<8} {:>24} {:>24} {:>24} {:>6}", "source", "bdf", "entry min/med/p99", "handler min/med/p99", "minimal min/med/p99", "ratio");
@@ -546,19 +595,25 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
     let phases: Vec<String> = acc.report.phases.iter().map(|p| format!("{} {} us", p.name, p.us)).collect();
     let _ = writeln!(t, "  phases: {}", phases.join(", "));
     let _ = writeln!(t, "\nscale (above a baseline boot with no device: {} us, {} accesses; expected = the same devices at their 1-device rates)", baseline.us, baseline.accesses);
-    let _ = writeln!(t, "  {:<12} {:>7} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>6}", "boot", "devices", "us", "accesses", "us/dev", "expected", "accesses/dev", "expected", "result");
+    let _ = writeln!(
+        t,
+        "  {:<12} {:>7} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>13} {:>6}",
+        "boot", "devices", "us", "accesses", "us/dev", "expected", "accesses/dev", "expected", "cmd-wr us/dev", "result"
+    );
+    let num = |v: f64, prec: usize| if v.is_finite() { format!("{v:.prec$}") } else { "-".to_string() };
     for p in single.iter().chain(scale.iter()) {
         let _ = writeln!(
             t,
-            "  {:<12} {:>7} {:>10} {:>9} {:>10.0} {:>10.0} {:>12.1} {:>12.1} {:>6}",
+            "  {:<12} {:>7} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>13} {:>6}",
             p.label,
             p.devices,
             p.total.us,
             p.total.accesses,
-            p.us_per_device,
-            p.expected_us_per_device,
-            p.accesses_per_device,
-            p.expected_accesses_per_device,
+            num(p.us_per_device, 0),
+            num(p.expected_us_per_device, 0),
+            num(p.accesses_per_device, 1),
+            num(p.expected_accesses_per_device, 1),
+            format!("{} ({})", num(p.command_us_per_device, 0), num(100.0 * p.command_us_per_device / p.us_per_device, 0) + "%"),
             if p.passed { "pass" } else { "FAIL" }
         );
     }
@@ -584,7 +639,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
         "phases_us": acc.report.phases,
         "image_bytes": image.0,
         "image_memory_bytes": image.1,
-        "scale": {"baseline": baseline, "single": single, "points": scale, "access_growth": worst_access_growth, "time_growth": worst_time_growth},
+        "scale": {"baseline": baseline, "single": single, "points": scale, "access_growth": worst_access_growth, "time_growth": worst_time_growth, "command_write_share": largest_command_share},
         "targets": {
             "floor_ratio": {"target": FLOOR_RATIO_TARGET, "met": floor_ratio <= FLOOR_RATIO_TARGET},
             "dispatch_ratio": {"target": DISPATCH_RATIO_TARGET, "met": dispatch_ratio <= DISPATCH_RATIO_TARGET},

@@ -66,6 +66,34 @@ msifw_bench_minimal_body:
     popq %rdx
     popq %rax
     iretq
+
+    // take_pending: called with interrupts off and the measured interrupt pending (or about to be);
+    // rdi = TSC deadline. Enables interrupts; the pending one is taken after the one-instruction STI
+    // shadow, its path returns into the loop below, which reads the TSC the moment it sees the entry's
+    // stamp. Returns that TSC (0: none by the deadline), interrupts off again. Every interrupt returns
+    // into these same few instructions, whatever the code that triggered it.
+    .balign 64
+    .global msifw_bench_take_pending
+msifw_bench_take_pending:
+    sti
+    nop
+1:
+    cmpq $0, {entry}(%rip)
+    jne 2f
+    rdtsc
+    shlq $32, %rdx
+    orq %rdx, %rax
+    cmpq %rdi, %rax
+    jb 1b
+    cli
+    xorl %eax, %eax
+    ret
+2:
+    rdtsc
+    cli
+    shlq $32, %rdx
+    orq %rdx, %rax
+    ret
     .popsection
 "#,
     entry = sym ENTRY_TSC,
@@ -79,6 +107,21 @@ msifw_bench_minimal_body:
 extern "C" {
     static msifw_bench_entry: u8;
     static msifw_bench_minimal_body: u8;
+    fn msifw_bench_take_pending(deadline: u64) -> u64;
+}
+
+/// With interrupts off and the measured interrupt raised (pending in the local APIC, or on its way):
+/// enables interrupts until the instrumented entry has run and its path returned, then disables them
+/// again. Returns the TSC read right after the return, or None when no entry came by TSC `deadline`.
+/// Each interrupt so returns into the same few instructions, so the path's cost does not depend on the
+/// code that triggered it (where a device write's interrupt would otherwise land).
+pub fn take_pending(deadline: u64) -> Option<u64> {
+    debug_assert!(!super::cpu::interrupts_enabled());
+    // SAFETY: the routine follows the System V ABI (argument in rdi, result in rax; clobbers rdx, flags)
+    // and leaves interrupts off as it found them; the interrupt it lets in runs on this stack through
+    // an entry that saves what it touches.
+    let t = unsafe { msifw_bench_take_pending(deadline) };
+    (t != 0).then_some(t)
 }
 
 /// Which entry a vector is given.
