@@ -97,6 +97,9 @@ static SAMPLES: [spin::Mutex<Samples>; 2] = [
 /// raised it and let go of its lock, so the unmask's message and EOI run alone.
 const SETTLE_US: u64 = 50;
 
+/// Between two reads of a masked MSI-X entry's Pending Bit.
+const PBA_POLL_US: u64 = 5;
+
 /// Interrupts per block: the handler path and the minimal stub take turns in blocks of this many, so a
 /// slow drift of the host (a shared, noisy machine) weighs on both alike.
 const BLOCK: usize = 250;
@@ -290,7 +293,9 @@ fn measure(source: Source, path: irqbench::Path, mut device: Option<&mut Active>
                     failure = Some("the masked entry's Pending Bit did not set within 100 ms");
                     break;
                 }
-                cpu::relax();
+                // Each PBA read takes QEMU's big lock, which the main loop needs to complete the
+                // command: back to back they starved it past the timeout on a loaded host.
+                time::delay_us(PBA_POLL_US);
             }
             if failure.is_some() {
                 a.irq.mask(i, false);

@@ -3,7 +3,7 @@
 //! Hand-written instead of `x86_64::structures::idt` because that table cannot take raw stub addresses for
 //! the reserved vectors (15, 22-27, 31), which we also want trapped. Each vector has a 16-byte assembly
 //! stub that pushes a zero error code where the CPU pushes none, pushes the vector number, and jumps to a
-//! common path. Exceptions (0-31) take the full path: every general-purpose register saved into an
+//! common path (the interrupt stubs on one page with the fast path, see the assembly). Exceptions (0-31) take the full path: every general-purpose register saved into an
 //! [`InterruptFrame`] for the fatal report, then [`msifw_interrupt`]. Interrupts (32-255) take the lean
 //! path: a vector marked fast on this CPU ([`set_fast_on`]: an allocated device vector without a handler,
 //! the self-IPI vector) is counted and ended with EOI right in the entry, with three registers saved; any
@@ -30,22 +30,19 @@ use x86_64::VirtAddr;
 core::arch::global_asm!(
     r#"
     .pushsection .text.isr, "ax"
+    // The interrupt stubs (vectors 32-255, 16 bytes each) and the entry's fast path share one 4 KiB
+    // page: QEMU's TCG chains a jump to a translated block directly only within a page, so a stub on
+    // another page than the fast path would take a block lookup on every interrupt, and which vectors
+    // did would depend on where the linker put the table.
+    .balign 4096
+    .global msifw_irq_stubs
+msifw_irq_stubs:
+    .set vec, 32
+    .rept 224
     .balign 16
-    .global msifw_isr_stubs
-msifw_isr_stubs:
-    .set vec, 0
-    .rept 256
-    .balign 16
-    .if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
-    .else
     pushq $0
-    .endif
     pushq $vec
-    .if vec < 32
-    jmp msifw_isr_common
-    .else
     jmp msifw_irq_common
-    .endif
     .set vec, vec + 1
     .endr
 
@@ -115,6 +112,23 @@ msifw_irq_common:
     addq $16, %rsp
     iretq
 
+    // The rest of the page: the assembler refuses (".org backwards") if the code above outgrew it.
+    .org msifw_irq_stubs + 4096, 0xcc
+
+    .global msifw_isr_stubs
+msifw_isr_stubs:
+    .set vec, 0
+    .rept 32
+    .balign 16
+    .if (vec == 8) || ((vec >= 10) && (vec <= 14)) || (vec == 17) || (vec == 21) || (vec == 29) || (vec == 30)
+    .else
+    pushq $0
+    .endif
+    pushq $vec
+    jmp msifw_isr_common
+    .set vec, vec + 1
+    .endr
+
 msifw_isr_common:
     pushq %rax
     pushq %rbx
@@ -166,6 +180,7 @@ msifw_isr_common:
 
 extern "C" {
     static msifw_isr_stubs: u8;
+    static msifw_irq_stubs: u8;
 }
 
 // The entry's per-vector state lives in each CPU's block (arch::percpu), reached `%gs:`-relative:
@@ -389,9 +404,13 @@ impl Gate {
 
 /// Address of the normal stub of `vector` (16 bytes each, in vector order).
 pub fn stub_address(vector: u8) -> u64 {
-    // Only the address of `msifw_isr_stubs` (defined by the global_asm above) is taken.
-    let base = core::ptr::addr_of!(msifw_isr_stubs) as u64;
-    base + vector as u64 * 16
+    // Only the addresses of the two stub tables (defined by the global_asm above) are taken: exceptions
+    // 0-31, then interrupts 32-255 on the fast path's page.
+    if vector < 32 {
+        core::ptr::addr_of!(msifw_isr_stubs) as u64 + vector as u64 * 16
+    } else {
+        core::ptr::addr_of!(msifw_irq_stubs) as u64 + (vector as u64 - 32) * 16
+    }
 }
 
 /// Builds the IDT with a stub for every vector and loads it (the first call, on the boot processor, also
