@@ -11,7 +11,7 @@
 //! 5. `scale`: 1, 8 and 32 devices of each kind behind their own pcie-root-port: enumeration and setup
 //!    time and accesses per device, above a baseline boot with no device.
 //! 6. `firmware_ms`: the firmware's guest time from its first instruction to its last report record
-//!    (the sum of its six `phase` records, `bench`), printed per phase.
+//!    (the sum of its six `phase` records, `bench`), the median of `--runs` boots, printed per phase.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -427,15 +427,23 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
     let (full_median, floor_median) = (median(&mut full_s.clone()), median(&mut floor_s.clone()));
     let floor_ratio = full_median / floor_median;
 
-    // 3. Accesses (and phase times) of the default platform.
-    eprintln!("bench: accesses");
-    let acc = boot(&base_config(opts, &elf).append("bench"), "accesses", &mut problems)?;
+    // 3 and 6. Accesses and the firmware's phases of the default platform (`bench`): as many boots as for
+    // the floor, the one with the median firmware_ms kept (guest time under TCG is host time, and the
+    // machine's noise moves one boot by tens of percent; the accesses are the same in every boot).
+    let mut bench_boots = Vec::new();
+    for i in 0..opts.runs.max(1) {
+        eprintln!("bench: accesses and phases, run {} of {}", i + 1, opts.runs.max(1));
+        let o = boot(&base_config(opts, &elf).append("bench"), "accesses", &mut problems)?;
+        bench_boots.push((firmware_ms(&o.report.phases).unwrap_or(f64::NAN), o));
+    }
+    bench_boots.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let fw_ms_runs: Vec<f64> = bench_boots.iter().map(|b| b.0).collect();
+    let (fw_ms_value, acc) = bench_boots.swap_remove((bench_boots.len() - 1) / 2);
     let (per_function, absent) = accesses_by_function(&acc.report.accesses);
-    let fw_ms = firmware_ms(&acc.report.phases);
+    let fw_ms = Some(fw_ms_value).filter(|v| v.is_finite());
     if fw_ms.is_none() {
         problems.push(format!("firmware_ms: the accesses boot did not send the phases {}", FIRMWARE_PHASES.join(", ")));
     }
-    let fw_ms_value = fw_ms.unwrap_or(f64::NAN);
 
     // 2. Dispatch: the default platform plus an edu in INTx.
     eprintln!("bench: dispatch, {} interrupts per source and path", opts.dispatch);
@@ -520,14 +528,17 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
     let phase_of = |name: &str| acc.report.phases.iter().find(|p| p.name == name).map_or(0, |p| p.us);
     let _ = writeln!(
         t,
-        "{:<16} {:>12.1} {:>12}  {}: guest time, first instruction to last report record (bench boot)",
+        "{:<16} {:>12.1} {:>12}  {}: guest time, first instruction to last report record (median of {} boots, {:.1}-{:.1})",
         "firmware_ms",
         fw_ms_value,
         format!("<= {FIRMWARE_MS_TARGET}"),
         met(fw_ms_value, FIRMWARE_MS_TARGET),
+        fw_ms_runs.len(),
+        fw_ms_runs.first().copied().unwrap_or(f64::NAN),
+        fw_ms_runs.last().copied().unwrap_or(f64::NAN),
     );
     let spans: Vec<String> = FIRMWARE_PHASES.iter().map(|n| format!("{n} {:.1}", phase_of(n) as f64 / 1000.0)).collect();
-    let _ = writeln!(t, "{:<16} {:>12} {:>12}  ms: {}", "", "", "", spans.join(", "));
+    let _ = writeln!(t, "{:<16} {:>12} {:>12}  ms of that boot: {}", "", "", "", spans.join(", "));
     let _ = writeln!(
         t,
         "{:<16} {:>12.2} {:>12}  {}: worst source {}",
@@ -615,6 +626,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
         "absent_probes": {"enumeration": absent.enumeration, "setup": absent.setup},
         "phases_us": acc.report.phases,
         "firmware_ms": fw_ms,
+        "firmware_ms_runs": fw_ms_runs,
         "image_bytes": image.0,
         "image_memory_bytes": image.1,
         "scale": {"baseline": baseline, "single": single, "points": scale, "access_growth": worst_access_growth, "time_growth": worst_time_growth},
