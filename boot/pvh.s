@@ -45,6 +45,10 @@ mb2_header_end:
 pvh_start32:
     cli
     cld
+    /* The firmware's guest time starts here (bench `firmware_ms`): EAX, EDX and ECX are free. */
+    rdtsc
+    movl %eax, boot_entry_tsc
+    movl %edx, boot_entry_tsc + 4
     /* EBX (start_info or Multiboot2 information) and EBP (the flags) survive until the call below. */
     xorl %ebp, %ebp
     jmp cold_start32
@@ -55,6 +59,9 @@ mb2_start32:
     cld
     cmpl $0x36D76289, %eax
     jne 6f
+    rdtsc
+    movl %eax, boot_entry_tsc
+    movl %edx, boot_entry_tsc + 4
     movl $2, %ebp
     jmp cold_start32
     /* Not entered by a Multiboot2 loader: nothing is known about the machine, so stop. */
@@ -80,6 +87,10 @@ pvh_restart32:
     movl $__data_end, %ecx
     subl $__data_start, %ecx
     rep movsb
+    /* The restarted run's time starts here (after .data was put back, which held the first run's). */
+    rdtsc
+    movl %eax, boot_entry_tsc
+    movl %edx, boot_entry_tsc + 4
 
 pvh_common32:
     /* Zero .bss: QEMU zero-fills segments past p_filesz, but a bootloader need not. */
@@ -180,6 +191,14 @@ msifw_restart:
     /* Back to 64-bit mode for whatever assembly follows in the same unit (with LTO, every global_asm!
      * block of the image is assembled together). */
     .code64
+    .popsection
+
+    /* TSC at the entry (read by time::entry_tsc): in .data, because .bss is zeroed after it is taken. */
+    .pushsection .data.boot, "aw"
+    .balign 8
+    .global boot_entry_tsc
+boot_entry_tsc:
+    .quad 0
     .popsection
 
     .pushsection .rodata.boot, "a"

@@ -35,6 +35,12 @@ pub fn restart(start_info: u32) -> ! {
 /// Called by boot/pvh.s in long mode with the physical address of `hvm_start_info` (PVH) or of the
 /// Multiboot2 boot information, and the entry flags ([`FLAG_RESTART`], [`FLAG_MULTIBOOT2`]).
 pub fn start(start_info: u32, flags: u32) -> ! {
+    extern "C" {
+        static boot_entry_tsc: u64;
+    }
+    // SAFETY: boot/pvh.s writes boot_entry_tsc once, at the entry, before anything else runs; it is an
+    // aligned u64 in .data that nothing writes afterwards.
+    crate::time::set_entry_tsc(unsafe { core::ptr::addr_of!(boot_entry_tsc).read_volatile() });
     let restarted = flags & FLAG_RESTART != 0;
     let multiboot2 = flags & FLAG_MULTIBOOT2 != 0;
     BOOT_FLAGS.store(flags & !FLAG_RESTART, Ordering::Relaxed);

@@ -9,6 +9,28 @@ static TSC_AT_BOOT: AtomicU64 = AtomicU64::new(0);
 
 static CALIBRATED: AtomicBool = AtomicBool::new(false);
 
+/// TSC at the firmware's first instruction (boot/pvh.s), 0 until [`set_entry_tsc`].
+static TSC_AT_ENTRY: AtomicU64 = AtomicU64::new(0);
+
+/// Records the TSC the boot code read at the firmware's first instruction.
+pub fn set_entry_tsc(tsc: u64) {
+    TSC_AT_ENTRY.store(tsc, Ordering::Relaxed);
+}
+
+/// The TSC at the firmware's first instruction (the start of the bench's `firmware_ms`); the TSC now
+/// where the boot code did not record it.
+pub fn entry_tsc() -> u64 {
+    match TSC_AT_ENTRY.load(Ordering::Relaxed) {
+        0 => cpu::rdtsc(),
+        t => t,
+    }
+}
+
+/// Microseconds from the firmware's first instruction to TSC value `tsc`.
+pub fn us_since_entry(tsc: u64) -> u64 {
+    tsc.saturating_sub(entry_tsc()) / tsc_per_us()
+}
+
 /// Measures the TSC rate (2 ms against PIT channel 2, see [`pit::tsc_per_us`]) and records the boot instant. Without a PIT the
 /// rate stays at an assumed 1 GHz, and [`calibrated`] says so (the report carries it as a problem).
 pub fn calibrate() {

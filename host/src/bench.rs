@@ -1,4 +1,4 @@
-//! `cargo run --release -- bench`: where msifw stands against the floor, in five figures (README
+//! `cargo run --release -- bench`: where msifw stands against the floor, in six figures (README
 //! "Performance"). Every figure is a ratio taken side by side in one run, or a count; absolute times are
 //! printed with the machine, QEMU version and accelerator they were taken on.
 //!
@@ -10,6 +10,8 @@
 //! 4. `image_bytes`: loadable bytes of the release ELF (PT_LOAD file sizes).
 //! 5. `scale`: 1, 8 and 32 devices of each kind behind their own pcie-root-port: enumeration and setup
 //!    time and accesses per device, above a baseline boot with no device.
+//! 6. `firmware_ms`: the firmware's guest time from its first instruction to its last report record
+//!    (the sum of its six `phase` records, `bench`), the median of `--runs` boots, printed per phase.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -33,6 +35,22 @@ pub const DISPATCH_RATIO_TARGET: f64 = 1.15;
 pub const IMAGE_BYTES_TARGET: u64 = 81_000;
 /// Per-device cost at the largest scale over that at one device.
 pub const SCALE_GROWTH_TARGET: f64 = 1.25;
+/// Guest time from the firmware's first instruction to its last report record, default platform (issue 16).
+pub const FIRMWARE_MS_TARGET: f64 = 25.0;
+
+/// The firmware's phases (`phase` records with `bench`), in order: together they cover its time from its
+/// first instruction to its last report record.
+pub const FIRMWARE_PHASES: [&str; 6] = ["platform", "enumeration", "quiet", "setup", "checks", "report"];
+
+/// `firmware_ms`: the sum of the firmware's six phases in milliseconds, or None when a phase is missing
+/// (a firmware from before the six phases, or a run that did not get to send them).
+pub fn firmware_ms(phases: &[crate::report::PhaseTime]) -> Option<f64> {
+    let mut us = 0;
+    for name in FIRMWARE_PHASES {
+        us += phases.iter().find(|p| p.name == name)?.us;
+    }
+    Some(us as f64 / 1000.0)
+}
 
 /// Load address and entry of the floor firmware (where msifw itself loads).
 const FLOOR_BASE: u64 = 0x10_0000;
@@ -254,7 +272,7 @@ fn command_writes(report: &Report) -> Option<(u64, u64)> {
 }
 
 fn boot_cost(report: &Report) -> BootCost {
-    let us = report.phases.iter().filter(|p| !p.name.starts_with(COMMAND_WRITES)).map(|p| p.us).sum();
+    let us = report.phases.iter().filter(|p| matches!(p.name.as_str(), "enumeration" | "quiet" | "setup")).map(|p| p.us).sum();
     let (command_writes, command_us) = command_writes(report).unwrap_or((0, 0));
     let accesses = report.accesses.iter().map(Accesses::total).sum();
     let absent_probes = report.accesses.iter().filter(|a| !a.present).map(Accesses::total).sum();
@@ -454,10 +472,23 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
     let (full_median, floor_median) = (median(&mut full_s.clone()), median(&mut floor_s.clone()));
     let floor_ratio = full_median / floor_median;
 
-    // 3. Accesses (and phase times) of the default platform.
-    eprintln!("bench: accesses");
-    let acc = boot(&base_config(opts, &elf).append("bench"), "accesses", &mut problems)?;
+    // 3 and 6. Accesses and the firmware's phases of the default platform (`bench`): as many boots as for
+    // the floor, the one with the median firmware_ms kept (guest time under TCG is host time, and the
+    // machine's noise moves one boot by tens of percent; the accesses are the same in every boot).
+    let mut bench_boots = Vec::new();
+    for i in 0..opts.runs.max(1) {
+        eprintln!("bench: accesses and phases, run {} of {}", i + 1, opts.runs.max(1));
+        let o = boot(&base_config(opts, &elf).append("bench"), "accesses", &mut problems)?;
+        bench_boots.push((firmware_ms(&o.report.phases).unwrap_or(f64::NAN), o));
+    }
+    bench_boots.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let fw_ms_runs: Vec<f64> = bench_boots.iter().map(|b| b.0).collect();
+    let (fw_ms_value, acc) = bench_boots.swap_remove((bench_boots.len() - 1) / 2);
     let (per_function, absent) = accesses_by_function(&acc.report.accesses);
+    let fw_ms = Some(fw_ms_value).filter(|v| v.is_finite());
+    if fw_ms.is_none() {
+        problems.push(format!("firmware_ms: the accesses boot did not send the phases {}", FIRMWARE_PHASES.join(", ")));
+    }
 
     // 2. Dispatch: the default platform plus an edu in INTx.
     eprintln!("bench: dispatch, {} interrupts per source and path", opts.dispatch);
@@ -541,6 +572,20 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
         floor_median,
         opts.runs
     );
+    let phase_of = |name: &str| acc.report.phases.iter().find(|p| p.name == name).map_or(0, |p| p.us);
+    let _ = writeln!(
+        t,
+        "{:<16} {:>12.1} {:>12}  {}: guest time, first instruction to last report record (median of {} boots, {:.1}-{:.1})",
+        "firmware_ms",
+        fw_ms_value,
+        format!("<= {FIRMWARE_MS_TARGET}"),
+        met(fw_ms_value, FIRMWARE_MS_TARGET),
+        fw_ms_runs.len(),
+        fw_ms_runs.first().copied().unwrap_or(f64::NAN),
+        fw_ms_runs.last().copied().unwrap_or(f64::NAN),
+    );
+    let spans: Vec<String> = FIRMWARE_PHASES.iter().map(|n| format!("{n} {:.1}", phase_of(n) as f64 / 1000.0)).collect();
+    let _ = writeln!(t, "{:<16} {:>12} {:>12}  ms of that boot: {}", "", "", "", spans.join(", "));
     let _ = writeln!(
         t,
         "{:<16} {:>12.2} {:>12}  {}: worst source {}",
@@ -592,8 +637,6 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
         let _ = writeln!(t, "  {:<9} {:>24} {:>24}", bdf, fmt4(&f.enumeration), fmt4(&f.setup));
     }
     let _ = writeln!(t, "  {:<9} {:>24} {:>24}", "(absent)", fmt4(&absent.enumeration), fmt4(&absent.setup));
-    let phases: Vec<String> = acc.report.phases.iter().map(|p| format!("{} {} us", p.name, p.us)).collect();
-    let _ = writeln!(t, "  phases: {}", phases.join(", "));
     let _ = writeln!(t, "\nscale (above a baseline boot with no device: {} us, {} accesses; expected = the same devices at their 1-device rates)", baseline.us, baseline.accesses);
     let _ = writeln!(
         t,
@@ -637,6 +680,8 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
         "accesses": accesses_json,
         "absent_probes": {"enumeration": absent.enumeration, "setup": absent.setup},
         "phases_us": acc.report.phases,
+        "firmware_ms": fw_ms,
+        "firmware_ms_runs": fw_ms_runs,
         "image_bytes": image.0,
         "image_memory_bytes": image.1,
         "scale": {"baseline": baseline, "single": single, "points": scale, "access_growth": worst_access_growth, "time_growth": worst_time_growth, "command_write_share": largest_command_share},
@@ -645,6 +690,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
             "dispatch_ratio": {"target": DISPATCH_RATIO_TARGET, "met": dispatch_ratio <= DISPATCH_RATIO_TARGET},
             "image_bytes": {"target": IMAGE_BYTES_TARGET, "met": image.0 <= IMAGE_BYTES_TARGET},
             "scale": {"target": SCALE_GROWTH_TARGET, "met": worst_access_growth <= SCALE_GROWTH_TARGET},
+            "firmware_ms": {"target": FIRMWARE_MS_TARGET, "met": fw_ms_value <= FIRMWARE_MS_TARGET},
         },
         "problems": problems,
         "oracle": ORACLE_OFF,
@@ -710,6 +756,16 @@ mod tests {
         assert_eq!(per[0].1.enumeration, [7, 1, 0, 2]);
         assert_eq!(per[0].1.setup, [5, 1, 0, 2]);
         assert_eq!(absent.enumeration, [1, 1, 0, 2]);
+    }
+
+    #[test]
+    fn firmware_ms_is_the_sum_of_all_six_phases() {
+        use crate::report::PhaseTime;
+        let p = |name: &str, us: u64| PhaseTime { name: name.into(), us };
+        let all: Vec<PhaseTime> = FIRMWARE_PHASES.iter().enumerate().map(|(i, n)| p(n, 1000 * (i as u64 + 1))).collect();
+        assert_eq!(firmware_ms(&all), Some(21.0));
+        // A firmware from before the six phases sent three: no figure rather than a partial one.
+        assert_eq!(firmware_ms(&all[1..4]), None);
     }
 
     #[test]

@@ -256,7 +256,8 @@ pub struct End {
 /// The `phase` record (`bench`): how long a phase of the firmware took.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PhaseTime {
-    /// `enumeration`, `quiet` or `setup`.
+    /// `platform`, `enumeration`, `quiet`, `setup`, `checks` or `report` (before issue 16 the firmware
+    /// sent only the middle three, each then covering only its own work).
     pub name: String,
     /// Microseconds (TSC, calibrated against the PIT).
     pub us: u64,

@@ -418,7 +418,7 @@ pub struct End {
 /// The `phase` record (`bench`): how long a phase took.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Phase<'a> {
-    /// `enumeration`, `quiet` or `setup`.
+    /// `platform`, `enumeration`, `quiet`, `setup`, `checks` or `report`.
     pub name: Text<'a>,
     /// Microseconds.
     pub us: u64,

@@ -16,9 +16,71 @@ use crate::time;
 /// How long one benchmark interrupt may take to arrive before the source is given up.
 const ARRIVAL_TIMEOUT_US: u64 = 100_000;
 
-/// Emits the time of a phase.
-pub(super) fn emit_phase(name: &str, us: u64) {
-    report::emit(&Record::Phase(wire::Phase { name: name.into(), us }));
+/// The firmware's phases, as the bench reports them (`firmware_ms`, README "Performance").
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Span {
+    /// First instruction to the start of enumeration: boot, TSC calibration, ACPI and AML, CPUs.
+    Platform,
+    /// Enumeration and BAR assignment, routing, the `platform` record, up to quieting.
+    Enumeration,
+    /// Every function quieted.
+    Quiet,
+    /// The drivers' setup of every driven device.
+    Setup,
+    /// The scenarios: those before setup and those after (with teardown), each sending its record.
+    Checks,
+    /// The `function` records and the last problems.
+    Report,
+}
+
+impl Span {
+    const ALL: [Span; 6] = [Span::Platform, Span::Enumeration, Span::Quiet, Span::Setup, Span::Checks, Span::Report];
+
+    fn name(self) -> &'static str {
+        match self {
+            Span::Platform => "platform",
+            Span::Enumeration => "enumeration",
+            Span::Quiet => "quiet",
+            Span::Setup => "setup",
+            Span::Checks => "checks",
+            Span::Report => "report",
+        }
+    }
+}
+
+/// Where the firmware's time goes, phase by phase: each phase runs from the moment the runner enters it
+/// to the moment it enters another, so the phases add up to the time from the firmware's first
+/// instruction (boot/pvh.s) to the moment they are sent, without a gap and without an overlap. Kept in
+/// whole microseconds since the entry, so their sum is exactly the last boundary.
+#[derive(Debug)]
+pub(super) struct Timeline {
+    current: Span,
+    since_us: u64,
+    us: [u64; 6],
+}
+
+impl Timeline {
+    /// In [`Span::Platform`] since the firmware's first instruction.
+    pub(super) fn start() -> Self {
+        Timeline { current: Span::Platform, since_us: 0, us: [0; 6] }
+    }
+
+    /// Ends the current phase now and starts `next`.
+    pub(super) fn enter(&mut self, next: Span) {
+        let now = time::us_since_entry(cpu::rdtsc());
+        self.us[self.current as usize] += now.saturating_sub(self.since_us);
+        self.since_us = now.max(self.since_us);
+        self.current = next;
+    }
+
+    /// Ends the current phase now and sends one `phase` record per phase, in order (`bench`). Sent
+    /// after the report proper and before the `end` record, so the bench's own records are not timed.
+    pub(super) fn emit(mut self) {
+        self.enter(self.current);
+        for span in Span::ALL {
+            report::emit(&Record::Phase(wire::Phase { name: span.name().into(), us: self.us[span as usize] }));
+        }
+    }
 }
 
 /// Emits the access counts of every function that was accessed: enumeration and setup per function

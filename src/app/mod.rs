@@ -82,6 +82,8 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let plan = Plan::new(&run.opts, restarted);
     let delay_quiet = plan.delay_quiet;
 
+    // The firmware's time, phase by phase (`bench`), from its first instruction on.
+    let mut timeline = bench::Timeline::start();
     let mut platform = match platform::discover(&mut run, boot, !delay_quiet, plan.restarted) {
         Ok(p) => p,
         Err(platform::Fatal::Lapic(e)) => {
@@ -94,6 +96,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     platform::start_cpus(&mut run, boot, &platform);
 
     let mut pci = PCI.lock();
+    timeline.enter(bench::Span::Enumeration);
     let t0 = time::now_us();
     accounting::set_phase(Phase::Enumeration);
     enumerate::enumerate_roots(cfg, &platform.root_ranges(), &mut pci);
@@ -115,7 +118,6 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // is part of finding the bus, and counted with it.
     let bar_assigner = resources::assign(cfg, boot, &platform, &mut pci, run.opts.bar_windows_memmap);
     accounting::stop();
-    let enumeration_us = time::now_us() - t0;
     // INTx routing sources: the DSDT, the MP table only without ACPI (as Linux), the chipset's rules.
     let chipset = Chipset::detect(&pci);
     let mp = platform.mp_table.as_ref().filter(|_| !platform.acpi);
@@ -180,6 +182,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     // The conformance check's reset-state rules need MSI-X Message Control as found (quieting sets the
     // Function Mask).
     crate::scenarios::conformance::first_look(cfg, &pci.functions);
+    timeline.enter(bench::Span::Quiet);
     let t_quiet = time::now_us();
     accounting::set_phase(Phase::Setup);
     if !delay_quiet {
@@ -188,6 +191,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     accounting::stop();
     let quiet_us = time::now_us() - t_quiet;
     crate::info!("quiet: {=u64} us", quiet_us);
+    timeline.enter(bench::Span::Checks);
 
     // Every driven device is set up first and stays live while the scenarios run, in table order, so a
     // device's interrupts reaching another's vectors would show in the exact counts.
@@ -201,12 +205,14 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     cpu::enable_interrupts();
     table::run_stage(&mut ctx, Stage::Armed);
 
+    timeline.enter(bench::Span::Setup);
     let t_setup = time::now_us();
     accounting::set_phase(Phase::Setup);
     devices::set_up_all(ctx.run, cfg, &pci, &routing, ctx.active);
     accounting::set_phase(Phase::Checks);
     let setup_us = time::now_us() - t_setup;
     crate::info!("set up: {=usize} devices in {=u64} us", ctx.active.len(), setup_us);
+    timeline.enter(bench::Span::Checks);
     table::run_stage(&mut ctx, Stage::SetUp);
     // The benchmark runs on the devices as setup left them, before the checks drive them.
     let dispatch_n = ctx.opts().dispatch;
@@ -225,12 +231,7 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     accounting::stop();
     table::run_stage(&mut ctx, Stage::Final);
     drop(active);
-    if run.opts.bench {
-        bench::emit_phase("enumeration", enumeration_us);
-        bench::emit_phase("quiet", quiet_us);
-        bench::emit_phase("setup", setup_us);
-        bench::emit_accesses(&pci);
-    }
+    timeline.enter(bench::Span::Report);
 
     for (index, f) in pci.functions.iter().enumerate() {
         emit::emit_function(cfg, f, OUTCOMES.lock().get(index));
@@ -250,6 +251,10 @@ pub fn run(boot: &BootInfo, start_info: u32, restarted: bool) -> ExitCode {
     let spurious = dispatch::spurious();
     if spurious > 0 {
         problem("irq", format_args!("{spurious} spurious interrupts"));
+    }
+    if run.opts.bench {
+        timeline.emit();
+        bench::emit_accesses(&pci);
     }
     finish(&run)
 }

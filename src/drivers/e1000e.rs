@@ -179,6 +179,14 @@ impl InterruptSource for E1000e {
         Ok(())
     }
 
+    fn msix_disable_settle_us(&self) -> Option<u64> {
+        // The hazard DISABLE_SETTLE_US is for is this device's throttle timer (modes::msix): one per
+        // vector, armed with each message at most THROTTLE_US (as programmed here) before it runs. The
+        // last message came no later than the Function Mask, so once the fence has run every timer due
+        // THROTTLE_US + THROTTLE_SLACK_US after it, none is left to find Enable clear.
+        Some(THROTTLE_US + THROTTLE_SLACK_US)
+    }
+
     fn reinitialize(&mut self, vectors: usize) -> Result<(), DriverError> {
         // A bus reset cleared IMS, IVAR and the throttle registers (qemu-7.2-facts.md section 1).
         self.silence();

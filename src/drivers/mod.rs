@@ -65,6 +65,13 @@ pub trait InterruptSource {
     fn intx_cause(&self) -> Option<crate::irq::intx::IntxCause> {
         None
     }
+    /// How long after the Function Mask was set its MSI-X Enable may be cleared at shutdown (us), for a
+    /// driver that knows every timer its device model keeps: the settle only has to outlast the last of
+    /// them, and the fence that follows it makes sure they ran. `None` keeps the generic
+    /// [`crate::modes::msix::DISABLE_SETTLE_US`]; it is used only while fences are ordered.
+    fn msix_disable_settle_us(&self) -> Option<u64> {
+        None
+    }
     /// Stops the device raising interrupts and doing DMA (before its interrupt mode is shut down).
     fn stop(&mut self) -> Result<(), DriverError> {
         Ok(())

@@ -614,6 +614,14 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
         }
     }
 
+    /// In MSI-X mode, the settle between the Function Mask and clearing Enable at shutdown while fences are
+    /// ordered (the driver's `InterruptSource::msix_disable_settle_us`); nothing in another mode.
+    pub fn set_msix_disable_settle_us(&mut self, us: u64) {
+        if let State::Msix(m) = &mut self.state {
+            m.set_disable_settle_us(us);
+        }
+    }
+
     /// Sets or clears the MSI-X Function Mask. `false` for MSI, INTx, and once the mode is shut down
     /// (nothing is written to a function whose MSI-X is off or that may be gone).
     pub fn function_mask(&mut self, masked: bool) -> bool {

@@ -222,6 +222,9 @@ pub struct MsixFunction {
     /// keeps [`DISABLE_SETTLE_US`] from then, not from its own start, so one settle can cover several
     /// functions masked together.
     function_masked_at: Option<u64>,
+    /// The settle before Enable is cleared while fences are ordered (the driver's
+    /// `InterruptSource::msix_disable_settle_us`); [`DISABLE_SETTLE_US`] unless the driver says.
+    disable_settle_us: u64,
 }
 
 /// What a restore after a reset writes back.
@@ -262,7 +265,7 @@ impl MsixFunction {
         clear_and_set_ctrl(cfg, bdf, cap.offset, 0, ENABLE | FUNCTION_MASK, Ctrl::Always);
 
         let cache = messages.iter().map(|m| (*m, false)).collect();
-        let mut this = MsixFunction { bdf, cap, table, pba, used: messages.len() as u16, cache, function_masked_at: None };
+        let mut this = MsixFunction { bdf, cap, table, pba, used: messages.len() as u16, cache, function_masked_at: None, disable_settle_us: DISABLE_SETTLE_US };
         for (i, msg) in messages.iter().enumerate() {
             if !this.write_message(i as u16, msg) {
                 clear_and_set_ctrl(cfg, bdf, cap.offset, ENABLE | FUNCTION_MASK, 0, Ctrl::Always);
@@ -454,6 +457,13 @@ impl MsixFunction {
         qword & (1 << (i % 64)) != 0
     }
 
+    /// The settle [`Self::shutdown`] keeps between the Function Mask and clearing Enable while fences are
+    /// ordered (`time::fences_ordered`), for a driver that knows its device's timers; otherwise it keeps
+    /// [`DISABLE_SETTLE_US`].
+    pub fn set_disable_settle_us(&mut self, us: u64) {
+        self.disable_settle_us = us;
+    }
+
     /// Sets or clears the Function Mask.
     pub fn set_function_mask(&mut self, cfg: &impl ConfigRegion, masked: bool) {
         let (clear, set) = if masked { (0, FUNCTION_MASK) } else { (FUNCTION_MASK, 0) };
@@ -466,7 +476,8 @@ impl MsixFunction {
     }
 
     /// pci_msix_shutdown: mask every entry in use, then clear Enable. INTx stays disabled, so the
-    /// function is left unable to interrupt. Enable is cleared [`DISABLE_SETTLE_US`] after the Function
+    /// function is left unable to interrupt. Enable is cleared [`DISABLE_SETTLE_US`] (or the driver's
+    /// shorter settle, [`Self::set_disable_settle_us`], while fences are ordered) after the Function
     /// Mask was set: here, or earlier through [`Self::set_function_mask`] if it stayed set since (the
     /// caller stopped the device before, so no message can come after it).
     pub fn shutdown(&mut self, cfg: &impl ConfigRegion) {
@@ -484,8 +495,10 @@ impl MsixFunction {
                 crate::time::now_us()
             }
         };
-        // Waits the settle out, then makes sure the device models' timers due by then have run.
-        crate::time::timers_run_by(masked_at + DISABLE_SETTLE_US);
+        // Waits the settle out, then makes sure the device models' timers due by then have run. The
+        // driver's shorter settle holds only with the fence: without it, lateness needs the whole 5 ms.
+        let settle = if crate::time::fences_ordered() { self.disable_settle_us } else { DISABLE_SETTLE_US };
+        crate::time::timers_run_by(masked_at + settle);
         clear_and_set_ctrl(cfg, self.bdf, cap, ENABLE | FUNCTION_MASK, 0, Ctrl::Known(control));
         self.function_masked_at = None;
     }
