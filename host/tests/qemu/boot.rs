@@ -7,7 +7,7 @@ use msifw_host::{Exit, Machine};
 
 #[test]
 fn q35_default_run_passes() {
-    let o = common::boot(&common::config(Machine::Q35));
+    let o = common::boot_shared(&common::config(Machine::Q35));
     let why = common::explain(&o);
     assert!(
         o.report.end.is_some(),

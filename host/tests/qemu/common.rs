@@ -1,30 +1,32 @@
 //! Helpers shared by the QEMU integration tests, and the gate that bounds how many emulators run at once.
 #![allow(dead_code)] // each test module uses a different subset
 
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock};
 
 use msifw_host::{run, Accel, Machine, RunConfig, RunOutcome, Scenario, ScenarioResult};
 
-/// Timeout for one boot in the tests. Generous: up to [`emulators`] QEMUs share the cores (four on two
-/// cores), and the firmware build (done once for the whole binary, before the clock starts) is not
-/// included.
+/// Timeout for one boot in the tests. Generous: [`emulators`] QEMUs share the cores (one a core) with
+/// whatever else the machine runs, and the firmware build (done once for the whole binary, before the
+/// clock starts) is not included.
 pub const TIMEOUT_SECS: u64 = 120;
 
-/// How many emulator processes (QEMU, Bochs) the tests run at once: `MSIFW_TEST_EMULATORS`, or twice the
-/// host's cores (at least 2). Every boot is CPU-bound (TCG, and nested KVM in the host kernel), so more
-/// would only stretch each boot's wall time; twice the cores keeps the cores busy across each boot's
-/// start, QMP round trips and teardown. The harness itself runs every test at once
-/// (`RUST_TEST_THREADS` in .cargo/config.toml): the tests that boot nothing finish at once, and the ones
-/// that boot wait here, KVM boots first (the longest, started first so that the short TCG boots fill
-/// the end of the run rather than one long boot trailing alone).
+/// How many emulator processes (QEMU, Bochs) the tests run at once: `MSIFW_TEST_EMULATORS`, or the host's
+/// cores. Every boot is CPU-bound (TCG, and nested KVM in the host kernel): more would only stretch each
+/// boot's wall time, and a guest whose vCPU threads lose the CPU for long sees its own time jump (with
+/// twice the cores a TCG `-smp 2` boot's `cpu-offline` once found "Remote IRR did not clear" under
+/// load). The harness runs every test at once (`RUST_TEST_THREADS` in .cargo/config.toml): the tests
+/// that boot nothing finish at once, and the ones that boot wait here, KVM boots first (the longest,
+/// about 110 s of CPU of the whole run's 215 s here: started first, the short TCG boots fill the end of
+/// the run instead of one long boot trailing alone).
 pub fn emulators() -> usize {
-    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    static N: OnceLock<usize> = OnceLock::new();
     *N.get_or_init(|| {
         std::env::var("MSIFW_TEST_EMULATORS")
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|&n| n > 0)
-            .unwrap_or_else(|| 2 * std::thread::available_parallelism().map_or(1, |n| n.get()).max(1))
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     })
 }
 
@@ -99,6 +101,20 @@ pub fn boot(cfg: &RunConfig) -> RunOutcome {
             cfg.machine
         ),
     }
+}
+
+/// The outcome of one boot of `cfg` shared by every test that boots the very same configuration (equal
+/// `RunConfig`s: same machine, devices, command line, QMP actions, firmware) through this function: the
+/// default q35 and pc platforms alone were booted by fifteen tests. Only for tests that read the outcome
+/// (each test still makes every assertion it made on a boot of its own); a test that compares two boots of
+/// one configuration, or whose boot must be its own, calls [`boot`]. A boot that panics (the firmware
+/// could not be built, QEMU is missing) is not kept: the next test asking boots again and says why itself.
+pub fn boot_shared(cfg: &RunConfig) -> RunOutcome {
+    type Runs = Mutex<HashMap<String, Arc<OnceLock<RunOutcome>>>>;
+    static RUNS: OnceLock<Runs> = OnceLock::new();
+    let key = format!("{cfg:?}");
+    let cell = RUNS.get_or_init(Default::default).lock().unwrap_or_else(|e| e.into_inner()).entry(key).or_default().clone();
+    cell.get_or_init(|| boot(cfg)).clone()
 }
 
 /// Everything a user needs to see about a run in a failure message: the host's report, the last

@@ -66,7 +66,7 @@ fn line<'a>(o: &'a RunOutcome, bdf: &'a str, name: &str) -> &'a str {
 
 #[test]
 fn q35_default_devices_conform() {
-    let o = common::boot(&common::config(Machine::Q35));
+    let o = common::boot_shared(&common::config(Machine::Q35));
     common::assert_passed(&o);
     every_function_passes(&o);
     // e1000e and nvme: all six MSI-X rules checked (their tables answer); edu: 64-bit MSI without
@@ -87,7 +87,7 @@ fn q35_default_devices_conform() {
 
 #[test]
 fn pc_default_devices_conform() {
-    let o = common::boot(&common::config(Machine::Pc));
+    let o = common::boot_shared(&common::config(Machine::Pc));
     common::assert_passed(&o);
     every_function_passes(&o);
 }

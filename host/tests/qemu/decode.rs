@@ -35,7 +35,7 @@ fn without_source_fields(mut j: Value) -> Value {
 
 #[test]
 fn decoded_capture_matches_the_qemu_run() {
-    let o = common::boot(&common::config(Machine::Q35));
+    let o = common::boot_shared(&common::config(Machine::Q35));
     common::assert_passed(&o);
     assert!(!o.com2_bytes.is_empty(), "the run kept no COM2 bytes{}", common::explain(&o));
     let dir = ScratchDir::create().expect("scratch directory");

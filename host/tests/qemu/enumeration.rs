@@ -78,13 +78,13 @@ fn check(machine: Machine) {
         !qemu.is_empty(),
         "query-pci on {machine} listed no function"
     );
-    let o = common::boot(&cfg);
+    let o = common::boot_shared(&cfg);
     common::assert_passed(&o);
     let why = common::explain(&o);
     assert!(
         o.report.end.is_some(),
         "the firmware run on {machine} did not complete (verdict {}), so its function list may be \
-         partial; fix the boot first (see tests/boot.rs){why}",
+         partial; fix the boot first (see host/tests/qemu/boot.rs){why}",
         o.exit
     );
 

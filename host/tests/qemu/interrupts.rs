@@ -13,14 +13,14 @@ const EXPECTED: &[(&str, &str, IrqMode)] = &[
 ];
 
 fn check(machine: Machine) {
-    let o = common::boot(&common::config(machine));
+    let o = common::boot_shared(&common::config(machine));
     common::assert_passed(&o);
     let why = common::explain(&o);
     let mut failures = Vec::new();
     for &(bdf, name, mode) in EXPECTED {
         let Some(f) = o.report.function(bdf) else {
             failures.push(format!(
-                "{bdf} ({name}): no function record (was it enumerated? see tests/enumeration.rs)"
+                "{bdf} ({name}): no function record (was it enumerated? see host/tests/qemu/enumeration.rs)"
             ));
             continue;
         };

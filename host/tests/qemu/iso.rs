@@ -21,7 +21,7 @@ fn essentials(o: &RunOutcome) -> (Vec<String>, Vec<String>) {
 
 fn same_report_as_pvh(machine: Machine, boot: BootPath) {
     let append = "rounds=3";
-    let pvh = common::boot(&common::config(machine).append(append));
+    let pvh = common::boot_shared(&common::config(machine).append(append));
     common::assert_passed(&pvh);
     let iso_cfg = common::config(machine).boot(boot).append(append).timeout_secs(180);
     let iso = common::boot(&iso_cfg);

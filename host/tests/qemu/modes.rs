@@ -25,7 +25,7 @@ fn expect(o: &RunOutcome, bdf: &str, mode: IrqMode, gsi: Option<u32>) {
 }
 
 fn boot(machine: Machine, append: &str) -> RunOutcome {
-    let o = common::boot(&common::config(machine).append(append));
+    let o = common::boot_shared(&common::config(machine).append(append));
     assert_eq!(o.exit, Exit::Passed, "run with '{append}' did not pass{}", common::explain(&o));
     o
 }

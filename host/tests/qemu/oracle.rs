@@ -11,7 +11,7 @@ use msifw_host::{Exit, Machine, Oracle, ScenarioResult};
 use serde_json::json;
 
 fn agrees_on(machine: Machine) {
-    let o = common::boot(&common::config(machine));
+    let o = common::boot_shared(&common::config(machine));
     common::assert_passed(&o);
     let why = common::explain(&o);
     let Oracle::Taken { comparison, cost } = &o.oracle else { panic!("the oracle was not taken on {machine}: {:?}{why}", o.oracle) };

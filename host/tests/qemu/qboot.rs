@@ -53,7 +53,7 @@ fn assert_bars_assigned(o: &RunOutcome, why: &str) {
 
 /// Boots `cfg` under SeaBIOS and under qboot and holds the two reports against each other.
 fn same_as_seabios(cfg: RunConfig) {
-    let seabios = common::boot(&cfg);
+    let seabios = common::boot_shared(&cfg);
     let why_seabios = common::explain(&seabios);
     common::assert_passed(&seabios);
     let q = common::boot(&qboot(cfg));
@@ -147,7 +147,7 @@ fn nested_switch_and_pci_bridge_under_qboot_match_seabios() {
 #[test]
 fn memory_map_windows_under_qboot_keep_clear_of_ram_ecam_and_the_chipset() {
     // `bar_windows=memmap`: the fallback for a DSDT without a usable PCI0._CRS, forced.
-    let seabios = common::boot(&common::config(Machine::Q35));
+    let seabios = common::boot_shared(&common::config(Machine::Q35));
     common::assert_passed(&seabios);
     let o = common::boot(&qboot(common::config(Machine::Q35)).append("bar_windows=memmap"));
     let why = common::explain(&o);

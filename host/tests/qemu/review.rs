@@ -73,7 +73,7 @@ fn a_crash_restart_boot_reports_each_setup_verdict_once() {
 #[test]
 fn virtio_net_without_a_peer_says_rx_was_not_checked() {
     let cfg = common::config(Machine::Q35).default_devices(false).device("virtio-net-pci,disable-modern=on,romfile=,addr=05.0");
-    let o = common::boot(&cfg);
+    let o = common::boot_shared(&cfg);
     common::assert_passed(&o);
     let why = common::explain(&o);
     let f = o.report.function("00:05.0").unwrap_or_else(|| panic!("virtio-net not listed{why}"));

@@ -13,7 +13,7 @@ fn device_behind_root_port_is_enumerated_and_interrupts() {
         .device("edu,bus=rp1")
         .device("pcie-root-port,id=rp2,chassis=2,slot=2,addr=06.0")
         .device("e1000e,romfile=,bus=rp2");
-    let o = common::boot(&cfg);
+    let o = common::boot_shared(&cfg);
     let why = common::explain(&o);
     assert_eq!(o.exit, Exit::Passed, "run did not pass{why}");
     for (bdf, mode) in [("01:00.0", IrqMode::Msi), ("02:00.0", IrqMode::Msix)] {

@@ -23,7 +23,7 @@ fn config(machine: Machine, user_network: bool, append: &str) -> RunConfig {
 }
 
 fn boot(cfg: &RunConfig) -> RunOutcome {
-    let o = common::boot(cfg);
+    let o = common::boot_shared(cfg);
     assert_eq!(o.exit, Exit::Passed, "virtio-net run did not pass{}", common::explain(&o));
     o
 }

@@ -14,7 +14,7 @@ fn x2apic_mode_under_kvm_delivers_everything() {
         eprintln!("NOTICE: /dev/kvm is not usable here; the x2APIC check did not run");
         return;
     }
-    // 300 s: with the other KVM boots sharing the cores (host/tests/qemu/common.rs) it takes longer than alone.
+    // 300 s like the other KVM boots: under load (other boots, other work) nested KVM takes longer.
     let cfg = common::config(Machine::Q35).accel(Accel::Kvm).timeout_secs(300).qemu_arg("-cpu").qemu_arg("qemu64,+x2apic");
     let o = common::boot(&cfg);
     let why = common::explain(&o);
