@@ -185,7 +185,7 @@ fn kvm_four_cpus_x2apic() {
         eprintln!("NOTICE: /dev/kvm is not usable here; the KVM SMP check did not run");
         return;
     }
-    // About 3 minutes on this project's nested KVM under load (every COM1 byte and config access exits).
+    // About 3 minutes on this project's nested KVM under load (its KVM emulates every guest instruction: README, Performance).
     let cfg = common::config(Machine::Q35)
         .accel(Accel::Kvm)
         .timeout_secs(480)

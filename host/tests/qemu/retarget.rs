@@ -130,7 +130,7 @@ fn retargeting_under_kvm_loses_nothing_and_every_control_is_caught() {
         return;
     }
     // About 105 s to the teardown and 20 s more for the report on this project's nested KVM under load
-    // (every COM1 byte and configuration access exits to QEMU): past the common 120 s.
+    // (its KVM emulates every guest instruction: README, Performance): past the common 120 s.
     let o = common::boot(&config(Machine::Q35, "2").accel(Accel::Kvm).timeout_secs(300));
     all_pass(&o);
 }

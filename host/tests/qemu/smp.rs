@@ -142,7 +142,7 @@ fn four_cpus_under_kvm() {
         eprintln!("NOTICE: /dev/kvm is not usable here; the KVM SMP check did not run");
         return;
     }
-    // Without the default devices: nested KVM is slow here (each COM1 byte exits to QEMU), and the CPUs are
+    // Without the default devices: nested KVM is slow here (its KVM emulates every guest instruction), and the CPUs are
     // what is checked.
     let cfg = common::config(Machine::Q35).accel(Accel::Kvm).default_devices(false).smp("4").timeout_secs(300);
     boot_and_check(&cfg, &[0, 1, 2, 3]);
