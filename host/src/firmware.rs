@@ -5,7 +5,7 @@
 //!   runs test binaries, and `cargo run` execs the program (Unix) after releasing it, so the nested
 //!   build shares the workspace's `target/` (the firmware lands in
 //!   `target/x86_64-unknown-none/<profile>/msifw`) without deadlocking. Checked by running
-//!   `CARGO_TARGET_DIR=<fresh dir> cargo test -p msifw-host --test boot`: the nested build compiled
+//!   `CARGO_TARGET_DIR=<fresh dir> cargo test -p msifw-host --test boot` (now `--test qemu boot::`): the nested build compiled
 //!   the firmware and all its host-side build dependencies (proc macros, build scripts) from inside
 //!   the running test, with no "Blocking waiting for file lock". Sharing the directory also avoids
 //!   compiling those build dependencies twice. The nested build only waits if *another* cargo is

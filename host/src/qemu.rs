@@ -178,6 +178,10 @@ pub struct RunConfig {
     /// `query-pci`, while the firmware waits: a test makes QEMU's view differ from what the firmware
     /// enumerated (`device_add` of a function it never saw), so the oracle has a mismatch to catch.
     pub before_oracle: Vec<serde_json::Value>,
+    /// How long the firmware's first COM1 line may take, instead of [`handover_deadline`]'s figure for
+    /// the boot path and accelerator (`None`: that figure). The tests of the early failure set a few
+    /// seconds rather than spend 20 s of a CPU in a SeaBIOS that cannot start the firmware.
+    pub handover: Option<Duration>,
 }
 
 /// The COM1 text after which the host sends `device_del` for [`RunConfig::unplug`].
@@ -203,6 +207,7 @@ impl Default for RunConfig {
             unplug: None,
             oracle: true,
             before_oracle: Vec::new(),
+            handover: None,
         }
     }
 }
@@ -299,6 +304,12 @@ impl RunConfig {
     /// Turns the oracle on (default) or off.
     pub fn oracle(mut self, on: bool) -> Self {
         self.oracle = on;
+        self
+    }
+
+    /// Sets the hand-over deadline (see [`RunConfig::handover`]).
+    pub fn handover(mut self, deadline: Duration) -> Self {
+        self.handover = Some(deadline);
         self
     }
 
@@ -482,10 +493,13 @@ impl fmt::Display for MachineType {
 ///
 /// The deadlines are about ten times those, at least 20 s. A `-bios` among the QEMU arguments (qboot
 /// is faster than SeaBIOS; an unknown one may be slower) gets the OVMF figure; a `-S` (start stopped,
-/// e.g. for gdb) gets none.
+/// e.g. for gdb) gets none. [`RunConfig::handover`], when set, replaces the figure.
 pub fn handover_deadline(cfg: &RunConfig) -> Option<Duration> {
     if cfg.qemu_args.iter().any(|a| a == "-S" || a == "--S") {
         return None;
+    }
+    if let Some(deadline) = cfg.handover {
+        return Some(deadline);
     }
     let custom_bios = cfg.qemu_args.iter().any(|a| matches!(a.as_str(), "-bios" | "--bios" | "-pflash" | "--pflash"));
     let boot = if custom_bios && cfg.boot == BootPath::Pvh { BootPath::IsoUefi } else { cfg.boot };
@@ -943,6 +957,8 @@ mod tests {
         assert_eq!(d(RunConfig::new().accel(Accel::Kvm)), Some(120));
         assert_eq!(d(RunConfig::new().qemu_arg("-bios").qemu_arg("/usr/share/qemu/qboot.rom")), Some(60));
         assert_eq!(d(RunConfig::new().qemu_arg("-s").qemu_arg("-S")), None, "stopped for a debugger");
+        assert_eq!(d(RunConfig::new().accel(Accel::Kvm).handover(Duration::from_secs(3))), Some(3));
+        assert_eq!(d(RunConfig::new().handover(Duration::from_secs(3)).qemu_arg("-S")), None);
     }
 
     #[test]
