@@ -50,9 +50,16 @@ fn accesses_are_counted_per_function_and_no_bus_without_a_bridge_is_probed() {
     let o = common::boot(&cfg);
     let why = common::explain(&o);
     assert!(o.passed(), "run did not pass{why}");
-    let names: Vec<&str> = o.report.phases.iter().map(|p| p.name.as_str()).collect();
+    // The six phases in order, then the time of the Command-register writes within them.
+    let (phases, command): (Vec<_>, Vec<_>) = o.report.phases.iter().partition(|p| !p.name.starts_with("command-writes "));
+    let names: Vec<&str> = phases.iter().map(|p| p.name.as_str()).collect();
     assert_eq!(names, msifw_host::bench::FIRMWARE_PHASES, "{why}");
-    assert!(o.report.phases.iter().all(|p| p.us > 0), "every phase takes time: {:?}{why}", o.report.phases);
+    assert!(phases.iter().all(|p| p.us > 0), "every phase takes time: {:?}{why}", o.report.phases);
+    // Sizing the root port's and the edu's BARs toggles decoding, and setup turns Bus Master on.
+    let writes: Vec<u64> = command.iter().filter_map(|p| p.name.strip_prefix("command-writes ")?.parse().ok()).collect();
+    assert!(matches!(writes[..], [n] if n >= 4), "one command-writes record with at least 4 writes: {command:?}{why}");
+    let enumeration_us: u64 = phases.iter().filter(|p| matches!(p.name.as_str(), "enumeration" | "quiet" | "setup")).map(|p| p.us).sum();
+    assert!(command[0].us <= enumeration_us, "Command-register writes take part of enumeration, quiet and setup: {command:?}{why}");
     for f in &o.report.functions {
         let e = o.report.accesses.iter().find(|a| a.bdf == f.bdf && a.phase == "enumeration");
         assert!(e.is_some_and(|e| e.present && e.config_reads >= 4), "{}: enumeration accesses {e:?}{why}", f.bdf);
