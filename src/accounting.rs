@@ -67,18 +67,16 @@ static DROPPED: AtomicU32 = AtomicU32::new(0);
 static COMMAND_TICKS: AtomicU64 = AtomicU64::new(0);
 static COMMAND_WRITES: AtomicU32 = AtomicU32::new(0);
 
-/// Adds one timed Command-register write of `ticks`, if the phase is enumeration or setup (the bench's
-/// scale figure is their time).
-pub fn command_write(ticks: u64) {
-    if matches!(PHASE.load(Ordering::Relaxed), p if p == Phase::Enumeration as u8 || p == Phase::Setup as u8) {
-        COMMAND_TICKS.fetch_add(ticks, Ordering::Relaxed);
-        COMMAND_WRITES.fetch_add(1, Ordering::Relaxed);
-    }
+/// Whether Command-register writes are timed now: during enumeration and setup (the bench's scale figure
+/// is their time).
+pub fn times_command_writes() -> bool {
+    matches!(PHASE.load(Ordering::Relaxed), p if p == Phase::Enumeration as u8 || p == Phase::Setup as u8)
 }
 
-/// Whether accesses are being counted (a phase is set).
-pub fn counting() -> bool {
-    PHASE.load(Ordering::Relaxed) != OFF
+/// Adds one timed Command-register write of `ticks` (made while [`times_command_writes`]).
+pub fn command_write(ticks: u64) {
+    COMMAND_TICKS.fetch_add(ticks, Ordering::Relaxed);
+    COMMAND_WRITES.fetch_add(1, Ordering::Relaxed);
 }
 
 /// Ticks spent in Command-register writes during enumeration and setup, and their number.

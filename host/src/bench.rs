@@ -38,9 +38,7 @@ pub const SCALE_GROWTH_TARGET: f64 = 1.25;
 /// Guest time from the firmware's first instruction to its last report record, default platform (issue 16).
 pub const FIRMWARE_MS_TARGET: f64 = 25.0;
 
-/// The firmware's phases (`phase` records with `bench`), in order: together they cover its time from its
-/// first instruction to its last report record.
-pub const FIRMWARE_PHASES: [&str; 6] = ["platform", "enumeration", "quiet", "setup", "checks", "report"];
+pub use msifw_proto::names::{COMMAND_WRITES, FIRMWARE_PHASES};
 
 /// `firmware_ms`: the sum of the firmware's six phases in milliseconds, or None when a phase is missing
 /// (a firmware from before the six phases, or a run that did not get to send them).
@@ -262,12 +260,9 @@ pub struct BootCost {
     pub command_writes: u64,
 }
 
-/// The firmware's `command-writes N` record (`bench`): N writes to Command registers during enumeration
-/// and setup, taking `us`. Not a phase: its time is part of theirs.
-const COMMAND_WRITES: &str = "command-writes ";
-
-/// (writes, us) of the `command-writes` record, if the boot sent one.
-fn command_writes(report: &Report) -> Option<(u64, u64)> {
+/// (writes, us) of the firmware's `command-writes N` record (`bench`; [`COMMAND_WRITES`]), if the boot
+/// sent one: N writes to Command registers during enumeration and setup, taking `us`.
+pub fn command_writes(report: &Report) -> Option<(u64, u64)> {
     report.phases.iter().find_map(|p| Some((p.name.strip_prefix(COMMAND_WRITES)?.parse().ok()?, p.us)))
 }
 
@@ -423,9 +418,10 @@ fn boot(cfg: &RunConfig, what: &str, problems: &mut Vec<String>) -> Result<RunOu
     Ok(o)
 }
 
-fn num_s(v: f64) -> String {
+/// `v` with `prec` decimals, or `-` when it is not a number (a scale point without its single-device rate).
+fn num(v: f64, prec: usize) -> String {
     if v.is_finite() {
-        format!("{v:.0}")
+        format!("{v:.prec$}")
     } else {
         "-".to_string()
     }
@@ -613,7 +609,7 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
         met(worst_access_growth, SCALE_GROWTH_TARGET),
         opts.scale.last().unwrap_or(&0),
         worst_time_growth,
-        largest.map_or("-".to_string(), |p| num_s(p.us_per_device)),
+        largest.map_or("-".to_string(), |p| num(p.us_per_device, 0)),
         100.0 * largest_command_share
     );
     let _ = writeln!(t, "\ndispatch (TSC ticks, {} interrupts each; tsc {} per us)", opts.dispatch, figures.first().map_or(0, |f| f.handler.tsc_per_us));
@@ -643,7 +639,6 @@ pub fn bench(opts: &BenchOptions) -> Result<BenchResult, BenchError> {
         "  {:<12} {:>7} {:>10} {:>9} {:>10} {:>10} {:>12} {:>12} {:>13} {:>6}",
         "boot", "devices", "us", "accesses", "us/dev", "expected", "accesses/dev", "expected", "cmd-wr us/dev", "result"
     );
-    let num = |v: f64, prec: usize| if v.is_finite() { format!("{v:.prec$}") } else { "-".to_string() };
     for p in single.iter().chain(scale.iter()) {
         let _ = writeln!(
             t,

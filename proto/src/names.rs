@@ -448,6 +448,15 @@ pub const OWN_BOOT: [&str; own_boot_count()] = {
     out
 };
 
+/// The firmware's phases, in order, as its `phase` records name them (`bench` on its command line):
+/// together they cover its time from its first instruction to its last report record (the bench's
+/// `firmware_ms`).
+pub const FIRMWARE_PHASES: [&str; 6] = ["platform", "enumeration", "quiet", "setup", "checks", "report"];
+
+/// The start of the one `phase` record that is not a phase: `command-writes N`, N writes to Command
+/// registers during enumeration and setup, its time the part of theirs those writes took.
+pub const COMMAND_WRITES: &str = "command-writes ";
+
 #[cfg(test)]
 mod tests {
     extern crate std;

@@ -37,14 +37,7 @@ impl Span {
     const ALL: [Span; 6] = [Span::Platform, Span::Enumeration, Span::Quiet, Span::Setup, Span::Checks, Span::Report];
 
     fn name(self) -> &'static str {
-        match self {
-            Span::Platform => "platform",
-            Span::Enumeration => "enumeration",
-            Span::Quiet => "quiet",
-            Span::Setup => "setup",
-            Span::Checks => "checks",
-            Span::Report => "report",
-        }
+        msifw_proto::names::FIRMWARE_PHASES[self as usize]
     }
 }
 
@@ -107,7 +100,7 @@ pub(super) fn emit_accesses(pci: &Enumeration) {
     }
     // Not a phase of its own: the time the enumeration and setup phases spent in Command-register writes.
     let (ticks, writes) = accounting::command_writes();
-    report::emit(&Record::Phase(wire::Phase { name: alloc::format!("command-writes {writes}").into(), us: ticks / time::tsc_per_us().max(1) }));
+    report::emit(&Record::Phase(wire::Phase { name: alloc::format!("{}{writes}", msifw_proto::names::COMMAND_WRITES).into(), us: ticks / time::tsc_per_us().max(1) }));
     if accounting::dropped() > 0 {
         super::problem("bench", format_args!("{} accesses not counted: the counting table was full", accounting::dropped()));
     }

@@ -156,10 +156,10 @@ fn covers_command(offset: u16, size: u16) -> bool {
     offset <= 4 && 4 < offset + size
 }
 
-/// Makes `write`, timed into [`crate::accounting::command_write`] when it covers the Command register and
-/// accesses are being counted (the bench's figure of what QEMU's address-space rebuilds cost).
+/// Makes `write`, timed into [`crate::accounting::command_write`] when it covers the Command register
+/// during enumeration or setup (the bench's figure of what QEMU's address-space rebuilds cost).
 fn timed_write(offset: u16, size: u16, write: impl FnOnce()) {
-    if covers_command(offset, size) && crate::accounting::counting() {
+    if covers_command(offset, size) && crate::accounting::times_command_writes() {
         let t0 = crate::arch::cpu::rdtsc();
         write();
         crate::accounting::command_write(crate::arch::cpu::rdtsc().wrapping_sub(t0));
