@@ -8,7 +8,7 @@ use crate::common;
 use msifw_host::{BarKind, Exit, Machine, RunConfig, RunOutcome, ScenarioResult};
 use std::collections::BTreeSet;
 
-const QBOOT: &str = "/usr/share/qemu/qboot.rom";
+use common::QBOOT;
 
 fn qboot(cfg: RunConfig) -> RunConfig {
     cfg.qemu_arg("-bios").qemu_arg(QBOOT)

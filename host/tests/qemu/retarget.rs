@@ -5,7 +5,7 @@
 
 use crate::common;
 
-use msifw_host::{Accel, Exit, Machine, RunConfig, RunOutcome, ScenarioResult};
+use msifw_host::{Exit, Machine, RunConfig, RunOutcome, ScenarioResult};
 
 const SCENARIOS: &str = "scenario=retarget-msix,retarget-msi,retarget-ioapic,cpu-offline irq.00:05.0=intx";
 
@@ -124,13 +124,9 @@ fn intx_controls_hit_no_other_line_and_cpu_offline_keeps_multi_message_msi_in_pl
 /// The same under KVM (nested here: slow), two CPUs.
 #[test]
 fn retargeting_under_kvm_loses_nothing_and_every_control_is_caught() {
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
-        // The project's machines have KVM; say loudly when one does not, rather than pass quietly.
-        eprintln!("NOTICE: /dev/kvm is not usable here; the KVM retarget check did not run");
-        return;
-    }
     // About 105 s to the teardown and 20 s more for the report on this project's nested KVM under load
     // (its KVM emulates every guest instruction: README, Performance): past the common 120 s.
-    let o = common::boot(&config(Machine::Q35, "2").accel(Accel::Kvm).timeout_secs(300));
+    let Some(cfg) = common::kvm(config(Machine::Q35, "2").timeout_secs(300), "the KVM retarget check") else { return };
+    let o = common::boot(&cfg);
     all_pass(&o);
 }

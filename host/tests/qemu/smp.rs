@@ -11,7 +11,7 @@
 
 use crate::common;
 
-use msifw_host::{Accel, BootPath, Exit, Machine, RunConfig, RunOutcome, ScenarioResult};
+use msifw_host::{BootPath, Exit, Machine, RunConfig, RunOutcome, ScenarioResult};
 
 /// Boots `cfg` and checks the run passed and the `platform` record lists exactly `apic_ids` (index order),
 /// every one online, with logical IDs 1 << index for the first eight (xAPIC flat) and 0 beyond.
@@ -138,12 +138,10 @@ fn four_cpus_through_grub_multiboot2() {
 
 #[test]
 fn four_cpus_under_kvm() {
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
-        eprintln!("NOTICE: /dev/kvm is not usable here; the KVM SMP check did not run");
-        return;
-    }
     // Without the default devices: nested KVM is slow here (its KVM emulates every guest instruction), and the CPUs are
     // what is checked.
-    let cfg = common::config(Machine::Q35).accel(Accel::Kvm).default_devices(false).smp("4").timeout_secs(300);
+    let Some(cfg) = common::kvm(common::config(Machine::Q35).default_devices(false).smp("4").timeout_secs(300), "the KVM SMP check") else {
+        return;
+    };
     boot_and_check(&cfg, &[0, 1, 2, 3]);
 }

@@ -5,17 +5,14 @@
 
 use crate::common;
 
-use msifw_host::{Accel, Exit, Machine};
+use msifw_host::{Exit, Machine};
 
 #[test]
 fn x2apic_mode_under_kvm_delivers_everything() {
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
-        // The project's machines have KVM; say loudly when one does not, rather than pass quietly.
-        eprintln!("NOTICE: /dev/kvm is not usable here; the x2APIC check did not run");
-        return;
-    }
     // 300 s like the other KVM boots: under load (other boots, other work) nested KVM takes longer.
-    let cfg = common::config(Machine::Q35).accel(Accel::Kvm).timeout_secs(300).qemu_arg("-cpu").qemu_arg("qemu64,+x2apic");
+    let Some(cfg) = common::kvm(common::config(Machine::Q35).timeout_secs(300).qemu_arg("-cpu").qemu_arg("qemu64,+x2apic"), "the x2APIC check") else {
+        return;
+    };
     let o = common::boot(&cfg);
     let why = common::explain(&o);
     assert_eq!(o.exit, Exit::Passed, "x2APIC run did not pass{why}");
@@ -34,14 +31,10 @@ fn x2apic_mode_under_kvm_delivers_everything() {
 /// interrupts where 2 were raised, and its intx-hold failed after). About 30 s on nested KVM.
 #[test]
 fn intx_under_kvm_counts_only_what_the_devices_raise() {
-    if std::fs::OpenOptions::new().read(true).write(true).open("/dev/kvm").is_err() {
-        eprintln!("NOTICE: /dev/kvm is not usable here; the KVM INTx check did not run");
-        return;
-    }
     let cfg = common::config(Machine::Q35)
-        .accel(Accel::Kvm)
         .timeout_secs(300)
         .append("scenario=intx-storm,reset-restore,reenable,incremental,shutdown,stuck-command nomsi");
+    let Some(cfg) = common::kvm(cfg, "the KVM INTx check") else { return };
     let o = common::boot(&cfg);
     let why = common::explain(&o);
     assert_eq!(o.exit, Exit::Passed, "KVM INTx run did not pass{why}");
