@@ -31,7 +31,7 @@ pub fn us_since_entry(tsc: u64) -> u64 {
     tsc.saturating_sub(entry_tsc()) / tsc_per_us()
 }
 
-/// Measures the TSC rate (2 ms against PIT channel 2, see [`pit::tsc_per_us`]) and records the boot instant. Without a PIT the
+/// Measures the TSC rate (0.5 ms against PIT channel 2, see [`pit::tsc_per_us`]) and records the boot instant. Without a PIT the
 /// rate stays at an assumed 1 GHz, and [`calibrated`] says so (the report carries it as a problem).
 pub fn calibrate() {
     TSC_AT_BOOT.store(cpu::rdtsc(), Ordering::Relaxed);
