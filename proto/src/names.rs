@@ -282,8 +282,9 @@ impl Scenario {
             | Scenario::RetargetMsi
             | Scenario::RetargetIoapic
             | Scenario::CpuOffline => Control::SameRun,
-            // Both leave the devices shut down or restart the firmware.
-            Scenario::Shutdown | Scenario::CrashRestart => Control::OwnBoot,
+            // Both leave the devices shut down or restart the firmware; the settle control
+            // (`settle-control`) takes one device's delivery check for itself.
+            Scenario::Shutdown | Scenario::CrashRestart | Scenario::MsixDelivery => Control::OwnBoot,
             _ => Control::None,
         }
     }
@@ -378,7 +379,7 @@ impl Selection {
 }
 
 /// The words `scenario=` accepts (besides `all`), in the order unanswered ones are reported.
-pub const SELECTABLE: [Selection; 19] = [
+pub const SELECTABLE: [Selection; 20] = [
     Selection::of(Scenario::DestPhysical),
     Selection::of(Scenario::DestLogicalFlat),
     Selection::of(Scenario::DestLogicalCluster),
@@ -398,6 +399,9 @@ pub const SELECTABLE: [Selection; 19] = [
     Selection::of(Scenario::RetargetMsi),
     Selection::of(Scenario::RetargetIoapic),
     Selection::of(Scenario::CpuOffline),
+    // The settle windows' control (the delivery and mask checks keep one after the last expected interrupt):
+    // a late timer message on an MSI-X device's vector must fail that device's delivery check.
+    Selection::control_of(Scenario::MsixDelivery, "settle-control"),
 ];
 
 /// The selection named `word`, with its index in [`SELECTABLE`].

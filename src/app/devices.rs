@@ -64,7 +64,7 @@ pub(super) fn set_up_all(run: &mut Run, cfg: &'static PlatformConfig, pci: &Enum
                     for i in 0..dev.irq.vectors().len() {
                         dev.irq.rearm(i);
                     }
-                    if let Some(us) = dev.dev.source_ref().msix_disable_settle_us() {
+                    if let Some(us) = dev.dev.source_ref().late_message_us() {
                         dev.irq.set_msix_disable_settle_us(us);
                     }
                     if let Some(p) = dev.dev.takeover_problem() {

@@ -24,6 +24,7 @@ pub enum Reg {
     LvtLint1 = 0x360,
     LvtError = 0x370,
     TimerInitial = 0x380,
+    TimerCurrent = 0x390,
     TimerDivide = 0x3E0,
 }
 
@@ -402,6 +403,41 @@ pub fn fire_timer_once() {
         write(Reg::TimerDivide, 0b1011);
         write(Reg::LvtTimer, TIMER_VECTOR as u32);
         write(Reg::TimerInitial, 1);
+    }
+}
+
+/// The LAPIC timer's count rate at divide by 1 (ticks per microsecond), measured against the TSC over
+/// `window_us` with its interrupt masked; the timer is left stopped. `None` before [`init`] or if it
+/// does not count.
+pub fn timer_ticks_per_us(window_us: u64) -> Option<u64> {
+    mode()?;
+    // SAFETY: the timer LVT is masked (bit 16) before the count starts, so the countdown interrupts
+    // nothing; divide configuration 1011b is "divide by 1" (SDM Figure 11-10); writing the initial count
+    // starts it and writing 0 stops it (SDM 11.5.4).
+    unsafe {
+        write(Reg::LvtTimer, 1 << 16);
+        write(Reg::TimerDivide, 0b1011);
+        write(Reg::TimerInitial, u32::MAX);
+    }
+    let t0 = crate::time::now_us();
+    crate::time::delay_us(window_us);
+    let counted = u32::MAX - read(Reg::TimerCurrent);
+    let us = crate::time::now_us() - t0;
+    // SAFETY: as above: an initial count of 0 stops the (masked) timer.
+    unsafe { write(Reg::TimerInitial, 0) };
+    (counted > 0).then(|| (counted as u64 / us.max(1)).max(1))
+}
+
+/// Arms the LAPIC timer to fire once on `vector` after `ticks` ticks at divide by 1 (SDM 11.5.4): a
+/// device-model timer's late message stand-in for a negative control (`settle-control`). A no-op before
+/// [`init`].
+pub fn fire_timer_after(vector: u8, ticks: u32) {
+    // SAFETY: an unmasked one-shot LVT with a vector the caller owns (the dispatcher counts it as that
+    // vector's interrupt and sends EOI); the initial count, written last, starts the countdown.
+    unsafe {
+        write(Reg::TimerDivide, 0b1011);
+        write(Reg::LvtTimer, vector as u32);
+        write(Reg::TimerInitial, ticks.max(1));
     }
 }
 

@@ -313,6 +313,13 @@ impl InterruptSource for Ahci {
         self.arm()
     }
 
+    fn late_message_us(&self) -> Option<u64> {
+        // QEMU's AHCI sends a message only from ahci_check_irq, run by register writes and completed
+        // commands (devices-2.md section 3); the trigger's D2H FIS comes from the FIS-receive enable
+        // write itself and no command is issued, so no timer or I/O completion is left to send later.
+        Some(0)
+    }
+
     fn acknowledge(&mut self, i: usize) -> Result<(), DriverError> {
         if i >= self.sources() {
             return Err(DriverError::NoSuchSource(i));

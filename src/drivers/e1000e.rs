@@ -179,11 +179,11 @@ impl InterruptSource for E1000e {
         Ok(())
     }
 
-    fn msix_disable_settle_us(&self) -> Option<u64> {
-        // The hazard DISABLE_SETTLE_US is for is this device's throttle timer (modes::msix): one per
-        // vector, armed with each message at most THROTTLE_US (as programmed here) before it runs. The
-        // last message came no later than the Function Mask, so once the fence has run every timer due
-        // THROTTLE_US + THROTTLE_SLACK_US after it, none is left to find Enable clear.
+    fn late_message_us(&self) -> Option<u64> {
+        // This device's throttle timer (the hazard modes::msix's DISABLE_SETTLE_US is for, and the extra
+        // message delivery's settle watches for): one per vector, armed with each message at most
+        // THROTTLE_US (as programmed here) before it runs. Once the fence has run every timer due
+        // THROTTLE_US + THROTTLE_SLACK_US after the last message (or the Function Mask), none is left.
         Some(THROTTLE_US + THROTTLE_SLACK_US)
     }
 

@@ -65,11 +65,14 @@ pub trait InterruptSource {
     fn intx_cause(&self) -> Option<crate::irq::intx::IntxCause> {
         None
     }
-    /// How long after the Function Mask was set its MSI-X Enable may be cleared at shutdown (us), for a
-    /// driver that knows every timer its device model keeps: the settle only has to outlast the last of
-    /// them, and the fence that follows it makes sure they ran. `None` keeps the generic
-    /// [`crate::modes::msix::DISABLE_SETTLE_US`]; it is used only while fences are ordered.
-    fn msix_disable_settle_us(&self) -> Option<u64> {
+    /// How long after its last message the device can still send one of its own (us), from a timer its
+    /// device model keeps (QEMU 7.2 e1000e's throttle), for a driver that knows every such timer; `None`
+    /// when it does not. Used only while fences are ordered ([`crate::time::fences_ordered`]), which then
+    /// make sure those timers ran: the checks' settle windows ([`crate::scenarios::delivery::settle`])
+    /// and the settle between the Function Mask and clearing MSI-X Enable at shutdown only have to outlast
+    /// it. `None` keeps the generic windows ([`crate::scenarios::delivery::SETTLE_US`],
+    /// [`crate::modes::msix::DISABLE_SETTLE_US`]).
+    fn late_message_us(&self) -> Option<u64> {
         None
     }
     /// Stops the device raising interrupts and doing DMA (before its interrupt mode is shut down).

@@ -409,9 +409,10 @@ impl InterruptSource for Nvme {
         self.disable()
     }
 
-    fn msix_disable_settle_us(&self) -> Option<u64> {
-        // QEMU 7.2's NVMe model keeps no timer that needs MSI-X enabled: it raises a completion through
-        // msix_notify only while msix_enabled, and a disabled controller (stop) posts none. Only the fence.
+    fn late_message_us(&self) -> Option<u64> {
+        // QEMU 7.2's NVMe model keeps no timer that sends a message: it raises a completion through
+        // msix_notify in the main-loop pass that posts it (the one a trigger's completion waits for), only
+        // while msix_enabled, and a disabled controller (stop) posts none. Only the fence.
         Some(0)
     }
 

@@ -615,7 +615,7 @@ impl<'c, C: ConfigRegion> DeviceIrq<'c, C> {
     }
 
     /// In MSI-X mode, the settle between the Function Mask and clearing Enable at shutdown while fences are
-    /// ordered (the driver's `InterruptSource::msix_disable_settle_us`); nothing in another mode.
+    /// ordered (the driver's `InterruptSource::late_message_us`); nothing in another mode.
     pub fn set_msix_disable_settle_us(&mut self, us: u64) {
         if let State::Msix(m) = &mut self.state {
             m.set_disable_settle_us(us);

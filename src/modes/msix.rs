@@ -223,7 +223,7 @@ pub struct MsixFunction {
     /// functions masked together.
     function_masked_at: Option<u64>,
     /// The settle before Enable is cleared while fences are ordered (the driver's
-    /// `InterruptSource::msix_disable_settle_us`); [`DISABLE_SETTLE_US`] unless the driver says.
+    /// `InterruptSource::late_message_us`); [`DISABLE_SETTLE_US`] unless the driver says.
     disable_settle_us: u64,
 }
 

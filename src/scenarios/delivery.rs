@@ -24,13 +24,88 @@ use alloc::vec::Vec;
 /// How long a triggered interrupt may take to arrive (TCG under load included). It only costs time when
 /// an interrupt is lost.
 pub const ARRIVAL_TIMEOUT_US: u64 = 1_000_000;
-/// How long to keep watching for extra interrupts after the last one arrived. QEMU raises a message
-/// synchronously with the cause (or, for NVMe, in the same main-loop pass that posts the completion), so
-/// a duplicate of a trigger is already here when its first message is. The window is for what comes
-/// later by a timer: QEMU 7.2 e1000e's extra message on each expiry of a vector's 128 us throttle timer
-/// once a message was postponed (see `E1000e::min_interval_us`); 2 ms is about 15 expiries, with room for
-/// the main loop running its timers late.
+/// How long to keep watching for extra interrupts after the last one arrived, when [`settle`] cannot
+/// fence instead. QEMU raises a message synchronously with the cause (or, for NVMe, in the same main-loop
+/// pass that posts the completion), so a duplicate of a trigger is already here when its first message
+/// is. The window is for what comes later by a timer: QEMU 7.2 e1000e's extra message on each expiry of
+/// a vector's 128 us throttle timer once a message was postponed (see `E1000e::min_interval_us`); 2 ms
+/// is about 15 expiries, with room for the main loop running its timers late.
 pub const SETTLE_US: u64 = 2_000;
+
+/// After a fence, how long another CPU gets to take an interrupt already requested from it (its vCPU was
+/// kicked when the message arrived; this CPU takes its own before it sees the fence's timer fire).
+const TAKEN_US: u64 = 50;
+
+/// The latest any device of `targets` can send a message of its own after its last one
+/// (`InterruptSource::late_message_us`); `None` if a driver does not say.
+pub fn late_bound<C: ConfigRegion>(targets: &[Target<'_, '_, C>]) -> Option<u64> {
+    targets.iter().try_fold(0u64, |m, (source, _)| Some(m.max(source.late_message_us()?)))
+}
+
+/// The window [`settle`] keeps for `bound` (us): the bound itself while fences are ordered, else
+/// `fallback_us`.
+pub fn settle_window_us(bound: Option<u64>, fallback_us: u64) -> u64 {
+    match bound {
+        Some(us) if time::fences_ordered() => us,
+        _ => fallback_us,
+    }
+}
+
+/// Waits out the settle window after the last expected interrupt (now): while fences are ordered
+/// (HPET) and the devices bound how late they can send ([`late_bound`]), until every device-model timer
+/// due by then has run ([`time::timers_run_by`]: QEMU runs the HPET's timer after every earlier one, and a
+/// message such a timer sent is taken before its fence is seen), and [`TAKEN_US`] for the other CPUs;
+/// else `fallback_us` (also when the fence fails). Issue 16: the default platform's settles went from
+/// 2 ms to about 0.3 ms each; the `settle-control` negative control fires a timer of its own on a
+/// device's vector at 90 % of this window and must see the check fail.
+pub fn settle(bound: Option<u64>, fallback_us: u64) {
+    let start = time::now_us();
+    match bound {
+        Some(us) if time::fences_ordered() => {
+            if time::timers_run_by(start + us) {
+                time::delay_us(TAKEN_US);
+            } else {
+                time::delay_us((start + fallback_us).saturating_sub(time::now_us()));
+            }
+        }
+        _ => time::delay_us(fallback_us),
+    }
+}
+
+/// The `settle-control` negative control's shot: the LAPIC timer of this CPU fired once on a device's
+/// vector after the last expected interrupt, as a device-model timer's late message would be.
+#[derive(Debug, Clone, Copy)]
+pub struct LateShot {
+    /// The target (index into the targets given) whose entry's vector was shot.
+    pub target: usize,
+    /// The vector.
+    pub vector: u8,
+    /// When it was due after the last expected interrupt (us).
+    pub after_us: u64,
+    /// The settle window it had to fall in (us).
+    pub window_us: u64,
+    /// It had arrived before the settle began (it provoked nothing late).
+    pub early: bool,
+    /// It had arrived when the settle ended: the window caught it.
+    pub in_window: bool,
+}
+
+/// Arms the shot for [`run_all`]'s `shoot`: on the first MSI-X device still under check whose entry is
+/// aimed at this CPU (its record is `msix-delivery`'s control), due at 90 % of the settle window. `None` when no entry is aimed here or the LAPIC
+/// timer does not count.
+fn aim_late_shot<C: ConfigRegion>(targets: &[Target<'_, '_, C>], tracks: &[Track], window_us: u64) -> Option<LateShot> {
+    let here = crate::irq::cpus::current();
+    let (target, vector) = targets
+        .iter()
+        .zip(tracks.iter())
+        .enumerate()
+        .filter(|(_, ((_, irq), t))| t.verdict.is_none() && irq.mode() == crate::modes::IrqMode::Msix)
+        .find_map(|(d, ((_, irq), t))| (0..t.sources).map(|i| aim_of(irq, i)).find(|&(cpu, _)| cpu == here).map(|(_, v)| (d, v)))?;
+    let rate = crate::arch::lapic::timer_ticks_per_us(20)?;
+    let after_us = window_us * 9 / 10;
+    crate::arch::lapic::fire_timer_after(vector, u32::try_from(after_us.saturating_sub(20) * rate).unwrap_or(u32::MAX));
+    Some(LateShot { target, vector, after_us, window_us, early: false, in_window: false })
+}
 
 /// Devices driven together; larger sets run in batches of this many (bounds the stack).
 const BATCH: usize = 16;
@@ -94,30 +169,38 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIr
     let mut targets: [Target<'_, '_, C>; 1] = [(source, irq)];
     let (cpus, mut tracks) = begin(&targets);
     let start = time::now_us();
-    phase(&mut targets, &mut tracks, &cpus, rounds);
+    phase(&mut targets, &mut tracks, &cpus, rounds, None);
     let mut verdict = None;
     finish(&mut tracks, &cpus, rounds, 1, time::now_us() - start, |_, v| verdict = Some(v));
     verdict.unwrap_or_else(|| Verdict::new(Outcome::Fail, format_args!("no verdict")))
 }
 
 /// [`run`] on every target at once, sharing the waits, and then (with more than one CPU online) every
-/// source once on each other CPU; `report(i, verdict)` for target `i`, in order.
-pub fn run_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], rounds: u32, mut report: impl FnMut(usize, Verdict)) {
+/// source once on each other CPU; `report(i, verdict)` for target `i`, in order. `shoot`: the
+/// `settle-control` negative control, a [`LateShot`] in the first settle window (returned; `None` when
+/// it could not be aimed).
+pub fn run_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], rounds: u32, shoot: bool, mut report: impl FnMut(usize, Verdict)) -> Option<LateShot> {
+    let mut shot = None;
     for (b, batch) in targets.chunks_mut(BATCH).enumerate() {
         let (cpus, mut tracks) = begin(batch);
         let start = time::now_us();
-        phase(batch, &mut tracks, &cpus, rounds);
+        let mut aim = (shoot && b == 0).then_some(None);
+        phase(batch, &mut tracks, &cpus, rounds, aim.as_mut());
+        if let Some(Some(s)) = aim {
+            shot = Some(s);
+        }
         let mut moved_over = 1;
         if cpus.online.len() > 1 {
             for k in 1..cpus.online.len() {
                 move_all(batch, &mut tracks, &cpus, |home| cpus.online[(cpus.position(home).unwrap_or(0) + k) % cpus.online.len()]);
-                phase(batch, &mut tracks, &cpus, 1);
+                phase(batch, &mut tracks, &cpus, 1, None);
             }
             move_all(batch, &mut tracks, &cpus, |home| home);
             moved_over = cpus.online.len();
         }
         finish(&mut tracks, &cpus, rounds, moved_over, time::now_us() - start, |i, v| report(b * BATCH + i, v));
     }
+    shot
 }
 
 /// What is tracked for a batch, before anything is triggered.
@@ -173,7 +256,7 @@ fn move_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], tracks: &
 
 /// One phase: where every entry is aimed now, `rounds` triggers of each source, the settle window, and
 /// the exact counts per CPU.
-fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, rounds: u32) {
+fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, rounds: u32, shoot: Option<&mut Option<LateShot>>) {
     for ((_, irq), t) in targets.iter().zip(tracks.iter_mut()) {
         let n = irq.vectors().len();
         t.aim = (0..n).map(|i| aim_of(irq, i)).collect();
@@ -210,7 +293,19 @@ fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track
             }
         }
     }
-    time::delay_us(SETTLE_US);
+    let bound = late_bound(targets);
+    let here = crate::irq::cpus::current();
+    let mut shot = shoot.and_then(|shot| {
+        *shot = aim_late_shot(targets, tracks, settle_window_us(bound, SETTLE_US));
+        shot.as_mut().map(|s| (dispatch::count_on(here, s.vector), s))
+    });
+    if let Some((before, s)) = shot.as_mut() {
+        s.early = dispatch::count_on(here, s.vector) != *before;
+    }
+    settle(bound, SETTLE_US);
+    if let Some((before, s)) = shot {
+        s.in_window = dispatch::count_on(here, s.vector) != before;
+    }
     // Every (CPU, vector) some entry of the batch is aimed at: an interrupt there is that entry's.
     let aimed: Vec<Aim> = tracks.iter().flat_map(|t| t.aim.iter().copied()).collect();
     for ((_, irq), t) in targets.iter().zip(tracks.iter_mut()).filter(|(_, t)| t.verdict.is_none()) {

@@ -3,7 +3,7 @@
 //! `msi-vector-mask`, `msix-function-mask`, `intx-hold`).
 
 use super::context::{Context, Run};
-use super::{delivery, masking, Outcome, Target, Verdict};
+use super::{delivery, masking, Outcome, Provoked, Target, Verdict};
 use crate::drivers::Active;
 use crate::bus::pci::config::PlatformConfig;
 use crate::bus::pci::Bdf;
@@ -33,6 +33,35 @@ struct DeviceChecks {
 /// Where [`check_all`] holds its verdicts.
 static CHECKS: spin::Mutex<Vec<DeviceChecks>> = spin::Mutex::new(Vec::new());
 
+/// The selection word of the settle windows' negative control (`msifw_proto::names::SELECTABLE`).
+const SETTLE_CONTROL: &str = "settle-control";
+
+/// `settle-control`: the LAPIC timer's late message on a device's vector (`s`) must arrive after the
+/// settle began and by its end, and the device's delivery check must have failed on it.
+fn settle_control(delivery: &Verdict, s: delivery::LateShot) -> Verdict {
+    if s.early {
+        return Verdict::new(Outcome::Fail, format_args!("the timer's message on vector {:#x} arrived before the settle began: nothing late was provoked", s.vector));
+    }
+    if s.in_window && delivery.outcome == Outcome::Fail {
+        Verdict::new(
+            Outcome::Pass,
+            format_args!("caught: a timer's message on vector {:#x} {} us after the last expected one, in a {} us settle: {}", s.vector, s.after_us, s.window_us, delivery.detail),
+        )
+    } else {
+        Verdict::new(
+            Outcome::Fail,
+            format_args!(
+                "missed: a timer's message on vector {:#x} {} us after the last expected one {} the {} us settle ({})",
+                s.vector,
+                s.after_us,
+                if s.in_window { "arrived in" } else { "had not arrived by the end of" },
+                s.window_us,
+                delivery.detail
+            ),
+        )
+    }
+}
+
 /// The masks a device's checks use, in the order they run and are reported.
 fn masks_for(dev: &Active) -> &'static [masking::Mask] {
     match dev.mode {
@@ -52,12 +81,13 @@ fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
     for _ in active.iter() {
         checks.push(DeviceChecks::default());
     }
+    let shot;
     {
         let mut targets: Vec<Target<'_, 'static, PlatformConfig>> = Vec::new();
         for a in active.iter_mut() {
             targets.push((a.dev.source(), &mut a.irq));
         }
-        delivery::run_all(&mut targets, run.opts.rounds, |d, v| checks[d].delivery = Some(v));
+        shot = delivery::run_all(&mut targets, run.opts.rounds, run.opts.wants(SETTLE_CONTROL), |d, v| checks[d].delivery = Some(v));
     }
     for (k, mask) in [masking::Mask::PerVector, masking::Mask::Function].into_iter().enumerate() {
         let mut which: Vec<usize> = Vec::new();
@@ -78,11 +108,15 @@ fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
     if last_use {
         stop_all(active);
     }
-    for (dev, c) in active.iter().zip(checks.iter_mut()) {
+    for (d, (dev, c)) in active.iter().zip(checks.iter_mut()).enumerate() {
         let bdf = dev.irq.bdf();
         if let Some(verdict) = c.delivery.take() {
             crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
-            run.scenario(scenario_name(dev.mode), Some(bdf), &verdict);
+            match shot.filter(|s| s.target == d) {
+                // The shot device's delivery check is the control's: reported as the control only.
+                Some(s) => run.control(scenario_name(dev.mode), Some(bdf), &settle_control(&verdict, s), Provoked { live_messages: 1, ..Provoked::default() }, ""),
+                None => run.scenario(scenario_name(dev.mode), Some(bdf), &verdict),
+            }
         }
         for &mask in masks_for(dev) {
             let k = if mask == masking::Mask::PerVector { 0 } else { 1 };
@@ -105,7 +139,7 @@ pub(crate) fn live_devices_deliver(run: &mut Run, active: &mut [Active], scenari
     }
     let bdfs: Vec<Bdf> = targets.iter().map(|(_, irq)| irq.bdf()).collect();
     let mut failed = 0;
-    delivery::run_all(&mut targets, 1, |d, v| {
+    delivery::run_all(&mut targets, 1, false, |d, v| {
         if v.outcome != Outcome::Pass {
             failed += 1;
             run.scenario(scenario, Some(bdfs[d]), &v);

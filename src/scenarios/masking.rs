@@ -5,16 +5,17 @@
 //! Every entry of every device under check is masked and triggered at once, so the devices share one
 //! watch window while masked and one settle window after the unmask.
 
-use super::delivery::{ARRIVAL_TIMEOUT_US, SETTLE_US};
+use super::delivery::{self, ARRIVAL_TIMEOUT_US, SETTLE_US};
 use super::{Outcome, Target, Verdict};
 use crate::bus::pci::ConfigRegion;
 use crate::modes::{DeviceIrq, MAX_VECTORS};
 use crate::time;
 
-/// How long masked interrupts are watched for once every Pending Bit is set (none may arrive). QEMU
-/// sets the Pending Bit in the same call that would have sent the message (msix_notify), so a mask that
-/// leaks sends its message no later than the Pending Bit shows; the window only has to cover a CPU
-/// taking the interrupt, which is immediate under TCG.
+/// How long masked interrupts are watched for once every Pending Bit is set (none may arrive), when
+/// [`delivery::settle`] cannot fence instead. QEMU sets the Pending Bit in the same call that would have
+/// sent the message (msix_notify), so a mask that leaks sends its message no later than the Pending Bit
+/// shows; the window only has to cover a CPU taking the interrupt, which is immediate under TCG, and a
+/// device-model timer's later message (what the fence covers).
 pub const MASKED_WATCH_US: u64 = 1_000;
 
 /// Devices checked together; larger sets run in batches of this many (bounds the stack).
@@ -114,8 +115,9 @@ fn run_batch<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], mask: Mask, mut
         all
     });
     let live = |tracks: &[Track]| tracks.iter().any(|t| t.verdict.is_none());
+    let bound = delivery::late_bound(targets);
     if live(&tracks) {
-        time::delay_us(MASKED_WATCH_US);
+        delivery::settle(bound, MASKED_WATCH_US);
     }
     for ((_, irq), t) in targets.iter_mut().zip(tracks.iter_mut()).filter(|(_, t)| t.verdict.is_none()) {
         let mut seen: [(u64, Option<bool>, bool); MAX_VECTORS] = [(0, None, false); MAX_VECTORS];
@@ -132,7 +134,7 @@ fn run_batch<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], mask: Mask, mut
         targets.iter().zip(tracks.iter()).filter(|(_, t)| t.verdict.is_none()).all(|((_, irq), t)| delivered(irq, t))
     });
     if live(&tracks) {
-        time::delay_us(SETTLE_US);
+        delivery::settle(bound, SETTLE_US);
     }
     for ((source, irq), t) in targets.iter_mut().zip(tracks.iter_mut()) {
         if t.verdict.is_none() {
