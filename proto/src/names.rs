@@ -283,7 +283,7 @@ impl Scenario {
             | Scenario::RetargetIoapic
             | Scenario::CpuOffline => Control::SameRun,
             // Both leave the devices shut down or restart the firmware; the settle control
-            // (`settle-control`) takes one device's delivery check for itself.
+            // (`msix-delivery-control`) takes one device's delivery check for itself.
             Scenario::Shutdown | Scenario::CrashRestart | Scenario::MsixDelivery => Control::OwnBoot,
             _ => Control::None,
         }
@@ -401,7 +401,7 @@ pub const SELECTABLE: [Selection; 20] = [
     Selection::of(Scenario::CpuOffline),
     // The settle windows' control (the delivery and mask checks keep one after the last expected interrupt):
     // a late timer message on an MSI-X device's vector must fail that device's delivery check.
-    Selection::control_of(Scenario::MsixDelivery, "settle-control"),
+    Selection::control_of(Scenario::MsixDelivery, "msix-delivery-control"),
 ];
 
 /// The selection named `word`, with its index in [`SELECTABLE`].
@@ -502,7 +502,7 @@ mod tests {
     fn own_boot_runs_in_the_hosts_order() {
         assert_eq!(
             OWN_BOOT,
-            ["crash-restart", "crash-restart-control", "shutdown-control"]
+            ["crash-restart", "crash-restart-control", "shutdown-control", "msix-delivery-control"]
         );
         let in_all: Vec<_> = SELECTABLE
             .iter()

@@ -429,7 +429,7 @@ pub fn timer_ticks_per_us(window_us: u64) -> Option<u64> {
 }
 
 /// Arms the LAPIC timer to fire once on `vector` after `ticks` ticks at divide by 1 (SDM 11.5.4): a
-/// device-model timer's late message stand-in for a negative control (`settle-control`). A no-op before
+/// device-model timer's late message stand-in for a negative control (`msix-delivery-control`). A no-op before
 /// [`init`].
 pub fn fire_timer_after(vector: u8, ticks: u32) {
     // SAFETY: an unmasked one-shot LVT with a vector the caller owns (the dispatcher counts it as that

@@ -56,7 +56,7 @@ pub fn settle_window_us(bound: Option<u64>, fallback_us: u64) -> u64 {
 /// due by then has run ([`time::timers_run_by`]: QEMU runs the HPET's timer after every earlier one, and a
 /// message such a timer sent is taken before its fence is seen), and [`TAKEN_US`] for the other CPUs;
 /// else `fallback_us` (also when the fence fails). Issue 16: the default platform's settles went from
-/// 2 ms to about 0.3 ms each; the `settle-control` negative control fires a timer of its own on a
+/// 2 ms to about 0.3 ms each; the `msix-delivery-control` negative control fires a timer of its own on a
 /// device's vector at 90 % of this window and must see the check fail.
 pub fn settle(bound: Option<u64>, fallback_us: u64) {
     let start = time::now_us();
@@ -72,7 +72,7 @@ pub fn settle(bound: Option<u64>, fallback_us: u64) {
     }
 }
 
-/// The `settle-control` negative control's shot: the LAPIC timer of this CPU fired once on a device's
+/// The `msix-delivery-control` negative control's shot: the LAPIC timer of this CPU fired once on a device's
 /// vector after the last expected interrupt, as a device-model timer's late message would be.
 #[derive(Debug, Clone, Copy)]
 pub struct LateShot {
@@ -177,7 +177,7 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIr
 
 /// [`run`] on every target at once, sharing the waits, and then (with more than one CPU online) every
 /// source once on each other CPU; `report(i, verdict)` for target `i`, in order. `shoot`: the
-/// `settle-control` negative control, a [`LateShot`] in the first settle window (returned; `None` when
+/// `msix-delivery-control` negative control, a [`LateShot`] in the first settle window (returned; `None` when
 /// it could not be aimed).
 pub fn run_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], rounds: u32, shoot: bool, mut report: impl FnMut(usize, Verdict)) -> Option<LateShot> {
     let mut shot = None;

@@ -34,9 +34,9 @@ struct DeviceChecks {
 static CHECKS: spin::Mutex<Vec<DeviceChecks>> = spin::Mutex::new(Vec::new());
 
 /// The selection word of the settle windows' negative control (`msifw_proto::names::SELECTABLE`).
-const SETTLE_CONTROL: &str = "settle-control";
+const SETTLE_CONTROL: &str = "msix-delivery-control";
 
-/// `settle-control`: the LAPIC timer's late message on a device's vector (`s`) must arrive after the
+/// `msix-delivery-control`: the LAPIC timer's late message on a device's vector (`s`) must arrive after the
 /// settle began and by its end, and the device's delivery check must have failed on it.
 fn settle_control(delivery: &Verdict, s: delivery::LateShot) -> Verdict {
     if s.early {
