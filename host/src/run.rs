@@ -1039,6 +1039,7 @@ mod scenario_all_tests {
                 "nomsix scenario=all rounds=3",
                 "nomsix scenario=crash-restart rounds=3",
                 "nomsix scenario=crash-restart-control rounds=3",
+                "nomsix scenario=msix-delivery-control rounds=3",
                 "nomsix scenario=shutdown-control rounds=3",
             ]
         );

@@ -502,7 +502,7 @@ mod tests {
     fn own_boot_runs_in_the_hosts_order() {
         assert_eq!(
             OWN_BOOT,
-            ["crash-restart", "crash-restart-control", "shutdown-control", "msix-delivery-control"]
+            ["crash-restart", "crash-restart-control", "msix-delivery-control", "shutdown-control"]
         );
         let in_all: Vec<_> = SELECTABLE
             .iter()
