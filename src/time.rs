@@ -181,9 +181,11 @@ pub fn fence_timer() -> &'static str {
 }
 
 /// Whether fences run through the HPET, whose order with the device models' timers holds under TCG and
-/// KVM alike (and has not failed).
+/// KVM alike (and has not failed), under a hypervisor: on real hardware there is no device model whose
+/// timers an HPET timer could be ordered with, so the windows that rely on a driver's knowledge of its
+/// device model's timers (`InterruptSource::late_message_us`) keep their fixed lengths there.
 pub fn fences_ordered() -> bool {
-    HPET.get().is_some() && !FENCE_FAILED.load(Ordering::Relaxed)
+    HPET.get().is_some() && !FENCE_FAILED.load(Ordering::Relaxed) && cpu::under_hypervisor()
 }
 
 /// Fences through `hpet` from now on, instead of the LAPIC timer: QEMU runs it in its main loop under KVM

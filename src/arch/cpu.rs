@@ -29,6 +29,22 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> core::arch::x86_64::CpuidResult {
     core::arch::x86_64::__cpuid_count(leaf, subleaf)
 }
 
+/// Whether CPUID says a hypervisor runs us (CPUID.1:ECX bit 31, reserved for hypervisors: SDM Vol. 2A
+/// Table 3-10); QEMU sets it under TCG and KVM alike. Read once (CPUID exits to a hypervisor).
+pub fn under_hypervisor() -> bool {
+    use core::sync::atomic::{AtomicU8, Ordering};
+    static KNOWN: AtomicU8 = AtomicU8::new(0);
+    match KNOWN.load(Ordering::Relaxed) {
+        1 => false,
+        2 => true,
+        _ => {
+            let yes = cpuid(1, 0).ecx & (1 << 31) != 0;
+            KNOWN.store(1 + yes as u8, Ordering::Relaxed);
+            yes
+        }
+    }
+}
+
 /// Time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects; CR4.TSD is clear (we never set it), so it is allowed at CPL 0.

@@ -473,10 +473,9 @@ fn ensure_stacks(slot: &Slot) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Whether CPUID says a hypervisor runs us (CPUID.1:ECX bit 31): then the INIT and SIPI delays real
-/// hardware needs are left out (smp-ir.md §1.4).
+/// Under a hypervisor the INIT and SIPI delays real hardware needs are left out (smp-ir.md §1.4).
 fn under_hypervisor() -> bool {
-    cpu::cpuid(1, 0).ecx & (1 << 31) != 0
+    cpu::under_hypervisor()
 }
 
 /// INIT-SIPI-SIPI to CPU `index` and wait for it to come up (SDM 9.4.4.1; Linux
