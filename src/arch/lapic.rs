@@ -407,25 +407,30 @@ pub fn fire_timer_once() {
 }
 
 /// The LAPIC timer's count rate at divide by 1 (ticks per microsecond), measured against the TSC over
-/// `window_us` with its interrupt masked; the timer is left stopped. `None` before [`init`] or if it
-/// does not count.
+/// about `window_us` with its interrupt masked; the timer is left stopped. Each end is bracketed by TSC
+/// reads around its register access (a trap under a hypervisor, tens of microseconds under a slow one),
+/// and the midpoints are taken. `None` before [`init`] or if it does not count.
 pub fn timer_ticks_per_us(window_us: u64) -> Option<u64> {
     mode()?;
     // SAFETY: the timer LVT is masked (bit 16) before the count starts, so the countdown interrupts
-    // nothing; divide configuration 1011b is "divide by 1" (SDM Figure 11-10); writing the initial count
-    // starts it and writing 0 stops it (SDM 11.5.4).
+    // nothing; divide configuration 1011b is "divide by 1" (SDM Figure 11-10).
     unsafe {
         write(Reg::LvtTimer, 1 << 16);
         write(Reg::TimerDivide, 0b1011);
-        write(Reg::TimerInitial, u32::MAX);
     }
-    let t0 = crate::time::now_us();
+    let a0 = cpu::rdtsc();
+    // SAFETY: as above; writing the initial count starts the countdown (SDM 11.5.4).
+    unsafe { write(Reg::TimerInitial, u32::MAX) };
+    let a1 = cpu::rdtsc();
     crate::time::delay_us(window_us);
+    let b0 = cpu::rdtsc();
     let counted = u32::MAX - read(Reg::TimerCurrent);
-    let us = crate::time::now_us() - t0;
+    let b1 = cpu::rdtsc();
     // SAFETY: as above: an initial count of 0 stops the (masked) timer.
     unsafe { write(Reg::TimerInitial, 0) };
-    (counted > 0).then(|| (counted as u64 / us.max(1)).max(1))
+    let tsc = (b0 / 2 + b1 / 2).saturating_sub(a0 / 2 + a1 / 2).max(1);
+    let rate = counted as u128 * crate::time::tsc_per_us() as u128 / tsc as u128;
+    (counted > 0).then_some((rate as u64).max(1))
 }
 
 /// Arms the LAPIC timer to fire once on `vector` after `ticks` ticks at divide by 1 (SDM 11.5.4): a

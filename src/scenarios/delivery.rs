@@ -42,15 +42,6 @@ pub fn late_bound<C: ConfigRegion>(targets: &[Target<'_, '_, C>]) -> Option<u64>
     targets.iter().try_fold(0u64, |m, (source, _)| Some(m.max(source.late_message_us()?)))
 }
 
-/// The window [`settle`] keeps for `bound` (us): the bound itself while fences are ordered, else
-/// `fallback_us`.
-pub fn settle_window_us(bound: Option<u64>, fallback_us: u64) -> u64 {
-    match bound {
-        Some(us) if time::fences_ordered() => us,
-        _ => fallback_us,
-    }
-}
-
 /// Waits out the settle window after the last expected interrupt (now): while fences are ordered
 /// (HPET) and the devices bound how late they can send ([`late_bound`]), until every device-model timer
 /// due by then has run ([`time::timers_run_by`]: QEMU runs the HPET's timer after every earlier one, and a
@@ -90,21 +81,41 @@ pub struct LateShot {
     pub in_window: bool,
 }
 
-/// Arms the shot for [`run_all`]'s `shoot`: on the first MSI-X device still under check whose entry is
-/// aimed at this CPU (its record is `msix-delivery`'s control), due at 90 % of the settle window. `None` when no entry is aimed here or the LAPIC
-/// timer does not count.
-fn aim_late_shot<C: ConfigRegion>(targets: &[Target<'_, '_, C>], tracks: &[Track], window_us: u64) -> Option<LateShot> {
+/// The control's shot, or why it could not be aimed (the control is then a skip saying so).
+pub type Shot = Result<LateShot, &'static str>;
+
+/// The shortest bound the control judges: below it the settle is the fence alone (and [`TAKEN_US`]), and a
+/// timer due so soon would land before the settle began.
+const MIN_SHOT_BOUND_US: u64 = 50;
+
+/// Arms the shot for [`run_all`]'s `shoot`, due at 90 % of the batch's bound after the settle begins
+/// (the settle starts right after): on the first MSI-X device still under check with an entry aimed at
+/// this CPU (its record is `msix-delivery`'s control). `Err` says why it could not be aimed: the control
+/// judges only a settle behind an ordered fence (a fixed window has no guarantee to check, and on a
+/// slow host a timer may run late past it), with a bound of at least [`MIN_SHOT_BOUND_US`].
+fn aim_late_shot<C: ConfigRegion>(targets: &[Target<'_, '_, C>], tracks: &[Track], bound: Option<u64>) -> Result<(u64, LateShot), &'static str> {
+    if !time::fences_ordered() {
+        return Err("the settle is the fixed window here (no HPET fence, or real hardware); this control judges the fenced one");
+    }
+    let Some(bound) = bound else {
+        return Err("a driver of the batch does not bound its device's late messages: the settle is the fixed window");
+    };
+    if bound < MIN_SHOT_BOUND_US {
+        return Err("the devices checked send nothing late (their drivers' bound is under 50 us): the settle is the fence alone");
+    }
     let here = crate::irq::cpus::current();
     let (target, vector) = targets
         .iter()
         .zip(tracks.iter())
         .enumerate()
         .filter(|(_, ((_, irq), t))| t.verdict.is_none() && irq.mode() == crate::modes::IrqMode::Msix)
-        .find_map(|(d, ((_, irq), t))| (0..t.sources).map(|i| aim_of(irq, i)).find(|&(cpu, _)| cpu == here).map(|(_, v)| (d, v)))?;
-    let rate = crate::arch::lapic::timer_ticks_per_us(20)?;
-    let after_us = window_us * 9 / 10;
-    crate::arch::lapic::fire_timer_after(vector, u32::try_from(after_us.saturating_sub(20) * rate).unwrap_or(u32::MAX));
-    Some(LateShot { target, vector, after_us, window_us, early: false, in_window: false })
+        .find_map(|(d, ((_, irq), t))| (0..t.sources).map(|i| aim_of(irq, i)).find(|&(cpu, _)| cpu == here).map(|(_, v)| (d, v)))
+        .ok_or("no MSI-X entry under check is aimed at this CPU")?;
+    let rate = crate::arch::lapic::timer_ticks_per_us(100).ok_or("the LAPIC timer does not count")?;
+    let after_us = bound * 9 / 10;
+    let before = dispatch::count_on(here, vector);
+    crate::arch::lapic::fire_timer_after(vector, u32::try_from(after_us * rate).unwrap_or(u32::MAX));
+    Ok((before, LateShot { target, vector, after_us, window_us: bound, early: false, in_window: false }))
 }
 
 /// Devices driven together; larger sets run in batches of this many (bounds the stack).
@@ -177,9 +188,9 @@ pub fn run<C: ConfigRegion>(source: &mut dyn InterruptSource, irq: &mut DeviceIr
 
 /// [`run`] on every target at once, sharing the waits, and then (with more than one CPU online) every
 /// source once on each other CPU; `report(i, verdict)` for target `i`, in order. `shoot`: the
-/// `msix-delivery-control` negative control, a [`LateShot`] in the first settle window (returned; `None` when
-/// it could not be aimed).
-pub fn run_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], rounds: u32, shoot: bool, mut report: impl FnMut(usize, Verdict)) -> Option<LateShot> {
+/// `msix-delivery-control` negative control, a [`LateShot`] in the first settle window (returned, or why it
+/// could not be aimed; `None` when not asked for).
+pub fn run_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], rounds: u32, shoot: bool, mut report: impl FnMut(usize, Verdict)) -> Option<Shot> {
     let mut shot = None;
     for (b, batch) in targets.chunks_mut(BATCH).enumerate() {
         let (cpus, mut tracks) = begin(batch);
@@ -256,7 +267,7 @@ fn move_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], tracks: &
 
 /// One phase: where every entry is aimed now, `rounds` triggers of each source, the settle window, and
 /// the exact counts per CPU.
-fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, rounds: u32, shoot: Option<&mut Option<LateShot>>) {
+fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, rounds: u32, shoot: Option<&mut Option<Shot>>) {
     for ((_, irq), t) in targets.iter().zip(tracks.iter_mut()) {
         let n = irq.vectors().len();
         t.aim = (0..n).map(|i| aim_of(irq, i)).collect();
@@ -295,15 +306,17 @@ fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track
     }
     let bound = late_bound(targets);
     let here = crate::irq::cpus::current();
-    let mut shot = shoot.and_then(|shot| {
-        *shot = aim_late_shot(targets, tracks, settle_window_us(bound, SETTLE_US));
-        shot.as_mut().map(|s| (dispatch::count_on(here, s.vector), s))
+    let mut shot = shoot.map(|slot| {
+        let aimed = aim_late_shot(targets, tracks, bound);
+        let before = aimed.as_ref().ok().map(|&(before, _)| before);
+        *slot = Some(aimed.map(|(_, s)| s));
+        (before, slot)
     });
-    if let Some((before, s)) = shot.as_mut() {
-        s.early = dispatch::count_on(here, s.vector) != *before;
+    if let Some((Some(before), Some(Ok(s)))) = shot.as_mut().map(|(b, slot)| (*b, slot.as_mut())) {
+        s.early = dispatch::count_on(here, s.vector) != before;
     }
     settle(bound, SETTLE_US);
-    if let Some((before, s)) = shot {
+    if let Some((Some(before), Some(Ok(s)))) = shot.as_mut().map(|(b, slot)| (*b, slot.as_mut())) {
         s.in_window = dispatch::count_on(here, s.vector) != before;
     }
     // Every (CPU, vector) some entry of the batch is aimed at: an interrupt there is that entry's.

@@ -108,11 +108,16 @@ fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
     if last_use {
         stop_all(active);
     }
+    if let Some(Err(why)) = shot {
+        // Asked for, but nothing late could be provoked: a skip saying why.
+        run.control("msix-delivery", None, &Verdict::new(Outcome::Skip, format_args!("{why}")), Provoked::default(), why);
+    }
+    let landed = shot.and_then(Result::ok);
     for (d, (dev, c)) in active.iter().zip(checks.iter_mut()).enumerate() {
         let bdf = dev.irq.bdf();
         if let Some(verdict) = c.delivery.take() {
             crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
-            match shot.filter(|s| s.target == d) {
+            match landed.filter(|s| s.target == d) {
                 // The shot device's delivery check is the control's: reported as the control only.
                 Some(s) => run.control(scenario_name(dev.mode), Some(bdf), &settle_control(&verdict, s), Provoked { live_messages: 1, ..Provoked::default() }, ""),
                 None => run.scenario(scenario_name(dev.mode), Some(bdf), &verdict),

@@ -33,8 +33,7 @@ fn lapic_timer_fences_without_an_hpet() {
 /// the e1000e's first vector at 90 % of the delivery check's settle window, as a device-model timer's late
 /// message would arrive. The control passes only if that message arrived after the settle began and by
 /// its end, and the device's delivery check failed on it (a settle cut short reports "missed" and fails
-/// the run). With the HPET the window is the drivers' bound (the e1000e's throttle, 228 us) behind the
-/// fence; without one the plain 2 ms.
+/// the run). The window is the drivers' bound (the e1000e's throttle, 228 us) behind the HPET fence.
 fn settle_control_catches(cfg: msifw_host::RunConfig, window_us: u64) {
     let o = common::boot(&cfg.append("scenario=msix-delivery-control"));
     let why = common::explain(&o);
@@ -58,9 +57,30 @@ fn settle_control_is_caught_on_pc_with_two_cpus() {
     settle_control_catches(common::config(Machine::Pc).smp("2"), 228);
 }
 
+/// Where the settle is no fenced bound the control provokes nothing and says why (a skip that does not
+/// fail the run): without an HPET the settle is the fixed 2 ms window, whose end no timer is ordered
+/// with (under this host's KVM the LAPIC timer ran more than 200 us late past it in 9 of 20 runs); with
+/// only devices whose drivers bound their late messages at 0 us (nvme) the settle is the fence alone,
+/// and a shot due that soon lands before it begins.
+fn settle_control_skips(cfg: msifw_host::RunConfig, why: &str) {
+    let o = common::boot(&cfg.append("scenario=msix-delivery-control"));
+    let explain = common::explain(&o);
+    common::assert_passed(&o);
+    let control = o.report.scenarios.iter().find(|s| s.control && s.name == "msix-delivery");
+    let c = control.unwrap_or_else(|| panic!("no msix-delivery control{explain}"));
+    assert_eq!((c.result, c.bdf.as_deref()), (ScenarioResult::Skip, None), "{c:?}{explain}");
+    assert!(c.detail.starts_with("nothing to provoke: ") && c.detail.contains(why), "{}{explain}", c.detail);
+}
+
 #[test]
-fn settle_control_is_caught_in_the_plain_window_without_an_hpet() {
-    settle_control_catches(common::config(Machine::Q35).qemu_arg("-machine").qemu_arg("hpet=off"), 2000);
+fn settle_control_skips_the_fixed_window_without_an_hpet() {
+    settle_control_skips(common::config(Machine::Q35).qemu_arg("-machine").qemu_arg("hpet=off"), "the settle is the fixed window here");
+}
+
+#[test]
+fn settle_control_skips_when_nothing_is_sent_late() {
+    let cfg = common::config(Machine::Q35).default_devices(false).device("nvme,serial=x");
+    settle_control_skips(cfg, "the settle is the fence alone");
 }
 
 #[test]
