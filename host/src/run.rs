@@ -853,8 +853,17 @@ mod tests {
             use std::os::unix::fs::PermissionsExt;
             let dir = ScratchDir::create().unwrap();
             let path = dir.path().join("fake-qemu");
-            fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+            fs::write(&path, format!("#!/bin/sh\n[ -n \"$FAKE_QEMU_PROBE\" ] && exit 0\n{body}\n")).unwrap();
             fs::set_permissions(&path, fs::Permissions::from_mode(0o755)).unwrap();
+            // A process another test thread forked while the script was being written holds its write
+            // descriptor until it execs, and exec of the script then fails with ETXTBSY ("Text file
+            // busy": one run of the lib tests failed so). Once one probe has run, no process holds it.
+            for _ in 0..200 {
+                match std::process::Command::new(&path).env("FAKE_QEMU_PROBE", "1").status() {
+                    Err(e) if e.raw_os_error() == Some(26) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                    _ => break,
+                }
+            }
             FakeQemu { dir }
         }
 
