@@ -181,11 +181,12 @@ pub fn fence_timer() -> &'static str {
 }
 
 /// Whether fences run through the HPET, whose order with the device models' timers holds under TCG and
-/// KVM alike (and has not failed), under a hypervisor: on real hardware there is no device model whose
-/// timers an HPET timer could be ordered with, so the windows that rely on a driver's knowledge of its
-/// device model's timers (`InterruptSource::late_message_us`) keep their fixed lengths there.
+/// KVM alike (and has not failed), on QEMU (its fw_cfg signature): the order is a fact of QEMU's main
+/// loop, and the drivers' bounds on their late messages (`InterruptSource::late_message_us`) are facts
+/// of QEMU's device models. Elsewhere (another hypervisor, real hardware) the windows that rely on them
+/// keep their fixed lengths.
 pub fn fences_ordered() -> bool {
-    HPET.get().is_some() && !FENCE_FAILED.load(Ordering::Relaxed) && cpu::under_hypervisor()
+    HPET.get().is_some() && !FENCE_FAILED.load(Ordering::Relaxed) && crate::arch::fwcfg::qemu()
 }
 
 /// Fences through `hpet` from now on, instead of the LAPIC timer: QEMU runs it in its main loop under KVM

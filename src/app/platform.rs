@@ -429,7 +429,7 @@ pub(super) fn discover(run: &mut Run, boot: &BootInfo, mask_ioapics: bool, resta
 
     // Under a hypervisor, the HPET fences the device models' timers (time::timers_run_by): its timer
     // routes to an ISA line whose IOAPIC entry is masked here and stays so (msifw routes only PCI INTx).
-    if cpu::cpuid(1, 0).ecx & (1 << 31) != 0 {
+    if cpu::under_hypervisor() {
         match acpi::hpet_base(&tables, &mem) {
             None => crate::info!("no HPET table: device-timer fences use the LAPIC timer"),
             Some(Err(e)) => problem("acpi.hpet", format_args!("{e}; device-timer fences use the LAPIC timer")),

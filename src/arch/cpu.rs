@@ -45,6 +45,26 @@ pub fn under_hypervisor() -> bool {
     }
 }
 
+/// Whether the hypervisor's CPUID signature (leaf 0x4000_0000, EBX ECX EDX) is QEMU TCG's,
+/// "TCGTCGTCGTCG": the local APIC, its timer included, is then QEMU's own device model.
+pub fn under_tcg() -> bool {
+    if !under_hypervisor() {
+        return false;
+    }
+    let r = cpuid(0x4000_0000, 0);
+    let mut sig = [0u8; 12];
+    sig[..4].copy_from_slice(&r.ebx.to_le_bytes());
+    sig[4..8].copy_from_slice(&r.ecx.to_le_bytes());
+    sig[8..].copy_from_slice(&r.edx.to_le_bytes());
+    &sig == b"TCGTCGTCGTCG"
+}
+
+/// The midpoint of two TSC readings taken around one access: where the access happened, to within half
+/// the bracket.
+pub fn tsc_mid(before: u64, after: u64) -> u64 {
+    before / 2 + after / 2
+}
+
 /// Time-stamp counter.
 pub fn rdtsc() -> u64 {
     // SAFETY: RDTSC has no side effects; CR4.TSD is clear (we never set it), so it is allowed at CPL 0.

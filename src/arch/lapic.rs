@@ -396,14 +396,7 @@ pub fn drain_in_service() -> u32 {
 /// Arms the LAPIC timer to fire once on [`TIMER_VECTOR`] one bus clock from now (SDM 11.5.4: divide by
 /// 1, one-shot, initial count 1). A no-op before [`init`].
 pub fn fire_timer_once() {
-    // SAFETY: the timer LVT gets an unmasked one-shot with TIMER_VECTOR, a system vector the dispatcher
-    // counts and ends with EOI; divide configuration 1011b is "divide by 1" (SDM Figure 11-10); writing
-    // the initial count starts the countdown (SDM 11.5.4), so it is written last.
-    unsafe {
-        write(Reg::TimerDivide, 0b1011);
-        write(Reg::LvtTimer, TIMER_VECTOR as u32);
-        write(Reg::TimerInitial, 1);
-    }
+    fire_timer_after(TIMER_VECTOR, 1);
 }
 
 /// The LAPIC timer's count rate at divide by 1 (ticks per microsecond), measured against the TSC over
@@ -428,22 +421,38 @@ pub fn timer_ticks_per_us(window_us: u64) -> Option<u64> {
     let b1 = cpu::rdtsc();
     // SAFETY: as above: an initial count of 0 stops the (masked) timer.
     unsafe { write(Reg::TimerInitial, 0) };
-    let tsc = (b0 / 2 + b1 / 2).saturating_sub(a0 / 2 + a1 / 2).max(1);
+    let tsc = cpu::tsc_mid(b0, b1).saturating_sub(cpu::tsc_mid(a0, a1)).max(1);
     let rate = counted as u128 * crate::time::tsc_per_us() as u128 / tsc as u128;
     (counted > 0).then_some((rate as u64).max(1))
 }
 
-/// Arms the LAPIC timer to fire once on `vector` after `ticks` ticks at divide by 1 (SDM 11.5.4): a
-/// device-model timer's late message stand-in for a negative control (`msix-delivery-control`). A no-op before
-/// [`init`].
-pub fn fire_timer_after(vector: u8, ticks: u32) {
-    // SAFETY: an unmasked one-shot LVT with a vector the caller owns (the dispatcher counts it as that
-    // vector's interrupt and sends EOI); the initial count, written last, starts the countdown.
+/// Arms the LAPIC timer to fire once on `vector` after `ticks` ticks at divide by 1 (SDM 11.5.4). Refused
+/// (false) for an exception vector (below 32) or before [`init`].
+pub fn fire_timer_after(vector: u8, ticks: u32) -> bool {
+    if vector < 32 || mode().is_none() {
+        return false;
+    }
+    // SAFETY: an unmasked one-shot LVT with an interrupt vector (32 or above), which the dispatcher counts
+    // (its owner's, or as unowned) and ends with EOI; divide configuration 1011b is "divide by 1" (SDM
+    // Figure 11-10); the initial count, written last, starts the countdown.
     unsafe {
         write(Reg::TimerDivide, 0b1011);
         write(Reg::LvtTimer, vector as u32);
         write(Reg::TimerInitial, ticks.max(1));
     }
+    true
+}
+
+/// Stops the LAPIC timer and masks its LVT; returns whether its count had run out (a one-shot timer
+/// then has fired: SDM 11.5.4, the current count stays 0).
+pub fn cancel_timer() -> bool {
+    let ran_out = read(Reg::TimerCurrent) == 0;
+    // SAFETY: an initial count of 0 stops the timer and a masked LVT (bit 16) delivers nothing (SDM 11.5.4).
+    unsafe {
+        write(Reg::TimerInitial, 0);
+        write(Reg::LvtTimer, (1 << 16) | TIMER_VECTOR as u32);
+    }
+    ran_out
 }
 
 /// Sends a fixed-delivery interrupt to this CPU (self IPI, SDM 11.6.1 shorthand 01).

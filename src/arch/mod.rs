@@ -14,6 +14,8 @@ pub mod exit;
 #[allow(unsafe_code)]
 pub mod hpet;
 #[allow(unsafe_code)]
+pub mod fwcfg;
+#[allow(unsafe_code)]
 pub mod gdt;
 #[allow(unsafe_code)]
 pub mod handoff;

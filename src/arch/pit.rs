@@ -11,8 +11,10 @@ const PIT_HZ: u64 = 1_193_182;
 /// most 2 ticks of 597 (0.34 %); the TSC brackets each latch within the few hundred nanoseconds a port
 /// read takes under TCG, the midpoint of a bracket is the latch to within half of it, and a measurement
 /// whose brackets add up to more than [`MAX_BRACKET_PARTS`] of the window is taken again: together under
-/// 0.6 %, far inside what the timeouts and windows built on it allow for (the tightest, the e1000e
-/// throttle fence, has 100 us of slack on 128 us).
+/// 0.6 % when a measurement meets that cap, far inside what the timeouts and windows built on it allow
+/// for (the tightest, the e1000e throttle fence, has 100 us of slack on 128 us). Where port reads trap
+/// slowly enough that none of the [`TRIES`] does, the one with the smallest brackets is kept (its error
+/// is then up to half of those brackets over the window).
 const WINDOW_TICKS: u16 = 597;
 /// A measurement is kept only if its two brackets together are at most 1/this of the window (0.5 %).
 const MAX_BRACKET_PARTS: u64 = 200;
@@ -69,7 +71,7 @@ fn measure() -> Option<(u64, u64)> {
         }
     };
     let ticks = start.count.wrapping_sub(end.count) as u64;
-    let mid = |r: &Reading| r.tsc_before / 2 + r.tsc_after / 2;
+    let mid = |r: &Reading| cpu::tsc_mid(r.tsc_before, r.tsc_after);
     let tsc = mid(&end).saturating_sub(mid(&start));
     let bracket = (start.tsc_after - start.tsc_before) + (end.tsc_after - end.tsc_before);
     // Scale to exactly WINDOW_TICKS so measurements compare; ticks is WINDOW_TICKS or a tick more.

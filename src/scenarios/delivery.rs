@@ -63,45 +63,48 @@ pub fn settle(bound: Option<u64>, fallback_us: u64) {
     }
 }
 
-/// The `msix-delivery-control` negative control's shot: the LAPIC timer of this CPU fired once on a device's
-/// vector after the last expected interrupt, as a device-model timer's late message would be.
-#[derive(Debug, Clone, Copy)]
+/// The `msix-delivery-control` negative control's shot: the LAPIC timer of this CPU fired once on a
+/// device's vector after the settle began, as a device-model timer's late message would be.
+#[derive(Debug, Clone)]
 pub struct LateShot {
     /// The target (index into the targets given) whose entry's vector was shot.
     pub target: usize,
     /// The vector.
     pub vector: u8,
-    /// When it was due after the last expected interrupt (us).
+    /// When it was due after the settle began (us).
     pub after_us: u64,
-    /// The settle window it had to fall in (us).
+    /// The drivers' bound the settle kept (us).
     pub window_us: u64,
-    /// It had arrived before the settle began (it provoked nothing late).
-    pub early: bool,
-    /// It had arrived when the settle ended: the window caught it.
-    pub in_window: bool,
+    /// The control's verdict, once the settle is over.
+    pub verdict: Option<Verdict>,
 }
 
 /// The control's shot, or why it could not be aimed (the control is then a skip saying so).
 pub type Shot = Result<LateShot, &'static str>;
 
-/// The shortest bound the control judges: below it the settle is the fence alone (and [`TAKEN_US`]), and a
-/// timer due so soon would land before the settle began.
+/// The shortest bound the control judges: below it the settle is the fence and [`TAKEN_US`] alone, which
+/// the devices' own bound does not stretch, and nothing late is claimed to be caught.
 const MIN_SHOT_BOUND_US: u64 = 50;
 
-/// Arms the shot for [`run_all`]'s `shoot`, due at 90 % of the batch's bound after the settle begins
-/// (the settle starts right after): on the first MSI-X device still under check with an entry aimed at
-/// this CPU (its record is `msix-delivery`'s control). `Err` says why it could not be aimed: the control
-/// judges only a settle behind an ordered fence (a fixed window has no guarantee to check, and on a
-/// slow host a timer may run late past it), with a bound of at least [`MIN_SHOT_BOUND_US`].
+/// Aims the shot for [`run_all`]'s `shoot` and arms it, due at 90 % of the batch's bound after the
+/// settle begins (right after): on the first MSI-X device of the first batch (16 devices) still under
+/// check with an entry aimed at this CPU. Returns the vector's count before the arming and the shot, or
+/// why it could not be aimed. The control judges only a settle behind an ordered fence (a fixed window
+/// has no guarantee to check, and on a slow host a timer may run late past it) with a bound of at least
+/// [`MIN_SHOT_BOUND_US`], under TCG: there the LAPIC timer is one of QEMU's own timers, ordered with the
+/// device models' like theirs; under KVM it is the kernel's, ordered with nothing in QEMU.
 fn aim_late_shot<C: ConfigRegion>(targets: &[Target<'_, '_, C>], tracks: &[Track], bound: Option<u64>) -> Result<(u64, LateShot), &'static str> {
     if !time::fences_ordered() {
-        return Err("the settle is the fixed window here (no HPET fence, or real hardware); this control judges the fenced one");
+        return Err("the settle is the fixed window here (no HPET fence, not QEMU, or real hardware); this control judges the fenced one");
     }
     let Some(bound) = bound else {
         return Err("a driver of the batch does not bound its device's late messages: the settle is the fixed window");
     };
     if bound < MIN_SHOT_BOUND_US {
         return Err("the devices checked send nothing late (their drivers' bound is under 50 us): the settle is the fence alone");
+    }
+    if !crate::arch::cpu::under_tcg() {
+        return Err("the LAPIC timer is not one of QEMU's own timers here (KVM keeps it in the kernel), so it cannot stand in for a device model's");
     }
     let here = crate::irq::cpus::current();
     let (target, vector) = targets
@@ -110,12 +113,14 @@ fn aim_late_shot<C: ConfigRegion>(targets: &[Target<'_, '_, C>], tracks: &[Track
         .enumerate()
         .filter(|(_, ((_, irq), t))| t.verdict.is_none() && irq.mode() == crate::modes::IrqMode::Msix)
         .find_map(|(d, ((_, irq), t))| (0..t.sources).map(|i| aim_of(irq, i)).find(|&(cpu, _)| cpu == here).map(|(_, v)| (d, v)))
-        .ok_or("no MSI-X entry under check is aimed at this CPU")?;
+        .ok_or("no MSI-X entry under check in the first batch of 16 devices is aimed at this CPU")?;
     let rate = crate::arch::lapic::timer_ticks_per_us(100).ok_or("the LAPIC timer does not count")?;
     let after_us = bound * 9 / 10;
     let before = dispatch::count_on(here, vector);
-    crate::arch::lapic::fire_timer_after(vector, u32::try_from(after_us * rate).unwrap_or(u32::MAX));
-    Ok((before, LateShot { target, vector, after_us, window_us: bound, early: false, in_window: false }))
+    if !crate::arch::lapic::fire_timer_after(vector, u32::try_from(after_us * rate).unwrap_or(u32::MAX)) {
+        return Err("the LAPIC timer could not be armed");
+    }
+    Ok((before, LateShot { target, vector, after_us, window_us: bound, verdict: None }))
 }
 
 /// Devices driven together; larger sets run in batches of this many (bounds the stack).
@@ -306,22 +311,32 @@ fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track
     }
     let bound = late_bound(targets);
     let here = crate::irq::cpus::current();
-    let mut shot = shoot.map(|slot| {
-        let aimed = aim_late_shot(targets, tracks, bound);
-        let before = aimed.as_ref().ok().map(|&(before, _)| before);
-        *slot = Some(aimed.map(|(_, s)| s));
-        (before, slot)
-    });
-    if let Some((Some(before), Some(Ok(s)))) = shot.as_mut().map(|(b, slot)| (*b, slot.as_mut())) {
-        s.early = dispatch::count_on(here, s.vector) != before;
+    // The control: aimed (and armed) now, judged after the settle.
+    let mut shoot = shoot;
+    let mut armed: Option<(u64, LateShot)> = None;
+    if let Some(slot) = shoot.as_mut() {
+        match aim_late_shot(targets, tracks, bound) {
+            Ok(a) => armed = Some(a),
+            Err(why) => **slot = Some(Err(why)),
+        }
     }
+    let early = armed.as_ref().map(|(before, s)| dispatch::count_on(here, s.vector).saturating_sub(*before));
     settle(bound, SETTLE_US);
-    if let Some((Some(before), Some(Ok(s)))) = shot.as_mut().map(|(b, slot)| (*b, slot.as_mut())) {
-        s.in_window = dispatch::count_on(here, s.vector) != before;
-    }
+    let landed = armed.as_ref().map(|(before, s)| (crate::arch::lapic::cancel_timer(), dispatch::count_on(here, s.vector).saturating_sub(*before)));
     // Every (CPU, vector) some entry of the batch is aimed at: an interrupt there is that entry's.
     let aimed: Vec<Aim> = tracks.iter().flat_map(|t| t.aim.iter().copied()).collect();
-    for ((_, irq), t) in targets.iter().zip(tracks.iter_mut()).filter(|(_, t)| t.verdict.is_none()) {
+    for (d, ((_, irq), t)) in targets.iter().zip(tracks.iter_mut()).enumerate().filter(|(_, (_, t))| t.verdict.is_none()) {
+        if let (Some((_, s)), Some(early), Some((fired, count))) = (armed.as_mut(), early, landed) {
+            if s.target == d {
+                s.verdict = Some(judge_shot(s, early, fired, count, || counts_check(irq, t, cpus, &aimed, rounds)));
+                // The shot is not the device's: its own check is made without it.
+                if count == 1 {
+                    if let Some(i) = (0..t.sources).find(|&i| t.aim[i] == (here, s.vector)) {
+                        t.before[i] += 1;
+                    }
+                }
+            }
+        }
         match counts_check(irq, t, cpus, &aimed, rounds) {
             None => {
                 for i in 0..t.sources {
@@ -332,6 +347,38 @@ fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track
             }
             failed => t.verdict = failed,
         }
+    }
+    if let (Some(slot), Some((_, s))) = (shoot, armed) {
+        *slot = Some(Ok(s));
+    }
+}
+
+/// The control's verdict: its message must not have arrived before the settle began (`early`), the timer
+/// must have fired by its end, exactly one interrupt (the timer's) must have arrived on the vector
+/// meanwhile, and the device's delivery check, judged with it, must fail.
+fn judge_shot(s: &LateShot, early: u64, fired: bool, count: u64, check: impl FnOnce() -> Option<Verdict>) -> Verdict {
+    let (v, after, window) = (s.vector, s.after_us, s.window_us);
+    if early != 0 {
+        return Verdict::new(Outcome::Fail, format_args!("the timer's message on vector {v:#x} arrived before the settle began: nothing late was provoked"));
+    }
+    if !fired || count == 0 {
+        return Verdict::new(
+            Outcome::Fail,
+            format_args!("missed: a timer's message on vector {v:#x} due {after} us after the settle began had not arrived by its end ({window} us bound)"),
+        );
+    }
+    if count > 1 {
+        return Verdict::new(
+            Outcome::Fail,
+            format_args!("{count} interrupts on vector {v:#x} during the settle: the timer's and {} the device should not have sent", count - 1),
+        );
+    }
+    match check() {
+        Some(f) if f.outcome == Outcome::Fail => Verdict::new(
+            Outcome::Pass,
+            format_args!("caught: a timer's message on vector {v:#x} {after} us after the settle began, in a {window} us bound: {}", f.detail),
+        ),
+        _ => Verdict::new(Outcome::Fail, format_args!("a timer's message on vector {v:#x} arrived in the settle, but the delivery check did not fail on it")),
     }
 }
 

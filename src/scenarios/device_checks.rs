@@ -33,35 +33,6 @@ struct DeviceChecks {
 /// Where [`check_all`] holds its verdicts.
 static CHECKS: spin::Mutex<Vec<DeviceChecks>> = spin::Mutex::new(Vec::new());
 
-/// The selection word of the settle windows' negative control (`msifw_proto::names::SELECTABLE`).
-const SETTLE_CONTROL: &str = "msix-delivery-control";
-
-/// `msix-delivery-control`: the LAPIC timer's late message on a device's vector (`s`) must arrive after the
-/// settle began and by its end, and the device's delivery check must have failed on it.
-fn settle_control(delivery: &Verdict, s: delivery::LateShot) -> Verdict {
-    if s.early {
-        return Verdict::new(Outcome::Fail, format_args!("the timer's message on vector {:#x} arrived before the settle began: nothing late was provoked", s.vector));
-    }
-    if s.in_window && delivery.outcome == Outcome::Fail {
-        Verdict::new(
-            Outcome::Pass,
-            format_args!("caught: a timer's message on vector {:#x} {} us after the last expected one, in a {} us settle: {}", s.vector, s.after_us, s.window_us, delivery.detail),
-        )
-    } else {
-        Verdict::new(
-            Outcome::Fail,
-            format_args!(
-                "missed: a timer's message on vector {:#x} {} us after the last expected one {} the {} us settle ({})",
-                s.vector,
-                s.after_us,
-                if s.in_window { "arrived in" } else { "had not arrived by the end of" },
-                s.window_us,
-                delivery.detail
-            ),
-        )
-    }
-}
-
 /// The masks a device's checks use, in the order they run and are reported.
 fn masks_for(dev: &Active) -> &'static [masking::Mask] {
     match dev.mode {
@@ -87,7 +58,8 @@ fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
         for a in active.iter_mut() {
             targets.push((a.dev.source(), &mut a.irq));
         }
-        shot = delivery::run_all(&mut targets, run.opts.rounds, run.opts.wants(SETTLE_CONTROL), |d, v| checks[d].delivery = Some(v));
+        let control = run.opts.wants_scenario(msifw_proto::names::Scenario::MsixDelivery, true);
+        shot = delivery::run_all(&mut targets, run.opts.rounds, control, |d, v| checks[d].delivery = Some(v));
     }
     for (k, mask) in [masking::Mask::PerVector, masking::Mask::Function].into_iter().enumerate() {
         let mut which: Vec<usize> = Vec::new();
@@ -108,20 +80,23 @@ fn check_all(run: &mut Run, active: &mut [Active], last_use: bool) {
     if last_use {
         stop_all(active);
     }
-    if let Some(Err(why)) = shot {
-        // Asked for, but nothing late could be provoked: a skip saying why.
-        run.control("msix-delivery", None, &Verdict::new(Outcome::Skip, format_args!("{why}")), Provoked::default(), why);
+    // The settle windows' control (`msix-delivery-control`), before the devices' lines: a skip saying why
+    // when nothing late could be provoked; else its own verdict, the device's delivery line being judged
+    // without the timer's message. The LAPIC timer's message counts as the live message it provoked.
+    match shot {
+        Some(Err(why)) => run.control("msix-delivery", None, &Verdict::new(Outcome::Skip, format_args!("{why}")), Provoked::default(), why),
+        Some(Ok(s)) => {
+            let bdf = active.get(s.target).map(|a| a.irq.bdf());
+            let verdict = s.verdict.unwrap_or_else(|| Verdict::new(Outcome::Fail, format_args!("the device was no longer under check when the settle ended")));
+            run.control("msix-delivery", bdf, &verdict, Provoked { live_messages: 1, ..Provoked::default() }, "");
+        }
+        None => {}
     }
-    let landed = shot.and_then(Result::ok);
-    for (d, (dev, c)) in active.iter().zip(checks.iter_mut()).enumerate() {
+    for (dev, c) in active.iter().zip(checks.iter_mut()) {
         let bdf = dev.irq.bdf();
         if let Some(verdict) = c.delivery.take() {
             crate::info!("{} {=str}: {=str}", bdf, dev.mode.name(), verdict.outcome.name());
-            match landed.filter(|s| s.target == d) {
-                // The shot device's delivery check is the control's: reported as the control only.
-                Some(s) => run.control(scenario_name(dev.mode), Some(bdf), &settle_control(&verdict, s), Provoked { live_messages: 1, ..Provoked::default() }, ""),
-                None => run.scenario(scenario_name(dev.mode), Some(bdf), &verdict),
-            }
+            run.scenario(scenario_name(dev.mode), Some(bdf), &verdict);
         }
         for &mask in masks_for(dev) {
             let k = if mask == masking::Mask::PerVector { 0 } else { 1 };
