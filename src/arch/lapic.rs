@@ -443,6 +443,11 @@ pub fn fire_timer_after(vector: u8, ticks: u32) -> bool {
     true
 }
 
+/// Whether the LAPIC timer is still counting down (its current count is not 0: SDM 11.5.4).
+pub fn timer_pending() -> bool {
+    read(Reg::TimerCurrent) != 0
+}
+
 /// Stops the LAPIC timer and masks its LVT; returns whether its count had run out (a one-shot timer
 /// then has fired: SDM 11.5.4, the current count stays 0).
 pub fn cancel_timer() -> bool {
