@@ -32,17 +32,8 @@ pub fn cpuid(leaf: u32, subleaf: u32) -> core::arch::x86_64::CpuidResult {
 /// Whether CPUID says a hypervisor runs us (CPUID.1:ECX bit 31, reserved for hypervisors: SDM Vol. 2A
 /// Table 3-10); QEMU sets it under TCG and KVM alike. Read once (CPUID exits to a hypervisor).
 pub fn under_hypervisor() -> bool {
-    use core::sync::atomic::{AtomicU8, Ordering};
-    static KNOWN: AtomicU8 = AtomicU8::new(0);
-    match KNOWN.load(Ordering::Relaxed) {
-        1 => false,
-        2 => true,
-        _ => {
-            let yes = cpuid(1, 0).ecx & (1 << 31) != 0;
-            KNOWN.store(1 + yes as u8, Ordering::Relaxed);
-            yes
-        }
-    }
+    static KNOWN: spin::Once<bool> = spin::Once::new();
+    *KNOWN.call_once(|| cpuid(1, 0).ecx & (1 << 31) != 0)
 }
 
 /// Whether the hypervisor's CPUID signature (leaf 0x4000_0000, EBX ECX EDX) is QEMU TCG's,

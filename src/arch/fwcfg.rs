@@ -3,7 +3,6 @@
 //! (`time::fences_ordered`) and the drivers' bounds on their late messages are facts about QEMU.
 //! Hand-written: one selector write and four data reads; no crate does only that.
 
-use core::sync::atomic::{AtomicU8, Ordering};
 use x86_64::instructions::port::Port;
 
 /// The selector port (16-bit) and the data port (8-bit) on x86 (fw_cfg.rst, "Selector Register" and
@@ -16,26 +15,21 @@ const SIGNATURE: u16 = 0x0000;
 /// Whether QEMU's fw_cfg answers with its signature. Only asked under a hypervisor (CPUID.1:ECX bit 31):
 /// on real hardware ports 0x510-0x511 may belong to something else. Read once.
 pub fn qemu() -> bool {
-    static KNOWN: AtomicU8 = AtomicU8::new(0);
-    match KNOWN.load(Ordering::Relaxed) {
-        1 => return false,
-        2 => return true,
-        _ => {}
-    }
-    let yes = super::cpu::under_hypervisor() && {
-        // SAFETY: under a hypervisor, 0x510/0x511 are QEMU's fw_cfg ports or unassigned (reads 0xFF);
-        // selecting the signature item changes nothing but fw_cfg's read position, which nothing else
-        // in msifw uses.
-        let mut sig = [0u8; 4];
-        unsafe {
-            Port::<u16>::new(SELECTOR).write(SIGNATURE);
-            let mut data = Port::<u8>::new(DATA);
-            for b in sig.iter_mut() {
-                *b = data.read();
+    static KNOWN: spin::Once<bool> = spin::Once::new();
+    *KNOWN.call_once(|| {
+        super::cpu::under_hypervisor() && {
+            let mut sig = [0u8; 4];
+            // SAFETY: under a hypervisor, 0x510/0x511 are QEMU's fw_cfg ports or unassigned (reads 0xFF);
+            // selecting the signature item changes nothing but fw_cfg's read position, which nothing else
+            // in msifw uses.
+            unsafe {
+                Port::<u16>::new(SELECTOR).write(SIGNATURE);
+                let mut data = Port::<u8>::new(DATA);
+                for b in sig.iter_mut() {
+                    *b = data.read();
+                }
             }
+            &sig == b"QEMU"
         }
-        &sig == b"QEMU"
-    };
-    KNOWN.store(1 + yes as u8, Ordering::Relaxed);
-    yes
+    })
 }

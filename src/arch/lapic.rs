@@ -448,10 +448,12 @@ pub fn timer_pending() -> bool {
     read(Reg::TimerCurrent) != 0
 }
 
-/// Stops the LAPIC timer and masks its LVT; returns whether its count had run out (a one-shot timer
-/// then has fired: SDM 11.5.4, the current count stays 0).
+/// Stops the LAPIC timer and masks its LVT; returns whether its count had run out (SDM 11.5.4: a
+/// one-shot's current count stays 0). Under QEMU a count that reads 0 may not have delivered its
+/// interrupt yet (the timer's callback runs in the main loop), and this cancel then loses it: a caller
+/// that must know fences first (`time::timers_run_by`).
 pub fn cancel_timer() -> bool {
-    let ran_out = read(Reg::TimerCurrent) == 0;
+    let ran_out = !timer_pending();
     // SAFETY: an initial count of 0 stops the timer and a masked LVT (bit 16) delivers nothing (SDM 11.5.4).
     unsafe {
         write(Reg::TimerInitial, 0);

@@ -473,11 +473,6 @@ fn ensure_stacks(slot: &Slot) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Under a hypervisor the INIT and SIPI delays real hardware needs are left out (smp-ir.md §1.4).
-fn under_hypervisor() -> bool {
-    cpu::under_hypervisor()
-}
-
 /// INIT-SIPI-SIPI to CPU `index` and wait for it to come up (SDM 9.4.4.1; Linux
 /// `wakeup_secondary_cpu_via_init`).
 fn start_one(index: usize) -> Result<(), StartError> {
@@ -503,7 +498,8 @@ fn start_one(index: usize) -> Result<(), StartError> {
     PARAMS.apic_id.store(slot.apic_id, Ordering::Release);
     let t0 = crate::time::now_us();
     let vector = (page >> 12) as u8;
-    let hw = !under_hypervisor();
+    // Under a hypervisor the INIT and SIPI delays real hardware needs are left out (smp-ir.md §1.4).
+    let hw = !cpu::under_hypervisor();
     let sent = (|| {
         lapic::read_errors();
         lapic::send_init(slot.apic_id)?;

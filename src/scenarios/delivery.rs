@@ -70,11 +70,11 @@ pub struct LateShot {
     /// The target (index into the targets given) whose entry's vector was shot.
     pub target: usize,
     /// The vector.
-    pub vector: u8,
+    vector: u8,
     /// When it was due after the settle began (us).
-    pub after_us: u64,
+    after_us: u64,
     /// The drivers' bound the settle kept (us).
-    pub window_us: u64,
+    window_us: u64,
     /// The control's verdict, once the settle is over (or at once, when it could not be armed).
     pub verdict: Option<Verdict>,
     /// Armed and still pending when the settle began.
@@ -315,7 +315,7 @@ fn move_all<C: ConfigRegion + Sync>(targets: &mut [Target<'_, '_, C>], tracks: &
 
 /// One phase: where every entry is aimed now, `rounds` triggers of each source, the settle window, and
 /// the exact counts per CPU.
-fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, rounds: u32, shoot: Option<&mut Option<Shot>>) {
+fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track], cpus: &Cpus, rounds: u32, mut shoot: Option<&mut Option<Shot>>) {
     for ((_, irq), t) in targets.iter().zip(tracks.iter_mut()) {
         let n = irq.vectors().len();
         t.aim = (0..n).map(|i| aim_of(irq, i)).collect();
@@ -355,7 +355,6 @@ fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track
     let bound = late_bound(targets);
     let here = crate::irq::cpus::current();
     // The control: aimed (and armed) now, judged after the settle.
-    let mut shoot = shoot;
     let mut armed: Option<(u64, LateShot)> = None;
     if let Some(slot) = shoot.as_mut() {
         match aim_late_shot(targets, tracks, bound) {
@@ -364,9 +363,13 @@ fn phase<C: ConfigRegion>(targets: &mut [Target<'_, '_, C>], tracks: &mut [Track
         }
     }
     settle(bound, SETTLE_US);
-    let landed = armed.as_ref().map(|(before, s)| match s.armed {
-        true => (crate::arch::lapic::cancel_timer(), dispatch::count_on(here, s.vector).saturating_sub(*before)),
-        false => (false, 0),
+    // (Whether the timer ran out, what arrived on its vector since the arming.)
+    let landed = armed.as_ref().map(|(before, s)| {
+        if s.armed {
+            (crate::arch::lapic::cancel_timer(), dispatch::count_on(here, s.vector).saturating_sub(*before))
+        } else {
+            (false, 0)
+        }
     });
     // Every (CPU, vector) some entry of the batch is aimed at: an interrupt there is that entry's.
     let aimed: Vec<Aim> = tracks.iter().flat_map(|t| t.aim.iter().copied()).collect();
